@@ -1,0 +1,1 @@
+"""Wicket's gateway: SMTP in, mail processing, tickets, outbound mail and the CLI."""

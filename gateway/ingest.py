@@ -1,0 +1,301 @@
+"""The processor: drains pending InboundEmail rows into tickets.
+
+A worker claims a batch of rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
+single writer serialises claims), leasing each for a while so a crashed worker's rows are
+reclaimed. Each row is then parsed, classified, routed and threaded in one transaction,
+and the lifecycle wrapper moves it to delivered, bounced or ignored — or, on an
+exception, to failed with the error kept and a retry scheduled with backoff. After the
+last attempt the row stays failed (the dead-letter state) until `wicket replay --failed`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.classify import Classification, MailKind, classify
+from gateway.conversations import ThreadRule, find_conversation
+from gateway.db import Database
+from gateway.events import EventBus, MessageAdded, TicketCreated
+from gateway.models import (
+    Agent,
+    Attachment,
+    AuthorType,
+    InboundEmail,
+    InboundStatus,
+    Mailbox,
+    Message,
+    utcnow,
+)
+from gateway.parse import ParsedEmail, parse_email
+from gateway.routing import Route, Router
+from gateway.settings import Settings
+from gateway.tickets import add_participant, contact_for, open_ticket, reopen_on_customer_reply
+
+log = logging.getLogger(__name__)
+
+UNKNOWN_SENDER = "unknown-sender@invalid"
+
+
+def dedupe_key(message_id: str | None, raw_sha256: str) -> str:
+    """Same Message-ID, or the same bytes when there is none, means the same message."""
+    if message_id:
+        return "mid:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return "raw:" + raw_sha256
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What processing one row did for one mailbox."""
+
+    ticket_id: int | None
+    message_id: int | None
+    duplicate: bool
+    rule: ThreadRule | None
+
+
+class Processor:
+    def __init__(self, db: Database, settings: Settings, router: Router, events: EventBus) -> None:
+        self._db = db
+        self._settings = settings
+        self._router = router
+        self._events = events
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """New rows were stored: look now rather than at the next poll."""
+        self._wakeup.set()
+
+    async def run(self) -> None:
+        """Process forever; back off while the database is unreachable."""
+        backoff = self._settings.process_poll_seconds
+        while True:
+            try:
+                processed = await self.process_batch()
+                backoff = self._settings.process_poll_seconds
+            except (OperationalError, InterfaceError, OSError) as error:
+                log.warning("processor cannot reach the database (%s); retrying in %.0fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            if not processed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._settings.process_poll_seconds)
+                self._wakeup.clear()
+
+    async def drain(self) -> int:
+        """Process until nothing is claimable; return how many rows were handled."""
+        total = 0
+        while processed := await self.process_batch():
+            total += processed
+        return total
+
+    async def process_batch(self) -> int:
+        ids = await self._claim()
+        for inbound_id in ids:
+            await self.process(inbound_id)
+        return len(ids)
+
+    async def _claim(self) -> list[int]:
+        now = utcnow()
+        limit = self._settings.process_max_attempts
+        claimable = or_(
+            and_(
+                InboundEmail.status.in_([InboundStatus.PENDING, InboundStatus.FAILED]),
+                InboundEmail.next_attempt_at <= now,
+            ),
+            and_(
+                InboundEmail.status == InboundStatus.PROCESSING,
+                InboundEmail.lease_expires_at < now,
+                InboundEmail.attempts < limit,
+            ),
+        )
+        candidates = (
+            select(InboundEmail.id)
+            .where(claimable)
+            .order_by(InboundEmail.id)
+            .limit(self._settings.process_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._db.sessions.begin() as session:
+            await session.execute(
+                update(InboundEmail)
+                .where(
+                    InboundEmail.status == InboundStatus.PROCESSING,
+                    InboundEmail.lease_expires_at < now,
+                    InboundEmail.attempts >= limit,
+                )
+                .values(
+                    status=InboundStatus.FAILED,
+                    next_attempt_at=None,
+                    last_error="gave up: a worker was lost while processing this message",
+                )
+            )
+            rows = await session.execute(
+                update(InboundEmail)
+                .where(InboundEmail.id.in_(candidates.scalar_subquery()))
+                .values(
+                    status=InboundStatus.PROCESSING,
+                    attempts=InboundEmail.attempts + 1,
+                    lease_expires_at=now + timedelta(seconds=self._settings.process_lease_seconds),
+                )
+                .returning(InboundEmail.id)
+            )
+            return sorted(rows.scalars().all())
+
+    async def process(self, inbound_id: int) -> None:
+        """Run one claimed row through the pipeline, recording the outcome either way."""
+        try:
+            async with self._db.sessions.begin() as session:
+                inbound = await session.get_one(InboundEmail, inbound_id)
+                await self._deliver(session, inbound)
+        except Exception as error:
+            await self._record_failure(inbound_id, error)
+
+    async def _record_failure(self, inbound_id: int, error: Exception) -> None:
+        log.warning("processing inbound email %d failed: %r", inbound_id, error)
+        async with self._db.sessions.begin() as session:
+            inbound = await session.get_one(InboundEmail, inbound_id)
+            inbound.status = InboundStatus.FAILED
+            inbound.last_error = f"{type(error).__name__}: {error}"[:4000]
+            inbound.lease_expires_at = None
+            if isinstance(error, IntegrityError):
+                # A concurrent worker stored the same message; the retry sees it as a duplicate.
+                inbound.next_attempt_at = utcnow()
+            elif inbound.attempts >= self._settings.process_max_attempts:
+                inbound.next_attempt_at = None
+            else:
+                delay = self._settings.process_retry_base_seconds * 2 ** (inbound.attempts - 1)
+                inbound.next_attempt_at = utcnow() + timedelta(seconds=delay)
+
+    async def _deliver(self, session: AsyncSession, inbound: InboundEmail) -> None:
+        mail = parse_email(inbound.raw)
+        verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
+        routes: dict[int, Route] = {}
+        for recipient in inbound.rcpt_tos:
+            route = await self._router.resolve(recipient)
+            if route is not None:
+                routes.setdefault(route.mailbox_id, route)
+        inbound.lease_expires_at = None
+        inbound.last_error = None
+        inbound.next_attempt_at = None
+        if not routes:
+            inbound.status = InboundStatus.BOUNCED
+            inbound.outcome = "no recipient is a mailbox any more"
+            return
+        deliveries = [await self._deliver_to(session, inbound, mail, verdict, r) for r in routes.values()]
+        stored = [d for d in deliveries if not d.duplicate]
+        inbound.ticket_id = next((d.ticket_id for d in deliveries if d.ticket_id), None)
+        if not stored:
+            inbound.status = InboundStatus.IGNORED
+            inbound.outcome = "duplicate of a message already on the ticket"
+            return
+        inbound.status = InboundStatus.DELIVERED
+        notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
+        inbound.outcome = "; ".join(notes)[:4000]
+
+    async def _deliver_to(
+        self,
+        session: AsyncSession,
+        inbound: InboundEmail,
+        mail: ParsedEmail,
+        verdict: Classification,
+        route: Route,
+    ) -> Delivery:
+        key = dedupe_key(mail.message_id, inbound.sha256)
+        existing = (
+            await session.execute(
+                select(Message.id, Message.ticket_id).where(
+                    Message.mailbox_id == route.mailbox_id, Message.dedupe_key == key
+                )
+            )
+        ).first()
+        if existing is not None:
+            return Delivery(existing.ticket_id, existing.id, duplicate=True, rule=None)
+
+        mailbox = await session.get_one(Mailbox, route.mailbox_id)
+        sender_email = (mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER
+        sender = await contact_for(session, sender_email, mail.sender.name if mail.sender else "")
+        ticket, rule = await find_conversation(session, mailbox.id, mail, route.reply, sender.id)
+
+        created = ticket is None
+        reopened = False
+        if ticket is None:
+            requester = sender
+            subject = mail.subject
+            if mail.forwarded is not None and await self._is_team_member(session, sender_email):
+                original = mail.forwarded.sender
+                requester = await contact_for(session, original.email or sender_email, original.name)
+                subject = mail.forwarded.subject or subject
+            flag = None if verdict.kind is MailKind.NORMAL else str(verdict.kind)
+            ticket = await open_ticket(session, mailbox, requester, subject, flag)
+            if requester.id != sender.id:
+                await add_participant(session, ticket, sender)
+        elif verdict.answerable:
+            await add_participant(session, ticket, sender)
+            reopened = reopen_on_customer_reply(ticket)
+
+        message = Message(
+            ticket_id=ticket.id,
+            mailbox_id=mailbox.id,
+            dedupe_key=key,
+            inbound_email_id=inbound.id,
+            direction="in",
+            author_type=AuthorType.CUSTOMER,
+            author_contact_id=sender.id,
+            classification=str(verdict.kind),
+            thread_rule=str(rule),
+            rfc_message_id=mail.message_id,
+            in_reply_to=list(mail.in_reply_to),
+            references=list(mail.references),
+            subject=mail.subject,
+            from_email=sender_email,
+            from_name=mail.sender.name if mail.sender else "",
+            to=[a.email for a in mail.to],
+            cc=[a.email for a in mail.cc],
+            body_text=mail.text,
+            body_html=mail.html,
+            reply_text=mail.reply_text,
+            quoted_text=mail.quoted_text,
+            defects=list(mail.defects),
+            sent_at=mail.date,
+            created_at=utcnow(),
+        )
+        message.attachments = [
+            Attachment(
+                filename=a.filename,
+                content_type=a.content_type,
+                size=a.size,
+                sha256=a.sha256,
+                content_id=a.content_id,
+                inline=a.inline,
+                data=a.data,
+            )
+            for a in mail.attachments
+        ]
+        session.add(message)
+        ticket.last_activity_at = message.created_at
+        await session.flush()
+
+        if created:
+            await self._events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
+        else:
+            await self._events.publish(
+                session, MessageAdded(mailbox, ticket, message, verdict, mail, reopened)
+            )
+        return Delivery(ticket.id, message.id, duplicate=False, rule=rule)
+
+    @staticmethod
+    async def _is_team_member(session: AsyncSession, email: str) -> bool:
+        found = await session.scalar(
+            select(Agent.id).where(Agent.email == email.lower(), Agent.active.is_(True))
+        )
+        return found is not None

@@ -1,0 +1,51 @@
+"""Schema migrations through Alembic, on the application's own engine.
+
+`upgrade` runs on a connection of the given Database, so it honours everything the engine
+was built with (SQLite pragmas, a PostgreSQL search_path in tests). `pending_changes`
+compares the migrated schema with the models, which the test suite uses to prove the
+migrations and the models agree.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from gateway.db import Database
+from gateway.models import Base
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def alembic_config() -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.set_main_option("script_location", str(ROOT / "migrations"))
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    async with db.engine.begin() as connection:
+        await connection.run_sync(_upgrade, revision)
+
+
+def _diff(connection: Connection) -> list[Any]:
+    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    return compare_metadata(context, Base.metadata)
+
+
+async def pending_changes(db: Database) -> list[Any]:
+    """Differences between the database schema and the models (empty when they agree)."""
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(_diff)

@@ -1,0 +1,33 @@
+"""SQLAlchemy 2 typed models, one module per area; import them from here."""
+
+from gateway.models.base import Base, new_public_id, utcnow
+from gateway.models.mail import InboundEmail, InboundStatus, Mailbox
+from gateway.models.tickets import (
+    Agent,
+    Attachment,
+    AuthorType,
+    Contact,
+    Message,
+    ParticipantRole,
+    Ticket,
+    TicketParticipant,
+    TicketStatus,
+)
+
+__all__ = [
+    "Agent",
+    "Attachment",
+    "AuthorType",
+    "Base",
+    "Contact",
+    "InboundEmail",
+    "InboundStatus",
+    "Mailbox",
+    "Message",
+    "ParticipantRole",
+    "Ticket",
+    "TicketParticipant",
+    "TicketStatus",
+    "new_public_id",
+    "utcnow",
+]

@@ -1,0 +1,70 @@
+"""Mailboxes (the addresses Wicket receives for) and InboundEmail, the durable raw store.
+
+An InboundEmail row is written, with the exact bytes and the SMTP envelope, before the
+client hears 250. Processing then moves it through the statuses below; the row is never
+deleted, so every message that was acknowledged can be replayed.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from gateway.models.base import Base, BigId, UTCDateTime, created_column, utcnow
+
+
+class Mailbox(Base):
+    """A shared inbox such as support@example.test; tickets are numbered per mailbox."""
+
+    __tablename__ = "mailbox"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    address: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    next_ref: Mapped[int] = mapped_column(Integer, default=1001)
+    auto_acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = created_column()
+
+    @property
+    def local_part(self) -> str:
+        return self.address.rsplit("@", 1)[0]
+
+    @property
+    def domain(self) -> str:
+        return self.address.rsplit("@", 1)[1]
+
+
+class InboundStatus(StrEnum):
+    PENDING = "pending"
+    PROCESSING = "processing"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    BOUNCED = "bounced"
+    IGNORED = "ignored"
+
+
+class InboundEmail(Base):
+    """One accepted SMTP transaction (or replayed file), exactly as received."""
+
+    __tablename__ = "inbound_email"
+    __table_args__ = (Index("ix_inbound_email_claim", "status", "next_attempt_at"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    sha256: Mapped[str] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(Text)
+    mail_from: Mapped[str] = mapped_column(String(320))
+    rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
+    peer: Mapped[str] = mapped_column(String(100))
+    source: Mapped[str] = mapped_column(String(16), default="smtp")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    status: Mapped[str] = mapped_column(String(12), default=InboundStatus.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_error: Mapped[str | None] = mapped_column(Text)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))

@@ -1,0 +1,160 @@
+"""Contacts, agents, tickets, their participants, messages and attachments.
+
+A Ticket belongs to one Mailbox and carries two names: `ref`, a short number per mailbox
+for subjects ("[#1001]"), and `public_id`, a random id for URLs. Every Message records
+which threading rule attached it (`thread_rule`) and how it was classified, so an agent
+can see why mail landed where it did. `(mailbox_id, dedupe_key)` is unique: the same mail
+delivered twice becomes one message.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from gateway.models.base import Base, BigId, UTCDateTime, created_column, public_id_column, utcnow
+
+
+class Contact(Base):
+    """A customer, identified by email address."""
+
+    __tablename__ = "contact"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = public_id_column()
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    created_at: Mapped[datetime] = created_column()
+
+
+class Agent(Base):
+    """A member of the support team; agents work by email, not in the portal."""
+
+    __tablename__ = "agent"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    email: Mapped[str] = mapped_column(String(320), unique=True)
+    name: Mapped[str] = mapped_column(String(200), default="")
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = created_column()
+
+
+class TicketStatus(StrEnum):
+    OPEN = "open"
+    PENDING = "pending"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+
+
+class Ticket(Base):
+    __tablename__ = "ticket"
+    __table_args__ = (UniqueConstraint("mailbox_id", "ref"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = public_id_column()
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id"))
+    ref: Mapped[int] = mapped_column(Integer)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[str] = mapped_column(String(12), default=TicketStatus.OPEN)
+    requester_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    flag: Mapped[str | None] = mapped_column(String(16))
+    created_at: Mapped[datetime] = created_column()
+    last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    requester: Mapped[Contact] = relationship(lazy="raise")
+
+
+class ParticipantRole(StrEnum):
+    REQUESTER = "requester"
+    CC = "cc"
+
+
+class TicketParticipant(Base):
+    __tablename__ = "ticket_participant"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "contact_id"),
+        Index("ix_ticket_participant_contact", "contact_id", "ticket_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    role: Mapped[str] = mapped_column(String(12), default=ParticipantRole.CC)
+    created_at: Mapped[datetime] = created_column()
+
+
+class AuthorType(StrEnum):
+    CUSTOMER = "customer"
+    AGENT = "agent"
+    SYSTEM = "system"
+
+
+class Message(Base):
+    """One message on a ticket: inbound mail, an agent reply or an internal note."""
+
+    __tablename__ = "message"
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "dedupe_key"),
+        Index("ix_message_ticket", "ticket_id", "id"),
+        Index("ix_message_rfc_message_id", "rfc_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = public_id_column()
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id"))
+    dedupe_key: Mapped[str] = mapped_column(String(80))
+    inbound_email_id: Mapped[int | None] = mapped_column(ForeignKey("inbound_email.id"))
+    direction: Mapped[str] = mapped_column(String(8), default="in")
+    author_type: Mapped[str] = mapped_column(String(12), default=AuthorType.CUSTOMER)
+    author_contact_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    author_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    internal: Mapped[bool] = mapped_column(Boolean, default=False)
+    classification: Mapped[str] = mapped_column(String(16), default="normal")
+    thread_rule: Mapped[str] = mapped_column(String(16))
+    rfc_message_id: Mapped[str | None] = mapped_column(String(998))
+    in_reply_to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    references: Mapped[list[str]] = mapped_column(JSON, default=list)
+    subject: Mapped[str] = mapped_column(Text, default="")
+    from_email: Mapped[str] = mapped_column(String(320), default="")
+    from_name: Mapped[str] = mapped_column(String(200), default="")
+    to: Mapped[list[str]] = mapped_column(JSON, default=list)
+    cc: Mapped[list[str]] = mapped_column(JSON, default=list)
+    body_text: Mapped[str] = mapped_column(Text, default="")
+    body_html: Mapped[str | None] = mapped_column(Text)
+    reply_text: Mapped[str] = mapped_column(Text, default="")
+    quoted_text: Mapped[str] = mapped_column(Text, default="")
+    defects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    created_at: Mapped[datetime] = created_column()
+
+    attachments: Mapped[list[Attachment]] = relationship(lazy="raise", order_by="Attachment.id")
+
+
+class Attachment(Base):
+    __tablename__ = "attachment"
+    __table_args__ = (Index("ix_attachment_message", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    public_id: Mapped[str] = public_id_column()
+    message_id: Mapped[int] = mapped_column(ForeignKey("message.id"))
+    filename: Mapped[str] = mapped_column(String(255))
+    content_type: Mapped[str] = mapped_column(String(255))
+    size: Mapped[int] = mapped_column(Integer)
+    sha256: Mapped[str] = mapped_column(String(64))
+    content_id: Mapped[str | None] = mapped_column(String(998))
+    inline: Mapped[bool] = mapped_column(Boolean, default=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)

@@ -1,0 +1,105 @@
+"""The ticket service layer: contacts, new tickets, participants and status changes.
+
+Mail processing, the portal and the agent API all change tickets through these functions,
+so a ticket is numbered, joined and reopened the same way whichever door a message came in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import (
+    Contact,
+    Mailbox,
+    ParticipantRole,
+    Ticket,
+    TicketParticipant,
+    TicketStatus,
+    new_public_id,
+    utcnow,
+)
+from gateway.upsert import insert_ignore
+
+_REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
+_SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
+
+
+def clean_subject(subject: str) -> str:
+    """A ticket subject: reply/forward prefixes and our own tag removed."""
+    cleaned = _SUBJECT_TAG.sub(" ", _REPLY_PREFIX.sub("", subject)).strip()
+    cleaned = _REPLY_PREFIX.sub("", cleaned).strip()
+    return cleaned[:500] or "(no subject)"
+
+
+async def contact_for(session: AsyncSession, email: str, name: str = "") -> Contact:
+    """The contact for an address, created on first sight (safe under concurrency)."""
+    email = email.strip().lower()
+    await insert_ignore(
+        session,
+        Contact,
+        {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()},
+        ["email"],
+    )
+    contact = (await session.execute(select(Contact).where(Contact.email == email))).scalar_one()
+    if name and not contact.name:
+        contact.name = name[:200]
+    return contact
+
+
+async def add_participant(
+    session: AsyncSession, ticket: Ticket, contact: Contact, role: ParticipantRole = ParticipantRole.CC
+) -> None:
+    await insert_ignore(
+        session,
+        TicketParticipant,
+        {"ticket_id": ticket.id, "contact_id": contact.id, "role": role, "created_at": utcnow()},
+        ["ticket_id", "contact_id"],
+    )
+
+
+async def is_participant(session: AsyncSession, ticket_id: int, contact_id: int) -> bool:
+    found = await session.scalar(
+        select(TicketParticipant.id).where(
+            TicketParticipant.ticket_id == ticket_id, TicketParticipant.contact_id == contact_id
+        )
+    )
+    return found is not None
+
+
+async def open_ticket(
+    session: AsyncSession, mailbox: Mailbox, requester: Contact, subject: str, flag: str | None = None
+) -> Ticket:
+    """A new ticket with the mailbox's next reference number."""
+    ref = await session.scalar(
+        update(Mailbox)
+        .where(Mailbox.id == mailbox.id)
+        .values(next_ref=Mailbox.next_ref + 1)
+        .returning(Mailbox.next_ref - 1)
+    )
+    assert ref is not None
+    now = utcnow()
+    ticket = Ticket(
+        mailbox_id=mailbox.id,
+        ref=ref,
+        subject=clean_subject(subject),
+        requester_id=requester.id,
+        flag=flag,
+        status=TicketStatus.OPEN,
+        created_at=now,
+        last_activity_at=now,
+    )
+    session.add(ticket)
+    await session.flush()
+    await add_participant(session, ticket, requester, ParticipantRole.REQUESTER)
+    return ticket
+
+
+def reopen_on_customer_reply(ticket: Ticket) -> bool:
+    """A customer writing to a resolved or closed ticket opens it again."""
+    if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
+        ticket.status = TicketStatus.OPEN
+        return True
+    return False

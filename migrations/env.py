@@ -1,0 +1,40 @@
+"""Alembic environment: runs migrations on a connection handed in by `gateway.migrate`,
+or, when Alembic's own command line is used, on the database named by Settings."""
+
+from __future__ import annotations
+
+import asyncio
+
+from alembic import context
+from sqlalchemy.engine import Connection
+
+from gateway.db import create_engine
+from gateway.models import Base
+from gateway.settings import Settings
+
+target_metadata = Base.metadata
+
+
+def _run(connection: Connection) -> None:
+    context.configure(
+        connection=connection,
+        target_metadata=target_metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+        compare_type=True,
+    )
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+async def _run_with_settings() -> None:
+    engine = create_engine(Settings())
+    async with engine.begin() as connection:
+        await connection.run_sync(_run)
+    await engine.dispose()
+
+
+connection = context.config.attributes.get("connection")
+if connection is not None:
+    _run(connection)
+else:
+    asyncio.run(_run_with_settings())
