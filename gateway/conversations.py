@@ -2,7 +2,7 @@
 
 1. `reply_address` — the envelope recipient is a signed reply address of a ticket.
 2. `headers` — a Message-ID in In-Reply-To or References (or, for a bounce, the original
-   message's id) matches a stored message of this mailbox.
+   message's id) matches a stored message or a sent outbox email of this mailbox.
 3. `marker` — the body carries the ticket marker we put into outbound mail.
 4. `subject_tag` — the subject carries `[#<ref>]` and the sender already takes part in
    that ticket (a stranger quoting someone's tag gets a new ticket).
@@ -16,10 +16,10 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.models import Message, Ticket
+from gateway.models import Message, OutboxMessage, Ticket
 from gateway.parse import ParsedEmail
 from gateway.reply_address import ReplyAddress
 from gateway.tickets import is_participant
@@ -91,11 +91,15 @@ async def _by_message_ids(session: AsyncSession, mailbox_id: int, ids: list[str]
     wanted = [i for i in dict.fromkeys(ids) if i][:100]
     if not wanted:
         return None
-    rows = await session.execute(
-        select(Message.rfc_message_id, Message.ticket_id).where(
-            Message.mailbox_id == mailbox_id, Message.rfc_message_id.in_(wanted)
-        )
+    stored = select(Message.rfc_message_id, Message.ticket_id).where(
+        Message.mailbox_id == mailbox_id, Message.rfc_message_id.in_(wanted)
     )
+    sent = select(OutboxMessage.rfc_message_id, OutboxMessage.ticket_id).where(
+        OutboxMessage.mailbox_id == mailbox_id,
+        OutboxMessage.ticket_id.is_not(None),
+        OutboxMessage.rfc_message_id.in_(wanted),
+    )
+    rows = await session.execute(union_all(stored, sent))
     ticket_by_id = dict(rows.tuples().all())
     for message_id in wanted:
         if message_id in ticket_by_id:

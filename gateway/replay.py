@@ -43,7 +43,10 @@ def _looks_like_mbox(path: Path) -> bool:
 
 def header_envelope(raw: bytes) -> tuple[str, list[str]]:
     """The envelope a saved message most likely had: Return-Path (else From), and recipients."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    try:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    except Exception:  # headers too broken to read: no envelope can be guessed
+        return "", []
     values = [str(v) for name in ("Delivered-To", "To", "Cc") for v in headers.get_all(name, [])]
     recipients = [address for _, address in getaddresses(values) if "@" in address]
     return_path = headers.get("Return-Path")

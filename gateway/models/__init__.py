@@ -2,6 +2,7 @@
 
 from gateway.models.base import Base, new_public_id, utcnow
 from gateway.models.mail import InboundEmail, InboundStatus, Mailbox
+from gateway.models.outbound import OutboxMessage, OutboxStatus
 from gateway.models.tickets import (
     Agent,
     Attachment,
@@ -24,6 +25,8 @@ __all__ = [
     "InboundStatus",
     "Mailbox",
     "Message",
+    "OutboxMessage",
+    "OutboxStatus",
     "ParticipantRole",
     "Ticket",
     "TicketParticipant",

@@ -1,0 +1,116 @@
+"""Shared fixtures: a fresh database per test (SQLite, or PostgreSQL when
+WICKET_TEST_DATABASE_URL is set), a started Gateway with the support mailbox, the domain
+helper `receive_email`, and a real SMTP listener on a free port."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from gateway.db import Database, open_database
+from gateway.mailboxes import add_mailbox
+from gateway.models import Base, InboundEmail, Mailbox
+from gateway.replay import header_envelope
+from gateway.runtime import Gateway
+from gateway.settings import Settings
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
+SUPPORT = "support@example.test"
+PG_URL_VARIABLE = "WICKET_TEST_DATABASE_URL"
+
+
+def fixture_bytes(name: str) -> bytes:
+    return (FIXTURES / name).read_bytes()
+
+
+def _test_database_url() -> str | None:
+    return os.environ.get(PG_URL_VARIABLE) or None
+
+
+@pytest.fixture
+async def database_url(tmp_path: Path) -> AsyncIterator[tuple[str, dict[str, object]]]:
+    """A database URL for this test alone, plus the engine options that isolate it."""
+    base_url = _test_database_url()
+    if base_url is None:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'wicket.db'}", {}
+        return
+    schema = f"wicket_test_{uuid.uuid4().hex[:12]}"
+    admin = create_async_engine(base_url, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield base_url, {"connect_args": {"server_settings": {"search_path": schema}}}
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: tuple[str, dict[str, object]]) -> Settings:
+    return Settings(
+        database_url=database_url[0],
+        var_dir=tmp_path / "var",
+        secret_keys=["test-secret-key-newest", "test-secret-key-older"],
+        public_url="http://portal.example.test",
+        process_retry_base_seconds=0,
+        smtp_hostname="mx.example.test",
+    )
+
+
+@pytest.fixture
+async def db(settings: Settings, database_url: tuple[str, dict[str, object]]) -> AsyncIterator[Database]:
+    database = open_database(settings, **database_url[1])
+    async with database.engine.begin() as conn:
+        await conn.run_sync(Base.metadata.create_all)
+    yield database
+    await database.dispose()
+
+
+@pytest.fixture
+async def mailbox(db: Database) -> Mailbox:
+    async with db.sessions.begin() as session:
+        return await add_mailbox(session, SUPPORT, "Example Support")
+
+
+@pytest.fixture
+async def gateway(settings: Settings, db: Database, mailbox: Mailbox) -> AsyncIterator[Gateway]:
+    running = Gateway(settings, db)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+ReceiveEmail = Callable[..., Awaitable[InboundEmail]]
+
+
+@pytest.fixture
+def receive_email(gateway: Gateway) -> ReceiveEmail:
+    """`await receive_email("reply-gmail.eml", to=...)`: store and process, as production does."""
+
+    async def receive(
+        name_or_bytes: str | bytes, *, to: str | tuple[str, ...] = SUPPORT, mail_from: str | None = None
+    ) -> InboundEmail:
+        raw = fixture_bytes(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes
+        envelope_sender = header_envelope(raw)[0] if mail_from is None else mail_from
+        recipients = (to,) if isinstance(to, str) else to
+        inbound_id = await gateway.receive(raw, mail_from=envelope_sender, rcpt_tos=recipients)
+        await gateway.processor.drain()
+        async with gateway.db.sessions() as session:
+            return await session.get_one(InboundEmail, inbound_id)
+
+    return receive
+
+
+@pytest.fixture
+async def smtp_server(gateway: Gateway) -> tuple[str, int]:
+    """The real listener on 127.0.0.1 and a free port, stopped with the gateway."""
+    server = await gateway.serve_smtp(host="127.0.0.1", port=0)
+    host, port = server.sockets[0].getsockname()[:2]
+    return host, port
