@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,14 +19,9 @@ from gateway.models import Base, InboundEmail, Mailbox
 from gateway.replay import header_envelope
 from gateway.runtime import Gateway
 from gateway.settings import Settings
+from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
-FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
-SUPPORT = "support@example.test"
 PG_URL_VARIABLE = "WICKET_TEST_DATABASE_URL"
-
-
-def fixture_bytes(name: str) -> bytes:
-    return (FIXTURES / name).read_bytes()
 
 
 def _test_database_url() -> str | None:
@@ -61,6 +56,9 @@ def settings(tmp_path: Path, database_url: tuple[str, dict[str, object]]) -> Set
         public_url="http://portal.example.test",
         process_retry_base_seconds=0,
         smtp_hostname="mx.example.test",
+        loop_token="example.test",
+        max_message_size=256 * 1024,
+        outbound_sender="memory",  # issue #6: tests read sent mail from gateway.sender
     )
 
 
@@ -85,9 +83,6 @@ async def gateway(settings: Settings, db: Database, mailbox: Mailbox) -> AsyncIt
     await running.start()
     yield running
     await running.stop()
-
-
-ReceiveEmail = Callable[..., Awaitable[InboundEmail]]
 
 
 @pytest.fixture

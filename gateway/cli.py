@@ -1,0 +1,234 @@
+"""The `wicket` command line (also `python -m gateway`).
+
+Each command builds Settings, opens the database and calls the same service functions the
+listener and portal use; nothing here holds business logic. This module is also the
+composition root of `wicket serve`, the one place that starts the portal next to the
+gateway (imported lazily, so the gateway package itself never depends on the portal).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+from sqlalchemy import select
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from gateway import migrate
+from gateway.db import Database, open_database
+from gateway.mailboxes import MailboxError, add_mailbox
+from gateway.models import Ticket
+from gateway.replay import ReplaySummary, collect_messages, requeue_failed, store_message, summarise
+from gateway.runtime import Gateway
+from gateway.serve import ROLES, serve_processes
+from gateway.serve import serve as serve_roles
+from gateway.settings import Settings, ensure_secret_key
+from gateway.ticket_queries import TicketNotFound, list_tickets, show_ticket
+
+console = Console()
+P = ParamSpec("P")
+R = TypeVar("R")
+DEMO_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
+
+
+def run_async(func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
+
+    return wrapper
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return Settings(**overrides)
+    except ValueError as error:
+        raise click.ClickException(f"invalid settings: {error}") from error
+
+
+async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Settings | None = None) -> R:
+    db = open_database(settings or _settings())
+    try:
+        return await action(db)
+    finally:
+        await db.dispose()
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
+def main(verbose: bool) -> None:
+    """Wicket: email-to-ticket gateway with a passwordless customer portal."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@run_async
+async def db_upgrade() -> None:
+    """Apply all migrations."""
+    await _with_db(migrate.upgrade)
+    console.print("database is up to date")
+
+
+@main.group()
+def mailbox() -> None:
+    """Shared inboxes Wicket receives mail for."""
+
+
+@mailbox.command("add")
+@click.argument("address")
+@click.option("--name", default="", help="Display name, e.g. 'Example Support'.")
+@run_async
+async def mailbox_add(address: str, name: str) -> None:
+    async def action(database: Database) -> str:
+        async with database.sessions.begin() as session:
+            box = await add_mailbox(session, address, name)
+            return box.address
+
+    try:
+        console.print(f"mailbox {await _with_db(action)} is ready")
+    except MailboxError as error:
+        raise click.ClickException(str(error)) from error
+
+
+@main.command()
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
+@click.option("--to", "recipients", multiple=True, help="Envelope recipient (default: To/Cc headers).")
+@click.option("--failed", is_flag=True, help="Retry dead-lettered messages.")
+@run_async
+async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: bool) -> None:
+    """Feed .eml files, directories and mbox files through the production path."""
+    if not paths and not failed:
+        raise click.UsageError("give PATH... or --failed")
+    summary = await _replay(_settings(), list(paths), recipients, failed)
+    console.print(
+        f"accepted {summary.accepted}, delivered {summary.delivered}, duplicates {summary.duplicates}, "
+        f"auto/bounce/list {summary.automatic}, failed {summary.failed}, refused {len(summary.refused)}"
+    )
+    for name in summary.refused:
+        console.print(f"  refused (no mailbox among its recipients): {name}")
+
+
+async def _replay(settings: Settings, paths: list[Path], recipients: tuple[str, ...], failed: bool) -> ReplaySummary:
+    gateway = Gateway(settings)
+    await gateway.start()
+    summary = ReplaySummary()
+    try:
+        if failed:
+            summary.inbound_ids += await requeue_failed(gateway)
+            summary.accepted = len(summary.inbound_ids)
+        messages = list(collect_messages(paths))
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("storing", total=len(messages))
+            for name, raw in messages:
+                inbound_id = await store_message(gateway, raw, recipients or None)
+                if inbound_id is None:
+                    summary.refused.append(name)
+                else:
+                    summary.inbound_ids.append(inbound_id)
+                    summary.accepted += 1
+                progress.advance(task)
+            progress.add_task("processing", total=None)
+            await gateway.processor.drain()
+        return await summarise(gateway, summary)
+    finally:
+        await gateway.stop()
+        await gateway.db.dispose()
+
+
+@main.group()
+def tickets() -> None:
+    """Inspect tickets."""
+
+
+@tickets.command("list")
+@click.option("--json", "as_json", is_flag=True)
+@click.option("--limit", default=50, show_default=True)
+@run_async
+async def tickets_list(as_json: bool, limit: int) -> None:
+    rows = await _with_db(lambda database: list_tickets(database, limit=limit))
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    table = Table("ref", "mailbox", "status", "flag", "requester", "subject", "messages", "last activity")
+    for row in rows:
+        table.add_row(
+            str(row["ref"]), row["mailbox"], row["status"], row["flag"] or "", row["requester"],
+            row["subject"], str(row["messages"]), row["last_activity_at"],
+        )
+    console.print(table)
+
+
+@tickets.command("show")
+@click.argument("ref", type=int)
+@click.option("--mailbox", "mailbox_address", default=None, help="Mailbox address (default: the first).")
+@click.option("--json", "as_json", is_flag=True)
+@run_async
+async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> None:
+    try:
+        ticket = await _with_db(lambda database: show_ticket(database, ref, mailbox_address))
+    except TicketNotFound as error:
+        raise click.ClickException(str(error)) from error
+    if as_json:
+        click.echo(json.dumps(ticket, indent=2))
+        return
+    console.print(f"[bold]#{ticket['ref']} {ticket['subject']}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
+    for message in ticket["messages"]:
+        console.rule(f"{message['from']} · {message['created_at']} · {message['classification']} · {message['thread_rule']}")
+        console.print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
+
+
+def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
+    from portal.app import start_portal  # the composition root is the only gateway code that knows the portal
+
+    return start_portal(*args, **kwargs)
+
+
+@main.command()
+@click.option("--role", "roles", multiple=True, type=click.Choice(ROLES),
+              help="Run only these roles (repeatable); default: all.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
+              help="Processes sharing the SMTP and HTTP ports (SO_REUSEPORT).")
+def serve(roles: tuple[str, ...], workers: int) -> None:
+    """Run the SMTP listener, processor, outbox worker and portal."""
+    settings = _settings()
+    ensure_secret_key(settings)
+    chosen = roles or ROLES
+    if workers > 1:
+        raise SystemExit(serve_processes(settings, chosen, workers, _start_portal))
+    asyncio.run(serve_roles(settings, chosen, start_portal=_start_portal))
+
+
+@main.command()
+def demo() -> None:
+    """`make run`: migrate, seed a demo mailbox and serve with the dev mail viewer."""
+    settings = _settings(dev=True)
+    ensure_secret_key(settings)
+    asyncio.run(_with_db(migrate.upgrade, settings))
+    asyncio.run(_seed_demo(settings))
+    asyncio.run(serve_roles(settings, ROLES, start_portal=_start_portal))
+
+
+async def _seed_demo(settings: Settings) -> None:
+    async def action(database: Database) -> bool:
+        async with database.sessions.begin() as session:
+            await add_mailbox(session, "support@example.test", "Example Support")
+            return await session.scalar(select(Ticket.id).limit(1)) is None
+
+    if await _with_db(action, settings):
+        await _replay(settings, [DEMO_FIXTURES / n for n in ("new-request.eml", "reply-gmail.eml")], (), False)
