@@ -17,7 +17,7 @@ $(STAMP): $(BIN)/python pyproject.toml
 install: $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/wicket demo
+	$(BIN)/wicket --log-format text demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import smtplib
 from collections.abc import Awaitable, Callable
+from email.message import EmailMessage
 from pathlib import Path
 
 from gateway.models import InboundEmail
@@ -15,3 +18,32 @@ ReceiveEmail = Callable[..., Awaitable[InboundEmail]]
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+Server = tuple[str, int]
+
+
+def simple_mail(subject: str = "Hello", body: str = "Please help.", size: int = 0) -> bytes:
+    message = EmailMessage()
+    message["From"] = "Alice Doe <alice@customer.test>"
+    message["To"] = SUPPORT
+    message["Subject"] = subject
+    message.set_content(body + ("x" * 76 + "\n") * (size // 77 + 1) if size else body)
+    return message.as_bytes()
+
+
+def _send(server: Server, raw: bytes, to: list[str], sender: str = "alice@customer.test") -> tuple[int, bytes]:
+    """One SMTP transaction; returns the reply to DATA (or the refusal)."""
+    with smtplib.SMTP(*server, timeout=30) as client:
+        client.ehlo("client.test")
+        code, reply = client.mail(sender)
+        assert code == 250, reply
+        for recipient in to:
+            code, reply = client.rcpt(recipient)
+            if code != 250:
+                return code, reply
+        return client.data(raw)
+
+
+async def send(server: Server, raw: bytes, to: list[str] | None = None) -> tuple[int, bytes]:
+    return await asyncio.to_thread(_send, server, raw, to or [SUPPORT])

@@ -73,3 +73,10 @@ def test_mailbox_add_rejects_addresses_that_are_not_plain(tmp_path: Path, wicket
     )
     assert result.exit_code != 0
     assert "not a plain mailbox address" in result.output
+
+
+def test_status_shows_backlog_and_the_last_failure(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    output = wicket("status")
+    assert "inbound backlog" in output and "outbox depth" in output

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import event, func, select, text
@@ -12,36 +11,7 @@ from sqlalchemy import event, func, select, text
 from gateway.models import InboundEmail, InboundStatus, Message
 from gateway.reply_address import ReplyAddress, format_reply_address
 from gateway.runtime import Gateway
-from tests.support import FIXTURES, SUPPORT
-
-Server = tuple[str, int]
-
-
-def simple_mail(subject: str = "Hello", body: str = "Please help.", size: int = 0) -> bytes:
-    message = EmailMessage()
-    message["From"] = "Alice Doe <alice@customer.test>"
-    message["To"] = SUPPORT
-    message["Subject"] = subject
-    message.set_content(body + ("x" * 76 + "\n") * (size // 77 + 1) if size else body)
-    return message.as_bytes()
-
-
-def _send(server: Server, raw: bytes, to: list[str], sender: str = "alice@customer.test") -> tuple[int, bytes]:
-    """One SMTP transaction; returns the reply to DATA (or the refusal)."""
-    with smtplib.SMTP(*server, timeout=30) as client:
-        client.ehlo("client.test")
-        code, reply = client.mail(sender)
-        assert code == 250, reply
-        for recipient in to:
-            code, reply = client.rcpt(recipient)
-            if code != 250:
-                return code, reply
-        return client.data(raw)
-
-
-async def send(server: Server, raw: bytes, to: list[str] | None = None) -> tuple[int, bytes]:
-    return await asyncio.to_thread(_send, server, raw, to or [SUPPORT])
-
+from tests.support import FIXTURES, SUPPORT, Server, send, simple_mail
 
 async def inbound_count(gateway: Gateway) -> int:
     async with gateway.db.sessions() as session:
