@@ -22,5 +22,12 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# The full benchmark run (long: see bench/README.md); bench/run --quick is the short one.
+.PHONY: bench
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[test,bench]'
+	bench/setup.sh
+	bench/run
+
 clean:
 	rm -rf $(VENV) var .pytest_cache

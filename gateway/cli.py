@@ -24,8 +24,11 @@ from rich.table import Table
 
 from gateway import migrate
 from gateway.db import Database, open_database
+from gateway.logs import configure_logging
 from gateway.mailboxes import MailboxError, add_mailbox
-from gateway.models import Ticket
+from gateway.metrics import queue_depths
+from gateway.models import InboundEmail, InboundStatus, Ticket
+from gateway.operator_links import OperatorLinkError, issue_operator_link
 from gateway.replay import ReplaySummary, collect_messages, requeue_failed, store_message, summarise
 from gateway.runtime import Gateway
 from gateway.serve import ROLES, serve_processes
@@ -64,12 +67,15 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
 
 @click.group()
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default=None,
+    help="Log lines as JSON objects or text (default: WICKET_LOG_FORMAT, json).",
+)
+def main(verbose: bool, log_format: str | None) -> None:
     """Wicket: email-to-ticket gateway with a passwordless customer portal."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging(log_format or _settings().log_format, logging.DEBUG if verbose else logging.INFO)
 
 
 @main.group()
@@ -149,6 +155,56 @@ async def _replay(settings: Settings, paths: list[Path], recipients: tuple[str, 
     finally:
         await gateway.stop()
         await gateway.db.dispose()
+
+
+@main.group()
+def link() -> None:
+    """Portal sign-in links."""
+
+
+@link.command("issue")
+@click.argument("email")
+@click.option("--ticket", "ticket_ref", help="Ticket number, e.g. 1001: the link opens that ticket.")
+@run_async
+async def link_issue(email: str, ticket_ref: str | None) -> None:
+    """Print a single-use portal link for a contact (shown once, never logged)."""
+    settings = _settings()
+    try:
+        url = await _with_db(lambda database: issue_operator_link(database, settings, email, ticket_ref), settings)
+    except OperatorLinkError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(url)
+
+
+@main.command()
+@click.option("--errors", default=5, show_default=True, help="How many recent failures to show.")
+@run_async
+async def status(errors: int) -> None:
+    """Backlog, failures and the last errors."""
+
+    async def action(database: Database) -> tuple[dict[str, int], list[InboundEmail]]:
+        depths = await queue_depths(database)
+        async with database.sessions() as session:
+            failed = await session.execute(
+                select(InboundEmail)
+                .where(InboundEmail.status == InboundStatus.FAILED)
+                .order_by(InboundEmail.id.desc())
+                .limit(errors)
+            )
+            return depths, list(failed.scalars())
+
+    depths, failed = await _with_db(action)
+    table = Table("queue", "count")
+    for name, count in depths.items():
+        table.add_row(name.replace("_", " "), str(count))
+    console.print(table)
+    for row in failed:
+        retry = "dead-lettered" if row.next_attempt_at is None else f"retry at {row.next_attempt_at:%H:%M:%S}"
+        console.print(
+            f"#{row.id} from {row.mail_from or '<>'} ({row.attempts} attempts, {retry}): {row.last_error}",
+            markup=False,
+            highlight=False,
+        )
 
 
 @main.group()

@@ -100,7 +100,7 @@ async def _by_message_ids(session: AsyncSession, mailbox_id: int, ids: list[str]
         OutboxMessage.rfc_message_id.in_(wanted),
     )
     rows = await session.execute(union_all(stored, sent))
-    ticket_by_id = dict(rows.tuples().all())
+    ticket_by_id = {message_id: ticket_id for message_id, ticket_id in rows}
     for message_id in wanted:
         if message_id in ticket_by_id:
             return await session.get(Ticket, ticket_by_id[message_id])

@@ -3,7 +3,8 @@
 A worker claims a batch of rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
 single writer serialises claims), leasing each for a while so a crashed worker's rows are
 reclaimed. Each row is then parsed, classified, routed and threaded in one transaction,
-and the lifecycle wrapper moves it to delivered, bounced or ignored — or, on an
+and the lifecycle wrapper moves it to delivered, bounced or ignored (duplicates and our
+own mail coming back in a loop; the raw bytes stay on the row) — or, on an
 exception, to failed with the error kept and a retry scheduled with backoff. After the
 last attempt the row stays failed (the dead-letter state) until `wicket replay --failed`.
 """
@@ -14,6 +15,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -21,10 +23,13 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.agent_replies import deliver_agent_mail
 from gateway.classify import Classification, MailKind, classify
 from gateway.conversations import ThreadRule, find_conversation
 from gateway.db import Database
+from gateway.logs import bound
 from gateway.events import EventBus, MessageAdded, TicketCreated
+from gateway.metrics import PROCESSED, PROCESSING_SECONDS
 from gateway.models import (
     Agent,
     Attachment,
@@ -60,6 +65,10 @@ class Delivery:
     message_id: int | None
     duplicate: bool
     rule: ThreadRule | None
+
+
+class WaitForEarlier(Exception):
+    """The message continues one that is not processed yet; try again shortly."""
 
 
 class Processor:
@@ -153,17 +162,47 @@ class Processor:
 
     async def process(self, inbound_id: int) -> None:
         """Run one claimed row through the pipeline, recording the outcome either way."""
+        started = time.perf_counter()
+        with bound(inbound_id=inbound_id):
+            outcome = await self._process_and_record(inbound_id)
+        PROCESSED.labels(str(outcome)).inc()
+        PROCESSING_SECONDS.observe(time.perf_counter() - started)
+
+    async def _process_and_record(self, inbound_id: int) -> str:
         try:
             async with self._db.sessions.begin() as session:
-                inbound = await session.get_one(InboundEmail, inbound_id)
+                inbound = await session.get_one(InboundEmail, inbound_id, with_for_update=True)
+                if inbound.status != InboundStatus.PROCESSING:
+                    return "skipped"  # another worker reclaimed and finished it after our lease ran out
                 await self._deliver(session, inbound)
+                return inbound.status
+        except WaitForEarlier:
+            await self._defer(inbound_id)
+            return "deferred"
         except Exception as error:
             await self._record_failure(inbound_id, error)
+            return InboundStatus.FAILED
+
+    async def _defer(self, inbound_id: int) -> None:
+        """Put the row back without spending an attempt."""
+        async with self._db.sessions.begin() as session:
+            await session.execute(
+                update(InboundEmail)
+                .where(InboundEmail.id == inbound_id, InboundEmail.status == InboundStatus.PROCESSING)
+                .values(
+                    status=InboundStatus.PENDING,
+                    attempts=InboundEmail.attempts - 1,
+                    lease_expires_at=None,
+                    next_attempt_at=utcnow() + timedelta(seconds=0.2),
+                )
+            )
 
     async def _record_failure(self, inbound_id: int, error: Exception) -> None:
         log.warning("processing inbound email %d failed: %r", inbound_id, error)
         async with self._db.sessions.begin() as session:
-            inbound = await session.get_one(InboundEmail, inbound_id)
+            inbound = await session.get_one(InboundEmail, inbound_id, with_for_update=True)
+            if inbound.status != InboundStatus.PROCESSING:
+                return  # finished by another worker meanwhile; its outcome stands
             inbound.status = InboundStatus.FAILED
             inbound.last_error = f"{type(error).__name__}: {error}"[:4000]
             inbound.lease_expires_at = None
@@ -190,6 +229,10 @@ class Processor:
         if not routes:
             inbound.status = InboundStatus.BOUNCED
             inbound.outcome = "no recipient is a mailbox any more"
+            return
+        if verdict.kind is MailKind.LOOP:
+            inbound.status = InboundStatus.IGNORED
+            inbound.outcome = "mail loop: " + "; ".join(verdict.reasons)
             return
         deliveries = [await self._deliver_to(session, inbound, mail, verdict, r) for r in routes.values()]
         stored = [d for d in deliveries if not d.duplicate]
@@ -221,10 +264,20 @@ class Processor:
         if existing is not None:
             return Delivery(existing.ticket_id, existing.id, duplicate=True, rule=None)
 
+        # Issue #6: mail on a signed agent address is the agent's reply when it is really theirs;
+        # otherwise it continues below as mail to the plain mailbox address.
+        if route.reply is not None and route.reply.kind == "a":
+            action = await deliver_agent_mail(session, self._settings, inbound, mail, verdict, route, key)
+            if action is not None:
+                return Delivery(action.ticket_id, action.id, duplicate=False, rule=ThreadRule.REPLY_ADDRESS)
+            route = Route(route.mailbox_id, route.mailbox_address, None)
+
         mailbox = await session.get_one(Mailbox, route.mailbox_id)
         sender_email = (mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER
         sender = await contact_for(session, sender_email, mail.sender.name if mail.sender else "")
         ticket, rule = await find_conversation(session, mailbox.id, mail, route.reply, sender.id)
+        if ticket is None:
+            await self._wait_for_earlier(session, inbound, mail)
 
         created = ticket is None
         reopened = False
@@ -292,6 +345,28 @@ class Processor:
                 session, MessageAdded(mailbox, ticket, message, verdict, mail, reopened)
             )
         return Delivery(ticket.id, message.id, duplicate=False, rule=rule)
+
+    @staticmethod
+    async def _wait_for_earlier(session: AsyncSession, inbound: InboundEmail, mail: ParsedEmail) -> None:
+        """Raise WaitForEarlier when a message this one replies to is still being processed.
+
+        With several workers a reply can be claimed while its parent is still in another
+        worker's transaction; threading it now would open a second ticket.
+        """
+        ids = [i for i in (*mail.in_reply_to, *mail.references) if i][:100]
+        if not ids:
+            return
+        earlier = await session.scalar(
+            select(InboundEmail.id)
+            .where(
+                InboundEmail.message_id.in_(ids),
+                InboundEmail.id < inbound.id,
+                InboundEmail.status.in_([InboundStatus.PENDING, InboundStatus.PROCESSING]),
+            )
+            .limit(1)
+        )
+        if earlier is not None:
+            raise WaitForEarlier(earlier)
 
     @staticmethod
     async def _is_team_member(session: AsyncSession, email: str) -> bool:

@@ -13,7 +13,10 @@ import contextlib
 from gateway.db import Database, open_database
 from gateway.events import EventBus
 from gateway.ingest import Processor
+from gateway.notify import Notifier
+from gateway.outbox import OutboxWorker
 from gateway.routing import Router
+from gateway.senders import Sender, build_sender
 from gateway.settings import Settings
 from gateway.smtp import WicketHandler, start_smtp_server
 from gateway.store import IncomingMail, InboundStore
@@ -27,6 +30,10 @@ class Gateway:
         self.router = Router(self.db, settings.keys)
         self.processor = Processor(self.db, settings, self.router, self.events)
         self.store = InboundStore(self.db, on_stored=self.processor.wake)
+        # Outbound mail (issue #6): the sender, its delivery worker, the subscribers that write mail.
+        self.sender: Sender = build_sender(settings)
+        self.outbox = OutboxWorker(self.db, settings, self.sender)
+        Notifier(settings).subscribe(self.events)
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[asyncio.Server] = []
 
@@ -46,14 +53,19 @@ class Gateway:
         self._tasks.clear()
         await self.store.stop()
 
-    async def serve_smtp(self, host: str | None = None, port: int | None = None) -> asyncio.Server:
+    async def serve_smtp(
+        self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
+    ) -> asyncio.Server:
         handler = WicketHandler(self.router, self.store, self.settings)
-        server = await start_smtp_server(self.settings, handler, host=host, port=port)
+        server = await start_smtp_server(self.settings, handler, host=host, port=port, reuse_port=reuse_port)
         self._servers.append(server)
         return server
 
     def run_processor(self) -> None:
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+
+    def run_outbox(self) -> None:
+        self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
 
     async def receive(
         self, raw: bytes, *, mail_from: str, rcpt_tos: tuple[str, ...], peer: str = "local", source: str = "replay"

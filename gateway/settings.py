@@ -10,13 +10,15 @@ key file under `var_dir` is used (and created on first start by `ensure_secret_k
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 import secrets
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -73,6 +75,71 @@ class Settings(BaseSettings):
     process_retry_base_seconds: float = Field(default=30.0, ge=0)
 
     dev: bool = False
+    log_format: Literal["json", "text"] = "json"
+
+    # Outbound mail (issue #6): the sender, the relay it uses, DKIM and the delivery worker.
+    outbound_sender: Literal["smtp", "maildir", "memory"] = "maildir"
+    relay_host: str = "127.0.0.1"
+    relay_port: int = Field(default=587, ge=1, le=65535)
+    relay_security: Literal["starttls", "tls", "none"] = "starttls"
+    relay_username: str | None = None
+    relay_password: SecretStr | None = None
+    relay_timeout_seconds: float = Field(default=60.0, gt=0)
+    dkim_selector: str = Field(default="wicket", pattern=r"^[a-z0-9][a-z0-9-]*$")
+    outbox_batch_size: int = Field(default=20, ge=1)
+    outbox_max_attempts: int = Field(default=8, ge=1)
+    outbox_lease_seconds: float = Field(default=120.0, gt=0)
+    outbox_poll_seconds: float = Field(default=1.0, gt=0)
+    outbox_retry_base_seconds: float = Field(default=60.0, ge=0)
+    outbox_retry_max_seconds: float = Field(default=3600.0, ge=0)
+    ack_limit_per_sender: int = Field(default=10, ge=0)
+    ack_window_seconds: float = Field(default=3 * 3600.0, gt=0)
+
+    # Magic links, portal sessions and sign-in doors (issue #4).
+    reply_link_ttl_minutes: int = Field(default=60, ge=1)
+    signin_link_ttl_minutes: int = Field(default=15, ge=1)
+    code_max_attempts: int = Field(default=5, ge=1, le=20)
+    session_idle_minutes: int = Field(default=120, ge=1)
+    session_absolute_days: int = Field(default=14, ge=1, le=90)
+    rate_limit_window_minutes: int = Field(default=15, ge=1)
+    rate_limit_mail_per_address: int = Field(default=5, ge=1)
+    rate_limit_mail_per_ip: int = Field(default=20, ge=1)
+    rate_limit_failures_per_address: int = Field(default=10, ge=1)
+    rate_limit_failures_per_ip: int = Field(default=60, ge=1)
+    password_min_length: int = Field(default=10, ge=8)
+    sso_jwt_algorithm: Literal["HS256", "RS256", "ES256"] | None = None
+    sso_jwt_secret: SecretStr | None = None
+    sso_jwt_public_key: str | None = None
+    sso_jwt_audience: str | None = None
+    sso_jwt_issuer: str | None = None
+    sso_max_age_seconds: int = Field(default=300, ge=10, le=86_400)
+    brand_primary_color: str = Field(default="#2454d6", pattern=r"^#[0-9a-fA-F]{6}$")
+    brand_accent_color: str = Field(default="#0f9d76", pattern=r"^#[0-9a-fA-F]{6}$")
+    brand_logo_url: str | None = None
+    trusted_proxies: list[str] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxy_networks(cls, value: list[str]) -> list[str]:
+        for network in value:
+            ipaddress.ip_network(network, strict=False)  # raises ValueError with the bad entry
+        return value
+
+    @field_validator("reply_link_ttl_minutes", "signin_link_ttl_minutes")
+    @classmethod
+    def _link_ttl_at_most_a_day(cls, value: int) -> int:
+        if value > 24 * 60:
+            raise ValueError("magic links must expire within 24 hours (1440 minutes)")
+        return value
+
+    @model_validator(mode="after")
+    def _sso_key_matches_algorithm(self) -> Settings:
+        algorithm = self.sso_jwt_algorithm
+        if algorithm == "HS256" and not self.sso_jwt_secret:
+            raise ValueError("sso_jwt_algorithm HS256 needs sso_jwt_secret")
+        if algorithm in ("RS256", "ES256") and not self.sso_jwt_public_key:
+            raise ValueError(f"sso_jwt_algorithm {algorithm} needs sso_jwt_public_key (PEM)")
+        return self
 
     @classmethod
     def settings_customise_sources(
@@ -120,6 +187,14 @@ class Settings(BaseSettings):
                 f"{self.secret_key_file}"
             )
         return tuple(SecretKey.from_text(t) for t in texts)
+
+    @property
+    def maildir_dir(self) -> Path:
+        return self.var_dir / "maildir"
+
+    @property
+    def dkim_dir(self) -> Path:
+        return self.var_dir / "dkim"
 
     @property
     def https(self) -> bool:

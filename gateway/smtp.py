@@ -17,6 +17,7 @@ from typing import Any
 
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
+from gateway.metrics import SMTP_REPLIES
 from gateway.routing import Router
 from gateway.settings import Settings
 from gateway.store import IncomingMail, InboundStore, StoreUnavailable
@@ -36,6 +37,11 @@ _REWRITES = {
 }
 
 
+def _counted(stage: str, reply: str) -> str:
+    SMTP_REPLIES.labels(stage, reply[:3]).inc()
+    return reply
+
+
 class WicketHandler:
     """aiosmtpd hooks: RCPT policy and durable DATA."""
 
@@ -48,11 +54,11 @@ class WicketHandler:
         self, server: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if len(envelope.rcpt_tos) >= self._max_recipients:
-            return REPLY_TOO_MANY_RECIPIENTS
+            return _counted("rcpt", REPLY_TOO_MANY_RECIPIENTS)
         if await self._router.resolve(address) is None:
-            return REPLY_UNKNOWN_RECIPIENT
+            return _counted("rcpt", REPLY_UNKNOWN_RECIPIENT)
         envelope.rcpt_tos.append(address)
-        return "250 2.1.5 OK"
+        return _counted("rcpt", "250 2.1.5 OK")
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         peer = session.peer
@@ -65,8 +71,8 @@ class WicketHandler:
         try:
             row_id = await self._store.save(mail)
         except StoreUnavailable:
-            return REPLY_TRY_LATER
-        return f"250 2.0.0 Queued as {row_id}"
+            return _counted("data", REPLY_TRY_LATER)
+        return _counted("data", f"250 2.0.0 Queued as {row_id}")
 
     async def handle_exception(self, error: Exception) -> str:
         log.exception("SMTP session error", exc_info=error)
@@ -82,7 +88,9 @@ class WicketSMTP(SMTP):
     async def push(self, status: str) -> None:
         if status.startswith("250-AUTH"):
             return  # aiosmtpd advertises AUTH after STARTTLS; Wicket offers none
-        await super().push(_REWRITES.get(status, status))
+        if status in _REWRITES:
+            status = _counted("data", _REWRITES[status])
+        await super().push(status)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

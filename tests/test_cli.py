@@ -24,7 +24,7 @@ def wicket(tmp_path: Path):
     def run(*args: str) -> str:
         result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
         assert result.exit_code == 0, result.output
-        return result.output
+        return result.stdout
 
     run("db", "upgrade")
     return run
@@ -80,3 +80,11 @@ def test_status_shows_backlog_and_the_last_failure(wicket) -> None:
     wicket("replay", str(FIXTURES / "new-request.eml"))
     output = wicket("status")
     assert "inbound backlog" in output and "outbox depth" in output
+
+
+def test_link_issue_prints_a_portal_link_for_a_known_contact(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    url = wicket("link", "issue", "alice@customer.test", "--ticket", "1001").strip()
+    assert url.startswith("http://127.0.0.1:8080/l/")
+    assert len(url.rsplit("/", 1)[1]) >= 40

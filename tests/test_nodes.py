@@ -32,6 +32,8 @@ from gateway.runtime import Gateway
 from gateway.settings import Settings
 from tests.support import SUPPORT
 
+pytestmark = pytest.mark.timeout(420)
+
 THREADS, PER_THREAD = 200, 5
 BACKLOG = THREADS * PER_THREAD
 
@@ -137,7 +139,7 @@ async def counts(db: Database) -> dict[str, int]:
         return {status: n for status, n in rows}
 
 
-async def wait_until_delivered(db: Database, expected: int, *, seconds: float = 120) -> dict[str, int]:
+async def wait_until_delivered(db: Database, expected: int, *, seconds: float = 360) -> dict[str, int]:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         seen = await counts(db)

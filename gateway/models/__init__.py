@@ -34,3 +34,18 @@ __all__ = [
     "new_public_id",
     "utcnow",
 ]
+
+from gateway.models.agents import AgentApiKey, MailboxMembership  # noqa: E402
+
+__all__ += ["AgentApiKey", "MailboxMembership"]
+
+from gateway.models.auth import (  # noqa: E402
+    AuditEvent,
+    ContactPassword,
+    MagicLink,
+    PortalSession,
+    RateLimitCounter,
+    UsedSsoToken,
+)
+
+__all__ += ["AuditEvent", "ContactPassword", "MagicLink", "PortalSession", "RateLimitCounter", "UsedSsoToken"]

@@ -50,12 +50,15 @@ class InboundEmail(Base):
     """One accepted SMTP transaction (or replayed file), exactly as received."""
 
     __tablename__ = "inbound_email"
-    __table_args__ = (Index("ix_inbound_email_claim", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_inbound_email_claim", "status", "next_attempt_at"),
+        Index("ix_inbound_email_message_id", "message_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     raw: Mapped[bytes] = mapped_column(LargeBinary)
     sha256: Mapped[str] = mapped_column(String(64))
-    message_id: Mapped[str | None] = mapped_column(Text)
+    message_id: Mapped[str | None] = mapped_column(String(998))
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
     peer: Mapped[str] = mapped_column(String(100))

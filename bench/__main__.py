@@ -1,0 +1,67 @@
+"""`bench/run`: run the benchmarks, print one table, and record it in bench/RESULTS.md.
+
+Without options it is the full run (`make bench`); `--quick` is the under-two-minutes
+version and `--dry` only starts every server and job with a handful of requests (the
+smoke test's mode). `--only` picks benchmarks, `--profile` runs the Wicket SMTP servers
+and the processing job under pyinstrument and writes the profiles to bench/out/. Only a
+complete, unprofiled, non-dry run rewrites the generated part of RESULTS.md. A benchmark
+that fails becomes a row saying so, and the exit status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import growth, portal_bench, processing, smtp_bench
+from bench.plan import DRY, FULL, QUICK, Plan
+from bench.report import Row, generated_section, load_average, render_table, write_results
+
+RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
+BENCHMARKS: dict[str, Callable[[Plan, bool], list[Row]]] = {
+    "smtp": smtp_bench.run,
+    "processing": processing.run,
+    "portal": lambda plan, _profile: portal_bench.run(plan),
+    "memory": lambda plan, _profile: growth.run_memory(plan),
+    "growth": lambda plan, _profile: growth.run_growth(plan),
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="the short run (under two minutes)")
+    parser.add_argument("--dry", action="store_true", help="start everything, measure nothing heavy")
+    parser.add_argument("--only", action="append", choices=sorted(BENCHMARKS), help="run only these (repeatable)")
+    parser.add_argument("--profile", action="store_true", help="profile Wicket with pyinstrument into bench/out/")
+    options = parser.parse_args()
+    plan = DRY if options.dry else QUICK if options.quick else FULL
+    chosen = options.only or list(BENCHMARKS)
+    started, load, clock = datetime.now(UTC), load_average(), time.perf_counter()
+    rows: list[Row] = []
+    failed = False
+    for name in chosen:
+        print(f"== {name} ({plan.mode})", file=sys.stderr, flush=True)
+        try:
+            rows += BENCHMARKS[name](plan, options.profile)
+        except Exception as error:  # a broken benchmark is reported, and the others still run
+            traceback.print_exc()
+            rows.append(Row(name, note=f"FAILED: {type(error).__name__}: {error}"))
+            failed = True
+    elapsed = time.perf_counter() - clock
+    print(render_table(rows))
+    print(f"\n{plan.mode} run: {elapsed:.0f} s", file=sys.stderr)
+    if not (plan.dry or options.only or options.profile):
+        section = generated_section(rows, plan.mode, smtp_bench.generator_name() + "; wrk (HTTP)", started,
+                                    elapsed, load)
+        write_results(RESULTS, section)
+        print(f"wrote {RESULTS}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

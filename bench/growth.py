@@ -1,0 +1,154 @@
+"""Benchmarks 4 and 5 (full run only): memory of the serving process, and growth with size.
+
+Memory: one Wicket process serving SMTP with its processor and outbox worker running, as
+`wicket serve` does, receives the mixed corpus over SMTP; once everything received has
+been processed, its resident memory is read after the first 10,000 messages and again
+after 100,000. Growth: in a process of its own (`python -m bench.growth`), a SQLite
+database is filled by `bench.rowgen` to 1,000 or 1,000,000 stored messages, and then,
+through the real code, 200 corpus messages are received and processed (cost per
+message) and a signed-in contact's ticket list is fetched from the real portal over HTTP
+200 times one after another (median latency); the two sizes are compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sqlite3
+import statistics
+import time
+from pathlib import Path
+
+import aiohttp
+from aiohttp import web
+from sqlalchemy import select
+
+from bench.corpus import backlog, mail
+from bench.databases import SUPPORT, fresh_database
+from bench.plan import Plan
+from bench.procs import OUT, Child, ChildFailed, announce, run_job
+from bench.report import Row, Target
+from bench.rowgen import generate
+from bench.smtp_client import blast, to_data
+from gateway.models import Mailbox
+from gateway.runtime import Gateway
+
+MEMORY_TARGET = Target("<", 1.2)
+GROWTH_TARGET = Target("<=", 1.2)
+MEASURED_MESSAGES = 200
+LIST_REQUESTS = 200
+
+
+def _corpus_message(seq: int) -> tuple[str, bytes]:
+    message = mail(seq)
+    return message.mail_from, to_data(message.raw)
+
+
+def _wait_processed(database: Path, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    with sqlite3.connect(f"file:{database}?mode=ro", uri=True, timeout=30) as conn:
+        while time.monotonic() < deadline:
+            waiting = conn.execute(
+                "SELECT count(*) FROM inbound_email WHERE status IN ('pending', 'processing')"
+            ).fetchone()[0]
+            if waiting == 0:
+                return
+            time.sleep(1)
+    raise ChildFailed(f"messages still unprocessed after {timeout:.0f}s")
+
+
+def run_memory(plan: Plan) -> list[Row]:
+    name = "memory of the serving process"
+    if plan.memory_counts is None:
+        return [Row(name, target=MEMORY_TARGET, note="full run only")]
+    small, large = plan.memory_counts
+    workdir = OUT / "memory"
+    with Child("serve-memory", "wicket-smtp", "--process", "--workdir", str(workdir)) as child:
+        sizes = []
+        for first, last in ((0, small), (small, large)):
+            result = asyncio.run(
+                blast("127.0.0.1", child.port, total=last - first, sessions=20, per_connection=10,
+                      messages=lambda seq, first=first: _corpus_message(first + seq))
+            )
+            if result.refused:
+                raise ChildFailed(f"the server refused {result.refused} messages")
+            _wait_processed(workdir / "wicket.db", timeout=6 * 3600)
+            sizes.append(child.memory_kib()[0] / 1024)
+        statuses = child.stop()["statuses"]
+    note = f"after {large:,} vs {small:,} msgs; {statuses}"
+    return [Row(name, sizes[1], "MiB", sizes[0], f"after {small:,}", MEMORY_TARGET, note)]
+
+
+async def _list_latency(gateway: Gateway, workdir: Path) -> float:
+    from bench.portal_seed import seed_session_and_links, seed_tickets
+    from portal.app import create_app, runner_options
+    from portal.sessions import cookie_name
+
+    await seed_tickets(gateway)
+    session_id = await seed_session_and_links(gateway.settings, gateway.db, 0, workdir / "tokens.txt")
+    runner = web.AppRunner(create_app(gateway.settings, db=gateway.db), **runner_options())
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{runner.addresses[0][1]}/tickets"
+    samples = []
+    try:
+        async with aiohttp.ClientSession(cookies={cookie_name(gateway.settings): session_id}) as client:
+            for _ in range(LIST_REQUESTS):
+                started = time.perf_counter()
+                async with client.get(url, allow_redirects=False) as response:
+                    await response.read()
+                    if response.status != 200:
+                        raise ChildFailed(f"GET /tickets answered {response.status}")
+                samples.append(time.perf_counter() - started)
+    finally:
+        await runner.cleanup()
+    return statistics.median(samples)
+
+
+async def measure(stored: int, workdir: Path) -> dict[str, float]:
+    async with fresh_database("sqlite", workdir) as (settings, db):
+        async with db.sessions() as session:
+            mailbox_id = await session.scalar(select(Mailbox.id).where(Mailbox.address == SUPPORT))
+        assert mailbox_id is not None
+        await db.engine.dispose()  # the generator writes the file on its own connection
+        generate(workdir / "wicket.db", stored, mailbox_id)
+        gateway = Gateway(settings, db)
+        await gateway.start()
+        mails = backlog(MEASURED_MESSAGES)
+        started = time.perf_counter()
+        await asyncio.gather(*(gateway.receive(m.raw, mail_from=m.mail_from, rcpt_tos=(SUPPORT,)) for m in mails))
+        await gateway.processor.drain()
+        per_message = (time.perf_counter() - started) / MEASURED_MESSAGES
+        latency = await _list_latency(gateway, workdir)
+        await gateway.stop()
+    return {"per_message_seconds": per_message, "list_seconds": latency}
+
+
+def run_growth(plan: Plan) -> list[Row]:
+    names = ("growth: ingest+process cost per message", "growth: ticket list latency")
+    if plan.growth_counts is None:
+        return [Row(name, target=GROWTH_TARGET, note="full run only") for name in names]
+    small, large = (
+        run_job("bench.growth", "--stored", str(n), "--workdir", str(OUT / f"growth-{n}"), timeout=4 * 3600)
+        for n in plan.growth_counts
+    )
+    label = f"at {plan.growth_counts[0]:,} stored"
+    note = f"at {plan.growth_counts[1]:,} vs {plan.growth_counts[0]:,} stored messages"
+    return [
+        Row(names[0], large["per_message_seconds"] * 1000, "ms", small["per_message_seconds"] * 1000, label,
+            GROWTH_TARGET, note),
+        Row(names[1], large["list_seconds"] * 1000, "ms", small["list_seconds"] * 1000, label, GROWTH_TARGET, note),
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.growth")
+    parser.add_argument("--stored", type=int, required=True)
+    parser.add_argument("--workdir", type=Path, required=True)
+    options = parser.parse_args()
+    announce("RESULT", **asyncio.run(measure(options.stored, options.workdir)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Benchmark 2: draining a backlog of mixed fixture mail, against bare mail-parser.
+
+In a process of its own (`python -m bench.processing`), a backlog from `bench.corpus` is
+stored pending through `Gateway.receive` (the SMTP listener's path, untimed), then
+`Processor.drain()` is timed: parse, classify, route, thread, store tickets and messages,
+and write the acknowledgements and agent notifications the events ask for. The
+baseline is `mailparser.parse_from_bytes` over the same bytes and nothing else, timed
+before and after the drain, the faster pass counting. Both rates are messages per
+second, with the process's CPU time per message beside them (steadier than wall time on
+a shared machine); the outcome counts show the mix really went through every path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+from pathlib import Path
+
+import mailparser
+from sqlalchemy import func, select
+
+from bench.corpus import Mail, backlog
+from bench.databases import SUPPORT, fresh_database
+from bench.plan import Plan
+from bench.procs import OUT, announce, run_job
+from bench.report import Row, Target
+from gateway.models import InboundEmail, Ticket
+from gateway.runtime import Gateway
+
+TARGET = Target(">=", 0.3)
+
+
+def _parse_seconds(mails: list[Mail]) -> tuple[float, float]:
+    """Wall and CPU seconds for bare mail-parser over `mails`."""
+    started, cpu = time.perf_counter(), time.process_time()
+    for mail in mails:
+        mailparser.parse_from_bytes(mail.raw)
+    return time.perf_counter() - started, time.process_time() - cpu
+
+
+async def _store(gateway: Gateway, mails: list[Mail]) -> None:
+    for start in range(0, len(mails), 200):
+        chunk = mails[start : start + 200]
+        await asyncio.gather(*(gateway.receive(m.raw, mail_from=m.mail_from, rcpt_tos=(SUPPORT,)) for m in chunk))
+
+
+async def measure(count: int, db_kind: str, workdir: Path, profile: Path | None) -> dict[str, object]:
+    mails = backlog(count)
+    parse_before = _parse_seconds(mails)
+    async with fresh_database(db_kind, workdir) as (settings, db):  # type: ignore[arg-type]
+        gateway = Gateway(settings, db)
+        await gateway.start()
+        await _store(gateway, mails)
+        profiler = None
+        if profile is not None:
+            from pyinstrument import Profiler
+
+            profiler = Profiler(async_mode="enabled")
+            profiler.start()
+        started, cpu = time.perf_counter(), time.process_time()
+        processed = await gateway.processor.drain()
+        drain, drain_cpu = time.perf_counter() - started, time.process_time() - cpu
+        if profiler is not None:
+            profiler.stop()
+            profile.write_text(profiler.output_text(unicode=True, show_all=False))
+        await gateway.stop()
+        async with db.sessions() as session:
+            rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
+            statuses = {status: number for status, number in rows}
+            tickets = await session.scalar(select(func.count()).select_from(Ticket))
+    parse_after = _parse_seconds(mails)
+    return {
+        "messages": count,
+        "processed": processed,
+        "drain_seconds": drain,
+        "drain_cpu_seconds": drain_cpu,
+        "parse_seconds": min(parse_before[0], parse_after[0]),
+        "parse_cpu_seconds": min(parse_before[1], parse_after[1]),
+        "statuses": statuses,
+        "tickets": tickets,
+    }
+
+
+def run(plan: Plan, profile: bool = False) -> list[Row]:
+    args = ["--messages", str(plan.backlog), "--workdir", str(OUT / "processing")]
+    if profile:
+        args += ["--profile", str(OUT / "profile-processing.txt")]
+    result = run_job("bench.processing", *args, timeout=3600)
+    count = int(result["messages"])
+    wicket = count / float(result["drain_seconds"])
+    parser = count / float(result["parse_seconds"])
+    statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items()))
+    cpu = f"CPU {result['drain_cpu_seconds'] / count * 1000:.1f} vs {result['parse_cpu_seconds'] / count * 1000:.2f} ms/msg"
+    note = f"{count} msgs: {statuses}; {result['tickets']} tickets; {cpu}"
+    if plan.dry:
+        return [Row("processing job starts and drains", note=f"dry: {note}")]
+    return [Row("processing backlog (SQLite)", wicket, "msg/s", parser, "mail-parser alone", TARGET, note)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.processing")
+    parser.add_argument("--messages", type=int, required=True)
+    parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
+    parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the drain here")
+    options = parser.parse_args()
+    result = asyncio.run(measure(options.messages, options.db, options.workdir, options.profile))
+    announce("RESULT", **result)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,130 @@
+"""The support team: agents, the mailboxes they work, their API keys, and CLI operations.
+
+`add_agent` creates or updates an agent and makes them a member of the named mailboxes
+(every mailbox when none is named); membership decides who is notified and whose emailed
+replies and API calls a mailbox accepts. An API key is `wk_<prefix>_<secret>`: the prefix
+finds the row, the database keeps only the SHA-256 of the whole key, and the key is shown
+once. `reply_as_agent` is the operation behind `wicket reply REF --as EMAIL "text"`.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.mailboxes import normalize_address
+from gateway.models import Agent, AgentApiKey, Mailbox, MailboxMembership, Message, Ticket, utcnow
+from gateway.replies import AgentReply, apply_reply
+from gateway.settings import Settings
+from gateway.upsert import insert_ignore
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class AgentError(ValueError):
+    """An agent operation that cannot be done as asked."""
+
+
+async def add_agent(
+    session: AsyncSession, email: str, name: str = "", mailboxes: list[str] | None = None
+) -> Agent:
+    """Create (or rename and reactivate) an agent and join the given mailboxes, or all."""
+    try:
+        email = normalize_address(email)
+    except ValueError as error:
+        raise AgentError(f"{email!r} is not an email address like tom@example.com") from error
+    agent = await session.scalar(select(Agent).where(Agent.email == email))
+    if agent is None:
+        agent = Agent(email=email, name=name, created_at=utcnow())
+        session.add(agent)
+    agent.name = name or agent.name
+    agent.active = True
+    await session.flush()
+    query = select(Mailbox)
+    wanted = {m.strip().lower() for m in mailboxes or ()}
+    if mailboxes is not None:
+        query = query.where(Mailbox.address.in_(wanted))
+    boxes = list((await session.scalars(query)).all())
+    if mailboxes is not None and len(boxes) != len(wanted):
+        raise AgentError(f"unknown mailbox among {', '.join(sorted(wanted))}")
+    for box in boxes:
+        values = {"mailbox_id": box.id, "agent_id": agent.id, "created_at": utcnow()}
+        await insert_ignore(session, MailboxMembership, values, ["mailbox_id", "agent_id"])
+    return agent
+
+
+async def mailbox_ids_of(session: AsyncSession, agent: Agent) -> list[int]:
+    rows = await session.scalars(select(MailboxMembership.mailbox_id).where(MailboxMembership.agent_id == agent.id))
+    return list(rows.all())
+
+
+async def works_mailbox(session: AsyncSession, agent: Agent, mailbox_id: int) -> bool:
+    return agent.active and mailbox_id in await mailbox_ids_of(session, agent)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_api_key(session: AsyncSession, agent_email: str, label: str = "") -> str:
+    """A new API key for the agent; the caller shows it once, it cannot be recovered."""
+    agent = await _active_agent(session, agent_email)
+    prefix = base64.b32encode(secrets.token_bytes(5)).decode().lower()
+    key = f"wk_{prefix}_{secrets.token_urlsafe(32)}"
+    session.add(AgentApiKey(agent_id=agent.id, prefix=prefix, digest=_digest(key), label=label, created_at=utcnow()))
+    await session.flush()
+    return key
+
+
+async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:
+    """The active agent an unrevoked key belongs to, or None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "wk":
+        return None
+    row = await session.scalar(
+        select(AgentApiKey).where(AgentApiKey.prefix == parts[1], AgentApiKey.revoked_at.is_(None))
+    )
+    if row is None or not hmac.compare_digest(row.digest, _digest(key)):
+        return None
+    agent = await session.get(Agent, row.agent_id)
+    if agent is None or not agent.active:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    return agent
+
+
+async def reply_as_agent(
+    session: AsyncSession,
+    settings: Settings,
+    ref: int,
+    agent_email: str,
+    reply: AgentReply,
+    *,
+    mailbox: str | None = None,
+) -> Message:
+    """`wicket reply`: the agent answers ticket `ref` (or adds a note, or changes status)."""
+    agent = await _active_agent(session, agent_email)
+    query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(await mailbox_ids_of(session, agent)))
+    if mailbox:
+        query = query.join(Mailbox, Mailbox.id == Ticket.mailbox_id).where(Mailbox.address == mailbox.strip().lower())
+    tickets = list((await session.scalars(query)).all())
+    if not tickets:
+        raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
+    if len(tickets) > 1:
+        raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
+    return await apply_reply(session, settings, tickets[0], agent, reply, thread_rule="cli")
+
+
+async def _active_agent(session: AsyncSession, email: str) -> Agent:
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
+    if agent is None:
+        raise AgentError(f"no active agent {email}; add one with `wicket agents add`")
+    return agent

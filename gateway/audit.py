@@ -1,0 +1,54 @@
+"""The audit trail: one `record` call per sign-in, view, reply or credential change.
+
+Every door of the portal (and the agent API) writes its events through `record`, in the
+caller's transaction, so an event exists exactly when the change it describes committed.
+Events are dotted names (`link.issued`, `link.exchanged`, `link.refused`, `code.attempt`,
+`session.started`, `session.ended`, `sso.signin`, `password.changed`, …) with the contact,
+the ticket, the client IP and user agent, and a small JSON `detail`. Never put a token, a
+code, a password or a JWT in `detail`: keys that name one are refused outright.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import AuditEvent, Contact, Ticket, utcnow
+
+log = logging.getLogger(__name__)
+
+FORBIDDEN_DETAIL_KEYS = frozenset({"token", "code", "password", "jwt", "secret", "url", "link_url"})
+
+
+async def record(
+    session: AsyncSession,
+    event: str,
+    *,
+    contact: Contact | None = None,
+    ticket: Ticket | None = None,
+    request_ip: str | None = None,
+    user_agent: str | None = None,
+    detail: dict[str, Any] | None = None,
+    contact_id: int | None = None,
+    ticket_id: int | None = None,
+) -> AuditEvent:
+    """Add an audit event to `session` (flushed, committed with the caller's transaction)."""
+    detail = dict(detail or {})
+    forbidden = FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in detail)
+    if forbidden:
+        raise ValueError(f"audit detail must not carry secrets ({', '.join(sorted(forbidden))})")
+    row = AuditEvent(
+        event=event,
+        contact_id=contact.id if contact is not None else contact_id,
+        ticket_id=ticket.id if ticket is not None else ticket_id,
+        request_ip=(request_ip or None) and request_ip[:64],
+        user_agent=(user_agent or None) and user_agent[:300],
+        detail=detail,
+        created_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    log.info("audit %s contact=%s ticket=%s %s", event, row.contact_id, row.ticket_id, detail or "")
+    return row

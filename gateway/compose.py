@@ -1,0 +1,182 @@
+"""Building outbound emails: headers that thread, branded text and HTML parts, the marker.
+
+`compose` turns a template name and its context into a finished `EmailMessage` for one
+recipient: From is the mailbox under its brand name, Reply-To the signed reply address the
+caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
+come from `conversation_thread`, Thread-Topic/Thread-Index keep Outlook threading, and the
+subject carries the `[#ref]` tag. Every email carries the loop header; automatic ones also
+say `Auto-Submitted: auto-replied`. Both parts are rendered from `templates/mail/<name>`
+and end with the ticket marker, and with the "View this ticket" link and code when given.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+from sqlalchemy import select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.conversations import subject_tag, ticket_marker
+from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.settings import Settings
+
+MAX_REFERENCES = 20
+_MESSAGE_ID = re.compile(r"[^\s<>]+")  # ids we can write back into a header as <id>
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+class OutboundKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"
+    AGENT_REPLY = "agent_reply"
+    NOTIFICATION = "notification"
+
+
+CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY)
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """The conversation an email continues: the id it answers and the ids before it."""
+
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBlock:
+    """The magic link and its code, as the templates show them."""
+
+    url: str
+    code: str
+
+
+def _paragraphs(text: str) -> Markup:
+    """Plain text as escaped HTML paragraphs with line breaks kept."""
+    blocks = [b.strip("\n") for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+    lines = (Markup("<br>\n").join(escape(line) for line in block.split("\n")) for block in blocks)
+    return Markup("\n").join(Markup("<p>{}</p>").format(line) for line in lines)
+
+
+@cache
+def _templates() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("gateway", "templates/mail"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["paragraphs"] = _paragraphs
+    return environment
+
+
+def one_line(value: str) -> str:
+    """Header-safe text: whitespace (line breaks included) folded to single spaces."""
+    return " ".join(value.split())
+
+
+def mail_address(name: str, email: str) -> Address:
+    """`name <email>` for a header; ValueError when the address cannot be written or reached."""
+    if email.rpartition("@")[2].lower().split(".")[-1] == "invalid":
+        raise ValueError(f"{email!r} is in the reserved .invalid domain")
+    try:
+        return Address(one_line(name), addr_spec=email)
+    except (ValueError, IndexError, HeaderParseError) as error:
+        raise ValueError(f"{email!r} cannot be written into a header: {error}") from None
+
+
+def thread_index(ticket: Ticket, now: datetime) -> str:
+    """Outlook's Thread-Index: a header block fixed per ticket plus one timed child block."""
+    root = int((ticket.created_at - _FILETIME_EPOCH).total_seconds() * 10_000_000)
+    header = b"\x01" + (root >> 24).to_bytes(5, "big") + uuid.uuid5(uuid.NAMESPACE_URL, ticket.public_id).bytes
+    delta = max(0, int((now - _FILETIME_EPOCH).total_seconds() * 10_000_000) - (root >> 24 << 24))
+    code = (delta >> 18) & 0x7FFFFFFF if delta < 1 << 49 else 0x80000000 | ((delta >> 23) & 0x7FFFFFFF)
+    child = code.to_bytes(4, "big") + bytes([secrets.randbits(8)])
+    return base64.b64encode(header + child).decode()
+
+
+async def conversation_thread(session: AsyncSession, ticket: Ticket, *, for_customer: bool) -> Thread:
+    """Message-IDs of the customers' mail and of what Wicket sent, oldest first.
+
+    A customer's thread leaves out the notifications that went to agents.
+    """
+    received = select(Message.rfc_message_id.label("rfc"), Message.created_at.label("at")).where(
+        Message.ticket_id == ticket.id,
+        Message.rfc_message_id.is_not(None),
+        Message.author_type == AuthorType.CUSTOMER,
+    )
+    sent = select(OutboxMessage.rfc_message_id.label("rfc"), OutboxMessage.created_at.label("at")).where(
+        OutboxMessage.ticket_id == ticket.id
+    )
+    if for_customer:
+        sent = sent.where(OutboxMessage.kind.in_(CUSTOMER_KINDS))
+    both = union_all(received, sent).subquery()
+    rows = await session.execute(select(both.c.rfc).order_by(both.c.at))
+    ids = list(dict.fromkeys(rfc for rfc in rows.scalars() if rfc and _MESSAGE_ID.fullmatch(rfc)))
+    if len(ids) > MAX_REFERENCES:
+        ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
+    return Thread(ids[-1] if ids else None, tuple(ids))
+
+
+def compose(
+    settings: Settings,
+    mailbox: Mailbox,
+    ticket: Ticket,
+    *,
+    to: Address,
+    template: str,
+    context: dict[str, Any],
+    reply_to: str,
+    thread: Thread,
+    automatic: bool,
+    from_name: str | None = None,
+    link: LinkBlock | None = None,
+) -> EmailMessage:
+    """One finished email for one recipient, ready for `outbox.enqueue`."""
+    now = utcnow()
+    subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
+    values = {
+        **context,
+        "brand": mailbox.name,
+        "ticket": ticket,
+        "tag": subject_tag(ticket),
+        "marker": ticket_marker(ticket),
+        "link": link,
+        "code_url": f"{settings.public_url}/code",
+        "brand_color": settings.brand_primary_color,
+        "brand_logo_url": settings.brand_logo_url,
+        "subject": subject,
+    }
+    email = EmailMessage()
+    email["From"] = mail_address(from_name or mailbox.name, mailbox.address)
+    email["To"] = to
+    email["Reply-To"] = reply_to
+    email["Subject"] = subject
+    email["Date"] = format_datetime(now)
+    email["Message-ID"] = make_msgid(domain=mailbox.domain)
+    if thread.in_reply_to:
+        email["In-Reply-To"] = f"<{thread.in_reply_to}>"
+        email["References"] = " ".join(f"<{i}>" for i in thread.references)
+    email["Thread-Topic"] = one_line(ticket.subject)
+    email["Thread-Index"] = thread_index(ticket, now)
+    email["X-Wicket-Loop"] = settings.loop_token
+    if automatic:
+        email["Auto-Submitted"] = "auto-replied"
+        email["X-Auto-Response-Suppress"] = "All"
+    email.set_content(_templates().get_template(f"{template}.txt").render(values))
+    email.add_alternative(_templates().get_template(f"{template}.html").render(values), subtype="html")
+    return email

@@ -1,0 +1,156 @@
+"""Event subscribers that send mail: acknowledgements, agent notifications, bounce tracking.
+
+`Notifier.subscribe(bus)` hooks into the processor's transaction. A new ticket gets an
+automatic acknowledgement with a magic link when the mailbox wants one, the mail is
+answerable (never for auto-replies, bounces, lists or loops), the requester wrote it
+themselves (not an agent's forward), and the requester has had fewer than
+`ack_limit_per_sender` acknowledgements within `ack_window_seconds`, counted in the outbox.
+The mailbox's agents are notified of every new ticket and of answerable customer messages,
+as their preferences allow; each notification's Reply-To is that agent's signed reply
+address, and its Message-ID is kept on the outbox row, so replies thread either way. A
+delivery report about mail we sent marks that outbox row bounced.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.classify import MailKind
+from gateway.compose import OutboundKind, compose, conversation_thread, mail_address
+from gateway.conversations import subject_tag
+from gateway.customer_mail import mail_customer
+from gateway.events import EventBus, MessageAdded, TicketCreated
+from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
+from gateway.outbox import enqueue, record_bounce
+from gateway.quotes import REPLY_MARKER
+from gateway.reply_address import ReplyAddress, format_reply_address
+from gateway.settings import Settings
+
+MAX_NOTIFIED_TEXT = 20_000
+
+
+class Notifier:
+    def __init__(self, settings: Settings) -> None:
+        self._settings = settings
+
+    def subscribe(self, bus: EventBus) -> None:
+        bus.subscribe(TicketCreated, self.on_ticket_created)
+        bus.subscribe(MessageAdded, self.on_message_added)
+
+    async def on_ticket_created(self, session: AsyncSession, event: TicketCreated) -> None:
+        if await self._should_acknowledge(session, event):
+            requester = await session.get_one(Contact, event.ticket.requester_id)
+            await mail_customer(
+                session,
+                self._settings,
+                mailbox=event.mailbox,
+                ticket=event.ticket,
+                contact=requester,
+                template="acknowledgement",
+                context={},
+                kind=OutboundKind.ACKNOWLEDGEMENT,
+                automatic=True,
+            )
+        await self._notify_agents(session, event, new_ticket=True)
+
+    async def on_message_added(self, session: AsyncSession, event: MessageAdded) -> None:
+        if event.classification.kind is MailKind.BOUNCE:
+            await _mark_bounced(session, event)
+        if event.classification.answerable and not event.message.internal:
+            await self._notify_agents(session, event, new_ticket=False)
+
+    async def _should_acknowledge(self, session: AsyncSession, event: TicketCreated) -> bool:
+        ticket = event.ticket
+        if not (
+            event.mailbox.auto_acknowledge
+            and event.classification.answerable
+            and event.message.author_contact_id == ticket.requester_id
+        ):
+            return False
+        since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
+        sent = await session.scalar(
+            select(func.count(OutboxMessage.id))
+            .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+            .where(
+                Ticket.requester_id == ticket.requester_id,
+                OutboxMessage.kind == OutboundKind.ACKNOWLEDGEMENT,
+                OutboxMessage.created_at >= since,
+            )
+        )
+        return (sent or 0) < self._settings.ack_limit_per_sender
+
+    async def _notify_agents(
+        self, session: AsyncSession, event: TicketCreated | MessageAdded, *, new_ticket: bool
+    ) -> None:
+        message, ticket, mailbox = event.message, event.ticket, event.mailbox
+        wanted = MailboxMembership.notify_new_ticket if new_ticket else MailboxMembership.notify_customer_message
+        agents = await session.scalars(
+            select(Agent)
+            .join(MailboxMembership, MailboxMembership.agent_id == Agent.id)
+            .where(
+                MailboxMembership.mailbox_id == mailbox.id,
+                wanted.is_(True),
+                Agent.active.is_(True),
+                Agent.email != message.from_email.lower(),
+            )
+            .order_by(Agent.id)
+        )
+        context = _notification_context(event, new_ticket=new_ticket)
+        thread = await conversation_thread(session, ticket, for_customer=False)
+        for agent in agents.all():
+            address = format_reply_address(
+                ReplyAddress(mailbox.address, "a", ticket.public_id, agent.id), self._settings.keys[0]
+            )
+            email = compose(
+                self._settings,
+                mailbox,
+                ticket,
+                to=mail_address(agent.name, agent.email),
+                template="notification",
+                context=context,
+                reply_to=address,
+                thread=thread,
+                automatic=True,
+                from_name=f"{context['customer']} via {mailbox.name}",
+            )
+            await enqueue(
+                session,
+                mailbox=mailbox,
+                to=[agent.email],
+                email=email,
+                kind=OutboundKind.NOTIFICATION,
+                ticket=ticket,
+                message=message,
+                envelope_from=address,
+            )
+
+
+def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bool) -> dict[str, str]:
+    message, tag = event.message, subject_tag(event.ticket)
+    who = f"{message.from_name} <{message.from_email}>" if message.from_name else message.from_email
+    if new_ticket:
+        headline = f"New ticket {tag} from {who}"
+    else:
+        reopened = isinstance(event, MessageAdded) and event.reopened
+        headline = f"{who} wrote on {tag}{' (reopened)' if reopened else ''}"
+    return {
+        "reply_line": REPLY_MARKER,
+        "headline": headline,
+        "text": (message.reply_text or message.body_text).strip()[:MAX_NOTIFIED_TEXT],
+        "customer": message.from_name or message.from_email,
+        "classification": message.classification,
+    }
+
+
+async def _mark_bounced(session: AsyncSession, event: MessageAdded) -> None:
+    """A delivery report marks the email it names (or answers) as bounced."""
+    report = event.parsed.delivery_report if event.parsed else None
+    in_reply_to = event.parsed.in_reply_to if event.parsed else ()
+    bounced = (report.original_message_id if report else None) or next(iter(in_reply_to), None)
+    if bounced:
+        status = f"status {report.status}" if report and report.status else None
+        reason = "; ".join(filter(None, [status, *event.classification.reasons])) or "delivery report"
+        await record_bounce(session, event.mailbox.id, bounced, reason)

@@ -1,0 +1,132 @@
+"""Rate limits kept in the database, so they hold across processes and restarts.
+
+A rule names a door ("signin-mail" for everything that sends a sign-in email, "secret" for
+everything that checks a code, password, link or SSO token), a scope (an address or a
+client IP), a limit and a window. Hits are counted per fixed window in one row per
+(HMAC of door + scope + subject, window start), incremented by an atomic upsert, so the
+stored keys reveal neither addresses nor IPs. Doors that send mail count every request
+(`hit`); doors that check a secret count failures only (`check` before, `hit(enforce=False)`
+after a failure), so a person who signs in often is never locked out by their successes.
+Exceeding a limit raises `RateLimited`, which the portal turns into a "try again in N
+minutes" page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.models import RateLimitCounter, utcnow
+from gateway.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_KEEP = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    door: str
+    scope: str
+    limit: int
+    window: timedelta
+
+
+class RateLimited(Exception):
+    """Too many attempts; `retry_after` says how long until the window ends."""
+
+    def __init__(self, rule: Rule, retry_after: timedelta) -> None:
+        super().__init__(f"rate limited at {rule.door}/{rule.scope}")
+        self.rule = rule
+        self.retry_after = retry_after
+
+    @property
+    def minutes(self) -> int:
+        return max(1, math.ceil(self.retry_after.total_seconds() / 60))
+
+
+def mail_rules(settings: Settings) -> tuple[Rule, Rule]:
+    """(per address, per IP) limits on sending sign-in emails."""
+    window = timedelta(minutes=settings.rate_limit_window_minutes)
+    return (
+        Rule("signin-mail", "address", settings.rate_limit_mail_per_address, window),
+        Rule("signin-mail", "ip", settings.rate_limit_mail_per_ip, window),
+    )
+
+
+def failure_rules(settings: Settings) -> tuple[Rule, Rule]:
+    """(per address, per IP) limits on failed secrets: codes, passwords, links, SSO tokens."""
+    window = timedelta(minutes=settings.rate_limit_window_minutes)
+    return (
+        Rule("secret", "address", settings.rate_limit_failures_per_address, window),
+        Rule("secret", "ip", settings.rate_limit_failures_per_ip, window),
+    )
+
+
+def window_start(now: datetime, window: timedelta) -> datetime:
+    return _EPOCH + ((now - _EPOCH) // window) * window
+
+
+def key_hash(settings: Settings, rule: Rule, subject: str) -> str:
+    message = f"ratelimit|{rule.door}|{rule.scope}|{subject.strip().lower()}".encode()
+    return hmac.new(settings.keys[0].secret, message, hashlib.sha256).hexdigest()
+
+
+def _retry_after(rule: Rule, now: datetime) -> timedelta:
+    return window_start(now, rule.window) + rule.window - now
+
+
+async def hit(
+    session: AsyncSession,
+    settings: Settings,
+    rule: Rule,
+    subject: str,
+    *,
+    now: datetime | None = None,
+    enforce: bool = True,
+) -> int:
+    """Count one hit for `subject`; with `enforce`, raise RateLimited once over the limit."""
+    now = now or utcnow()
+    start = window_start(now, rule.window)
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        module.insert(RateLimitCounter)
+        .values(key_hash=key_hash(settings, rule, subject), window_start=start, hits=1)
+        .on_conflict_do_update(
+            index_elements=["key_hash", "window_start"],
+            set_={"hits": RateLimitCounter.__table__.c.hits + 1},
+        )
+        .returning(RateLimitCounter.hits)
+    )
+    hits = int((await session.execute(statement)).scalar_one())
+    if hits == 1:
+        await session.execute(delete(RateLimitCounter).where(RateLimitCounter.window_start < now - _KEEP))
+    if enforce and hits > rule.limit:
+        log.info("rate limit reached at %s per %s", rule.door, rule.scope)
+        raise RateLimited(rule, _retry_after(rule, now))
+    return hits
+
+
+async def check(
+    session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime | None = None
+) -> None:
+    """Raise RateLimited when `subject` already used up this window (nothing is counted)."""
+    now = now or utcnow()
+    hits = await session.scalar(
+        select(RateLimitCounter.hits).where(
+            RateLimitCounter.key_hash == key_hash(settings, rule, subject),
+            RateLimitCounter.window_start == window_start(now, rule.window),
+        )
+    )
+    if hits is not None and hits >= rule.limit:
+        log.info("rate limit reached at %s per %s", rule.door, rule.scope)
+        raise RateLimited(rule, _retry_after(rule, now))

@@ -1,0 +1,299 @@
+"""Magic-link tokens and codes: issue, look up, verify and consume them.
+
+A token is 256 random bits in URL-safe base64 and carries no data; a code is 8 characters
+from an alphabet without look-alikes, for typing on another device. The database keeps
+only HMAC(key, token), HMAC(key, code) and the key id; lookups try every configured key,
+newest first, so rotating keys keeps links already sent working, while a link signed with
+a key that is no longer configured stops working. The small functions at the top are pure
+(they take `now`); the async ones take the caller's session. A refusal is logged once
+with its reason and the link id, never with the token or the code. Consumption is a
+single `UPDATE … WHERE consumed_at IS NULL AND expires_at > now RETURNING`, so of many
+concurrent exchanges of one token exactly one wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from enum import StrEnum
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit import record
+from gateway.models import Contact, MagicLink, Ticket, utcnow
+from gateway.settings import SecretKey, Settings
+
+log = logging.getLogger(__name__)
+
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_LENGTH = 8
+MAX_LINK_TTL = timedelta(hours=24)
+_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
+_CODE_NOISE = re.compile(r"[\s\-_.]")
+_MAX_CODE_CANDIDATES = 20
+
+
+class LinkPurpose(StrEnum):
+    REPLY = "reply"
+    SIGNIN = "signin"
+
+
+class Refusal(StrEnum):
+    """Why a token or code did not sign anyone in."""
+
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown"
+    EXPIRED = "expired"
+    USED = "used"
+    BURNED = "burned"
+    WRONG_CODE = "wrong code"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedLink:
+    token: str  # goes only into the URL, never logged or stored
+    code: str  # shown in the email
+    link: MagicLink  # the stored row (HMACs only)
+
+    def url(self, settings: Settings) -> str:
+        return f"{settings.public_url}/l/{self.token}"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkCheck:
+    """The outcome of looking at or consuming a token: the link, and why it failed if it did."""
+
+    link: MagicLink | None
+    refusal: Refusal | None = None
+    burned: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.link is not None and self.refusal is None
+
+
+# -- pure functions -------------------------------------------------------------------
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_code() -> str:
+    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def format_code(code: str) -> str:
+    """`ABCDEFGH` -> `ABCD-EFGH`, the way the email shows it."""
+    return f"{code[:4]}-{code[4:]}"
+
+
+def normalize_code(text: str) -> str:
+    """What a person typed, as a code: upper case, without spaces or dashes."""
+    return _CODE_NOISE.sub("", text or "").upper()[:32]
+
+
+def well_formed(token: str) -> bool:
+    return bool(_TOKEN_SHAPE.fullmatch(token or ""))
+
+
+def token_digest(key: SecretKey, token: str) -> str:
+    return hmac.new(key.secret, b"wicket-link|" + token.encode(), hashlib.sha256).hexdigest()
+
+
+def code_digest(key: SecretKey, code: str) -> str:
+    return hmac.new(key.secret, b"wicket-code|" + code.encode(), hashlib.sha256).hexdigest()
+
+
+def default_ttl(settings: Settings, purpose: LinkPurpose) -> timedelta:
+    minutes = settings.reply_link_ttl_minutes if purpose is LinkPurpose.REPLY else settings.signin_link_ttl_minutes
+    return timedelta(minutes=minutes)
+
+
+def link_refusal(link: MagicLink | None, now: datetime) -> Refusal | None:
+    """Why `link` cannot be used at `now`, or None when it can."""
+    if link is None:
+        return Refusal.UNKNOWN
+    if link.burned:
+        return Refusal.BURNED
+    if link.consumed_at is not None:
+        return Refusal.USED
+    if link.expires_at <= now:
+        return Refusal.EXPIRED
+    return None
+
+
+_REASONS = {
+    Refusal.MALFORMED: "magic link refused: the token is not well formed (truncated or mangled?)",
+    Refusal.UNKNOWN: "magic link refused: no link matches under any configured key (altered, or its key removed?)",
+    Refusal.EXPIRED: "magic link refused: expired",
+    Refusal.USED: "magic link refused: already used",
+    Refusal.BURNED: "magic link refused: burned after too many wrong codes",
+    Refusal.WRONG_CODE: "sign-in code refused: no active link matches",
+}
+
+
+def _log_refusal(refusal: Refusal, link: MagicLink | None) -> None:
+    log.info("%s%s", _REASONS[refusal], f" (link {link.id})" if link is not None else "")
+
+
+def _token_match(settings: Settings, token: str) -> ColumnElement[bool]:
+    """WHERE clause: the token's HMAC under each configured key, with that key's id."""
+    pairs = [and_(MagicLink.token_hmac == token_digest(k, token), MagicLink.key_id == k.kid) for k in settings.keys]
+    return or_(*pairs)
+
+
+# -- database operations --------------------------------------------------------------
+
+
+async def issue_link(
+    session: AsyncSession,
+    settings: Settings,
+    contact: Contact,
+    *,
+    ticket: Ticket | None = None,
+    purpose: LinkPurpose = LinkPurpose.REPLY,
+    ttl: timedelta | None = None,
+    now: datetime | None = None,
+    return_path: str | None = None,
+) -> IssuedLink:
+    """Store a new link for `contact` (optionally returning to `ticket`) and audit it."""
+    now = now or utcnow()
+    ttl = ttl or default_ttl(settings, purpose)
+    if not timedelta(0) < ttl <= MAX_LINK_TTL:
+        raise ValueError("a magic link must expire within 24 hours")
+    key = settings.keys[0]
+    token, code = new_token(), new_code()
+    link = MagicLink(
+        contact_id=contact.id,
+        ticket_id=ticket.id if ticket is not None else None,
+        purpose=str(purpose),
+        key_id=key.kid,
+        token_hmac=token_digest(key, token),
+        code_hmac=code_digest(key, code),
+        return_path=return_path,
+        code_attempts=0,
+        burned=False,
+        created_at=now,
+        expires_at=now + ttl,
+    )
+    session.add(link)
+    await session.flush()
+    await record(
+        session,
+        "link.issued",
+        contact=contact,
+        ticket=ticket,
+        detail={"link_id": link.id, "purpose": str(purpose), "expires_at": link.expires_at.isoformat()},
+    )
+    return IssuedLink(token=token, code=code, link=link)
+
+
+async def find_link(session: AsyncSession, settings: Settings, token: str) -> MagicLink | None:
+    """The stored link for `token` in any state, or None (no logging: see `check_link`)."""
+    if not well_formed(token):
+        return None
+    return await session.scalar(select(MagicLink).where(_token_match(settings, token)))
+
+
+async def check_link(
+    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+) -> LinkCheck:
+    """Look at a token without consuming it; a refusal is logged with its reason."""
+    now = now or utcnow()
+    if not well_formed(token):
+        _log_refusal(Refusal.MALFORMED, None)
+        return LinkCheck(None, Refusal.MALFORMED)
+    link = await find_link(session, settings, token)
+    refusal = link_refusal(link, now)
+    if refusal is not None:
+        _log_refusal(refusal, link)
+    return LinkCheck(link, refusal)
+
+
+async def verify_link(
+    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+) -> MagicLink | None:
+    """The usable link for `token`, or None (and a log line saying why)."""
+    outcome = await check_link(session, settings, token, now=now)
+    return outcome.link if outcome.ok else None
+
+
+async def _consume(session: AsyncSession, condition: ColumnElement[bool], now: datetime) -> MagicLink | None:
+    statement = (
+        update(MagicLink)
+        .where(condition, MagicLink.consumed_at.is_(None), MagicLink.expires_at > now)
+        .values(consumed_at=now)
+        .returning(MagicLink)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
+    return (await session.execute(statement)).scalars().first()
+
+
+async def consume_link(
+    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+) -> LinkCheck:
+    """Use a token up: one atomic UPDATE; of concurrent callers exactly one gets the link."""
+    now = now or utcnow()
+    if not well_formed(token):
+        _log_refusal(Refusal.MALFORMED, None)
+        return LinkCheck(None, Refusal.MALFORMED)
+    link = await _consume(session, _token_match(settings, token), now)
+    if link is not None:
+        return LinkCheck(link)
+    link = await find_link(session, settings, token)
+    refusal = link_refusal(link, now) or Refusal.USED
+    _log_refusal(refusal, link)
+    return LinkCheck(link, refusal)
+
+
+async def consume_code(
+    session: AsyncSession,
+    settings: Settings,
+    contact: Contact | None,
+    typed: str,
+    *,
+    now: datetime | None = None,
+) -> LinkCheck:
+    """Use up the active link of `contact` whose code is `typed`.
+
+    A wrong code counts against every active link of the contact; a link that reaches
+    `settings.code_max_attempts` is burned. The HMACs are computed whether or not the
+    contact exists, so an unknown address costs the same work.
+    """
+    now = now or utcnow()
+    code = normalize_code(typed)
+    digests = {key.kid: code_digest(key, code) for key in settings.keys}
+    candidates: list[MagicLink] = []
+    if contact is not None:
+        active = (MagicLink.contact_id == contact.id, MagicLink.consumed_at.is_(None), MagicLink.expires_at > now)
+        query = select(MagicLink).where(*active).order_by(MagicLink.id.desc()).limit(_MAX_CODE_CANDIDATES)
+        candidates = list((await session.scalars(query)).all())
+    matches = [c for c in candidates if hmac.compare_digest(c.code_hmac, digests.get(c.key_id, ""))]
+    match = matches[0] if matches else None
+    if match is not None:
+        link = await _consume(session, MagicLink.id == match.id, now)
+        if link is not None:
+            return LinkCheck(link)
+        _log_refusal(Refusal.USED, match)
+        return LinkCheck(match, Refusal.USED)
+    burned = 0
+    if candidates:
+        ids = [c.id for c in candidates]
+        quietly = {"synchronize_session": False}
+        count = update(MagicLink).where(MagicLink.id.in_(ids)).values(code_attempts=MagicLink.code_attempts + 1)
+        await session.execute(count.execution_options(**quietly))
+        limit = settings.code_max_attempts
+        exhausted = (MagicLink.id.in_(ids), MagicLink.consumed_at.is_(None), MagicLink.code_attempts >= limit)
+        burn = update(MagicLink).where(*exhausted).values(consumed_at=now, burned=True).returning(MagicLink.id)
+        burned = len((await session.scalars(burn.execution_options(**quietly))).all())
+    _log_refusal(Refusal.WRONG_CODE, None)
+    if burned:
+        log.info("sign-in code: %d link(s) burned after %d wrong codes", burned, settings.code_max_attempts)
+    return LinkCheck(None, Refusal.WRONG_CODE, burned=burned)

@@ -1,0 +1,97 @@
+"""The portal application factory, and how `wicket serve` runs it.
+
+`create_app(settings, db=None)` builds a fresh `web.Application`: settings and the brand
+cache under typed keys, the database in a cleanup context (opened from settings unless a
+`Database` is handed in, and then left for its owner to dispose), templates, middlewares,
+the response hook that adds security headers and cookies, and the URL table from
+`portal.routes`. Nothing is created at import time. `start_portal` runs it on a TCP site
+with `RedactingAccessLogger`, which keeps magic-link tokens and SSO tokens out of the
+access log.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
+
+from gateway.db import Database, open_database
+from gateway.settings import Settings
+from portal import keys
+from portal.branding import BrandCache
+from portal.csrf import csrf_middleware
+from portal.middlewares import error_pages, on_prepare
+from portal.routes import setup_routes
+from portal.templating import setup_templates
+
+_SECRET_PATH = re.compile(r"(/l/)[^/?#\s]+")
+_SECRET_QUERY = re.compile(r"([?&](?:jwt|token|code)=)[^&#\s]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """A URL or path with magic-link tokens and token-like query values blanked out."""
+    return _SECRET_QUERY.sub(r"\1[redacted]", _SECRET_PATH.sub(r"\1[redacted]", text))
+
+
+class RedactingAccessLogger(AbstractAccessLogger):
+    """Access log lines like aiohttp's, with secrets in paths and queries removed."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %s %.3fs "%s"',
+            request.remote,
+            request.method,
+            redact(request.path_qs),
+            response.status,
+            response.body_length,
+            time,
+            request.headers.get("User-Agent", "-"),
+        )
+
+
+def runner_options() -> dict[str, Any]:
+    """Options for `web.AppRunner` (and the test server) that every portal runner uses."""
+    return {"access_log_class": RedactingAccessLogger}
+
+
+def _database_context(settings: Settings, given: Database | None) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        db = given if given is not None else open_database(settings)
+        app[keys.DB] = db
+        yield
+        if given is None:
+            await db.dispose()
+
+    return database
+
+
+def create_app(settings: Settings, db: Database | None = None) -> web.Application:
+    """A new portal application for `settings` (and an existing `db`, if given)."""
+    app = web.Application(middlewares=[error_pages, csrf_middleware], client_max_size=settings.max_message_size)
+    app[keys.SETTINGS] = settings
+    app[keys.BRANDS] = BrandCache()
+    app.cleanup_ctx.append(_database_context(settings, db))
+    setup_templates(app)
+    app.on_response_prepare.append(on_prepare)
+    setup_routes(app)
+    return app
+
+
+async def start_portal(
+    settings: Settings,
+    db: Database | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    reuse_port: bool = False,
+) -> web.AppRunner:
+    """Serve the portal on `settings.http_host:http_port`; stop it with `await runner.cleanup()`."""
+    runner = web.AppRunner(create_app(settings, db), **runner_options())
+    await runner.setup()
+    port = settings.http_port if port is None else port
+    site = web.TCPSite(runner, host or settings.http_host, port, reuse_port=reuse_port or None)
+    await site.start()
+    return runner

@@ -1,0 +1,169 @@
+"""Magic-link exchange: the one door every emailed link opens.
+
+`GET /l/{token}` never consumes: it shows a "Continue" button (or, for a link that cannot
+be used, a friendly page), so mail scanners that fetch links burn nothing; `HEAD` answers
+200 without even a lookup. `POST /l/{token}` (CSRF-checked) consumes the link atomically,
+starts a fresh session and redirects to the link's ticket or stored local path. An
+expired, used or burned link gets a page with one button, "Email me a new link", which
+posts to `/l/{token}/resend` and mails a fresh sign-in link to the address on file of
+the contact the old link belonged to, never to an address typed anywhere. Failures count
+against the client IP's rate limit; every outcome is audited; tokens stay out of logs.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from aiohttp import web
+
+from gateway.audit import record
+from gateway.models import Contact, MagicLink, Ticket, utcnow
+from gateway.ratelimit import check, failure_rules, hit, mail_rules
+from gateway.signin_mail import default_mailbox, send_signin_link
+from gateway.tokens import Refusal, check_link, consume_link, find_link, link_refusal
+from portal import keys
+from portal.redirects import return_path_for
+from portal.sessions import audit_context, client_ip, current_contact, start_session
+from portal.templating import render
+
+log = logging.getLogger(__name__)
+
+LINK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
+RESENDABLE = frozenset({Refusal.EXPIRED, Refusal.USED, Refusal.BURNED})
+REFUSAL_PAGES: dict[Refusal, tuple[str, str]] = {
+    Refusal.EXPIRED: (
+        "This link has expired",
+        "Sign-in links work for a short time only, to keep your account safe.",
+    ),
+    Refusal.USED: (
+        "This link has already been used",
+        "Each sign-in link works once, to keep your account safe.",
+    ),
+    Refusal.BURNED: (
+        "This link has been switched off",
+        "Someone typed the code from this email wrongly too many times, so we switched the link off.",
+    ),
+}
+NOT_WORKING = (
+    "This link does not work",
+    "It may be incomplete: some email programs break long links. Copy the whole link from the "
+    "email, or ask for a new one below.",
+)
+
+
+def mask_email(address: str) -> str:
+    """`jane@example.test` -> `j***@example.test`: enough to recognise, not to harvest."""
+    local, _, domain = address.partition("@")
+    return f"{local[:1]}***@{domain}"
+
+
+async def _refused(
+    request: web.Request, token: str, refusal: Refusal | None, link: MagicLink | None = None
+) -> web.Response:
+    resendable = link is not None and refusal in RESENDABLE
+    title, message = REFUSAL_PAGES[refusal] if resendable and refusal else NOT_WORKING
+    return await render(
+        request,
+        "link_refused.html",
+        {"title": title, "message": message, "token": token, "resendable": resendable},
+        status=410 if resendable else 404,
+        headers=LINK_HEADERS,
+    )
+
+
+async def link_head(request: web.Request) -> web.Response:
+    """HEAD /l/{token}: 200 and nothing else; scanners learn nothing and burn nothing."""
+    return web.Response(status=200, content_type="text/html", headers=LINK_HEADERS)
+
+
+async def link_page(request: web.Request) -> web.Response:
+    """GET /l/{token}: the "Continue" page, or the friendly page for a link that cannot be used."""
+    token = request.match_info["token"]
+    async with request.app[keys.DB].sessions() as session:
+        outcome = await check_link(session, request.app[keys.SETTINGS], token)
+    if outcome.ok and outcome.link is not None:
+        context = {"token": token, "to_ticket": outcome.link.ticket_id is not None}
+        return await render(request, "link_continue.html", context, headers=LINK_HEADERS)
+    return await _refused(request, token, outcome.refusal, outcome.link)
+
+
+async def link_exchange(request: web.Request) -> web.StreamResponse:
+    """POST /l/{token}: use the link up, sign its contact in, and go to its return path."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    token, ip = request.match_info["token"], client_ip(request)
+    ip_rule = failure_rules(settings)[1]
+    async with db.sessions() as session:
+        await check(session, settings, ip_rule, ip)
+    target = None
+    async with db.sessions.begin() as session:
+        outcome = await consume_link(session, settings, token)
+        link = outcome.link
+        if outcome.ok and link is not None:
+            contact = await session.get_one(Contact, link.contact_id)
+            await start_session(request, session, contact, method="link")
+            await record(
+                session,
+                "link.exchanged",
+                contact=contact,
+                ticket_id=link.ticket_id,
+                detail={"link_id": link.id, "purpose": link.purpose},
+                **audit_context(request),
+            )
+            target = await return_path_for(session, link)
+        else:
+            await record(
+                session,
+                "link.refused",
+                contact_id=link.contact_id if link else None,
+                ticket_id=link.ticket_id if link else None,
+                detail={"reason": str(outcome.refusal), "link_id": link.id if link else None},
+                **audit_context(request),
+            )
+            await hit(session, settings, ip_rule, ip, enforce=False)
+    if target is not None:
+        raise web.HTTPSeeOther(target, headers=LINK_HEADERS)
+    if link is not None and outcome.refusal is Refusal.USED:
+        signed_in = await current_contact(request)
+        if signed_in is not None and signed_in.id == link.contact_id:
+            # A second click from the browser this link already signed in: carry on.
+            async with db.sessions() as session:
+                raise web.HTTPSeeOther(await return_path_for(session, link), headers=LINK_HEADERS)
+    return await _refused(request, token, outcome.refusal, link)
+
+
+async def link_resend(request: web.Request) -> web.StreamResponse:
+    """POST /l/{token}/resend: mail a fresh link to the old link's contact, at the address on file."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    token, ip = request.match_info["token"], client_ip(request)
+    per_address, per_ip = mail_rules(settings)
+    masked = None
+    async with db.sessions.begin() as session:
+        link = await find_link(session, settings, token)
+        if link is None:
+            await hit(session, settings, failure_rules(settings)[1], ip, enforce=False)
+        elif link_refusal(link, utcnow()) is not None:
+            contact = await session.get_one(Contact, link.contact_id)
+            await hit(session, settings, per_ip, ip)
+            await hit(session, settings, per_address, contact.email)
+            ticket = await session.get(Ticket, link.ticket_id) if link.ticket_id is not None else None
+            mailbox = await default_mailbox(session, request.host)
+            if mailbox is None:
+                log.warning("no mailbox is configured, so no sign-in email can be sent")
+            else:
+                await send_signin_link(
+                    session, settings, contact, mailbox=mailbox, ticket=ticket, return_path=link.return_path
+                )
+            await record(
+                session,
+                "link.resent",
+                contact=contact,
+                ticket=ticket,
+                detail={"previous_link_id": link.id},
+                **audit_context(request),
+            )
+            masked = mask_email(contact.email)
+    if link is None:
+        return await _refused(request, token, Refusal.UNKNOWN)
+    if masked is None:
+        raise web.HTTPSeeOther(request.app.router["link"].url_for(token=token), headers=LINK_HEADERS)
+    return await render(request, "link_resent.html", {"masked_email": masked}, headers=LINK_HEADERS)

@@ -1,0 +1,26 @@
+"""Typed keys for application and request state, so every lookup is checked by mypy.
+
+Application keys hold what `create_app` and its cleanup context set up; request keys hold
+what one request learns lazily (its session, its CSRF seed) and the cookies it must send.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from gateway.db import Database
+from gateway.settings import Settings
+
+if TYPE_CHECKING:
+    from portal.branding import BrandCache
+    from portal.csrf import CsrfState
+    from portal.sessions import SessionState
+
+SETTINGS = web.AppKey("settings", Settings)
+DB = web.AppKey("db", Database)
+BRANDS: web.AppKey[BrandCache] = web.AppKey("brands")
+
+SESSION: web.RequestKey[SessionState] = web.RequestKey("session")
+CSRF: web.RequestKey[CsrfState] = web.RequestKey("csrf")

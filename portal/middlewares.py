@@ -1,0 +1,119 @@
+"""What every response gets: security headers, cookies, and friendly error pages.
+
+`error_pages` turns whatever a handler raises into a page in the portal's own look: HTTP
+errors keep their status (and Allow/Retry-After headers), `RateLimited` becomes a 429
+"try again in N minutes" page, an unreachable database a 503 page, anything else a 500
+page; none shows a stack trace, and paths under /api/ get JSON instead. Logs name the
+route pattern, never the raw path, which may hold a magic-link token. `on_prepare` adds
+the security headers (a CSP without inline scripts or styles, no framing, nosniff, a
+referrer policy) and writes the session and CSRF cookies the request decided on.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from sqlalchemy import exc as sa_exc
+
+from gateway.ratelimit import RateLimited
+from portal import csrf, keys, sessions
+from portal.templating import render_error
+
+log = logging.getLogger(__name__)
+
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: https:; "
+    "font-src 'self'; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; object-src 'none'"
+)
+DATABASE_DOWN: tuple[type[BaseException], ...] = (
+    sa_exc.OperationalError,
+    sa_exc.InterfaceError,
+    sa_exc.DisconnectionError,
+    sa_exc.TimeoutError,
+    OSError,
+)
+MESSAGES: dict[int, tuple[str, str]] = {
+    400: ("That did not work", "Something in that request was not right. Go back and try again."),
+    403: ("Not allowed", "You do not have access to this page."),
+    404: ("Page not found", "We could not find that page. It may have moved, or the address may be incomplete."),
+    405: ("Not allowed", "That page cannot be used this way."),
+    413: ("Too large", "That upload is larger than we accept."),
+    500: ("Something went wrong", "Something went wrong on our side. Please try again in a moment."),
+    503: ("Back in a moment", "The portal is briefly unavailable. Please try again in a minute."),
+}
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def route_label(request: web.Request) -> str:
+    """The route pattern (`/l/{token}`), safe to log where the real path is not."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
+def _wants_json(request: web.Request) -> bool:
+    return request.path.startswith("/api/")
+
+
+async def _error(request: web.Request, status: int, headers: dict[str, str] | None = None) -> web.StreamResponse:
+    title, message = MESSAGES.get(status, MESSAGES[500] if status >= 500 else MESSAGES[400])
+    if _wants_json(request):
+        return web.json_response({"error": title, "status": status}, status=status, headers=headers)
+    return await render_error(request, status, title, message, headers=headers)
+
+
+@web.middleware
+async def error_pages(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except csrf.FormExpired:
+        return await render_error(
+            request,
+            403,
+            "This form has expired",
+            "For your safety, forms stop working after a while or after you sign in or out. "
+            "Go back, reload the page and try again.",
+        )
+    except web.HTTPException as error:
+        if error.status < 400:
+            raise
+        kept = {name: error.headers[name] for name in KEPT_HEADERS if name in error.headers}
+        return await _error(request, error.status, kept)
+    except RateLimited as limited:
+        headers = {"Retry-After": str(int(limited.retry_after.total_seconds()) + 1)}
+        if _wants_json(request):
+            return web.json_response({"error": "rate limited", "status": 429}, status=429, headers=headers)
+        plural = "" if limited.minutes == 1 else "s"
+        return await render_error(
+            request,
+            429,
+            "Please wait a little",
+            f"There have been too many attempts. Please try again in {limited.minutes} minute{plural}.",
+            headers=headers,
+            context={"retry_minutes": limited.minutes},
+        )
+    except DATABASE_DOWN as error:
+        log.warning("database unavailable during %s %s: %s", request.method, route_label(request), type(error).__name__)
+        return await _error(request, 503, {"Retry-After": "30"})
+    except Exception:
+        log.exception("unhandled error during %s %s", request.method, route_label(request))
+        return await _error(request, 500)
+
+
+async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+    headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
+    if request.app[keys.SETTINGS].https:
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if not request.path.startswith("/static/"):
+        headers.setdefault("Cache-Control", "no-store")
+    sessions.apply_cookies(request, response)
+    csrf.apply_cookie(request, response)

@@ -1,0 +1,63 @@
+"""The portal's URL table: every path, its handler and its route name, grouped by area.
+
+`setup_routes(app)` is called once by `create_app`. To add an area, write an
+`add_<area>_routes(router)` function below (or import one) and call it from
+`setup_routes`. Build URLs from route names, never by hand: in views
+`request.app.router["tickets"].url_for()`, in templates `url("tickets")`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aiohttp import web
+
+from portal import auth, branding, keys
+from portal.sso import sso_jwt
+from portal.views import account, signin, tickets
+from portal.views.api import add_api_routes
+from portal.views.devmail import add_devmail_routes
+
+STATIC_DIR = Path(__file__).resolve().parent / "static"
+
+
+def setup_routes(app: web.Application) -> None:
+    router = app.router
+    router.add_static("/static", STATIC_DIR, name="static", append_version=True)
+    router.add_get("/brand.css", branding.brand_css, name="brand_css")
+    router.add_get("/", tickets.home, name="home")
+    add_auth_routes(router)
+    add_account_routes(router)
+    add_ticket_routes(router)
+    add_api_routes(router)  # the agent JSON API (issue #6)
+    if app[keys.SETTINGS].dev:
+        add_devmail_routes(router)  # the dev mail viewer (issue #6)
+
+
+def add_auth_routes(router: web.UrlDispatcher) -> None:
+    """Signing in and out: magic links, codes, /login, SSO, password sign-in."""
+    router.add_get("/l/{token}", auth.link_page, name="link", allow_head=False)
+    router.add_route("HEAD", "/l/{token}", auth.link_head)
+    router.add_post("/l/{token}", auth.link_exchange)
+    router.add_post("/l/{token}/resend", auth.link_resend, name="link_resend")
+    router.add_get("/login", signin.login_page, name="login")
+    router.add_post("/login", signin.login_request)
+    router.add_post("/login/password", signin.password_signin, name="login_password")
+    router.add_get("/code", signin.code_page, name="code")
+    router.add_post("/code", signin.code_signin)
+    router.add_get("/sso/jwt", sso_jwt, name="sso_jwt", allow_head=False)
+
+
+def add_account_routes(router: web.UrlDispatcher) -> None:
+    """The signed-in contact's own settings and sign-out."""
+    router.add_get("/logout", account.logout_page, name="logout")
+    router.add_post("/logout", account.logout)
+    router.add_post("/logout-everywhere", account.logout_everywhere, name="logout_everywhere")
+    router.add_get("/account/password", account.password_page, name="account_password")
+    router.add_post("/account/password", account.password_change)
+
+
+def add_ticket_routes(router: web.UrlDispatcher) -> None:
+    """Placeholders until the ticket pages land: the landing list and one ticket."""
+    router.add_get("/tickets", tickets.ticket_list, name="tickets")
+    router.add_get("/tickets/{public_id}", tickets.ticket_page, name="ticket")

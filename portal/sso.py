@@ -1,0 +1,160 @@
+"""SSO handoff: `GET /sso/jwt?jwt=…` signs in a user the host product already signed in.
+
+The host product signs a short-lived JWT (HS256 with a shared secret, or RS256/ES256 with
+a private key whose public half Wicket holds) carrying `email`, `name`, `exp`, `iat`,
+`jti` and optionally `return_to`. `decode_handoff` is pure: it checks the signature with
+pyjwt, pinned to the one configured algorithm, then the times against the `now` it is
+given, the claims' shapes, and the optional audience/issuer; it raises `SsoRefused` with a
+reason. The view then stores the `jti` (hashed) until the token can no longer be used, so
+a token works once, finds or creates the contact by the email the host product vouches
+for, starts a session and redirects to `return_to` when it is a safe local path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import jwt
+from aiohttp import web
+from sqlalchemy import delete
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.audit import record
+from gateway.models import UsedSsoToken, utcnow
+from gateway.ratelimit import check, failure_rules, hit
+from gateway.settings import Settings
+from gateway.tickets import contact_for
+from portal import keys
+from portal.redirects import return_path_or_list
+from portal.sessions import audit_context, client_ip, start_session
+from portal.templating import render
+from portal.views.signin import normalize_email
+
+log = logging.getLogger(__name__)
+
+LEEWAY = timedelta(seconds=30)
+
+
+class SsoRefused(Exception):
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Handoff:
+    email: str
+    name: str
+    jti: str
+    usable_until: datetime
+    return_to: str | None
+
+
+def _key(settings: Settings) -> str:
+    if settings.sso_jwt_algorithm == "HS256" and settings.sso_jwt_secret is not None:
+        return settings.sso_jwt_secret.get_secret_value()
+    return settings.sso_jwt_public_key or ""
+
+
+def _timestamp(claims: dict[str, Any], name: str) -> datetime:
+    value = claims.get(name)
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise SsoRefused(f"claim {name} is not a timestamp")
+    return datetime.fromtimestamp(value, UTC)
+
+
+def decode_handoff(settings: Settings, token: str, *, now: datetime) -> Handoff:
+    """The verified handoff in `token`, or SsoRefused saying why."""
+    if not settings.sso_jwt_algorithm:
+        raise SsoRefused("SSO is not configured")
+    try:
+        claims = jwt.decode(
+            token,
+            _key(settings),
+            algorithms=[settings.sso_jwt_algorithm],
+            audience=settings.sso_jwt_audience,
+            issuer=settings.sso_jwt_issuer,
+            options={
+                "require": ["exp", "iat", "jti", "email"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+                "verify_aud": settings.sso_jwt_audience is not None,
+                "verify_iss": settings.sso_jwt_issuer is not None,
+            },
+        )
+    except jwt.InvalidSignatureError:
+        raise SsoRefused("bad signature") from None
+    except jwt.InvalidTokenError as error:
+        raise SsoRefused(f"invalid token ({type(error).__name__})") from None
+    expires, issued = _timestamp(claims, "exp"), _timestamp(claims, "iat")
+    if expires <= now - LEEWAY:
+        raise SsoRefused("expired")
+    if issued > now + LEEWAY or ("nbf" in claims and _timestamp(claims, "nbf") > now + LEEWAY):
+        raise SsoRefused("not valid yet")
+    max_age = timedelta(seconds=settings.sso_max_age_seconds)
+    if now - issued > max_age:
+        raise SsoRefused("issued too long ago")
+    email, jti, name = normalize_email(claims.get("email")), claims.get("jti"), claims.get("name") or ""
+    if email is None:
+        raise SsoRefused("claim email is not an address")
+    if not isinstance(jti, str) or not 0 < len(jti) <= 255 or not isinstance(name, str):
+        raise SsoRefused("claim jti or name is malformed")
+    return_to = claims.get("return_to")
+    return Handoff(
+        email=email,
+        name=name[:200],
+        jti=jti,
+        usable_until=min(expires, issued + max_age) + LEEWAY,
+        return_to=return_to if isinstance(return_to, str) else None,
+    )
+
+
+async def claim_jti(session: AsyncSession, settings: Settings, handoff: Handoff, now: datetime) -> bool:
+    """Record the handoff's `jti` as used; False when it was used before."""
+    await session.execute(delete(UsedSsoToken).where(UsedSsoToken.expires_at < now))
+    digest = hashlib.sha256(f"{settings.sso_jwt_issuer or ''}|{handoff.jti}".encode()).hexdigest()
+    module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (
+        module.insert(UsedSsoToken)
+        .values(jti_hash=digest, expires_at=handoff.usable_until)
+        .on_conflict_do_nothing(index_elements=["jti_hash"])
+        .returning(UsedSsoToken.id)
+    )
+    return (await session.execute(statement)).scalar() is not None
+
+
+async def sso_jwt(request: web.Request) -> web.StreamResponse:
+    """GET /sso/jwt?jwt=…: verify the host product's token, sign its user in, redirect."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    if not settings.sso_jwt_algorithm:
+        raise web.HTTPNotFound()
+    ip_rule = failure_rules(settings)[1]
+    async with db.sessions() as session:
+        await check(session, settings, ip_rule, client_ip(request))
+    now = utcnow()
+    handoff, reason, target = None, None, None
+    try:
+        handoff = decode_handoff(settings, request.query.get("jwt", ""), now=now)
+    except SsoRefused as refused:
+        reason = refused.reason
+    async with db.sessions.begin() as session:
+        if handoff is not None and not await claim_jti(session, settings, handoff, now):
+            reason = "jti already used"
+        elif handoff is not None:
+            contact = await contact_for(session, handoff.email, handoff.name)
+            await start_session(request, session, contact, method="sso")
+            await record(session, "sso.signin", contact=contact, **audit_context(request))
+            target = return_path_or_list(handoff.return_to)
+        if reason is not None:
+            log.info("SSO sign-in refused: %s", reason)
+            await record(session, "sso.refused", detail={"reason": reason}, **audit_context(request))
+            await hit(session, settings, ip_rule, client_ip(request), enforce=False)
+    if target is not None:
+        raise web.HTTPSeeOther(target)
+    return await render(request, "sso_refused.html", status=403)

@@ -1,0 +1,93 @@
+"""Rendering pages: the Jinja environment and the context every template can rely on.
+
+Every page is rendered through `render(request, "name.html", {...})`, which adds:
+`brand` (name, primary_color, accent_color, logo_url, support_email, initial), `contact`
+(the signed-in Contact or None), `csrf_token` and `csrf_field` (the hidden input to put
+in every form). Templates extend `base.html` and fill `title` and `content`; `url(...)`
+builds links from route names. Error pages use `render_error`, which never needs the
+database, so a 500 or 503 page renders even while the database is down.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+from markupsafe import Markup, escape
+
+from portal import keys
+from portal.branding import brand_for, fallback_brand
+from portal.csrf import csrf_token
+from portal.sessions import current_contact
+
+
+def setup_templates(app: web.Application) -> None:
+    aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.PackageLoader("portal", "templates"),
+        autoescape=jinja2.select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    app[aiohttp_jinja2.static_root_key] = "/static"
+
+
+def _csrf_field(token: str) -> Markup:
+    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(token))
+
+
+async def page_context(request: web.Request) -> dict[str, Any]:
+    token = await csrf_token(request)
+    return {
+        "brand": await brand_for(request),
+        "contact": await current_contact(request),
+        "csrf_token": token,
+        "csrf_field": _csrf_field(token),
+    }
+
+
+async def render(
+    request: web.Request,
+    template: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    status: int = 200,
+    headers: Mapping[str, str] | None = None,
+) -> web.Response:
+    """Render `template` with the common page context plus `context`."""
+    full = await page_context(request)
+    full.update(context or {})
+    response = aiohttp_jinja2.render_template(template, request, full, status=status)
+    if headers:
+        response.headers.update(headers)
+    return response
+
+
+async def render_error(
+    request: web.Request,
+    status: int,
+    title: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    template: str = "error.html",
+    context: Mapping[str, Any] | None = None,
+) -> web.Response:
+    """An error page that renders whatever state the database is in."""
+    try:
+        full = await page_context(request)
+    except Exception:  # noqa: BLE001 - the page must render even when the session lookup fails
+        full = {
+            "brand": request.app[keys.BRANDS].brand or fallback_brand(request.app[keys.SETTINGS]),
+            "contact": None,
+            "csrf_token": "",
+            "csrf_field": Markup(""),
+        }
+    full.update({"title": title, "message": message, "status": status, **(context or {})})
+    response = aiohttp_jinja2.render_template(template, request, full, status=status)
+    if headers:
+        response.headers.update(headers)
+    return response

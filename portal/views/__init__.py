@@ -1,0 +1,1 @@
+"""Portal views grouped by area: sign-in, account, tickets (and later help center, API)."""

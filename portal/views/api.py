@@ -1,0 +1,260 @@
+"""The agent JSON API under /api/v1: tickets, messages, replies, notes, status, contacts.
+
+Every request carries an agent API key (`Authorization: Bearer wk_…`) and sees only the
+tickets of that agent's mailboxes. Replies, notes and status changes go through
+`gateway.replies`, the same service emailed replies and `wicket reply` use, so an API
+reply is stored, mailed with a fresh link and threaded exactly like one sent by email.
+Requests are validated with the models in `api_schema`, which also make the OpenAPI
+document served at /api/v1/openapi.json. Errors are JSON: `{"error": …, "status": …}`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.agents import agent_for_api_key, mailbox_ids_of
+from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
+from gateway.replies import AgentReply, ReplyError, apply_reply, change_status
+from portal import keys
+from portal.csrf import csrf_exempt
+from portal.views.api_schema import (
+    ContactOut,
+    ContactPage,
+    ContactQuery,
+    Delivery,
+    NoteRequest,
+    Person,
+    ReplyRequest,
+    StatusRequest,
+    TicketDetail,
+    TicketMessage,
+    TicketPage,
+    TicketQuery,
+    TicketSummary,
+    openapi_document,
+)
+
+M = TypeVar("M", bound=BaseModel)
+View = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class ApiFailure(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    def response(self) -> web.Response:
+        headers = {"WWW-Authenticate": 'Bearer realm="wicket"'} if self.status == 401 else None
+        return web.json_response({"error": str(self), "status": self.status}, status=self.status, headers=headers)
+
+
+def api_view(handler: View) -> View:
+    """Bearer-key authenticated (so no CSRF token), with ApiFailure turned into JSON."""
+
+    @functools.wraps(handler)
+    async def view(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except ApiFailure as failure:
+            return failure.response()
+
+    return csrf_exempt(view)
+
+
+@dataclass(frozen=True, slots=True)
+class Access:
+    agent_id: int
+    mailbox_ids: list[int]
+
+
+async def authenticate(request: web.Request) -> Access:
+    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and key.strip():
+        async with request.app[keys.DB].sessions.begin() as session:
+            agent = await agent_for_api_key(session, key.strip())
+            if agent is not None:
+                return Access(agent.id, await mailbox_ids_of(session, agent))
+    raise ApiFailure(401, "send a valid agent API key as 'Authorization: Bearer <key>'")
+
+
+def _errors(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:5])
+
+
+def read_query(model: type[M], request: web.Request) -> M:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as error:
+        raise ApiFailure(400, _errors(error)) from None
+
+
+async def read_body(model: type[M], request: web.Request) -> M:
+    try:
+        return model.model_validate_json(await request.read())
+    except ValidationError as error:
+        raise ApiFailure(400, _errors(error)) from None
+
+
+def ok(model: BaseModel, status: int = 200) -> web.Response:
+    return web.json_response(text=model.model_dump_json(), status=status)
+
+
+def _summary(ticket: Ticket, mailbox: str, requester: Contact) -> TicketSummary:
+    return TicketSummary(
+        id=ticket.public_id, ref=ticket.ref, mailbox=mailbox, subject=ticket.subject, status=ticket.status,
+        flag=ticket.flag, requester=Person(email=requester.email, name=requester.name),
+        created_at=ticket.created_at, last_activity_at=ticket.last_activity_at,
+    )
+
+
+def _message(m: Message) -> TicketMessage:
+    return TicketMessage(
+        id=m.public_id, author_type=m.author_type, author=Person(email=m.from_email, name=m.from_name),
+        internal=m.internal, classification=m.classification, thread_rule=m.thread_rule, subject=m.subject,
+        text=m.reply_text or m.body_text, body_text=m.body_text, created_at=m.created_at,
+    )
+
+
+_TICKETS = select(Ticket, Mailbox.address, Contact).join(Mailbox, Mailbox.id == Ticket.mailbox_id).join(
+    Contact, Contact.id == Ticket.requester_id
+)
+
+
+async def _ticket(session: AsyncSession, request: web.Request, access: Access) -> tuple[Ticket, str, Contact]:
+    wanted = _TICKETS.where(
+        Ticket.public_id == request.match_info["ticket_id"], Ticket.mailbox_id.in_(access.mailbox_ids)
+    )
+    row = (await session.execute(wanted)).first()
+    if row is None:
+        raise ApiFailure(404, "no such ticket in your mailboxes")
+    return row[0], row[1], row[2]
+
+
+def _next_offset(offset: int, limit: int, rows: Sequence[object]) -> int | None:
+    """Where the next page starts; the query fetched one row more than a page to know."""
+    return offset + limit if len(rows) > limit else None
+
+
+def _clean(text: str) -> str:
+    """Text without NUL characters (no database column takes them) and outer whitespace."""
+    return text.replace("\x00", "").strip()
+
+
+@api_view
+async def list_tickets(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    query = read_query(TicketQuery, request)
+    statement = _TICKETS.where(Ticket.mailbox_id.in_(access.mailbox_ids))
+    if query.status is not None:
+        statement = statement.where(Ticket.status == query.status)
+    if words := _clean(query.q):
+        matches = [Ticket.subject.icontains(words, autoescape=True), Contact.email.icontains(words, autoescape=True),
+                   Contact.name.icontains(words, autoescape=True)]
+        number = words.removeprefix("#")
+        if number.isascii() and number.isdigit() and len(number) <= 9:
+            matches.append(Ticket.ref == int(number))
+        statement = statement.where(or_(*matches))
+    statement = statement.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
+    async with request.app[keys.DB].sessions() as session:
+        rows = (await session.execute(statement.offset(query.offset).limit(query.limit + 1))).all()
+    tickets = [_summary(*row) for row in rows[: query.limit]]
+    return ok(TicketPage(tickets=tickets, next_offset=_next_offset(query.offset, query.limit, rows)))
+
+
+@api_view
+async def read_ticket(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    async with request.app[keys.DB].sessions() as session:
+        ticket, mailbox, requester = await _ticket(session, request, access)
+        messages = await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
+        sent = await session.scalars(
+            select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id).order_by(OutboxMessage.id)
+        )
+        deliveries = [
+            Delivery(id=o.public_id, kind=o.kind, to=o.rcpt_tos, status=o.status, attempts=o.attempts,
+                     last_error=o.last_error, sent_at=o.sent_at)
+            for o in sent
+        ]
+        detail = TicketDetail(**_summary(ticket, mailbox, requester).model_dump(),
+                              messages=[_message(m) for m in messages], deliveries=deliveries)
+    return ok(detail)
+
+
+async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.StreamResponse:
+    async with request.app[keys.DB].sessions.begin() as session:
+        ticket, _, _ = await _ticket(session, request, access)
+        agent = await session.get_one(Agent, access.agent_id)
+        try:
+            message = await apply_reply(session, request.app[keys.SETTINGS], ticket, agent, reply, thread_rule="api")
+        except ReplyError as error:
+            raise ApiFailure(400, str(error)) from None
+        return ok(_message(message), status=201)
+
+
+@api_view
+async def post_reply(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    body = await read_body(ReplyRequest, request)
+    return await _act(request, access, AgentReply(_clean(body.text), internal=False, status=body.status))
+
+
+@api_view
+async def post_note(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    body = await read_body(NoteRequest, request)
+    return await _act(request, access, AgentReply(_clean(body.text), internal=True))
+
+
+@api_view
+async def post_status(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    body = await read_body(StatusRequest, request)
+    async with request.app[keys.DB].sessions.begin() as session:
+        ticket, mailbox, requester = await _ticket(session, request, access)
+        agent = await session.get_one(Agent, access.agent_id)
+        await change_status(session, ticket, agent, body.status, thread_rule="api")
+        return ok(_summary(ticket, mailbox, requester))
+
+
+@api_view
+async def list_contacts(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    query = read_query(ContactQuery, request)
+    on_tickets = (
+        select(TicketParticipant.contact_id)
+        .join(Ticket, Ticket.id == TicketParticipant.ticket_id)
+        .where(Ticket.mailbox_id.in_(access.mailbox_ids))
+    )
+    statement = select(Contact).where(Contact.id.in_(on_tickets))
+    if words := _clean(query.q):
+        statement = statement.where(
+            or_(Contact.email.icontains(words, autoescape=True), Contact.name.icontains(words, autoescape=True))
+        )
+    statement = statement.order_by(Contact.id).offset(query.offset).limit(query.limit + 1)
+    async with request.app[keys.DB].sessions() as session:
+        rows = list((await session.scalars(statement)).all())
+    contacts = [ContactOut(id=c.public_id, email=c.email, name=c.name, created_at=c.created_at) for c in rows]
+    return ok(ContactPage(contacts=contacts[: query.limit], next_offset=_next_offset(query.offset, query.limit, rows)))
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return web.json_response(openapi_document())
+
+
+def add_api_routes(router: web.UrlDispatcher) -> None:
+    """The agent API (issue #6)."""
+    router.add_get("/api/v1/openapi.json", openapi, name="api_openapi")
+    router.add_get("/api/v1/tickets", list_tickets, name="api_tickets")
+    router.add_get("/api/v1/tickets/{ticket_id}", read_ticket, name="api_ticket")
+    router.add_post("/api/v1/tickets/{ticket_id}/replies", post_reply, name="api_replies")
+    router.add_post("/api/v1/tickets/{ticket_id}/notes", post_note, name="api_notes")
+    router.add_post("/api/v1/tickets/{ticket_id}/status", post_status, name="api_status")
+    router.add_get("/api/v1/contacts", list_contacts, name="api_contacts")

@@ -1,0 +1,240 @@
+"""The agent API's shapes: request and response models, and the OpenAPI document built from them.
+
+Requests are validated with the same pydantic models the document is generated from, so
+what `/api/v1/openapi.json` promises is exactly what the handlers accept: bodies are
+strict JSON objects and query strings without unknown fields, query numbers are plain digits. Responses are
+serialised through their models too.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.json_schema import models_json_schema
+
+from gateway.models import AuthorType, TicketStatus
+
+PUBLIC_ID = r"^[a-z2-7]{16}$"
+REF = "#/components/schemas/{model}"
+
+
+def _digits(value: Any) -> Any:
+    if isinstance(value, str) and not re.fullmatch(r"[0-9]{1,9}", value):
+        raise ValueError("must be a whole number written in digits")
+    return value
+
+
+QueryInt = Annotated[int, BeforeValidator(_digits)]
+
+
+class Person(BaseModel):
+    email: str
+    name: str
+
+
+class TicketSummary(BaseModel):
+    id: str = Field(description="The ticket's public id, used in URLs.")
+    ref: int = Field(description="The number in subjects, e.g. 1001 for [#1001]; unique per mailbox.")
+    mailbox: str
+    subject: str
+    status: TicketStatus
+    flag: str | None = Field(description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list).")
+    requester: Person
+    created_at: datetime
+    last_activity_at: datetime
+
+
+class TicketMessage(BaseModel):
+    id: str
+    author_type: AuthorType
+    author: Person
+    internal: bool
+    classification: str
+    thread_rule: str
+    subject: str
+    text: str = Field(description="The new text without quoted history.")
+    body_text: str
+    created_at: datetime
+
+
+class Delivery(BaseModel):
+    id: str
+    kind: str
+    to: list[str]
+    status: str = Field(description="queued, sending, sent, failed or bounced.")
+    attempts: int
+    last_error: str | None
+    sent_at: datetime | None
+
+
+class TicketDetail(TicketSummary):
+    messages: list[TicketMessage]
+    deliveries: list[Delivery]
+
+
+class TicketPage(BaseModel):
+    tickets: list[TicketSummary]
+    next_offset: int | None
+
+
+class ContactOut(BaseModel):
+    id: str
+    email: str
+    name: str
+    created_at: datetime
+
+
+class ContactPage(BaseModel):
+    contacts: list[ContactOut]
+    next_offset: int | None
+
+
+class ApiError(BaseModel):
+    error: str
+    status: int
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+
+Text = Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"\S")]
+
+
+class ReplyRequest(_Body):
+    text: Text
+    status: TicketStatus | None = Field(default=None, description="Also set this status.")
+
+
+class NoteRequest(_Body):
+    text: Text
+
+
+class StatusRequest(_Body):
+    status: TicketStatus
+
+
+class _Query(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TicketQuery(_Query):
+    q: str = Field(default="", max_length=200, description="Words in the subject or requester, or a ticket number.")
+    status: TicketStatus | None = None
+    limit: QueryInt = Field(default=50, ge=1, le=200)
+    offset: QueryInt = Field(default=0, ge=0, le=1_000_000)
+
+
+class ContactQuery(_Query):
+    q: str = Field(default="", max_length=200, description="Part of the address or name.")
+    limit: QueryInt = Field(default=50, ge=1, le=200)
+    offset: QueryInt = Field(default=0, ge=0, le=1_000_000)
+
+
+RESPONSES = (TicketPage, TicketDetail, TicketMessage, ContactPage, ApiError)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest)
+
+
+def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """An optional field as a query parameter: absent rather than null."""
+    options = [s for s in schema.get("anyOf", []) if s != {"type": "null"}]
+    return options[0] if len(options) == 1 else schema
+
+
+def _parameters(query: type[BaseModel]) -> list[dict[str, Any]]:
+    properties = query.model_json_schema(ref_template=REF)["properties"]
+    return [{"name": name, "in": "query", "required": False, "schema": _query_schema(schema)}
+            for name, schema in properties.items()]
+
+
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": REF.format(model=model.__name__)}
+
+
+def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(model)}}}
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    summary: str
+    status: str
+    answer: type[BaseModel]
+    description: str
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    on_ticket: bool = False
+
+    def document(self) -> dict[str, Any]:
+        responses = {self.status: _json(self.answer, self.description), "401": _json(ApiError, "No valid API key.")}
+        if self.body or self.query:
+            responses["400"] = _json(ApiError, "The request does not match this document.")
+        if self.body:
+            responses["413"] = _json(ApiError, "The request body is larger than the server accepts.")
+        if self.on_ticket:
+            responses["404"] = _json(ApiError, "No such ticket in the agent's mailboxes.")
+        operation: dict[str, Any] = {"summary": self.summary, "responses": responses}
+        parameters = _parameters(self.query) if self.query else []
+        if self.on_ticket:
+            ticket_id = {"type": "string", "pattern": PUBLIC_ID}
+            parameters.append({"name": "ticket_id", "in": "path", "required": True, "schema": ticket_id})
+        if parameters:
+            operation["parameters"] = parameters
+        if self.body:
+            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(self.body)}}}
+        return operation
+
+
+OPERATIONS: dict[tuple[str, str], Operation] = {
+    ("/api/v1/tickets", "get"): Operation(
+        "List or search tickets", "200", TicketPage, "Tickets, most recent activity first.", query=TicketQuery
+    ),
+    ("/api/v1/tickets/{ticket_id}", "get"): Operation(
+        "Read a ticket with its messages and deliveries", "200", TicketDetail, "The ticket.", on_ticket=True
+    ),
+    ("/api/v1/tickets/{ticket_id}/replies", "post"): Operation(
+        "Reply to the customers (each gets a fresh link)", "201", TicketMessage, "The stored reply.",
+        body=ReplyRequest, on_ticket=True,
+    ),
+    ("/api/v1/tickets/{ticket_id}/notes", "post"): Operation(
+        "Add an internal note", "201", TicketMessage, "The stored note.", body=NoteRequest, on_ticket=True
+    ),
+    ("/api/v1/tickets/{ticket_id}/status", "post"): Operation(
+        "Change the status", "200", TicketSummary, "The ticket after the change.", body=StatusRequest, on_ticket=True
+    ),
+    ("/api/v1/contacts", "get"): Operation(
+        "List the contacts on the agent's tickets", "200", ContactPage, "Contacts.", query=ContactQuery
+    ),
+}
+
+
+@cache
+def openapi_document() -> dict[str, Any]:
+    """The OpenAPI 3.1 description of /api/v1."""
+    models = [(m, "serialization") for m in RESPONSES] + [(m, "validation") for m in REQUESTS]
+    _, definitions = models_json_schema(models, ref_template=REF)  # type: ignore[arg-type]
+    paths: dict[str, dict[str, Any]] = {}
+    for (path, method), operation in OPERATIONS.items():
+        paths.setdefault(path, {})[method] = operation.document()
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Wicket agent API",
+            "version": "1",
+            "description": "Tickets for agents: read, search, reply, add internal notes, change status.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"agentKey": []}],
+        "paths": paths,
+        "components": {
+            "schemas": definitions["$defs"],
+            "securitySchemes": {
+                "agentKey": {"type": "http", "scheme": "bearer", "description": "`wicket agents key EMAIL` makes one."}
+            },
+        },
+    }

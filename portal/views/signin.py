@@ -1,0 +1,176 @@
+"""Signing in without a link in hand: /login (email me a link), /code, and password sign-in.
+
+Every answer here is the same for addresses we know and addresses we do not: `/login`
+always says "check your email" after the same work (for an unknown address the email is
+rendered and thrown away, nothing is stored or sent); a wrong code and a wrong password
+get one message whatever the reason. Sending mail counts every request against the
+address and IP limits; checking a code or password counts failures only. The optional
+`next` field (validated by `safe_return_path`) is where the person lands afterwards.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+
+from aiohttp import web
+from sqlalchemy import select
+
+from gateway.audit import record
+from gateway.models import Contact, ContactPassword
+from gateway.ratelimit import check, failure_rules, hit, mail_rules
+from gateway.signin_mail import default_mailbox, rehearse_signin_email, send_signin_link
+from gateway.tokens import consume_code
+from portal import keys
+from portal.passwords import verify_password
+from portal.redirects import TICKET_LIST, return_path_for, safe_return_path
+from portal.sessions import audit_context, client_ip, current_contact, start_session
+from portal.templating import render
+
+log = logging.getLogger(__name__)
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+BAD_EMAIL = "Enter your email address, like name@example.com."
+BAD_CODE = (
+    "That code did not work. Check that you typed the code from the most recent email; "
+    "codes expire with their link. You can also ask for a new email below."
+)
+BAD_PASSWORD = "That email address and password do not match. You can also sign in with an emailed link."
+
+
+def normalize_email(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    email = value.strip().lower()
+    return email if len(email) <= 320 and _EMAIL.fullmatch(email) else None
+
+
+def _text(form: Mapping[str, object], name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def login_page(request: web.Request) -> web.StreamResponse:
+    """GET /login: the email form (and the password form, for contacts who set one)."""
+    next_path = safe_return_path(request.query.get("next"))
+    if await current_contact(request) is not None:
+        raise web.HTTPFound(next_path or TICKET_LIST)
+    context = {"next": next_path, "signed_out": "signed_out" in request.query}
+    return await render(request, "login.html", context)
+
+
+async def login_request(request: web.Request) -> web.Response:
+    """POST /login: email a sign-in link to a known address; answer every address alike."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    form = await request.post()
+    email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
+    if email is None:
+        context = {"error": BAD_EMAIL, "email": _text(form, "email")[:320], "next": next_path}
+        return await render(request, "login.html", context, status=400)
+    per_address, per_ip = mail_rules(settings)
+    async with db.sessions.begin() as session:
+        await hit(session, settings, per_ip, client_ip(request))
+        await hit(session, settings, per_address, email)
+        contact = await session.scalar(select(Contact).where(Contact.email == email))
+        mailbox = await default_mailbox(session, request.host)
+        if mailbox is None:
+            log.warning("no mailbox is configured, so no sign-in email can be sent")
+        if contact is not None and mailbox is not None:
+            await send_signin_link(session, settings, contact, mailbox=mailbox, return_path=next_path)
+        else:
+            rehearse_signin_email(settings, mailbox, email)
+        detail = {"known": contact is not None}
+        await record(session, "signin.requested", contact=contact, detail=detail, **audit_context(request))
+    context = {"email": email, "next": next_path, "minutes": settings.signin_link_ttl_minutes}
+    return await render(request, "login_sent.html", context)
+
+
+async def code_page(request: web.Request) -> web.Response:
+    """GET /code: the form for the 8-character code from a sign-in or reply email."""
+    return await render(request, "code.html", {"next": safe_return_path(request.query.get("next"))})
+
+
+async def _check_failure_limits(request: web.Request, email: str | None) -> None:
+    settings = request.app[keys.SETTINGS]
+    per_address, per_ip = failure_rules(settings)
+    async with request.app[keys.DB].sessions() as session:
+        await check(session, settings, per_ip, client_ip(request))
+        if email is not None:
+            await check(session, settings, per_address, email)
+
+
+async def code_signin(request: web.Request) -> web.StreamResponse:
+    """POST /code: sign in with email + code; wrong codes count towards burning the link."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    form = await request.post()
+    email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
+    await _check_failure_limits(request, email)
+    per_address, per_ip = failure_rules(settings)
+    target = None
+    async with db.sessions.begin() as session:
+        contact = None
+        if email is not None:
+            contact = await session.scalar(select(Contact).where(Contact.email == email))
+        outcome = await consume_code(session, settings, contact, _text(form, "code"))
+        if outcome.ok and outcome.link is not None and contact is not None:
+            link = outcome.link
+            await start_session(request, session, contact, method="code")
+            await record(
+                session,
+                "code.attempt",
+                contact=contact,
+                ticket_id=link.ticket_id,
+                detail={"ok": True, "link_id": link.id},
+                **audit_context(request),
+            )
+            target = await return_path_for(session, link)
+            if target == TICKET_LIST and next_path:
+                target = next_path
+        else:
+            await record(
+                session,
+                "code.attempt",
+                contact=contact,
+                detail={"ok": False, "reason": str(outcome.refusal), "burned": outcome.burned},
+                **audit_context(request),
+            )
+            await hit(session, settings, per_ip, client_ip(request), enforce=False)
+            if email is not None:
+                await hit(session, settings, per_address, email, enforce=False)
+    if target is not None:
+        raise web.HTTPSeeOther(target)
+    context = {"error": BAD_CODE, "email": email or _text(form, "email")[:320], "next": next_path}
+    return await render(request, "code.html", context, status=400)
+
+
+async def password_signin(request: web.Request) -> web.StreamResponse:
+    """POST /login/password: sign in with email + password (for contacts who set one)."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    form = await request.post()
+    email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
+    await _check_failure_limits(request, email)
+    per_address, per_ip = failure_rules(settings)
+    target = None
+    async with db.sessions.begin() as session:
+        contact = None
+        if email is not None:
+            contact = await session.scalar(select(Contact).where(Contact.email == email))
+        stored = None
+        if contact is not None:
+            stored = await session.scalar(
+                select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact.id)
+            )
+        if await verify_password(stored, _text(form, "password")) and contact is not None:
+            await start_session(request, session, contact, method="password")
+            await record(session, "password.signin", contact=contact, **audit_context(request))
+            target = next_path or TICKET_LIST
+        else:
+            await record(session, "password.refused", contact=contact, **audit_context(request))
+            await hit(session, settings, per_ip, client_ip(request), enforce=False)
+            if email is not None:
+                await hit(session, settings, per_address, email, enforce=False)
+    if target is not None:
+        raise web.HTTPSeeOther(target)
+    context = {"password_error": BAD_PASSWORD, "email": email or _text(form, "email")[:320], "next": next_path}
+    return await render(request, "login.html", context, status=400)
