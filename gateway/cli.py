@@ -40,6 +40,9 @@ console = Console()
 P = ParamSpec("P")
 R = TypeVar("R")
 DEMO_FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
+DEMO_CONTACT = "alice@customer.test"
+DEMO_MAIL = ("new-request.eml", "reply-gmail.eml", "reply-outlook.eml", "same-subject-other-sender.eml",
+             "html-only.eml", "inline-image.eml", "attachments-encoded-names.eml")
 
 
 def run_async(func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
@@ -277,7 +280,16 @@ def demo() -> None:
     ensure_secret_key(settings)
     asyncio.run(_with_db(migrate.upgrade, settings))
     asyncio.run(_seed_demo(settings))
-    asyncio.run(serve_roles(settings, ROLES, start_portal=_start_portal))
+    link = asyncio.run(_with_db(lambda database: issue_operator_link(database, settings, DEMO_CONTACT, "1001"), settings))
+    welcome = (
+        f"\n[bold]Wicket demo is running[/bold]\n"
+        f"  portal:          {settings.public_url}\n"
+        f"  sign in as Alice (single use, {settings.reply_link_ttl_minutes} minutes):\n    {link}\n"
+        f"  sent mail:       {settings.public_url}/_dev/mail\n"
+        f"  send a mail:     swaks --server {settings.smtp_host}:{settings.smtp_port} --to support@example.test\n"
+    )
+    asyncio.run(serve_roles(settings, ROLES, start_portal=_start_portal,
+                            ready=lambda: console.print(welcome, highlight=False, soft_wrap=True)))
 
 
 async def _seed_demo(settings: Settings) -> None:
@@ -287,4 +299,4 @@ async def _seed_demo(settings: Settings) -> None:
             return await session.scalar(select(Ticket.id).limit(1)) is None
 
     if await _with_db(action, settings):
-        await _replay(settings, [DEMO_FIXTURES / n for n in ("new-request.eml", "reply-gmail.eml")], (), False)
+        await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)

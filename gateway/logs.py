@@ -60,3 +60,4 @@ def configure_logging(fmt: str, level: int) -> None:
     root.handlers[:] = [handler]
     root.setLevel(level)
     logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # it logs every odd header as an error
+    logging.getLogger("mail.log").setLevel(max(level, logging.WARNING))  # aiosmtpd logs every command
