@@ -1,0 +1,219 @@
+"""The `parse_email` entry point: raw message bytes to one `ParsedEmail`, never raising.
+
+Before mail-parser sees the bytes, charset labels whose codecs decode in quadratic time
+(punycode, idna) are renamed; mail-parser then parses them once (falling back to the
+stdlib parser, headers only when the nesting is too deep to walk), and the MIME structure
+defects it reports, over-long header lines and missing or invalid Message-IDs become
+readable defect notes. The pieces are read by the sibling modules (`headers`, `bodies`,
+`reports`) and split into new and quoted text and any inline or attached forward by
+`gateway.quotes`, then assembled into the frozen `ParsedEmail`. Any exception escaping all
+that still yields a `ParsedEmail`, holding the raw text and an "unparseable message" defect.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from email.parser import BytesParser
+from email.policy import compat32
+from urllib.parse import unquote
+
+import mailparser
+from mailparser import MailParser
+from mailparser.exceptions import MailParserRecursionError
+
+from gateway.charsets import mixed_decode
+from gateway.parse.bodies import (
+    ParsedAttachment,
+    _attached_forward,
+    _attachment,
+    _body_text,
+    _walk,
+)
+from gateway.parse.headers import (
+    Headers,
+    _addresses,
+    _date,
+    _headers,
+    _message_ids,
+    _sender,
+    normalize_message_id,
+)
+from gateway.parse.reports import DeliveryReport, _delivery_report
+from gateway.quotes import (
+    Address,
+    ForwardedOriginal,
+    find_inline_forward,
+    is_forward_subject,
+    split_reply,
+)
+
+_MAX_HEADER_LINE = 998
+_HEADER_END = re.compile(rb"\n\r?\n")
+_SLOW_CHARSET = re.compile(rb"""(charset\*?\s*=\s*["']?|=\?)(punycode|idna)\b""", re.I)
+_CID = re.compile(r"""cid:([^\s"'<>)]+)""", re.I)
+_MAILPARSER_OWN_DEFECTS = frozenset(
+    {
+        "CharsetDecodeDefect",
+        "MimeHeaderDefect",
+        "AddressHeaderDefect",
+        "DateHeaderDefect",
+        "ReceivedHeaderDefect",
+    }
+)
+_MIME_DEFECTS = {
+    "CloseBoundaryNotFoundDefect": "unterminated multipart",
+    "StartBoundaryNotFoundDefect": "multipart boundary never found",
+    "NoBoundaryInMultipartDefect": "multipart without boundary",
+    "MultipartInvariantViolationDefect": "multipart without parts",
+    "FirstHeaderLineIsContinuationDefect": "header section starts with a continuation line",
+    "MissingHeaderBodySeparatorDefect": "malformed header line",
+    "MisplacedEnvelopeHeaderDefect": "misplaced envelope header",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEmail:
+    """One inbound message as Wicket reads it.
+
+    Ids come without angle brackets; `subject` is decoded onto one line; `date` is aware
+    UTC (None if missing or invalid); `text` is the text/plain body, or text derived from
+    the HTML when there is none; `html` is the HTML as sent (unsanitized); `reply_text` +
+    `quoted_text` == `text`; `defects` says in words what was malformed or repaired.
+    """
+
+    message_id: str | None
+    in_reply_to: tuple[str, ...]
+    references: tuple[str, ...]
+    subject: str
+    sender: Address | None
+    reply_to: tuple[Address, ...]
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    date: datetime | None
+    headers: Headers
+    text: str
+    html: str | None
+    reply_text: str
+    quoted_text: str
+    attachments: tuple[ParsedAttachment, ...]
+    forwarded: ForwardedOriginal | None
+    delivery_report: DeliveryReport | None
+    defects: tuple[str, ...]
+
+    @property
+    def malformed(self) -> bool:
+        return bool(self.defects)
+
+
+def parse_email(raw: bytes) -> ParsedEmail:
+    """Parse raw message bytes; never raises, a broken message yields defects instead."""
+    try:
+        return _parse(bytes(raw))
+    except Exception as error:  # the last line of defence: bad mail never crashes ingest
+        text = mixed_decode(raw).replace("\x00", "\ufffd") if isinstance(raw, bytes) else ""
+        return ParsedEmail(
+            message_id=None, in_reply_to=(), references=(), subject="", sender=None,
+            reply_to=(), to=(), cc=(), date=None, headers=Headers(()), text=text, html=None,
+            reply_text=text, quoted_text="", attachments=(), forwarded=None, delivery_report=None,
+            defects=(f"unparseable message ({type(error).__name__})",),
+        )  # fmt: skip
+
+
+def _parse(raw: bytes) -> ParsedEmail:
+    notes: list[str] = []
+    raw = _refuse_slow_charsets(raw, notes)
+    parsed: MailParser | None
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+        message = parsed.message
+        notes.extend(_mime_defects(parsed.defects))
+    except MailParserRecursionError:  # nesting too deep to walk: keep what the headers say
+        parsed = None
+        message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
+        notes.append("multipart nesting too deep, body not read")
+    except Exception as error:  # mail-parser choked on something the stdlib parse survived
+        parsed = None
+        message = BytesParser(policy=compat32).parsebytes(raw)
+        notes.append(f"mail-parser failed ({type(error).__name__}), read with the stdlib parser")
+    if _has_long_header_line(raw):
+        notes.append(f"header line over {_MAX_HEADER_LINE} characters")
+    headers, raw_headers = _headers(message, notes)
+    subject = " ".join(headers.get("Subject", "").split())
+    sender = _sender(raw_headers, headers, notes, parsed)
+    message_id = normalize_message_id(headers.get("Message-ID") or "")
+    if "Message-ID" not in headers:
+        notes.append("missing Message-ID")
+    elif message_id is None:
+        notes.append("invalid Message-ID")
+
+    parts = _walk(message, notes)
+    html = "\n".join(parts.html) if parts.html else None
+    text = _body_text(parts, html)
+    cids = {unquote(cid).lower() for cid in _CID.findall(html)} if html else set()
+    attachments = tuple(
+        _attachment(part, index, cids, notes) for index, part in enumerate(parts.files, 1)
+    )
+
+    reply_text, quoted_text = split_reply(text)
+    forwarded = _attached_forward(parts, subject, text) or find_inline_forward(reply_text, subject)
+    if forwarded is None and quoted_text and is_forward_subject(subject):
+        forwarded = find_inline_forward(quoted_text, subject)
+        if forwarded is not None:  # an Outlook forward: the forwarded mail is the content
+            reply_text, quoted_text = text, ""
+
+    return ParsedEmail(
+        message_id=message_id,
+        in_reply_to=_message_ids(headers.get_all("In-Reply-To")),
+        references=_message_ids(headers.get_all("References")),
+        subject=subject,
+        sender=sender,
+        reply_to=_addresses(raw_headers, "Reply-To", notes, parsed),
+        to=_addresses(raw_headers, "To", notes, parsed),
+        cc=_addresses(raw_headers, "Cc", notes, parsed),
+        date=_date(raw_headers, notes, parsed),
+        headers=headers,
+        text=text,
+        html=html,
+        reply_text=reply_text,
+        quoted_text=quoted_text,
+        attachments=attachments,
+        forwarded=forwarded,
+        delivery_report=_delivery_report(parts, sender, subject, headers, text),
+        defects=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _refuse_slow_charsets(raw: bytes, notes: list[str]) -> bytes:
+    """Rename punycode/idna charset labels: mail-parser decodes bodies with the declared
+    codec, and those two decode in quadratic time, so a big body would stall the worker."""
+    lowered = raw.lower()  # two literal searches are far faster than the regex on every mail
+    if (b"punycode" not in lowered and b"idna" not in lowered) or not _SLOW_CHARSET.search(raw):
+        return raw
+    notes.append("punycode/idna charset label refused")
+    return _SLOW_CHARSET.sub(rb"\1x-refused-\2", raw)
+
+
+def _mime_defects(reported: list[dict[str, list[str]]]) -> list[str]:
+    """Readable notes for the structure defects mail-parser reports ("ClassName: doc")."""
+    notes = []
+    for group in reported:
+        for entries in group.values():
+            for entry in entries:
+                name = entry.partition(":")[0]
+                if name not in _MAILPARSER_OWN_DEFECTS:
+                    notes.append(
+                        _MIME_DEFECTS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
+                    )
+    return notes
+
+
+def _has_long_header_line(raw: bytes) -> bool:
+    """RFC 5322 caps a line at 998 characters; only the header section is checked."""
+    end = _HEADER_END.search(raw)
+    head = raw[: end.start()] if end else raw
+    return any(
+        len(line) > _MAX_HEADER_LINE and len(line.rstrip(b"\r")) > _MAX_HEADER_LINE
+        for line in head.split(b"\n")
+    )
