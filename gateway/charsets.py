@@ -73,6 +73,17 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
+def storable(text: str) -> str:
+    """`text` as every database column takes it: NUL and lone surrogates replaced by U+FFFD.
+
+    Issue #8 fix: PostgreSQL refuses NUL in text and no driver encodes a lone surrogate
+    (aiosmtpd keeps undecodable envelope bytes as surrogates), so one such character in a
+    header, parameter or envelope address used to fail the whole write. The raw bytes keep
+    the original.
+    """
+    return text.encode("utf-8", "surrogatepass").decode("utf-8", "replace").replace("\x00", "\ufffd")
+
+
 def normalize_charset(label: str | None) -> str | None:
     """The lower-cased charset label without quotes or an RFC 2231 language, or None."""
     if not label:

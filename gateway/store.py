@@ -1,10 +1,10 @@
 """The durable raw store: InboundEmail rows committed before the SMTP client hears 250.
 
-Concurrent SMTP sessions hand their messages to one writer task, which inserts everything
-waiting in a single transaction (group commit): one fsync covers the whole batch, so
-durability does not cost a disk flush per message. Each caller's future resolves with its
-row id only after the commit returned; if the commit fails, every caller in the batch gets
-`StoreUnavailable` and nothing of the batch is stored.
+Concurrent SMTP sessions hand their messages to writer tasks, each of which inserts
+everything waiting in a single transaction (group commit): one fsync covers the whole
+batch, so durability does not cost a disk flush per message. Each caller's future resolves
+with its row id only after the commit returned; if the commit fails, every caller in the
+batch gets `StoreUnavailable` and nothing of the batch is stored.
 """
 
 from __future__ import annotations
@@ -15,16 +15,26 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import insert
+from sqlalchemy import create_engine, event, insert
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.pool import SingletonThreadPool
 
-from gateway.db import Database
+from gateway.charsets import storable
+from gateway.db import Database, sqlite_pragmas
 from gateway.models import InboundEmail, utcnow
 
 log = logging.getLogger(__name__)
 
+_INSERT = insert(InboundEmail).returning(InboundEmail.id, sort_by_parameter_order=True)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
+
+
+# Failures that say the database itself is away (not that one row is bad).
+_OUTAGE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
 
 
 class StoreUnavailable(Exception):
@@ -52,21 +62,85 @@ def header_message_id(raw: bytes) -> str | None:
 
 def _row(mail: IncomingMail) -> dict[str, object]:
     now = utcnow()
+    message_id = header_message_id(mail.raw)
     return {
         "raw": mail.raw,
         "sha256": hashlib.sha256(mail.raw).hexdigest(),
-        "message_id": header_message_id(mail.raw),
-        "mail_from": mail.mail_from[:320],
-        "rcpt_tos": list(mail.rcpt_tos),
-        "peer": mail.peer[:100],
+        "message_id": storable(message_id)[:998] if message_id else None,
+        "mail_from": storable(mail.mail_from)[:320],
+        "rcpt_tos": [storable(address) for address in mail.rcpt_tos],
+        "peer": storable(mail.peer)[:100],
         "source": mail.source,
         "received_at": now,
         "next_attempt_at": now,
     }
 
 
+class _SqliteWriter:
+    """A synchronous SQLite connection used from one thread: a whole batch is one thread hop.
+
+    Through aiosqlite every cursor, fetch and commit would cross threads; here the insert and
+    its commit (the fsync) run back to back on the writer thread.
+    """
+
+    def __init__(self, db: Database) -> None:
+        self.engine = create_engine(db.engine.url.set(drivername="sqlite"), poolclass=SingletonThreadPool)
+        event.listen(self.engine, "connect", sqlite_pragmas)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="inbound-store")
+
+    def _insert(self, rows: list[dict[str, object]]) -> list[int]:
+        with self.engine.begin() as conn:
+            return list(conn.execute(_INSERT, rows).scalars())
+
+    async def insert(self, rows: list[dict[str, object]]) -> list[int]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._insert, rows)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
+        self._thread.shutdown(wait=True)
+
+
+class _ConnectionWriter:
+    """Keeps one pooled connection for its batches (no checkout, ping or reset per batch)."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: AsyncConnection | None = None
+
+    async def insert(self, rows: list[dict[str, object]]) -> list[int]:
+        kept = self._conn is not None
+        if self._conn is None:
+            self._conn = await self._db.engine.connect()
+        try:
+            async with self._conn.begin():
+                return list((await self._conn.execute(_INSERT, rows)).scalars())
+        except Exception as error:
+            await self.close()
+            if kept and isinstance(error, _OUTAGE):
+                # The kept connection died while idle (a database restart, a cut network):
+                # one more try on a fresh one. Should the lost commit have happened after all,
+                # the duplicate row is caught by the processor's dedupe.
+                return await self.insert(rows)
+            raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
+
+Writer = _SqliteWriter | _ConnectionWriter
+
+
 class InboundStore:
-    """Group-committing writer of InboundEmail rows."""
+    """Group-committing writer of InboundEmail rows.
+
+    SQLite has one writer thread; PostgreSQL gets two writers, so one batch is written while
+    the other's commit is being flushed.
+    """
+
+    POSTGRES_WRITERS = 2
 
     def __init__(
         self,
@@ -79,41 +153,56 @@ class InboundStore:
         self._max_batch = max_batch
         self._on_stored = on_stored
         self._queue: asyncio.Queue[tuple[dict[str, object], asyncio.Future[int]]] = asyncio.Queue()
-        self._writer: asyncio.Task[None] | None = None
+        self.writers: list[Writer] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_forever(), name="inbound-store")
+        if self._tasks:
+            return
+        if self._db.is_sqlite:
+            self.writers = [_SqliteWriter(self._db)]
+        else:
+            self.writers = [_ConnectionWriter(self._db) for _ in range(self.POSTGRES_WRITERS)]
+        self._tasks = [
+            asyncio.create_task(self._write_forever(writer), name=f"inbound-store-{n}")
+            for n, writer in enumerate(self.writers)
+        ]
 
     async def stop(self) -> None:
-        if self._writer is not None:
-            self._writer.cancel()
+        for task in self._tasks:
+            task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._writer
-            self._writer = None
+                await task
+        for writer in self.writers:
+            await writer.close()
+        self._tasks, self.writers = [], []
 
     async def save(self, mail: IncomingMail) -> int:
         """Store one message durably and return its InboundEmail id."""
-        if self._writer is None:
+        if not self._tasks:
             raise RuntimeError("InboundStore.save() before start()")
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         await self._queue.put((_row(mail), future))
         return await future
 
-    async def _write_forever(self) -> None:
+    async def _write_forever(self, writer: Writer) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            await self._commit(batch)
+            await self._commit(writer, batch)
 
-    async def _commit(self, batch: list[tuple[dict[str, object], asyncio.Future[int]]]) -> None:
-        rows = [row for row, _ in batch]
-        statement = insert(InboundEmail).returning(InboundEmail.id, sort_by_parameter_order=True)
+    async def _commit(self, writer: Writer, batch: list[tuple[dict[str, object], asyncio.Future[int]]]) -> None:
         try:
-            async with self._db.engine.begin() as conn:
-                ids = (await conn.execute(statement, rows)).scalars().all()
+            ids = await writer.insert([row for row, _ in batch])
         except Exception as error:  # any database failure refuses the whole batch
+            if len(batch) > 1 and not isinstance(error, _OUTAGE):
+                # A row the database refuses (bad data, not an outage) must not refuse its
+                # neighbours, so the batch is retried one message at a time.
+                log.warning("inbound store: a batch of %d was refused (%s); storing one by one", len(batch), error)
+                for item in batch:
+                    await self._commit(writer, [item])
+                return
             log.error("inbound store could not commit %d message(s): %s", len(batch), error)
             for _, future in batch:
                 if not future.done():
