@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/wicket --log-format text demo
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	bash scripts/install-browser.sh && $(BIN)/python -m pytest
 
 # The full benchmark run (long: see bench/README.md); bench/run --quick is the short one.
 .PHONY: bench

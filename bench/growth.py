@@ -17,6 +17,7 @@ import asyncio
 import sqlite3
 import statistics
 import time
+from functools import partial
 from pathlib import Path
 
 import aiohttp
@@ -39,8 +40,8 @@ MEASURED_MESSAGES = 200
 LIST_REQUESTS = 200
 
 
-def _corpus_message(seq: int) -> tuple[str, bytes]:
-    message = mail(seq)
+def _corpus_message(first: int, seq: int) -> tuple[str, bytes]:
+    message = mail(first + seq)
     return message.mail_from, to_data(message.raw)
 
 
@@ -68,7 +69,7 @@ def run_memory(plan: Plan) -> list[Row]:
         for first, last in ((0, small), (small, large)):
             result = asyncio.run(
                 blast("127.0.0.1", child.port, total=last - first, sessions=20, per_connection=10,
-                      messages=lambda seq, first=first: _corpus_message(first + seq))
+                      messages=partial(_corpus_message, first))
             )
             if result.refused:
                 raise ChildFailed(f"the server refused {result.refused} messages")

@@ -138,8 +138,8 @@ def run(plan: Plan) -> list[Row]:
         if plan.dry:
             status, _ = _probe(f"http://127.0.0.1:{child.port}/tickets", cookie=child.ready["session_cookie"])
             child.stop()
-            with Child("hello-http", "hello-http") as hello:
-                hello.stop()
+            with Child("hello-http", "hello-http") as baseline:
+                baseline.stop()
             return [Row("portal and hello world start", note=f"dry: GET /tickets answered {status}")]
         hello = _hello(plan.wrk_seconds)
         listing = _ticket_list(child, plan.wrk_seconds, hello)

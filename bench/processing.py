@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import mailparser
@@ -39,6 +41,19 @@ def _parse_seconds(mails: list[Mail]) -> tuple[float, float]:
     return time.perf_counter() - started, time.process_time() - cpu
 
 
+@contextlib.contextmanager
+def _profiled(path: Path | None) -> Iterator[None]:
+    """Profile the block with pyinstrument into `path`; without a path, just run it."""
+    if path is None:
+        yield
+        return
+    from pyinstrument import Profiler
+
+    with Profiler(async_mode="enabled") as profiler:
+        yield
+    path.write_text(profiler.output_text(unicode=True))
+
+
 async def _store(gateway: Gateway, mails: list[Mail]) -> None:
     for start in range(0, len(mails), 200):
         chunk = mails[start : start + 200]
@@ -52,18 +67,10 @@ async def measure(count: int, db_kind: str, workdir: Path, profile: Path | None)
         gateway = Gateway(settings, db)
         await gateway.start()
         await _store(gateway, mails)
-        profiler = None
-        if profile is not None:
-            from pyinstrument import Profiler
-
-            profiler = Profiler(async_mode="enabled")
-            profiler.start()
-        started, cpu = time.perf_counter(), time.process_time()
-        processed = await gateway.processor.drain()
-        drain, drain_cpu = time.perf_counter() - started, time.process_time() - cpu
-        if profiler is not None:
-            profiler.stop()
-            profile.write_text(profiler.output_text(unicode=True, show_all=False))
+        with _profiled(profile):
+            started, cpu = time.perf_counter(), time.process_time()
+            processed = await gateway.processor.drain()
+            drain, drain_cpu = time.perf_counter() - started, time.process_time() - cpu
         await gateway.stop()
         async with db.sessions() as session:
             rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
@@ -91,7 +98,8 @@ def run(plan: Plan, profile: bool = False) -> list[Row]:
     wicket = count / float(result["drain_seconds"])
     parser = count / float(result["parse_seconds"])
     statuses = ", ".join(f"{n} {s}" for s, n in sorted(result["statuses"].items()))
-    cpu = f"CPU {result['drain_cpu_seconds'] / count * 1000:.1f} vs {result['parse_cpu_seconds'] / count * 1000:.2f} ms/msg"
+    per_message = [float(result[key]) / count * 1000 for key in ("drain_cpu_seconds", "parse_cpu_seconds")]
+    cpu = f"CPU {per_message[0]:.1f} vs {per_message[1]:.2f} ms/msg"
     note = f"{count} msgs: {statuses}; {result['tickets']} tickets; {cpu}"
     if plan.dry:
         return [Row("processing job starts and drains", note=f"dry: {note}")]

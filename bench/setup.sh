@@ -11,23 +11,25 @@ cd "$(dirname "$0")"
 TOOLS="$PWD/.tools"
 SMTP_SOURCE="$TOOLS/usr/sbin/smtp-source"
 
-if [[ ! -x "$SMTP_SOURCE" ]]; then
+if [[ ! -x "$SMTP_SOURCE" ]] || ! command -v wrk >/dev/null 2>&1; then
   apt-get update -qq
+fi
+
+if [[ ! -x "$SMTP_SOURCE" ]]; then
   # Libraries smtp-source links against that a slim image may lack (no daemon among them).
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-    libicu72 libsasl2-2 libnsl2 libdb5.3 >/dev/null
+    libicu72 libnsl2 libdb5.3 >/dev/null
   download="$(mktemp -d)"
-  (cd "$download" && apt-get download -qq postfix)
+  # As root into a private temporary directory: no need for apt's sandbox user there.
+  (cd "$download" && apt-get download -qq -o APT::Sandbox::User=root postfix)
   mkdir -p "$TOOLS"
   dpkg-deb -x "$download"/postfix_*.deb "$TOOLS"
   rm -rf "$download"
 fi
 
 if ! command -v wrk >/dev/null 2>&1; then
-  [[ -n "$(ls -A /var/lib/apt/lists 2>/dev/null | grep -v lock || true)" ]] || apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null
 fi
 
-LD_LIBRARY_PATH="$TOOLS/usr/lib/postfix" "$SMTP_SOURCE" 2>&1 | head -n 1 || true
 echo "smtp-source: $SMTP_SOURCE"
 echo "wrk: $(command -v wrk)"

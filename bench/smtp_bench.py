@@ -36,6 +36,14 @@ LATENCY_TARGET = Target("<=", 25, "ms")
 NAMES = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
 
 
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One load run: messages per second, and the server's CPU seconds per message."""
+
+    rate: float
+    cpu: float
+
+
 def smtp_source() -> Path | None:
     """smtp-source unpacked by setup.sh, else one on PATH, else None."""
     unpacked = ROOT / "bench" / ".tools" / "usr" / "sbin" / "smtp-source"
@@ -94,14 +102,6 @@ def _accept_round(server: str, plan: Plan, runs: dict[tuple[str, int], list[Run]
     counted = done.get("accepted", done.get("stored"))
     if counted != sent:
         raise ChildFailed(f"{server}: sent {sent} messages but the server counted {counted}")
-
-
-@dataclass(frozen=True, slots=True)
-class Run:
-    """One load run: messages per second, and the server's CPU seconds per message."""
-
-    rate: float
-    cpu: float
 
 
 def _latency(db: str, rate: float, plan: Plan) -> tuple[float, float, int]:

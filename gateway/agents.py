@@ -4,7 +4,8 @@
 (every mailbox when none is named); membership decides who is notified and whose emailed
 replies and API calls a mailbox accepts. An API key is `wk_<prefix>_<secret>`: the prefix
 finds the row, the database keeps only the SHA-256 of the whole key, and the key is shown
-once. `reply_as_agent` is the operation behind `wicket reply REF --as EMAIL "text"`.
+once, and `revoke_api_keys` retires them. `reply_as_agent` is the operation behind
+`wicket reply REF --as EMAIL "text"`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hmac
 import secrets
 from datetime import timedelta
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.mailboxes import normalize_address
@@ -32,9 +33,18 @@ class AgentError(ValueError):
 
 
 async def add_agent(
-    session: AsyncSession, email: str, name: str = "", mailboxes: list[str] | None = None
+    session: AsyncSession,
+    email: str,
+    name: str = "",
+    mailboxes: list[str] | None = None,
+    *,
+    notify_new_tickets: bool = True,
+    notify_customer_messages: bool = True,
 ) -> Agent:
-    """Create (or rename and reactivate) an agent and join the given mailboxes, or all."""
+    """Create (or rename and reactivate) an agent and join the given mailboxes, or all.
+
+    The notification preferences apply to those memberships, also to ones that existed.
+    """
     try:
         email = normalize_address(email)
     except ValueError as error:
@@ -56,6 +66,11 @@ async def add_agent(
     for box in boxes:
         values = {"mailbox_id": box.id, "agent_id": agent.id, "created_at": utcnow()}
         await insert_ignore(session, MailboxMembership, values, ["mailbox_id", "agent_id"])
+    await session.execute(
+        update(MailboxMembership)
+        .where(MailboxMembership.agent_id == agent.id, MailboxMembership.mailbox_id.in_([b.id for b in boxes]))
+        .values(notify_new_ticket=notify_new_tickets, notify_customer_message=notify_customer_messages)
+    )
     return agent
 
 
@@ -80,6 +95,17 @@ async def create_api_key(session: AsyncSession, agent_email: str, label: str = "
     session.add(AgentApiKey(agent_id=agent.id, prefix=prefix, digest=_digest(key), label=label, created_at=utcnow()))
     await session.flush()
     return key
+
+
+async def revoke_api_keys(session: AsyncSession, agent_email: str) -> int:
+    """Revoke every key of the agent (a lost laptop); returns how many were still valid."""
+    agent = await _active_agent(session, agent_email)
+    revoked = await session.execute(
+        update(AgentApiKey)
+        .where(AgentApiKey.agent_id == agent.id, AgentApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return revoked.rowcount
 
 
 async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:

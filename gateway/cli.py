@@ -23,6 +23,7 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gateway import migrate
+from gateway.cli_team import agents, dkim_group, reply
 from gateway.db import Database, open_database
 from gateway.logs import configure_logging
 from gateway.mailboxes import MailboxError, add_mailbox
@@ -300,3 +301,8 @@ async def _seed_demo(settings: Settings) -> None:
 
     if await _with_db(action, settings):
         await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)
+
+
+main.add_command(agents)
+main.add_command(reply)
+main.add_command(dkim_group)

@@ -1,7 +1,8 @@
 """Building outbound emails: headers that thread, branded text and HTML parts, the marker.
 
 `compose` turns a template name and its context into a finished `EmailMessage` for one
-recipient: From is the mailbox under its brand name, Reply-To the signed reply address the
+recipient: From is the mailbox under its brand name (the mailbox's brand columns, falling
+back to its name and the colour settings), Reply-To the signed reply address the
 caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
 come from `conversation_thread`, Thread-Topic/Thread-Index keep Outlook threading, and the
 subject carries the `[#ref]` tag. Every email carries the loop header; automatic ones also
@@ -149,20 +150,21 @@ def compose(
     """One finished email for one recipient, ready for `outbox.enqueue`."""
     now = utcnow()
     subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
+    brand = mailbox.brand_name or mailbox.name
     values = {
         **context,
-        "brand": mailbox.name,
+        "brand": brand,
         "ticket": ticket,
         "tag": subject_tag(ticket),
         "marker": ticket_marker(ticket),
         "link": link,
         "code_url": f"{settings.public_url}/code",
-        "brand_color": settings.brand_primary_color,
-        "brand_logo_url": settings.brand_logo_url,
+        "brand_color": mailbox.primary_color or settings.brand_primary_color,
+        "brand_logo_url": mailbox.logo_url or settings.brand_logo_url,
         "subject": subject,
     }
     email = EmailMessage()
-    email["From"] = mail_address(from_name or mailbox.name, mailbox.address)
+    email["From"] = mail_address(from_name or brand, mailbox.address)
     email["To"] = to
     email["Reply-To"] = reply_to
     email["Subject"] = subject

@@ -3,7 +3,9 @@
 Counters and histograms are module-level objects in a registry of our own (not the
 client's global one), so tests can read them and the portal's `/metrics` exposes exactly
 these. Gauges that need the database (backlog, outbox depth) are filled in by
-`refresh_queue_gauges` when `/metrics` is scraped.
+`refresh_queue_gauges` when `/metrics` is scraped. The portal times every request and
+counts link exchanges by outcome (`ok`, or the refusal: malformed, unknown, expired, used,
+burned).
 """
 
 from __future__ import annotations
@@ -30,6 +32,16 @@ BACKLOG = Gauge("wicket_inbound_backlog", "Inbound emails waiting or being proce
 FAILED = Gauge("wicket_inbound_failed", "Inbound emails failed (retrying or dead-lettered)", registry=REGISTRY)
 OUTBOX_DEPTH = Gauge("wicket_outbox_depth", "Outbound emails not yet sent", registry=REGISTRY)
 OUTBOX_FAILED = Gauge("wicket_outbox_failed", "Outbound emails that failed for good", registry=REGISTRY)
+# Issue #8: the portal's side. Routes are labelled by pattern (`/l/{token}`), never by path.
+PORTAL_REQUEST_SECONDS = Histogram(
+    "wicket_portal_request_seconds", "Time to answer one portal request, by route pattern, method and status",
+    ["method", "route", "status"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+LINK_EXCHANGES = Counter(
+    "wicket_link_exchanges_total", "Magic-link exchanges (POST /l/{token}), by outcome", ["outcome"],
+    registry=REGISTRY,
+)
 
 
 async def queue_depths(db: Database) -> dict[str, int]:

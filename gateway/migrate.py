@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.db import Database
 from gateway.models import Base
+from gateway.models.help import include_name
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -41,7 +42,8 @@ async def upgrade(db: Database, revision: str = "head") -> None:
 
 
 def _diff(connection: Connection) -> list[Any]:
-    context = MigrationContext.configure(connection, opts={"compare_type": True})
+    options = {"compare_type": True, "include_name": include_name}  # search DDL: see gateway.models.help
+    context = MigrationContext.configure(connection, opts=options)
     return compare_metadata(context, Base.metadata)
 
 

@@ -114,7 +114,7 @@ class Notifier:
                 reply_to=address,
                 thread=thread,
                 automatic=True,
-                from_name=f"{context['customer']} via {mailbox.name}",
+                from_name=f"{context['customer']} via {mailbox.brand_name or mailbox.name}",
             )
             await enqueue(
                 session,

@@ -118,6 +118,17 @@ class Settings(BaseSettings):
     brand_logo_url: str | None = None
     trusted_proxies: list[str] = Field(default_factory=list)
 
+    # The customer portal (issue #5): template overrides and what a portal upload may be.
+    template_dir: Path | None = None
+    portal_attachment_max_bytes: int = Field(default=10 * MiB, ge=1024)
+    portal_attachment_max_count: int = Field(default=5, ge=0, le=20)
+    portal_attachment_extensions: list[str] = Field(
+        default_factory=lambda: (
+            "png jpg jpeg gif webp heic pdf txt log csv md json xml zip eml "
+            "doc docx xls xlsx ppt pptx odt ods odp rtf"
+        ).split()
+    )
+
     @field_validator("trusted_proxies")
     @classmethod
     def _proxy_networks(cls, value: list[str]) -> list[str]:

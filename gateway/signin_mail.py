@@ -1,10 +1,10 @@
 """The sign-in email: which mailbox sends it, what it says, and queueing it in the outbox.
 
 `default_mailbox` is the one place that decides which brand (mailbox) a portal request
-belongs to; today the first mailbox, later by Host. `compose_signin_email` renders the
-text and HTML parts from `gateway/templates/mail/signin.*` with the link URL and the code;
-`send_signin_link` issues a sign-in link and queues its email in the caller's transaction,
-so a rolled-back request sends nothing. The URL and code live only in the message body.
+belongs to: the mailbox whose custom domain is the Host, else the first one.
+`compose_signin_email` renders the text and HTML parts from `gateway/templates/mail/signin.*`
+with the link URL and the code; `send_signin_link` issues a sign-in link and queues its
+email in the caller's transaction, so a rolled-back request sends nothing. The URL and code live only in the message body.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from email.utils import formataddr, format_datetime, make_msgid
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.branding import mailbox_for_host
 from gateway.models import Contact, Mailbox, Ticket, utcnow
 from gateway.outbox import enqueue
 from gateway.settings import Settings
@@ -43,8 +43,8 @@ def _templates() -> Environment:
 
 
 async def default_mailbox(session: AsyncSession, host: str | None = None) -> Mailbox | None:
-    """The mailbox (brand) for a portal request; the first mailbox until brands map to hosts."""
-    return await session.scalar(select(Mailbox).order_by(Mailbox.id).limit(1))
+    """The mailbox (brand) for a portal request on `host` (see `gateway.branding.mailbox_for_host`)."""
+    return await mailbox_for_host(session, host)
 
 
 def compose_signin_email(

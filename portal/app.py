@@ -23,9 +23,11 @@ from gateway.settings import Settings
 from portal import keys
 from portal.branding import BrandCache
 from portal.csrf import csrf_middleware
+from portal.inbound import processor_context
 from portal.middlewares import error_pages, on_prepare
 from portal.routes import setup_routes
 from portal.templating import setup_templates
+from portal.views.ops import request_timer
 
 _SECRET_PATH = re.compile(r"(/l/)[^/?#\s]+")
 _SECRET_QUERY = re.compile(r"([?&](?:jwt|token|code)=)[^&#\s]*", re.IGNORECASE)
@@ -70,10 +72,14 @@ def _database_context(settings: Settings, given: Database | None) -> Callable[[w
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
     """A new portal application for `settings` (and an existing `db`, if given)."""
-    app = web.Application(middlewares=[error_pages, csrf_middleware], client_max_size=settings.max_message_size)
+    app = web.Application(
+        middlewares=[request_timer, error_pages, csrf_middleware],  # request_timer: issue #8 metrics
+        client_max_size=settings.max_message_size,
+    )
     app[keys.SETTINGS] = settings
     app[keys.BRANDS] = BrandCache()
     app.cleanup_ctx.append(_database_context(settings, db))
+    app.cleanup_ctx.append(processor_context)  # portal replies and requests are processed at once (issue #5)
     setup_templates(app)
     app.on_response_prepare.append(on_prepare)
     setup_routes(app)

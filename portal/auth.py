@@ -17,6 +17,7 @@ import logging
 from aiohttp import web
 
 from gateway.audit import record
+from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
 from gateway.ratelimit import check, failure_rules, hit, mail_rules
 from gateway.signin_mail import default_mailbox, send_signin_link
@@ -120,6 +121,7 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
                 **audit_context(request),
             )
             await hit(session, settings, ip_rule, ip, enforce=False)
+    LINK_EXCHANGES.labels("ok" if outcome.ok else str(outcome.refusal)).inc()  # issue #8: /metrics
     if target is not None:
         raise web.HTTPSeeOther(target, headers=LINK_HEADERS)
     if link is not None and outcome.refusal is Refusal.USED:

@@ -1,9 +1,11 @@
-"""The brand a page is drawn in: name, colours, logo and the support address.
+"""The brand a page is drawn in: name, colours, logo, support address and footer links.
 
-Templates receive it as `brand`. Today the brand comes from the default mailbox (see
-`gateway.signin_mail.default_mailbox`) and the colour settings; it is cached per
-application for a short while so ordinary pages cost no extra query, and falls back to a
-plain brand when the database cannot be reached, so error pages still render.
+Templates receive it as `brand`. The Host header picks the mailbox whose custom domain it
+is (any other host gets the default, first, mailbox: see `gateway.branding`); empty brand
+columns fall back to the mailbox name and the colour settings. Brands are cached per host
+for a short while so ordinary pages cost no extra query, and a plain brand is used when
+the database cannot be reached, so error pages still render. `/brand.css` turns the
+colours into CSS custom properties, so no page needs an inline style.
 """
 
 from __future__ import annotations
@@ -13,11 +15,13 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
+from gateway.branding import COLOUR, FooterLink, footer_links, hostname, mailbox_for_host
+from gateway.models import Mailbox
 from gateway.settings import Settings
-from gateway.signin_mail import default_mailbox
 from portal import keys
 
 CACHE_SECONDS = 30.0
+MAX_CACHED_HOSTS = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +31,8 @@ class Brand:
     accent_color: str
     logo_url: str | None = None
     support_email: str | None = None
+    footer_links: tuple[FooterLink, ...] = ()
+    mailbox_id: int | None = None
 
     @property
     def initial(self) -> str:
@@ -35,28 +41,55 @@ class Brand:
 
 @dataclass(slots=True)
 class BrandCache:
+    """Brands by host name, each with the time it was loaded; `brand` is the last one seen."""
+
     brand: Brand | None = None
-    loaded_at: float = field(default=0.0)
+    by_host: dict[str, tuple[Brand, float]] = field(default_factory=dict)
+
+    def get(self, host: str) -> Brand | None:
+        found = self.by_host.get(host)
+        if found is None or time.monotonic() - found[1] >= CACHE_SECONDS:
+            return None
+        return found[0]
+
+    def put(self, host: str, brand: Brand) -> None:
+        if len(self.by_host) >= MAX_CACHED_HOSTS:
+            self.by_host.clear()
+        self.by_host[host] = (brand, time.monotonic())
+        self.brand = brand
 
 
 def fallback_brand(settings: Settings) -> Brand:
     return Brand("Support", settings.brand_primary_color, settings.brand_accent_color, settings.brand_logo_url)
 
 
+def brand_of(mailbox: Mailbox, settings: Settings) -> Brand:
+    """A mailbox's brand, with the settings filling what the mailbox leaves empty."""
+    primary = mailbox.primary_color if mailbox.primary_color and COLOUR.match(mailbox.primary_color) else None
+    accent = mailbox.accent_color if mailbox.accent_color and COLOUR.match(mailbox.accent_color) else None
+    return Brand(
+        name=mailbox.brand_name or mailbox.name,
+        primary_color=primary or settings.brand_primary_color,
+        accent_color=accent or settings.brand_accent_color,
+        logo_url=mailbox.logo_url or settings.brand_logo_url,
+        support_email=mailbox.address,
+        footer_links=tuple(footer_links(mailbox)),
+        mailbox_id=mailbox.id,
+    )
+
+
 async def load_brand(request: web.Request) -> Brand:
-    """The brand for `request`, from the cache or the database."""
+    """The brand for `request`'s host, from the cache or the database."""
     settings = request.app[keys.SETTINGS]
     cache = request.app[keys.BRANDS]
-    if cache.brand is not None and time.monotonic() - cache.loaded_at < CACHE_SECONDS:
-        return cache.brand
+    host = hostname(request.host) or ""
+    cached = cache.get(host)
+    if cached is not None:
+        return cached
     async with request.app[keys.DB].sessions() as session:
-        mailbox = await default_mailbox(session, request.host)
-    if mailbox is None:
-        brand = fallback_brand(settings)
-    else:
-        colours = (settings.brand_primary_color, settings.brand_accent_color)
-        brand = Brand(mailbox.name, *colours, settings.brand_logo_url, mailbox.address)
-    cache.brand, cache.loaded_at = brand, time.monotonic()
+        mailbox = await mailbox_for_host(session, host)
+    brand = fallback_brand(settings) if mailbox is None else brand_of(mailbox, settings)
+    cache.put(host, brand)
     return brand
 
 
@@ -65,8 +98,9 @@ async def brand_for(request: web.Request) -> Brand:
     try:
         return await load_brand(request)
     except Exception:  # noqa: BLE001 - error pages must render whatever the database does
-        cached = request.app[keys.BRANDS].brand
-        return cached or fallback_brand(request.app[keys.SETTINGS])
+        cache = request.app[keys.BRANDS]
+        stale = cache.by_host.get(hostname(request.host) or "")
+        return stale[0] if stale else cache.brand or fallback_brand(request.app[keys.SETTINGS])
 
 
 async def brand_css(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from gateway.db import Database
+from gateway.ingest import Processor
 from gateway.settings import Settings
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 BRANDS: web.AppKey[BrandCache] = web.AppKey("brands")
+PROCESSOR = web.AppKey("processor", Processor)  # processes portal replies and requests at once (issue #5)
 
 SESSION: web.RequestKey[SessionState] = web.RequestKey("session")
 CSRF: web.RequestKey[CsrfState] = web.RequestKey("csrf")

@@ -14,9 +14,11 @@ from aiohttp import web
 
 from portal import auth, branding, keys
 from portal.sso import sso_jwt
-from portal.views import account, signin, tickets
+from portal.views import account, attachments, profile, requests, signin, tickets
+from portal.views import help as help_center
 from portal.views.api import add_api_routes
 from portal.views.devmail import add_devmail_routes
+from portal.views.ops import add_ops_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -29,7 +31,9 @@ def setup_routes(app: web.Application) -> None:
     add_auth_routes(router)
     add_account_routes(router)
     add_ticket_routes(router)
+    add_help_routes(router)
     add_api_routes(router)  # the agent JSON API (issue #6)
+    add_ops_routes(router)  # /healthz, /readyz, /metrics (issue #8)
     if app[keys.SETTINGS].dev:
         add_devmail_routes(router)  # the dev mail viewer (issue #6)
 
@@ -53,11 +57,27 @@ def add_account_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/logout", account.logout_page, name="logout")
     router.add_post("/logout", account.logout)
     router.add_post("/logout-everywhere", account.logout_everywhere, name="logout_everywhere")
+    router.add_get("/account", profile.profile_show, name="profile")
+    router.add_post("/account", profile.profile_update)
     router.add_get("/account/password", account.password_page, name="account_password")
     router.add_post("/account/password", account.password_change)
 
 
 def add_ticket_routes(router: web.UrlDispatcher) -> None:
-    """Placeholders until the ticket pages land: the landing list and one ticket."""
+    """The contact's tickets: list, page, inline reply, closing, attachments, new requests."""
     router.add_get("/tickets", tickets.ticket_list, name="tickets")
     router.add_get("/tickets/{public_id}", tickets.ticket_page, name="ticket")
+    router.add_post("/tickets/{public_id}/reply", requests.reply, name="ticket_reply")
+    router.add_post("/tickets/{public_id}/close", tickets.close_ticket, name="ticket_close")
+    router.add_get("/tickets/{public_id}/attachments/{attachment_id}", attachments.download, name="attachment")
+    router.add_get("/requests/new", requests.new_request_page, name="new_request")
+    router.add_post("/requests/new", requests.new_request)
+
+
+def add_help_routes(router: web.UrlDispatcher) -> None:
+    """The help center, open to visitors: categories, articles, search and suggestions."""
+    router.add_get("/help", help_center.help_index, name="help")
+    router.add_get("/help/search", help_center.help_search, name="help_search")
+    router.add_get("/help/suggest", help_center.help_suggest, name="help_suggest")
+    router.add_get("/help/categories/{slug}", help_center.help_category, name="help_category")
+    router.add_get("/help/articles/{slug}", help_center.help_article, name="help_article")

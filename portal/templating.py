@@ -4,8 +4,10 @@ Every page is rendered through `render(request, "name.html", {...})`, which adds
 `brand` (name, primary_color, accent_color, logo_url, support_email, initial), `contact`
 (the signed-in Contact or None), `csrf_token` and `csrf_field` (the hidden input to put
 in every form). Templates extend `base.html` and fill `title` and `content`; `url(...)`
-builds links from route names. Error pages use `render_error`, which never needs the
-database, so a 500 or 503 page renders even while the database is down.
+builds links from route names; `portal.formatting` adds filters (`ago`, `when`, …). A
+file in the `template_dir` setting replaces the packaged template of the same name.
+Error pages use `render_error`, which never needs the database, so a 500 or 503 page
+renders even while the database is down.
 """
 
 from __future__ import annotations
@@ -21,16 +23,23 @@ from markupsafe import Markup, escape
 from portal import keys
 from portal.branding import brand_for, fallback_brand
 from portal.csrf import csrf_token
+from portal.formatting import FILTERS
 from portal.sessions import current_contact
 
 
 def setup_templates(app: web.Application) -> None:
+    """Templates from the package, each overridable by a file of that name in `template_dir`."""
+    loader: jinja2.BaseLoader = jinja2.PackageLoader("portal", "templates")
+    overrides = app[keys.SETTINGS].template_dir
+    if overrides is not None:
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(overrides), loader])
     aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("portal", "templates"),
+        loader=loader,
         autoescape=jinja2.select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
+        filters=FILTERS,
     )
     app[aiohttp_jinja2.static_root_key] = "/static"
 

@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.agents import AgentError, add_agent, agent_for_api_key, create_api_key, reply_as_agent
+from gateway.agents import (
+    AgentError,
+    add_agent,
+    agent_for_api_key,
+    create_api_key,
+    reply_as_agent,
+    revoke_api_keys,
+)
 from gateway.mailboxes import add_mailbox
 from gateway.models import AgentApiKey, AuthorType, MailboxMembership, Message, Ticket, TicketStatus
 from gateway.replies import AgentReply, ReplyError, read_commands
@@ -172,3 +179,12 @@ async def test_api_keys_are_stored_hashed_and_identify_their_agent(gateway: Gate
             assert found is not None and found.id == tom.id
         assert await agent_for_api_key(session, keys[0][:-1] + ("A" if keys[0][-1] != "A" else "B")) is None
         assert await agent_for_api_key(session, "not-a-key") is None
+
+
+async def test_revoked_api_keys_no_longer_identify_anyone(gateway: Gateway) -> None:
+    await add_tom(gateway)
+    async with gateway.db.sessions.begin() as session:
+        key = await create_api_key(session, TOM)
+        assert await revoke_api_keys(session, TOM) == 1
+    async with gateway.db.sessions.begin() as session:
+        assert await agent_for_api_key(session, key) is None

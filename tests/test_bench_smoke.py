@@ -18,9 +18,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_dry_quick_run_starts_every_benchmark_and_prints_the_table() -> None:
     env = {**os.environ, "PYTHON": sys.executable}
-    done = subprocess.run(
-        [str(ROOT / "bench" / "run"), "--quick", "--dry"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=110
-    )
+    command = [str(ROOT / "bench" / "run"), "--quick", "--dry"]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=110)
     assert done.returncode == 0, done.stderr[-3000:]
     assert HEADER in done.stdout
     assert "FAILED" not in done.stdout

@@ -88,3 +88,21 @@ def test_link_issue_prints_a_portal_link_for_a_known_contact(wicket) -> None:
     url = wicket("link", "issue", "alice@customer.test", "--ticket", "1001").strip()
     assert url.startswith("http://127.0.0.1:8080/l/")
     assert len(url.rsplit("/", 1)[1]) >= 40
+
+
+def test_agent_added_on_the_command_line_can_reply_to_a_ticket(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    assert "agent tom@example.test is ready" in wicket("agents", "add", "tom@example.test", "--name", "Tom Agent")
+    assert "reply queued" in wicket("reply", "1001", "--as", "tom@example.test", "Try tray 2, please.")
+    assert "internal note" in wicket("reply", "#1001", "--as", "tom@example.test", "#internal\nCalled facilities.")
+    shown = json.loads(wicket("tickets", "show", "1001", "--json"))
+    agent_messages = [m for m in shown["messages"] if m["author_type"] == "agent"]
+    assert [m["internal"] for m in agent_messages] == [False, True]
+
+
+def test_dkim_keygen_prints_the_txt_record_and_keeps_an_existing_key(wicket) -> None:
+    first = wicket("dkim", "keygen", "example.test")
+    assert first.startswith("wicket._domainkey.example.test. IN TXT")
+    assert "v=DKIM1" in first and "p=" in first
+    assert wicket("dkim", "keygen", "example.test") == first

@@ -7,7 +7,7 @@ import base64
 from sqlalchemy import select, update
 
 from gateway.agents import add_agent
-from gateway.models import Mailbox, MailboxMembership, OutboxMessage, OutboxStatus, Ticket
+from gateway.models import Mailbox, OutboxMessage, OutboxStatus, Ticket
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from tests.mailflow import ALICE, LINK, TOM, add_tom, build_mail, html_of, settle, text_of
@@ -99,9 +99,8 @@ async def test_agents_hear_of_new_tickets_and_customer_replies_with_their_signed
 
 
 async def test_notification_preferences_are_respected(gateway: Gateway, receive_email: ReceiveEmail) -> None:
-    await add_tom(gateway)
     async with gateway.db.sessions.begin() as session:
-        await session.execute(update(MailboxMembership).values(notify_customer_message=False))
+        await add_agent(session, TOM, "Tom Agent", notify_customer_messages=False)
     await receive_email("new-request.eml")
     await receive_email("reply-gmail.eml")
     assert len((await settle(gateway)).to(TOM)) == 1
@@ -154,3 +153,12 @@ async def test_a_sender_address_that_cannot_be_mailed_still_opens_a_ticket_witho
     assert inbound.status == "delivered"
     assert await only_ticket(gateway)
     assert (await settle(gateway)).sent == []
+
+
+async def test_customer_mail_wears_the_mailbox_brand(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+    async with gateway.db.sessions.begin() as session:
+        await session.execute(update(Mailbox).values(brand_name="Acme Help", primary_color="#aa3300"))
+    await receive_email("new-request.eml")
+    [ack] = (await settle(gateway)).to(ALICE)
+    assert ack.message["From"] == f"Acme Help <{SUPPORT}>"
+    assert "background:#aa3300" in html_of(ack) and "thank you for writing to Acme Help" in text_of(ack)

@@ -49,3 +49,14 @@ from gateway.models.auth import (  # noqa: E402
 )
 
 __all__ += ["AuditEvent", "ContactPassword", "MagicLink", "PortalSession", "RateLimitCounter", "UsedSsoToken"]
+
+from gateway.models.help import (  # noqa: E402
+    Account,
+    AccountDomain,
+    AccountMember,
+    Article,
+    ArticleCategory,
+    TicketRead,
+)
+
+__all__ += ["Account", "AccountDomain", "AccountMember", "Article", "ArticleCategory", "TicketRead"]

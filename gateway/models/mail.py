@@ -1,5 +1,9 @@
 """Mailboxes (the addresses Wicket receives for) and InboundEmail, the durable raw store.
 
+A Mailbox is also a brand: the portal reached on its `custom_domain` (the Host header) is
+drawn with its name, logo, colours and footer links; empty brand columns fall back to the
+mailbox name and the colour settings.
+
 An InboundEmail row is written, with the exact bytes and the SMTP envelope, before the
 client hears 250. Processing then moves it through the statuses below; the row is never
 deleted, so every message that was acknowledged can be replayed.
@@ -9,6 +13,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -27,6 +32,13 @@ class Mailbox(Base):
     next_ref: Mapped[int] = mapped_column(Integer, default=1001)
     auto_acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = created_column()
+    # The brand (issue #5): shown by the portal on `custom_domain`; empty means "use the default".
+    brand_name: Mapped[str | None] = mapped_column(String(200))
+    logo_url: Mapped[str | None] = mapped_column(String(2000))
+    primary_color: Mapped[str | None] = mapped_column(String(7))
+    accent_color: Mapped[str | None] = mapped_column(String(7))
+    custom_domain: Mapped[str | None] = mapped_column(String(253), unique=True)
+    footer_links: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     @property
     def local_part(self) -> str:

@@ -23,7 +23,7 @@ from email.message import Message
 
 from mailparser.utils import decode_base64_payload
 
-from gateway.charsets import decode_bytes, decode_parameter
+from gateway.charsets import decode_bytes, decode_parameter, storable
 from gateway.parse.headers import _headers, _sender
 from gateway.quotes import Address, ForwardedOriginal, html_to_text, is_forward_subject
 
@@ -153,7 +153,7 @@ def _attachment(part: Message, index: int, cids: set[str], notes: list[str]) -> 
     filename = _filename(part, notes) or f"attachment-{index}{_extension(content_type)}"
     inner = _children(part)
     data = _message_bytes(inner[0], notes) if inner else _payload_bytes(part, filename, notes)
-    content_id = "".join(str(part.get("Content-ID", "")).split()).strip("<>") or None
+    content_id = storable("".join(str(part.get("Content-ID", "")).split()).strip("<>")) or None  # no NUL
     return ParsedAttachment(
         filename=filename,
         content_type=content_type,

@@ -23,7 +23,7 @@ import mailparser
 from mailparser import MailParser
 from mailparser.exceptions import MailParserRecursionError
 
-from gateway.charsets import mixed_decode
+from gateway.charsets import mixed_decode, storable
 from gateway.parse.bodies import (
     ParsedAttachment,
     _attached_forward,
@@ -181,7 +181,7 @@ def _parse(raw: bytes) -> ParsedEmail:
         attachments=attachments,
         forwarded=forwarded,
         delivery_report=_delivery_report(parts, sender, subject, headers, text),
-        defects=tuple(dict.fromkeys(notes)),
+        defects=tuple(dict.fromkeys(storable(note) for note in notes)),  # notes quote header text
     )
 
 

@@ -50,7 +50,7 @@ def _read(path: Path) -> list[DevMail]:
         return []
     box = mailbox.Maildir(path, create=False)
     mails = []
-    for key in box.keys():
+    for key in box.iterkeys():
         raw = box.get_bytes(key)
         delivered = box.get_message(key).get_date()
         mails.append(DevMail(key, delivered, cast(EmailMessage, message_from_bytes(raw, policy=policy.default))))

@@ -1,19 +1,44 @@
-"""Placeholder ticket pages: who is signed in, and one ticket's subject.
+"""The ticket list, the ticket page and closing a ticket.
 
-These exist so sign-in has somewhere to land; the real ticket list and ticket page
-(issue "The branded customer portal") replace them. `/` sends visitors to /login and
-signed-in contacts to /tickets.
+`/tickets` lists the tickets the contact takes part in (filter open / closed / all, open
+first, a page at a time, unread marked) and, in their own section, tickets opened by
+colleagues in accounts that share tickets, with articles that may help alongside. The
+ticket page shows the customer's thread (never internal notes) with sanitized bodies,
+attachments and an inline reply form; every view is audited (`ticket.viewed`, with
+`shared` when seen through an account) and marks the ticket read. A ticket the contact
+may not see is a 404, exactly like one that does not exist. `/` sends visitors to /login
+and signed-in contacts to /tickets.
 """
 
 from __future__ import annotations
 
-from aiohttp import web
-from sqlalchemy import select
+from typing import Any
 
-from gateway.models import Ticket, TicketParticipant
+from aiohttp import web
+
+from gateway.accounts import sharing_accounts
+from gateway.audit import record
+from gateway.help_search import suggest_articles
+from gateway.models import Attachment, Contact, Mailbox, TicketStatus
+from gateway.notes import add_note
+from gateway.ticket_access import TicketAccess, customer_thread, mark_read, ticket_for_contact
+from gateway.ticket_lists import STATUS_FILTERS, open_subjects, own_tickets, shared_tickets
 from portal import keys
-from portal.sessions import current_contact, require_contact
+from portal.sessions import audit_context, current_contact, require_contact
 from portal.templating import render
+from portal.thread import present_thread
+from portal.uploads import accept_attribute
+
+NOTICES = {
+    "sent": "Your reply is on the ticket. We will answer by email and here.",
+    "queued": "We received your reply. It will appear here in a moment.",
+    "created": "Thank you. Your request is now a ticket; we will answer by email and here.",
+    "closed": "The ticket is closed. If you need anything else, reply below and it opens again.",
+}
+
+
+def page_number(value: str | None) -> int:
+    return int(value) if value and value.isdigit() and 0 < len(value) < 6 else 1
 
 
 async def home(request: web.Request) -> web.StreamResponse:
@@ -23,18 +48,82 @@ async def home(request: web.Request) -> web.StreamResponse:
 
 async def ticket_list(request: web.Request) -> web.Response:
     contact = await require_contact(request)
-    return await render(request, "tickets.html", {"signed_in_as": contact})
+    status = request.query.get("status", "all")
+    status = status if status in STATUS_FILTERS else "all"
+    async with request.app[keys.DB].sessions() as session:
+        mine = await own_tickets(session, contact, status=status, page=page_number(request.query.get("page")))
+        accounts = await sharing_accounts(session, contact)
+        shared_page = page_number(request.query.get("shared_page"))
+        shared = await shared_tickets(session, contact, [a.id for a in accounts], page=shared_page)
+        suggestions = await suggest_articles(session, await open_subjects(session, contact))
+    context = {"mine": mine, "shared": shared, "accounts": accounts, "status": status, "suggestions": suggestions}
+    return await render(request, "tickets.html", context)
+
+
+def _audit_detail(access: TicketAccess) -> dict[str, Any]:
+    if access.account is None:
+        return {"shared": False}
+    return {"shared": True, "account": access.account.public_id}
+
+
+async def show_ticket(
+    request: web.Request, contact: Contact, *, reply_error: str | None = None, reply_text: str = "", status: int = 200
+) -> web.Response:
+    """The ticket page for `contact` (also re-rendered by a refused reply with its error)."""
+    public_id = request.match_info["public_id"]
+    async with request.app[keys.DB].sessions.begin() as session:
+        access = await ticket_for_contact(session, contact, public_id)
+        if access is None:
+            raise web.HTTPNotFound()
+        messages = await customer_thread(session, access.ticket)
+        mailbox = await session.get_one(Mailbox, access.ticket.mailbox_id)
+        await mark_read(session, contact, access.ticket)
+        detail = _audit_detail(access)
+        await record(session, "ticket.viewed", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request))
+
+    def attachment_url(attachment: Attachment) -> str:
+        url = request.app.router["attachment"].url_for(public_id=public_id, attachment_id=attachment.public_id)
+        return str(url)
+
+    thread = present_thread(
+        messages,
+        contact,
+        team_name=mailbox.brand_name or mailbox.name,
+        attachment_url=attachment_url,
+        images_for=request.query.get("images"),
+    )
+    context = {
+        "ticket": access.ticket,
+        "access": access,
+        "thread": thread,
+        "is_closed": access.ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED),
+        "notice": NOTICES.get(request.query.get("notice", "")),
+        "reply_error": reply_error,
+        "reply_text": reply_text,
+        "accept": accept_attribute(request.app[keys.SETTINGS]),
+        "settings": request.app[keys.SETTINGS],
+    }
+    return await render(request, "ticket.html", context, status=status)
 
 
 async def ticket_page(request: web.Request) -> web.Response:
+    return await show_ticket(request, await require_contact(request))
+
+
+async def close_ticket(request: web.Request) -> web.StreamResponse:
+    """POST /tickets/{id}/close: the requester or a participant closes the ticket."""
     contact = await require_contact(request)
-    query = (
-        select(Ticket)
-        .join(TicketParticipant, TicketParticipant.ticket_id == Ticket.id)
-        .where(Ticket.public_id == request.match_info["public_id"], TicketParticipant.contact_id == contact.id)
-    )
-    async with request.app[keys.DB].sessions() as session:
-        ticket = await session.scalar(query)
-    if ticket is None:
-        raise web.HTTPNotFound()
-    return await render(request, "ticket.html", {"ticket": ticket})
+    async with request.app[keys.DB].sessions.begin() as session:
+        access = await ticket_for_contact(session, contact, request.match_info["public_id"])
+        if access is None:
+            raise web.HTTPNotFound()
+        if not access.participant:
+            raise web.HTTPForbidden()
+        ticket = access.ticket
+        if ticket.status != TicketStatus.CLOSED:
+            previous, ticket.status = ticket.status, TicketStatus.CLOSED
+            await add_note(session, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
+            detail = {"from": previous}
+            await record(session, "ticket.closed", contact=contact, ticket=ticket, detail=detail, **audit_context(request))
+    url = request.app.router["ticket"].url_for(public_id=ticket.public_id).with_query(notice="closed")
+    raise web.HTTPSeeOther(url)

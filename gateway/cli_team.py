@@ -1,0 +1,107 @@
+"""`wicket agents …`, `wicket reply …` and `wicket dkim …`: the support team's commands.
+
+Each command opens the database, runs one service function from gateway.agents,
+gateway.replies or gateway.dkim in a transaction and prints the outcome; the functions are
+the same ones the email workflow and the agent API use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway import dkim
+from gateway.agents import AgentError, add_agent, create_api_key, reply_as_agent, revoke_api_keys
+from gateway.db import open_database
+from gateway.replies import ReplyError, read_commands
+from gateway.settings import Settings
+
+R = TypeVar("R")
+
+
+def _in_transaction(action: Callable[[AsyncSession, Settings], Awaitable[R]]) -> R:
+    settings = Settings()
+
+    async def run() -> R:
+        db = open_database(settings)
+        try:
+            async with db.sessions.begin() as session:
+                return await action(session, settings)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except (AgentError, ReplyError) as error:
+        raise click.ClickException(str(error)) from error
+
+
+@click.group()
+def agents() -> None:
+    """Support agents: who is notified and who may answer by email."""
+
+
+@agents.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--mailbox", "mailboxes", multiple=True, help="Join only these mailboxes (default: all).")
+@click.option("--new-ticket-mail/--no-new-ticket-mail", default=True, help="Email me about new tickets.")
+@click.option("--reply-mail/--no-reply-mail", default=True, help="Email me when customers reply.")
+def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mail: bool, reply_mail: bool) -> None:
+    agent = _in_transaction(lambda session, _settings: add_agent(
+        session, email, name, list(mailboxes) or None,
+        notify_new_tickets=new_ticket_mail, notify_customer_messages=reply_mail,
+    ))
+    click.echo(f"agent {agent.email} is ready")
+
+
+@agents.command("key")
+@click.argument("email")
+@click.option("--label", default="", help="What the key is for, e.g. 'CRM sync'.")
+def agents_key(email: str, label: str) -> None:
+    """Create an API key for the agent API (shown once; only its digest is kept)."""
+    click.echo(_in_transaction(lambda session, _settings: create_api_key(session, email, label)))
+
+
+@agents.command("revoke-keys")
+@click.argument("email")
+def agents_revoke_keys(email: str) -> None:
+    revoked = _in_transaction(lambda session, _settings: revoke_api_keys(session, email))
+    click.echo(f"revoked {revoked} key(s)")
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("text")
+@click.option("--as", "agent_email", required=True, help="The answering agent's address.")
+@click.option("--mailbox", default=None, help="Mailbox address, when REF exists in several.")
+def reply(ref: str, text: str, agent_email: str, mailbox: str | None) -> None:
+    """Answer ticket REF as an agent ("#internal" or "#status X" on the first line work too)."""
+    if not ref.lstrip("#").isdigit():
+        raise click.BadParameter("REF is a ticket number such as 1001")
+    message = _in_transaction(lambda session, settings: reply_as_agent(
+        session, settings, int(ref.lstrip("#")), agent_email, read_commands(text), mailbox=mailbox,
+    ))
+    click.echo("internal note added" if message.internal else "reply queued for the customer")
+
+
+@click.group("dkim")
+def dkim_group() -> None:
+    """DKIM signing keys for outbound mail."""
+
+
+@dkim_group.command("keygen")
+@click.argument("domain")
+def dkim_keygen(domain: str) -> None:
+    """Create DOMAIN's signing key (kept if it exists) and print the DNS TXT record."""
+    try:
+        record = dkim.keygen(Settings(), domain)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    if not record.created:
+        click.echo("existing key kept", err=True)
+    click.echo(record.zone_line())

@@ -1,0 +1,77 @@
+"""Template filters: dates people read at a glance, file sizes, and status words.
+
+Registered on the Jinja environment by `portal.templating.setup_templates`: `when` (an
+exact UTC date and time, for `title` attributes and `<time>`), `ago` ("5 minutes ago",
+"3 Nov"), `filesize` ("1.2 MB") and `status_label` (what a ticket status means to the
+customer: "pending" is "Waiting for your reply").
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from gateway.models import utcnow
+
+STATUS_LABELS = {
+    "open": "Open",
+    "pending": "Waiting for your reply",
+    "resolved": "Resolved",
+    "closed": "Closed",
+}
+
+BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
+SYSTEMS = (
+    ("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
+    ("Mac OS X", "macOS"), ("CrOS", "ChromeOS"), ("Linux", "Linux"),
+)  # fmt: skip
+
+
+def when(moment: datetime | None) -> str:
+    return "" if moment is None else moment.strftime("%-d %b %Y, %H:%M UTC")
+
+
+def ago(moment: datetime | None, now: datetime | None = None) -> str:
+    if moment is None:
+        return ""
+    seconds = int(((now or utcnow()) - moment).total_seconds())
+    if seconds < 60:
+        return "just now"
+    for size, unit in ((86_400, "day"), (3_600, "hour"), (60, "minute")):
+        if seconds >= size:
+            count = seconds // size
+            if unit == "day" and count > 6:
+                return moment.strftime("%-d %b" if count < 300 else "%-d %b %Y")
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "just now"
+
+
+def filesize(size: int) -> str:
+    if size < 1024:
+        return f"{size} bytes"
+    value, units = size / 1024, ["KB", "MB", "GB"]
+    while value >= 1024 and len(units) > 1:
+        value, units = value / 1024, units[1:]
+    return f"{value:.0f} {units[0]}" if value >= 10 else f"{value:.1f} {units[0]}"
+
+
+def status_label(status: str) -> str:
+    return STATUS_LABELS.get(status, status.capitalize())
+
+
+def device(user_agent: str | None) -> str:
+    """A readable browser and system from a User-Agent header ("Unknown device" when unclear)."""
+    agent = user_agent or ""
+    browser = next((name for token, name in BROWSERS if token in agent), None)
+    system = next((name for token, name in SYSTEMS if token in agent), None)
+    if browser and system:
+        return f"{browser} on {system}"
+    return browser or system or "Unknown device"
+
+
+FILTERS = {
+    "when": when,
+    "ago": ago,
+    "filesize": filesize,
+    "status_label": status_label,
+    "device": device,
+}

@@ -1,0 +1,70 @@
+"""The help center: categories, articles and search, open to everyone, signed in or not.
+
+`/help` lists the categories and the newest articles, `/help/categories/{slug}` one
+category, `/help/articles/{slug}` one article (its HTML was sanitized when it was saved),
+`/help/search?q=` full-text results. `/help/suggest?q=` answers the same search as JSON
+for the new-request page's script, which suggests articles as the subject is typed.
+"""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from gateway.help_center import category_page, list_categories, published_article, recent_articles
+from gateway.help_search import search_articles
+from portal import keys
+from portal.templating import render
+
+MAX_QUERY = 200
+SUGGESTIONS = 5
+
+
+def _query(request: web.Request) -> str:
+    return " ".join(request.query.get("q", "").split())[:MAX_QUERY]
+
+
+async def help_index(request: web.Request) -> web.Response:
+    async with request.app[keys.DB].sessions() as session:
+        categories = await list_categories(session)
+        recent = await recent_articles(session, 6)
+    return await render(request, "help_index.html", {"categories": categories, "recent": recent, "query": ""})
+
+
+async def help_category(request: web.Request) -> web.Response:
+    async with request.app[keys.DB].sessions() as session:
+        found = await category_page(session, request.match_info["slug"])
+    if found is None:
+        raise web.HTTPNotFound()
+    category, articles = found
+    return await render(request, "help_category.html", {"category": category, "articles": articles, "query": ""})
+
+
+async def help_article(request: web.Request) -> web.Response:
+    async with request.app[keys.DB].sessions() as session:
+        found = await published_article(session, request.match_info["slug"])
+        if found is None:
+            raise web.HTTPNotFound()
+        article, category = found
+        found_category = await category_page(session, category.slug)
+    related = [a for a in (found_category[1] if found_category else []) if a.id != article.id][:5]
+    context = {"article": article, "category": category, "related": related, "query": ""}
+    return await render(request, "help_article.html", context)
+
+
+async def help_search(request: web.Request) -> web.Response:
+    query = _query(request)
+    async with request.app[keys.DB].sessions() as session:
+        results = await search_articles(session, query) if query else []
+    return await render(request, "help_search.html", {"query": query, "results": results})
+
+
+async def help_suggest(request: web.Request) -> web.Response:
+    """JSON `{"articles": [{"title", "summary", "url"}]}` for `q` (at most five)."""
+    query = _query(request)
+    async with request.app[keys.DB].sessions() as session:
+        found = await search_articles(session, query, limit=SUGGESTIONS, every=False) if query else []
+    articles = [
+        {"title": a.title, "summary": a.summary, "url": str(request.app.router["help_article"].url_for(slug=a.slug))}
+        for a in found
+    ]
+    return web.json_response({"articles": articles})

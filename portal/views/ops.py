@@ -1,0 +1,88 @@
+"""Operator endpoints on the HTTP port: liveness, readiness and Prometheus metrics.
+
+`/healthz` answers 200 whenever the process serves HTTP and never touches the database, so
+an orchestrator restarts only a process that is really stuck. `/readyz` asks the database
+for the queue depths, bounded by a short timeout, and answers 200 with the inbound backlog,
+failures and outbox depth as JSON, or 503 when the database cannot answer, so a load
+balancer stops sending people to a node that cannot sign them in. `/metrics` refreshes the
+queue gauges and answers with the Prometheus text of `gateway.metrics.REGISTRY`; when the
+database is down it still answers with the process's own counters. `request_timer` is the
+middleware that times every portal request into `wicket_portal_request_seconds`, labelled
+by route pattern (never the raw path, which may hold a magic-link token).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy.exc import SQLAlchemyError
+
+from gateway.metrics import PORTAL_REQUEST_SECONDS, REGISTRY, queue_depths, refresh_queue_gauges
+from portal import keys
+from portal.middlewares import route_label
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 3.0
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)  # TimeoutError is an OSError
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+async def healthz(request: web.Request) -> web.Response:
+    """GET /healthz: the process is up and serving HTTP (no database involved)."""
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    """GET /readyz: 200 with the queue depths when the database answers, else 503."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            depths = await queue_depths(request.app[keys.DB])
+    except DATABASE_ERRORS as error:
+        log.warning("not ready: the database did not answer (%s)", type(error).__name__)
+        return web.json_response(
+            {"status": "unavailable", "database": "unreachable"}, status=503, headers={"Retry-After": "5"}
+        )
+    return web.json_response({"status": "ready", "database": "ok", **depths})
+
+
+async def metrics(request: web.Request) -> web.Response:
+    """GET /metrics: Prometheus text; the queue gauges are fresh when the database answers."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await refresh_queue_gauges(request.app[keys.DB])
+    except DATABASE_ERRORS as error:
+        log.warning("metrics served without fresh queue gauges (%s)", type(error).__name__)
+    return web.Response(body=generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+@web.middleware
+async def request_timer(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Observe each request's latency by method, route pattern and final status."""
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as error:
+        status = error.status
+        raise
+    finally:
+        method = request.method if request.method in KNOWN_METHODS else "other"
+        PORTAL_REQUEST_SECONDS.labels(method, route_label(request), str(status)).observe(
+            time.perf_counter() - started
+        )
+
+
+def add_ops_routes(router: web.UrlDispatcher) -> None:
+    """Liveness, readiness and metrics (issue #8)."""
+    router.add_get("/healthz", healthz, name="healthz")
+    router.add_get("/readyz", readyz, name="readyz")
+    router.add_get("/metrics", metrics, name="metrics")

@@ -1,0 +1,74 @@
+"""The contact's profile: name, email, password, signed-in devices and recent sign-ins.
+
+`/account` shows who the contact is (the name is editable; the email address is the
+identity and changes only through support), links to the optional password page, lists
+the live sessions with "sign out everywhere", and shows the last sign-ins from the audit
+trail (when, how, from where), so a contact can spot a sign-in that was not theirs.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from aiohttp import web
+from sqlalchemy import select, update
+
+from gateway.audit import record
+from gateway.models import AuditEvent, Contact, PortalSession, utcnow
+from portal import keys
+from portal.sessions import audit_context, current_session, require_contact
+from portal.templating import render
+
+MAX_NAME = 200
+RECENT_SIGNINS = 10
+
+
+async def profile_page(
+    request: web.Request, *, error: str | None = None, notice: str | None = None, status: int = 200
+) -> web.Response:
+    contact = await require_contact(request)
+    settings = request.app[keys.SETTINGS]
+    this_session = await current_session(request)
+    now = utcnow()
+    async with request.app[keys.DB].sessions() as session:
+        live = await session.scalars(
+            select(PortalSession)
+            .where(
+                PortalSession.contact_id == contact.id,
+                PortalSession.revoked_at.is_(None),
+                PortalSession.expires_at > now,
+                PortalSession.last_seen_at > now - timedelta(minutes=settings.session_idle_minutes),
+            )
+            .order_by(PortalSession.last_seen_at.desc())
+        )
+        signins = await session.scalars(
+            select(AuditEvent)
+            .where(AuditEvent.contact_id == contact.id, AuditEvent.event == "session.started")
+            .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
+            .limit(RECENT_SIGNINS)
+        )
+        context = {
+            "sessions": list(live.all()),
+            "this_session_id": this_session.id if this_session else None,
+            "signins": list(signins.all()),
+            "error": error,
+            "notice": notice,
+        }
+    return await render(request, "profile.html", context, status=status)
+
+
+async def profile_show(request: web.Request) -> web.Response:
+    return await profile_page(request)
+
+
+async def profile_update(request: web.Request) -> web.Response:
+    """POST /account: change the display name."""
+    contact = await require_contact(request)
+    name = " ".join(str((await request.post()).get("name") or "").split())
+    if len(name) > MAX_NAME:
+        return await profile_page(request, error=f"Keep your name under {MAX_NAME} characters.", status=400)
+    async with request.app[keys.DB].sessions.begin() as session:
+        await session.execute(update(Contact).where(Contact.id == contact.id).values(name=name))
+        await record(session, "profile.changed", contact=contact, detail={"fields": ["name"]}, **audit_context(request))
+    contact.name = name
+    return await profile_page(request, notice="Your name is saved.")

@@ -1,0 +1,199 @@
+"""The world the security sweep attacks, the browsers it attacks with, and its oracles.
+
+`build_world` sets up, through the production paths, an owner (Alice, whose ticket with
+an attachment arrived by email), a stranger (Mallory, with a ticket of her own), an agent
+of Alice's mailbox (Tom) and an agent of another mailbox only (Sam), each agent with an
+API key. `Browser` is a client on the real portal app that records every response it
+gets, so later assertions can look at everything seen (cookies, headers, bodies).
+`routes_of` lists the app's URL table; `fill` puts ids into a route pattern; `lands_on`
+says which host a `Location` header sends a browser to, read the way browsers read it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urljoin, urlsplit
+
+from aiohttp import web
+from multidict import CIMultiDict
+from sqlalchemy import select
+
+from gateway.agents import add_agent, create_api_key
+from gateway.db import Database
+from gateway.mailboxes import add_mailbox
+from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
+from gateway.runtime import Gateway
+from gateway.settings import Settings
+from gateway.tokens import IssuedLink
+from tests.portal.helpers import TOKEN_FIELD, Client, add_contact, add_ticket, issue, link_path
+from tests.support import SUPPORT
+
+PORTAL_HOST = "portal.example.test"
+SSO_SECRET = "a-shared-secret-that-is-long-enough-for-hs256"
+OWNER, STRANGER = "alice@example.test", "mallory@attacker.test"
+OWNER_AGENT, OTHER_AGENT = "tom@example.test", "sam@example.test"
+OTHER_MAILBOX = "sales@example.test"
+STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """One response a browser got."""
+
+    method: str
+    path: str
+    status: int
+    headers: CIMultiDict[str]
+    body: str
+
+
+@dataclass
+class Browser:
+    """A browser (its own cookie jar) on the real portal app, recording what it sees."""
+
+    client: Client
+    seen: list[Seen]
+
+    async def request(self, method: str, path: str, **options: Any) -> Seen:
+        options.setdefault("allow_redirects", False)
+        async with self.client.request(method, path, **options) as response:
+            body = (await response.read()).decode("utf-8", "replace")
+            found = Seen(method, path, response.status, CIMultiDict(response.headers), body)
+        self.seen.append(found)
+        return found
+
+    async def get(self, path: str, **options: Any) -> Seen:
+        return await self.request("GET", path, **options)
+
+    async def csrf_token(self, page: str = "/login") -> str:
+        found = TOKEN_FIELD.search((await self.get(page)).body)
+        assert found, f"no CSRF token on {page}"
+        return found.group(1)
+
+    async def post_form(self, path: str, data: dict[str, str], *, page: str = "/login") -> Seen:
+        token = await self.csrf_token(page)
+        return await self.request("POST", path, data={**data, "csrf_token": token})
+
+    async def sign_in(self, issued: IssuedLink) -> Seen:
+        answer = await self.post_form(link_path(issued.token), {}, page=link_path(issued.token))
+        assert answer.status == 303, answer
+        return answer
+
+    def cookie(self, name: str) -> str | None:
+        for morsel in self.client.session.cookie_jar:
+            if morsel.key == name:
+                return morsel.value
+        return None
+
+
+NewBrowser = Callable[..., Awaitable[Browser]]
+
+
+@dataclass
+class World:
+    settings: Settings
+    db: Database
+    alice: Contact
+    mallory: Contact
+    ticket: Ticket
+    attachment_id: str
+    mallory_ticket: Ticket
+    tom_key: str
+    sam_key: str
+    secrets: set[str] = field(default_factory=set)
+
+    def owner_ids(self) -> dict[str, str]:
+        """Values for the id parameters of routes: Alice's objects."""
+        return {"public_id": self.ticket.public_id, "ticket_id": self.ticket.public_id,
+                "attachment_id": self.attachment_id}
+
+    async def link(self, contact: Contact, **options: Any) -> IssuedLink:
+        issued = await issue(self.db, self.settings, contact, **options)
+        self.secrets |= {issued.token, issued.code, issued.code.replace("-", "")}
+        return issued
+
+    async def ticket_state(self) -> tuple[str, int]:
+        async with self.db.sessions() as session:
+            ticket = await session.get_one(Ticket, self.ticket.id)
+            messages = (await session.scalars(select(Message.id).where(Message.ticket_id == ticket.id))).all()
+        return ticket.status, len(messages)
+
+
+def mail_with_attachment() -> bytes:
+    mail = EmailMessage()
+    mail["From"] = f"Alice Doe <{OWNER}>"
+    mail["To"] = SUPPORT
+    mail["Subject"] = "The printer jams"
+    mail["Message-ID"] = "<printer-1@example.test>"
+    mail.set_content("It jams on page two. Log attached.")
+    mail.add_attachment(b"jam at page 2\n" * 50, maintype="application", subtype="octet-stream", filename="jam.log")
+    return mail.as_bytes()
+
+
+async def build_world(gateway: Gateway, db: Database, settings: Settings, support: Mailbox) -> World:
+    inbound_id = await gateway.receive(mail_with_attachment(), mail_from=OWNER, rcpt_tos=(SUPPORT,))
+    await gateway.processor.drain()
+    async with db.sessions.begin() as session:
+        inbound = await session.get_one(InboundEmail, inbound_id)
+        assert inbound.ticket_id is not None, (inbound.status, inbound.last_error)
+        ticket = await session.get_one(Ticket, inbound.ticket_id)
+        alice = await session.get_one(Contact, ticket.requester_id)
+        attachment = await session.scalar(
+            select(Attachment.public_id).join(Message).where(Message.ticket_id == ticket.id)
+        )
+        await add_mailbox(session, OTHER_MAILBOX, "Sales")
+        await add_agent(session, OWNER_AGENT, "Tom Agent", mailboxes=[SUPPORT])
+        await add_agent(session, OTHER_AGENT, "Sam Agent", mailboxes=[OTHER_MAILBOX])
+        tom_key = await create_api_key(session, OWNER_AGENT)
+        sam_key = await create_api_key(session, OTHER_AGENT)
+    assert attachment is not None
+    mallory = await add_contact(db, STRANGER, "Mallory")
+    mallory_ticket = await add_ticket(db, support, mallory, "Mallory's own question")
+    world = World(settings, db, alice, mallory, ticket, attachment, mallory_ticket, tom_key, sam_key)
+    world.secrets |= {tom_key, sam_key}
+    return world
+
+
+@dataclass(frozen=True)
+class Route:
+    method: str
+    pattern: str
+    name: str | None
+    handler: Any
+
+    @property
+    def params(self) -> list[str]:
+        return _PARAM.findall(self.pattern)
+
+    @property
+    def is_api(self) -> bool:
+        return self.pattern.startswith("/api/")
+
+
+def routes_of(app: web.Application) -> Iterator[Route]:
+    for route in app.router.routes():
+        resource = route.resource
+        if resource is None or isinstance(resource, web.StaticResource):
+            continue
+        yield Route(route.method, resource.canonical, resource.name, route.handler)
+
+
+def fill(pattern: str, values: dict[str, str]) -> str:
+    return _PARAM.sub(lambda match: values[match.group(1)], pattern)
+
+
+def lands_on(location: str) -> str:
+    """The host a browser on the portal goes to for this Location (WHATWG-style reading:
+    tabs and newlines dropped, outer spaces and controls stripped, backslashes as slashes)."""
+    cleaned = re.sub(r"[\t\n\r]", "", location).strip("\x00\x01\x02\x03\x04\x05\x06\x07\x08\x0b\x0c\x0e\x0f"
+                                                      "\x10\x11\x12\x13\x14\x15\x16\x17\x18\x19\x1a\x1b\x1c\x1d"
+                                                      "\x1e\x1f ")
+    cleaned = cleaned.replace("\\", "/")
+    if urlsplit(cleaned).scheme:
+        return urlsplit(cleaned).netloc or "(another scheme)"
+    return urlsplit(urljoin(f"http://{PORTAL_HOST}/some/page", cleaned)).netloc

@@ -1,0 +1,290 @@
+"""The security sweep: every route of the real portal app, attacked the way people attack
+portals, with the URL table itself as the checklist — a route added later is swept too,
+and a route with an id the sweep does not understand fails the sweep until taught.
+
+Access (IDOR, CSRF, open redirects, session fixation, cookie flags, security headers) is
+here; enumeration, secrets and the open-relay check are in `test_security_secrets.py`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jwt
+import pytest
+from aiohttp.test_utils import TestServer
+from sqlalchemy import func, select
+
+from gateway.db import Database
+from gateway.models import AuditEvent, ContactPassword, Mailbox
+from gateway.runtime import Gateway
+from gateway.settings import Settings
+from gateway.tokens import LinkPurpose
+from portal.app import create_app, runner_options
+from portal.passwords import hash_password
+from tests.portal.helpers import sent_signin_emails, with_settings
+from tests.security_world import (
+    OWNER,
+    PORTAL_HOST,
+    SSO_SECRET,
+    STATE_CHANGING,
+    Browser,
+    NewBrowser,
+    Route,
+    Seen,
+    World,
+    build_world,
+    fill,
+    lands_on,
+    routes_of,
+)
+
+pytestmark = pytest.mark.timeout(180)
+
+OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id"})
+NOT_OBJECT_IDS = {
+    "token": "a magic-link token is itself the credential (tests/portal/test_links.py)",
+    "slug": "help-center articles and categories are public",
+}
+API_BODIES: dict[str, dict[str, str]] = {
+    "api_replies": {"text": "Not my ticket"},
+    "api_notes": {"text": "Not my ticket"},
+    "api_status": {"status": "closed"},
+}
+FORM = {"message": "I am not who you think", "subject": "Hello", "email": OWNER, "action": "remove"}
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    return with_settings(
+        settings, sso_jwt_algorithm="HS256", sso_jwt_secret=SSO_SECRET,
+        rate_limit_mail_per_address=10_000, rate_limit_mail_per_ip=10_000,
+        rate_limit_failures_per_address=10_000, rate_limit_failures_per_ip=10_000,
+    )
+
+
+@pytest.fixture
+async def world(gateway: Gateway, db: Database, settings: Settings, mailbox: Mailbox) -> World:
+    return await build_world(gateway, db, settings, mailbox)
+
+
+@pytest.fixture
+def seen() -> list[Seen]:
+    return []
+
+
+@pytest.fixture
+def new_browser(aiohttp_client: Any, db: Database, settings: Settings, seen: list[Seen]) -> NewBrowser:
+    """`await new_browser(settings=…)`: a fresh browser on the real app (own cookie jar)."""
+
+    async def make(browser_settings: Settings | None = None) -> Browser:
+        server = TestServer(create_app(browser_settings or settings, db=db))
+        await server.start_server(**runner_options())
+        return Browser(await aiohttp_client(server), seen)
+
+    return make
+
+
+async def signed_in(new_browser: NewBrowser, world: World, who: str) -> Browser:
+    browser = await new_browser()
+    await browser.sign_in(await world.link(world.alice if who == "alice" else world.mallory))
+    return browser
+
+
+async def call(browser: Browser, route: Route, path: str, api_key: str) -> Seen:
+    """The request an ordinary client of that route would send, with valid CSRF/API credentials."""
+    if route.is_api:
+        body = API_BODIES.get(route.name or "", {}) if route.method in STATE_CHANGING else None
+        return await browser.request(route.method, path, json=body, headers={"Authorization": f"Bearer {api_key}"})
+    if route.method in STATE_CHANGING:
+        return await browser.request(route.method, path, data={**FORM, "csrf_token": await browser.csrf_token("/tickets")})
+    return await browser.request(route.method, path)
+
+
+async def test_every_route_with_an_object_id_answers_404_to_another_contact_or_agent(
+    world: World, new_browser: NewBrowser, db: Database
+) -> None:
+    app = create_app(world.settings, db=db)
+    alice, mallory = await signed_in(new_browser, world, "alice"), await signed_in(new_browser, world, "mallory")
+    before = await world.ticket_state()
+    swept: list[Route] = []
+    for route in routes_of(app):
+        unknown = [p for p in route.params if p not in OBJECT_PARAMS and p not in NOT_OBJECT_IDS]
+        assert not unknown, f"{route.method} {route.pattern}: teach the sweep what {{{unknown[0]}}} names"
+        if not OBJECT_PARAMS & set(route.params):
+            continue
+        theirs = await call(mallory, route, fill(route.pattern, world.owner_ids()), world.sam_key)
+        nothing = await call(mallory, route, fill(route.pattern, {p: uuid.uuid4().hex for p in route.params}),
+                             world.sam_key)
+        assert theirs.status == 404, f"{route.method} {route.pattern} let a stranger in: {theirs.status}"
+        assert (theirs.status, theirs.body) == (nothing.status, nothing.body), "the 404 tells that the id exists"
+        swept.append(route)
+    assert await world.ticket_state() == before, "a stranger changed Alice's ticket"
+    for route in swept:  # the owner is let in, so each 404 above was about who asked
+        mine = await call(alice, route, fill(route.pattern, world.owner_ids()), world.tom_key)
+        assert mine.status != 404, f"{route.method} {route.pattern} refuses its owner too"
+    assert {r.pattern for r in swept} >= {"/tickets/{public_id}", "/api/v1/tickets/{ticket_id}"}
+
+
+async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csrf_tokens(
+    world: World, new_browser: NewBrowser, db: Database
+) -> None:
+    app = create_app(world.settings, db=db)
+    alice, mallory = await signed_in(new_browser, world, "alice"), await signed_in(new_browser, world, "mallory")
+    stale_browser = await new_browser()
+    stale = await stale_browser.csrf_token()  # a token from before the browser signed in
+    await stale_browser.sign_in(await world.link(world.alice))
+    unused = await world.link(world.alice)
+    values = {**world.owner_ids(), "token": unused.token, "slug": "anything"}
+    attacks = {
+        "no token": {},
+        "a forged token": {"csrf_token": "A" * 43},
+        "another browser's token": {"csrf_token": await mallory.csrf_token("/tickets")},
+        "a token from before sign-in": {"csrf_token": stale},
+    }
+    async with db.sessions() as session:
+        audited = await session.scalar(select(func.count(AuditEvent.id)))
+    before = await world.ticket_state()
+    checked = 0
+    for route in routes_of(app):
+        if route.method not in STATE_CHANGING:
+            continue
+        path = fill(route.pattern, values)
+        if getattr(route.handler, "csrf_exempt", False):
+            assert route.is_api, f"{route.method} {route.pattern} is CSRF-exempt but is no bearer-key API route"
+            cookie_only = await alice.request(route.method, path, json=API_BODIES.get(route.name or "", {}))
+            assert cookie_only.status == 401, f"{route.pattern} accepts a session cookie instead of an API key"
+            continue
+        for browser, (attack, extra) in [(alice, item) for item in attacks.items()] + [(stale_browser, ("stale",
+                                                                                                         {"csrf_token": stale}))]:
+            answer = await browser.request(route.method, path, data={**FORM, **extra})
+            assert answer.status == 403, f"{route.method} {route.pattern} accepted {attack}: {answer.status}"
+        header = await alice.request(route.method, path, data=FORM, headers={"X-CSRF-Token": "A" * 43})
+        assert header.status == 403
+        checked += 1
+    assert checked >= 8
+    async with db.sessions() as session:
+        assert await session.scalar(select(func.count(AuditEvent.id))) == audited, "a refused request did something"
+    assert await world.ticket_state() == before
+    assert (await alice.get("/tickets")).status == 200, "a refused sign-out signed Alice out"
+    assert (await (await new_browser()).sign_in(unused)).status == 303, "a refused exchange used the link up"
+
+
+REDIRECT_CORPUS = [
+    "//evil.test", "///evil.test", "////evil.test", "/\\evil.test", "\\\\evil.test", "\\/evil.test", "/\\/evil.test",
+    "https://evil.test", "http://evil.test/tickets", "HTTPS://EVIL.TEST/", "https:evil.test", "https:/evil.test",
+    "javascript:alert(1)", "JaVaScRiPt:alert(document.domain)", "data:text/html,<script>alert(1)</script>",
+    "/%2F%2Fevil.test", "/%2f%2fevil.test", "/%5Cevil.test", "/%5c%5cevil.test", "%2F%2Fevil.test",
+    "/%252F%252Fevil.test", "/%09/evil.test", "/\t/evil.test", "/%0a/evil.test", "/\r\n/evil.test",
+    " //evil.test", "\x00//evil.test", "/ /evil.test", "//evil.test@portal.example.test",
+    "//portal.example.test@evil.test", "http://portal.example.test@evil.test/", "//evil\u3002test",
+    "\uff0f\uff0fevil.test", "/tickets/../..//evil.test", "/.//evil.test", "//%65vil.test",
+    "/\u2215\u2215evil.test", "https://evil.test\\@portal.example.test", "/tickets\r\nLocation: https://evil.test",
+]
+Door = Callable[[World, NewBrowser, str], Awaitable[Seen]]
+
+
+async def via_login_page(world: World, new_browser: NewBrowser, target: str) -> Seen:
+    browser = await signed_in(new_browser, world, "alice")
+    return await browser.request("GET", "/login", params={"next": target})
+
+
+async def via_link(world: World, new_browser: NewBrowser, target: str) -> Seen:
+    return await (await new_browser()).sign_in(await world.link(world.alice, return_path=target))
+
+
+async def via_login_form(world: World, new_browser: NewBrowser, target: str) -> Seen:
+    browser = await new_browser()
+    await browser.post_form("/login", {"email": OWNER, "next": target})
+    return await browser.sign_in(type(await world.link(world.alice))((await sent_signin_emails(world.db))[-1].token,
+                                                                    "", None))  # type: ignore[arg-type]
+
+
+async def via_code(world: World, new_browser: NewBrowser, target: str) -> Seen:
+    issued = await world.link(world.alice, purpose=LinkPurpose.SIGNIN)
+    return await (await new_browser()).post_form("/code", {"email": OWNER, "code": issued.code, "next": target})
+
+
+async def via_password(world: World, new_browser: NewBrowser, target: str) -> Seen:
+    return await (await new_browser()).post_form("/login/password",
+                                                 {"email": OWNER, "password": PASSWORD, "next": target})
+
+
+async def via_sso(world: World, new_browser: NewBrowser, target: str) -> Seen:
+    now = int(time.time())
+    claims = {"email": OWNER, "iat": now, "exp": now + 60, "jti": uuid.uuid4().hex, "return_to": target}
+    return await (await new_browser()).get("/sso/jwt", params={"jwt": jwt.encode(claims, SSO_SECRET, "HS256")})
+
+
+DOORS: dict[str, Door] = {
+    "GET /login?next=": via_login_page, "a link's return path": via_link, "POST /login next": via_login_form,
+    "POST /code next": via_code, "POST /login/password next": via_password, "SSO return_to": via_sso,
+}
+
+
+async def set_password(world: World) -> None:
+    async with world.db.sessions.begin() as session:
+        session.add(ContactPassword(contact_id=world.alice.id, password_hash=await hash_password(PASSWORD)))
+
+
+@pytest.mark.parametrize("door", DOORS)
+async def test_no_redirect_parameter_sends_anyone_off_the_portal(
+    world: World, new_browser: NewBrowser, door: str
+) -> None:
+    await set_password(world)
+    for target in REDIRECT_CORPUS:
+        answer = await DOORS[door](world, new_browser, target)
+        assert answer.status in (302, 303), (target, answer.status)
+        assert lands_on(answer.headers["Location"]) == PORTAL_HOST, (door, target, answer.headers["Location"])
+
+
+async def test_no_page_redirects_off_the_portal_whatever_its_query_says(
+    world: World, new_browser: NewBrowser, db: Database
+) -> None:
+    app = create_app(world.settings, db=db)
+    visitor, alice = await new_browser(), await signed_in(new_browser, world, "alice")
+    values = {**world.owner_ids(), "token": (await world.link(world.alice)).token, "slug": "none"}
+    names = ("next", "return_to", "return", "redirect", "redirect_uri", "url", "continue", "back", "to")
+    for route in routes_of(app):
+        if route.method != "GET":
+            continue
+        for browser in (visitor, alice):
+            for target in ("//evil.test", "https://evil.test", "/\\evil.test"):
+                answer = await browser.get(fill(route.pattern, values), params={name: target for name in names})
+                if 300 <= answer.status < 400:
+                    assert lands_on(answer.headers["Location"]) == PORTAL_HOST, (route.pattern, answer.headers)
+
+
+FIXATION_DOORS = {
+    "link": via_link, "code": via_code, "password": via_password, "SSO": via_sso,
+}
+
+
+@pytest.mark.parametrize("door", FIXATION_DOORS)
+async def test_signing_in_never_keeps_a_session_id_planted_by_someone_else(
+    world: World, new_browser: NewBrowser, door: str
+) -> None:
+    await set_password(world)
+    mallory = await signed_in(new_browser, world, "mallory")
+    for planted in ("attacker-chosen-session-id-0123456789abcdef", mallory.cookie("wicket")):
+        assert planted
+        victim_jar: list[Browser] = []
+
+        async def planted_browser(_settings: Settings | None = None) -> Browser:
+            browser = await new_browser()
+            browser.client.session.cookie_jar.update_cookies({"wicket": planted})
+            victim_jar.append(browser)
+            return browser
+
+        answer = await FIXATION_DOORS[door](world, planted_browser, "/tickets")
+        assert answer.status == 303
+        [victim] = victim_jar
+        assert victim.cookie("wicket") not in (None, planted), "the session id did not rotate at sign-in"
+        assert (await victim.get("/tickets")).status == 200
+        attacker = await new_browser()
+        attacker.client.session.cookie_jar.update_cookies({"wicket": planted})
+        assert (await attacker.get("/tickets")).status == 302, "the planted id signs someone in"
