@@ -171,9 +171,9 @@ class Processor:
     async def _process_and_record(self, inbound_id: int) -> str:
         try:
             async with self._db.sessions.begin() as session:
-                inbound = await session.get_one(InboundEmail, inbound_id, with_for_update=True)
-                if inbound.status != InboundStatus.PROCESSING:
+                if not await self._still_ours(session, inbound_id):
                     return "skipped"  # another worker reclaimed and finished it after our lease ran out
+                inbound = await session.get_one(InboundEmail, inbound_id)
                 await self._deliver(session, inbound)
                 return inbound.status
         except WaitForEarlier:
@@ -197,12 +197,28 @@ class Processor:
                 )
             )
 
+    async def _still_ours(self, session: AsyncSession, inbound_id: int) -> bool:
+        """Renew the lease of a row still in processing, as the transaction's first statement.
+
+        Being a write, it locks the row (PostgreSQL) or the database (SQLite, whose plain
+        reads would otherwise each see a different moment) until the transaction ends, so
+        a row another worker finished meanwhile is never processed a second time.
+        """
+        lease = utcnow() + timedelta(seconds=self._settings.process_lease_seconds)
+        renewed = await session.execute(
+            update(InboundEmail)
+            .where(InboundEmail.id == inbound_id, InboundEmail.status == InboundStatus.PROCESSING)
+            .values(lease_expires_at=lease)
+            .returning(InboundEmail.id)
+        )
+        return renewed.first() is not None
+
     async def _record_failure(self, inbound_id: int, error: Exception) -> None:
         log.warning("processing inbound email %d failed: %r", inbound_id, error)
         async with self._db.sessions.begin() as session:
-            inbound = await session.get_one(InboundEmail, inbound_id, with_for_update=True)
-            if inbound.status != InboundStatus.PROCESSING:
+            if not await self._still_ours(session, inbound_id):
                 return  # finished by another worker meanwhile; its outcome stands
+            inbound = await session.get_one(InboundEmail, inbound_id)
             inbound.status = InboundStatus.FAILED
             inbound.last_error = f"{type(error).__name__}: {error}"[:4000]
             inbound.lease_expires_at = None

@@ -243,3 +243,28 @@ async def test_two_smtp_nodes_feed_one_worker(
         assert all(peer.startswith("127.0.0.1:") for peer in peers)
     finally:
         await db.dispose()
+
+
+async def test_workers_share_one_smtp_port_and_stop_together(
+    shared_url: str, node_env: dict[str, str], nodes: list[subprocess.Popen[bytes]]
+) -> None:
+    port = free_port()
+    parent = start_node(nodes, {**node_env, "WICKET_SMTP_PORT": str(port)}, "--role", "smtp", "--workers", "2")
+    await asyncio.to_thread(wait_for_port, port, parent, node_log(node_env, 0))
+
+    def send_all() -> int:
+        for n in range(10):
+            with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+                client.sendmail(f"c{n}@customer.test", [SUPPORT], thread_message(2000 + n, 0))
+        return n + 1
+
+    assert await asyncio.to_thread(send_all) == 10
+    db = open_database(Settings(database_url=shared_url))
+    try:
+        assert (await counts(db)) == {InboundStatus.PENDING: 10}
+    finally:
+        await db.dispose()
+    parent.send_signal(signal.SIGTERM)
+    assert await asyncio.to_thread(parent.wait, 30) == 0
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
