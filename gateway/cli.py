@@ -23,8 +23,10 @@ from rich.progress import Progress
 from rich.table import Table
 
 from gateway import migrate
+from gateway.cli_content import accounts, articles, mailbox_brand
 from gateway.cli_team import agents, dkim_group, reply
 from gateway.db import Database, open_database
+from gateway.demo_content import seed_demo_content
 from gateway.logs import configure_logging
 from gateway.mailboxes import MailboxError, add_mailbox
 from gateway.metrics import queue_depths
@@ -301,8 +303,12 @@ async def _seed_demo(settings: Settings) -> None:
 
     if await _with_db(action, settings):
         await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)
+    await _with_db(lambda database: seed_demo_content(database, settings), settings)
 
 
 main.add_command(agents)
 main.add_command(reply)
 main.add_command(dkim_group)
+main.add_command(articles)
+main.add_command(accounts)
+mailbox.add_command(mailbox_brand)

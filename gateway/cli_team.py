@@ -7,37 +7,15 @@ the same ones the email workflow and the agent API use.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
-
 import click
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import dkim
 from gateway.agents import AgentError, add_agent, create_api_key, reply_as_agent, revoke_api_keys
-from gateway.db import open_database
+from gateway.cli_support import in_transaction
 from gateway.replies import ReplyError, read_commands
 from gateway.settings import Settings
 
-R = TypeVar("R")
-
-
-def _in_transaction(action: Callable[[AsyncSession, Settings], Awaitable[R]]) -> R:
-    settings = Settings()
-
-    async def run() -> R:
-        db = open_database(settings)
-        try:
-            async with db.sessions.begin() as session:
-                return await action(session, settings)
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(run())
-    except (AgentError, ReplyError) as error:
-        raise click.ClickException(str(error)) from error
+TEAM_ERRORS = (AgentError, ReplyError)
 
 
 @click.group()
@@ -52,10 +30,10 @@ def agents() -> None:
 @click.option("--new-ticket-mail/--no-new-ticket-mail", default=True, help="Email me about new tickets.")
 @click.option("--reply-mail/--no-reply-mail", default=True, help="Email me when customers reply.")
 def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mail: bool, reply_mail: bool) -> None:
-    agent = _in_transaction(lambda session, _settings: add_agent(
+    agent = in_transaction(lambda session, _settings: add_agent(
         session, email, name, list(mailboxes) or None,
         notify_new_tickets=new_ticket_mail, notify_customer_messages=reply_mail,
-    ))
+    ), errors=TEAM_ERRORS)
     click.echo(f"agent {agent.email} is ready")
 
 
@@ -64,13 +42,13 @@ def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mai
 @click.option("--label", default="", help="What the key is for, e.g. 'CRM sync'.")
 def agents_key(email: str, label: str) -> None:
     """Create an API key for the agent API (shown once; only its digest is kept)."""
-    click.echo(_in_transaction(lambda session, _settings: create_api_key(session, email, label)))
+    click.echo(in_transaction(lambda session, _settings: create_api_key(session, email, label), errors=TEAM_ERRORS))
 
 
 @agents.command("revoke-keys")
 @click.argument("email")
 def agents_revoke_keys(email: str) -> None:
-    revoked = _in_transaction(lambda session, _settings: revoke_api_keys(session, email))
+    revoked = in_transaction(lambda session, _settings: revoke_api_keys(session, email), errors=TEAM_ERRORS)
     click.echo(f"revoked {revoked} key(s)")
 
 
@@ -83,9 +61,9 @@ def reply(ref: str, text: str, agent_email: str, mailbox: str | None) -> None:
     """Answer ticket REF as an agent ("#internal" or "#status X" on the first line work too)."""
     if not ref.lstrip("#").isdigit():
         raise click.BadParameter("REF is a ticket number such as 1001")
-    message = _in_transaction(lambda session, settings: reply_as_agent(
+    message = in_transaction(lambda session, settings: reply_as_agent(
         session, settings, int(ref.lstrip("#")), agent_email, read_commands(text), mailbox=mailbox,
-    ))
+    ), errors=TEAM_ERRORS)
     click.echo("internal note added" if message.internal else "reply queued for the customer")
 
 

@@ -46,6 +46,9 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def create_engine(settings: Settings, url: str | None = None, **options: Any) -> AsyncEngine:
     """Build the async engine for `url` (default: the configured database)."""
     parsed = make_url(url or settings.database_url)
+    # Issue #8 fix: an error's text must not quote statement parameters (mail bodies with
+    # quoted magic links, outgoing mail); it reaches logs and `last_error` (`wicket status`).
+    options.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

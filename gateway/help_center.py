@@ -31,8 +31,14 @@ _SLUG = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 _NOT_SLUG = re.compile(r"[^a-z0-9]+")
 _MARKDOWN = MarkdownIt("commonmark", {"html": False, "typographer": True}).enable("table")
 _ARTICLE_TAGS = set(nh3.ALLOWED_TAGS) | {"hr"}
-_ARTICLE_ATTRIBUTES = {"a": {"href", "title"}, "img": {"src", "alt", "title"}, "th": {"align"}, "td": {"align"},
-                       "ol": {"start"}, "code": {"class"}}
+_ARTICLE_ATTRIBUTES = {
+    "a": {"href", "title"},
+    "img": {"src", "alt", "title"},
+    "th": {"align"},
+    "td": {"align"},
+    "ol": {"start"},
+    "code": {"class"},
+}
 
 
 class ArticleError(ValueError):

@@ -16,6 +16,11 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
+# Libraries whose chatter is never wanted, even with --verbose: mail-parser logs every odd
+# header as an error; aiosqlite's debug lines quote every SQL parameter (mail text holding
+# magic links), so they stay off (issue #8 fix).
+QUIET_LOGGERS = {"mailparser": logging.CRITICAL, "aiosqlite": logging.INFO}
+
 log_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})
 
 
@@ -59,5 +64,6 @@ def configure_logging(fmt: str, level: int) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    logging.getLogger("mailparser").setLevel(logging.CRITICAL)  # it logs every odd header as an error
+    for name, quiet in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet)
     logging.getLogger("mail.log").setLevel(max(level, logging.WARNING))  # aiosmtpd logs every command

@@ -91,6 +91,10 @@ class WicketSMTP(SMTP):
         if status in _REWRITES:
             status = _counted("data", _REWRITES[status])
         await super().push(status)
+        # Issue #8 fix: a client that pipelines thousands of commands would otherwise be
+        # served from its buffer without ever yielding, starving every other session (long
+        # enough, under load, for their idle timeouts to cut them). One yield per reply.
+        await asyncio.sleep(0)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

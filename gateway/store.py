@@ -84,7 +84,9 @@ class _SqliteWriter:
     """
 
     def __init__(self, db: Database) -> None:
-        self.engine = create_engine(db.engine.url.set(drivername="sqlite"), poolclass=SingletonThreadPool)
+        self.engine = create_engine(
+            db.engine.url.set(drivername="sqlite"), poolclass=SingletonThreadPool, hide_parameters=True  # see gateway.db
+        )
         event.listen(self.engine, "connect", sqlite_pragmas)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="inbound-store")
 

@@ -65,7 +65,7 @@ def _listing(contact: Contact) -> Select[tuple[Ticket, datetime, datetime | None
     )
 
 
-def _taking_part(contact: Contact) -> Select[tuple[int]]:
+def _taking_part(contact: Contact) -> Select[int]:
     return select(TicketParticipant.ticket_id).where(TicketParticipant.contact_id == contact.id)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.engine import Connection
 
 from gateway.db import create_engine
 from gateway.models import Base
+from gateway.models.help import include_name
 from gateway.settings import Settings
 
 target_metadata = Base.metadata
@@ -21,6 +22,7 @@ def _run(connection: Connection) -> None:
         target_metadata=target_metadata,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
+        include_name=include_name,
     )
     with context.begin_transaction():
         context.run_migrations()

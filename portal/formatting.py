@@ -8,6 +8,7 @@ customer: "pending" is "Waiting for your reply").
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 from gateway.models import utcnow
@@ -68,7 +69,7 @@ def device(user_agent: str | None) -> str:
     return browser or system or "Unknown device"
 
 
-FILTERS = {
+FILTERS: dict[str, Callable[..., str]] = {
     "when": when,
     "ago": ago,
     "filesize": filesize,

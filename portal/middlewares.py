@@ -45,6 +45,7 @@ MESSAGES: dict[int, tuple[str, str]] = {
     503: ("Back in a moment", "The portal is briefly unavailable. Please try again in a minute."),
 }
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
+SECRET_PATHS = ("/l/", "/sso/")  # paths whose URLs hold a magic-link token or an SSO token
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -108,7 +109,12 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
-    headers.setdefault("Referrer-Policy", "same-origin")
+    if request.path.startswith(SECRET_PATHS):
+        # Issue #8 fix: these URLs carry a link or SSO token, so no answer from them (error
+        # pages included) may let the browser send the URL on as a Referer to /static etc.
+        headers["Referrer-Policy"] = "no-referrer"
+    else:
+        headers.setdefault("Referrer-Policy", "same-origin")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=()")
     if request.app[keys.SETTINGS].https:

@@ -5,8 +5,8 @@ lists, tables, links and images survive; scripts, styles, forms, frames, objects
 MathML, event handlers, `style` attributes (the CSP forbids them anyway), ids and classes
 do not. Every URL is judged by `MailUrls`: links keep only http, https and mailto;
 `cid:` images become the scoped attachment URLs the caller hands in (unknown ids are
-dropped); `data:` survives only as a raster image; remote images are replaced by a local
-placeholder and counted, unless the contact asked to show them for this message; relative
+dropped); `data:` survives only as a raster image; remote images are counted and replaced
+by a local placeholder, unless the contact asked to show them for this message; relative
 URLs, which would point into the portal itself, are dropped. Quoted history (Gmail,
 Outlook, Apple Mail, Thunderbird quote containers, found by `gateway.quotes`) comes back
 separately so the page can fold it away. `text_to_html` shows plain text with its line
@@ -60,11 +60,11 @@ _HAS_CONTENT = re.compile(r"<img\b|[^\s<>]", re.I)
 
 @dataclass(frozen=True, slots=True)
 class CleanMail:
-    """A message body ready for the page: the new part, the quoted history, blocked images."""
+    """A message body ready for the page: the new part, the quoted history, its remote images."""
 
     body: Markup
     quoted: Markup
-    blocked_images: int
+    remote_images: int
     inline_used: set[str]
 
 
@@ -74,7 +74,7 @@ class MailUrls:
     def __init__(self, inline_images: Mapping[str, str], show_remote_images: bool) -> None:
         self._inline = {cid.lower(): url for cid, url in inline_images.items()}
         self._show_remote = show_remote_images
-        self.blocked = 0
+        self.remote = 0
         self.inline_used: set[str] = set()
 
     def __call__(self, tag: str, attribute: str, value: str) -> str | None:
@@ -96,10 +96,8 @@ class MailUrls:
         if lowered.startswith("data:"):
             return value if _DATA_IMAGE.fullmatch(value) else None
         if _scheme(value) in ("http", "https") or value.startswith("//"):
-            if self._show_remote:
-                return value
-            self.blocked += 1
-            return REMOTE_IMAGE_PLACEHOLDER
+            self.remote += 1
+            return value if self._show_remote else REMOTE_IMAGE_PLACEHOLDER
         return None
 
 
@@ -138,7 +136,7 @@ def clean_mail_html(
         body, history = body + history, Markup("")
     if not _HAS_CONTENT.search(history):
         history = Markup("")
-    return CleanMail(body, history, urls.blocked, urls.inline_used)
+    return CleanMail(body, history, urls.remote, urls.inline_used)
 
 
 def text_to_html(text: str) -> Markup:
@@ -148,9 +146,7 @@ def text_to_html(text: str) -> Markup:
     for match in _TEXT_URL.finditer(text):
         pieces.append(escape(text[position : match.start()]))
         url = match.group(0)
-        pieces.append(
-            Markup('<a href="{}" rel="noopener noreferrer nofollow" target="_blank">{}</a>').format(url, url)
-        )
+        pieces.append(Markup('<a href="{}" rel="noopener noreferrer nofollow" target="_blank">{}</a>').format(url, url))
         position = match.end()
     pieces.append(escape(text[position:]))
     return Markup("").join(pieces)

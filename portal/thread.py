@@ -3,8 +3,8 @@
 `present_thread` turns the customer-visible messages (see `gateway.ticket_access`) into
 `ThreadMessage`s. HTML mail goes through `portal.sanitize` with its `cid:` images pointing
 at this ticket's scoped attachment URLs and remote images blocked unless the contact
-chose "show images" for that message; plain text (and every agent reply) is escaped with
-its quoted history split off. Attachments shown inline in the HTML are not listed again.
+chose "show pictures" for that message; plain text (and every agent reply, and HTML that
+sanitizes to nothing) is escaped with its quoted history split off. Attachments shown inline in the HTML are not listed again.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ThreadMessage:
     sent_at: datetime
     body: Markup
     quoted: Markup
-    blocked_images: int
+    remote_images: int
     images_shown: bool
     files: list[FileLink]
     is_html: bool
@@ -68,13 +68,13 @@ def present_message(
 ) -> ThreadMessage:
     html = message.body_html if message.author_type == AuthorType.CUSTOMER else None
     inline = {a.content_id: attachment_url(a) for a in message.attachments if a.content_id}
-    if html and html.strip():
-        clean = clean_mail_html(html, inline_images=inline, show_remote_images=show_images)
-        body, quoted, blocked, used = clean.body, clean.quoted, clean.blocked_images, clean.inline_used
-    else:
-        reply = message.reply_text if message.reply_text.strip() else message.body_text
-        quoted_text = message.quoted_text if message.reply_text.strip() else ""
-        body, quoted, blocked, used = text_to_html(reply.strip("\n")), text_to_html(quoted_text.strip("\n")), 0, set()
+    clean = clean_mail_html(html, inline_images=inline, show_remote_images=show_images) if html else None
+    if clean is not None and clean.body.strip():
+        body, quoted, remote, used = clean.body, clean.quoted, clean.remote_images, clean.inline_used
+    else:  # plain text, every agent reply, and HTML with nothing left to show
+        has_reply = bool(message.reply_text.strip())
+        reply, quoted_text = (message.reply_text, message.quoted_text) if has_reply else (message.body_text, "")
+        body, quoted, remote, used = text_to_html(reply.strip("\n")), text_to_html(quoted_text.strip("\n")), 0, set()
     return ThreadMessage(
         public_id=message.public_id,
         author=author_of(message, viewer, team_name),
@@ -84,10 +84,10 @@ def present_message(
         sent_at=message.created_at,
         body=body,
         quoted=quoted,
-        blocked_images=blocked,
+        remote_images=remote,
         images_shown=show_images,
         files=_files(message, attachment_url, used),
-        is_html=bool(html and html.strip()),
+        is_html=clean is not None and bool(clean.body.strip()),
     )
 
 

@@ -71,5 +71,7 @@ def read_uploads(fields: Iterable[object], settings: Settings, text_size: int = 
         raise UploadRejected(f"Attach at most {settings.portal_attachment_max_count} files.")
     encoded = text_size + sum(len(upload.data) * 4 // 3 + 1024 for upload in uploads)
     if encoded > settings.max_message_size:
-        raise UploadRejected(f"Together the files are too large; keep them under {filesize(settings.max_message_size * 3 // 4)}.")
+        raise UploadRejected(
+            f"Together the files are too large; keep them under {filesize(settings.max_message_size * 3 // 4)}."
+        )
     return uploads

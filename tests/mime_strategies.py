@@ -92,13 +92,13 @@ def header_values(draw: st.DrawFn, name: str) -> bytes:
 
 @st.composite
 def header_block(draw: st.DrawFn, extra: list[tuple[bytes, bytes]] | None = None) -> list[bytes]:
-    lines = []
+    lines: list[bytes] = []
     for name in draw(st.lists(st.sampled_from(HEADER_NAMES), max_size=8)):
         lines.append(name.encode() + b": " + draw(header_values(name)))
     if draw(st.booleans()):
         lines.append(draw(st.from_regex(rb"\A[!-9;-~]{1,30}\Z")) + b": " + draw(_binary))
-    for name, value in extra or []:
-        lines.append(name + b": " + value)
+    for extra_name, value in extra or []:
+        lines.append(extra_name + b": " + value)
     return draw(st.permutations(lines)) if lines else lines
 
 

@@ -75,14 +75,22 @@ class Browser:
         assert found, f"no CSRF token on {page}"
         return found.group(1)
 
-    async def post_form(self, path: str, data: dict[str, str], *, page: str = "/login") -> Seen:
+    async def post_form(self, path: str, data: dict[str, str], *, page: str = "/code") -> Seen:
         token = await self.csrf_token(page)
         return await self.request("POST", path, data={**data, "csrf_token": token})
 
     async def sign_in(self, issued: IssuedLink) -> Seen:
-        answer = await self.post_form(link_path(issued.token), {}, page=link_path(issued.token))
+        return await self.exchange(issued.token)
+
+    async def exchange(self, token: str) -> Seen:
+        """Open a link and press Continue, as a person does."""
+        answer = await self.post_form(link_path(token), {}, page=link_path(token))
         assert answer.status == 303, answer
         return answer
+
+    def plant_cookie(self, name: str, value: str) -> None:
+        """A cookie for this host only, as if the portal had set it earlier."""
+        self.client.session.cookie_jar.update_cookies({name: value}, response_url=self.client.make_url("/"))
 
     def cookie(self, name: str) -> str | None:
         for morsel in self.client.session.cookie_jar:

@@ -106,3 +106,16 @@ def test_dkim_keygen_prints_the_txt_record_and_keeps_an_existing_key(wicket) -> 
     assert first.startswith("wicket._domainkey.example.test. IN TXT")
     assert "v=DKIM1" in first and "p=" in first
     assert wicket("dkim", "keygen", "example.test") == first
+
+
+def test_articles_accounts_and_brand_are_managed_from_the_command_line(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    articles = FIXTURES.parent / "articles"
+    first = wicket("articles", "import", str(articles))
+    assert first.startswith("created 5,")  # README.md describes the folder; it is no article
+    assert "created 0," in wicket("articles", "import", str(articles))
+    wicket("accounts", "add", "Customer Ltd", "--domain", "customer.test", "--share")
+    wicket("accounts", "member", "add", "Customer Ltd", "bob@example.org")
+    listed = wicket("accounts", "list")
+    assert "Customer Ltd  (shares tickets)" in listed and "customer.test" in listed and "bob@example.org" in listed
+    assert "updated" in wicket("mailbox", "brand", "support@example.test", "--name", "Acme Help", "--primary", "#112233")

@@ -15,6 +15,7 @@ from typing import Any
 
 import jwt
 import pytest
+from aiohttp import CookieJar
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
@@ -140,12 +141,12 @@ async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csr
     await stale_browser.sign_in(await world.link(world.alice))
     unused = await world.link(world.alice)
     values = {**world.owner_ids(), "token": unused.token, "slug": "anything"}
-    attacks = {
-        "no token": {},
-        "a forged token": {"csrf_token": "A" * 43},
-        "another browser's token": {"csrf_token": await mallory.csrf_token("/tickets")},
-        "a token from before sign-in": {"csrf_token": stale},
-    }
+    attacks: list[tuple[Browser, str, dict[str, str]]] = [
+        (alice, "no token", {}),
+        (alice, "a forged token", {"csrf_token": "A" * 43}),
+        (alice, "another browser's token", {"csrf_token": await mallory.csrf_token("/tickets")}),
+        (stale_browser, "the token it had before signing in", {"csrf_token": stale}),
+    ]
     async with db.sessions() as session:
         audited = await session.scalar(select(func.count(AuditEvent.id)))
     before = await world.ticket_state()
@@ -159,8 +160,7 @@ async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csr
             cookie_only = await alice.request(route.method, path, json=API_BODIES.get(route.name or "", {}))
             assert cookie_only.status == 401, f"{route.pattern} accepts a session cookie instead of an API key"
             continue
-        for browser, (attack, extra) in [(alice, item) for item in attacks.items()] + [(stale_browser, ("stale",
-                                                                                                         {"csrf_token": stale}))]:
+        for browser, attack, extra in attacks:
             answer = await browser.request(route.method, path, data={**FORM, **extra})
             assert answer.status == 403, f"{route.method} {route.pattern} accepted {attack}: {answer.status}"
         header = await alice.request(route.method, path, data=FORM, headers={"X-CSRF-Token": "A" * 43})
@@ -200,8 +200,7 @@ async def via_link(world: World, new_browser: NewBrowser, target: str) -> Seen:
 async def via_login_form(world: World, new_browser: NewBrowser, target: str) -> Seen:
     browser = await new_browser()
     await browser.post_form("/login", {"email": OWNER, "next": target})
-    return await browser.sign_in(type(await world.link(world.alice))((await sent_signin_emails(world.db))[-1].token,
-                                                                    "", None))  # type: ignore[arg-type]
+    return await browser.exchange((await sent_signin_emails(world.db))[-1].token)
 
 
 async def via_code(world: World, new_browser: NewBrowser, target: str) -> Seen:
@@ -274,10 +273,12 @@ async def test_signing_in_never_keeps_a_session_id_planted_by_someone_else(
         assert planted
         victim_jar: list[Browser] = []
 
-        async def planted_browser(_settings: Settings | None = None) -> Browser:
+        async def planted_browser(
+            _settings: Settings | None = None, planted: str = planted, jar: list[Browser] = victim_jar
+        ) -> Browser:
             browser = await new_browser()
-            browser.client.session.cookie_jar.update_cookies({"wicket": planted})
-            victim_jar.append(browser)
+            browser.plant_cookie("wicket", planted)
+            jar.append(browser)
             return browser
 
         answer = await FIXATION_DOORS[door](world, planted_browser, "/tickets")
@@ -286,5 +287,85 @@ async def test_signing_in_never_keeps_a_session_id_planted_by_someone_else(
         assert victim.cookie("wicket") not in (None, planted), "the session id did not rotate at sign-in"
         assert (await victim.get("/tickets")).status == 200
         attacker = await new_browser()
-        attacker.client.session.cookie_jar.update_cookies({"wicket": planted})
+        attacker.plant_cookie("wicket", planted)
         assert (await attacker.get("/tickets")).status == 302, "the planted id signs someone in"
+
+
+async def secure_browser(aiohttp_client: Any, db: Database, settings: Settings, seen: list[Seen]) -> Browser:
+    """A browser on an https-configured portal that, like a real one on https, sends Secure cookies."""
+    server = TestServer(create_app(settings, db=db))
+    await server.start_server(**runner_options())
+    jar = CookieJar(unsafe=True, treat_as_secure_origin=[str(server.make_url("/")).rstrip("/")])
+    return Browser(await aiohttp_client(server, cookie_jar=jar), seen)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_every_cookie_is_httponly_lax_host_only_and_over_https_secure_and_host_prefixed(
+    world: World, aiohttp_client: Any, db: Database, seen: list[Seen], scheme: str
+) -> None:
+    settings = with_settings(world.settings, public_url=f"{scheme}://{PORTAL_HOST}")
+    browser = await secure_browser(aiohttp_client, db, settings, seen)
+    await browser.get("/login")
+    await browser.post_form("/login", {"email": OWNER})
+    await browser.post_form("/code", {"email": OWNER, "code": "WRONG-CODE"})
+    await browser.sign_in(await world.link(world.alice))
+    await browser.get("/tickets")
+    await browser.post_form("/logout", {}, page="/tickets")
+    await browser.get("/no-such-page")
+    cookies = [header for answer in seen for header in answer.headers.getall("Set-Cookie", [])]
+    names = {cookie.split("=", 1)[0] for cookie in cookies}
+    assert names == ({"__Host-wicket", "__Host-wicket-csrf"} if scheme == "https" else {"wicket", "wicket-csrf"})
+    for cookie in cookies:
+        attributes = {part.strip().split("=", 1)[0].lower(): part.strip() for part in cookie.split(";")[1:]}
+        assert "httponly" in attributes and attributes["samesite"].lower() == "samesite=lax", cookie
+        assert attributes["path"] == "Path=/" and "domain" not in attributes, cookie
+        assert ("secure" in attributes) == (scheme == "https"), cookie
+        if "max-age" in attributes:
+            assert int(attributes["max-age"].split("=")[1]) <= settings.session_absolute_days * 86_400
+
+
+def assert_security_headers(answer: Seen, *, https: bool) -> None:
+    where = f"{answer.method} {answer.path} ({answer.status})"
+    headers = answer.headers
+    assert headers.get("X-Content-Type-Options") == "nosniff", where
+    if answer.path.startswith("/static/"):
+        return
+    policy = headers.get("Content-Security-Policy", "")
+    scripts = next((d for d in policy.split(";") if d.strip().startswith(("script-src", "default-src"))), "")
+    assert scripts and "'unsafe-inline'" not in scripts and "'unsafe-eval'" not in scripts, (where, policy)
+    assert "frame-ancestors 'none'" in policy or "sandbox" in policy, (where, policy)
+    assert headers.get("X-Frame-Options") == "DENY", where
+    secret_in_url = answer.path.startswith(("/l/", "/sso/"))
+    expected = {"no-referrer"} if secret_in_url else {"no-referrer", "same-origin", "strict-origin"}
+    assert headers.get("Referrer-Policy") in expected, (where, headers.get("Referrer-Policy"))
+    cache = headers.get("Cache-Control", "")
+    if answer.path != "/brand.css":  # the brand's colours are public and cacheable
+        assert "no-store" in cache or "private" in cache, (where, cache)
+    if https:
+        assert headers.get("Strict-Transport-Security", "").startswith("max-age="), where
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+async def test_every_page_and_every_error_carries_the_security_headers(
+    world: World, aiohttp_client: Any, db: Database, seen: list[Seen], scheme: str
+) -> None:
+    settings = with_settings(world.settings, public_url=f"{scheme}://{PORTAL_HOST}")
+    visitor = await secure_browser(aiohttp_client, db, settings, seen)
+    alice = await secure_browser(aiohttp_client, db, settings, seen)
+    await alice.sign_in(await world.link(world.alice))
+    values = {**world.owner_ids(), "token": (await world.link(world.alice)).token, "slug": "no-such-article"}
+    for route in routes_of(create_app(settings, db=db)):
+        if route.method in ("GET", "HEAD"):
+            for browser in (visitor, alice):
+                await browser.request(route.method, fill(route.pattern, values))
+    await visitor.get("/static/portal.css")
+    await visitor.get("/no-such-page")
+    await visitor.request("PUT", "/login")
+    await visitor.request("POST", "/login", data={"email": OWNER})
+    await visitor.get("/l/not-a-real-token")
+    await visitor.request("POST", f"/l/{values['token']}", data={})
+    await visitor.get("/sso/jwt", params={"jwt": "not.a.token"})
+    statuses = {answer.status for answer in seen}
+    assert {200, 302, 403, 404, 405} <= statuses, statuses
+    for answer in seen:
+        assert_security_headers(answer, https=scheme == "https")

@@ -5,7 +5,8 @@ rendered from it and a plain-text copy that full-text search reads. Search needs
 the ORM does not describe: on SQLite an FTS5 table (`article_search`, external content,
 kept in step by triggers), on PostgreSQL a GIN index over a weighted `tsvector`
 expression. `search_schema(dialect)` lists that DDL; it runs after `article` is created by
-`create_all` (a DDL event below) and the Alembic migration runs the same statements.
+`create_all` (a DDL event below), the Alembic migration runs the same statements, and
+`include_name` keeps these objects out of Alembic's schema comparisons.
 
 An Account groups contacts by explicit AccountMember rows or by AccountDomain (an email
 domain an operator attached); `share_tickets` says whether members see each other's

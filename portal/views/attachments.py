@@ -31,8 +31,10 @@ async def download(request: web.Request) -> web.Response:
     contact = await require_contact(request)
     async with request.app[keys.DB].sessions.begin() as session:
         access = await ticket_for_contact(session, contact, request.match_info["public_id"])
-        attachment = access and await visible_attachment(session, access.ticket, request.match_info["attachment_id"])
-        if access is None or attachment is None:
+        if access is None:
+            raise web.HTTPNotFound()
+        attachment = await visible_attachment(session, access.ticket, request.match_info["attachment_id"])
+        if attachment is None:
             raise web.HTTPNotFound()
         image = attachment.content_type in IMAGE_TYPES
         if not image:

@@ -79,7 +79,9 @@ async def show_ticket(
         mailbox = await session.get_one(Mailbox, access.ticket.mailbox_id)
         await mark_read(session, contact, access.ticket)
         detail = _audit_detail(access)
-        await record(session, "ticket.viewed", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request))
+        await record(
+            session, "ticket.viewed", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request)
+        )
 
     def attachment_url(attachment: Attachment) -> str:
         url = request.app.router["attachment"].url_for(public_id=public_id, attachment_id=attachment.public_id)
@@ -124,6 +126,8 @@ async def close_ticket(request: web.Request) -> web.StreamResponse:
             previous, ticket.status = ticket.status, TicketStatus.CLOSED
             await add_note(session, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
             detail = {"from": previous}
-            await record(session, "ticket.closed", contact=contact, ticket=ticket, detail=detail, **audit_context(request))
+            await record(
+                session, "ticket.closed", contact=contact, ticket=ticket, detail=detail, **audit_context(request)
+            )
     url = request.app.router["ticket"].url_for(public_id=ticket.public_id).with_query(notice="closed")
     raise web.HTTPSeeOther(url)

@@ -39,7 +39,7 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 
 try:
-    from playwright.async_api import Browser, Dialog, Page, Route, async_playwright
+    from playwright.async_api import Browser, ConsoleMessage, Dialog, Page, Route, async_playwright
 except ImportError:  # the test extras are not installed
     async_playwright = None  # type: ignore[assignment]
 
@@ -109,7 +109,11 @@ async def watched_page(browser: Browser) -> AsyncIterator[tuple[Page, Watch]]:
 
     await page.route("**/*", guard)
     page.on("dialog", dialog)
-    page.on("console", lambda message: message.type == "error" and watch.console_errors.append(message.text))
+    def console(message: ConsoleMessage) -> None:
+        if message.type == "error":
+            watch.console_errors.append(message.text)
+
+    page.on("console", console)
     page.on("pageerror", lambda error: watch.page_errors.append(str(error)))
     yield page, watch
     await context.close()

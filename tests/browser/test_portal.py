@@ -105,6 +105,7 @@ async def test_a_visitor_searches_the_help_center(portal: str, watched_page: tup
     await page.get_by_role("searchbox", name="Search the help center").fill("paper jams")
     await page.get_by_role("searchbox", name="Search the help center").press("Enter")
     await page.wait_for_url("**/help/search?q=paper+jams")
+    await screenshot(page, "help-search")
     await page.get_by_role("link", name="The printer jams or feeds several sheets").click()
 
     await expect(page.get_by_role("heading", name="Cleaning the pickup roller")).to_be_visible()

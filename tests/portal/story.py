@@ -10,6 +10,7 @@ back what happened; `post_multipart` submits a form with files as a browser does
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from html.parser import HTMLParser
 from typing import Any
 
@@ -81,7 +82,12 @@ async def outbox_kinds(db: Database) -> list[tuple[str, list[str]]]:
 
 
 async def post_multipart(
-    client: Client, path: str, fields: dict[str, str], files: list[tuple[str, bytes]] = (), *, page: str | None = None
+    client: Client,
+    path: str,
+    fields: dict[str, str],
+    files: Sequence[tuple[str, bytes]] = (),
+    *,
+    page: str | None = None,
 ) -> Any:
     """Submit a multipart form with files, with the CSRF token from `page` (default `path`)."""
     form = aiohttp.FormData(quote_fields=False)  # as browsers send names: not percent-encoded

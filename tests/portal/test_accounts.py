@@ -100,7 +100,9 @@ async def test_a_shared_viewer_who_replies_becomes_a_participant(
     assert TICKET_LINK.findall(listing[: listing.index("Shared with")]) == [ticket.public_id]
 
 
-@pytest.mark.parametrize("domain", ["gmail.com", "GMX.de", "gmx.net", "outlook.com", "yahoo.co.uk", "web.de", "proton.me"])
+@pytest.mark.parametrize(
+    "domain", ["gmail.com", "GMX.de", "gmx.net", "outlook.com", "yahoo.co.uk", "web.de", "proton.me"]
+)
 async def test_free_mail_domains_are_never_attached(db: Database, domain: str) -> None:
     assert is_free_mail(domain.lower())
     with pytest.raises(AccountError, match="free-mail"):

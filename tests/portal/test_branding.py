@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.accounts import list_accounts
 from gateway.branding import BrandError, set_brand
 from gateway.db import Database
+from gateway.demo_content import seed_demo_content
 from gateway.mailboxes import add_mailbox
 from gateway.models import Mailbox
 from gateway.settings import Settings
@@ -54,7 +56,9 @@ async def test_unknown_hosts_get_the_default_brand(client: Client) -> None:
 
 
 @pytest.mark.usefixtures("acme")
-async def test_a_new_request_on_a_brand_domain_goes_to_that_mailbox(client: Client, db: Database, settings: Settings) -> None:
+async def test_a_new_request_on_a_brand_domain_goes_to_that_mailbox(
+    client: Client, db: Database, settings: Settings
+) -> None:
     alice = await add_contact(db, "alice@customer.test")
     await signed_in(client, db, settings, alice)
     client.session.headers["Host"] = "help.acme.test"
@@ -100,3 +104,18 @@ async def test_templates_can_be_overridden_from_a_directory(
 
     assert "Our own help page" in page and 'class="brand"' in page
     assert "Sign in" in login  # templates not overridden still come from the package
+
+
+async def test_the_demo_seed_brands_the_mailbox_loads_articles_and_an_account_once(
+    db: Database, settings: Settings, mailbox: Mailbox
+) -> None:
+    first = await seed_demo_content(db, settings)
+    again = await seed_demo_content(db, settings)
+
+    assert len(first.created) == 5 and again.created == again.updated == []
+    async with db.sessions() as session:
+        branded = await session.get_one(Mailbox, mailbox.id)
+        [account] = await list_accounts(session)
+    assert branded.primary_color == "#3b5bdb"
+    assert branded.footer_links[0] == {"label": "Help center", "url": "http://portal.example.test/help"}
+    assert account.domains == ("customer.test",) and account.share_tickets

@@ -5,11 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 
-from gateway.db import Database
+from gateway import migrate
+from gateway.db import Database, open_database
 from gateway.help_center import ArticleError, import_articles, parse_article, render_markdown
 from gateway.help_search import search_articles
 from gateway.models import Mailbox
+from gateway.models.help import SEARCH_INDEX
 from gateway.settings import Settings
 from tests.portal.helpers import Client, add_contact, add_ticket
 from tests.portal.story import elements, signed_in
@@ -120,7 +123,9 @@ def test_markdown_is_rendered_without_anything_that_runs() -> None:
     tags = elements(html)
     assert {tag for tag, _ in tags} == {"h1", "p", "a"}
     assert [attributes["href"] for tag, attributes in tags if tag == "a"] == ["https://example.com"]
-    assert "&lt;script&gt;" in html and '<a href="https://example.com" title="t" rel="noopener noreferrer">ok</a>' in html
+    assert (
+        "&lt;script&gt;" in html and '<a href="https://example.com" title="t" rel="noopener noreferrer">ok</a>' in html
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,3 +150,20 @@ async def test_an_import_names_the_file_that_failed(db: Database, tmp_path: Path
     async with db.sessions.begin() as session:
         with pytest.raises(ArticleError, match=r"bad\.md: front matter needs both title and category"):
             await import_articles(session, folder)
+
+
+async def test_the_migrated_schema_searches_too(
+    settings: Settings, database_url: tuple[str, dict[str, object]]
+) -> None:
+    migrated = open_database(settings, **database_url[1])
+    try:
+        await migrate.upgrade(migrated)
+        async with migrated.sessions.begin() as session:
+            await import_articles(session, ARTICLES)
+        assert await search(migrated, "printers jamming") == ["printer-jams"]
+        if not migrated.is_sqlite:  # PostgreSQL searches without the index too, only slowly
+            async with migrated.sessions() as session:
+                query = "SELECT count(*) FROM pg_indexes WHERE indexname = :name AND schemaname = current_schema()"
+                assert await session.scalar(text(query), {"name": SEARCH_INDEX}) == 1
+    finally:
+        await migrated.dispose()

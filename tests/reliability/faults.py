@@ -7,7 +7,8 @@ connection refused), `restore()` listens again on the same port. `SqliteWriteLoc
 `BEGIN EXCLUSIVE` from another connection, as a backup tool or a stuck shell would.
 `DiskFull` makes the database refuse to grow: on SQLite through `PRAGMA max_page_count`
 (SQLITE_FULL, "database or disk is full"), on PostgreSQL through a trigger that raises
-SQLSTATE 53100 `disk_full`, the error a full volume gives.
+SQLSTATE 53100 `disk_full`, the error a full volume gives. `RefusingTable` makes inserts
+into one table fail on either database (a trigger), for faults that must hit one write.
 """
 
 from __future__ import annotations
@@ -15,8 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import event, text
 
@@ -121,7 +123,7 @@ class DiskFull:
         self._spare_pages = spare_pages
         self._limit: int | None = None
 
-    async def __aenter__(self) -> DiskFull:
+    async def __aenter__(self) -> Self:
         if self._db.is_sqlite:
             async with self._db.engine.connect() as conn:
                 pages = (await conn.execute(text("PRAGMA page_count"))).scalar_one()
@@ -154,10 +156,23 @@ class DiskFull:
 
 
 @contextlib.asynccontextmanager
-async def proxied(proxy: TcpProxy) -> Any:
-    """Start `proxy` for the duration of a block."""
-    await proxy.start()
+async def refusing_inserts(db: Database, table: str) -> AsyncIterator[None]:
+    """Every insert into `table` fails (as on a full disk) inside the block."""
+    async with db.engine.begin() as conn:
+        if db.is_sqlite:
+            await conn.execute(text(
+                f"CREATE TRIGGER wicket_test_refuse BEFORE INSERT ON {table} "
+                "BEGIN SELECT RAISE(ABORT, 'could not write: No space left on device'); END"
+            ))
+        else:
+            await conn.execute(text(_PG_DISK_FULL))
+            await conn.execute(text(
+                f"CREATE TRIGGER wicket_test_refuse BEFORE INSERT ON {table} "
+                "FOR EACH ROW EXECUTE FUNCTION wicket_test_disk_full()"
+            ))
     try:
-        yield proxy
+        yield
     finally:
-        await proxy.close()
+        async with db.engine.begin() as conn:
+            suffix = "" if db.is_sqlite else f" ON {table}"
+            await conn.execute(text(f"DROP TRIGGER IF EXISTS wicket_test_refuse{suffix}"))

@@ -1,8 +1,8 @@
 """initial schema
 
-Revision ID: 051ebf1ebf1d
+Revision ID: 6efb54d92883
 Revises: 
-Create Date: 2026-11-25 14:30:02.626528
+Create Date: 2026-11-25 14:49:54.958064
 """
 
 from collections.abc import Sequence
@@ -11,8 +11,9 @@ import sqlalchemy as sa
 from alembic import op
 
 import gateway.models.base
+from gateway.models.help import search_schema
 
-revision: str = '051ebf1ebf1d'
+revision: str = '6efb54d92883'
 down_revision: str | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -153,6 +154,10 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('article', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_article_category_id'), ['category_id'], unique=False)
+
+    # Full-text search over articles: SQLite FTS5 table and triggers, or a PostgreSQL GIN index.
+    for statement in search_schema(op.get_bind().dialect.name):
+        op.execute(statement)
 
     op.create_table('contact_password',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -439,6 +444,8 @@ def downgrade() -> None:
     with op.batch_alter_table('article', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_article_category_id'))
 
+    if op.get_bind().dialect.name == 'sqlite':
+        op.execute('DROP TABLE IF EXISTS article_search')
     op.drop_table('article')
     op.drop_table('agent_api_key')
     with op.batch_alter_table('account_member', schema=None) as batch_op:
