@@ -27,7 +27,7 @@ from portal.inbound import processor_context
 from portal.middlewares import error_pages, on_prepare
 from portal.routes import setup_routes
 from portal.templating import setup_templates
-from portal.views.ops import request_timer
+from portal.views.ops import observe_requests
 
 _SECRET_PATH = re.compile(r"(/l/)[^/?#\s]+")
 _SECRET_QUERY = re.compile(r"([?&](?:jwt|token|code)=)[^&#\s]*", re.IGNORECASE)
@@ -73,7 +73,7 @@ def _database_context(settings: Settings, given: Database | None) -> Callable[[w
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
     """A new portal application for `settings` (and an existing `db`, if given)."""
     app = web.Application(
-        middlewares=[request_timer, error_pages, csrf_middleware],  # request_timer: issue #8 metrics
+        middlewares=[observe_requests, error_pages, csrf_middleware],  # observe_requests: issue #8
         client_max_size=settings.max_message_size,
     )
     app[keys.SETTINGS] = settings

@@ -67,7 +67,7 @@ def test_the_parser_never_raises_and_returns_only_storable_text(raw: bytes) -> N
     assert parsed.reply_text + parsed.quoted_text == parsed.text
 
 
-@settings(FUZZ, max_examples=60)
+@settings(FUZZ, max_examples=150)
 @given(raw=hostile_emails)
 async def test_every_input_is_stored_and_processed_without_failing(gateway: Gateway, raw: bytes) -> None:
     inbound_id = await gateway.receive(raw, mail_from="fuzz@customer.test", rcpt_tos=(SUPPORT,), source="fuzz")

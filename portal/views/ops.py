@@ -6,15 +6,17 @@ for the queue depths, bounded by a short timeout, and answers 200 with the inbou
 failures and outbox depth as JSON, or 503 when the database cannot answer, so a load
 balancer stops sending people to a node that cannot sign them in. `/metrics` refreshes the
 queue gauges and answers with the Prometheus text of `gateway.metrics.REGISTRY`; when the
-database is down it still answers with the process's own counters. `request_timer` is the
-middleware that times every portal request into `wicket_portal_request_seconds`, labelled
-by route pattern (never the raw path, which may hold a magic-link token).
+database is down it still answers with the process's own counters. `observe_requests` is
+the middleware that gives every request an id for its JSON log lines (and the
+`X-Request-Id` header) and times it into `wicket_portal_request_seconds`, labelled by route
+pattern (never the raw path, which may hold a magic-link token).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 
@@ -22,6 +24,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
+from gateway.logs import bound
 from gateway.metrics import PORTAL_REQUEST_SECONDS, REGISTRY, queue_depths, refresh_queue_gauges
 from portal import keys
 from portal.middlewares import route_label
@@ -63,16 +66,21 @@ async def metrics(request: web.Request) -> web.Response:
 
 
 @web.middleware
-async def request_timer(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Observe each request's latency by method, route pattern and final status."""
+async def observe_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Give each request an id for its log lines (and the `X-Request-Id` header), and observe
+    its latency by method, route pattern and final status."""
     started = time.perf_counter()
+    request_id = secrets.token_hex(8)
     status = 500
     try:
-        response = await handler(request)
+        with bound(request_id=request_id):
+            response = await handler(request)
         status = response.status
+        response.headers["X-Request-Id"] = request_id
         return response
     except web.HTTPException as error:
         status = error.status
+        error.headers["X-Request-Id"] = request_id
         raise
     finally:
         method = request.method if request.method in KNOWN_METHODS else "other"

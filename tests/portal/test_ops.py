@@ -5,6 +5,9 @@ them ever shows a token."""
 
 from __future__ import annotations
 
+import io
+import json
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
@@ -13,6 +16,7 @@ from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateway.db import Database, open_database
+from gateway.logs import JsonFormatter
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from portal.app import create_app
@@ -89,3 +93,23 @@ async def test_metrics_show_queue_depths_request_latency_by_route_and_link_excha
     assert grew("wicket_portal_request_seconds_count", method="POST", route="/l/{token}", status="303") == 1
     text = await (await client.get("/metrics")).text()
     assert issued.token not in text and issued.code not in text
+
+
+async def test_each_request_has_an_id_that_its_json_log_lines_carry(client: Client) -> None:
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("portal.csrf")
+    logger.addHandler(handler)
+    level = logger.level
+    logger.setLevel(logging.INFO)
+    try:
+        refused = await client.post("/login", data={"email": "alice@example.test"})  # no CSRF token: logged
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    [line] = [json.loads(text) for text in stream.getvalue().splitlines()]
+    assert refused.status == 403 and line["message"].startswith("CSRF check failed")
+    assert line["request_id"] == refused.headers["X-Request-Id"] and len(line["request_id"]) == 16
+    other = await client.get("/healthz")
+    assert other.headers["X-Request-Id"] != refused.headers["X-Request-Id"]

@@ -43,7 +43,6 @@ class Ledger:
 
     acked: dict[str, int] = field(default_factory=dict)
     resent: set[str] = field(default_factory=set)
-    failures: int = 0
     enough: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -72,7 +71,6 @@ async def client(number: int, port: int, ledger: Ledger, deadline: float) -> Non
                     await smtp.connect()
                 _, reply = await smtp.sendmail(sender, [SUPPORT], raw)
             except (aiosmtplib.SMTPException, OSError):
-                ledger.failures += 1
                 ledger.resent.add(message_id)
                 if smtp is not None:
                     smtp.close()
