@@ -9,8 +9,10 @@ import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import hypothesis
 import pytest
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.db import Database, open_database
@@ -22,6 +24,13 @@ from gateway.settings import Settings
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 PG_URL_VARIABLE = "WICKET_TEST_DATABASE_URL"
+
+# Property tests explore new examples on a developer's machine; in CI they replay a fixed
+# sequence, so a submission's result does not depend on the dice. Failures found locally
+# become regression tests or parser fixes.
+hypothesis.settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    hypothesis.settings.load_profile("ci")
 
 
 def _test_database_url() -> str | None:
@@ -109,3 +118,23 @@ async def smtp_server(gateway: Gateway) -> tuple[str, int]:
     server = await gateway.serve_smtp(host="127.0.0.1", port=0)
     host, port = server.sockets[0].getsockname()[:2]
     return host, port
+
+
+@pytest.fixture
+async def shared_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A database that other processes can open by URL alone: a file on SQLite, on
+    PostgreSQL a database of its own, dropped afterwards."""
+    base = _test_database_url()
+    if base is None:
+        yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
+        return
+    name = f"wicket_shared_{uuid.uuid4().hex[:10]}"
+    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(base).set(database=name).render_as_string(hide_password=False)
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        await admin.dispose()

@@ -15,15 +15,12 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy import func, select
 
 from gateway.db import Database, open_database
 from gateway.mailboxes import add_mailbox
@@ -36,25 +33,6 @@ pytestmark = pytest.mark.timeout(420)
 
 THREADS, PER_THREAD = 200, 5
 BACKLOG = THREADS * PER_THREAD
-
-
-@pytest.fixture
-async def shared_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A database that other processes can open by URL alone."""
-    base = os.environ.get("WICKET_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'nodes.db'}"
-        return
-    name = f"wicket_nodes_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()
 
 
 @pytest.fixture

@@ -504,3 +504,14 @@ def test_random_bytes_never_raise(raw: bytes) -> None:
 @given(st.lists(st.one_of(_MIME_PIECES, st.binary(max_size=12)), max_size=80).map(b"".join))
 def test_random_mime_like_structures_never_raise(raw: bytes) -> None:
     assert_sane(parse_email(raw))
+
+
+def test_nul_in_an_html_body_is_replaced_so_the_text_can_be_stored() -> None:
+    parsed = parse_email(b"Content-Type: text/html\r\n\r\n<p>a\x00b</p>")
+    assert parsed.html is not None and "\x00" not in parsed.html and "\x00" not in parsed.text
+
+
+def test_attachment_with_a_junk_content_type_is_stored_as_octet_stream() -> None:
+    raw = b"Content-ID: <img1@x>\nContent-Type:\x00 text/plain\n\n" + b"x" * 100
+    [attachment] = parse_email(raw).attachments
+    assert attachment.content_type == "application/octet-stream"

@@ -37,6 +37,9 @@ _BASE64_DEFECTS = (
     errors.InvalidBase64LengthDefect,
 )
 
+# RFC 2045 type/subtype tokens; anything else (NUL, spaces, junk) is no media type.
+_MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
+
 
 @dataclass(frozen=True, slots=True)
 class ParsedAttachment:
@@ -137,7 +140,7 @@ def _part_text(part: Message, notes: list[str]) -> str:
     )
     if note:
         notes.append(note)
-    return text
+    return storable(text)  # NUL (and lone surrogates) fit no text column
 
 
 def _body_text(parts: _Parts, html: str | None) -> str:
@@ -150,6 +153,9 @@ def _body_text(parts: _Parts, html: str | None) -> str:
 
 def _attachment(part: Message, index: int, cids: set[str], notes: list[str]) -> ParsedAttachment:
     content_type = part.get_content_type()
+    if not _MEDIA_TYPE.match(content_type):
+        notes.append("invalid Content-Type on an attachment, stored as application/octet-stream")
+        content_type = "application/octet-stream"
     filename = _filename(part, notes) or f"attachment-{index}{_extension(content_type)}"
     inner = _children(part)
     data = _message_bytes(inner[0], notes) if inner else _payload_bytes(part, filename, notes)

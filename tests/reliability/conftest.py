@@ -1,20 +1,13 @@
-"""Fixtures for the fault tests: a portal client on any `Database`, and a database that
-separate `wicket serve` processes can open by URL (a file on SQLite; on PostgreSQL a
-database of its own, dropped afterwards)."""
+"""Fixtures for the fault tests: a portal client on any `Database` (the database that
+separate `wicket serve` processes open by URL is the root conftest's `shared_url`)."""
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
-from sqlalchemy import text
-from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from gateway.db import Database
 from gateway.settings import Settings
@@ -37,20 +30,3 @@ def portal_on(aiohttp_client: Any, settings: Settings) -> PortalOn:
     return start
 
 
-@pytest.fixture
-async def shared_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A database URL other processes can open with nothing but the URL."""
-    base = os.environ.get("WICKET_TEST_DATABASE_URL")
-    if not base:
-        yield f"sqlite+aiosqlite:///{tmp_path / 'shared.db'}"
-        return
-    name = f"wicket_rel_{uuid.uuid4().hex[:10]}"
-    admin = create_async_engine(base, isolation_level="AUTOCOMMIT")
-    async with admin.connect() as conn:
-        await conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(base).set(database=name).render_as_string(hide_password=False)
-    finally:
-        async with admin.connect() as conn:
-            await conn.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        await admin.dispose()

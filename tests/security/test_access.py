@@ -3,7 +3,7 @@ portals, with the URL table itself as the checklist — a route added later is s
 and a route with an id the sweep does not understand fails the sweep until taught.
 
 Access (IDOR, CSRF, open redirects, session fixation, cookie flags, security headers) is
-here; enumeration, secrets and the open-relay check are in `test_security_secrets.py`.
+here; enumeration, secrets and the open-relay check are in `test_secrets.py`.
 """
 
 from __future__ import annotations
@@ -21,14 +21,13 @@ from sqlalchemy import func, select
 
 from gateway.accounts import add_account
 from gateway.db import Database
-from gateway.models import AuditEvent, ContactPassword, Mailbox
-from gateway.runtime import Gateway
+from gateway.models import AuditEvent, ContactPassword
 from gateway.settings import Settings
 from gateway.tokens import LinkPurpose
 from portal.app import create_app, runner_options
 from portal.passwords import hash_password
 from tests.portal.helpers import add_contact, sent_signin_emails, with_settings
-from tests.security_world import (
+from tests.security.world import (
     OWNER,
     PORTAL_HOST,
     SSO_SECRET,
@@ -38,7 +37,6 @@ from tests.security_world import (
     Route,
     Seen,
     World,
-    build_world,
     fill,
     lands_on,
     routes_of,
@@ -59,37 +57,6 @@ API_BODIES: dict[str, dict[str, str]] = {
 COLLEAGUE = "colin@example.test"  # same company domain as Alice
 FORM = {"message": "I am not who you think", "subject": "Hello", "email": OWNER, "action": "remove"}
 PASSWORD = "correct horse battery staple"
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return with_settings(
-        settings, sso_jwt_algorithm="HS256", sso_jwt_secret=SSO_SECRET,
-        rate_limit_mail_per_address=10_000, rate_limit_mail_per_ip=10_000,
-        rate_limit_failures_per_address=10_000, rate_limit_failures_per_ip=10_000,
-    )
-
-
-@pytest.fixture
-async def world(gateway: Gateway, db: Database, settings: Settings, mailbox: Mailbox) -> World:
-    return await build_world(gateway, db, settings, mailbox)
-
-
-@pytest.fixture
-def seen() -> list[Seen]:
-    return []
-
-
-@pytest.fixture
-def new_browser(aiohttp_client: Any, db: Database, settings: Settings, seen: list[Seen]) -> NewBrowser:
-    """`await new_browser(settings=…)`: a fresh browser on the real app (own cookie jar)."""
-
-    async def make(browser_settings: Settings | None = None) -> Browser:
-        server = TestServer(create_app(browser_settings or settings, db=db))
-        await server.start_server(**runner_options())
-        return Browser(await aiohttp_client(server), seen)
-
-    return make
 
 
 async def signed_in(new_browser: NewBrowser, world: World, who: str) -> Browser:

@@ -23,7 +23,6 @@ from typing import Any
 
 import jwt
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
@@ -37,11 +36,10 @@ from gateway.runtime import Gateway
 from gateway.settings import Settings
 from gateway.store import StoreUnavailable
 from gateway.tokens import LinkPurpose
-from portal.app import create_app, runner_options
 from portal.passwords import hash_password
 from tests.portal.helpers import sent_signin_emails, with_settings
 from tests.reliability.faults import refusing_inserts
-from tests.security_world import OWNER, SSO_SECRET, Browser, NewBrowser, Seen, World, build_world
+from tests.security.world import OWNER, SSO_SECRET, NewBrowser, Seen, World
 from tests.smtp_wire import WireSession
 from tests.support import SUPPORT, Server, simple_mail
 
@@ -50,35 +48,6 @@ pytestmark = pytest.mark.timeout(180)
 UNKNOWN = "aliza@example.test"  # as long as OWNER, so not even the length differs
 PASSWORD = "correct horse battery staple"
 LINK_TOKEN = re.compile(r"/l/[A-Za-z0-9_-]{43}")
-
-
-@pytest.fixture
-def settings(settings: Settings) -> Settings:
-    return with_settings(
-        settings, sso_jwt_algorithm="HS256", sso_jwt_secret=SSO_SECRET,
-        rate_limit_mail_per_address=10_000, rate_limit_mail_per_ip=10_000,
-        rate_limit_failures_per_address=10_000, rate_limit_failures_per_ip=10_000,
-    )
-
-
-@pytest.fixture
-async def world(gateway: Gateway, db: Database, settings: Settings, mailbox: Mailbox) -> World:
-    return await build_world(gateway, db, settings, mailbox)
-
-
-@pytest.fixture
-def seen() -> list[Seen]:
-    return []
-
-
-@pytest.fixture
-def new_browser(aiohttp_client: Any, db: Database, settings: Settings, seen: list[Seen]) -> NewBrowser:
-    async def make(browser_settings: Settings | None = None, browser_db: Database | None = None) -> Browser:
-        server = TestServer(create_app(browser_settings or settings, db=browser_db or db))
-        await server.start_server(**runner_options())
-        return Browser(await aiohttp_client(server), seen)
-
-    return make
 
 
 async def set_password(world: World) -> None:
