@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import record
 from gateway.models import Contact, ContactPassword
@@ -100,13 +101,21 @@ async def _check_failure_limits(request: web.Request, email: str | None) -> None
             await check(session, settings, per_address, email)
 
 
+async def _count_failure(request: web.Request, session: AsyncSession, email: str | None) -> None:
+    """A wrong code or password counts against the client's IP and the address tried."""
+    settings = request.app[keys.SETTINGS]
+    per_address, per_ip = failure_rules(settings)
+    await hit(session, settings, per_ip, client_ip(request), enforce=False)
+    if email is not None:
+        await hit(session, settings, per_address, email, enforce=False)
+
+
 async def code_signin(request: web.Request) -> web.StreamResponse:
     """POST /code: sign in with email + code; wrong codes count towards burning the link."""
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     form = await request.post()
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     await _check_failure_limits(request, email)
-    per_address, per_ip = failure_rules(settings)
     target = None
     async with db.sessions.begin() as session:
         contact = None
@@ -135,9 +144,7 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
                 detail={"ok": False, "reason": str(outcome.refusal), "burned": outcome.burned},
                 **audit_context(request),
             )
-            await hit(session, settings, per_ip, client_ip(request), enforce=False)
-            if email is not None:
-                await hit(session, settings, per_address, email, enforce=False)
+            await _count_failure(request, session, email)
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"error": BAD_CODE, "email": email or _text(form, "email")[:320], "next": next_path}
@@ -146,11 +153,10 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
 
 async def password_signin(request: web.Request) -> web.StreamResponse:
     """POST /login/password: sign in with email + password (for contacts who set one)."""
-    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    db = request.app[keys.DB]
     form = await request.post()
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     await _check_failure_limits(request, email)
-    per_address, per_ip = failure_rules(settings)
     target = None
     async with db.sessions.begin() as session:
         contact = None
@@ -167,9 +173,7 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
             target = next_path or TICKET_LIST
         else:
             await record(session, "password.refused", contact=contact, **audit_context(request))
-            await hit(session, settings, per_ip, client_ip(request), enforce=False)
-            if email is not None:
-                await hit(session, settings, per_address, email, enforce=False)
+            await _count_failure(request, session, email)
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"password_error": BAD_PASSWORD, "email": email or _text(form, "email")[:320], "next": next_path}
