@@ -289,8 +289,10 @@ class Processor:
             route = Route(route.mailbox_id, route.mailbox_address, None)
 
         mailbox = await session.get_one(Mailbox, route.mailbox_id)
-        sender_email = (mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER
-        sender = await contact_for(session, sender_email, mail.sender.name if mail.sender else "")
+        # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
+        sender_email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
+        sender_name = (mail.sender.name if mail.sender else "")[:200]
+        sender = await contact_for(session, sender_email, sender_name)
         ticket, rule = await find_conversation(session, mailbox.id, mail, route.reply, sender.id)
         if ticket is None:
             await self._wait_for_earlier(session, inbound, mail)
@@ -327,7 +329,7 @@ class Processor:
             references=list(mail.references),
             subject=mail.subject,
             from_email=sender_email,
-            from_name=mail.sender.name if mail.sender else "",
+            from_name=sender_name,
             to=[a.email for a in mail.to],
             cc=[a.email for a in mail.cc],
             body_text=mail.text,

@@ -36,7 +36,7 @@ def clean_subject(subject: str) -> str:
 
 async def contact_for(session: AsyncSession, email: str, name: str = "") -> Contact:
     """The contact for an address, created on first sight (safe under concurrency)."""
-    email = email.strip().lower()
+    email = email.strip().lower()[:320]
     await insert_ignore(
         session,
         Contact,

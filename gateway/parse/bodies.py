@@ -153,7 +153,7 @@ def _body_text(parts: _Parts, html: str | None) -> str:
 
 def _attachment(part: Message, index: int, cids: set[str], notes: list[str]) -> ParsedAttachment:
     content_type = part.get_content_type()
-    if not _MEDIA_TYPE.match(content_type):
+    if len(content_type) > 255 or not _MEDIA_TYPE.match(content_type):
         notes.append("invalid Content-Type on an attachment, stored as application/octet-stream")
         content_type = "application/octet-stream"
     filename = _filename(part, notes) or f"attachment-{index}{_extension(content_type)}"
