@@ -101,6 +101,12 @@ async def _check_failure_limits(request: web.Request, email: str | None) -> None
             await check(session, settings, per_address, email)
 
 
+async def _contact_by_email(session: AsyncSession, email: str | None) -> Contact | None:
+    if email is None:
+        return None
+    return await session.scalar(select(Contact).where(Contact.email == email))
+
+
 async def _count_failure(request: web.Request, session: AsyncSession, email: str | None) -> None:
     """A wrong code or password counts against the client's IP and the address tried."""
     settings = request.app[keys.SETTINGS]
@@ -118,9 +124,7 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
     await _check_failure_limits(request, email)
     target = None
     async with db.sessions.begin() as session:
-        contact = None
-        if email is not None:
-            contact = await session.scalar(select(Contact).where(Contact.email == email))
+        contact = await _contact_by_email(session, email)
         outcome = await consume_code(session, settings, contact, _text(form, "code"))
         if outcome.ok and outcome.link is not None and contact is not None:
             link = outcome.link
@@ -159,9 +163,7 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
     await _check_failure_limits(request, email)
     target = None
     async with db.sessions.begin() as session:
-        contact = None
-        if email is not None:
-            contact = await session.scalar(select(Contact).where(Contact.email == email))
+        contact = await _contact_by_email(session, email)
         stored = None
         if contact is not None:
             stored = await session.scalar(
