@@ -5,9 +5,12 @@ Memory: one Wicket process serving SMTP with its processor and outbox worker run
 been processed, its resident memory is read after the first 10,000 messages and again
 after 100,000. Growth: in a process of its own (`python -m bench.growth`), a SQLite
 database is filled by `bench.rowgen` to 1,000 or 1,000,000 stored messages, and then,
-through the real code, 200 corpus messages are received and processed (cost per
-message) and a signed-in contact's ticket list is fetched from the real portal over HTTP
-200 times one after another (median latency); the two sizes are compared.
+through the real code, five rounds of 100 corpus messages are received and processed
+(cost per message: the fastest round, so a burst of other work on a shared machine does
+not count as growth; the process's CPU time per message is reported beside it) and a
+signed-in contact's ticket list is fetched from the real portal over HTTP in five rounds
+of 40 requests one after another (latency: the lowest round median, for the same
+reason); the two sizes are compared.
 """
 
 from __future__ import annotations
@@ -36,8 +39,10 @@ from gateway.runtime import Gateway
 
 MEMORY_TARGET = Target("<", 1.2)
 GROWTH_TARGET = Target("<=", 1.2)
-MEASURED_MESSAGES = 200
-LIST_REQUESTS = 200
+MEASURED_ROUNDS = 5
+MESSAGES_PER_ROUND = 100
+LIST_ROUNDS = 5
+LIST_REQUESTS_PER_ROUND = 40
 
 
 def _corpus_message(first: int, seq: int) -> tuple[str, bytes]:
@@ -92,19 +97,22 @@ async def _list_latency(gateway: Gateway, workdir: Path) -> float:
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
     url = f"http://127.0.0.1:{runner.addresses[0][1]}/tickets"
-    samples = []
+    medians = []
     try:
         async with aiohttp.ClientSession(cookies={cookie_name(gateway.settings): session_id}) as client:
-            for _ in range(LIST_REQUESTS):
-                started = time.perf_counter()
-                async with client.get(url, allow_redirects=False) as response:
-                    await response.read()
-                    if response.status != 200:
-                        raise ChildFailed(f"GET /tickets answered {response.status}")
-                samples.append(time.perf_counter() - started)
+            for _ in range(LIST_ROUNDS):
+                samples = []
+                for _ in range(LIST_REQUESTS_PER_ROUND):
+                    started = time.perf_counter()
+                    async with client.get(url, allow_redirects=False) as response:
+                        await response.read()
+                        if response.status != 200:
+                            raise ChildFailed(f"GET /tickets answered {response.status}")
+                    samples.append(time.perf_counter() - started)
+                medians.append(statistics.median(samples))
     finally:
         await runner.cleanup()
-    return statistics.median(samples)
+    return min(medians)
 
 
 async def measure(stored: int, workdir: Path) -> dict[str, float]:
@@ -116,14 +124,20 @@ async def measure(stored: int, workdir: Path) -> dict[str, float]:
         generate(workdir / "wicket.db", stored, mailbox_id)
         gateway = Gateway(settings, db)
         await gateway.start()
-        mails = backlog(MEASURED_MESSAGES)
-        started = time.perf_counter()
-        await asyncio.gather(*(gateway.receive(m.raw, mail_from=m.mail_from, rcpt_tos=(SUPPORT,)) for m in mails))
-        await gateway.processor.drain()
-        per_message = (time.perf_counter() - started) / MEASURED_MESSAGES
+        rounds = [await _receive_and_process(gateway, n * MESSAGES_PER_ROUND) for n in range(MEASURED_ROUNDS)]
         latency = await _list_latency(gateway, workdir)
         await gateway.stop()
-    return {"per_message_seconds": per_message, "list_seconds": latency}
+    wall, cpu = min(rounds)
+    return {"per_message_seconds": wall, "per_message_cpu_seconds": cpu, "list_seconds": latency}
+
+
+async def _receive_and_process(gateway: Gateway, first: int) -> tuple[float, float]:
+    """Wall and CPU seconds per message to store and process one round of corpus messages."""
+    mails = backlog(MESSAGES_PER_ROUND, first)
+    started, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(gateway.receive(m.raw, mail_from=m.mail_from, rcpt_tos=(SUPPORT,)) for m in mails))
+    await gateway.processor.drain()
+    return (time.perf_counter() - started) / len(mails), (time.process_time() - cpu) / len(mails)
 
 
 def run_growth(plan: Plan) -> list[Row]:
@@ -136,9 +150,10 @@ def run_growth(plan: Plan) -> list[Row]:
     )
     label = f"at {plan.growth_counts[0]:,} stored"
     note = f"at {plan.growth_counts[1]:,} vs {plan.growth_counts[0]:,} stored messages"
+    cpu = f"CPU {large['per_message_cpu_seconds'] * 1000:.1f} vs {small['per_message_cpu_seconds'] * 1000:.1f} ms/msg"
     return [
         Row(names[0], large["per_message_seconds"] * 1000, "ms", small["per_message_seconds"] * 1000, label,
-            GROWTH_TARGET, note),
+            GROWTH_TARGET, f"{note}; fastest of {MEASURED_ROUNDS} rounds; {cpu}"),
         Row(names[1], large["list_seconds"] * 1000, "ms", small["list_seconds"] * 1000, label, GROWTH_TARGET, note),
     ]
 

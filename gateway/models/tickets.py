@@ -61,7 +61,11 @@ class TicketStatus(StrEnum):
 
 class Ticket(Base):
     __tablename__ = "ticket"
-    __table_args__ = (UniqueConstraint("mailbox_id", "ref"),)
+    __table_args__ = (
+        UniqueConstraint("mailbox_id", "ref"),
+        # A requester's tickets: the acknowledgement cap and tickets shared through an account.
+        Index("ix_ticket_requester", "requester_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     public_id: Mapped[str] = public_id_column()
@@ -109,7 +113,8 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("mailbox_id", "dedupe_key"),
         Index("ix_message_ticket", "ticket_id", "id"),
-        Index("ix_message_rfc_message_id", "rfc_message_id"),
+        # Threading by Message-ID looks up one mailbox's messages (gateway/conversations.py).
+        Index("ix_message_mailbox_rfc_message_id", "mailbox_id", "rfc_message_id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
