@@ -100,6 +100,11 @@ def mail_address(name: str, email: str) -> Address:
         raise ValueError(f"{email!r} cannot be written into a header: {error}") from None
 
 
+def new_message_id(mailbox: Mailbox) -> str:
+    """A fresh Message-ID under the mailbox's domain, without angle brackets."""
+    return make_msgid(domain=mailbox.domain).strip("<>")
+
+
 def thread_index(ticket: Ticket, now: datetime) -> str:
     """Outlook's Thread-Index: a header block fixed per ticket plus one timed child block."""
     root = int((ticket.created_at - _FILETIME_EPOCH).total_seconds() * 10_000_000)
@@ -110,10 +115,13 @@ def thread_index(ticket: Ticket, now: datetime) -> str:
     return base64.b64encode(header + child).decode()
 
 
-async def conversation_thread(session: AsyncSession, ticket: Ticket, *, for_customer: bool) -> Thread:
+async def conversation_thread(
+    session: AsyncSession, ticket: Ticket, *, for_customer: bool, before: OutboxMessage | None = None
+) -> Thread:
     """Message-IDs of the customers' mail and of what Wicket sent, oldest first.
 
-    A customer's thread leaves out the notifications that went to agents.
+    A customer's thread leaves out the notifications that went to agents. With `before`,
+    the thread is the one that outbox row was queued into: nothing newer, not itself.
     """
     received = select(Message.rfc_message_id.label("rfc"), Message.created_at.label("at")).where(
         Message.ticket_id == ticket.id,
@@ -125,6 +133,9 @@ async def conversation_thread(session: AsyncSession, ticket: Ticket, *, for_cust
     )
     if for_customer:
         sent = sent.where(OutboxMessage.kind.in_(CUSTOMER_KINDS))
+    if before is not None:
+        received = received.where(Message.created_at <= before.created_at)
+        sent = sent.where(OutboxMessage.id < before.id)
     both = union_all(received, sent).subquery()
     rows = await session.execute(select(both.c.rfc).order_by(both.c.at))
     ids = list(dict.fromkeys(rfc for rfc in rows.scalars() if rfc and _MESSAGE_ID.fullmatch(rfc)))
@@ -144,10 +155,11 @@ def compose(
     reply_to: str,
     thread: Thread,
     automatic: bool,
+    message_id: str,
     from_name: str | None = None,
     link: LinkBlock | None = None,
 ) -> EmailMessage:
-    """One finished email for one recipient, ready for `outbox.enqueue`."""
+    """One finished email for one recipient, under the Message-ID it was queued with."""
     now = utcnow()
     subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
     brand = mailbox.brand_name or mailbox.name
@@ -169,7 +181,7 @@ def compose(
     email["Reply-To"] = reply_to
     email["Subject"] = subject
     email["Date"] = format_datetime(now)
-    email["Message-ID"] = make_msgid(domain=mailbox.domain)
+    email["Message-ID"] = f"<{message_id}>"
     if thread.in_reply_to:
         email["In-Reply-To"] = f"<{thread.in_reply_to}>"
         email["References"] = " ".join(f"<{i}>" for i in thread.references)

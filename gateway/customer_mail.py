@@ -1,7 +1,7 @@
 """The one path every email to a customer takes: a fresh link, the signed reply address, the outbox.
 
-`mail_customer` issues a new single-use, ticket-scoped magic link for the recipient (in the
-caller's transaction), composes the email with that link and its code, and queues it. The
+`mail_customer` queues a draft (gateway/drafts.py) that is rendered at delivery with a new
+single-use, ticket-scoped magic link for the recipient and that link's code. The
 customer's signed `t` reply address is both the Reply-To and the envelope sender, so
 replies and bounces come back to the ticket even when every header is lost. A contact
 whose address cannot be written into a header (or sits in `.invalid`) is skipped with a
@@ -11,25 +11,15 @@ warning, so one odd address never fails the change that mails it.
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.compose import LinkBlock, OutboundKind, compose, conversation_thread, mail_address
-from gateway.models import (
-    Agent,
-    Contact,
-    Mailbox,
-    Message,
-    OutboxMessage,
-    Ticket,
-    TicketParticipant,
-)
-from gateway.outbox import enqueue
+from gateway.compose import OutboundKind, mail_address
+from gateway.drafts import Draft, queue_draft
+from gateway.models import Agent, Contact, Mailbox, Message, Ticket, TicketParticipant
 from gateway.reply_address import ReplyAddress, format_reply_address
 from gateway.settings import Settings
-from gateway.tokens import LinkPurpose, format_code, issue_link
 
 log = logging.getLogger(__name__)
 
@@ -57,38 +47,28 @@ async def mail_customer(
     ticket: Ticket,
     contact: Contact,
     template: str,
-    context: dict[str, Any],
+    context: dict[str, str],
     kind: OutboundKind,
     automatic: bool,
     message: Message | None = None,
-) -> OutboxMessage | None:
-    """Queue one email to `contact` with a fresh link; None when their address cannot be mailed."""
+) -> None:
+    """Queue one email to `contact` that will carry a fresh link; skipped when unmailable."""
     try:
-        to = mail_address(contact.name, contact.email)
+        mail_address(contact.name, contact.email)
     except ValueError as error:
         log.warning("not mailing contact %d on ticket %d: %s", contact.id, ticket.id, error)
-        return None
-    issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
+        return
     address = customer_reply_address(settings, mailbox, ticket)
-    email = compose(
-        settings,
-        mailbox,
-        ticket,
-        to=to,
+    draft = Draft(
         template=template,
         context={"contact_name": contact.name or contact.email, **context},
+        to_name=contact.name,
+        to_email=contact.email,
         reply_to=address,
-        thread=await conversation_thread(session, ticket, for_customer=True),
         automatic=automatic,
-        link=LinkBlock(issued.url(settings), format_code(issued.code)),
+        for_customer=True,
+        link_contact_id=contact.id,
     )
-    return await enqueue(
-        session,
-        mailbox=mailbox,
-        to=[contact.email],
-        email=email,
-        kind=kind,
-        ticket=ticket,
-        message=message,
-        envelope_from=address,
+    await queue_draft(
+        session, mailbox=mailbox, ticket=ticket, kind=kind, draft=draft, envelope_from=address, message=message
     )

@@ -19,12 +19,13 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.classify import MailKind
-from gateway.compose import OutboundKind, compose, conversation_thread, mail_address
+from gateway.compose import OutboundKind
 from gateway.conversations import subject_tag
 from gateway.customer_mail import mail_customer
+from gateway.drafts import Draft, queue_draft
 from gateway.events import EventBus, MessageAdded, TicketCreated
 from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
-from gateway.outbox import enqueue, record_bounce
+from gateway.outbox import record_bounce
 from gateway.quotes import REPLY_MARKER
 from gateway.reply_address import ReplyAddress, format_reply_address
 from gateway.settings import Settings
@@ -99,32 +100,29 @@ class Notifier:
             .order_by(Agent.id)
         )
         context = _notification_context(event, new_ticket=new_ticket)
-        thread = await conversation_thread(session, ticket, for_customer=False)
+        from_name = f"{context['customer']} via {mailbox.brand_name or mailbox.name}"
         for agent in agents.all():
             address = format_reply_address(
                 ReplyAddress(mailbox.address, "a", ticket.public_id, agent.id), self._settings.keys[0]
             )
-            email = compose(
-                self._settings,
-                mailbox,
-                ticket,
-                to=mail_address(agent.name, agent.email),
+            draft = Draft(
                 template="notification",
                 context=context,
+                to_name=agent.name,
+                to_email=agent.email,
                 reply_to=address,
-                thread=thread,
                 automatic=True,
-                from_name=f"{context['customer']} via {mailbox.brand_name or mailbox.name}",
+                for_customer=False,
+                from_name=from_name,
             )
-            await enqueue(
+            await queue_draft(
                 session,
                 mailbox=mailbox,
-                to=[agent.email],
-                email=email,
-                kind=OutboundKind.NOTIFICATION,
                 ticket=ticket,
-                message=message,
+                kind=OutboundKind.NOTIFICATION,
+                draft=draft,
                 envelope_from=address,
+                message=message,
             )
 
 

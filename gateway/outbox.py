@@ -1,11 +1,13 @@
 """The durable outbox: queueing outbound mail in the caller's transaction, and delivering it.
 
 `enqueue` renders nothing and sends nothing: it stores a finished `EmailMessage` as bytes,
-in the same transaction as the ticket change that caused it, so a rolled-back change
-sends nothing and a committed one is never forgotten.
+in the same transaction as the change that caused it, so a rolled-back change sends
+nothing and a committed one is never forgotten. Ticket mail is queued the same way as a
+draft (gateway/drafts.py).
 
 `OutboxWorker` delivers. It claims due rows by marking them `sending` with a lease
-(`FOR UPDATE SKIP LOCKED` on PostgreSQL), DKIM-signs each one and hands it to the Sender,
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft into its bytes (stored before
+the first attempt, so retries resend the same email), DKIM-signs each one and hands it to the Sender,
 then marks it `sent` in its own short transaction right after the relay said 250. A 4xx,
 a timeout or an unreachable relay puts the row back in the queue with exponential backoff;
 a 5xx, or the last attempt, marks it `failed` and writes an internal note on the ticket.
@@ -31,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.db import Database
 from gateway.dkim import DkimSigner
+from gateway.drafts import render_draft
 from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, utcnow
 from gateway.notes import add_note
 from gateway.senders import PermanentFailure, Sender
@@ -90,6 +93,10 @@ async def _note_failure(session: AsyncSession, row: OutboxMessage, reason: str) 
     if row.ticket_id is not None:
         ticket = await session.get_one(Ticket, row.ticket_id)
         await add_note(session, ticket, f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}", thread_rule="delivery")
+
+
+class _LeaseLost(Exception):
+    """Another worker took the row over while this one was rendering it."""
 
 
 class OutboxWorker:
@@ -173,6 +180,9 @@ class OutboxWorker:
     async def _deliver(self, row: OutboxMessage) -> None:
         domain = row.mail_from.rpartition("@")[2]
         try:
+            if row.raw is None and not await self._render(row):
+                return  # the lease went to another worker meanwhile
+            assert row.raw is not None
             await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(row.raw, domain))
         except Exception as error:  # every failure is recorded on the row, never raised
             await self._record_failure(row, error)
@@ -183,6 +193,19 @@ class OutboxWorker:
         except asyncio.CancelledError:
             await marking  # the relay has the message: record that before the worker stops
             raise
+
+    async def _render(self, row: OutboxMessage) -> bool:
+        """Render a draft and store the bytes (and the link it issued) while the row is ours."""
+        try:
+            async with self._db.sessions.begin() as session:
+                raw = await render_draft(session, self._settings, row)
+                stored = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(raw=raw))
+                if not stored.rowcount:
+                    raise _LeaseLost  # roll back the link the draft issued
+        except _LeaseLost:
+            return False
+        row.raw = raw
+        return True
 
     async def _mark_sent(self, row: OutboxMessage) -> None:
         async with self._db.sessions.begin() as session:

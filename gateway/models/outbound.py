@@ -1,8 +1,9 @@
 """The durable outbox: every email Wicket sends is a row first.
 
-A row is written in the same transaction as the ticket change that caused it, holding the
-fully rendered message. The delivery worker (gateway/outbox.py) claims rows with a lease,
-hands them to the configured Sender, and records sent, a retry with backoff, or a
+A row is written in the same transaction as the ticket change that caused it, holding
+either the finished message (`raw`) or a draft of ticket mail that the delivery worker
+renders into `raw` first (gateway/drafts.py). The delivery worker (gateway/outbox.py)
+claims rows with a lease, hands them to the configured Sender, and records sent, a retry with backoff, or a
 permanent failure that the ticket shows.
 """
 
@@ -43,7 +44,8 @@ class OutboxMessage(Base):
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
     rfc_message_id: Mapped[str] = mapped_column(String(998))
-    raw: Mapped[bytes] = mapped_column(LargeBinary)
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    draft: Mapped[dict[str, object] | None] = mapped_column(JSON)
     status: Mapped[str] = mapped_column(String(12), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)

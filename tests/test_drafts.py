@@ -1,0 +1,76 @@
+"""Ticket mail is queued as a draft and rendered, with its magic link, when it is delivered."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from gateway.models import MagicLink, OutboxMessage, OutboxStatus
+from gateway.outbox import OutboxWorker
+from gateway.runtime import Gateway
+from gateway.senders import MemorySender
+from gateway.settings import Settings
+from tests.mailflow import ALICE, LINK, add_tom, build_mail, settle, text_of
+from tests.support import SUPPORT, ReceiveEmail
+
+
+class RefusingOnce(MemorySender):
+    """A relay that answers the first attempt with a temporary failure."""
+
+    async def send(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
+        if not hasattr(self, "refused"):
+            self.refused = raw
+            raise OSError("relay busy")
+        await super().send(mail_from, rcpt_tos, raw)
+
+
+async def links_issued(gateway: Gateway) -> int:
+    async with gateway.db.sessions() as session:
+        return await session.scalar(select(func.count(MagicLink.id))) or 0
+
+
+async def test_processing_queues_a_draft_and_issues_no_link_until_delivery(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await receive_email("new-request.eml")
+    async with gateway.db.sessions() as session:
+        [row] = (await session.scalars(select(OutboxMessage))).all()
+    assert row.raw is None and row.draft is not None and row.draft["template"] == "acknowledgement"
+    assert await links_issued(gateway) == 0
+    [ack] = (await settle(gateway)).to(ALICE)
+    assert await links_issued(gateway) == 1
+    assert LINK.search(text_of(ack)) is not None
+    assert ack.message["Message-ID"] == f"<{row.rfc_message_id}>"
+
+
+async def test_a_retried_draft_resends_the_same_bytes_and_the_same_link(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    await receive_email("new-request.eml")
+    worker_settings = Settings(**{**settings.model_dump(), "outbox_retry_base_seconds": 0})
+    sender = RefusingOnce()
+    await OutboxWorker(gateway.db, worker_settings, sender).drain()
+    [sent] = sender.sent
+    assert sent.raw == sender.refused
+    assert await links_issued(gateway) == 1
+    async with gateway.db.sessions() as session:
+        row = (await session.scalars(select(OutboxMessage))).one()
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
+
+
+async def test_a_notification_rendered_later_threads_on_what_came_before_it_only(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await add_tom(gateway)
+    first = build_mail(sender=ALICE, to=SUPPORT, subject="Invoice", body="Where is it?")
+    await receive_email(first)
+    first_id = first.split(b"Message-ID: ")[1].split(b"\n")[0].strip().decode()
+    second = build_mail(sender=ALICE, to=SUPPORT, subject="Re: Invoice", body="Any news?", in_reply_to=first_id)
+    await receive_email(second)
+    sender = await settle(gateway)
+    notifications = [m for m in sender.sent if ALICE not in m.rcpt_tos]
+    assert len(notifications) == 2
+    earlier, later = (m.message for m in notifications)
+    assert earlier["References"].split()[0] == later["References"].split()[0] == first_id
+    assert earlier["Message-ID"] not in earlier["References"]
+    assert earlier["Message-ID"] in later["References"]
+    assert later["Message-ID"] not in earlier["References"] + later["References"]
