@@ -69,6 +69,7 @@ class Settings(BaseSettings):
     loop_token: str = "wicket"
 
     process_batch_size: int = Field(default=20, ge=1)
+    process_commit_seconds: float = Field(default=0.05, ge=0)  # one transaction gathers messages this long
     process_max_attempts: int = Field(default=5, ge=1)
     process_lease_seconds: float = Field(default=300.0, gt=0)
     process_poll_seconds: float = Field(default=1.0, gt=0)

@@ -37,13 +37,16 @@ def clean_subject(subject: str) -> str:
 async def contact_for(session: AsyncSession, email: str, name: str = "") -> Contact:
     """The contact for an address, created on first sight (safe under concurrency)."""
     email = email.strip().lower()[:320]
-    await insert_ignore(
-        session,
-        Contact,
-        {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()},
-        ["email"],
-    )
-    contact = (await session.execute(select(Contact).where(Contact.email == email))).scalar_one()
+    by_email = select(Contact).where(Contact.email == email)
+    contact = await session.scalar(by_email)
+    if contact is None:
+        await insert_ignore(
+            session,
+            Contact,
+            {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()},
+            ["email"],
+        )
+        contact = (await session.execute(by_email)).scalar_one()
     if name and not contact.name:
         contact.name = name[:200]
     return contact
@@ -77,7 +80,8 @@ async def open_ticket(
         update(Mailbox)
         .where(Mailbox.id == mailbox.id)
         .values(next_ref=Mailbox.next_ref + 1)
-        .returning(Mailbox.next_ref - 1)
+        .returning(Mailbox.next_ref - 1),
+        execution_options={"synchronize_session": False},  # nothing reads next_ref from the object
     )
     assert ref is not None
     now = utcnow()
@@ -93,7 +97,9 @@ async def open_ticket(
     )
     session.add(ticket)
     await session.flush()
-    await add_participant(session, ticket, requester, ParticipantRole.REQUESTER)
+    session.add(
+        TicketParticipant(ticket_id=ticket.id, contact_id=requester.id, role=ParticipantRole.REQUESTER, created_at=now)
+    )
     return ticket
 
 
