@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import ssl
 from typing import Any
 
@@ -35,6 +36,11 @@ _REWRITES = {
     "552 Error: Too much mail data": REPLY_TOO_BIG,
     "500 Line too long (see RFC5321 4.5.3.1.6)": "500 5.5.2 Line too long",
 }
+
+
+# `<local@domain>` with dot-atom local part and domain, then the parameters (RFC 5321 4.1.2).
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_PATH = re.compile(rf"<((?:{_ATOM}\.)*{_ATOM}@(?:[A-Za-z0-9-]+\.)*[A-Za-z0-9-]+)>[ \t]*+(?!\()(.*)", re.DOTALL)
 
 
 def _counted(stage: str, reply: str) -> str:
@@ -80,10 +86,19 @@ class WicketHandler:
 
 
 class WicketSMTP(SMTP):
-    """aiosmtpd's protocol with enhanced status codes and long lines accepted."""
+    """aiosmtpd's protocol with enhanced status codes, long lines accepted and plain paths read fast."""
 
     # Real mail carries header lines far beyond RFC 5321's 1000; the size limit still applies.
     line_length_limit = 1024 * 1024
+
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        # aiosmtpd parses every MAIL and RCPT path with the email package's header parser
+        # (about 70 µs each); the plain form nearly all mail uses is read here with the same
+        # result, anything else (quoted, literal, non-ASCII, comments) still goes to it.
+        plain = _PLAIN_PATH.fullmatch(arg)
+        if plain is None or (self.local_part_limit and plain[1].index("@") > self.local_part_limit):
+            return super()._getaddr(arg)
+        return plain[1], plain[2]
 
     async def push(self, status: str) -> None:
         if status.startswith("250-AUTH"):
@@ -91,10 +106,12 @@ class WicketSMTP(SMTP):
         if status in _REWRITES:
             status = _counted("data", _REWRITES[status])
         await super().push(status)
-        # Issue #8 fix: a client that pipelines thousands of commands would otherwise be
-        # served from its buffer without ever yielding, starving every other session (long
-        # enough, under load, for their idle timeouts to cut them). One yield per reply.
-        await asyncio.sleep(0)
+        if status[3:4] != "-":
+            # Issue #8 fix: a client that pipelines thousands of commands would otherwise be
+            # served from its buffer without ever yielding, starving every other session (long
+            # enough, under load, for their idle timeouts to cut them). One yield per reply,
+            # after its last line.
+            await asyncio.sleep(0)
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext | None:

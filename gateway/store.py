@@ -103,18 +103,30 @@ class _SqliteWriter:
 
 
 class _ConnectionWriter:
-    """Keeps one pooled connection for its batches (no checkout, ping or reset per batch)."""
+    """Keeps one pooled connection for its batches (no checkout, ping or reset per batch).
 
-    def __init__(self, db: Database) -> None:
+    The connection autocommits and a batch is one INSERT statement, so the statement is the
+    transaction: one round trip per batch instead of BEGIN, INSERT and COMMIT.
+    """
+
+    def __init__(self, db: Database, max_batch: int) -> None:
         self._db = db
+        self._max_batch = max_batch
         self._conn: AsyncConnection | None = None
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self._db.engine.connect()
+        # A page as large as a batch keeps every batch in one statement (one transaction).
+        return await conn.execution_options(
+            isolation_level="AUTOCOMMIT", insertmanyvalues_page_size=self._max_batch
+        )
 
     async def insert(self, rows: list[dict[str, object]]) -> list[int]:
         kept = self._conn is not None
         if self._conn is None:
-            self._conn = await self._db.engine.connect()
+            self._conn = await self._connect()
         try:
-            async with self._conn.begin():
+            async with self._conn.begin():  # no BEGIN or COMMIT is sent under AUTOCOMMIT
                 return list((await self._conn.execute(_INSERT, rows)).scalars())
         except Exception as error:
             await self.close()
@@ -164,7 +176,7 @@ class InboundStore:
         if self._db.is_sqlite:
             self.writers = [_SqliteWriter(self._db)]
         else:
-            self.writers = [_ConnectionWriter(self._db) for _ in range(self.POSTGRES_WRITERS)]
+            self.writers = [_ConnectionWriter(self._db, self._max_batch) for _ in range(self.POSTGRES_WRITERS)]
         self._tasks = [
             asyncio.create_task(self._write_forever(writer), name=f"inbound-store-{n}")
             for n, writer in enumerate(self.writers)
