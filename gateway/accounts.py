@@ -14,8 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Select, delete, literal, select, union
+from sqlalchemy import BindParameter, Connection, Row, Select, bindparam, delete, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.models import Account, AccountDomain, AccountMember, Contact
@@ -148,19 +149,26 @@ async def list_accounts(session: AsyncSession) -> list[AccountSummary]:
     return summaries
 
 
-def _accounts_of(contact: Contact) -> Select[tuple[int]]:
-    explicit = select(AccountMember.account_id).where(AccountMember.contact_id == contact.id)
-    by_domain = select(AccountDomain.account_id).where(AccountDomain.domain == email_domain(contact.email))
+def _accounts_of(contact_id: Any, domain: Any) -> Select[tuple[int]]:
+    explicit = select(AccountMember.account_id).where(AccountMember.contact_id == contact_id)
+    by_domain = select(AccountDomain.account_id).where(AccountDomain.domain == domain)
     return select(union(explicit, by_domain).subquery().c[0])
 
 
-async def sharing_accounts(session: AsyncSession, contact: Contact) -> list[Account]:
-    """The accounts `contact` belongs to that share tickets among their members."""
-    query = select(Account).where(Account.share_tickets.is_(True), Account.id.in_(_accounts_of(contact)))
-    return list((await session.scalars(query.order_by(Account.name))).all())
+_SHARING = (
+    select(Account.id, Account.public_id, Account.name)
+    .where(Account.share_tickets.is_(True), Account.id.in_(_accounts_of(bindparam("contact_id"), bindparam("domain"))))
+    .order_by(Account.name)
+)
 
 
-def shared_requesters(account_ids: list[int]) -> Select[tuple[int]]:
+def sharing_accounts(connection: Connection, contact: Contact) -> list[Row[tuple[int, str, str]]]:
+    """The accounts (id, public_id, name) `contact` belongs to that share tickets among their members."""
+    values = {"contact_id": contact.id, "domain": email_domain(contact.email)}
+    return list(connection.execute(_SHARING, values))
+
+
+def shared_requesters(account_ids: Iterable[int] | BindParameter[Any]) -> Select[tuple[int]]:
     """Ids of every contact in these accounts, by membership or by attached domain."""
     explicit = select(AccountMember.contact_id).where(AccountMember.account_id.in_(account_ids))
     by_domain = (
@@ -171,11 +179,13 @@ def shared_requesters(account_ids: list[int]) -> Select[tuple[int]]:
     return select(union(explicit, by_domain).subquery().c[0])
 
 
-async def account_sharing_with(session: AsyncSession, viewer: Contact, requester_id: int) -> Account | None:
+async def account_sharing_with(
+    session: AsyncSession, viewer: Contact, requester_id: int
+) -> Row[tuple[int, str, str]] | None:
     """The sharing account through which `viewer` may see tickets of `requester_id`, if any."""
-    accounts = await sharing_accounts(session, viewer)
+    accounts = await session.run_sync(lambda sync: sharing_accounts(sync.connection(), viewer))
     if not accounts:
         return None
     requester = await session.get_one(Contact, requester_id)
-    theirs = set((await session.scalars(_accounts_of(requester))).all())
+    theirs = set((await session.scalars(_accounts_of(requester.id, email_domain(requester.email)))).all())
     return next((account for account in accounts if account.id in theirs), None)

@@ -1,8 +1,8 @@
 """The audit trail: one `record` call per sign-in, view, reply or credential change.
 
-Every door of the portal (and the agent API) writes its events through `record`, in the
-caller's transaction, so an event exists exactly when the change it describes committed.
-Events are dotted names (`link.issued`, `link.exchanged`, `link.refused`, `code.attempt`,
+Every door of the portal (and the agent API) writes its events through `record` (a
+synchronous unit of work adds `audit_event(...)` to its session instead), in the caller's
+transaction, so an event exists exactly when the change it describes committed. Events are dotted names (`link.issued`, `link.exchanged`, `link.refused`, `code.attempt`,
 `session.started`, `session.ended`, `sso.signin`, `password.changed`, …) with the contact,
 the ticket, the client IP and user agent, and a small JSON `detail`. Never put a token, a
 code, a password or a JWT in `detail`: keys that name one are refused outright.
@@ -22,8 +22,7 @@ log = logging.getLogger(__name__)
 FORBIDDEN_DETAIL_KEYS = frozenset({"token", "code", "password", "jwt", "secret", "url", "link_url"})
 
 
-async def record(
-    session: AsyncSession,
+def audit_event(
     event: str,
     *,
     contact: Contact | None = None,
@@ -34,7 +33,7 @@ async def record(
     contact_id: int | None = None,
     ticket_id: int | None = None,
 ) -> AuditEvent:
-    """Add an audit event to `session` (flushed, committed with the caller's transaction)."""
+    """A new audit event (logged) for the caller to add to its session."""
     detail = dict(detail or {})
     forbidden = FORBIDDEN_DETAIL_KEYS.intersection(k.lower() for k in detail)
     if forbidden:
@@ -48,7 +47,12 @@ async def record(
         detail=detail,
         created_at=utcnow(),
     )
-    session.add(row)
-    await session.flush()
     log.info("audit %s contact=%s ticket=%s %s", event, row.contact_id, row.ticket_id, detail or "")
+    return row
+
+
+async def record(session: AsyncSession, event: str, **details: Any) -> AuditEvent:
+    """Add an audit event to `session`; it is written with the caller's next flush or commit."""
+    row = audit_event(event, **details)
+    session.add(row)
     return row

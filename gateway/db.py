@@ -2,36 +2,159 @@
 
 SQLite runs in WAL mode with `synchronous=FULL`, so a committed row survives a power cut,
 and with a busy timeout so the SMTP writer and the processor can share the file. PostgreSQL
-gets a pool sized from settings and a statement timeout. `Database` bundles the engine and
-its session factory so one object travels through the application.
+gets a pool sized from settings and a statement timeout. `Database` bundles the engine, its
+session factory and the read path, so one object travels through the application.
+
+Reads that only look (`await db.read(work)`, where `work` takes a synchronous
+`Connection` and runs SQLAlchemy Core) cost one call on SQLite: a synchronous pysqlite
+connection answers inline on the event loop, since WAL readers never wait for the writer
+and an indexed read takes microseconds. On PostgreSQL the same function runs on a pooled
+async connection through `run_sync`. Writes stay on the async engine, where they may wait
+for locks and fsync: `async with db.write() as session` is one write transaction, and on
+SQLite such transactions take turns in asyncio instead of colliding on the file's write
+lock and sleeping in SQLite's busy handler. A hot write path is a synchronous unit instead,
+`await db.run_write(work)` where `work` takes an ORM `Session`: on SQLite it runs on a
+writer thread, in one hop (through aiosqlite every cursor, fetch and close would be a hop
+of its own) and sharing its commit with the units that queued meanwhile (`SqliteWriter`);
+on PostgreSQL `work` runs through `run_sync` in an async transaction of its own.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, event
+from sqlalchemy import create_engine as create_sync_engine
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import SingletonThreadPool
 
 from gateway.settings import Settings
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
 class Database:
-    """The engine and the session factory built from it."""
+    """The engine, the session factory built from it, and (SQLite) the inline reader."""
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    reader: Engine | None = None
+    write_turn: asyncio.Lock | None = field(default=None, compare=False)
+    writer: SqliteWriter | None = None
 
     @property
     def is_sqlite(self) -> bool:
         return self.engine.dialect.name == "sqlite"
 
+    async def read(self, work: Callable[[Connection], T]) -> T:
+        """`work(connection)` for reads: inline on SQLite, through `run_sync` on PostgreSQL."""
+        if self.reader is not None:
+            with self.reader.connect() as connection:
+                return work(connection)
+        async with self.engine.connect() as connection:
+            return await connection.run_sync(work)
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction, committed on leaving the block (on SQLite, one at a time)."""
+        if self.write_turn is None:
+            async with self.sessions.begin() as session:
+                yield session
+            return
+        async with self.write_turn, self.sessions.begin() as session:
+            yield session
+
+    async def run_write(self, work: Callable[[Session], T]) -> T:
+        """`work(session)` as one write transaction, committed when it returns."""
+        if self.writer is not None:
+            return await self.writer.run(work)
+        async with self.sessions.begin() as session:
+            return await session.run_sync(work)
+
     async def dispose(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.reader is not None:
+            self.reader.dispose()
         await self.engine.dispose()
+
+
+class SqliteWriter:
+    """One synchronous SQLite connection on one thread, with group commit.
+
+    Units that arrive while a transaction is being written wait and then go together: each
+    runs in a savepoint of one `BEGIN IMMEDIATE` transaction (a failing unit rolls back only
+    its own savepoint and gets its exception), and one commit, one fsync, makes them all
+    durable before any of their callers continue. A failed commit fails every unit of it.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self.engine = create_sync_engine(url.set(drivername="sqlite"), poolclass=SingletonThreadPool, hide_parameters=True)
+        event.listen(self.engine, "connect", sqlite_pragmas)
+        event.listen(self.engine, "connect", _driver_autocommit)
+        event.listen(self.engine, "begin", _begin_immediate)
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="portal-writer")
+        self._lock = threading.Lock()
+        self._pending: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
+
+    async def run(self, work: Callable[[Session], T]) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        with self._lock:
+            self._pending.append((work, future))
+            first = len(self._pending) == 1
+        if first:
+            self._thread.submit(self._write_batch, loop)
+        return await future
+
+    def _write_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, []
+        outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
+        try:
+            with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                for work, future in batch:
+                    try:
+                        with session.begin_nested():
+                            outcomes.append((future, work(session), None))
+                    except Exception as error:  # noqa: BLE001 - the unit's own failure goes back to its caller
+                        outcomes.append((future, None, error))
+        except Exception as error:  # noqa: BLE001 - nothing of this batch was stored
+            outcomes = [(future, None, error) for _, future in batch]
+        for future, result, error in outcomes:
+            loop.call_soon_threadsafe(_settle, future, result, error)
+
+    def close(self) -> None:
+        self._thread.submit(self.engine.dispose).result()
+        self._thread.shutdown()
+
+
+def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    if future.cancelled():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
+    # pysqlite would start transactions on its own and break savepoints; SQLAlchemy begins them.
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
@@ -43,15 +166,19 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def create_engine(settings: Settings, url: str | None = None, **options: Any) -> AsyncEngine:
+def _is_sqlite_file(url: URL) -> bool:
+    return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:"
+
+
+def create_engine(settings: Settings, url: str | URL | None = None, **options: Any) -> AsyncEngine:
     """Build the async engine for `url` (default: the configured database)."""
     parsed = make_url(url or settings.database_url)
     # Issue #8 fix: an error's text must not quote statement parameters (mail bodies with
     # quoted magic links, outgoing mail); it reaches logs and `last_error` (`wicket status`).
     options.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":
-        if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        if _is_sqlite_file(parsed):
+            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(parsed, **options)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
@@ -65,6 +192,18 @@ def create_engine(settings: Settings, url: str | None = None, **options: Any) ->
     return create_async_engine(parsed, connect_args=connect_args, **options)
 
 
+def create_reader(url: URL) -> Engine:
+    """A synchronous engine on the same SQLite file, used only on the event loop's thread."""
+    engine = create_sync_engine(url.set(drivername="sqlite"), hide_parameters=True)
+    event.listen(engine, "connect", sqlite_pragmas)
+    return engine
+
+
 def open_database(settings: Settings, url: str | None = None, **options: Any) -> Database:
-    engine = create_engine(settings, url, **options)
-    return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+    parsed = make_url(url or settings.database_url)
+    if not _is_sqlite_file(parsed):
+        engine = create_engine(settings, parsed, **options)
+        return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
+    engine = create_engine(settings, parsed, **options)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    return Database(engine, sessions, create_reader(parsed), asyncio.Lock(), SqliteWriter(parsed))

@@ -5,8 +5,9 @@ everything that checks a code, password, link or SSO token), a scope (an address
 client IP), a limit and a window. Hits are counted per fixed window in one row per
 (HMAC of door + scope + subject, window start), incremented by an atomic upsert, so the
 stored keys reveal neither addresses nor IPs. Doors that send mail count every request
-(`hit`); doors that check a secret count failures only (`check` before, `hit(enforce=False)`
-after a failure), so a person who signs in often is never locked out by their successes.
+(`hit`); doors that check a secret count failures only (`check` before, a read for
+`Database.read`; `hit(enforce=False)` after a failure, in the caller's write transaction),
+so a person who signs in often is never locked out by their successes.
 Exceeding a limit raises `RateLimited`, which the portal turns into a "try again in N
 minutes" page.
 """
@@ -20,7 +21,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import delete, select
+from sqlalchemy import Connection, bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -31,6 +32,9 @@ log = logging.getLogger(__name__)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _KEEP = timedelta(days=1)
+_HITS = select(RateLimitCounter.hits).where(
+    RateLimitCounter.key_hash == bindparam("key_hash"), RateLimitCounter.window_start == bindparam("window_start")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,17 +120,11 @@ async def hit(
     return hits
 
 
-async def check(
-    session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime | None = None
-) -> None:
-    """Raise RateLimited when `subject` already used up this window (nothing is counted)."""
+def check(connection: Connection, settings: Settings, rule: Rule, subject: str, *, now: datetime | None = None) -> None:
+    """Raise RateLimited when `subject` already used up this window (a read: nothing is counted)."""
     now = now or utcnow()
-    hits = await session.scalar(
-        select(RateLimitCounter.hits).where(
-            RateLimitCounter.key_hash == key_hash(settings, rule, subject),
-            RateLimitCounter.window_start == window_start(now, rule.window),
-        )
-    )
+    key = {"key_hash": key_hash(settings, rule, subject), "window_start": window_start(now, rule.window)}
+    hits = connection.scalar(_HITS, key)
     if hits is not None and hits >= rule.limit:
         log.info("rate limit reached at %s per %s", rule.door, rule.scope)
         raise RateLimited(rule, _retry_after(rule, now))

@@ -12,14 +12,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, Row, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
 from gateway.accounts import account_sharing_with
 from gateway.classify import MailKind
-from gateway.models import Account, Attachment, Contact, Message, Ticket, TicketRead, utcnow
+from gateway.models import Attachment, Contact, Message, Ticket, TicketRead, utcnow
 from gateway.tickets import is_participant
 
 HIDDEN_KINDS = (MailKind.BOUNCE, MailKind.LOOP)
@@ -31,7 +31,7 @@ class TicketAccess:
 
     ticket: Ticket
     participant: bool
-    account: Account | None = None
+    account: Row[tuple[int, str, str]] | None = None  # id, public_id, name
 
     @property
     def shared(self) -> bool:
@@ -40,7 +40,9 @@ class TicketAccess:
 
 def customer_visible() -> ColumnElement[bool]:
     """The messages a customer's thread shows: no internal notes, no bounces or loops."""
-    return and_(Message.internal.is_(False), Message.classification.not_in([str(k) for k in HIDDEN_KINDS]))
+    # Plain comparisons rather than NOT IN (...): a list would be expanded into the SQL at
+    # every execution, while these compile once into the statement cache.
+    return and_(Message.internal.is_(False), *(Message.classification != str(kind) for kind in HIDDEN_KINDS))
 
 
 async def ticket_for_contact(session: AsyncSession, contact: Contact, public_id: str) -> TicketAccess | None:

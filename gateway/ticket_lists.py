@@ -3,16 +3,19 @@
 Both lists put open tickets (open, waiting for the customer) first, then the most recent
 activity. Activity and the unread marker come from the customer's thread only, so an
 internal note never moves a ticket up or marks it unread; a ticket is unread when someone
-else wrote in it after the contact last opened it. Lists come a page at a time.
+else wrote in it after the contact last opened it. Lists come a page at a time. These are
+reads for `Database.read`: each takes a synchronous Connection, and the statements are
+built once (fixed lists as plain comparisons, so they compile once), so a page costs one
+query; its row count and unread markers come with it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Select, and_, case, func, null, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import Connection, Select, and_, bindparam, case, func, or_, select
 
 from gateway.accounts import shared_requesters
 from gateway.models import Contact, Message, Ticket, TicketParticipant, TicketRead, TicketStatus
@@ -29,7 +32,10 @@ STATUS_FILTERS: dict[str, tuple[str, ...] | None] = {
 
 @dataclass(frozen=True, slots=True)
 class TicketRow:
-    ticket: Ticket
+    public_id: str
+    ref: int
+    subject: str
+    status: str
     last_activity_at: datetime
     unread: bool
     requester: str
@@ -43,74 +49,92 @@ class TicketPage:
     total: int
 
 
-def _listing(contact: Contact) -> Select[tuple[Ticket, datetime, datetime | None, datetime | None, str, str]]:
-    others = case((Message.author_contact_id == contact.id, null()), else_=Message.created_at)
-    activity = (
-        select(
-            Message.ticket_id.label("ticket_id"),
-            func.max(Message.created_at).label("last_at"),
-            func.max(others).label("last_other_at"),
-        )
-        .where(customer_visible())
-        .group_by(Message.ticket_id)
-        .subquery()
+def _listing() -> Select[Any]:
+    """Tickets with activity, unread marker and requester, for the contact `:contact_id`."""
+    viewer = bindparam("contact_id")
+    is_open = or_(*(Ticket.status == str(status) for status in OPEN_STATUSES))
+    thread = and_(Message.ticket_id == Ticket.id, customer_visible())
+    latest = select(func.max(Message.created_at)).where(thread).scalar_subquery()
+    last_other_at = (
+        select(func.max(Message.created_at))
+        .where(thread, Message.author_contact_id.is_distinct_from(viewer))
+        .scalar_subquery()
     )
-    last = func.coalesce(activity.c.last_at, Ticket.created_at)
+    last = func.coalesce(latest, Ticket.created_at).label("last_at")
+    read_at = (
+        select(TicketRead.read_at)
+        .where(TicketRead.ticket_id == Ticket.id, TicketRead.contact_id == viewer)
+        .scalar_subquery()
+    )
+    unread = and_(last_other_at.is_not(None), or_(read_at.is_(None), last_other_at > read_at))
     return (
-        select(Ticket, last, activity.c.last_other_at, TicketRead.read_at, Contact.name, Contact.email)
+        select(
+            Ticket.public_id,
+            Ticket.ref,
+            Ticket.subject,
+            Ticket.status,
+            last,
+            unread.label("unread"),
+            Contact.name,
+            Contact.email,
+            func.count().over().label("total"),
+        )
         .join(Contact, Contact.id == Ticket.requester_id)
-        .outerjoin(activity, activity.c.ticket_id == Ticket.id)
-        .outerjoin(TicketRead, and_(TicketRead.ticket_id == Ticket.id, TicketRead.contact_id == contact.id))
-        .order_by(case((Ticket.status.in_([str(s) for s in OPEN_STATUSES]), 0), else_=1), last.desc(), Ticket.id.desc())
+        .order_by(case((is_open, 0), else_=1), last.desc(), Ticket.id.desc())
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
     )
 
 
-def _taking_part(contact: Contact) -> Select[int]:
-    return select(TicketParticipant.ticket_id).where(TicketParticipant.contact_id == contact.id)
+_TAKING_PART = select(TicketParticipant.ticket_id).where(TicketParticipant.contact_id == bindparam("contact_id"))
+_OWN = {
+    status: _listing().where(
+        Ticket.id.in_(_TAKING_PART), *([] if statuses is None else [or_(*(Ticket.status == s for s in statuses))])
+    )
+    for status, statuses in STATUS_FILTERS.items()
+}
+_SHARED = _listing().where(
+    Ticket.requester_id.in_(shared_requesters(bindparam("account_ids", expanding=True))),
+    Ticket.id.not_in(_TAKING_PART),
+)
+_OPEN_SUBJECTS = (
+    select(Ticket.subject)
+    .where(Ticket.id.in_(_TAKING_PART), or_(*(Ticket.status == str(s) for s in OPEN_STATUSES)))
+    .order_by(Ticket.last_activity_at.desc())
+    .limit(bindparam("limit"))
+)
 
 
-async def _page(session: AsyncSession, query: Select, page: int, per_page: int) -> TicketPage:  # type: ignore[type-arg]
-    total = await session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-    pages = max(1, -(-total // per_page))
-    page = min(max(1, page), pages)
-    rows = []
-    for ticket, last_at, last_other_at, read_at, name, email in await session.execute(
-        query.limit(per_page).offset((page - 1) * per_page)
-    ):
-        unread = last_other_at is not None and (read_at is None or last_other_at > read_at)
-        rows.append(TicketRow(ticket, last_at, unread, name or email))
-    return TicketPage(rows, page, pages, total)
+def _page(connection: Connection, query: Select[Any], values: dict[str, Any], page: int, per_page: int) -> TicketPage:
+    page = max(1, page)
+    found = connection.execute(query, {**values, "limit": per_page, "offset": (page - 1) * per_page}).all()
+    if not found and page > 1:  # past the end: show the last page
+        first = _page(connection, query, values, 1, per_page)
+        return first if first.pages == 1 else _page(connection, query, values, first.pages, per_page)
+    total = found[0].total if found else 0
+    rows = [
+        TicketRow(public_id, ref, subject, status, last_at, bool(unread), name or email)
+        for public_id, ref, subject, status, last_at, unread, name, email, _ in found
+    ]
+    return TicketPage(rows, page, max(1, -(-total // per_page)), total)
 
 
-async def own_tickets(
-    session: AsyncSession, contact: Contact, *, status: str = "all", page: int = 1, per_page: int = PER_PAGE
+def own_tickets(
+    connection: Connection, contact_id: int, *, status: str = "all", page: int = 1, per_page: int = PER_PAGE
 ) -> TicketPage:
-    """Tickets `contact` takes part in, filtered by "open", "closed" or "all"."""
-    query = _listing(contact).where(Ticket.id.in_(_taking_part(contact)))
-    statuses = STATUS_FILTERS.get(status)
-    if statuses is not None:
-        query = query.where(Ticket.status.in_(statuses))
-    return await _page(session, query, page, per_page)
+    """Tickets the contact takes part in, filtered by "open", "closed" or "all"."""
+    return _page(connection, _OWN[status], {"contact_id": contact_id}, page, per_page)
 
 
-async def shared_tickets(
-    session: AsyncSession, contact: Contact, account_ids: list[int], *, page: int = 1, per_page: int = PER_PAGE
+def shared_tickets(
+    connection: Connection, contact_id: int, account_ids: list[int], *, page: int = 1, per_page: int = PER_PAGE
 ) -> TicketPage:
-    """Tickets opened by colleagues in these sharing accounts that `contact` does not take part in."""
+    """Tickets opened by colleagues in these sharing accounts that the contact does not take part in."""
     if not account_ids:
         return TicketPage([], 1, 1, 0)
-    query = _listing(contact).where(
-        Ticket.requester_id.in_(shared_requesters(account_ids)), Ticket.id.not_in(_taking_part(contact))
-    )
-    return await _page(session, query, page, per_page)
+    return _page(connection, _SHARED, {"contact_id": contact_id, "account_ids": account_ids}, page, per_page)
 
 
-async def open_subjects(session: AsyncSession, contact: Contact, limit: int = 5) -> list[str]:
+def open_subjects(connection: Connection, contact_id: int, limit: int = 5) -> list[str]:
     """Subjects of the contact's most recent open tickets (to suggest articles for)."""
-    rows = await session.scalars(
-        select(Ticket.subject)
-        .where(Ticket.id.in_(_taking_part(contact)), Ticket.status.in_([str(s) for s in OPEN_STATUSES]))
-        .order_by(Ticket.last_activity_at.desc())
-        .limit(limit)
-    )
-    return list(rows.all())
+    return list(connection.scalars(_OPEN_SUBJECTS, {"contact_id": contact_id, "limit": limit}))

@@ -5,7 +5,8 @@ from an alphabet without look-alikes, for typing on another device. The database
 only HMAC(key, token), HMAC(key, code) and the key id; lookups try every configured key,
 newest first, so rotating keys keeps links already sent working, while a link signed with
 a key that is no longer configured stops working. The small functions at the top are pure
-(they take `now`); the async ones take the caller's session. A refusal is logged once
+(they take `now`); the others take the caller's session (`consume_link` a synchronous one,
+so the link exchange is one unit of work: see `Database.run_write`). A refusal is logged once
 with its reason and the link id, never with the token or the code. Consumption is a
 single `UPDATE … WHERE consumed_at IS NULL AND expires_at > now RETURNING`, so of many
 concurrent exchanges of one token exactly one wins.
@@ -13,6 +14,7 @@ concurrent exchanges of one token exactly one wins.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import logging
@@ -21,9 +23,11 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.audit import record
 from gateway.models import Contact, MagicLink, Ticket, utcnow
@@ -143,10 +147,42 @@ def _log_refusal(refusal: Refusal, link: MagicLink | None) -> None:
     log.info("%s%s", _REASONS[refusal], f" (link {link.id})" if link is not None else "")
 
 
-def _token_match(settings: Settings, token: str) -> ColumnElement[bool]:
-    """WHERE clause: the token's HMAC under each configured key, with that key's id."""
-    pairs = [and_(MagicLink.token_hmac == token_digest(k, token), MagicLink.key_id == k.kid) for k in settings.keys]
+@functools.cache
+def _token_match(key_ids: tuple[str, ...]) -> ColumnElement[bool]:
+    """WHERE clause: the token's HMAC under each configured key (`:digest_<n>`), with that key's id.
+
+    Built once per set of keys, so its statements compile once into the statement cache.
+    """
+    pairs = [
+        and_(MagicLink.token_hmac == bindparam(f"digest_{n}"), MagicLink.key_id == kid) for n, kid in enumerate(key_ids)
+    ]
     return or_(*pairs)
+
+
+def _token_values(settings: Settings, token: str) -> dict[str, str]:
+    return {f"digest_{n}": token_digest(key, token) for n, key in enumerate(settings.keys)}
+
+
+def _key_ids(settings: Settings) -> tuple[str, ...]:
+    return tuple(key.kid for key in settings.keys)
+
+
+@functools.cache
+def _by_token(key_ids: tuple[str, ...]) -> Select[tuple[MagicLink]]:
+    return select(MagicLink).where(_token_match(key_ids))
+
+
+@functools.cache
+def _consuming(key_ids: tuple[str, ...] | None) -> Update:
+    """The atomic use of a link: by token (under these keys), or by `:link_id` when None."""
+    condition = MagicLink.id == bindparam("link_id") if key_ids is None else _token_match(key_ids)
+    return (
+        update(MagicLink)
+        .where(condition, MagicLink.consumed_at.is_(None), MagicLink.expires_at > bindparam("now"))
+        .values(consumed_at=bindparam("now"))
+        .returning(MagicLink)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    )
 
 
 # -- database operations --------------------------------------------------------------
@@ -199,7 +235,7 @@ async def find_link(session: AsyncSession, settings: Settings, token: str) -> Ma
     """The stored link for `token` in any state, or None (no logging: see `check_link`)."""
     if not well_formed(token):
         return None
-    return await session.scalar(select(MagicLink).where(_token_match(settings, token)))
+    return await session.scalar(_by_token(_key_ids(settings)), _token_values(settings, token))
 
 
 async def check_link(
@@ -225,29 +261,24 @@ async def verify_link(
     return outcome.link if outcome.ok else None
 
 
-async def _consume(session: AsyncSession, condition: ColumnElement[bool], now: datetime) -> MagicLink | None:
-    statement = (
-        update(MagicLink)
-        .where(condition, MagicLink.consumed_at.is_(None), MagicLink.expires_at > now)
-        .values(consumed_at=now)
-        .returning(MagicLink)
-        .execution_options(synchronize_session=False, populate_existing=True)
-    )
-    return (await session.execute(statement)).scalars().first()
+def _consume(session: Session, statement: Update, values: dict[str, Any]) -> MagicLink | None:
+    return session.execute(statement, values).scalars().first()
 
 
-async def consume_link(
-    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
-) -> LinkCheck:
-    """Use a token up: one atomic UPDATE; of concurrent callers exactly one gets the link."""
+def consume_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> LinkCheck:
+    """Use a token up: one atomic UPDATE; of concurrent callers exactly one gets the link.
+
+    Synchronous, for `Database.run_write`; in an async transaction `await session.run_sync(consume_link, …)`.
+    """
     now = now or utcnow()
     if not well_formed(token):
         _log_refusal(Refusal.MALFORMED, None)
         return LinkCheck(None, Refusal.MALFORMED)
-    link = await _consume(session, _token_match(settings, token), now)
+    key_ids, values = _key_ids(settings), _token_values(settings, token)
+    link = _consume(session, _consuming(key_ids), {**values, "now": now})
     if link is not None:
         return LinkCheck(link)
-    link = await find_link(session, settings, token)
+    link = session.scalar(_by_token(key_ids), values)
     refusal = link_refusal(link, now) or Refusal.USED
     _log_refusal(refusal, link)
     return LinkCheck(link, refusal)
@@ -278,7 +309,7 @@ async def consume_code(
     matches = [c for c in candidates if hmac.compare_digest(c.code_hmac, digests.get(c.key_id, ""))]
     match = matches[0] if matches else None
     if match is not None:
-        link = await _consume(session, MagicLink.id == match.id, now)
+        link = await session.run_sync(_consume, _consuming(None), {"link_id": match.id, "now": now})
         if link is not None:
             return LinkCheck(link)
         _log_refusal(Refusal.USED, match)

@@ -1,16 +1,17 @@
 """The portal application factory, and how `wicket serve` runs it.
 
 `create_app(settings, db=None)` builds a fresh `web.Application`: settings and the brand
-cache under typed keys, the database in a cleanup context (opened from settings unless a
-`Database` is handed in, and then left for its owner to dispose), templates, middlewares,
-the response hook that adds security headers and cookies, and the URL table from
-`portal.routes`. Nothing is created at import time. `start_portal` runs it on a TCP site
-with `RedactingAccessLogger`, which keeps magic-link tokens and SSO tokens out of the
-access log.
+and suggestion caches under typed keys, the database in a cleanup context (opened from
+settings unless a `Database` is handed in, and then left for its owner to dispose),
+templates, middlewares, the response hook that adds security headers and cookies, and the
+URL table from `portal.routes`. Nothing is created at import time. `start_portal` runs it
+on a TCP site with `RedactingAccessLogger`, which keeps magic-link tokens and SSO tokens
+out of the access log.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from portal.csrf import csrf_middleware
 from portal.inbound import processor_context
 from portal.middlewares import error_pages, on_prepare
 from portal.routes import setup_routes
+from portal.suggestions import SuggestionCache
 from portal.templating import setup_templates
 from portal.views.ops import observe_requests
 
@@ -40,6 +42,10 @@ def redact(text: str) -> str:
 
 class RedactingAccessLogger(AbstractAccessLogger):
     """Access log lines like aiohttp's, with secrets in paths and queries removed."""
+
+    @property
+    def enabled(self) -> bool:
+        return self.logger.isEnabledFor(logging.INFO)
 
     def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
         self.logger.info(
@@ -78,6 +84,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     )
     app[keys.SETTINGS] = settings
     app[keys.BRANDS] = BrandCache()
+    app[keys.SUGGESTIONS] = SuggestionCache()
     app.cleanup_ctx.append(_database_context(settings, db))
     app.cleanup_ctx.append(processor_context)  # portal replies and requests are processed at once (issue #5)
     setup_templates(app)

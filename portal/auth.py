@@ -3,25 +3,28 @@
 `GET /l/{token}` never consumes: it shows a "Continue" button (or, for a link that cannot
 be used, a friendly page), so mail scanners that fetch links burn nothing; `HEAD` answers
 200 without even a lookup. `POST /l/{token}` (CSRF-checked) consumes the link atomically,
-starts a fresh session and redirects to the link's ticket or stored local path. An
-expired, used or burned link gets a page with one button, "Email me a new link", which
-posts to `/l/{token}/resend` and mails a fresh sign-in link to the address on file of
-the contact the old link belonged to, never to an address typed anywhere. Failures count
+starts a fresh session and redirects to the link's ticket or stored local path; the
+success path is one unit of work (`Database.run_write`), one hop on SQLite. An expired,
+used or burned link gets a page with one button, "Email me a new link", which posts to
+`/l/{token}/resend` and mails a fresh sign-in link to the address on file of the contact
+the old link belonged to, never to an address typed anywhere. Failures count
 against the client IP's rate limit; every outcome is audited; tokens stay out of logs.
 """
 
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 from aiohttp import web
+from sqlalchemy.orm import Session
 
-from gateway.audit import record
+from gateway.audit import audit_event, record
 from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
 from gateway.ratelimit import check, failure_rules, hit, mail_rules
 from gateway.signin_mail import default_mailbox, send_signin_link
-from gateway.tokens import Refusal, check_link, consume_link, find_link, link_refusal
+from gateway.tokens import LinkCheck, Refusal, check_link, consume_link, find_link, link_refusal
 from portal import keys
 from portal.redirects import return_path_for
 from portal.sessions import audit_context, client_ip, current_contact, start_session
@@ -88,30 +91,31 @@ async def link_page(request: web.Request) -> web.Response:
     return await _refused(request, token, outcome.refusal, outcome.link)
 
 
+def _exchange(session: Session, request: web.Request, token: str) -> tuple[LinkCheck, str | None]:
+    """The link exchange's unit of work: use the link up, start the session, audit; and where to go."""
+    outcome = consume_link(session, request.app[keys.SETTINGS], token)
+    link = outcome.link
+    if not outcome.ok or link is None:
+        return outcome, None
+    contact = session.get_one(Contact, link.contact_id)
+    start_session(session, request, contact, method="link")
+    detail = {"link_id": link.id, "purpose": link.purpose}
+    session.add(
+        audit_event("link.exchanged", contact=contact, ticket_id=link.ticket_id, detail=detail, **audit_context(request))
+    )
+    return outcome, return_path_for(session, link)
+
+
 async def link_exchange(request: web.Request) -> web.StreamResponse:
     """POST /l/{token}: use the link up, sign its contact in, and go to its return path."""
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     token, ip = request.match_info["token"], client_ip(request)
     ip_rule = failure_rules(settings)[1]
-    async with db.sessions() as session:
-        await check(session, settings, ip_rule, ip)
-    target = None
-    async with db.sessions.begin() as session:
-        outcome = await consume_link(session, settings, token)
-        link = outcome.link
-        if outcome.ok and link is not None:
-            contact = await session.get_one(Contact, link.contact_id)
-            await start_session(request, session, contact, method="link")
-            await record(
-                session,
-                "link.exchanged",
-                contact=contact,
-                ticket_id=link.ticket_id,
-                detail={"link_id": link.id, "purpose": link.purpose},
-                **audit_context(request),
-            )
-            target = await return_path_for(session, link)
-        else:
+    await db.read(partial(check, settings=settings, rule=ip_rule, subject=ip))
+    outcome, target = await db.run_write(partial(_exchange, request=request, token=token))
+    link = outcome.link
+    if target is None:
+        async with db.write() as session:
             await record(
                 session,
                 "link.refused",
@@ -129,7 +133,7 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
         if signed_in is not None and signed_in.id == link.contact_id:
             # A second click from the browser this link already signed in: carry on.
             async with db.sessions() as session:
-                raise web.HTTPSeeOther(await return_path_for(session, link), headers=LINK_HEADERS)
+                raise web.HTTPSeeOther(await session.run_sync(return_path_for, link), headers=LINK_HEADERS)
     return await _refused(request, token, outcome.refusal, link)
 
 
@@ -139,7 +143,7 @@ async def link_resend(request: web.Request) -> web.StreamResponse:
     token, ip = request.match_info["token"], client_ip(request)
     per_address, per_ip = mail_rules(settings)
     masked = None
-    async with db.sessions.begin() as session:
+    async with db.write() as session:
         link = await find_link(session, settings, token)
         if link is None:
             await hit(session, settings, failure_rules(settings)[1], ip, enforce=False)

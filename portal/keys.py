@@ -18,10 +18,12 @@ if TYPE_CHECKING:
     from portal.branding import BrandCache
     from portal.csrf import CsrfState
     from portal.sessions import SessionState
+    from portal.suggestions import SuggestionCache
 
 SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 BRANDS: web.AppKey[BrandCache] = web.AppKey("brands")
+SUGGESTIONS: web.AppKey[SuggestionCache] = web.AppKey("suggestions")
 PROCESSOR = web.AppKey("processor", Processor)  # processes portal replies and requests at once (issue #5)
 
 SESSION: web.RequestKey[SessionState] = web.RequestKey("session")

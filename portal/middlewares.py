@@ -19,7 +19,7 @@ from sqlalchemy import exc as sa_exc
 
 from gateway.ratelimit import RateLimited
 from portal import csrf, keys, sessions
-from portal.templating import render_error
+from portal.templating import SECRET_PATHS, render_error
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,6 @@ MESSAGES: dict[int, tuple[str, str]] = {
     503: ("Back in a moment", "The portal is briefly unavailable. Please try again in a minute."),
 }
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
-SECRET_PATHS = ("/l/", "/sso/")  # paths whose URLs hold a magic-link token or an SSO token
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import MagicLink, Ticket
 
@@ -58,10 +58,10 @@ def ticket_path(ticket: Ticket) -> str:
     return f"/tickets/{ticket.public_id}"
 
 
-async def return_path_for(session: AsyncSession, link: MagicLink) -> str:
+def return_path_for(session: Session, link: MagicLink) -> str:
     """The page a consumed link leads to: its ticket, its stored path, or the ticket list."""
     if link.ticket_id is not None:
-        ticket = await session.get(Ticket, link.ticket_id)
+        ticket = session.get(Ticket, link.ticket_id)
         if ticket is not None:
             return ticket_path(ticket)
     return return_path_or_list(link.return_path)

@@ -12,10 +12,10 @@ The cookie (`__Host-wicket` over https, `wicket` on plain-http development; Http
 SameSite=Lax, Path=/) holds 256 random bits; the `portal_session` row holds only their
 SHA-256. A session ends after `session_idle_minutes` without a request, after
 `session_absolute_days` in any case, or when revoked by sign-out, "sign out everywhere"
-or a password change. `start_session` rotates: the browser's previous session is revoked
-and a fresh id issued inside the caller's transaction; raise the redirect after that
-transaction commits (cookie changes are written by `apply_cookies` as the response is
-prepared, so a raised redirect carries them). Views that audit pass
+or a password change. `start_session` (synchronous, run in the caller's transaction)
+rotates: the browser's previous session is revoked and a fresh id issued; raise the
+redirect after that transaction commits (cookie changes are written by `apply_cookies` as
+the response is prepared, so a raised redirect carries them). Views that audit pass
 `**audit_context(request)` (client IP, user agent) to `gateway.audit.record`.
 """
 
@@ -25,20 +25,36 @@ import hashlib
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from functools import partial
 from http.cookies import SimpleCookie
+from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
-from sqlalchemy import select, update
+from sqlalchemy import Column, Connection, Row, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, make_transient_to_detached
 from yarl import URL
 
-from gateway.audit import record
+from gateway.audit import audit_event, record
 from gateway.models import Contact, PortalSession, utcnow
 from gateway.settings import Settings
 from portal import keys
 
 TOUCH_AFTER = timedelta(minutes=1)
+M = TypeVar("M", PortalSession, Contact)
+_SESSION_COLUMNS = tuple(PortalSession.__table__.columns)
+_CONTACT_COLUMNS = tuple(Contact.__table__.columns)
+_SIGNED_IN = (
+    select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
+    .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
+    .where(
+        PortalSession.id_hash == bindparam("id_hash"),
+        PortalSession.revoked_at.is_(None),
+        PortalSession.expires_at > bindparam("now"),
+        PortalSession.last_seen_at > bindparam("seen_after"),
+    )
+)
 
 
 @dataclass(slots=True)
@@ -95,39 +111,46 @@ def _state(request: web.Request) -> SessionState:
     return state
 
 
+def _signed_in(connection: Connection, id_hash: str, now: datetime, idle: timedelta) -> Row[Any] | None:
+    return connection.execute(_SIGNED_IN, {"id_hash": id_hash, "now": now, "seen_after": now - idle}).first()
+
+
+def _detached(model: type[M], row: Row[Any], columns: tuple[Column[Any], ...]) -> M:
+    """An instance of `model` from `columns` of `row`, detached: it reads like a loaded object."""
+    instance = model(**{column.key: row._mapping[column] for column in columns})
+    make_transient_to_detached(instance)
+    return instance
+
+
 async def current_session(request: web.Request) -> PortalSession | None:
-    """The live session row of this request, or None."""
+    """The live session row of this request, or None.
+
+    The lookup is a read (inline on SQLite); `last_seen_at` is written only when it is
+    older than TOUCH_AFTER, so the idle timeout holds to within that minute and an ordinary
+    page view writes nothing.
+    """
     state = _state(request)
     if state.loaded:
         return state.row
     state.loaded = True
-    settings = request.app[keys.SETTINGS]
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     session_id = request.cookies.get(cookie_name(settings))
     if not session_id:
         return None
     now = utcnow()
     idle = timedelta(minutes=settings.session_idle_minutes)
-    query = (
-        select(PortalSession, Contact)
-        .join(Contact, Contact.id == PortalSession.contact_id)
-        .where(
-            PortalSession.id_hash == hash_session_id(session_id),
-            PortalSession.revoked_at.is_(None),
-            PortalSession.expires_at > now,
-            PortalSession.last_seen_at > now - idle,
-        )
-    )
-    async with request.app[keys.DB].sessions() as db_session:
-        found = (await db_session.execute(query)).first()
-        if found is None:
-            state.clear_cookie = True
-            return None
-        state.row, state.contact = found
-        if now - state.row.last_seen_at > TOUCH_AFTER:
+    found = await db.read(partial(_signed_in, id_hash=hash_session_id(session_id), now=now, idle=idle))
+    if found is None:
+        state.clear_cookie = True
+        return None
+    state.row = _detached(PortalSession, found, _SESSION_COLUMNS)
+    state.contact = _detached(Contact, found, _CONTACT_COLUMNS)
+    if now - state.row.last_seen_at > TOUCH_AFTER:
+        async with db.sessions.begin() as db_session:  # not db.write(): this may run inside one
             await db_session.execute(
                 update(PortalSession).where(PortalSession.id == state.row.id).values(last_seen_at=now)
             )
-            await db_session.commit()
+        state.row.last_seen_at = now
     return state.row
 
 
@@ -145,16 +168,18 @@ async def require_contact(request: web.Request) -> Contact:
     return contact
 
 
-async def start_session(
-    request: web.Request, db_session: AsyncSession, contact: Contact, *, method: str
-) -> PortalSession:
-    """Sign `contact` in on this browser (in the caller's transaction), rotating the session id."""
+def start_session(db_session: Session, request: web.Request, contact: Contact, *, method: str) -> PortalSession:
+    """Sign `contact` in on this browser (in the caller's transaction), rotating the session id.
+
+    Synchronous, for `Database.run_write`; in an async transaction
+    `await session.run_sync(start_session, request, contact, method=…)`.
+    """
     settings = request.app[keys.SETTINGS]
     now = utcnow()
     state = _state(request)
     previous = request.cookies.get(cookie_name(settings))
     if previous:
-        await db_session.execute(
+        db_session.execute(
             update(PortalSession)
             .where(PortalSession.id_hash == hash_session_id(previous), PortalSession.revoked_at.is_(None))
             .values(revoked_at=now)
@@ -171,14 +196,9 @@ async def start_session(
         user_agent=user_agent(request),
     )
     db_session.add(row)
-    await db_session.flush()
-    await record(
-        db_session,
-        "session.started",
-        contact=contact,
-        detail={"method": method, "session": row.id},
-        **audit_context(request),
-    )
+    db_session.flush()
+    detail = {"method": method, "session": row.id}
+    db_session.add(audit_event("session.started", contact=contact, detail=detail, **audit_context(request)))
     state.loaded, state.row, state.contact = True, row, contact
     state.new_cookie, state.clear_cookie = session_id, False
     return row

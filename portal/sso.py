@@ -16,6 +16,7 @@ import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import jwt
@@ -135,20 +136,19 @@ async def sso_jwt(request: web.Request) -> web.StreamResponse:
     if not settings.sso_jwt_algorithm:
         raise web.HTTPNotFound()
     ip_rule = failure_rules(settings)[1]
-    async with db.sessions() as session:
-        await check(session, settings, ip_rule, client_ip(request))
+    await db.read(partial(check, settings=settings, rule=ip_rule, subject=client_ip(request)))
     now = utcnow()
     handoff, reason, target = None, None, None
     try:
         handoff = decode_handoff(settings, request.query.get("jwt", ""), now=now)
     except SsoRefused as refused:
         reason = refused.reason
-    async with db.sessions.begin() as session:
+    async with db.write() as session:
         if handoff is not None and not await claim_jti(session, settings, handoff, now):
             reason = "jti already used"
         elif handoff is not None:
             contact = await contact_for(session, handoff.email, handoff.name)
-            await start_session(request, session, contact, method="sso")
+            await session.run_sync(start_session, request, contact, method="sso")
             await record(session, "sso.signin", contact=contact, **audit_context(request))
             target = return_path_or_list(handoff.return_to)
         if reason is not None:

@@ -4,7 +4,7 @@ Every page is rendered through `render(request, "name.html", {...})`, which adds
 `brand` (name, primary_color, accent_color, logo_url, support_email, initial), `contact`
 (the signed-in Contact or None), `csrf_token` and `csrf_field` (the hidden input to put
 in every form). Templates extend `base.html` and fill `title` and `content`; `url(...)`
-builds links from route names; `portal.formatting` adds filters (`ago`, `when`, …). A
+builds links from route names (`url_builder`); `portal.formatting` adds filters (`ago`, `when`, …). A
 file in the `template_dir` setting replaces the packaged template of the same name.
 Error pages use `render_error`, which never needs the database, so a 500 or 503 page
 renders even while the database is down.
@@ -12,7 +12,8 @@ renders even while the database is down.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiohttp_jinja2
@@ -26,21 +27,48 @@ from portal.csrf import csrf_token
 from portal.formatting import FILTERS
 from portal.sessions import current_contact
 
+SECRET_PATHS = ("/l/", "/sso/")  # paths whose URLs hold a magic-link token or an SSO token
+
+
+def url_builder(router: web.UrlDispatcher) -> Callable[..., str]:
+    """The templates' `url(name, **parts)`: a path from the route table.
+
+    Paths are remembered (a static file's version hash means reading the file), except
+    those under SECRET_PATHS, whose parts hold a token and are never kept.
+    """
+
+    @functools.lru_cache(maxsize=4096)
+    def remembered(name: str, parts: tuple[tuple[str, str], ...]) -> str:
+        return str(router[name].url_for(**dict(parts)))
+
+    def url(name: str, **parts: object) -> str:
+        values = tuple((key, str(value)) for key, value in parts.items())
+        if router[name].canonical.startswith(SECRET_PATHS):
+            return str(router[name].url_for(**dict(values)))
+        return remembered(name, values)
+
+    return url
+
 
 def setup_templates(app: web.Application) -> None:
-    """Templates from the package, each overridable by a file of that name in `template_dir`."""
+    """Templates from the package, each overridable by a file of that name in `template_dir`.
+
+    Templates are compiled once: a changed template file shows after a restart.
+    """
     loader: jinja2.BaseLoader = jinja2.PackageLoader("portal", "templates")
     overrides = app[keys.SETTINGS].template_dir
     if overrides is not None:
         loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(overrides), loader])
-    aiohttp_jinja2.setup(
+    environment = aiohttp_jinja2.setup(
         app,
         loader=loader,
         autoescape=jinja2.select_autoescape(default=True),
         trim_blocks=True,
         lstrip_blocks=True,
         filters=FILTERS,
+        auto_reload=False,
     )
+    environment.globals["url"] = url_builder(app.router)
     app[aiohttp_jinja2.static_root_key] = "/static"
 
 

@@ -37,7 +37,7 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """POST /logout: end this browser's session."""
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         await end_session(request, session)
     raise web.HTTPSeeOther(request.app.router["login"].url_for().with_query(signed_out="1"))
 
@@ -45,7 +45,7 @@ async def logout(request: web.Request) -> web.StreamResponse:
 async def logout_everywhere(request: web.Request) -> web.StreamResponse:
     """POST /logout-everywhere: end every session of the signed-in contact, on every device."""
     contact = await require_contact(request)
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         ended = await end_other_sessions(session, contact.id)
         await end_session(request, session, audit=False)
         detail = {"scope": "everywhere", "sessions": ended}
@@ -102,7 +102,7 @@ async def password_change(request: web.Request) -> web.Response:
     elif action != "remove":
         raise web.HTTPBadRequest()
     keep = await current_session(request)
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         if action == "set":
             await _store_password(session, contact.id, password_hash)
         else:

@@ -78,7 +78,7 @@ class Access:
 async def authenticate(request: web.Request) -> Access:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and key.strip():
-        async with request.app[keys.DB].sessions.begin() as session:
+        async with request.app[keys.DB].write() as session:
             agent = await agent_for_api_key(session, key.strip())
             if agent is not None:
                 return Access(agent.id, await mailbox_ids_of(session, agent))
@@ -189,7 +189,7 @@ async def read_ticket(request: web.Request) -> web.StreamResponse:
 
 
 async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.StreamResponse:
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         ticket, _, _ = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
         try:
@@ -217,7 +217,7 @@ async def post_note(request: web.Request) -> web.StreamResponse:
 async def post_status(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(StatusRequest, request)
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         ticket, mailbox, requester = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
         await change_status(session, ticket, agent, body.status, thread_rule="api")

@@ -29,7 +29,7 @@ def content_disposition(kind: str, filename: str) -> str:
 
 async def download(request: web.Request) -> web.Response:
     contact = await require_contact(request)
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         access = await ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()

@@ -8,6 +8,8 @@ for the new-request page's script, which suggests articles as the subject is typ
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
 
 from gateway.help_center import category_page, list_categories, published_article, recent_articles
@@ -53,16 +55,15 @@ async def help_article(request: web.Request) -> web.Response:
 
 async def help_search(request: web.Request) -> web.Response:
     query = _query(request)
-    async with request.app[keys.DB].sessions() as session:
-        results = await search_articles(session, query) if query else []
+    results = await request.app[keys.DB].read(partial(search_articles, query=query)) if query else []
     return await render(request, "help_search.html", {"query": query, "results": results})
 
 
 async def help_suggest(request: web.Request) -> web.Response:
     """JSON `{"articles": [{"title", "summary", "url"}]}` for `q` (at most five)."""
     query = _query(request)
-    async with request.app[keys.DB].sessions() as session:
-        found = await search_articles(session, query, limit=SUGGESTIONS, every=False) if query else []
+    search = partial(search_articles, query=query, limit=SUGGESTIONS, every=False)
+    found = await request.app[keys.DB].read(search) if query else []
     articles = [
         {"title": a.title, "summary": a.summary, "url": str(request.app.router["help_article"].url_for(slug=a.slug))}
         for a in found

@@ -75,7 +75,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
     brand = await brand_for(request)
     if brand.mailbox_id is None:
         raise web.HTTPServiceUnavailable()
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         mailbox = await session.get_one(Mailbox, brand.mailbox_id)
         inbound = await submit_request(
             session, settings, contact=contact, mailbox=mailbox, subject=subject, text=text, uploads=uploads,
@@ -106,7 +106,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
             raise UploadRejected("That reply is very long; attach it as a file instead.")
     except UploadRejected as rejected:
         return await show_ticket(request, contact, reply_error=str(rejected), reply_text=text, status=400)
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         access = await ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()

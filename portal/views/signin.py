@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+from functools import partial
 from collections.abc import Mapping
 
 from aiohttp import web
@@ -70,7 +71,7 @@ async def login_request(request: web.Request) -> web.Response:
         context = {"error": BAD_EMAIL, "email": _text(form, "email")[:320], "next": next_path}
         return await render(request, "login.html", context, status=400)
     per_address, per_ip = mail_rules(settings)
-    async with db.sessions.begin() as session:
+    async with db.write() as session:
         await hit(session, settings, per_ip, client_ip(request))
         await hit(session, settings, per_address, email)
         contact = await session.scalar(select(Contact).where(Contact.email == email))
@@ -95,10 +96,10 @@ async def code_page(request: web.Request) -> web.Response:
 async def _check_failure_limits(request: web.Request, email: str | None) -> None:
     settings = request.app[keys.SETTINGS]
     per_address, per_ip = failure_rules(settings)
-    async with request.app[keys.DB].sessions() as session:
-        await check(session, settings, per_ip, client_ip(request))
-        if email is not None:
-            await check(session, settings, per_address, email)
+    db = request.app[keys.DB]
+    await db.read(partial(check, settings=settings, rule=per_ip, subject=client_ip(request)))
+    if email is not None:
+        await db.read(partial(check, settings=settings, rule=per_address, subject=email))
 
 
 async def _contact_by_email(session: AsyncSession, email: str | None) -> Contact | None:
@@ -123,12 +124,12 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     await _check_failure_limits(request, email)
     target = None
-    async with db.sessions.begin() as session:
+    async with db.write() as session:
         contact = await _contact_by_email(session, email)
         outcome = await consume_code(session, settings, contact, _text(form, "code"))
         if outcome.ok and outcome.link is not None and contact is not None:
             link = outcome.link
-            await start_session(request, session, contact, method="code")
+            await session.run_sync(start_session, request, contact, method="code")
             await record(
                 session,
                 "code.attempt",
@@ -137,7 +138,7 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
                 detail={"ok": True, "link_id": link.id},
                 **audit_context(request),
             )
-            target = await return_path_for(session, link)
+            target = await session.run_sync(return_path_for, link)
             if target == TICKET_LIST and next_path:
                 target = next_path
         else:
@@ -162,7 +163,7 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     await _check_failure_limits(request, email)
     target = None
-    async with db.sessions.begin() as session:
+    async with db.write() as session:
         contact = await _contact_by_email(session, email)
         stored = None
         if contact is not None:
@@ -170,7 +171,7 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
                 select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact.id)
             )
         if await verify_password(stored, _text(form, "password")) and contact is not None:
-            await start_session(request, session, contact, method="password")
+            await session.run_sync(start_session, request, contact, method="password")
             await record(session, "password.signin", contact=contact, **audit_context(request))
             target = next_path or TICKET_LIST
         else:

@@ -15,16 +15,17 @@ from __future__ import annotations
 from typing import Any
 
 from aiohttp import web
+from sqlalchemy import Connection
 
 from gateway.accounts import sharing_accounts
 from gateway.audit import record
-from gateway.help_search import suggest_articles
 from gateway.models import Attachment, Contact, Mailbox, TicketStatus
 from gateway.notes import add_note
 from gateway.ticket_access import TicketAccess, customer_thread, mark_read, ticket_for_contact
 from gateway.ticket_lists import STATUS_FILTERS, open_subjects, own_tickets, shared_tickets
 from portal import keys
 from portal.sessions import audit_context, current_contact, require_contact
+from portal.suggestions import suggestions_for
 from portal.templating import render
 from portal.thread import present_thread
 from portal.uploads import accept_attribute
@@ -46,17 +47,25 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(request.app.router["tickets" if signed_in else "login"].url_for())
 
 
+def _listing(connection: Connection, contact: Contact, page: int, shared_page: int, status: str) -> dict[str, Any]:
+    """What the ticket list shows, read in one go."""
+    accounts = sharing_accounts(connection, contact)
+    return {
+        "mine": own_tickets(connection, contact.id, status=status, page=page),
+        "accounts": accounts,
+        "shared": shared_tickets(connection, contact.id, [a.id for a in accounts], page=shared_page),
+        "subjects": open_subjects(connection, contact.id),
+        "status": status,
+    }
+
+
 async def ticket_list(request: web.Request) -> web.Response:
     contact = await require_contact(request)
     status = request.query.get("status", "all")
     status = status if status in STATUS_FILTERS else "all"
-    async with request.app[keys.DB].sessions() as session:
-        mine = await own_tickets(session, contact, status=status, page=page_number(request.query.get("page")))
-        accounts = await sharing_accounts(session, contact)
-        shared_page = page_number(request.query.get("shared_page"))
-        shared = await shared_tickets(session, contact, [a.id for a in accounts], page=shared_page)
-        suggestions = await suggest_articles(session, await open_subjects(session, contact))
-    context = {"mine": mine, "shared": shared, "accounts": accounts, "status": status, "suggestions": suggestions}
+    pages = page_number(request.query.get("page")), page_number(request.query.get("shared_page"))
+    context = await request.app[keys.DB].read(lambda connection: _listing(connection, contact, *pages, status))
+    context["suggestions"] = await suggestions_for(request, context.pop("subjects"))
     return await render(request, "tickets.html", context)
 
 
@@ -71,7 +80,7 @@ async def show_ticket(
 ) -> web.Response:
     """The ticket page for `contact` (also re-rendered by a refused reply with its error)."""
     public_id = request.match_info["public_id"]
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         access = await ticket_for_contact(session, contact, public_id)
         if access is None:
             raise web.HTTPNotFound()
@@ -115,7 +124,7 @@ async def ticket_page(request: web.Request) -> web.Response:
 async def close_ticket(request: web.Request) -> web.StreamResponse:
     """POST /tickets/{id}/close: the requester or a participant closes the ticket."""
     contact = await require_contact(request)
-    async with request.app[keys.DB].sessions.begin() as session:
+    async with request.app[keys.DB].write() as session:
         access = await ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -27,8 +28,7 @@ async def articles(db: Database) -> None:
 
 
 async def search(db: Database, query: str) -> list[str]:
-    async with db.sessions() as session:
-        return [article.slug for article in await search_articles(session, query)]
+    return [article.slug for article in await db.read(partial(search_articles, query=query))]
 
 
 def write_article(directory: Path, name: str, text: str) -> Path:

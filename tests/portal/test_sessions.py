@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
@@ -99,6 +99,38 @@ async def test_idle_session_expires(client: Client, db: Database, settings: Sett
     response = await client.get("/tickets", allow_redirects=False)
     assert response.status == 302
     assert "wicket=;" in _set_cookie(response, "wicket") or "Max-Age=0" in _set_cookie(response, "wicket")
+
+
+async def _last_seen(db: Database) -> datetime:
+    [row] = await live_sessions(db)
+    return row.last_seen_at
+
+
+async def _seen(db: Database, moment: datetime) -> None:
+    async with db.sessions.begin() as session:
+        await session.execute(update(PortalSession).values(last_seen_at=moment))
+
+
+async def test_pages_touch_the_session_at_most_once_a_minute_and_the_idle_timeout_still_holds(
+    client: Client, db: Database, settings: Settings
+) -> None:
+    alice = await add_contact(db)
+    await sign_in_with_link(client, await issue(db, settings, alice))
+    recently = utcnow() - timedelta(seconds=30)
+    await _seen(db, recently)
+    assert (await client.get("/tickets", allow_redirects=False)).status == 200
+    assert await _last_seen(db) == recently  # a view within the minute writes nothing
+
+    await _seen(db, utcnow() - timedelta(minutes=2))
+    before = utcnow()
+    assert (await client.get("/tickets", allow_redirects=False)).status == 200
+    assert await _last_seen(db) >= before  # an older touch is renewed
+
+    idle = timedelta(minutes=settings.session_idle_minutes)
+    await _seen(db, utcnow() - idle + timedelta(seconds=30))
+    assert (await client.get("/tickets", allow_redirects=False)).status == 200  # still inside the idle window
+    await _seen(db, utcnow() - idle - timedelta(seconds=1))
+    assert (await client.get("/tickets", allow_redirects=False)).status == 302
 
 
 async def test_session_ends_at_the_absolute_timeout_however_active(
