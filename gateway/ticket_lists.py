@@ -48,6 +48,11 @@ class TicketPage:
     pages: int
     total: int
 
+    @property
+    def open_subjects(self) -> list[str]:
+        """Subjects of the open tickets on this page, most recent first (open ones lead)."""
+        return [row.subject for row in self.rows if row.status in STATUS_FILTERS["open"]][:5]
+
 
 def _listing() -> Select[Any]:
     """Tickets with activity, unread marker and requester, for the contact `:contact_id`."""
@@ -97,14 +102,6 @@ _SHARED = _listing().where(
     Ticket.requester_id.in_(shared_requesters(bindparam("account_ids", expanding=True))),
     Ticket.id.not_in(_TAKING_PART),
 )
-_OPEN_SUBJECTS = (
-    select(Ticket.subject)
-    .where(Ticket.id.in_(_TAKING_PART), or_(*(Ticket.status == str(s) for s in OPEN_STATUSES)))
-    .order_by(Ticket.last_activity_at.desc())
-    .limit(bindparam("limit"))
-)
-
-
 def _page(connection: Connection, query: Select[Any], values: dict[str, Any], page: int, per_page: int) -> TicketPage:
     page = max(1, page)
     found = connection.execute(query, {**values, "limit": per_page, "offset": (page - 1) * per_page}).all()
@@ -133,8 +130,3 @@ def shared_tickets(
     if not account_ids:
         return TicketPage([], 1, 1, 0)
     return _page(connection, _SHARED, {"contact_id": contact_id, "account_ids": account_ids}, page, per_page)
-
-
-def open_subjects(connection: Connection, contact_id: int, limit: int = 5) -> list[str]:
-    """Subjects of the contact's most recent open tickets (to suggest articles for)."""
-    return list(connection.scalars(_OPEN_SUBJECTS, {"contact_id": contact_id, "limit": limit}))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import Connection
 
@@ -22,8 +23,9 @@ from gateway.audit import record
 from gateway.models import Attachment, Contact, Mailbox, TicketStatus
 from gateway.notes import add_note
 from gateway.ticket_access import TicketAccess, customer_thread, mark_read, ticket_for_contact
-from gateway.ticket_lists import STATUS_FILTERS, open_subjects, own_tickets, shared_tickets
+from gateway.ticket_lists import STATUS_FILTERS, own_tickets, shared_tickets
 from portal import keys
+from portal.listing import listed
 from portal.sessions import audit_context, current_contact, require_contact
 from portal.suggestions import suggestions_for
 from portal.templating import render
@@ -54,7 +56,6 @@ def _listing(connection: Connection, contact: Contact, page: int, shared_page: i
         "mine": own_tickets(connection, contact.id, status=status, page=page),
         "accounts": accounts,
         "shared": shared_tickets(connection, contact.id, [a.id for a in accounts], page=shared_page),
-        "subjects": open_subjects(connection, contact.id),
         "status": status,
     }
 
@@ -65,7 +66,9 @@ async def ticket_list(request: web.Request) -> web.Response:
     status = status if status in STATUS_FILTERS else "all"
     pages = page_number(request.query.get("page")), page_number(request.query.get("shared_page"))
     context = await request.app[keys.DB].read(lambda connection: _listing(connection, contact, *pages, status))
-    context["suggestions"] = await suggestions_for(request, context.pop("subjects"))
+    context["suggestions"] = await suggestions_for(request, context["mine"].open_subjects)
+    url = aiohttp_jinja2.get_env(request.app).globals["url"]
+    context["mine"], context["shared"] = listed(context["mine"], url), listed(context["shared"], url)
     return await render(request, "tickets.html", context)
 
 
