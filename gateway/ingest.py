@@ -2,8 +2,9 @@
 
 A worker claims a batch of rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
 single writer serialises claims), leasing each for a while so a crashed worker's rows are
-reclaimed. Each row is then parsed, classified, routed and threaded in one transaction,
-and the lifecycle wrapper moves it to delivered, bounced or ignored (duplicates and our
+reclaimed. Each row is then parsed, classified, routed and threaded in a savepoint of a
+transaction that gathers several rows (one commit, one disk flush, for all of them), and
+the lifecycle wrapper moves it to delivered, bounced or ignored (duplicates and our
 own mail coming back in a loop; the raw bytes stay on the row) — or, on an
 exception, to failed with the error kept and a retry scheduled with backoff. After the
 last attempt the row stays failed (the dead-letter state) until `wicket replay --failed`.
