@@ -109,7 +109,7 @@ async def add_account(
 async def add_member(session: AsyncSession, account_name: str, email: str) -> AccountMember:
     """Make the contact with `email` (created if new) an explicit member of the account."""
     account = await _account(session, account_name)
-    contact = await contact_for(session, email)
+    contact = await session.run_sync(contact_for, email)
     member = await session.scalar(
         select(AccountMember).where(AccountMember.account_id == account.id, AccountMember.contact_id == contact.id)
     )

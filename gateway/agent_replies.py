@@ -20,7 +20,7 @@ import re
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.agents import works_mailbox
 from gateway.classify import Classification
@@ -55,8 +55,8 @@ def agent_text(mail: ParsedEmail) -> str:
     return _MARKER.sub("", text).strip()
 
 
-async def deliver_agent_mail(
-    session: AsyncSession,
+def deliver_agent_mail(
+    session: Session,
     settings: Settings,
     inbound: InboundEmail,
     mail: ParsedEmail,
@@ -68,14 +68,14 @@ async def deliver_agent_mail(
     reply = route.reply
     if reply is None or reply.agent_id is None:
         return None
-    agent = await session.get(Agent, reply.agent_id)
-    ticket = await session.scalar(
+    agent = session.get(Agent, reply.agent_id)
+    ticket = session.scalar(
         select(Ticket).where(Ticket.public_id == reply.ticket_public_id, Ticket.mailbox_id == route.mailbox_id)
     )
     if (
         agent is None
         or ticket is None
-        or not await works_mailbox(session, agent, ticket.mailbox_id)
+        or not works_mailbox(session, agent, ticket.mailbox_id)
         or not sent_by(agent, mail, inbound.mail_from)
     ):
         log.warning(
@@ -92,9 +92,9 @@ async def deliver_agent_mail(
     text = agent_text(mail)
     if not verdict.answerable:
         note = f"Automatic mail from {agent.email} ({verdict.kind}); nothing was sent to the customer.\n\n{text}"
-        return await add_note(session, ticket, note.strip(), agent=agent, **origin)
+        return add_note(session, ticket, note.strip(), agent=agent, **origin)
     try:
-        return await apply_reply(session, settings, ticket, agent, read_commands(text), **origin)
+        return apply_reply(session, settings, ticket, agent, read_commands(text), **origin)
     except ReplyError as error:
         note = f"Not sent to the customer: {error}.\n\n{text}"
-        return await add_note(session, ticket, note.strip(), agent=agent, **origin)
+        return add_note(session, ticket, note.strip(), agent=agent, **origin)

@@ -18,6 +18,7 @@ from datetime import timedelta
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.mailboxes import normalize_address
 from gateway.models import Agent, AgentApiKey, Mailbox, MailboxMembership, Message, Ticket, utcnow
@@ -65,7 +66,8 @@ async def add_agent(
         raise AgentError(f"unknown mailbox among {', '.join(sorted(wanted))}")
     for box in boxes:
         values = {"mailbox_id": box.id, "agent_id": agent.id, "created_at": utcnow()}
-        await insert_ignore(session, MailboxMembership, values, ["mailbox_id", "agent_id"])
+        dialect = session.get_bind().dialect.name
+        await session.execute(insert_ignore(dialect, MailboxMembership, values, ["mailbox_id", "agent_id"]))
     await session.execute(
         update(MailboxMembership)
         .where(MailboxMembership.agent_id == agent.id, MailboxMembership.mailbox_id.in_([b.id for b in boxes]))
@@ -79,8 +81,14 @@ async def mailbox_ids_of(session: AsyncSession, agent: Agent) -> list[int]:
     return list(rows.all())
 
 
-async def works_mailbox(session: AsyncSession, agent: Agent, mailbox_id: int) -> bool:
-    return agent.active and mailbox_id in await mailbox_ids_of(session, agent)
+def works_mailbox(session: Session, agent: Agent, mailbox_id: int) -> bool:
+    """The agent is active and a member of the mailbox."""
+    member = session.scalar(
+        select(MailboxMembership.id).where(
+            MailboxMembership.agent_id == agent.id, MailboxMembership.mailbox_id == mailbox_id
+        )
+    )
+    return agent.active and member is not None
 
 
 def _digest(key: str) -> str:
@@ -146,7 +154,7 @@ async def reply_as_agent(
         raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
     if len(tickets) > 1:
         raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
-    return await apply_reply(session, settings, tickets[0], agent, reply, thread_rule="cli")
+    return await session.run_sync(apply_reply, settings, tickets[0], agent, reply, thread_rule="cli")
 
 
 async def _active_agent(session: AsyncSession, email: str) -> Agent:

@@ -17,7 +17,7 @@ import re
 from enum import StrEnum
 
 from sqlalchemy import select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import Message, OutboxMessage, Ticket
 from gateway.parse import ParsedEmail
@@ -45,8 +45,8 @@ def subject_tag(ticket: Ticket) -> str:
     return f"[#{ticket.ref}]"
 
 
-async def find_conversation(
-    session: AsyncSession,
+def find_conversation(
+    session: Session,
     mailbox_id: int,
     mail: ParsedEmail,
     reply: ReplyAddress | None,
@@ -54,39 +54,39 @@ async def find_conversation(
 ) -> tuple[Ticket | None, ThreadRule]:
     """The ticket the message continues and the rule that said so, or (None, NEW)."""
     if reply is not None:
-        ticket = await _by_public_id(session, mailbox_id, reply.ticket_public_id)
+        ticket = _by_public_id(session, mailbox_id, reply.ticket_public_id)
         if ticket is not None:
             return ticket, ThreadRule.REPLY_ADDRESS
 
     ids = [*mail.in_reply_to, *reversed(mail.references)]
     if mail.delivery_report is not None and mail.delivery_report.original_message_id:
         ids.insert(0, mail.delivery_report.original_message_id)
-    ticket = await _by_message_ids(session, mailbox_id, ids)
+    ticket = _by_message_ids(session, mailbox_id, ids)
     if ticket is not None:
         return ticket, ThreadRule.HEADERS
 
     for public_id in _MARKER.findall(f"{mail.text}\n{mail.html or ''}"):
-        ticket = await _by_public_id(session, mailbox_id, public_id)
+        ticket = _by_public_id(session, mailbox_id, public_id)
         if ticket is not None:
             return ticket, ThreadRule.MARKER
 
     for ref in _SUBJECT_TAG.findall(mail.subject):
-        ticket = await session.scalar(
+        ticket = session.scalar(
             select(Ticket).where(Ticket.mailbox_id == mailbox_id, Ticket.ref == int(ref))
         )
-        if ticket is not None and await is_participant(session, ticket.id, sender_contact_id):
+        if ticket is not None and is_participant(session, ticket.id, sender_contact_id):
             return ticket, ThreadRule.SUBJECT_TAG
 
     return None, ThreadRule.NEW
 
 
-async def _by_public_id(session: AsyncSession, mailbox_id: int, public_id: str) -> Ticket | None:
-    return await session.scalar(
+def _by_public_id(session: Session, mailbox_id: int, public_id: str) -> Ticket | None:
+    return session.scalar(
         select(Ticket).where(Ticket.public_id == public_id, Ticket.mailbox_id == mailbox_id)
     )
 
 
-async def _by_message_ids(session: AsyncSession, mailbox_id: int, ids: list[str]) -> Ticket | None:
+def _by_message_ids(session: Session, mailbox_id: int, ids: list[str]) -> Ticket | None:
     """The ticket of the first id (in the order given) that names a stored message."""
     wanted = [i for i in dict.fromkeys(ids) if i][:100]
     if not wanted:
@@ -99,9 +99,9 @@ async def _by_message_ids(session: AsyncSession, mailbox_id: int, ids: list[str]
         OutboxMessage.ticket_id.is_not(None),
         OutboxMessage.rfc_message_id.in_(wanted),
     )
-    rows = await session.execute(union_all(stored, sent))
+    rows = session.execute(union_all(stored, sent))
     ticket_by_id = {message_id: ticket_id for message_id, ticket_id in rows}
     for message_id in wanted:
         if message_id in ticket_by_id:
-            return await session.get(Ticket, ticket_by_id[message_id])
+            return session.get(Ticket, ticket_by_id[message_id])
     return None

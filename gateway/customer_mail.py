@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.compose import OutboundKind, mail_address
 from gateway.drafts import Draft, queue_draft
@@ -28,9 +28,9 @@ def customer_reply_address(settings: Settings, mailbox: Mailbox, ticket: Ticket)
     return format_reply_address(ReplyAddress(mailbox.address, "t", ticket.public_id), settings.keys[0])
 
 
-async def customer_recipients(session: AsyncSession, ticket: Ticket) -> list[Contact]:
+def customer_recipients(session: Session, ticket: Ticket) -> list[Contact]:
     """The ticket's participants who are not agents, requester first."""
-    rows = await session.scalars(
+    rows = session.scalars(
         select(Contact)
         .join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
         .where(TicketParticipant.ticket_id == ticket.id, Contact.email.not_in(select(Agent.email)))
@@ -39,8 +39,8 @@ async def customer_recipients(session: AsyncSession, ticket: Ticket) -> list[Con
     return list(rows.all())
 
 
-async def mail_customer(
-    session: AsyncSession,
+def mail_customer(
+    session: Session,
     settings: Settings,
     *,
     mailbox: Mailbox,
@@ -69,6 +69,6 @@ async def mail_customer(
         for_customer=True,
         link_contact_id=contact.id,
     )
-    await queue_draft(
+    queue_draft(
         session, mailbox=mailbox, ticket=ticket, kind=kind, draft=draft, envelope_from=address, message=message
     )

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from email.policy import SMTP
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
@@ -39,8 +40,8 @@ class Draft:
     link_contact_id: int | None = None  # mail a fresh magic link for this contact
 
 
-async def queue_draft(
-    session: AsyncSession,
+def queue_draft(
+    session: Session,
     *,
     mailbox: Mailbox,
     ticket: Ticket,

@@ -1,19 +1,20 @@
 """Domain events the processor publishes, and the bus later work subscribes to.
 
-Subscribers run inside the transaction that made the change and receive its session, so
-whatever they write (an acknowledgement in the outbox, an agent notification, a magic
-link) commits or rolls back together with the ticket change. A subscriber that raises
+Subscribers run inside the transaction that made the change and receive its session (a
+synchronous one: ticket operations are units of work, see gateway/tickets.py), so whatever
+they write (an acknowledgement or an agent notification in the outbox) commits or rolls
+back together with the ticket change. A subscriber that raises
 fails the whole change, which the processor then retries.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.classify import Classification
 from gateway.models import Mailbox, Message, Ticket
@@ -41,16 +42,16 @@ class MessageAdded:
 
 Event = TicketCreated | MessageAdded
 E = TypeVar("E", TicketCreated, MessageAdded)
-Subscriber = Callable[[AsyncSession, Any], Awaitable[None]]
+Subscriber = Callable[[Session, Any], None]
 
 
 class EventBus:
     def __init__(self) -> None:
         self._subscribers: dict[type, list[Subscriber]] = defaultdict(list)
 
-    def subscribe(self, event_type: type[E], handler: Callable[[AsyncSession, E], Awaitable[None]]) -> None:
+    def subscribe(self, event_type: type[E], handler: Callable[[Session, E], None]) -> None:
         self._subscribers[event_type].append(handler)
 
-    async def publish(self, session: AsyncSession, event: Event) -> None:
+    def publish(self, session: Session, event: Event) -> None:
         for handler in self._subscribers[type(event)]:
-            await handler(session, event)
+            handler(session, event)

@@ -3,7 +3,8 @@
 A worker claims a batch of rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
 single writer serialises claims), leasing each for a while so a crashed worker's rows are
 reclaimed. Each row is then parsed, classified, routed and threaded in a savepoint of a
-transaction that gathers several rows (one commit, one disk flush, for all of them), and
+transaction that gathers several rows (one commit, one disk flush, for all of them; the
+transaction is a synchronous unit of work, like every ticket operation), and
 the lifecycle wrapper moves it to delivered, bounced or ignored (duplicates and our
 own mail coming back in a loop; the raw bytes stay on the row) — or, on an
 exception, to failed with the error kept and a retry scheduled with backoff. After the
@@ -19,10 +20,11 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import timedelta
+from functools import partial
 
 from sqlalchemy import and_, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.agent_replies import deliver_agent_mail
 from gateway.classify import Classification, MailKind, classify
@@ -174,38 +176,42 @@ class Processor:
         Each message runs in a savepoint, so one that fails or must wait rolls back alone
         and its outcome is recorded in the same transaction. Committing several messages
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
-        the transaction (and, on SQLite, the write lock) is held.
+        the transaction (and, on SQLite, the write lock) is held. The transaction is one
+        synchronous unit of work (`Database.run_write`): on SQLite it runs on the writer
+        thread in one hop, where each statement through aiosqlite would be several.
         """
-        async with self._db.sessions.begin() as session:
-            ours = await self._still_ours(session, ids)
-            began = time.monotonic()
-            for position, inbound_id in enumerate(ids):
-                if position and time.monotonic() - began >= self._settings.process_commit_seconds:
-                    return ids[position:]
-                started = time.perf_counter()
-                with bound(inbound_id=inbound_id):
-                    outcome = await self._process_one(session, ours.get(inbound_id))
-                PROCESSED.labels(str(outcome)).inc()
-                PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        return await self._db.run_write(partial(self._process_unit, ids))
+
+    def _process_unit(self, ids: list[int], session: Session) -> list[int]:
+        ours = self._still_ours(session, ids)
+        began = time.monotonic()
+        for position, inbound_id in enumerate(ids):
+            if position and time.monotonic() - began >= self._settings.process_commit_seconds:
+                return ids[position:]
+            started = time.perf_counter()
+            with bound(inbound_id=inbound_id):
+                outcome = self._process_one(session, ours.get(inbound_id))
+            PROCESSED.labels(str(outcome)).inc()
+            PROCESSING_SECONDS.observe(time.perf_counter() - started)
         return []
 
-    async def _process_one(self, session: AsyncSession, inbound: InboundEmail | None) -> str:
+    def _process_one(self, session: Session, inbound: InboundEmail | None) -> str:
         if inbound is None:
             return "skipped"  # another worker reclaimed and finished it after our lease ran out
         try:
-            async with session.begin_nested():
-                await self._deliver(session, inbound)
+            with session.begin_nested():
+                self._deliver(session, inbound)
             return inbound.status
         except WaitForEarlier:
-            await session.refresh(inbound)  # the savepoint's rollback expired it
+            session.refresh(inbound)  # the savepoint's rollback expired it
             _defer(inbound)
             return "deferred"
         except Exception as error:
-            await session.refresh(inbound)
+            session.refresh(inbound)
             self._record_failure(inbound, error)
             return InboundStatus.FAILED
 
-    async def _still_ours(self, session: AsyncSession, ids: list[int]) -> dict[int, InboundEmail]:
+    def _still_ours(self, session: Session, ids: list[int]) -> dict[int, InboundEmail]:
         """Renew the leases of rows still in processing, as the transaction's first statement.
 
         Being a write, it locks the rows (PostgreSQL) or the database (SQLite, whose plain
@@ -214,7 +220,7 @@ class Processor:
         the rows that are still ours, by id.
         """
         lease = utcnow() + timedelta(seconds=self._settings.process_lease_seconds)
-        renewed = await session.scalars(
+        renewed = session.scalars(
             update(InboundEmail)
             .where(InboundEmail.id.in_(ids), InboundEmail.status == InboundStatus.PROCESSING)
             .values(lease_expires_at=lease)
@@ -237,25 +243,25 @@ class Processor:
             delay = self._settings.process_retry_base_seconds * 2 ** (inbound.attempts - 1)
             inbound.next_attempt_at = utcnow() + timedelta(seconds=delay)
 
-    async def _deliver(self, session: AsyncSession, inbound: InboundEmail) -> None:
-        status, outcome = await self._outcome(session, inbound)
+    def _deliver(self, session: Session, inbound: InboundEmail) -> None:
+        status, outcome = self._outcome(session, inbound)
         # All at once, after the message's own rows: one UPDATE of the inbound row.
         inbound.status, inbound.outcome = status, outcome[:4000]
         inbound.lease_expires_at = inbound.last_error = inbound.next_attempt_at = None
 
-    async def _outcome(self, session: AsyncSession, inbound: InboundEmail) -> tuple[InboundStatus, str]:
+    def _outcome(self, session: Session, inbound: InboundEmail) -> tuple[InboundStatus, str]:
         mail = parse_email(inbound.raw)
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
         routes: dict[int, Route] = {}
         for recipient in inbound.rcpt_tos:
-            route = await self._router.resolve(recipient)
+            route = self._router.resolve_in(session, recipient)
             if route is not None:
                 routes.setdefault(route.mailbox_id, route)
         if not routes:
             return InboundStatus.BOUNCED, "no recipient is a mailbox any more"
         if verdict.kind is MailKind.LOOP:
             return InboundStatus.IGNORED, "mail loop: " + "; ".join(verdict.reasons)
-        deliveries = [await self._deliver_to(session, inbound, mail, verdict, r) for r in routes.values()]
+        deliveries = [self._deliver_to(session, inbound, mail, verdict, r) for r in routes.values()]
         stored = [d for d in deliveries if not d.duplicate]
         inbound.ticket_id = next((d.ticket_id for d in deliveries if d.ticket_id), None)
         if not stored:
@@ -263,9 +269,9 @@ class Processor:
         notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
         return InboundStatus.DELIVERED, "; ".join(notes)
 
-    async def _deliver_to(
+    def _deliver_to(
         self,
-        session: AsyncSession,
+        session: Session,
         inbound: InboundEmail,
         mail: ParsedEmail,
         verdict: Classification,
@@ -273,7 +279,7 @@ class Processor:
     ) -> Delivery:
         key = dedupe_key(mail.message_id, inbound.sha256)
         existing = (
-            await session.execute(
+            session.execute(
                 select(Message.id, Message.ticket_id).where(
                     Message.mailbox_id == route.mailbox_id, Message.dedupe_key == key
                 )
@@ -285,35 +291,35 @@ class Processor:
         # Issue #6: mail on a signed agent address is the agent's reply when it is really theirs;
         # otherwise it continues below as mail to the plain mailbox address.
         if route.reply is not None and route.reply.kind == "a":
-            action = await deliver_agent_mail(session, self._settings, inbound, mail, verdict, route, key)
+            action = deliver_agent_mail(session, self._settings, inbound, mail, verdict, route, key)
             if action is not None:
                 return Delivery(action.ticket_id, action.id, duplicate=False, rule=ThreadRule.REPLY_ADDRESS)
             route = Route(route.mailbox_id, route.mailbox_address, None)
 
-        mailbox = await session.get_one(Mailbox, route.mailbox_id)
+        mailbox = session.get_one(Mailbox, route.mailbox_id)
         # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
         sender_email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
         sender_name = (mail.sender.name if mail.sender else "")[:200]
-        sender = await contact_for(session, sender_email, sender_name)
-        ticket, rule = await find_conversation(session, mailbox.id, mail, route.reply, sender.id)
+        sender = contact_for(session, sender_email, sender_name)
+        ticket, rule = find_conversation(session, mailbox.id, mail, route.reply, sender.id)
         if ticket is None:
-            await self._wait_for_earlier(session, inbound, mail)
+            self._wait_for_earlier(session, inbound, mail)
 
         created = ticket is None
         reopened = False
         if ticket is None:
             requester = sender
             subject = mail.subject
-            if mail.forwarded is not None and await self._is_team_member(session, sender_email):
+            if mail.forwarded is not None and self._is_team_member(session, sender_email):
                 original = mail.forwarded.sender
-                requester = await contact_for(session, original.email or sender_email, original.name)
+                requester = contact_for(session, original.email or sender_email, original.name)
                 subject = mail.forwarded.subject or subject
             flag = None if verdict.kind is MailKind.NORMAL else str(verdict.kind)
-            ticket = await open_ticket(session, mailbox, requester, subject, flag)
+            ticket = open_ticket(session, mailbox, requester, subject, flag)
             if requester.id != sender.id:
-                await add_participant(session, ticket, sender)
+                add_participant(session, ticket, sender)
         elif verdict.answerable:
-            await add_participant(session, ticket, sender)
+            add_participant(session, ticket, sender)
             reopened = reopen_on_customer_reply(ticket)
 
         message = Message(
@@ -356,18 +362,18 @@ class Processor:
         ]
         session.add(message)
         ticket.last_activity_at = message.created_at
-        await session.flush()
+        session.flush()
 
         if created:
-            await self._events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
+            self._events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
         else:
-            await self._events.publish(
+            self._events.publish(
                 session, MessageAdded(mailbox, ticket, message, verdict, mail, reopened)
             )
         return Delivery(ticket.id, message.id, duplicate=False, rule=rule)
 
     @staticmethod
-    async def _wait_for_earlier(session: AsyncSession, inbound: InboundEmail, mail: ParsedEmail) -> None:
+    def _wait_for_earlier(session: Session, inbound: InboundEmail, mail: ParsedEmail) -> None:
         """Raise WaitForEarlier when a message this one replies to is still being processed.
 
         With several workers a reply can be claimed while its parent is still in another
@@ -376,7 +382,7 @@ class Processor:
         ids = [i for i in (*mail.in_reply_to, *mail.references) if i][:100]
         if not ids:
             return
-        earlier = await session.scalar(
+        earlier = session.scalar(
             select(InboundEmail.id)
             .where(
                 InboundEmail.message_id.in_(ids),
@@ -389,8 +395,8 @@ class Processor:
             raise WaitForEarlier(earlier)
 
     @staticmethod
-    async def _is_team_member(session: AsyncSession, email: str) -> bool:
-        found = await session.scalar(
+    def _is_team_member(session: Session, email: str) -> bool:
+        found = session.scalar(
             select(Agent.id).where(Agent.email == email.lower(), Agent.active.is_(True))
         )
         return found is not None

@@ -7,13 +7,13 @@ delivered. Notes are never mailed to customers.
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import Agent, AuthorType, Message, Ticket, new_public_id, utcnow
 
 
-async def add_note(
-    session: AsyncSession,
+def add_note(
+    session: Session,
     ticket: Ticket,
     text: str,
     *,
@@ -42,5 +42,5 @@ async def add_note(
         created_at=utcnow(),
     )
     session.add(note)
-    await session.flush()
+    session.flush()
     return note

@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.classify import MailKind
 from gateway.compose import OutboundKind
@@ -41,10 +41,10 @@ class Notifier:
         bus.subscribe(TicketCreated, self.on_ticket_created)
         bus.subscribe(MessageAdded, self.on_message_added)
 
-    async def on_ticket_created(self, session: AsyncSession, event: TicketCreated) -> None:
-        if await self._should_acknowledge(session, event):
-            requester = await session.get_one(Contact, event.ticket.requester_id)
-            await mail_customer(
+    def on_ticket_created(self, session: Session, event: TicketCreated) -> None:
+        if self._should_acknowledge(session, event):
+            requester = session.get_one(Contact, event.ticket.requester_id)
+            mail_customer(
                 session,
                 self._settings,
                 mailbox=event.mailbox,
@@ -55,15 +55,15 @@ class Notifier:
                 kind=OutboundKind.ACKNOWLEDGEMENT,
                 automatic=True,
             )
-        await self._notify_agents(session, event, new_ticket=True)
+        self._notify_agents(session, event, new_ticket=True)
 
-    async def on_message_added(self, session: AsyncSession, event: MessageAdded) -> None:
+    def on_message_added(self, session: Session, event: MessageAdded) -> None:
         if event.classification.kind is MailKind.BOUNCE:
-            await _mark_bounced(session, event)
+            _mark_bounced(session, event)
         if event.classification.answerable and not event.message.internal:
-            await self._notify_agents(session, event, new_ticket=False)
+            self._notify_agents(session, event, new_ticket=False)
 
-    async def _should_acknowledge(self, session: AsyncSession, event: TicketCreated) -> bool:
+    def _should_acknowledge(self, session: Session, event: TicketCreated) -> bool:
         ticket = event.ticket
         if not (
             event.mailbox.auto_acknowledge
@@ -72,7 +72,7 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        sent = await session.scalar(
+        sent = session.scalar(
             select(func.count(OutboxMessage.id))
             .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
             .where(
@@ -83,12 +83,12 @@ class Notifier:
         )
         return (sent or 0) < self._settings.ack_limit_per_sender
 
-    async def _notify_agents(
-        self, session: AsyncSession, event: TicketCreated | MessageAdded, *, new_ticket: bool
+    def _notify_agents(
+        self, session: Session, event: TicketCreated | MessageAdded, *, new_ticket: bool
     ) -> None:
         message, ticket, mailbox = event.message, event.ticket, event.mailbox
         wanted = MailboxMembership.notify_new_ticket if new_ticket else MailboxMembership.notify_customer_message
-        agents = await session.scalars(
+        agents = session.scalars(
             select(Agent)
             .join(MailboxMembership, MailboxMembership.agent_id == Agent.id)
             .where(
@@ -115,7 +115,7 @@ class Notifier:
                 for_customer=False,
                 from_name=from_name,
             )
-            await queue_draft(
+            queue_draft(
                 session,
                 mailbox=mailbox,
                 ticket=ticket,
@@ -143,7 +143,7 @@ def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bo
     }
 
 
-async def _mark_bounced(session: AsyncSession, event: MessageAdded) -> None:
+def _mark_bounced(session: Session, event: MessageAdded) -> None:
     """A delivery report marks the email it names (or answers) as bounced."""
     report = event.parsed.delivery_report if event.parsed else None
     in_reply_to = event.parsed.in_reply_to if event.parsed else ()
@@ -151,4 +151,4 @@ async def _mark_bounced(session: AsyncSession, event: MessageAdded) -> None:
     if bounced:
         status = f"status {report.status}" if report and report.status else None
         reason = "; ".join(filter(None, [status, *event.classification.reasons])) or "delivery report"
-        await record_bounce(session, event.mailbox.id, bounced, reason)
+        record_bounce(session, event.mailbox.id, bounced, reason)

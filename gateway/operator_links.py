@@ -56,7 +56,7 @@ async def issue_operator_link(
                 ticket = await session.scalar(select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.ref == ref))
             if ticket is None:
                 raise OperatorLinkError(f"no ticket #{ref}" + (f" in {mailbox_address}" if mailbox_address else ""))
-            if not await is_participant(session, ticket.id, contact.id):
+            if not await session.run_sync(is_participant, ticket.id, contact.id):
                 raise OperatorLinkError(f"{address} does not take part in ticket #{ref}")
         issued = await issue_link(
             session,

@@ -30,6 +30,7 @@ from email.policy import SMTP
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.dkim import DkimSigner
@@ -75,9 +76,9 @@ async def enqueue(
     return row
 
 
-async def record_bounce(session: AsyncSession, mailbox_id: int, rfc_message_id: str, reason: str) -> None:
+def record_bounce(session: Session, mailbox_id: int, rfc_message_id: str, reason: str) -> None:
     """Mark the email a delivery report names as bounced (the report itself is on the ticket)."""
-    await session.execute(
+    session.execute(
         update(OutboxMessage)
         .where(
             OutboxMessage.mailbox_id == mailbox_id,
@@ -92,7 +93,8 @@ async def _note_failure(session: AsyncSession, row: OutboxMessage, reason: str) 
     """Say on the ticket that an email will not arrive, so an agent can act on it."""
     if row.ticket_id is not None:
         ticket = await session.get_one(Ticket, row.ticket_id)
-        await add_note(session, ticket, f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}", thread_rule="delivery")
+        note = f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}"
+        await session.run_sync(add_note, ticket, note, thread_rule="delivery")
 
 
 class _LeaseLost(Exception):

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.compose import OutboundKind
 from gateway.customer_mail import customer_recipients, mail_customer
@@ -60,8 +60,8 @@ def read_commands(text: str) -> AgentReply:
     return AgentReply("\n".join(lines).strip(), internal, status)
 
 
-async def apply_reply(
-    session: AsyncSession,
+def apply_reply(
+    session: Session,
     settings: Settings,
     ticket: Ticket,
     agent: Agent,
@@ -79,20 +79,20 @@ async def apply_reply(
     text = reply.text.strip()
     stored: Message | None = None
     if text and reply.internal:
-        stored = await _internal_note(session, ticket, agent, text, thread_rule=thread_rule, **origin)
+        stored = _internal_note(session, ticket, agent, text, thread_rule=thread_rule, **origin)
     elif text:
-        stored = await _reply_to_customers(session, settings, ticket, agent, text, thread_rule=thread_rule, **origin)
+        stored = _reply_to_customers(session, settings, ticket, agent, text, thread_rule=thread_rule, **origin)
     if reply.status is not None:
         first = {} if stored else origin
-        note = await change_status(session, ticket, agent, reply.status, thread_rule=thread_rule, **first)
+        note = change_status(session, ticket, agent, reply.status, thread_rule=thread_rule, **first)
         stored = stored or note
     if stored is None:
         raise ReplyError("nothing to do: the reply has no text and changes nothing")
     return stored
 
 
-async def _reply_to_customers(
-    session: AsyncSession,
+def _reply_to_customers(
+    session: Session,
     settings: Settings,
     ticket: Ticket,
     agent: Agent,
@@ -104,7 +104,7 @@ async def _reply_to_customers(
     inbound_email_id: int | None = None,
 ) -> Message:
     """Store the agent's reply and queue it, with a fresh link, to each customer on the ticket."""
-    mailbox = await session.get_one(Mailbox, ticket.mailbox_id)
+    mailbox = session.get_one(Mailbox, ticket.mailbox_id)
     message = Message(
         ticket_id=ticket.id,
         mailbox_id=mailbox.id,
@@ -124,10 +124,10 @@ async def _reply_to_customers(
     )
     session.add(message)
     ticket.last_activity_at = message.created_at
-    await session.flush()
+    session.flush()
     context: dict[str, Any] = {"text": text, "agent_name": agent.name or agent.email}
-    for contact in await customer_recipients(session, ticket):
-        await mail_customer(
+    for contact in customer_recipients(session, ticket):
+        mail_customer(
             session,
             settings,
             mailbox=mailbox,
@@ -142,18 +142,18 @@ async def _reply_to_customers(
     return message
 
 
-async def _internal_note(session: AsyncSession, ticket: Ticket, agent: Agent, text: str, **origin: Any) -> Message:
-    note = await add_note(session, ticket, text, agent=agent, **origin)
+def _internal_note(session: Session, ticket: Ticket, agent: Agent, text: str, **origin: Any) -> Message:
+    note = add_note(session, ticket, text, agent=agent, **origin)
     ticket.last_activity_at = note.created_at
     return note
 
 
-async def change_status(
-    session: AsyncSession, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
+def change_status(
+    session: Session, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
 ) -> Message | None:
     """Set the status; returns the note recording the change, or None when nothing changed."""
     if ticket.status == status:
         return None
     previous, ticket.status = ticket.status, status
     change = f"{agent.name or agent.email} changed the status from {previous} to {status}."
-    return await add_note(session, ticket, change, agent=agent, **origin)
+    return add_note(session, ticket, change, agent=agent, **origin)

@@ -10,14 +10,18 @@ flood of unknown recipients cannot hammer the database.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.models import Mailbox
 from gateway.reply_address import ReplyAddress, parse_reply_address, split_plus
 from gateway.settings import SecretKey
+
+_MAILBOXES = select(Mailbox.address, Mailbox.id)
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +44,30 @@ class Router:
 
     async def reload(self) -> None:
         async with self._db.sessions() as session:
-            rows = await session.execute(select(Mailbox.address, Mailbox.id))
-            self._mailboxes = {address.lower(): id_ for address, id_ in rows}
-        self._loaded_at = time.monotonic()
+            self._load(await session.execute(_MAILBOXES))
 
     async def resolve(self, address: str) -> Route | None:
         """The route for an envelope recipient, or None when it must be refused."""
         route = self._lookup(address)
-        if route is None and time.monotonic() - self._loaded_at >= self.RELOAD_INTERVAL:
+        if route is None and self._stale():
             await self.reload()
             route = self._lookup(address)
         return route
+
+    def resolve_in(self, session: Session, address: str) -> Route | None:
+        """`resolve` inside a synchronous unit of work (the processor's), reloading through `session`."""
+        route = self._lookup(address)
+        if route is None and self._stale():
+            self._load(session.execute(_MAILBOXES))
+            route = self._lookup(address)
+        return route
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at >= self.RELOAD_INTERVAL
+
+    def _load(self, rows: Iterable[tuple[str, int]]) -> None:
+        self._mailboxes = {address.lower(): id_ for address, id_ in rows}
+        self._loaded_at = time.monotonic()
 
     def _lookup(self, address: str) -> Route | None:
         address = address.strip().lower()

@@ -50,7 +50,7 @@ async def ticket_for_contact(session: AsyncSession, contact: Contact, public_id:
     ticket = await session.scalar(select(Ticket).where(Ticket.public_id == public_id))
     if ticket is None:
         return None
-    if await is_participant(session, ticket.id, contact.id):
+    if await session.run_sync(is_participant, ticket.id, contact.id):
         return TicketAccess(ticket, participant=True)
     account = await account_sharing_with(session, contact, ticket.requester_id)
     return None if account is None else TicketAccess(ticket, participant=False, account=account)

@@ -2,6 +2,8 @@
 
 Mail processing, the portal and the agent API all change tickets through these functions,
 so a ticket is numbered, joined and reopened the same way whichever door a message came in.
+Like every ticket operation they are synchronous over an ORM `Session`: the processor runs
+them in its unit of work (`Database.run_write`), async code through `session.run_sync`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import (
     Contact,
@@ -34,37 +36,29 @@ def clean_subject(subject: str) -> str:
     return cleaned[:500] or "(no subject)"
 
 
-async def contact_for(session: AsyncSession, email: str, name: str = "") -> Contact:
+def contact_for(session: Session, email: str, name: str = "") -> Contact:
     """The contact for an address, created on first sight (safe under concurrency)."""
     email = email.strip().lower()[:320]
     by_email = select(Contact).where(Contact.email == email)
-    contact = await session.scalar(by_email)
+    contact = session.scalar(by_email)
     if contact is None:
-        await insert_ignore(
-            session,
-            Contact,
-            {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()},
-            ["email"],
-        )
-        contact = (await session.execute(by_email)).scalar_one()
+        values = {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()}
+        session.execute(insert_ignore(_dialect(session), Contact, values, ["email"]))
+        contact = session.execute(by_email).scalar_one()
     if name and not contact.name:
         contact.name = name[:200]
     return contact
 
 
-async def add_participant(
-    session: AsyncSession, ticket: Ticket, contact: Contact, role: ParticipantRole = ParticipantRole.CC
+def add_participant(
+    session: Session, ticket: Ticket, contact: Contact, role: ParticipantRole = ParticipantRole.CC
 ) -> None:
-    await insert_ignore(
-        session,
-        TicketParticipant,
-        {"ticket_id": ticket.id, "contact_id": contact.id, "role": role, "created_at": utcnow()},
-        ["ticket_id", "contact_id"],
-    )
+    values = {"ticket_id": ticket.id, "contact_id": contact.id, "role": role, "created_at": utcnow()}
+    session.execute(insert_ignore(_dialect(session), TicketParticipant, values, ["ticket_id", "contact_id"]))
 
 
-async def is_participant(session: AsyncSession, ticket_id: int, contact_id: int) -> bool:
-    found = await session.scalar(
+def is_participant(session: Session, ticket_id: int, contact_id: int) -> bool:
+    found = session.scalar(
         select(TicketParticipant.id).where(
             TicketParticipant.ticket_id == ticket_id, TicketParticipant.contact_id == contact_id
         )
@@ -72,11 +66,11 @@ async def is_participant(session: AsyncSession, ticket_id: int, contact_id: int)
     return found is not None
 
 
-async def open_ticket(
-    session: AsyncSession, mailbox: Mailbox, requester: Contact, subject: str, flag: str | None = None
+def open_ticket(
+    session: Session, mailbox: Mailbox, requester: Contact, subject: str, flag: str | None = None
 ) -> Ticket:
     """A new ticket with the mailbox's next reference number."""
-    ref = await session.scalar(
+    ref = session.scalar(
         update(Mailbox)
         .where(Mailbox.id == mailbox.id)
         .values(next_ref=Mailbox.next_ref + 1)
@@ -96,7 +90,7 @@ async def open_ticket(
         last_activity_at=now,
     )
     session.add(ticket)
-    await session.flush()
+    session.flush()
     session.add(
         TicketParticipant(ticket_id=ticket.id, contact_id=requester.id, role=ParticipantRole.REQUESTER, created_at=now)
     )
@@ -109,3 +103,7 @@ def reopen_on_customer_reply(ticket: Ticket) -> bool:
         ticket.status = TicketStatus.OPEN
         return True
     return False
+
+
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name

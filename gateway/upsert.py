@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import Insert
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
 
 
-async def insert_ignore(session: AsyncSession, model: type[Any], values: dict[str, Any], keys: list[str]) -> None:
-    """INSERT … ON CONFLICT (keys) DO NOTHING on SQLite and PostgreSQL."""
-    dialect = session.get_bind().dialect.name
+def insert_ignore(dialect: str, model: type[Any], values: dict[str, Any], keys: list[str]) -> Insert:
+    """INSERT … ON CONFLICT (keys) DO NOTHING on SQLite and PostgreSQL, for `session.execute`."""
     module = postgresql if dialect == "postgresql" else sqlite
-    statement = module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)
-    await session.execute(statement)
+    return module.insert(model).values(**values).on_conflict_do_nothing(index_elements=keys)

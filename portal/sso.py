@@ -147,7 +147,7 @@ async def sso_jwt(request: web.Request) -> web.StreamResponse:
         if handoff is not None and not await claim_jti(session, settings, handoff, now):
             reason = "jti already used"
         elif handoff is not None:
-            contact = await contact_for(session, handoff.email, handoff.name)
+            contact = await session.run_sync(contact_for, handoff.email, handoff.name)
             await session.run_sync(start_session, request, contact, method="sso")
             await record(session, "sso.signin", contact=contact, **audit_context(request))
             target = return_path_or_list(handoff.return_to)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.events import MessageAdded, TicketCreated
 from gateway.models import (
@@ -270,7 +270,7 @@ async def test_processor_publishes_created_then_added_inside_the_transaction(
 ) -> None:
     seen: list[tuple[str, int]] = []
 
-    async def remember(session: AsyncSession, event: TicketCreated | MessageAdded) -> None:
+    def remember(session: Session, event: TicketCreated | MessageAdded) -> None:
         assert session.in_transaction()
         seen.append((type(event).__name__, event.ticket.ref))
 
@@ -284,7 +284,7 @@ async def test_processor_publishes_created_then_added_inside_the_transaction(
 async def test_failure_is_kept_retried_and_dead_lettered_after_the_last_attempt(
     receive_email: ReceiveEmail, gateway: Gateway
 ) -> None:
-    async def broken(session: AsyncSession, event: TicketCreated) -> None:
+    def broken(session: Session, event: TicketCreated) -> None:
         raise RuntimeError("notification service exploded")
 
     gateway.events.subscribe(TicketCreated, broken)

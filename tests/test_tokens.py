@@ -33,7 +33,7 @@ from gateway.tokens import (
 
 async def alice(db: Database) -> Contact:
     async with db.sessions.begin() as session:
-        return await contact_for(session, "alice@example.test", "Alice")
+        return await session.run_sync(contact_for, "alice@example.test", "Alice")
 
 
 def other_keys(settings: Settings, *keys: str) -> Settings:
@@ -210,7 +210,7 @@ async def test_operator_link_is_a_portal_url_onto_the_ticket_and_is_not_logged(
 ) -> None:
     contact = await alice(db)
     async with db.sessions.begin() as session:
-        ticket = await open_ticket(session, await session.get_one(Mailbox, mailbox.id), contact, "Help")
+        ticket = await session.run_sync(open_ticket, await session.get_one(Mailbox, mailbox.id), contact, "Help")
     caplog.set_level(logging.DEBUG)
 
     url = await issue_operator_link(db, settings, "Alice@Example.test", f"#{ticket.ref}")
@@ -228,8 +228,8 @@ async def test_operator_link_needs_a_known_contact_on_the_ticket(
 ) -> None:
     contact = await alice(db)
     async with db.sessions.begin() as session:
-        bob = await contact_for(session, "bob@example.test")
-        ticket = await open_ticket(session, await session.get_one(Mailbox, mailbox.id), bob, "Bob's")
+        bob = await session.run_sync(contact_for, "bob@example.test")
+        ticket = await session.run_sync(open_ticket, await session.get_one(Mailbox, mailbox.id), bob, "Bob's")
     with pytest.raises(OperatorLinkError, match="no contact"):
         await issue_operator_link(db, settings, "nobody@example.test")
     with pytest.raises(OperatorLinkError, match="does not take part"):

@@ -193,7 +193,7 @@ async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.S
         ticket, _, _ = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
         try:
-            message = await apply_reply(session, request.app[keys.SETTINGS], ticket, agent, reply, thread_rule="api")
+            message = await session.run_sync(apply_reply, request.app[keys.SETTINGS], ticket, agent, reply, thread_rule="api")
         except ReplyError as error:
             raise ApiFailure(400, str(error)) from None
         return ok(_message(message), status=201)
@@ -220,7 +220,7 @@ async def post_status(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.DB].write() as session:
         ticket, mailbox, requester = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
-        await change_status(session, ticket, agent, body.status, thread_rule="api")
+        await session.run_sync(change_status, ticket, agent, body.status, thread_rule="api")
         return ok(_summary(ticket, mailbox, requester))
 
 

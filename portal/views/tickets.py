@@ -136,7 +136,7 @@ async def close_ticket(request: web.Request) -> web.StreamResponse:
         ticket = access.ticket
         if ticket.status != TicketStatus.CLOSED:
             previous, ticket.status = ticket.status, TicketStatus.CLOSED
-            await add_note(session, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
+            await session.run_sync(add_note, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
             detail = {"from": previous}
             await record(
                 session, "ticket.closed", contact=contact, ticket=ticket, detail=detail, **audit_context(request)

@@ -34,14 +34,14 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 async def add_contact(db: Database, address: str = ALICE, name: str = "Alice Doe") -> Contact:
     async with db.sessions.begin() as session:
-        return await contact_for(session, address, name)
+        return await session.run_sync(contact_for, address, name)
 
 
 async def add_ticket(db: Database, mailbox: Mailbox, contact: Contact, subject: str = "Printer jams") -> Ticket:
     async with db.sessions.begin() as session:
         box = await session.get_one(Mailbox, mailbox.id)
-        ticket = await open_ticket(session, box, contact, subject)
-        await add_participant(session, ticket, contact)
+        ticket = await session.run_sync(open_ticket, box, contact, subject)
+        await session.run_sync(add_participant, ticket, contact)
         return ticket
 
 

@@ -45,12 +45,12 @@ async def tom(db: Database) -> Agent:
 async def agent_replies(db: Database, settings: Settings, ticket: Ticket, agent: Agent, text: str) -> Message:
     async with db.sessions.begin() as session:
         current = await session.get_one(Ticket, ticket.id)
-        return await apply_reply(session, settings, current, agent, AgentReply(text), thread_rule="api")
+        return await session.run_sync(apply_reply, settings, current, agent, AgentReply(text), thread_rule="api")
 
 
 async def internal_note(db: Database, ticket: Ticket, text: str) -> Message:
     async with db.sessions.begin() as session:
-        return await add_note(session, await session.get_one(Ticket, ticket.id), text)
+        return await session.run_sync(add_note, await session.get_one(Ticket, ticket.id), text)
 
 
 async def messages_of(db: Database, ticket_id: int) -> list[Message]:
