@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-from sqlalchemy import select, union_all
+from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
 from gateway.models import Message, OutboxMessage, Ticket
@@ -26,6 +26,22 @@ from gateway.tickets import is_participant
 
 _MARKER = re.compile(r"\[wicket:([a-z2-7]{16})\]")
 _SUBJECT_TAG = re.compile(r"\[#(\d{1,9})\]")
+
+# Statements built once: building and cache-keying an expression costs more than running it.
+_TICKET_BY_PUBLIC_ID = select(Ticket).where(
+    Ticket.public_id == bindparam("public_id"), Ticket.mailbox_id == bindparam("mailbox_id")
+)
+_TICKETS_BY_MESSAGE_ID = union_all(
+    select(Message.rfc_message_id, Message.ticket_id).where(
+        Message.mailbox_id == bindparam("mailbox_id"),
+        Message.rfc_message_id.in_(bindparam("ids", expanding=True)),
+    ),
+    select(OutboxMessage.rfc_message_id, OutboxMessage.ticket_id).where(
+        OutboxMessage.mailbox_id == bindparam("mailbox_id"),
+        OutboxMessage.ticket_id.is_not(None),
+        OutboxMessage.rfc_message_id.in_(bindparam("ids", expanding=True)),
+    ),
+)
 
 
 class ThreadRule(StrEnum):
@@ -81,9 +97,7 @@ def find_conversation(
 
 
 def _by_public_id(session: Session, mailbox_id: int, public_id: str) -> Ticket | None:
-    return session.scalar(
-        select(Ticket).where(Ticket.public_id == public_id, Ticket.mailbox_id == mailbox_id)
-    )
+    return session.scalar(_TICKET_BY_PUBLIC_ID, {"public_id": public_id, "mailbox_id": mailbox_id})
 
 
 def _by_message_ids(session: Session, mailbox_id: int, ids: list[str]) -> Ticket | None:
@@ -91,15 +105,7 @@ def _by_message_ids(session: Session, mailbox_id: int, ids: list[str]) -> Ticket
     wanted = [i for i in dict.fromkeys(ids) if i][:100]
     if not wanted:
         return None
-    stored = select(Message.rfc_message_id, Message.ticket_id).where(
-        Message.mailbox_id == mailbox_id, Message.rfc_message_id.in_(wanted)
-    )
-    sent = select(OutboxMessage.rfc_message_id, OutboxMessage.ticket_id).where(
-        OutboxMessage.mailbox_id == mailbox_id,
-        OutboxMessage.ticket_id.is_not(None),
-        OutboxMessage.rfc_message_id.in_(wanted),
-    )
-    rows = session.execute(union_all(stored, sent))
+    rows = session.execute(_TICKETS_BY_MESSAGE_ID, {"mailbox_id": mailbox_id, "ids": wanted})
     ticket_by_id = {message_id: ticket_id for message_id, ticket_id in rows}
     for message_id in wanted:
         if message_id in ticket_by_id:

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from email.policy import SMTP
 
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -23,6 +24,9 @@ from gateway.compose import LinkBlock, compose, conversation_thread, mail_addres
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.settings import Settings
 from gateway.tokens import LinkPurpose, format_code, issue_link
+
+
+_QUEUE = insert(OutboxMessage.__table__)  # Core: no unit of work for a row nobody reads back here
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,18 +55,19 @@ def queue_draft(
     message: Message | None = None,
 ) -> None:
     """Queue `draft` for delivery; the recipient's address must pass `mail_address`."""
-    session.add(
-        OutboxMessage(
-            kind=kind,
-            mailbox_id=mailbox.id,
-            ticket_id=ticket.id,
-            message_id=message.id if message else None,
-            mail_from=envelope_from,
-            rcpt_tos=[draft.to_email],
-            rfc_message_id=new_message_id(mailbox),
-            draft=asdict(draft),
-            next_attempt_at=utcnow(),
-        )
+    session.execute(
+        _QUEUE,
+        {
+            "kind": kind,
+            "mailbox_id": mailbox.id,
+            "ticket_id": ticket.id,
+            "message_id": message.id if message else None,
+            "mail_from": envelope_from,
+            "rcpt_tos": [draft.to_email],
+            "rfc_message_id": new_message_id(mailbox),
+            "draft": asdict(draft),
+            "next_attempt_at": utcnow(),
+        },
     )
 
 

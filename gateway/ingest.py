@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError, InterfaceError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,24 @@ from gateway.tickets import add_participant, contact_for, open_ticket, reopen_on
 log = logging.getLogger(__name__)
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
+
+_MESSAGES = Message.__table__
+_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id)
+_MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
+# Statements built once: building and cache-keying an expression costs more than running it.
+_DUPLICATE = select(Message.id, Message.ticket_id).where(
+    Message.mailbox_id == bindparam("mailbox_id"), Message.dedupe_key == bindparam("key")
+)
+_EARLIER_UNPROCESSED = (
+    select(InboundEmail.id)
+    .where(
+        InboundEmail.message_id.in_(bindparam("ids", expanding=True)),
+        InboundEmail.id < bindparam("inbound_id"),
+        InboundEmail.status.in_([InboundStatus.PENDING, InboundStatus.PROCESSING]),
+    )
+    .limit(1)
+)
+_TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.active.is_(True))
 
 
 def dedupe_key(message_id: str | None, raw_sha256: str) -> str:
@@ -278,13 +296,7 @@ class Processor:
         route: Route,
     ) -> Delivery:
         key = dedupe_key(mail.message_id, inbound.sha256)
-        existing = (
-            session.execute(
-                select(Message.id, Message.ticket_id).where(
-                    Message.mailbox_id == route.mailbox_id, Message.dedupe_key == key
-                )
-            )
-        ).first()
+        existing = session.execute(_DUPLICATE, {"mailbox_id": route.mailbox_id, "key": key}).first()
         if existing is not None:
             return Delivery(existing.ticket_id, existing.id, duplicate=True, rule=None)
 
@@ -322,6 +334,7 @@ class Processor:
             add_participant(session, ticket, sender)
             reopened = reopen_on_customer_reply(ticket)
 
+        # Core inserts: the ORM's unit of work cost more than everything else in this step.
         message = Message(
             ticket_id=ticket.id,
             mailbox_id=mailbox.id,
@@ -330,6 +343,8 @@ class Processor:
             direction="in",
             author_type=AuthorType.CUSTOMER,
             author_contact_id=sender.id,
+            author_agent_id=None,
+            internal=False,
             classification=str(verdict.kind),
             thread_rule=str(rule),
             rfc_message_id=mail.message_id,
@@ -348,21 +363,25 @@ class Processor:
             sent_at=mail.date,
             created_at=ticket.created_at if created else utcnow(),  # one moment: no second ticket UPDATE
         )
-        message.attachments = [
-            Attachment(
-                filename=a.filename,
-                content_type=a.content_type,
-                size=a.size,
-                sha256=a.sha256,
-                content_id=a.content_id,
-                inline=a.inline,
-                data=a.data,
+        message.id, message.public_id = session.execute(_INSERT_MESSAGE, _column_values(message)).one()
+        if mail.attachments:
+            session.execute(
+                insert(Attachment),
+                [
+                    {
+                        "message_id": message.id,
+                        "filename": a.filename,
+                        "content_type": a.content_type,
+                        "size": a.size,
+                        "sha256": a.sha256,
+                        "content_id": a.content_id,
+                        "inline": a.inline,
+                        "data": a.data,
+                    }
+                    for a in mail.attachments
+                ],
             )
-            for a in mail.attachments
-        ]
-        session.add(message)
         ticket.last_activity_at = message.created_at
-        session.flush()
 
         if created:
             self._events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
@@ -382,24 +401,17 @@ class Processor:
         ids = [i for i in (*mail.in_reply_to, *mail.references) if i][:100]
         if not ids:
             return
-        earlier = session.scalar(
-            select(InboundEmail.id)
-            .where(
-                InboundEmail.message_id.in_(ids),
-                InboundEmail.id < inbound.id,
-                InboundEmail.status.in_([InboundStatus.PENDING, InboundStatus.PROCESSING]),
-            )
-            .limit(1)
-        )
+        earlier = session.scalar(_EARLIER_UNPROCESSED, {"ids": ids, "inbound_id": inbound.id})
         if earlier is not None:
             raise WaitForEarlier(earlier)
 
     @staticmethod
     def _is_team_member(session: Session, email: str) -> bool:
-        found = session.scalar(
-            select(Agent.id).where(Agent.email == email.lower(), Agent.active.is_(True))
-        )
-        return found is not None
+        return session.scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
+
+
+def _column_values(message: Message) -> dict[str, object]:
+    return {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
 
 
 def _defer(inbound: InboundEmail) -> None:

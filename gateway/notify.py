@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.classify import MailKind
@@ -31,6 +31,38 @@ from gateway.reply_address import ReplyAddress, format_reply_address
 from gateway.settings import Settings
 
 MAX_NOTIFIED_TEXT = 20_000
+
+# Statements built once (per event, building and cache-keying them cost more than running them).
+_ACKNOWLEDGEMENTS_SINCE = (
+    select(func.count(OutboxMessage.id))
+    .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
+    .where(
+        Ticket.requester_id == bindparam("requester_id"),
+        OutboxMessage.kind == OutboundKind.ACKNOWLEDGEMENT,
+        OutboxMessage.created_at >= bindparam("since"),
+    )
+)
+
+
+def _agents_to_notify(wanted: ColumnElement[bool]) -> Select[tuple[Agent]]:
+    return (
+        select(Agent)
+        .join(MailboxMembership, MailboxMembership.agent_id == Agent.id)
+        .where(
+            MailboxMembership.mailbox_id == bindparam("mailbox_id"),
+            wanted.is_(True),
+            Agent.active.is_(True),
+            Agent.email != bindparam("author"),
+        )
+        .order_by(Agent.id)
+    )
+
+
+# by "is it a new ticket": who wants to hear of new tickets, who of customer messages
+_AGENTS_TO_NOTIFY = {
+    True: _agents_to_notify(MailboxMembership.notify_new_ticket),
+    False: _agents_to_notify(MailboxMembership.notify_customer_message),
+}
 
 
 class Notifier:
@@ -72,32 +104,15 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        sent = session.scalar(
-            select(func.count(OutboxMessage.id))
-            .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
-            .where(
-                Ticket.requester_id == ticket.requester_id,
-                OutboxMessage.kind == OutboundKind.ACKNOWLEDGEMENT,
-                OutboxMessage.created_at >= since,
-            )
-        )
+        sent = session.scalar(_ACKNOWLEDGEMENTS_SINCE, {"requester_id": ticket.requester_id, "since": since})
         return (sent or 0) < self._settings.ack_limit_per_sender
 
     def _notify_agents(
         self, session: Session, event: TicketCreated | MessageAdded, *, new_ticket: bool
     ) -> None:
         message, ticket, mailbox = event.message, event.ticket, event.mailbox
-        wanted = MailboxMembership.notify_new_ticket if new_ticket else MailboxMembership.notify_customer_message
         agents = session.scalars(
-            select(Agent)
-            .join(MailboxMembership, MailboxMembership.agent_id == Agent.id)
-            .where(
-                MailboxMembership.mailbox_id == mailbox.id,
-                wanted.is_(True),
-                Agent.active.is_(True),
-                Agent.email != message.from_email.lower(),
-            )
-            .order_by(Agent.id)
+            _AGENTS_TO_NOTIFY[new_ticket], {"mailbox_id": mailbox.id, "author": message.from_email.lower()}
         )
         context = _notification_context(event, new_ticket=new_ticket)
         from_name = f"{context['customer']} via {mailbox.brand_name or mailbox.name}"

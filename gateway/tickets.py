@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import (
@@ -28,6 +28,16 @@ from gateway.upsert import insert_ignore
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
 
+# Statements built once: building and cache-keying an expression costs more than running it.
+_CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
+_TAKE_NEXT_REF = (
+    update(Mailbox)
+    .where(Mailbox.id == bindparam("mailbox_id"))
+    .values(next_ref=Mailbox.next_ref + 1)
+    .returning(Mailbox.next_ref - 1)
+    .execution_options(synchronize_session=False)  # nothing reads next_ref from the object
+)
+
 
 def clean_subject(subject: str) -> str:
     """A ticket subject: reply/forward prefixes and our own tag removed."""
@@ -39,12 +49,11 @@ def clean_subject(subject: str) -> str:
 def contact_for(session: Session, email: str, name: str = "") -> Contact:
     """The contact for an address, created on first sight (safe under concurrency)."""
     email = email.strip().lower()[:320]
-    by_email = select(Contact).where(Contact.email == email)
-    contact = session.scalar(by_email)
+    contact = session.scalar(_CONTACT_BY_EMAIL, {"email": email})
     if contact is None:
         values = {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()}
         session.execute(insert_ignore(_dialect(session), Contact, values, ["email"]))
-        contact = session.execute(by_email).scalar_one()
+        contact = session.execute(_CONTACT_BY_EMAIL, {"email": email}).scalar_one()
     if name and not contact.name:
         contact.name = name[:200]
     return contact
@@ -70,13 +79,7 @@ def open_ticket(
     session: Session, mailbox: Mailbox, requester: Contact, subject: str, flag: str | None = None
 ) -> Ticket:
     """A new ticket with the mailbox's next reference number."""
-    ref = session.scalar(
-        update(Mailbox)
-        .where(Mailbox.id == mailbox.id)
-        .values(next_ref=Mailbox.next_ref + 1)
-        .returning(Mailbox.next_ref - 1),
-        execution_options={"synchronize_session": False},  # nothing reads next_ref from the object
-    )
+    ref = session.scalar(_TAKE_NEXT_REF, {"mailbox_id": mailbox.id})
     assert ref is not None
     now = utcnow()
     ticket = Ticket(
