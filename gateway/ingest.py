@@ -308,7 +308,7 @@ class Processor:
                 return Delivery(action.ticket_id, action.id, duplicate=False, rule=ThreadRule.REPLY_ADDRESS)
             route = Route(route.mailbox_id, route.mailbox_address, None)
 
-        mailbox = session.get_one(Mailbox, route.mailbox_id)
+        mailbox = held_mailbox(session, route.mailbox_id)
         # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
         sender_email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
         sender_name = (mail.sender.name if mail.sender else "")[:200]
@@ -408,6 +408,16 @@ class Processor:
     @staticmethod
     def _is_team_member(session: Session, email: str) -> bool:
         return session.scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
+
+
+def held_mailbox(session: Session, mailbox_id: int) -> Mailbox:
+    """The mailbox, held for the rest of the transaction (the identity map holds only weakly,
+    so each message would load it again)."""
+    held: dict[int, Mailbox] = session.info.setdefault("wicket.mailboxes", {})
+    mailbox = held.get(mailbox_id)
+    if mailbox is None:
+        mailbox = held[mailbox_id] = session.get_one(Mailbox, mailbox_id)
+    return mailbox
 
 
 def _column_values(message: Message) -> dict[str, object]:

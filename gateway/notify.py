@@ -44,25 +44,29 @@ _ACKNOWLEDGEMENTS_SINCE = (
 )
 
 
-def _agents_to_notify(wanted: ColumnElement[bool]) -> Select[tuple[Agent]]:
+def _agents_wanting(wanted: ColumnElement[bool]) -> Select[tuple[Agent]]:
     return (
         select(Agent)
         .join(MailboxMembership, MailboxMembership.agent_id == Agent.id)
-        .where(
-            MailboxMembership.mailbox_id == bindparam("mailbox_id"),
-            wanted.is_(True),
-            Agent.active.is_(True),
-            Agent.email != bindparam("author"),
-        )
+        .where(MailboxMembership.mailbox_id == bindparam("mailbox_id"), wanted.is_(True), Agent.active.is_(True))
         .order_by(Agent.id)
     )
 
 
 # by "is it a new ticket": who wants to hear of new tickets, who of customer messages
-_AGENTS_TO_NOTIFY = {
-    True: _agents_to_notify(MailboxMembership.notify_new_ticket),
-    False: _agents_to_notify(MailboxMembership.notify_customer_message),
+_AGENTS_WANTING = {
+    True: _agents_wanting(MailboxMembership.notify_new_ticket),
+    False: _agents_wanting(MailboxMembership.notify_customer_message),
 }
+
+
+def _agents_to_notify(session: Session, mailbox_id: int, new_ticket: bool) -> list[Agent]:
+    """The mailbox's agents who want this kind of news, read once per transaction."""
+    held: dict[tuple[int, bool], list[Agent]] = session.info.setdefault("wicket.notified_agents", {})
+    key = (mailbox_id, new_ticket)
+    if key not in held:
+        held[key] = list(session.scalars(_AGENTS_WANTING[new_ticket], {"mailbox_id": mailbox_id}))
+    return held[key]
 
 
 class Notifier:
@@ -111,12 +115,11 @@ class Notifier:
         self, session: Session, event: TicketCreated | MessageAdded, *, new_ticket: bool
     ) -> None:
         message, ticket, mailbox = event.message, event.ticket, event.mailbox
-        agents = session.scalars(
-            _AGENTS_TO_NOTIFY[new_ticket], {"mailbox_id": mailbox.id, "author": message.from_email.lower()}
-        )
+        author = message.from_email.lower()
+        agents = [agent for agent in _agents_to_notify(session, mailbox.id, new_ticket) if agent.email != author]
         context = _notification_context(event, new_ticket=new_ticket)
         from_name = f"{context['customer']} via {mailbox.brand_name or mailbox.name}"
-        for agent in agents.all():
+        for agent in agents:
             address = format_reply_address(
                 ReplyAddress(mailbox.address, "a", ticket.public_id, agent.id), self._settings.keys[0]
             )
