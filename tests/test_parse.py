@@ -429,6 +429,19 @@ def test_unterminated_multipart_keeps_the_text_and_the_partial_attachment() -> N
     assert {"unterminated multipart", "invalid base64 in sync.log"} <= set(mail.defects)
 
 
+def test_multipart_with_an_empty_boundary_reports_its_structure_defects() -> None:
+    # mail-parser's own body pass raises on this tree; its structure defects still count.
+    mail = parse_email(
+        b"From: Alice Doe <alice@customer.test>\nSubject: Sync\n"
+        b"Message-ID: <sync-1@customer.test>\n"
+        b'Content-Type: multipart/mixed; boundary=""\n\n'
+        b'--\nContent-Type: multipart/mixed; boundary=""\n\nThe nightly sync failed again.\n'
+    )
+    assert "The nightly sync failed again." in mail.text
+    assert mail.sender is not None and mail.sender.email == "alice@customer.test"
+    assert mail.defects == ("unterminated multipart", "multipart boundary never found")
+
+
 def test_huge_header_line_is_parsed_and_noted() -> None:
     mail = fixture("huge-header-line.eml")
     assert mail.subject == "Badge reader at the main entrance"

@@ -1,16 +1,20 @@
 """Raw message bytes to a `ParsedEmail`: the one place that reads what a sender sent.
 
-mail-parser (`mailparser.parse_from_bytes`) is the parser of record: it parses the bytes
-once into the stdlib message tree that everything here walks, reports the MIME structure
-defects, and its address and date parsers read From/To/Cc/Reply-To and Date. Where it
-loses information the stdlib `email` objects it built are read directly: body text and
-header words are decoded through `gateway.charsets` (mail-parser drops what the declared
-charset cannot decode), attachment names are decoded from their RFC 2231/2047 parameters,
-attached `message/rfc822` parts stay whole (forwards) instead of being merged into the
-body, and `message/delivery-status` parts become a `DeliveryReport`. Quoted history and
+mail-parser is the parser of record, used for the pieces Wicket reads: the bytes are
+parsed once into the stdlib message tree exactly as `mailparser.parse_from_bytes` builds
+it (`email.message_from_bytes`), the MIME structure defects are those it reports (each
+part's stdlib defects, in `walk()` order), and its address and date parsers read
+From/To/Cc/Reply-To and Date. `MailParser.parse()` itself is not run: its second pass
+decodes every body and base64-encodes every attachment into dicts nothing here reads, at
+four times the cost of the tree, and it raises on trees that are fine (an unterminated
+epilogue, a NUL in a charset label). Everything else is read from the stdlib `email`
+objects directly: body text and header words are decoded through `gateway.charsets`,
+attachment names are decoded from their RFC 2231/2047 parameters, attached
+`message/rfc822` parts stay whole (forwards) instead of being merged into the body, and
+`message/delivery-status` parts become a `DeliveryReport`. Quoted history and
 inline forwards are found by `gateway.quotes`. `parse_email` never raises, and charset
-labels whose codecs decode in quadratic time (punycode, idna) are renamed before
-mail-parser sees the bytes.
+labels whose codecs decode in quadratic time (punycode, idna) are renamed before the
+bytes are parsed.
 The package is laid out as: `core` (`parse_email` and the `ParsedEmail` it returns),
 `headers` (`Headers`, addresses, dates, message ids), `bodies` (walking the parts, body
 text, attachments and their file names) and `reports` (delivery reports and bounces);

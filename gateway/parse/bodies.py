@@ -106,7 +106,7 @@ def _children(part: Message) -> list[Message] | None:
 
 def _is_body(part: Message, content_type: str) -> bool:
     """Text meant to be read as the message (not a named or attached file)."""
-    if part.get_content_maintype() == "multipart":  # a multipart the parser could not split
+    if content_type.startswith("multipart/"):  # a multipart the parser could not split
         return True
     return (
         content_type in ("text/plain", "text/html")

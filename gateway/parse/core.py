@@ -1,9 +1,9 @@
 """The `parse_email` entry point: raw message bytes to one `ParsedEmail`, never raising.
 
-Before mail-parser sees the bytes, charset labels whose codecs decode in quadratic time
-(punycode, idna) are renamed; mail-parser then parses them once (falling back to the
-stdlib parser, headers only when the nesting is too deep to walk), and the MIME structure
-defects it reports, over-long header lines and missing or invalid Message-IDs become
+Before the bytes are parsed, charset labels whose codecs decode in quadratic time
+(punycode, idna) are renamed; they are then parsed once into the tree mail-parser builds
+(headers only when the nesting is too deep to walk), and the MIME structure defects
+mail-parser reports, over-long header lines and missing or invalid Message-IDs become
 readable defect notes. The pieces are read by the sibling modules (`headers`, `bodies`,
 `reports`) and split into new and quoted text and any inline or attached forward by
 `gateway.quotes`, then assembled into the frozen `ParsedEmail`. Any exception escaping all
@@ -12,16 +12,14 @@ that still yields a `ParsedEmail`, holding the raw text and an "unparseable mess
 
 from __future__ import annotations
 
+import email
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import Message
 from email.parser import BytesParser
 from email.policy import compat32
 from urllib.parse import unquote
-
-import mailparser
-from mailparser import MailParser
-from mailparser.exceptions import MailParserRecursionError
 
 from gateway.charsets import mixed_decode, storable
 from gateway.parse.bodies import (
@@ -53,15 +51,6 @@ _MAX_HEADER_LINE = 998
 _HEADER_END = re.compile(rb"\n\r?\n")
 _SLOW_CHARSET = re.compile(rb"""(charset\*?\s*=\s*["']?|=\?)(punycode|idna)\b""", re.I)
 _CID = re.compile(r"""cid:([^\s"'<>)]+)""", re.I)
-_MAILPARSER_OWN_DEFECTS = frozenset(
-    {
-        "CharsetDecodeDefect",
-        "MimeHeaderDefect",
-        "AddressHeaderDefect",
-        "DateHeaderDefect",
-        "ReceivedHeaderDefect",
-    }
-)
 _MIME_DEFECTS = {
     "CloseBoundaryNotFoundDefect": "unterminated multipart",
     "StartBoundaryNotFoundDefect": "multipart boundary never found",
@@ -71,6 +60,7 @@ _MIME_DEFECTS = {
     "MissingHeaderBodySeparatorDefect": "malformed header line",
     "MisplacedEnvelopeHeaderDefect": "misplaced envelope header",
 }
+_WORD_START = re.compile(r"(?<!^)(?=[A-Z])")
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,24 +114,17 @@ def parse_email(raw: bytes) -> ParsedEmail:
 def _parse(raw: bytes) -> ParsedEmail:
     notes: list[str] = []
     raw = _refuse_slow_charsets(raw, notes)
-    parsed: MailParser | None
-    try:
-        parsed = mailparser.parse_from_bytes(raw)
-        message = parsed.message
-        notes.extend(_mime_defects(parsed.defects))
-    except MailParserRecursionError:  # nesting too deep to walk: keep what the headers say
-        parsed = None
+    try:  # the tree exactly as mail-parser's parse_from_bytes builds it
+        message = email.message_from_bytes(raw)
+        notes.extend(_mime_defects(message))
+    except RecursionError:  # nesting too deep to walk: keep what the headers say
         message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
         notes.append("multipart nesting too deep, body not read")
-    except Exception as error:  # mail-parser choked on something the stdlib parse survived
-        parsed = None
-        message = BytesParser(policy=compat32).parsebytes(raw)
-        notes.append(f"mail-parser failed ({type(error).__name__}), read with the stdlib parser")
     if _has_long_header_line(raw):
         notes.append(f"header line over {_MAX_HEADER_LINE} characters")
     headers, raw_headers = _headers(message, notes)
     subject = " ".join(headers.get("Subject", "").split())
-    sender = _sender(raw_headers, headers, notes, parsed)
+    sender = _sender(raw_headers, headers, notes)
     message_id = normalize_message_id(headers.get("Message-ID") or "")
     if "Message-ID" not in headers:
         notes.append("missing Message-ID")
@@ -169,10 +152,10 @@ def _parse(raw: bytes) -> ParsedEmail:
         references=_message_ids(headers.get_all("References")),
         subject=subject,
         sender=sender,
-        reply_to=_addresses(raw_headers, "Reply-To", notes, parsed),
-        to=_addresses(raw_headers, "To", notes, parsed),
-        cc=_addresses(raw_headers, "Cc", notes, parsed),
-        date=_date(raw_headers, notes, parsed),
+        reply_to=_addresses(raw_headers, "Reply-To", notes),
+        to=_addresses(raw_headers, "To", notes),
+        cc=_addresses(raw_headers, "Cc", notes),
+        date=_date(raw_headers, notes),
         headers=headers,
         text=text,
         html=html,
@@ -186,8 +169,9 @@ def _parse(raw: bytes) -> ParsedEmail:
 
 
 def _refuse_slow_charsets(raw: bytes, notes: list[str]) -> bytes:
-    """Rename punycode/idna charset labels: mail-parser decodes bodies with the declared
-    codec, and those two decode in quadratic time, so a big body would stall the worker."""
+    """Rename punycode/idna charset labels: mail-parser's address parser and the stdlib
+    decode encoded words and parameters with the declared codec, and those two decode in
+    quadratic time, so a big header would stall the worker."""
     lowered = raw.lower()  # two literal searches are far faster than the regex on every mail
     if (b"punycode" not in lowered and b"idna" not in lowered) or not _SLOW_CHARSET.search(raw):
         return raw
@@ -195,18 +179,14 @@ def _refuse_slow_charsets(raw: bytes, notes: list[str]) -> bytes:
     return _SLOW_CHARSET.sub(rb"\1x-refused-\2", raw)
 
 
-def _mime_defects(reported: list[dict[str, list[str]]]) -> list[str]:
-    """Readable notes for the structure defects mail-parser reports ("ClassName: doc")."""
-    notes = []
-    for group in reported:
-        for entries in group.values():
-            for entry in entries:
-                name = entry.partition(":")[0]
-                if name not in _MAILPARSER_OWN_DEFECTS:
-                    notes.append(
-                        _MIME_DEFECTS.get(name) or re.sub(r"(?<!^)(?=[A-Z])", " ", name).lower()
-                    )
-    return notes
+def _mime_defects(message: Message) -> list[str]:
+    """Readable notes for the structure defects the stdlib parser recorded on each part,
+    the same defects (by class name, in `walk()` order) mail-parser reports."""
+    return [
+        _MIME_DEFECTS.get(name) or _WORD_START.sub(" ", name).lower()
+        for part in message.walk()
+        for name in (type(defect).__name__ for defect in part.defects)
+    ]
 
 
 def _has_long_header_line(raw: bytes) -> bool:

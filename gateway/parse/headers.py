@@ -3,9 +3,9 @@
 The header section is decoded once into `Headers`, a case-insensitive, multi-valued,
 read-only view whose words are decoded through `gateway.charsets`, alongside the raw
 values (8-bit bytes kept as surrogates) that the readers here start from. From/To/Cc/
-Reply-To are read by mail-parser's address parser (its own result for the usual single
-ASCII header, a charset-repaired value otherwise, the stdlib's parser as a fallback), the
-first Date header by mail-parser's date parser, and Message-ID/In-Reply-To/References are
+Reply-To are read by mail-parser's address parser (on a charset-repaired value where the
+header carries 8-bit bytes, with the stdlib's parser as a fallback), the first Date header
+by mail-parser's date parser, and Message-ID/In-Reply-To/References are
 normalized to ids without angle brackets. Anything unreadable becomes a note in the
 caller's defect list rather than an exception.
 """
@@ -19,14 +19,12 @@ from email.message import Message
 from email.utils import getaddresses
 from typing import overload
 
-from mailparser import MailParser
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
 from gateway.charsets import decode_header_value, mixed_decode, wire_bytes
 from gateway.quotes import Address
 
-_ADDRESS_ATTRIBUTES = {"From": "from_", "To": "to", "Cc": "cc", "Reply-To": "reply_to"}
 _MAX_MESSAGE_ID = 998
 _EMPTY_GROUP = re.compile(r"\s*[^:<>@\s][^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
 _BRACKETED = re.compile(r"<([^<>]*)>")
@@ -96,18 +94,12 @@ def _headers(message: Message, notes: list[str]) -> tuple[Headers, dict[str, lis
 
 
 def _addresses(
-    raw_headers: dict[str, list[str]], name: str, notes: list[str], parsed: MailParser | None = None
+    raw_headers: dict[str, list[str]], name: str, notes: list[str]
 ) -> tuple[Address, ...]:
-    """Every mailbox of every `name` header, read by mail-parser's address parser.
-
-    mail-parser's own result is used for the usual single ASCII header; 8-bit values are
-    charset-repaired first, and repeated headers all count.
-    """
+    """Every mailbox of every `name` header (repeated headers all count), read by
+    mail-parser's address parser."""
     values = raw_headers.get(name.lower(), [])
-    if parsed is not None and len(values) == 1 and values[0].isascii():
-        pairs = getattr(parsed, _ADDRESS_ATTRIBUTES[name])
-    else:
-        pairs = [pair for value in values for pair in _parse_addresses(value) if pair[1]]
+    pairs = [pair for value in values for pair in _parse_addresses(value) if pair[1]]
     if not pairs and any(value.strip() and not _EMPTY_GROUP.match(value) for value in values):
         notes.append(f"unparseable {name} address")
     found = []
@@ -131,26 +123,20 @@ def _parse_addresses(value: str) -> list[tuple[str, str]]:
 
 
 def _sender(
-    raw_headers: dict[str, list[str]],
-    headers: Headers,
-    notes: list[str],
-    parsed: MailParser | None = None,
+    raw_headers: dict[str, list[str]], headers: Headers, notes: list[str]
 ) -> Address | None:
-    addresses = _addresses(raw_headers, "From", notes, parsed)
+    addresses = _addresses(raw_headers, "From", notes)
     if addresses:
         return addresses[0]
     value = headers.get("From")
     return Address(email="", name=value.strip("\"' ")) if value else None
 
 
-def _date(
-    raw_headers: dict[str, list[str]], notes: list[str], parsed: MailParser | None
-) -> datetime | None:
+def _date(raw_headers: dict[str, list[str]], notes: list[str]) -> datetime | None:
     """mail-parser's reading of the first Date header, aware UTC."""
     if "date" not in raw_headers:
         return None
-    date: datetime | None
-    date = parsed.date if parsed is not None else parse_mail_date(raw_headers["date"][0]).value
+    date: datetime | None = parse_mail_date(raw_headers["date"][0]).value
     if date is None:
         notes.append("invalid Date header")
     return date
