@@ -17,11 +17,17 @@ lock and sleeping in SQLite's busy handler. A hot write path is a synchronous un
 writer thread, in one hop (through aiosqlite every cursor, fetch and close would be a hop
 of its own) and sharing its commit with the units that queued meanwhile (`SqliteWriter`);
 on PostgreSQL `work` runs through `run_sync` in an async transaction of its own.
+
+SQLite's WAL is copied back into the database file by a checkpointer thread of its own
+(`WalCheckpointer`), so no commit waits for a checkpoint; SQLite's own automatic
+checkpoint, run by whichever commit crosses the threshold, remains as a backstop at a
+much larger WAL.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -41,6 +47,8 @@ from gateway.settings import Settings
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class Database:
@@ -51,6 +59,7 @@ class Database:
     reader: Engine | None = None
     write_turn: asyncio.Lock | None = field(default=None, compare=False)
     writer: SqliteWriter | None = None
+    checkpointer: WalCheckpointer | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -82,6 +91,8 @@ class Database:
             return await session.run_sync(work)
 
     async def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         if self.writer is not None:
             self.writer.close()
         if self.reader is not None:
@@ -139,6 +150,37 @@ class SqliteWriter:
         self._thread.shutdown()
 
 
+class WalCheckpointer:
+    """Copies the WAL into the database file every `interval` seconds, on a thread of its own.
+
+    Left to SQLite, the commit that takes the WAL past 1,000 pages also runs the checkpoint
+    (copying the pages back and flushing the database file) before it returns: a spike in
+    the SMTP listener's DATA-to-250 latency every few hundred messages. A PASSIVE
+    checkpoint here never blocks writers or readers and skips pages still in use.
+    """
+
+    def __init__(self, url: URL, interval: float = 1.0) -> None:
+        self._engine = create_sync_engine(url.set(drivername="sqlite"), poolclass=SingletonThreadPool)
+        event.listen(self._engine, "connect", sqlite_pragmas)
+        self._interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                with self._engine.connect() as connection:
+                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            except Exception as error:  # noqa: BLE001 - the backstop checkpoint still runs
+                log.warning("WAL checkpoint failed (%s); SQLite checkpoints on commit instead", error)
+        self._engine.dispose()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
     if future.cancelled():
         return
@@ -163,6 +205,8 @@ def sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # Checkpoints are WalCheckpointer's; a commit runs one only past 10,000 pages (40 MB).
+    cursor.execute("PRAGMA wal_autocheckpoint=10000")
     cursor.close()
 
 
@@ -206,4 +250,6 @@ def open_database(settings: Settings, url: str | None = None, **options: Any) ->
         return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
     engine = create_engine(settings, parsed, **options)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
-    return Database(engine, sessions, create_reader(parsed), asyncio.Lock(), SqliteWriter(parsed))
+    return Database(
+        engine, sessions, create_reader(parsed), asyncio.Lock(), SqliteWriter(parsed), WalCheckpointer(parsed)
+    )
