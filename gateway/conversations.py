@@ -105,7 +105,7 @@ def _by_message_ids(session: Session, mailbox_id: int, ids: list[str]) -> Ticket
     wanted = [i for i in dict.fromkeys(ids) if i][:100]
     if not wanted:
         return None
-    rows = session.execute(_TICKETS_BY_MESSAGE_ID, {"mailbox_id": mailbox_id, "ids": wanted})
+    rows = session.connection().execute(_TICKETS_BY_MESSAGE_ID, {"mailbox_id": mailbox_id, "ids": wanted})
     ticket_by_id = {message_id: ticket_id for message_id, ticket_id in rows}
     for message_id in wanted:
         if message_id in ticket_by_id:

@@ -55,7 +55,7 @@ def queue_draft(
     message: Message | None = None,
 ) -> None:
     """Queue `draft` for delivery; the recipient's address must pass `mail_address`."""
-    session.execute(
+    session.connection().execute(
         _QUEUE,
         {
             "kind": kind,

@@ -296,7 +296,7 @@ class Processor:
         route: Route,
     ) -> Delivery:
         key = dedupe_key(mail.message_id, inbound.sha256)
-        existing = session.execute(_DUPLICATE, {"mailbox_id": route.mailbox_id, "key": key}).first()
+        existing = session.connection().execute(_DUPLICATE, {"mailbox_id": route.mailbox_id, "key": key}).first()
         if existing is not None:
             return Delivery(existing.ticket_id, existing.id, duplicate=True, rule=None)
 
@@ -363,10 +363,11 @@ class Processor:
             sent_at=mail.date,
             created_at=ticket.created_at if created else utcnow(),  # one moment: no second ticket UPDATE
         )
-        message.id, message.public_id = session.execute(_INSERT_MESSAGE, _column_values(message)).one()
+        rows = session.connection()
+        message.id, message.public_id = rows.execute(_INSERT_MESSAGE, _column_values(message)).one()
         if mail.attachments:
-            session.execute(
-                insert(Attachment),
+            rows.execute(
+                insert(Attachment.__table__),
                 [
                     {
                         "message_id": message.id,
@@ -401,13 +402,13 @@ class Processor:
         ids = [i for i in (*mail.in_reply_to, *mail.references) if i][:100]
         if not ids:
             return
-        earlier = session.scalar(_EARLIER_UNPROCESSED, {"ids": ids, "inbound_id": inbound.id})
+        earlier = session.connection().scalar(_EARLIER_UNPROCESSED, {"ids": ids, "inbound_id": inbound.id})
         if earlier is not None:
             raise WaitForEarlier(earlier)
 
     @staticmethod
     def _is_team_member(session: Session, email: str) -> bool:
-        return session.scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
+        return session.connection().scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
 
 
 def held_mailbox(session: Session, mailbox_id: int) -> Mailbox:

@@ -108,7 +108,7 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        sent = session.scalar(_ACKNOWLEDGEMENTS_SINCE, {"requester_id": ticket.requester_id, "since": since})
+        sent = session.connection().scalar(_ACKNOWLEDGEMENTS_SINCE, {"requester_id": ticket.requester_id, "since": since})
         return (sent or 0) < self._settings.ack_limit_per_sender
 
     def _notify_agents(

@@ -4,6 +4,9 @@ Mail processing, the portal and the agent API all change tickets through these f
 so a ticket is numbered, joined and reopened the same way whichever door a message came in.
 Like every ticket operation they are synchronous over an ORM `Session`: the processor runs
 them in its unit of work (`Database.run_write`), async code through `session.run_sync`.
+Statements on the processing path that need no ORM object run as Core on the session's
+connection (`session.connection().execute`): through `Session.execute` each costs about
+three times as much (150 against 50 µs on SQLite).
 """
 
 from __future__ import annotations
@@ -30,12 +33,12 @@ _SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
 
 # Statements built once: building and cache-keying an expression costs more than running it.
 _CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
-_TAKE_NEXT_REF = (
-    update(Mailbox)
-    .where(Mailbox.id == bindparam("mailbox_id"))
-    .values(next_ref=Mailbox.next_ref + 1)
-    .returning(Mailbox.next_ref - 1)
-    .execution_options(synchronize_session=False)  # nothing reads next_ref from the object
+_MAILBOXES = Mailbox.__table__
+_TAKE_NEXT_REF = (  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
+    update(_MAILBOXES)
+    .where(_MAILBOXES.c.id == bindparam("mailbox_id"))
+    .values(next_ref=_MAILBOXES.c.next_ref + 1)
+    .returning(_MAILBOXES.c.next_ref - 1)
 )
 _INSERT_TICKET = insert(Ticket.__table__).returning(Ticket.__table__.c.id)
 _INSERT_PARTICIPANT = insert(TicketParticipant.__table__)
@@ -54,7 +57,7 @@ def contact_for(session: Session, email: str, name: str = "") -> Contact:
     contact = session.scalar(_CONTACT_BY_EMAIL, {"email": email})
     if contact is None:
         values = {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()}
-        session.execute(insert_ignore(_dialect(session), Contact, values, ["email"]))
+        session.connection().execute(insert_ignore(_dialect(session), Contact, values, ["email"]))
         contact = session.execute(_CONTACT_BY_EMAIL, {"email": email}).scalar_one()
     if name and not contact.name:
         contact.name = name[:200]
@@ -65,7 +68,7 @@ def add_participant(
     session: Session, ticket: Ticket, contact: Contact, role: ParticipantRole = ParticipantRole.CC
 ) -> None:
     values = {"ticket_id": ticket.id, "contact_id": contact.id, "role": role, "created_at": utcnow()}
-    session.execute(insert_ignore(_dialect(session), TicketParticipant, values, ["ticket_id", "contact_id"]))
+    session.connection().execute(insert_ignore(_dialect(session), TicketParticipant, values, ["ticket_id", "contact_id"]))
 
 
 def is_participant(session: Session, ticket_id: int, contact_id: int) -> bool:
@@ -81,7 +84,8 @@ def open_ticket(
     session: Session, mailbox: Mailbox, requester: Contact, subject: str, flag: str | None = None
 ) -> Ticket:
     """A new ticket with the mailbox's next reference number."""
-    ref = session.scalar(_TAKE_NEXT_REF, {"mailbox_id": mailbox.id})
+    rows = session.connection()
+    ref = rows.scalar(_TAKE_NEXT_REF, {"mailbox_id": mailbox.id})
     assert ref is not None
     now = utcnow()
     values = {
@@ -97,10 +101,10 @@ def open_ticket(
     }
     # A Core insert, then the row joins the session as a loaded object: the unit of work's
     # flush cost several times the INSERT itself on the processing path.
-    ticket = Ticket(id=session.scalar(_INSERT_TICKET, values), **values)
+    ticket = Ticket(id=rows.scalar(_INSERT_TICKET, values), **values)
     make_transient_to_detached(ticket)
     session.add(ticket)
-    session.execute(
+    rows.execute(
         _INSERT_PARTICIPANT,
         {"ticket_id": ticket.id, "contact_id": requester.id, "role": ParticipantRole.REQUESTER, "created_at": now},
     )
