@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from gateway.agents import works_mailbox
 from gateway.classify import Classification
 from gateway.conversations import ThreadRule
-from gateway.models import Agent, InboundEmail, Message, Ticket
+from gateway.models import Agent, Message, Ticket
 from gateway.notes import add_note
 from gateway.parse import ParsedEmail
 from gateway.quotes import REPLY_MARKER
@@ -58,7 +58,8 @@ def agent_text(mail: ParsedEmail) -> str:
 def deliver_agent_mail(
     session: Session,
     settings: Settings,
-    inbound: InboundEmail,
+    inbound_id: int,
+    envelope_sender: str,
     mail: ParsedEmail,
     verdict: Classification,
     route: Route,
@@ -76,18 +77,18 @@ def deliver_agent_mail(
         agent is None
         or ticket is None
         or not works_mailbox(session, agent, ticket.mailbox_id)
-        or not sent_by(agent, mail, inbound.mail_from)
+        or not sent_by(agent, mail, envelope_sender)
     ):
         log.warning(
             "inbound email %d came to an agent reply address but not from that agent; "
-            "handling it as mail to the mailbox", inbound.id,
+            "handling it as mail to the mailbox", inbound_id,
         )
         return None
     origin: dict[str, Any] = {
         "thread_rule": ThreadRule.REPLY_ADDRESS,
         "dedupe_key": dedupe_key,
         "rfc_message_id": mail.message_id,
-        "inbound_email_id": inbound.id,
+        "inbound_email_id": inbound_id,
     }
     text = agent_text(mail)
     if not verdict.answerable:

@@ -19,7 +19,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
 
 from sqlalchemy import and_, bindparam, insert, or_, select, update
@@ -52,6 +52,16 @@ log = logging.getLogger(__name__)
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
 
+_INBOUND = InboundEmail.__table__
+_RENEW_LEASES = (
+    update(_INBOUND)
+    .where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)), _INBOUND.c.status == InboundStatus.PROCESSING)
+    .values(lease_expires_at=bindparam("lease"))
+    .returning(
+        _INBOUND.c.id, _INBOUND.c.raw, _INBOUND.c.mail_from, _INBOUND.c.rcpt_tos, _INBOUND.c.sha256,
+        _INBOUND.c.attempts,
+    )
+)
 _MESSAGES = Message.__table__
 _INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id)
 _MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
@@ -76,6 +86,18 @@ def dedupe_key(message_id: str | None, raw_sha256: str) -> str:
     if message_id:
         return "mid:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
     return "raw:" + raw_sha256
+
+
+@dataclass(frozen=True, slots=True)
+class Claimed:
+    """A claimed inbound row, as plain values: the processor writes it back with Core UPDATEs."""
+
+    id: int
+    raw: bytes
+    mail_from: str
+    rcpt_tos: list[str]
+    sha256: str
+    attempts: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,23 +235,26 @@ class Processor:
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
         return []
 
-    def _process_one(self, session: Session, inbound: InboundEmail | None) -> str:
+    def _process_one(self, session: Session, inbound: Claimed | None) -> str:
         if inbound is None:
             return "skipped"  # another worker reclaimed and finished it after our lease ran out
         try:
             with session.begin_nested():
-                self._deliver(session, inbound)
-            return inbound.status
-        except WaitForEarlier:
-            session.refresh(inbound)  # the savepoint's rollback expired it
-            _defer(inbound)
+                status, outcome, ticket_id = self._outcome(session, inbound)
+                # All at once, after the message's own rows: one UPDATE of the inbound row.
+                finished = {"outcome": outcome[:4000], "ticket_id": ticket_id, "last_error": None}
+                _update(session, inbound.id, status=status, lease_expires_at=None, next_attempt_at=None, **finished)
+            return status
+        except WaitForEarlier:  # back in the queue without spending an attempt
+            retry_at = utcnow() + timedelta(seconds=0.2)
+            _update(session, inbound.id, status=InboundStatus.PENDING, lease_expires_at=None, next_attempt_at=retry_at,
+                    attempts=inbound.attempts - 1)
             return "deferred"
         except Exception as error:
-            session.refresh(inbound)
-            self._record_failure(inbound, error)
+            self._record_failure(session, inbound, error)
             return InboundStatus.FAILED
 
-    def _still_ours(self, session: Session, ids: list[int]) -> dict[int, InboundEmail]:
+    def _still_ours(self, session: Session, ids: list[int]) -> dict[int, Claimed]:
         """Renew the leases of rows still in processing, as the transaction's first statement.
 
         Being a write, it locks the rows (PostgreSQL) or the database (SQLite, whose plain
@@ -238,36 +263,25 @@ class Processor:
         the rows that are still ours, by id.
         """
         lease = utcnow() + timedelta(seconds=self._settings.process_lease_seconds)
-        renewed = session.scalars(
-            update(InboundEmail)
-            .where(InboundEmail.id.in_(ids), InboundEmail.status == InboundStatus.PROCESSING)
-            .values(lease_expires_at=lease)
-            .returning(InboundEmail),
-            execution_options={"synchronize_session": False},
-        )
-        return {inbound.id: inbound for inbound in renewed}
+        renewed = session.connection().execute(_RENEW_LEASES, {"ids": ids, "lease": lease})
+        return {row.id: Claimed(*row) for row in renewed}
 
-    def _record_failure(self, inbound: InboundEmail, error: Exception) -> None:
+    def _record_failure(self, session: Session, inbound: Claimed, error: Exception) -> None:
         log.warning("processing inbound email %d failed: %r", inbound.id, error)
-        inbound.status = InboundStatus.FAILED
-        inbound.last_error = f"{type(error).__name__}: {error}"[:4000]
-        inbound.lease_expires_at = None
         if isinstance(error, IntegrityError):
             # A concurrent worker stored the same message; the retry sees it as a duplicate.
-            inbound.next_attempt_at = utcnow()
+            retry_at: datetime | None = utcnow()
         elif inbound.attempts >= self._settings.process_max_attempts:
-            inbound.next_attempt_at = None
+            retry_at = None
         else:
             delay = self._settings.process_retry_base_seconds * 2 ** (inbound.attempts - 1)
-            inbound.next_attempt_at = utcnow() + timedelta(seconds=delay)
+            retry_at = utcnow() + timedelta(seconds=delay)
+        last_error = f"{type(error).__name__}: {error}"[:4000]
+        _update(session, inbound.id, status=InboundStatus.FAILED, lease_expires_at=None, next_attempt_at=retry_at,
+                last_error=last_error)
 
-    def _deliver(self, session: Session, inbound: InboundEmail) -> None:
-        status, outcome = self._outcome(session, inbound)
-        # All at once, after the message's own rows: one UPDATE of the inbound row.
-        inbound.status, inbound.outcome = status, outcome[:4000]
-        inbound.lease_expires_at = inbound.last_error = inbound.next_attempt_at = None
-
-    def _outcome(self, session: Session, inbound: InboundEmail) -> tuple[InboundStatus, str]:
+    def _outcome(self, session: Session, inbound: Claimed) -> tuple[InboundStatus, str, int | None]:
+        """The row's new status, the outcome note and the ticket it went to."""
         mail = parse_email(inbound.raw)
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
         routes: dict[int, Route] = {}
@@ -276,21 +290,21 @@ class Processor:
             if route is not None:
                 routes.setdefault(route.mailbox_id, route)
         if not routes:
-            return InboundStatus.BOUNCED, "no recipient is a mailbox any more"
+            return InboundStatus.BOUNCED, "no recipient is a mailbox any more", None
         if verdict.kind is MailKind.LOOP:
-            return InboundStatus.IGNORED, "mail loop: " + "; ".join(verdict.reasons)
+            return InboundStatus.IGNORED, "mail loop: " + "; ".join(verdict.reasons), None
         deliveries = [self._deliver_to(session, inbound, mail, verdict, r) for r in routes.values()]
         stored = [d for d in deliveries if not d.duplicate]
-        inbound.ticket_id = next((d.ticket_id for d in deliveries if d.ticket_id), None)
+        ticket_id = next((d.ticket_id for d in deliveries if d.ticket_id), None)
         if not stored:
-            return InboundStatus.IGNORED, "duplicate of a message already on the ticket"
+            return InboundStatus.IGNORED, "duplicate of a message already on the ticket", ticket_id
         notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
-        return InboundStatus.DELIVERED, "; ".join(notes)
+        return InboundStatus.DELIVERED, "; ".join(notes), ticket_id
 
     def _deliver_to(
         self,
         session: Session,
-        inbound: InboundEmail,
+        inbound: Claimed,
         mail: ParsedEmail,
         verdict: Classification,
         route: Route,
@@ -303,7 +317,7 @@ class Processor:
         # Issue #6: mail on a signed agent address is the agent's reply when it is really theirs;
         # otherwise it continues below as mail to the plain mailbox address.
         if route.reply is not None and route.reply.kind == "a":
-            action = deliver_agent_mail(session, self._settings, inbound, mail, verdict, route, key)
+            action = deliver_agent_mail(session, self._settings, inbound.id, inbound.mail_from, mail, verdict, route, key)
             if action is not None:
                 return Delivery(action.ticket_id, action.id, duplicate=False, rule=ThreadRule.REPLY_ADDRESS)
             route = Route(route.mailbox_id, route.mailbox_address, None)
@@ -382,7 +396,8 @@ class Processor:
                     for a in mail.attachments
                 ],
             )
-        ticket.last_activity_at = message.created_at
+        if not created:  # a new ticket's row already says so: nothing for the ORM to flush
+            ticket.last_activity_at = message.created_at
 
         if created:
             self._events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
@@ -393,7 +408,7 @@ class Processor:
         return Delivery(ticket.id, message.id, duplicate=False, rule=rule)
 
     @staticmethod
-    def _wait_for_earlier(session: Session, inbound: InboundEmail, mail: ParsedEmail) -> None:
+    def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> None:
         """Raise WaitForEarlier when a message this one replies to is still being processed.
 
         With several workers a reply can be claimed while its parent is still in another
@@ -411,6 +426,10 @@ class Processor:
         return session.connection().scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
 
 
+def _update(session: Session, inbound_id: int, **values: object) -> None:
+    session.connection().execute(update(_INBOUND).where(_INBOUND.c.id == inbound_id).values(**values))
+
+
 def held_mailbox(session: Session, mailbox_id: int) -> Mailbox:
     """The mailbox, held for the rest of the transaction (the identity map holds only weakly,
     so each message would load it again)."""
@@ -423,11 +442,3 @@ def held_mailbox(session: Session, mailbox_id: int) -> Mailbox:
 
 def _column_values(message: Message) -> dict[str, object]:
     return {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
-
-
-def _defer(inbound: InboundEmail) -> None:
-    """Put the row back without spending an attempt."""
-    inbound.status = InboundStatus.PENDING
-    inbound.attempts -= 1
-    inbound.lease_expires_at = None
-    inbound.next_attempt_at = utcnow() + timedelta(seconds=0.2)
