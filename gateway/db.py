@@ -12,7 +12,8 @@ and an indexed read takes microseconds. On PostgreSQL the same function runs on 
 async connection through `run_sync`. Writes stay on the async engine, where they may wait
 for locks and fsync: `async with db.write() as session` is one write transaction, and on
 SQLite such transactions take turns in asyncio instead of colliding on the file's write
-lock and sleeping in SQLite's busy handler. A hot write path is a synchronous unit instead,
+lock and sleeping in SQLite's busy handler. A hot write path (the processor's transactions,
+the link exchange) is a synchronous unit instead,
 `await db.run_write(work)` where `work` takes an ORM `Session`: on SQLite it runs on a
 writer thread, in one hop (through aiosqlite every cursor, fetch and close would be a hop
 of its own) and sharing its commit with the units that queued meanwhile (`SqliteWriter`);
@@ -114,7 +115,7 @@ class SqliteWriter:
         event.listen(self.engine, "connect", sqlite_pragmas)
         event.listen(self.engine, "connect", _driver_autocommit)
         event.listen(self.engine, "begin", _begin_immediate)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="portal-writer")
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._lock = threading.Lock()
         self._pending: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
 
