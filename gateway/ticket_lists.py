@@ -5,17 +5,19 @@ activity. Activity and the unread marker come from the customer's thread only, s
 internal note never moves a ticket up or marks it unread; a ticket is unread when someone
 else wrote in it after the contact last opened it. Lists come a page at a time. These are
 reads for `Database.read`: each takes a synchronous Connection, and the statements are
-built once (fixed lists as plain comparisons, so they compile once), so a page costs one
-query; its row count and unread markers come with it.
+built once (fixed lists as plain comparisons, so they compile once). A page costs one
+query, unread markers included; it asks for one row more than it shows, so only a list
+that runs past its first page needs a second query, a count, for the pager. (A window
+`count(*) OVER ()` in the page's query cost SQLite more than the rest of the query.)
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, case, func, or_, select
 
 from gateway.accounts import shared_requesters
 from gateway.models import Contact, Message, Ticket, TicketParticipant, TicketRead, TicketStatus
@@ -54,25 +56,31 @@ class TicketPage:
         return [row.subject for row in self.rows if row.status in STATUS_FILTERS["open"]][:5]
 
 
-def _listing() -> Select[Any]:
-    """Tickets with activity, unread marker and requester, for the contact `:contact_id`."""
+class Listing(NamedTuple):
+    """The statements of one list: a page of its rows, and how many rows it has in all."""
+
+    rows: Select[Any]
+    count: Select[tuple[int]]
+
+
+def _listing(*conditions: ColumnElement[bool]) -> Listing:
+    """Tickets meeting `conditions`, with activity, unread marker and requester, for `:contact_id`."""
     viewer = bindparam("contact_id")
     is_open = or_(*(Ticket.status == str(status) for status in OPEN_STATUSES))
     thread = and_(Message.ticket_id == Ticket.id, customer_visible())
     latest = select(func.max(Message.created_at)).where(thread).scalar_subquery()
-    last_other_at = (
-        select(func.max(Message.created_at))
-        .where(thread, Message.author_contact_id.is_distinct_from(viewer))
-        .scalar_subquery()
-    )
     last = func.coalesce(latest, Ticket.created_at).label("last_at")
-    read_at = (
-        select(TicketRead.read_at)
-        .where(TicketRead.ticket_id == Ticket.id, TicketRead.contact_id == viewer)
-        .scalar_subquery()
+    # Unread: someone else wrote after the contact last opened it (one probe, not two maxima).
+    unread = (
+        select(Message.id)
+        .where(
+            thread,
+            Message.author_contact_id.is_distinct_from(viewer),
+            or_(TicketRead.read_at.is_(None), Message.created_at > TicketRead.read_at),
+        )
+        .exists()
     )
-    unread = and_(last_other_at.is_not(None), or_(read_at.is_(None), last_other_at > read_at))
-    return (
+    rows = (
         select(
             Ticket.public_id,
             Ticket.ref,
@@ -82,38 +90,47 @@ def _listing() -> Select[Any]:
             unread.label("unread"),
             Contact.name,
             Contact.email,
-            func.count().over().label("total"),
         )
         .join(Contact, Contact.id == Ticket.requester_id)
+        .outerjoin(TicketRead, and_(TicketRead.ticket_id == Ticket.id, TicketRead.contact_id == viewer))
+        .where(*conditions)
         .order_by(case((is_open, 0), else_=1), last.desc(), Ticket.id.desc())
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
+    return Listing(rows, select(func.count()).select_from(Ticket).where(*conditions))
+
+
+def _status_in(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
+    return [] if statuses is None else [or_(*(Ticket.status == status for status in statuses))]
 
 
 _TAKING_PART = select(TicketParticipant.ticket_id).where(TicketParticipant.contact_id == bindparam("contact_id"))
 _OWN = {
-    status: _listing().where(
-        Ticket.id.in_(_TAKING_PART), *([] if statuses is None else [or_(*(Ticket.status == s for s in statuses))])
-    )
-    for status, statuses in STATUS_FILTERS.items()
+    status: _listing(Ticket.id.in_(_TAKING_PART), *_status_in(statuses)) for status, statuses in STATUS_FILTERS.items()
 }
-_SHARED = _listing().where(
+_SHARED = _listing(
     Ticket.requester_id.in_(shared_requesters(bindparam("account_ids", expanding=True))),
     Ticket.id.not_in(_TAKING_PART),
 )
-def _page(connection: Connection, query: Select[Any], values: dict[str, Any], page: int, per_page: int) -> TicketPage:
+
+
+def _page(connection: Connection, listing: Listing, values: dict[str, Any], page: int, per_page: int) -> TicketPage:
     page = max(1, page)
-    found = connection.execute(query, {**values, "limit": per_page, "offset": (page - 1) * per_page}).all()
-    if not found and page > 1:  # past the end: show the last page
-        first = _page(connection, query, values, 1, per_page)
-        return first if first.pages == 1 else _page(connection, query, values, first.pages, per_page)
-    total = found[0].total if found else 0
+    window = {**values, "limit": per_page + 1, "offset": (page - 1) * per_page}
+    found = connection.execute(listing.rows, window).all()
     rows = [
         TicketRow(public_id, ref, subject, status, last_at, bool(unread), name or email)
-        for public_id, ref, subject, status, last_at, unread, name, email, _ in found
+        for public_id, ref, subject, status, last_at, unread, name, email in found[:per_page]
     ]
-    return TicketPage(rows, page, max(1, -(-total // per_page)), total)
+    if page == 1 and len(found) <= per_page:
+        total = len(rows)  # the whole list is on this page
+    else:
+        total = connection.execute(listing.count, values).scalar_one()
+    pages = max(1, -(-total // per_page))
+    if not rows and page > 1:  # past the end: show the last page
+        return _page(connection, listing, values, pages, per_page)
+    return TicketPage(rows, page, pages, total)
 
 
 def own_tickets(

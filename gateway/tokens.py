@@ -153,9 +153,8 @@ def _token_match(key_ids: tuple[str, ...]) -> ColumnElement[bool]:
 
     Built once per set of keys, so its statements compile once into the statement cache.
     """
-    pairs = [
-        and_(MagicLink.token_hmac == bindparam(f"digest_{n}"), MagicLink.key_id == kid) for n, kid in enumerate(key_ids)
-    ]
+    column = MagicLink.__table__.c
+    pairs = [and_(column.token_hmac == bindparam(f"digest_{n}"), column.key_id == kid) for n, kid in enumerate(key_ids)]
     return or_(*pairs)
 
 
@@ -174,14 +173,18 @@ def _by_token(key_ids: tuple[str, ...]) -> Select[tuple[MagicLink]]:
 
 @functools.cache
 def _consuming(key_ids: tuple[str, ...] | None) -> Update:
-    """The atomic use of a link: by token (under these keys), or by `:link_id` when None."""
-    condition = MagicLink.id == bindparam("link_id") if key_ids is None else _token_match(key_ids)
+    """The atomic use of a link: by token (under these keys), or by `:link_id` when None.
+
+    Plain Core on the table's columns (ORM attributes would send it down the ORM's bulk-update
+    path, which cost more than the UPDATE itself).
+    """
+    table = MagicLink.__table__
+    condition = table.c.id == bindparam("link_id") if key_ids is None else _token_match(key_ids)
     return (
-        update(MagicLink)
-        .where(condition, MagicLink.consumed_at.is_(None), MagicLink.expires_at > bindparam("now"))
+        update(table)
+        .where(condition, table.c.consumed_at.is_(None), table.c.expires_at > bindparam("now"))
         .values(consumed_at=bindparam("now"))
-        .returning(MagicLink)
-        .execution_options(synchronize_session=False, populate_existing=True)
+        .returning(*table.columns)
     )
 
 
@@ -262,7 +265,9 @@ async def verify_link(
 
 
 def _consume(session: Session, statement: Update, values: dict[str, Any]) -> MagicLink | None:
-    return session.execute(statement, values).scalars().first()
+    """The link the UPDATE used up, as a transient MagicLink (never add it to a session), or None."""
+    row = session.execute(statement, values).first()
+    return None if row is None else MagicLink(**row._mapping)
 
 
 def consume_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> LinkCheck:

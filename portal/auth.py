@@ -4,10 +4,11 @@
 be used, a friendly page), so mail scanners that fetch links burn nothing; `HEAD` answers
 200 without even a lookup. `POST /l/{token}` (CSRF-checked) consumes the link atomically,
 starts a fresh session and redirects to the link's ticket or stored local path; the
-success path is one unit of work (`Database.run_write`), one hop on SQLite. An expired,
-used or burned link gets a page with one button, "Email me a new link", which posts to
-`/l/{token}/resend` and mails a fresh sign-in link to the address on file of the contact
-the old link belonged to, never to an address typed anywhere. Failures count
+success path is one unit of work (`Database.run_write`), one hop on SQLite, of plain Core
+statements (use the link, insert the session and two audit events; no ORM flush). An
+expired, used or burned link gets a page with one button, "Email me a new link", which
+posts to `/l/{token}/resend` and mails a fresh sign-in link to the address on file of the
+contact the old link belonged to, never to an address typed anywhere. Failures count
 against the client IP's rate limit; every outcome is audited; tokens stay out of logs.
 """
 
@@ -19,7 +20,7 @@ from functools import partial
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from gateway.audit import audit_event, record
+from gateway.audit import record, write_event
 from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
 from gateway.ratelimit import check, failure_rules, hit, mail_rules
@@ -97,11 +98,15 @@ def _exchange(session: Session, request: web.Request, token: str) -> tuple[LinkC
     link = outcome.link
     if not outcome.ok or link is None:
         return outcome, None
-    contact = session.get_one(Contact, link.contact_id)
-    start_session(session, request, contact, method="link")
+    start_session(session, request, link.contact_id, method="link")
     detail = {"link_id": link.id, "purpose": link.purpose}
-    session.add(
-        audit_event("link.exchanged", contact=contact, ticket_id=link.ticket_id, detail=detail, **audit_context(request))
+    write_event(
+        session,
+        "link.exchanged",
+        contact_id=link.contact_id,
+        ticket_id=link.ticket_id,
+        detail=detail,
+        **audit_context(request),
     )
     return outcome, return_path_for(session, link)
 

@@ -13,6 +13,7 @@ from datetime import datetime
 
 from gateway.models import utcnow
 
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 STATUS_LABELS = {
     "open": "Open",
     "pending": "Waiting for your reply",
@@ -27,8 +28,15 @@ SYSTEMS = (
 )  # fmt: skip
 
 
+def _day_month(moment: datetime) -> str:
+    """`3 Nov`: English month names whatever the server's locale (strftime's %b follows it)."""
+    return f"{moment.day} {MONTHS[moment.month - 1]}"
+
+
 def when(moment: datetime | None) -> str:
-    return "" if moment is None else moment.strftime("%-d %b %Y, %H:%M UTC")
+    if moment is None:
+        return ""
+    return f"{_day_month(moment)} {moment.year}, {moment.hour:02d}:{moment.minute:02d} UTC"
 
 
 def ago(moment: datetime | None, now: datetime | None = None) -> str:
@@ -41,7 +49,7 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
         if seconds >= size:
             count = seconds // size
             if unit == "day" and count > 6:
-                return moment.strftime("%-d %b" if count < 300 else "%-d %b %Y")
+                return _day_month(moment) if count < 300 else f"{_day_month(moment)} {moment.year}"
             return f"{count} {unit}{'' if count == 1 else 's'} ago"
     return "just now"
 

@@ -1,61 +1,65 @@
-"""The ticket list's rows as the page shows them: link, words and times worked out once.
+"""The ticket list's rows as HTML: each row built once in Python, its values escaped going in.
 
-`listed(page, url)` turns a `TicketPage` of `gateway.ticket_lists` into rows whose every
-field is ready to print, so the template makes no calls per row (a call from a Jinja
-template costs several times a Python call, and the list has twenty rows).
+`listed(page, url, show_requester=...)` turns a `TicketPage` of `gateway.ticket_lists` into
+a `ListedPage` whose `rows` is the list's `<li>` elements as one `Markup` string, ready for
+`tickets.html` to print inside its `<ul class="ticket-list">`. Every value from the
+database (subject, requester, link, status) goes through `markupsafe.escape`; the times
+are made here from datetimes and hold no markup. Twenty rows through Jinja cost as much
+as the rest of the page (an attribute lookup, an escape and a generator step per value,
+about ten values a row); one f-string per row costs a fraction of that, which is why this
+one piece of markup lives in Python rather than in a template. (The escaped values enter
+the f-string as plain `str`: formatting a `Markup` value costs several times more.)
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup, escape
 
 from gateway.models import utcnow
-from gateway.ticket_lists import TicketPage
+from gateway.ticket_lists import TicketPage, TicketRow
 from portal.formatting import ago, status_label, when
 
-
-@dataclass(frozen=True, slots=True)
-class ListedTicket:
-    """One ticket of the list, every field ready to print."""
-
-    href: str
-    ref: int
-    subject: str
-    status: str
-    status_label: str
-    unread: bool
-    requester: str
-    updated_iso: str
-    updated_exact: str
-    updated_ago: str
+UNREAD_MARK = '<span class="unread-dot" title="New reply"></span><span class="visually-hidden">New reply: </span> '
 
 
 @dataclass(frozen=True, slots=True)
 class ListedPage:
-    """A page of listed tickets and where it sits among the pages (for the pager)."""
+    """A page of the list as HTML rows (empty when there are none) and its place among the pages."""
 
-    rows: list[ListedTicket]
+    rows: Markup
     page: int
     pages: int
 
 
-def listed(page: TicketPage, url: Callable[..., str]) -> ListedPage:
-    """`page` as the template prints it; `url` is the templates' route-name link builder."""
+@functools.lru_cache(maxsize=64)
+def _status_badge(status: str) -> str:
+    """The status badge of a row (a handful of statuses, so each is built once)."""
+    return f'<span class="status status-{escape(status)!s}">{escape(status_label(status))!s}</span>'
+
+
+def _row(row: TicketRow, href: str, now: datetime, show_requester: bool) -> str:
+    moment = row.last_activity_at
+    unread = row.unread
+    requester = f" · opened by {escape(row.requester)!s}" if show_requester else ""
+    return (
+        f'<li class="ticket-row{" is-unread" if unread else ""}"><a class="ticket-link" href="{escape(href)!s}">'
+        f'<span class="ticket-main"><span class="ticket-subject">{UNREAD_MARK if unread else ""}'
+        f'{escape(row.subject)!s}</span><span class="ticket-meta">#{row.ref}{requester} · updated '
+        f'<time datetime="{moment.isoformat()}" title="{when(moment)}">{ago(moment, now)}</time></span></span>'
+        f"{_status_badge(row.status)}</a></li>\n"
+    )
+
+
+def listed(page: TicketPage, url: Callable[..., str], *, show_requester: bool = False) -> ListedPage:
+    """`page` as the template prints it; `url` is the templates' route-name link builder.
+
+    `show_requester` adds "opened by …" to each row (tickets shared by colleagues).
+    """
     now = utcnow()
-    rows = [
-        ListedTicket(
-            href=url("ticket", public_id=row.public_id),
-            ref=row.ref,
-            subject=row.subject,
-            status=row.status,
-            status_label=status_label(row.status),
-            unread=row.unread,
-            requester=row.requester,
-            updated_iso=row.last_activity_at.isoformat(),
-            updated_exact=when(row.last_activity_at),
-            updated_ago=ago(row.last_activity_at, now),
-        )
-        for row in page.rows
-    ]
-    return ListedPage(rows, page.page, page.pages)
+    html = "".join(_row(row, url("ticket", public_id=row.public_id), now, show_requester) for row in page.rows)
+    return ListedPage(Markup(html), page.page, page.pages)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote, urlsplit
 
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.models import MagicLink, Ticket
@@ -20,6 +21,7 @@ from gateway.models import MagicLink, Ticket
 TICKET_LIST = "/tickets"
 MAX_LENGTH = 2000
 _DECODE_LAYERS = 4
+_TICKET_PUBLIC_ID = select(Ticket.__table__.c.public_id).where(Ticket.__table__.c.id == bindparam("ticket_id"))
 
 
 def _looks_local(path: str, *, raw: bool) -> bool:
@@ -54,14 +56,10 @@ def return_path_or_list(value: object) -> str:
     return safe_return_path(value) or TICKET_LIST
 
 
-def ticket_path(ticket: Ticket) -> str:
-    return f"/tickets/{ticket.public_id}"
-
-
 def return_path_for(session: Session, link: MagicLink) -> str:
     """The page a consumed link leads to: its ticket, its stored path, or the ticket list."""
     if link.ticket_id is not None:
-        ticket = session.get(Ticket, link.ticket_id)
-        if ticket is not None:
-            return ticket_path(ticket)
+        public_id = session.scalar(_TICKET_PUBLIC_ID, {"ticket_id": link.ticket_id})
+        if public_id is not None:
+            return f"/tickets/{public_id}"
     return return_path_or_list(link.return_path)

@@ -8,6 +8,12 @@ redirects visitors to `/login?next=<this page>` and returns the Contact otherwis
         contact = await require_contact(request)
         ...
 
+A view that reads more can look the session up in its own read, `load_session(connection,
+request)` inside `db.read(...)`, and still call `require_contact` afterwards (which then
+costs no query). The session is looked up once per request, with its contact, in one
+statement; both come back as detached objects built without the ORM's per-attribute
+constructor.
+
 The cookie (`__Host-wicket` over https, `wicket` on plain-http development; HttpOnly,
 SameSite=Lax, Path=/) holds 256 random bits; the `portal_session` row holds only their
 SHA-256. A session ends after `session_idle_minutes` without a request, after
@@ -16,7 +22,8 @@ or a password change. `start_session` (synchronous, run in the caller's transact
 rotates: the browser's previous session is revoked and a fresh id issued; raise the
 redirect after that transaction commits (cookie changes are written by `apply_cookies` as
 the response is prepared, so a raised redirect carries them). Views that audit pass
-`**audit_context(request)` (client IP, user agent) to `gateway.audit.record`.
+`**audit_context(request)` (client IP, user agent) to `gateway.audit.record` (or, in a
+synchronous unit of work, `gateway.audit.write_event`).
 """
 
 from __future__ import annotations
@@ -25,18 +32,18 @@ import hashlib
 import ipaddress
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from functools import partial
 from http.cookies import SimpleCookie
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
-from sqlalchemy import Column, Connection, Row, bindparam, select, update
+from sqlalchemy import Connection, bindparam, insert, inspect, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, make_transient_to_detached
 from yarl import URL
 
-from gateway.audit import audit_event, record
+from gateway.audit import record, write_event
 from gateway.models import Contact, PortalSession, utcnow
 from gateway.settings import Settings
 from portal import keys
@@ -45,6 +52,8 @@ TOUCH_AFTER = timedelta(minutes=1)
 M = TypeVar("M", PortalSession, Contact)
 _SESSION_COLUMNS = tuple(PortalSession.__table__.columns)
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
+_SESSION_KEYS = tuple(column.key for column in _SESSION_COLUMNS)
+_CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
 _SIGNED_IN = (
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
@@ -55,6 +64,13 @@ _SIGNED_IN = (
         PortalSession.last_seen_at > bindparam("seen_after"),
     )
 )
+_SESSIONS = PortalSession.__table__  # sign-in writes plain Core on the table: no ORM flush
+_INSERT = insert(_SESSIONS).returning(_SESSIONS.c.id)
+_REVOKE = (
+    update(_SESSIONS)
+    .where(_SESSIONS.c.id_hash == bindparam("previous"), _SESSIONS.c.revoked_at.is_(None))
+    .values(revoked_at=bindparam("now"))
+)
 
 
 @dataclass(slots=True)
@@ -64,6 +80,7 @@ class SessionState:
     loaded: bool = False
     row: PortalSession | None = None
     contact: Contact | None = None
+    touch_due: bool = False
     new_cookie: str | None = None
     clear_cookie: bool = False
 
@@ -111,15 +128,48 @@ def _state(request: web.Request) -> SessionState:
     return state
 
 
-def _signed_in(connection: Connection, id_hash: str, now: datetime, idle: timedelta) -> Row[Any] | None:
-    return connection.execute(_SIGNED_IN, {"id_hash": id_hash, "now": now, "seen_after": now - idle}).first()
-
-
-def _detached(model: type[M], row: Row[Any], columns: tuple[Column[Any], ...]) -> M:
-    """An instance of `model` from `columns` of `row`, detached: it reads like a loaded object."""
-    instance = model(**{column.key: row._mapping[column] for column in columns})
+def _detached(model: type[M], names: tuple[str, ...], values: tuple[Any, ...]) -> M:
+    """An instance of `model` holding `values`, detached: built as the ORM's loader builds one."""
+    instance = inspect(model).class_manager.new_instance()
+    instance.__dict__.update(zip(names, values))
     make_transient_to_detached(instance)
     return instance
+
+
+def _session_id(request: web.Request, state: SessionState) -> str | None:
+    """The browser's session id: the one just issued, else the cookie's."""
+    return state.new_cookie or request.cookies.get(cookie_name(request.app[keys.SETTINGS]))
+
+
+def load_session(connection: Connection, request: web.Request) -> Contact | None:
+    """Look this request's session up on `connection` (once per request); its contact or None.
+
+    For `Database.read`; `current_session` and `require_contact` then use what it found.
+    """
+    state = _state(request)
+    if state.loaded:
+        return state.contact
+    state.loaded = True
+    session_id = _session_id(request, state)
+    if not session_id:
+        return None
+    settings = request.app[keys.SETTINGS]
+    now = utcnow()
+    values = {
+        "id_hash": hash_session_id(session_id),
+        "now": now,
+        "seen_after": now - timedelta(minutes=settings.session_idle_minutes),
+    }
+    found = connection.execute(_SIGNED_IN, values).first()
+    if found is None:
+        state.clear_cookie = True
+        return None
+    columns = tuple(found)
+    split = len(_SESSION_KEYS)
+    state.row = _detached(PortalSession, _SESSION_KEYS, columns[:split])
+    state.contact = _detached(Contact, _CONTACT_KEYS, columns[split:])
+    state.touch_due = now - state.row.last_seen_at > TOUCH_AFTER
+    return state.contact
 
 
 async def current_session(request: web.Request) -> PortalSession | None:
@@ -130,23 +180,14 @@ async def current_session(request: web.Request) -> PortalSession | None:
     page view writes nothing.
     """
     state = _state(request)
-    if state.loaded:
-        return state.row
-    state.loaded = True
-    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
-    session_id = request.cookies.get(cookie_name(settings))
-    if not session_id:
-        return None
-    now = utcnow()
-    idle = timedelta(minutes=settings.session_idle_minutes)
-    found = await db.read(partial(_signed_in, id_hash=hash_session_id(session_id), now=now, idle=idle))
-    if found is None:
-        state.clear_cookie = True
-        return None
-    state.row = _detached(PortalSession, found, _SESSION_COLUMNS)
-    state.contact = _detached(Contact, found, _CONTACT_COLUMNS)
-    if now - state.row.last_seen_at > TOUCH_AFTER:
-        async with db.sessions.begin() as db_session:  # not db.write(): this may run inside one
+    if not state.loaded:
+        if _session_id(request, state):
+            await request.app[keys.DB].read(partial(load_session, request=request))
+        state.loaded = True
+    if state.touch_due and state.row is not None:
+        state.touch_due = False
+        now = utcnow()
+        async with request.app[keys.DB].sessions.begin() as db_session:  # not db.write(): this may run inside one
             await db_session.execute(
                 update(PortalSession).where(PortalSession.id == state.row.id).values(last_seen_at=now)
             )
@@ -168,40 +209,35 @@ async def require_contact(request: web.Request) -> Contact:
     return contact
 
 
-def start_session(db_session: Session, request: web.Request, contact: Contact, *, method: str) -> PortalSession:
-    """Sign `contact` in on this browser (in the caller's transaction), rotating the session id.
+def start_session(db_session: Session, request: web.Request, contact_id: int, *, method: str) -> None:
+    """Sign the contact in on this browser (in the caller's transaction), rotating the session id.
 
     Synchronous, for `Database.run_write`; in an async transaction
-    `await session.run_sync(start_session, request, contact, method=…)`.
+    `await session.run_sync(start_session, request, contact.id, method=…)`. Core statements
+    (no ORM flush); the rest of the request sees the new session, looked up if asked for.
     """
     settings = request.app[keys.SETTINGS]
     now = utcnow()
-    state = _state(request)
     previous = request.cookies.get(cookie_name(settings))
     if previous:
-        db_session.execute(
-            update(PortalSession)
-            .where(PortalSession.id_hash == hash_session_id(previous), PortalSession.revoked_at.is_(None))
-            .values(revoked_at=now)
-        )
+        db_session.execute(_REVOKE, {"previous": hash_session_id(previous), "now": now})
     session_id = secrets.token_urlsafe(32)
-    row = PortalSession(
-        id_hash=hash_session_id(session_id),
-        contact_id=contact.id,
-        method=method,
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now + timedelta(days=settings.session_absolute_days),
-        ip=client_ip(request)[:64],
-        user_agent=user_agent(request),
-    )
-    db_session.add(row)
-    db_session.flush()
-    detail = {"method": method, "session": row.id}
-    db_session.add(audit_event("session.started", contact=contact, detail=detail, **audit_context(request)))
-    state.loaded, state.row, state.contact = True, row, contact
+    values = {
+        "id_hash": hash_session_id(session_id),
+        "contact_id": contact_id,
+        "method": method,
+        "created_at": now,
+        "last_seen_at": now,
+        "expires_at": now + timedelta(days=settings.session_absolute_days),
+        "ip": client_ip(request)[:64],
+        "user_agent": user_agent(request),
+    }
+    row_id = db_session.execute(_INSERT, values).scalar_one()
+    detail = {"method": method, "session": row_id}
+    write_event(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
+    state = _state(request)
+    state.loaded, state.row, state.contact, state.touch_due = False, None, None, False
     state.new_cookie, state.clear_cookie = session_id, False
-    return row
 
 
 async def end_session(request: web.Request, db_session: AsyncSession, *, audit: bool = True) -> bool:

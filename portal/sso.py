@@ -148,7 +148,7 @@ async def sso_jwt(request: web.Request) -> web.StreamResponse:
             reason = "jti already used"
         elif handoff is not None:
             contact = await session.run_sync(contact_for, handoff.email, handoff.name)
-            await session.run_sync(start_session, request, contact, method="sso")
+            await session.run_sync(start_session, request, contact.id, method="sso")
             await record(session, "sso.signin", contact=contact, **audit_context(request))
             target = return_path_or_list(handoff.return_to)
         if reason is not None:

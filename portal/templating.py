@@ -13,7 +13,7 @@ renders even while the database is down.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import aiohttp_jinja2
@@ -37,15 +37,19 @@ def url_builder(router: web.UrlDispatcher) -> Callable[..., str]:
     those under SECRET_PATHS, whose parts hold a token and are never kept.
     """
 
-    @functools.lru_cache(maxsize=4096)
-    def remembered(name: str, parts: tuple[tuple[str, str], ...]) -> str:
-        return str(router[name].url_for(**dict(parts)))
+    @functools.cache
+    def is_secret(name: str) -> bool:
+        return router[name].canonical.startswith(SECRET_PATHS)
+
+    def build(name: str, parts: Iterable[tuple[str, object]]) -> str:
+        return str(router[name].url_for(**{key: str(value) for key, value in parts}))
+
+    remembered = functools.lru_cache(maxsize=4096)(build)
 
     def url(name: str, **parts: object) -> str:
-        values = tuple((key, str(value)) for key, value in parts.items())
-        if router[name].canonical.startswith(SECRET_PATHS):
-            return str(router[name].url_for(**dict(values)))
-        return remembered(name, values)
+        if is_secret(name):
+            return build(name, parts.items())
+        return remembered(name, tuple(parts.items()))
 
     return url
 
@@ -73,7 +77,7 @@ def setup_templates(app: web.Application) -> None:
 
 
 def _csrf_field(token: str) -> Markup:
-    return Markup('<input type="hidden" name="csrf_token" value="{}">').format(escape(token))
+    return Markup(f'<input type="hidden" name="csrf_token" value="{escape(token)!s}">')
 
 
 async def page_context(request: web.Request) -> dict[str, Any]:

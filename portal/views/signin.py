@@ -129,7 +129,7 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
         outcome = await consume_code(session, settings, contact, _text(form, "code"))
         if outcome.ok and outcome.link is not None and contact is not None:
             link = outcome.link
-            await session.run_sync(start_session, request, contact, method="code")
+            await session.run_sync(start_session, request, contact.id, method="code")
             await record(
                 session,
                 "code.attempt",
@@ -171,7 +171,7 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
                 select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact.id)
             )
         if await verify_password(stored, _text(form, "password")) and contact is not None:
-            await session.run_sync(start_session, request, contact, method="password")
+            await session.run_sync(start_session, request, contact.id, method="password")
             await record(session, "password.signin", contact=contact, **audit_context(request))
             target = next_path or TICKET_LIST
         else:

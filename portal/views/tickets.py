@@ -12,6 +12,7 @@ and signed-in contacts to /tickets.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 import aiohttp_jinja2
@@ -26,7 +27,7 @@ from gateway.ticket_access import TicketAccess, customer_thread, mark_read, tick
 from gateway.ticket_lists import STATUS_FILTERS, own_tickets, shared_tickets
 from portal import keys
 from portal.listing import listed
-from portal.sessions import audit_context, current_contact, require_contact
+from portal.sessions import audit_context, current_contact, load_session, require_contact
 from portal.suggestions import suggestions_for
 from portal.templating import render
 from portal.thread import present_thread
@@ -49,8 +50,13 @@ async def home(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(request.app.router["tickets" if signed_in else "login"].url_for())
 
 
-def _listing(connection: Connection, contact: Contact, page: int, shared_page: int, status: str) -> dict[str, Any]:
-    """What the ticket list shows, read in one go."""
+def _listing(
+    connection: Connection, request: web.Request, page: int, shared_page: int, status: str
+) -> dict[str, Any] | None:
+    """What the ticket list shows, read in one go with the session lookup; None for a visitor."""
+    contact = load_session(connection, request)
+    if contact is None:
+        return None
     accounts = sharing_accounts(connection, contact)
     return {
         "mine": own_tickets(connection, contact.id, status=status, page=page),
@@ -61,14 +67,16 @@ def _listing(connection: Connection, contact: Contact, page: int, shared_page: i
 
 
 async def ticket_list(request: web.Request) -> web.Response:
-    contact = await require_contact(request)
     status = request.query.get("status", "all")
     status = status if status in STATUS_FILTERS else "all"
-    pages = page_number(request.query.get("page")), page_number(request.query.get("shared_page"))
-    context = await request.app[keys.DB].read(lambda connection: _listing(connection, contact, *pages, status))
+    page, shared_page = page_number(request.query.get("page")), page_number(request.query.get("shared_page"))
+    listing = partial(_listing, request=request, page=page, shared_page=shared_page, status=status)
+    context = await request.app[keys.DB].read(listing)
+    await require_contact(request)  # a visitor goes to /login (the lookup above already ran)
     context["suggestions"] = await suggestions_for(request, context["mine"].open_subjects)
     url = aiohttp_jinja2.get_env(request.app).globals["url"]
-    context["mine"], context["shared"] = listed(context["mine"], url), listed(context["shared"], url)
+    context["mine"] = listed(context["mine"], url)
+    context["shared"] = listed(context["shared"], url, show_requester=True)
     return await render(request, "tickets.html", context)
 
 
