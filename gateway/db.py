@@ -30,7 +30,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Hashable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -180,6 +180,18 @@ class WalCheckpointer:
     def close(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+def held(session: Session, kind: str, key: Hashable, load: Callable[[], T]) -> T:
+    """`load()`, run once per `kind` and `key` for the session's life (one transaction in `run_write`).
+
+    The identity map holds objects only weakly, so an object every message of a processing
+    transaction needs (its mailbox, the agents to notify) would be loaded again per message.
+    """
+    memo: dict[Hashable, Any] = session.info.setdefault(f"wicket.held.{kind}", {})
+    if key not in memo:
+        memo[key] = load()
+    return memo[key]
 
 
 def _settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:

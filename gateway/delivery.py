@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from gateway.agent_replies import deliver_agent_mail
 from gateway.classify import Classification, MailKind
 from gateway.conversations import ThreadRule, find_conversation
+from gateway.db import held
 from gateway.events import EventBus, MessageAdded, TicketCreated
 from gateway.models import Agent, Attachment, AuthorType, InboundEmail, InboundStatus, Mailbox, Message, utcnow
 from gateway.parse import ParsedEmail
@@ -106,7 +107,8 @@ def deliver_to_mailbox(
             return Delivery(action.ticket_id, action.id, duplicate=False, rule=ThreadRule.REPLY_ADDRESS)
         route = Route(route.mailbox_id, route.mailbox_address, None)
 
-    mailbox = held_mailbox(session, route.mailbox_id)
+    mailbox_id = route.mailbox_id
+    mailbox = held(session, "mailbox", mailbox_id, lambda: session.get_one(Mailbox, mailbox_id))
     # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
     sender_email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
     sender_name = (mail.sender.name if mail.sender else "")[:200]
@@ -207,16 +209,6 @@ def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> 
 
 def _is_team_member(session: Session, email: str) -> bool:
     return session.connection().scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
-
-
-def held_mailbox(session: Session, mailbox_id: int) -> Mailbox:
-    """The mailbox, held for the rest of the transaction (the identity map holds only weakly,
-    so each message would load it again)."""
-    held: dict[int, Mailbox] = session.info.setdefault("wicket.mailboxes", {})
-    mailbox = held.get(mailbox_id)
-    if mailbox is None:
-        mailbox = held[mailbox_id] = session.get_one(Mailbox, mailbox_id)
-    return mailbox
 
 
 def _column_values(message: Message) -> dict[str, object]:

@@ -22,6 +22,7 @@ from gateway.classify import MailKind
 from gateway.compose import OutboundKind
 from gateway.conversations import subject_tag
 from gateway.customer_mail import mail_customer
+from gateway.db import held
 from gateway.drafts import Draft, queue_draft
 from gateway.events import EventBus, MessageAdded, TicketCreated
 from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
@@ -62,11 +63,10 @@ _AGENTS_WANTING = {
 
 def _agents_to_notify(session: Session, mailbox_id: int, new_ticket: bool) -> list[Agent]:
     """The mailbox's agents who want this kind of news, read once per transaction."""
-    held: dict[tuple[int, bool], list[Agent]] = session.info.setdefault("wicket.notified_agents", {})
-    key = (mailbox_id, new_ticket)
-    if key not in held:
-        held[key] = list(session.scalars(_AGENTS_WANTING[new_ticket], {"mailbox_id": mailbox_id}))
-    return held[key]
+    def load() -> list[Agent]:
+        return list(session.scalars(_AGENTS_WANTING[new_ticket], {"mailbox_id": mailbox_id}))
+
+    return held(session, "notified_agents", (mailbox_id, new_ticket), load)
 
 
 class Notifier:
