@@ -34,6 +34,7 @@ from bench.procs import OUT, Child, ChildFailed, announce, run_job
 from bench.report import Row, Target
 from bench.rowgen import generate
 from bench.smtp_client import blast, to_data
+from gateway.db import open_database
 from gateway.models import Mailbox
 from gateway.runtime import Gateway
 
@@ -119,14 +120,19 @@ async def measure(stored: int, workdir: Path) -> dict[str, float]:
     async with fresh_database("sqlite", workdir) as (settings, db):
         async with db.sessions() as session:
             mailbox_id = await session.scalar(select(Mailbox.id).where(Mailbox.address == SUPPORT))
-        assert mailbox_id is not None
-        await db.engine.dispose()  # the generator writes the file on its own connection
-        generate(workdir / "wicket.db", stored, mailbox_id)
+    assert mailbox_id is not None
+    # The generator writes the file alone (no WAL, no checkpointer holding it open); the
+    # gateway then opens it as `wicket serve` would.
+    generate(workdir / "wicket.db", stored, mailbox_id)
+    db = open_database(settings)
+    try:
         gateway = Gateway(settings, db)
         await gateway.start()
         rounds = [await _receive_and_process(gateway, n * MESSAGES_PER_ROUND) for n in range(MEASURED_ROUNDS)]
         latency = await _list_latency(gateway, workdir)
         await gateway.stop()
+    finally:
+        await db.dispose()
     wall, cpu = min(rounds)
     return {"per_message_seconds": wall, "per_message_cpu_seconds": cpu, "list_seconds": latency}
 
