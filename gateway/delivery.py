@@ -26,6 +26,7 @@ from gateway.db import held
 from gateway.events import EventBus, MessageAdded, TicketCreated
 from gateway.models import Agent, Attachment, AuthorType, InboundEmail, InboundStatus, Mailbox, Message, utcnow
 from gateway.parse import ParsedEmail
+from gateway.prepared import Prepared
 from gateway.routing import Route
 from gateway.settings import Settings
 from gateway.tickets import add_participant, contact_for, open_ticket, reopen_on_customer_reply
@@ -33,11 +34,13 @@ from gateway.tickets import add_participant, contact_for, open_ticket, reopen_on
 UNKNOWN_SENDER = "unknown-sender@invalid"
 
 _MESSAGES = Message.__table__
-_INSERT_MESSAGE = insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id)
+_INSERT_MESSAGE = Prepared(insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id))
 _MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
 # Statements built once: building and cache-keying an expression costs more than running it.
-_DUPLICATE = select(Message.id, Message.ticket_id).where(
-    Message.mailbox_id == bindparam("mailbox_id"), Message.dedupe_key == bindparam("key")
+_DUPLICATE = Prepared(
+    select(Message.id, Message.ticket_id).where(
+        Message.mailbox_id == bindparam("mailbox_id"), Message.dedupe_key == bindparam("key")
+    )
 )
 _EARLIER_UNPROCESSED = (
     select(InboundEmail.id)
@@ -95,9 +98,8 @@ def deliver_to_mailbox(
 ) -> Delivery:
     """Store one message on its ticket in one mailbox (opening the ticket when it is new)."""
     key = dedupe_key(mail.message_id, inbound.sha256)
-    existing = session.connection().execute(_DUPLICATE, {"mailbox_id": route.mailbox_id, "key": key}).first()
-    if existing is not None:
-        return Delivery(existing.ticket_id, existing.id, duplicate=True, rule=None)
+    for message_id, ticket_id in _DUPLICATE.rows(session.connection(), {"mailbox_id": route.mailbox_id, "key": key}):
+        return Delivery(ticket_id, message_id, duplicate=True, rule=None)
 
     # Issue #6: mail on a signed agent address is the agent's reply when it is really theirs;
     # otherwise it continues below as mail to the plain mailbox address.
@@ -164,7 +166,7 @@ def deliver_to_mailbox(
         created_at=ticket.created_at if created else utcnow(),  # one moment: no second ticket UPDATE
     )
     rows = session.connection()
-    message.id, message.public_id = rows.execute(_INSERT_MESSAGE, _column_values(message)).one()
+    [(message.id, message.public_id)] = _INSERT_MESSAGE.rows(rows, _column_values(message))
     if mail.attachments:
         rows.execute(
             insert(Attachment.__table__),

@@ -13,7 +13,7 @@ it here keeps the processing transaction, and SQLite's write lock, short.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from email.policy import SMTP
 
 from sqlalchemy import insert
@@ -22,11 +22,12 @@ from sqlalchemy.orm import Session
 
 from gateway.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.prepared import Prepared
 from gateway.settings import Settings
 from gateway.tokens import LinkPurpose, format_code, issue_link
 
 
-_QUEUE = insert(OutboxMessage.__table__)  # Core: no unit of work for a row nobody reads back here
+_QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +45,9 @@ class Draft:
     link_contact_id: int | None = None  # mail a fresh magic link for this contact
 
 
+_DRAFT_FIELDS = tuple(field.name for field in fields(Draft))
+
+
 def queue_draft(
     session: Session,
     *,
@@ -55,8 +59,8 @@ def queue_draft(
     message: Message | None = None,
 ) -> None:
     """Queue `draft` for delivery; the recipient's address must pass `mail_address`."""
-    session.connection().execute(
-        _QUEUE,
+    _QUEUE.rows(
+        session.connection(),
         {
             "kind": kind,
             "mailbox_id": mailbox.id,
@@ -65,7 +69,7 @@ def queue_draft(
             "mail_from": envelope_from,
             "rcpt_tos": [draft.to_email],
             "rfc_message_id": new_message_id(mailbox),
-            "draft": asdict(draft),
+            "draft": {name: getattr(draft, name) for name in _DRAFT_FIELDS},  # asdict deep-copies
             "next_attempt_at": utcnow(),
         },
     )

@@ -27,6 +27,7 @@ from gateway.drafts import Draft, queue_draft
 from gateway.events import EventBus, MessageAdded, TicketCreated
 from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
 from gateway.outbox import record_bounce
+from gateway.prepared import Prepared
 from gateway.quotes import REPLY_MARKER
 from gateway.reply_address import ReplyAddress, format_reply_address
 from gateway.settings import Settings
@@ -34,7 +35,7 @@ from gateway.settings import Settings
 MAX_NOTIFIED_TEXT = 20_000
 
 # Statements built once (per event, building and cache-keying them cost more than running them).
-_ACKNOWLEDGEMENTS_SINCE = (
+_ACKNOWLEDGEMENTS_SINCE = Prepared(
     select(func.count(OutboxMessage.id))
     .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
     .where(
@@ -108,7 +109,7 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        sent = session.connection().scalar(_ACKNOWLEDGEMENTS_SINCE, {"requester_id": ticket.requester_id, "since": since})
+        sent = _ACKNOWLEDGEMENTS_SINCE.scalar(session.connection(), {"requester_id": ticket.requester_id, "since": since})
         return (sent or 0) < self._settings.ack_limit_per_sender
 
     def _notify_agents(

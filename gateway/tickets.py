@@ -26,6 +26,7 @@ from gateway.models import (
     new_public_id,
     utcnow,
 )
+from gateway.prepared import Prepared
 from gateway.upsert import insert_ignore
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
@@ -34,14 +35,14 @@ _SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
 # Statements built once: building and cache-keying an expression costs more than running it.
 _CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
 _MAILBOXES = Mailbox.__table__
-_TAKE_NEXT_REF = (  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
+_TAKE_NEXT_REF = Prepared(  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
     update(_MAILBOXES)
     .where(_MAILBOXES.c.id == bindparam("mailbox_id"))
     .values(next_ref=_MAILBOXES.c.next_ref + 1)
     .returning(_MAILBOXES.c.next_ref - 1)
 )
-_INSERT_TICKET = insert(Ticket.__table__).returning(Ticket.__table__.c.id)
-_INSERT_PARTICIPANT = insert(TicketParticipant.__table__)
+_INSERT_TICKET = Prepared(insert(Ticket.__table__).returning(Ticket.__table__.c.id))
+_INSERT_PARTICIPANT = Prepared(insert(TicketParticipant.__table__))
 
 
 def clean_subject(subject: str) -> str:
@@ -85,7 +86,7 @@ def open_ticket(
 ) -> Ticket:
     """A new ticket with the mailbox's next reference number."""
     rows = session.connection()
-    ref = rows.scalar(_TAKE_NEXT_REF, {"mailbox_id": mailbox.id})
+    ref = _TAKE_NEXT_REF.scalar(rows, {"mailbox_id": mailbox.id})
     assert ref is not None
     now = utcnow()
     values = {
@@ -101,11 +102,11 @@ def open_ticket(
     }
     # A Core insert, then the row joins the session as a loaded object: the unit of work's
     # flush cost several times the INSERT itself on the processing path.
-    ticket = Ticket(id=rows.scalar(_INSERT_TICKET, values), **values)
+    ticket = Ticket(id=_INSERT_TICKET.scalar(rows, values), **values)
     make_transient_to_detached(ticket)
     session.add(ticket)
-    rows.execute(
-        _INSERT_PARTICIPANT,
+    _INSERT_PARTICIPANT.rows(
+        rows,
         {"ticket_id": ticket.id, "contact_id": requester.id, "role": ParticipantRole.REQUESTER, "created_at": now},
     )
     return ticket

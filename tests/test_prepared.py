@@ -1,0 +1,94 @@
+"""Prepared statements store and return what the same statement through SQLAlchemy would."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from gateway.db import Database
+from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, OutboxMessage, utcnow
+from gateway.prepared import Prepared
+
+_ADD_CONTACT = Prepared(insert(Contact.__table__).returning(Contact.__table__.c.id, Contact.__table__.c.public_id))
+_INBOUND = InboundEmail.__table__
+
+
+async def test_insert_fills_python_defaults_and_converts_types(db: Database, mailbox: Mailbox) -> None:
+    queue = Prepared(insert(OutboxMessage.__table__).returning(OutboxMessage.__table__.c.id))
+    due = utcnow() + timedelta(minutes=5)
+
+    def add(session: Session) -> int:
+        return queue.scalar(session.connection(), {
+            "kind": "notification", "mailbox_id": mailbox.id, "mail_from": "support@example.test", "rcpt_tos": ["tom@example.test"],
+            "rfc_message_id": "n-1@example.test", "draft": {"template": "notification", "context": {"a": "é"}},
+            "next_attempt_at": due,
+        })  # fmt: skip
+
+    row_id = await db.run_write(add)
+
+    async with db.sessions() as session:
+        stored = await session.get_one(OutboxMessage, row_id)
+    assert stored.rcpt_tos == ["tom@example.test"]
+    assert stored.draft == {"template": "notification", "context": {"a": "é"}}
+    assert stored.next_attempt_at == due
+    assert stored.status == "queued" and stored.attempts == 0  # column defaults
+    assert len(stored.public_id) == 16 and stored.created_at <= utcnow()
+
+
+async def test_update_with_literal_values_matches_the_orm_reading(db: Database) -> None:
+    finish = Prepared(
+        update(_INBOUND).where(_INBOUND.c.id == bindparam("row_id"))
+        .values(status=InboundStatus.DELIVERED, outcome=bindparam("outcome"), lease_expires_at=None)
+    )  # fmt: skip
+    async with db.sessions.begin() as session:
+        row = InboundEmail(raw=b"x", sha256="0" * 64, mail_from="a@b.test", rcpt_tos=["s@b.test"], peer="p",
+                           status=InboundStatus.PROCESSING, lease_expires_at=utcnow())
+        session.add(row)
+    await db.run_write(lambda session: finish.rows(session.connection(), {"row_id": row.id, "outcome": "normal"}))
+
+    async with db.sessions() as session:
+        stored = await session.get_one(InboundEmail, row.id)
+    assert (stored.status, stored.outcome, stored.lease_expires_at) == (InboundStatus.DELIVERED, "normal", None)
+
+
+async def test_a_refused_row_raises_integrity_error_without_its_values(db: Database) -> None:
+    def add_twice(session: Session) -> None:
+        for _ in range(2):
+            _ADD_CONTACT.rows(session.connection(), {"email": "secret-address@example.test", "name": "N"})
+
+    with pytest.raises(IntegrityError) as refused:
+        await db.run_write(add_twice)
+
+    assert "secret-address" not in str(refused.value)
+
+
+async def test_rows_roll_back_with_their_savepoint(db: Database) -> None:
+    def add_then_undo(session: Session) -> None:
+        with session.begin_nested() as savepoint:
+            _ADD_CONTACT.rows(session.connection(), {"email": "undone@example.test", "name": "U"})
+            savepoint.rollback()
+        _ADD_CONTACT.rows(session.connection(), {"email": "kept@example.test", "name": "K"})
+
+    await db.run_write(add_then_undo)
+
+    async with db.sessions() as session:
+        emails = (await session.scalars(select(Contact.email))).all()
+    assert emails == ["kept@example.test"]
+
+
+def test_statements_it_cannot_run_faithfully_are_refused_when_first_run() -> None:
+    from sqlalchemy.dialects import sqlite
+
+    class Dialected:  # just enough of a Connection to reach the compiler
+        dialect = sqlite.dialect()
+
+    expanding = Prepared(select(Contact.id).where(Contact.id.in_(bindparam("ids", expanding=True))))
+    converted = Prepared(select(Contact.created_at))
+    with pytest.raises(ValueError, match="IN parameters"):
+        expanding.rows(Dialected(), {"ids": [1]})  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="needs conversion"):
+        converted.rows(Dialected(), {})  # type: ignore[arg-type]
