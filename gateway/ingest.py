@@ -32,7 +32,8 @@ from gateway.events import EventBus
 from gateway.logs import bound
 from gateway.metrics import PROCESSED, PROCESSING_SECONDS
 from gateway.models import InboundEmail, InboundStatus, utcnow
-from gateway.parse import parse_email
+from gateway.parse_ahead import ParseAhead
+from gateway.prepared import Prepared
 from gateway.routing import Route, Router
 from gateway.settings import Settings
 
@@ -48,6 +49,23 @@ _RENEW_LEASES = (
         _INBOUND.c.attempts,
     )
 )
+# A row's outcome, written in one UPDATE each; built once, as building and cache-keying an
+# UPDATE per message cost a tenth of processing.
+_THIS_ROW = _INBOUND.c.id == bindparam("row_id")
+_FINISH = Prepared(update(_INBOUND).where(_THIS_ROW).values(
+    status=bindparam("status"), outcome=bindparam("outcome"), ticket_id=bindparam("ticket_id"),
+    lease_expires_at=None, next_attempt_at=None, last_error=None,
+))
+_DEFER = Prepared(update(_INBOUND).where(_THIS_ROW).values(  # back to pending, the attempt not spent
+    status=InboundStatus.PENDING, lease_expires_at=None, next_attempt_at=bindparam("retry_at"),
+    attempts=_INBOUND.c.attempts - 1,
+))
+_FAIL = Prepared(update(_INBOUND).where(_THIS_ROW).values(
+    status=InboundStatus.FAILED, lease_expires_at=None, next_attempt_at=bindparam("retry_at"),
+    last_error=bindparam("last_error"),
+))
+
+
 class Processor:
     def __init__(self, db: Database, settings: Settings, router: Router, events: EventBus) -> None:
         self._db = db
@@ -56,6 +74,7 @@ class Processor:
         self._events = events
         self._wakeup = asyncio.Event()
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
+        self._parsing = ParseAhead(settings.process_parse_workers)
 
     def wake(self) -> None:
         """New rows were stored: look now rather than at the next poll."""
@@ -92,6 +111,10 @@ class Processor:
         while self._unfinished:
             self._unfinished = await self._process_claimed(self._unfinished)
         return len(ids)
+
+    def close(self) -> None:
+        """Stop the parse workers (after the processing task has stopped)."""
+        self._parsing.close()
 
     async def process(self, inbound_id: int) -> None:
         """Run one claimed row through the pipeline, recording the outcome either way."""
@@ -140,9 +163,11 @@ class Processor:
                     attempts=InboundEmail.attempts + 1,
                     lease_expires_at=now + timedelta(seconds=self._settings.process_lease_seconds),
                 )
-                .returning(InboundEmail.id)
+                .returning(InboundEmail.id, InboundEmail.raw)
             )
-            return sorted(rows.scalars().all())
+            claimed = sorted(rows.all())
+        self._parsing.submit(claimed)
+        return [row_id for row_id, _ in claimed]
 
     async def _process_claimed(self, ids: list[int]) -> list[int]:
         """Process claimed rows in one transaction until its time is up; return the rest.
@@ -176,13 +201,12 @@ class Processor:
             with session.begin_nested():
                 status, outcome, ticket_id = self._outcome(session, inbound)
                 # All at once, after the message's own rows: one UPDATE of the inbound row.
-                finished = {"outcome": outcome[:4000], "ticket_id": ticket_id, "last_error": None}
-                _update(session, inbound.id, status=status, lease_expires_at=None, next_attempt_at=None, **finished)
+                finished = {"row_id": inbound.id, "status": status, "outcome": outcome[:4000], "ticket_id": ticket_id}
+                _FINISH.rows(session.connection(), finished)
             return status
         except WaitForEarlier:  # back in the queue without spending an attempt
             retry_at = utcnow() + timedelta(seconds=0.2)
-            _update(session, inbound.id, status=InboundStatus.PENDING, lease_expires_at=None, next_attempt_at=retry_at,
-                    attempts=inbound.attempts - 1)
+            _DEFER.rows(session.connection(), {"row_id": inbound.id, "retry_at": retry_at})
             return "deferred"
         except Exception as error:
             self._record_failure(session, inbound, error)
@@ -211,12 +235,11 @@ class Processor:
             delay = self._settings.process_retry_base_seconds * 2 ** (inbound.attempts - 1)
             retry_at = utcnow() + timedelta(seconds=delay)
         last_error = f"{type(error).__name__}: {error}"[:4000]
-        _update(session, inbound.id, status=InboundStatus.FAILED, lease_expires_at=None, next_attempt_at=retry_at,
-                last_error=last_error)
+        _FAIL.rows(session.connection(), {"row_id": inbound.id, "retry_at": retry_at, "last_error": last_error})
 
     def _outcome(self, session: Session, inbound: Claimed) -> tuple[InboundStatus, str, int | None]:
         """The row's new status, the outcome note and the ticket it went to."""
-        mail = parse_email(inbound.raw)
+        mail = self._parsing.parsed(inbound.id, inbound.raw)
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
         routes: dict[int, Route] = {}
         for recipient in inbound.rcpt_tos:
@@ -237,7 +260,3 @@ class Processor:
             return InboundStatus.IGNORED, "duplicate of a message already on the ticket", ticket_id
         notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
         return InboundStatus.DELIVERED, "; ".join(notes), ticket_id
-
-
-def _update(session: Session, inbound_id: int, **values: object) -> None:
-    session.connection().execute(update(_INBOUND).where(_INBOUND.c.id == inbound_id).values(**values))

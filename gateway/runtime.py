@@ -57,6 +57,7 @@ class Gateway:
                 await task
         self._servers.clear()
         self._tasks.clear()
+        await asyncio.to_thread(self.processor.close)
         await self.store.stop()
 
     async def serve_smtp(

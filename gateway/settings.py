@@ -68,12 +68,13 @@ class Settings(BaseSettings):
     secret_keys: list[str] = Field(default_factory=list)
     loop_token: str = "wicket"
 
-    process_batch_size: int = Field(default=20, ge=1)
+    process_batch_size: int = Field(default=100, ge=1)  # rows claimed at once (and parsed ahead together)
     process_commit_seconds: float = Field(default=0.05, ge=0)  # one transaction gathers messages this long
     process_max_attempts: int = Field(default=5, ge=1)
     process_lease_seconds: float = Field(default=300.0, gt=0)
     process_poll_seconds: float = Field(default=1.0, gt=0)
     process_retry_base_seconds: float = Field(default=30.0, ge=0)
+    process_parse_workers: int = Field(default=1, ge=0)  # processes parsing a backlog ahead; 0: inline
 
     dev: bool = False
     log_format: Literal["json", "text"] = "json"
