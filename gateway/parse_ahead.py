@@ -75,15 +75,15 @@ class ParseAhead:
         ahead = self._ahead.pop(row_id, None)
         if ahead is not None:
             future, index = ahead
-            if future.done():
+            if not future.done():
+                # Never wait for the worker (it may still be starting): parse here, and drop
+                # the task if the worker has not begun it.
+                future.cancel()
+            elif not future.cancelled():
                 try:
                     return future.result()[index]
                 except Exception as error:  # noqa: BLE001 - a dead worker or a failed task: parse here
                     self._give_up(error)
-            else:
-                # Never wait for the worker (it may still be starting): parse here, and drop
-                # the task if the worker has not begun it.
-                future.cancel()
         return parse_email(raw)
 
     def _give_up(self, error: Exception) -> None:

@@ -44,6 +44,20 @@ def test_a_backlog_parsed_by_the_worker_equals_inline_parsing(
     assert {row_id: ahead.parsed(row_id, raw) for row_id, raw in ROWS} == expected
 
 
+def test_messages_the_worker_has_not_reached_are_parsed_inline_without_waiting(
+    ahead: ParseAhead, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ahead.submit(ROWS)  # the worker process is still starting when processing begins
+    early = [ahead.parsed(row_id, raw) for row_id, raw in ROWS]
+    assert early == [parse_email(raw) for _, raw in ROWS]
+
+    tasks = ahead.submit(ROWS)  # the worker is still in use for the next claim
+    wait(tasks)
+    monkeypatch.setattr(parse_ahead_module, "parse_email", _no_inline_parsing)
+    assert tasks
+    assert [ahead.parsed(row_id, raw) for row_id, raw in ROWS] == early
+
+
 def test_a_small_claim_is_parsed_inline_without_starting_a_worker(ahead: ParseAhead) -> None:
     few = ROWS[: MIN_BACKLOG - 1]
 
