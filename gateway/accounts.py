@@ -4,7 +4,8 @@ A contact belongs to an Account by an explicit membership or because their addre
 a domain an operator attached to it. Domains are never inferred, and free-mail providers
 (gmail.com, outlook.com, gmx.*, …) are refused, since their users are strangers to each
 other. Members see each other's tickets only where the account's `share_tickets` is on;
-`sharing_accounts` and `shared_requesters` answer that question for the portal. The
+`sharing_accounts` (or, inside a larger statement, `with_sharing_accounts`) and
+`shared_requesters` answer that question for the portal. The
 `wicket accounts …` commands call `add_account`, `add_member`, `remove_member` and
 `list_accounts`.
 """
@@ -12,12 +13,25 @@ other. Members see each other's tickets only where the account's `share_tickets`
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import BindParameter, Connection, Row, Select, bindparam, delete, literal, select, union
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    literal,
+    select,
+    union,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, aliased
 
 from gateway.models import Account, AccountDomain, AccountMember, Contact
 from gateway.tickets import contact_for
@@ -46,10 +60,6 @@ class AccountSummary:
     share_tickets: bool
     domains: tuple[str, ...]
     members: tuple[str, ...]
-
-
-def email_domain(address: str) -> str:
-    return address.rpartition("@")[2].strip().lower()
 
 
 def is_free_mail(domain: str) -> bool:
@@ -149,23 +159,63 @@ async def list_accounts(session: AsyncSession) -> list[AccountSummary]:
     return summaries
 
 
-def _accounts_of(contact_id: Any, domain: Any) -> Select[tuple[int]]:
-    explicit = select(AccountMember.account_id).where(AccountMember.contact_id == contact_id)
-    by_domain = select(AccountDomain.account_id).where(AccountDomain.domain == domain)
-    return select(union(explicit, by_domain).subquery().c[0])
+class SharingAccount(NamedTuple):
+    """An account that shares tickets among its members, as the portal names it."""
+
+    id: int
+    public_id: str
+    name: str
 
 
-_SHARING = (
-    select(Account.id, Account.public_id, Account.name)
-    .where(Account.share_tickets.is_(True), Account.id.in_(_accounts_of(bindparam("contact_id"), bindparam("domain"))))
-    .order_by(Account.name)
-)
+def domain_of(address: ColumnElement[str]) -> ColumnElement[str]:
+    """The domain of an address in SQL (SQLite and PostgreSQL): what follows its last "@"."""
+    # rtrim(address, <every character of it but "@">) leaves the address up to its last "@".
+    up_to_at = func.rtrim(address, func.replace(address, "@", ""))
+    return func.substr(address, func.length(up_to_at) + 1)
 
 
-def sharing_accounts(connection: Connection, contact: Contact) -> list[Row[tuple[int, str, str]]]:
-    """The accounts (id, public_id, name) `contact` belongs to that share tickets among their members."""
-    values = {"contact_id": contact.id, "domain": email_domain(contact.email)}
-    return list(connection.execute(_SHARING, values))
+_BY_MEMBERSHIP = aliased(Account, name="member_account")
+_BY_DOMAIN = aliased(Account, name="domain_account")
+_ACCOUNT_COLUMNS = (
+    _BY_MEMBERSHIP.id, _BY_MEMBERSHIP.public_id, _BY_MEMBERSHIP.name,
+    _BY_DOMAIN.id, _BY_DOMAIN.public_id, _BY_DOMAIN.name,
+)  # fmt: skip
+
+
+def with_sharing_accounts(statement: Select[Any]) -> Select[Any]:
+    """`statement`, which selects from `contact`, with the contact's sharing accounts as last columns.
+
+    Outer joins driven by the contact's row (its memberships, its address's domain), so
+    every probe is an index lookup on SQLite and PostgreSQL alike; an IN-subquery in the
+    join condition made PostgreSQL test every account. A contact in several accounts
+    gives a row for each membership; `sharing_accounts_in` reads the accounts back.
+    """
+    return (
+        statement.add_columns(*_ACCOUNT_COLUMNS)
+        .outerjoin(AccountMember, AccountMember.contact_id == Contact.id)
+        .outerjoin(_BY_MEMBERSHIP, and_(_BY_MEMBERSHIP.id == AccountMember.account_id, _BY_MEMBERSHIP.share_tickets))
+        .outerjoin(AccountDomain, AccountDomain.domain == domain_of(Contact.email))
+        .outerjoin(_BY_DOMAIN, and_(_BY_DOMAIN.id == AccountDomain.account_id, _BY_DOMAIN.share_tickets))
+    )
+
+
+def sharing_accounts_in(rows: Iterable[Sequence[Any]]) -> list[SharingAccount]:
+    """The accounts in the last columns of `with_sharing_accounts` rows, each once, by name."""
+    found = {
+        account[0]: SharingAccount(*account)
+        for row in rows
+        for account in (row[-6:-3], row[-3:])
+        if account[0] is not None
+    }
+    return sorted(found.values(), key=lambda account: (account.name, account.id))
+
+
+_SHARING = with_sharing_accounts(select().select_from(Contact).where(Contact.id == bindparam("contact_id")))
+
+
+def sharing_accounts(connection: Connection, contact_id: int) -> list[SharingAccount]:
+    """The accounts the contact belongs to that share tickets among their members."""
+    return sharing_accounts_in(connection.execute(_SHARING, {"contact_id": contact_id}))
 
 
 def shared_requesters(account_ids: Iterable[int] | BindParameter[Any]) -> Select[tuple[int]]:
@@ -179,13 +229,13 @@ def shared_requesters(account_ids: Iterable[int] | BindParameter[Any]) -> Select
     return select(union(explicit, by_domain).subquery().c[0])
 
 
-async def account_sharing_with(
-    session: AsyncSession, viewer: Contact, requester_id: int
-) -> Row[tuple[int, str, str]] | None:
+async def account_sharing_with(session: AsyncSession, viewer: Contact, requester_id: int) -> SharingAccount | None:
     """The sharing account through which `viewer` may see tickets of `requester_id`, if any."""
-    accounts = await session.run_sync(lambda sync: sharing_accounts(sync.connection(), viewer))
-    if not accounts:
-        return None
-    requester = await session.get_one(Contact, requester_id)
-    theirs = set((await session.scalars(_accounts_of(requester.id, email_domain(requester.email)))).all())
-    return next((account for account in accounts if account.id in theirs), None)
+
+    def both(sync: Session) -> tuple[list[SharingAccount], list[SharingAccount]]:
+        connection = sync.connection()
+        return sharing_accounts(connection, viewer.id), sharing_accounts(connection, requester_id)
+
+    accounts, theirs = await session.run_sync(both)
+    shared = {account.id for account in theirs}  # an account that does not share lets nobody in anyway
+    return next((account for account in accounts if account.id in shared), None)

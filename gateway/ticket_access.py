@@ -12,12 +12,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Row, and_, select
+from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import selectinload
 
-from gateway.accounts import account_sharing_with
+from gateway.accounts import SharingAccount, account_sharing_with
 from gateway.classify import MailKind
 from gateway.models import Attachment, Contact, Message, Ticket, TicketRead, utcnow
 from gateway.tickets import is_participant
@@ -31,7 +31,7 @@ class TicketAccess:
 
     ticket: Ticket
     participant: bool
-    account: Row[tuple[int, str, str]] | None = None  # id, public_id, name
+    account: SharingAccount | None = None
 
     @property
     def shared(self) -> bool:

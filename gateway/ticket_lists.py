@@ -32,8 +32,9 @@ STATUS_FILTERS: dict[str, tuple[str, ...] | None] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class TicketRow:
+class TicketRow(NamedTuple):
+    """One ticket of a list (a named tuple: a page builds twenty of them per request)."""
+
     public_id: str
     ref: int
     subject: str

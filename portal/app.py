@@ -18,6 +18,7 @@ from typing import Any
 
 from aiohttp import web
 from aiohttp.abc import AbstractAccessLogger
+from sqlalchemy.orm import configure_mappers
 
 from gateway.db import Database, open_database
 from gateway.settings import Settings
@@ -78,6 +79,10 @@ def _database_context(settings: Settings, given: Database | None) -> Callable[[w
 
 def create_app(settings: Settings, db: Database | None = None) -> web.Application:
     """A new portal application for `settings` (and an existing `db`, if given)."""
+    # The session lookup builds model instances without the ORM's query path, which is what
+    # configures the mappers otherwise: a fresh process whose first request is a signed-in
+    # page answered 500 without this.
+    configure_mappers()
     app = web.Application(
         middlewares=[observe_requests, error_pages, csrf_middleware],  # observe_requests: issue #8
         client_max_size=settings.max_message_size,

@@ -14,7 +14,6 @@ says to reload and try again).
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 import logging
 import secrets
@@ -51,7 +50,7 @@ def cookie_name(settings: Settings) -> str:
 
 
 def sign(key: SecretKey, seed: str, binding: str) -> str:
-    digest = hmac.new(key.secret, f"csrf|{seed}|{binding}".encode(), hashlib.sha256).digest()
+    digest = hmac.digest(key.secret, f"csrf|{seed}|{binding}".encode(), "sha256")  # one C call, unlike hmac.new
     return base64.urlsafe_b64encode(digest).decode().rstrip("=")
 
 

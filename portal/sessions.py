@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from http.cookies import SimpleCookie
 from typing import Any, TypeVar
 
 from aiohttp import hdrs, web
@@ -43,18 +43,20 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, make_transient_to_detached
 from yarl import URL
 
+from gateway.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.audit import record, write_event
 from gateway.models import Contact, PortalSession, utcnow
 from gateway.settings import Settings
 from portal import keys
 
 TOUCH_AFTER = timedelta(minutes=1)
+_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe gives
 M = TypeVar("M", PortalSession, Contact)
 _SESSION_COLUMNS = tuple(PortalSession.__table__.columns)
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
 _SESSION_KEYS = tuple(column.key for column in _SESSION_COLUMNS)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
-_SIGNED_IN = (
+_SIGNED_IN = with_sharing_accounts(
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
     .where(
@@ -63,7 +65,7 @@ _SIGNED_IN = (
         PortalSession.expires_at > bindparam("now"),
         PortalSession.last_seen_at > bindparam("seen_after"),
     )
-)
+)  # the sharing accounts come along: the ticket list needs them, and a statement costs more than a join
 _SESSIONS = PortalSession.__table__  # sign-in writes plain Core on the table: no ORM flush
 _INSERT = insert(_SESSIONS).returning(_SESSIONS.c.id)
 _REVOKE = (
@@ -80,6 +82,7 @@ class SessionState:
     loaded: bool = False
     row: PortalSession | None = None
     contact: Contact | None = None
+    accounts: list[SharingAccount] = field(default_factory=list)
     touch_due: bool = False
     new_cookie: str | None = None
     clear_cookie: bool = False
@@ -160,14 +163,14 @@ def load_session(connection: Connection, request: web.Request) -> Contact | None
         "now": now,
         "seen_after": now - timedelta(minutes=settings.session_idle_minutes),
     }
-    found = connection.execute(_SIGNED_IN, values).first()
-    if found is None:
+    found = connection.execute(_SIGNED_IN, values).all()
+    if not found:
         state.clear_cookie = True
         return None
-    columns = tuple(found)
-    split = len(_SESSION_KEYS)
-    state.row = _detached(PortalSession, _SESSION_KEYS, columns[:split])
-    state.contact = _detached(Contact, _CONTACT_KEYS, columns[split:])
+    split, end = len(_SESSION_KEYS), len(_SESSION_KEYS) + len(_CONTACT_KEYS)
+    state.row = _detached(PortalSession, _SESSION_KEYS, found[0][:split])
+    state.contact = _detached(Contact, _CONTACT_KEYS, found[0][split:end])
+    state.accounts = sharing_accounts_in(found)
     state.touch_due = now - state.row.last_seen_at > TOUCH_AFTER
     return state.contact
 
@@ -193,6 +196,11 @@ async def current_session(request: web.Request) -> PortalSession | None:
             )
         state.row.last_seen_at = now
     return state.row
+
+
+def sharing_accounts(request: web.Request) -> list[SharingAccount]:
+    """The accounts sharing tickets with the signed-in contact, read with the session (after `load_session`)."""
+    return _state(request).accounts
 
 
 async def current_contact(request: web.Request) -> Contact | None:
@@ -235,9 +243,7 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
     row_id = db_session.execute(_INSERT, values).scalar_one()
     detail = {"method": method, "session": row_id}
     write_event(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
-    state = _state(request)
-    state.loaded, state.row, state.contact, state.touch_due = False, None, None, False
-    state.new_cookie, state.clear_cookie = session_id, False
+    request[keys.SESSION] = SessionState(new_cookie=session_id)  # looked up afresh if asked for
 
 
 async def end_session(request: web.Request, db_session: AsyncSession, *, audit: bool = True) -> bool:
@@ -256,7 +262,7 @@ async def end_session(request: web.Request, db_session: AsyncSession, *, audit: 
             detail={"scope": "this", "session": row.id},
             **audit_context(request),
         )
-    state.row = state.contact = None
+    request[keys.SESSION] = SessionState(loaded=True, clear_cookie=True)
     return True
 
 
@@ -279,21 +285,20 @@ def write_cookie(
     """Add a Set-Cookie header (HttpOnly, SameSite=Lax, Path=/) while the response is prepared.
 
     aiohttp turns `response.cookies` into headers before `on_response_prepare` runs, so
-    the hook writes the header itself.
+    the hook writes the header itself. Values are URL-safe tokens (empty to clear a
+    cookie), which need no quoting; the header is written directly because building it
+    through `http.cookies` cost more than the rest of the hook.
     """
-    jar: SimpleCookie = SimpleCookie()
-    jar[name] = value
-    morsel = jar[name]
-    morsel["path"] = "/"
-    morsel["httponly"] = True
-    morsel["samesite"] = "Lax"
+    if not _COOKIE_VALUE.fullmatch(value):
+        raise ValueError("a cookie value must be a URL-safe token")
+    header = f"{name}={value}; HttpOnly; Path=/; SameSite=Lax"
     if secure:
-        morsel["secure"] = True
+        header += "; Secure"
     if max_age is not None:
-        morsel["max-age"] = str(max_age)
+        header += f"; Max-Age={max_age}"
         if max_age == 0:
-            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
-    response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
+            header += "; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+    response.headers.add(hdrs.SET_COOKIE, header)
 
 
 def apply_cookies(request: web.Request, response: web.StreamResponse) -> None:

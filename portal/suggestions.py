@@ -1,11 +1,12 @@
 """Articles that may help, remembered for a short while.
 
 The ticket list shows help-center articles for the words of the contact's open tickets'
-subjects (`gateway.help_search.suggest_articles`). The answer depends only on those words
-and on the published articles, which change rarely, so it is kept per set of words for
-CACHE_SECONDS: most list views then cost no search at all, and an article published or
-withdrawn shows up in the boxes within that time (the article page itself is always
-current).
+subjects (`gateway.help_search.suggest_articles`). The answer depends only on those
+subjects and on the published articles, which change rarely, so it is kept per list of
+subjects for CACHE_SECONDS: most list views then cost no search at all (not even taking
+the subjects apart into words), and an article published or withdrawn shows up in the
+boxes within that time (the article page itself is always current). The articles are
+public, so one contact's cached answer may serve another with the same subjects.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway.help_search import ArticleLink, search_words, suggest_articles
+from gateway.help_search import ArticleLink, suggest_articles
 from portal import keys
 
 CACHE_SECONDS = 30.0
@@ -26,28 +27,28 @@ MAX_CACHED_QUERIES = 256
 
 @dataclass(slots=True)
 class SuggestionCache:
-    """Suggested articles by the words they were found for, each with the time it was found."""
+    """Suggested articles by the subjects they were found for, each with the time it was found."""
 
-    by_words: dict[tuple[str, ...], tuple[list[ArticleLink], float]] = field(default_factory=dict)
+    by_subjects: dict[tuple[str, ...], tuple[list[ArticleLink], float]] = field(default_factory=dict)
 
-    def get(self, words: tuple[str, ...]) -> list[ArticleLink] | None:
-        found = self.by_words.get(words)
+    def get(self, subjects: tuple[str, ...]) -> list[ArticleLink] | None:
+        found = self.by_subjects.get(subjects)
         if found is None or time.monotonic() - found[1] >= CACHE_SECONDS:
             return None
         return found[0]
 
-    def put(self, words: tuple[str, ...], articles: list[ArticleLink]) -> None:
-        if len(self.by_words) >= MAX_CACHED_QUERIES:
-            self.by_words.clear()
-        self.by_words[words] = (articles, time.monotonic())
+    def put(self, subjects: tuple[str, ...], articles: list[ArticleLink]) -> None:
+        if len(self.by_subjects) >= MAX_CACHED_QUERIES:
+            self.by_subjects.clear()
+        self.by_subjects[subjects] = (articles, time.monotonic())
 
 
 async def suggestions_for(request: web.Request, subjects: Iterable[str]) -> list[ArticleLink]:
     """Articles that may help with tickets about `subjects`."""
-    words = tuple(search_words(" ".join(subjects)))
+    asked = tuple(subjects)
     cache = request.app[keys.SUGGESTIONS]
-    articles = cache.get(words)
+    articles = cache.get(asked)
     if articles is None:
-        articles = await request.app[keys.DB].read(partial(suggest_articles, texts=words))
-        cache.put(words, articles)
+        articles = await request.app[keys.DB].read(partial(suggest_articles, texts=asked))
+        cache.put(asked, articles)
     return articles

@@ -115,6 +115,12 @@ class Message(Base):
         Index("ix_message_ticket", "ticket_id", "id"),
         # Threading by Message-ID looks up one mailbox's messages (gateway/conversations.py).
         Index("ix_message_mailbox_rfc_message_id", "mailbox_id", "rfc_message_id"),
+        # The portal's ticket list asks, per ticket, for the customer thread's latest time and
+        # whether someone else wrote since the contact looked: answered from this index alone,
+        # without reading message rows and their bodies (gateway/ticket_lists.py).
+        Index(
+            "ix_message_ticket_thread", "ticket_id", "internal", "classification", "author_contact_id", "created_at"
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

@@ -19,7 +19,6 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import Connection
 
-from gateway.accounts import sharing_accounts
 from gateway.audit import record
 from gateway.models import Attachment, Contact, Mailbox, TicketStatus
 from gateway.notes import add_note
@@ -27,7 +26,7 @@ from gateway.ticket_access import TicketAccess, customer_thread, mark_read, tick
 from gateway.ticket_lists import STATUS_FILTERS, own_tickets, shared_tickets
 from portal import keys
 from portal.listing import listed
-from portal.sessions import audit_context, current_contact, load_session, require_contact
+from portal.sessions import audit_context, current_contact, load_session, require_contact, sharing_accounts
 from portal.suggestions import suggestions_for
 from portal.templating import render
 from portal.thread import present_thread
@@ -57,7 +56,7 @@ def _listing(
     contact = load_session(connection, request)
     if contact is None:
         return None
-    accounts = sharing_accounts(connection, contact)
+    accounts = sharing_accounts(request)
     return {
         "mine": own_tickets(connection, contact.id, status=status, page=page),
         "accounts": accounts,

@@ -83,6 +83,36 @@ async def test_explicit_members_share_too_but_strangers_never(
     assert (await other.get(f"/tickets/{ticket.public_id}")).status == 404
 
 
+async def test_the_list_names_every_sharing_account_once_in_order_of_name(
+    client: Client, db: Database, settings: Settings, mailbox: Mailbox
+) -> None:
+    await account(db, "Zeta Group", domains=["customer.test"], share_tickets=True)
+    await account(db, "Alpha Partners", share_tickets=True)
+    await account(db, "Quiet Ltd", share_tickets=False)
+    for name in ("Alpha Partners", "Quiet Ltd", "Zeta Group"):  # Zeta also by domain: still named once
+        await member(db, CAROL, name)
+    await signed_in(client, db, settings, await add_contact(db, CAROL))
+
+    assert "Shared with Alpha Partners, Zeta Group</h2>" in await (await client.get("/tickets")).text()
+
+
+async def test_an_address_belongs_to_the_domain_after_its_last_at_sign(
+    make_client: MakeClient, client: Client, db: Database, settings: Settings, mailbox: Mailbox
+) -> None:
+    await account(db, domains=["customer.test"], share_tickets=True)
+    ticket = await add_ticket(db, mailbox, await add_contact(db, ALICE), "Budget printer")
+    quoted = await add_contact(db, '"carol@home"@customer.test')
+    lookalike = await add_contact(db, "mallory@customer.test.evil.test")
+
+    await signed_in(client, db, settings, quoted)
+    assert (await client.get(f"/tickets/{ticket.public_id}")).status == 200
+    assert "Shared with Customer Ltd" in await (await client.get("/tickets")).text()
+    other = await make_client(settings)
+    await signed_in(other, db, settings, lookalike)
+    assert (await other.get(f"/tickets/{ticket.public_id}")).status == 404
+    assert "Shared with" not in await (await other.get("/tickets")).text()
+
+
 async def test_a_shared_viewer_who_replies_becomes_a_participant(
     client: Client, db: Database, settings: Settings, mailbox: Mailbox
 ) -> None:
