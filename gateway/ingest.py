@@ -49,6 +49,8 @@ _RENEW_LEASES = (
         _INBOUND.c.attempts,
     )
 )
+UNIT_ROWS = 32  # claimed rows one processing transaction takes on at most
+
 # A row's outcome, written in one UPDATE each; built once, as building and cache-keying an
 # UPDATE per message cost a tenth of processing.
 _THIS_ROW = _INBOUND.c.id == bindparam("row_id")
@@ -182,9 +184,12 @@ class Processor:
         return await self._db.run_write(partial(self._process_unit, ids))
 
     def _process_unit(self, ids: list[int], session: Session) -> list[int]:
-        ours = self._still_ours(session, ids)
+        # A transaction takes on a window of the claim: renewing (and reading back) every
+        # remaining row of a large claim in each transaction would read most rows many times.
+        window = ids[:UNIT_ROWS]
+        ours = self._still_ours(session, window)
         began = time.monotonic()
-        for position, inbound_id in enumerate(ids):
+        for position, inbound_id in enumerate(window):
             if position and time.monotonic() - began >= self._settings.process_commit_seconds:
                 return ids[position:]
             started = time.perf_counter()
@@ -192,7 +197,7 @@ class Processor:
                 outcome = self._process_one(session, ours.get(inbound_id))
             PROCESSED.labels(str(outcome)).inc()
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
-        return []
+        return ids[len(window):]
 
     def _process_one(self, session: Session, inbound: Claimed | None) -> str:
         if inbound is None:
