@@ -1,15 +1,17 @@
 """Prepared statements: a Core statement compiled once per dialect, run on the DBAPI cursor.
 
-The processor runs about ten statements per message. Through `Connection.execute` each
-costs about 45 µs of SQLAlchemy (cache key, execution context, result wrapping) on top of
-a few µs of SQLite. `Prepared` keeps the compiled SQL, the order of its parameters, their
-type conversions and the column defaults an INSERT takes from Python, and hands plain
-values to the driver's cursor on the connection's own transaction (and savepoints).
-What it gives up, deliberately: expanding IN parameters and result columns that need a
-type conversion are refused when the statement is compiled, `before_cursor_execute`
-listeners do not see these statements, and driver errors are wrapped as SQLAlchemy's
-(`IntegrityError`, `OperationalError`, …) with their parameters hidden, as the engines
-do (gateway/db.py).
+The processor runs about ten statements per message and the portal's ticket list two per
+request. Through `Connection.execute` each costs 25–80 µs of SQLAlchemy (cache key,
+execution context, result wrapping) on top of a few µs of SQLite. `Prepared` keeps the
+compiled SQL, the order of its parameters, their type conversions both ways and the
+column defaults an INSERT takes from Python, and hands plain values to the driver's
+cursor on the connection's own transaction (and savepoints); rows come back as tuples.
+A statement with an expanding IN parameter is expanded per call through the compiled
+form's own `construct_expanded_state`. What it gives up, deliberately: result conversions
+are chosen when the statement is compiled (not from the cursor's description),
+`before_cursor_execute` listeners do not see these statements, and driver errors are
+wrapped as SQLAlchemy's (`IntegrityError`, `OperationalError`, …) with their parameters
+hidden, as the engines do (gateway/db.py).
 """
 
 from __future__ import annotations
@@ -31,11 +33,39 @@ Row = tuple[Any, ...]
 class _Plan:
     """One statement compiled for one dialect and one set of parameter names."""
 
-    sql: str
-    # Per positional parameter: its name, and a conversion for the driver, or a default.
+    compiled: SQLCompiler
+    expanding: bool  # an IN parameter whose list is spliced in per call
+    # Per positional parameter: its name, and its conversion for the driver.
     names: tuple[str, ...]
     processors: tuple[Callable[[Any], Any] | None, ...]
+    # Values of parameters the caller does not give: an INSERT's column defaults, literals.
     defaults: Mapping[str, Callable[[], Any]]
+    # Per result column, its conversion from the driver's value; None when no column needs one.
+    results: tuple[Callable[[Any], Any] | None, ...] | None
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL and the driver's positional values for `params`."""
+        if self.expanding:
+            state = self.compiled.construct_expanded_state(params)
+            processors = state.processors
+            return state.statement, [
+                processors[name](state.parameters[name]) if name in processors else state.parameters[name]
+                for name in state.positiontup or ()
+            ]
+        values = []
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = params[name] if name in params else self.defaults[name]()
+            values.append(value if process is None else process(value))
+        return self.compiled.string, values
+
+    def convert(self, rows: list[Row]) -> list[Row]:
+        if self.results is None:
+            return rows
+        results = self.results
+        return [
+            tuple(value if convert is None else convert(value) for convert, value in zip(results, row, strict=True))
+            for row in rows
+        ]
 
 
 class Prepared:
@@ -53,20 +83,18 @@ class Prepared:
         plan = self._plans.get((dialect, tuple(params)))
         if plan is None:
             plan = self._plans[dialect, tuple(params)] = self._compile(dialect, tuple(params))
-        values = []
-        for name, process in zip(plan.names, plan.processors, strict=True):
-            value = params[name] if name in params else plan.defaults[name]()
-            values.append(value if process is None else process(value))
+        sql, values = plan.bind(params)
         cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         try:
-            cursor.execute(plan.sql, values)
-            return cursor.fetchall() if cursor.description else []
+            cursor.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description else []
         except dialect.loaded_dbapi.Error as error:
             raise sa_exc.DBAPIError.instance(
-                plan.sql, values, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+                sql, values, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
             ) from error
         finally:
             cursor.close()
+        return plan.convert(rows)
 
     def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
         """The first column of the first row, or None when there is no row."""
@@ -76,15 +104,10 @@ class Prepared:
     def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
         compiled = self._statement.compile(dialect=dialect, column_keys=list(keys))
         assert isinstance(compiled, SQLCompiler)
-        names = tuple(compiled.positiontup or ())
-        binds = [compiled.binds[name] for name in names]
-        if any(bind.expanding for bind in binds):
-            raise ValueError("Prepared does not expand IN parameters; use Connection.execute")
-        for column in self._statement.exported_columns:  # type: ignore[attr-defined]
-            if column.type.dialect_impl(dialect).result_processor(dialect, None) is not None:
-                raise ValueError(f"Prepared returns raw values; a {column.type} result needs conversion")
         if compiled.update_prefetch:
             raise ValueError("Prepared does not compute onupdate values")
+        names = tuple(compiled.positiontup or ())
+        binds = [compiled.binds[name] for name in names]
         defaults: dict[str, Callable[[], Any]] = {}
         for column in compiled.insert_prefetch:  # Python-side column defaults of an INSERT
             default = column.default
@@ -98,4 +121,9 @@ class Prepared:
             if name not in keys and name not in defaults and not bind.required:  # a literal in the statement
                 defaults[name] = lambda value=bind.effective_value: value
         processors = tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds)
-        return _Plan(compiled.string, names, processors, defaults)
+        results = tuple(
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in self._statement.exported_columns  # type: ignore[attr-defined]
+        )
+        expanding = any(bind.expanding for bind in compiled.binds.values())
+        return _Plan(compiled, expanding, names, processors, defaults, results if any(results) else None)

@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, OutboxMessage, utcnow
-from gateway.prepared import Prepared
+from gateway.prepared import Prepared, Row
 
 _ADD_CONTACT = Prepared(insert(Contact.__table__).returning(Contact.__table__.c.id, Contact.__table__.c.public_id))
 _INBOUND = InboundEmail.__table__
@@ -80,15 +80,28 @@ async def test_rows_roll_back_with_their_savepoint(db: Database) -> None:
     assert emails == ["kept@example.test"]
 
 
-def test_statements_it_cannot_run_faithfully_are_refused_when_first_run() -> None:
-    from sqlalchemy.dialects import sqlite
+async def test_results_are_converted_as_sqlalchemy_would(db: Database) -> None:
+    created = utcnow() - timedelta(days=3)
+    by_email = Prepared(select(Contact.email, Contact.created_at).where(Contact.email == bindparam("email")))
+    async with db.sessions.begin() as session:
+        session.add(Contact(email="dora@example.test", name="Dora", created_at=created))
 
-    class Dialected:  # just enough of a Connection to reach the compiler
-        dialect = sqlite.dialect()
+    rows = await db.read(lambda connection: by_email.rows(connection, {"email": "dora@example.test"}))
 
-    expanding = Prepared(select(Contact.id).where(Contact.id.in_(bindparam("ids", expanding=True))))
-    converted = Prepared(select(Contact.created_at))
-    with pytest.raises(ValueError, match="IN parameters"):
-        expanding.rows(Dialected(), {"ids": [1]})  # type: ignore[arg-type]
-    with pytest.raises(ValueError, match="needs conversion"):
-        converted.rows(Dialected(), {})  # type: ignore[arg-type]
+    assert rows == [("dora@example.test", created)]
+
+
+async def test_in_parameters_are_expanded_per_call(db: Database) -> None:
+    among = Prepared(select(Contact.email).where(Contact.email.in_(bindparam("emails", expanding=True))))
+    async with db.sessions.begin() as session:
+        session.add_all(Contact(email=f"c{n}@example.test", name="") for n in range(3))
+
+    def both(connection: Connection) -> tuple[list[Row], list[Row]]:
+        return among.rows(connection, {"emails": ["c0@example.test"]}), among.rows(
+            connection, {"emails": ["c1@example.test", "c2@example.test", "nobody@example.test"]}
+        )
+
+    one, two = await db.read(both)
+
+    assert one == [("c0@example.test",)]
+    assert sorted(two) == [("c1@example.test",), ("c2@example.test",)]
