@@ -17,10 +17,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Select, and_, bindparam, case, func, or_, select
+from sqlalchemy import ColumnElement, Connection, and_, bindparam, case, func, or_, select
 
 from gateway.accounts import shared_requesters
 from gateway.models import Contact, Message, Ticket, TicketParticipant, TicketRead, TicketStatus
+from gateway.prepared import Prepared
 from gateway.ticket_access import customer_visible
 
 PER_PAGE = 20
@@ -60,8 +61,8 @@ class TicketPage:
 class Listing(NamedTuple):
     """The statements of one list: a page of its rows, and how many rows it has in all."""
 
-    rows: Select[Any]
-    count: Select[tuple[int]]
+    rows: Prepared
+    count: Prepared
 
 
 def _listing(*conditions: ColumnElement[bool]) -> Listing:
@@ -99,7 +100,7 @@ def _listing(*conditions: ColumnElement[bool]) -> Listing:
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-    return Listing(rows, select(func.count()).select_from(Ticket).where(*conditions))
+    return Listing(Prepared(rows), Prepared(select(func.count()).select_from(Ticket).where(*conditions)))
 
 
 def _status_in(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
@@ -119,7 +120,7 @@ _SHARED = _listing(
 def _page(connection: Connection, listing: Listing, values: dict[str, Any], page: int, per_page: int) -> TicketPage:
     page = max(1, page)
     window = {**values, "limit": per_page + 1, "offset": (page - 1) * per_page}
-    found = connection.execute(listing.rows, window).all()
+    found = listing.rows.rows(connection, window)
     rows = [
         TicketRow(public_id, ref, subject, status, last_at, bool(unread), name or email)
         for public_id, ref, subject, status, last_at, unread, name, email in found[:per_page]
@@ -127,7 +128,7 @@ def _page(connection: Connection, listing: Listing, values: dict[str, Any], page
     if page == 1 and len(found) <= per_page:
         total = len(rows)  # the whole list is on this page
     else:
-        total = connection.execute(listing.count, values).scalar_one()
+        total = listing.count.scalar(connection, values)
     pages = max(1, -(-total // per_page))
     if not rows and page > 1:  # past the end: show the last page
         return _page(connection, listing, values, pages, per_page)

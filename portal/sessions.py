@@ -46,6 +46,7 @@ from yarl import URL
 from gateway.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.audit import record, write_event
 from gateway.models import Contact, PortalSession, utcnow
+from gateway.prepared import Prepared
 from gateway.settings import Settings
 from portal import keys
 
@@ -56,7 +57,7 @@ _SESSION_COLUMNS = tuple(PortalSession.__table__.columns)
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
 _SESSION_KEYS = tuple(column.key for column in _SESSION_COLUMNS)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
-_SIGNED_IN = with_sharing_accounts(
+_SIGNED_IN = Prepared(with_sharing_accounts(
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
     .where(
@@ -65,7 +66,7 @@ _SIGNED_IN = with_sharing_accounts(
         PortalSession.expires_at > bindparam("now"),
         PortalSession.last_seen_at > bindparam("seen_after"),
     )
-)  # the sharing accounts come along: the ticket list needs them, and a statement costs more than a join
+))  # the sharing accounts come along: the ticket list needs them, and a statement costs more than a join
 _SESSIONS = PortalSession.__table__  # sign-in writes plain Core on the table: no ORM flush
 _INSERT = insert(_SESSIONS).returning(_SESSIONS.c.id)
 _REVOKE = (
@@ -163,7 +164,7 @@ def load_session(connection: Connection, request: web.Request) -> Contact | None
         "now": now,
         "seen_after": now - timedelta(minutes=settings.session_idle_minutes),
     }
-    found = connection.execute(_SIGNED_IN, values).all()
+    found = _SIGNED_IN.rows(connection, values)
     if not found:
         state.clear_cookie = True
         return None
