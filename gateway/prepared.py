@@ -40,8 +40,8 @@ class _Plan:
     processors: tuple[Callable[[Any], Any] | None, ...]
     # Values of parameters the caller does not give: an INSERT's column defaults, literals.
     defaults: Mapping[str, Callable[[], Any]]
-    # Per result column, its conversion from the driver's value; None when no column needs one.
-    results: tuple[Callable[[Any], Any] | None, ...] | None
+    # The result columns that need converting from the driver's value: (position, conversion).
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
 
     def bind(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL and the driver's positional values for `params`."""
@@ -59,13 +59,15 @@ class _Plan:
         return self.compiled.string, values
 
     def convert(self, rows: list[Row]) -> list[Row]:
-        if self.results is None:
+        if not self.results:
             return rows
-        results = self.results
-        return [
-            tuple(value if convert is None else convert(value) for convert, value in zip(results, row, strict=True))
-            for row in rows
-        ]
+        converted = []
+        for row in rows:
+            values = list(row)
+            for position, convert in self.results:
+                values[position] = convert(values[position])
+            converted.append(tuple(values))
+        return converted
 
 
 class Prepared:
@@ -121,9 +123,10 @@ class Prepared:
             if name not in keys and name not in defaults and not bind.required:  # a literal in the statement
                 defaults[name] = lambda value=bind.effective_value: value
         processors = tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds)
-        results = tuple(
+        conversions = (
             column.type.dialect_impl(dialect).result_processor(dialect, None)
             for column in self._statement.exported_columns  # type: ignore[attr-defined]
         )
+        results = tuple((position, convert) for position, convert in enumerate(conversions) if convert is not None)
         expanding = any(bind.expanding for bind in compiled.binds.values())
-        return _Plan(compiled, expanding, names, processors, defaults, results if any(results) else None)
+        return _Plan(compiled, expanding, names, processors, defaults, results)
