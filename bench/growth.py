@@ -2,8 +2,8 @@
 
 Memory: one Wicket process serving SMTP with its processor and outbox worker running, as
 `wicket serve` does, receives the mixed corpus over SMTP; once everything received has
-been processed, its resident memory is read after the first 10,000 messages and again
-after 100,000. Growth: in a process of its own (`python -m bench.growth`), a SQLite
+been processed, its resident memory (with that of the parse worker it started) is read
+after the first 10,000 messages and again after 100,000. Growth: in a process of its own (`python -m bench.growth`), a SQLite
 database is filled by `bench.rowgen` to 1,000 or 1,000,000 stored messages, and then,
 through the real code, five rounds of 100 corpus messages are received and processed
 (cost per message: the fastest round, so a burst of other work on a shared machine does

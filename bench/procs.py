@@ -53,12 +53,14 @@ class Child:
         return int(self.ready["port"])
 
     def memory_kib(self) -> tuple[int, int]:
-        """Resident set size now and its high-water mark (VmRSS, VmHWM) in KiB."""
-        fields = {}
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmRSS", "VmHWM"):
-                fields[key] = int(value.split()[0])
+        """Resident set size now and its high-water mark (VmRSS, VmHWM) in KiB, summed over
+        the server and the processes it started (the processor's parse worker)."""
+        fields = {"VmRSS": 0, "VmHWM": 0}
+        for pid in _with_descendants(self.pid):
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                key, _, value = line.partition(":")
+                if key in fields:
+                    fields[key] += int(value.split()[0])
         return fields["VmRSS"], fields["VmHWM"]
 
     def cpu_seconds(self) -> float:
@@ -105,6 +107,14 @@ class Child:
     def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, tb: TracebackType | None) -> None:
         if self._proc.poll() is None:
             self._reap()
+
+
+def _with_descendants(pid: int) -> list[int]:
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for child in (task / "children").read_text().split():
+            found += _with_descendants(int(child))
+    return found
 
 
 def announce(tag: str, **payload: Any) -> None:
