@@ -8,9 +8,11 @@ session factory and the read path, so one object travels through the application
 Reads that only look (`await db.read(work)`, where `work` takes a synchronous
 `Connection` and runs SQLAlchemy Core) cost one call on SQLite: a synchronous pysqlite
 connection answers inline on the event loop, since WAL readers never wait for the writer
-and an indexed read takes microseconds. On PostgreSQL the same function runs on a pooled
-async connection through `run_sync`. Writes stay on the async engine, where they may wait
-for locks and fsync: `async with db.write() as session` is one write transaction, and on
+and an indexed read takes microseconds; the connection stays open for the thread
+(`SqliteReader`) instead of being taken from a pool and given back per read. On
+PostgreSQL the same function runs on a pooled async connection through `run_sync`.
+Writes stay on the async engine, where they may wait for locks and fsync:
+`async with db.write() as session` is one write transaction, and on
 SQLite such transactions take turns in asyncio instead of colliding on the file's write
 lock and sleeping in SQLite's busy handler. A hot write path (the processor's transactions,
 the link exchange) is a synchronous unit instead,
@@ -37,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, event
+from sqlalchemy import Connection, event
 from sqlalchemy import create_engine as create_sync_engine
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -57,7 +59,7 @@ class Database:
 
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
-    reader: Engine | None = None
+    reader: SqliteReader | None = None
     write_turn: asyncio.Lock | None = field(default=None, compare=False)
     writer: SqliteWriter | None = None
     checkpointer: WalCheckpointer | None = None
@@ -69,8 +71,7 @@ class Database:
     async def read(self, work: Callable[[Connection], T]) -> T:
         """`work(connection)` for reads: inline on SQLite, through `run_sync` on PostgreSQL."""
         if self.reader is not None:
-            with self.reader.connect() as connection:
-                return work(connection)
+            return self.reader.run(work)
         async with self.engine.connect() as connection:
             return await connection.run_sync(work)
 
@@ -97,8 +98,47 @@ class Database:
         if self.writer is not None:
             self.writer.close()
         if self.reader is not None:
-            self.reader.dispose()
+            self.reader.close()
         await self.engine.dispose()
+
+
+class SqliteReader:
+    """Read-only SQLite connections, one per thread, each kept open for every read on it.
+
+    A read through a fresh `Connection` from a pool cost as much as the ticket list's two
+    statements (the checkout, the reset on return); a kept connection costs nothing per
+    read. It still sees every write committed before the read starts: the connection is
+    in autocommit mode between reads (pysqlite opens no transaction for a SELECT, so each
+    statement reads the newest WAL snapshot and lets it go when it finishes), and a read
+    that left a transaction open, at SQLAlchemy's level (`connection.scalar` begins one)
+    or at SQLite's, is rolled back as it ends. `query_only` makes the connections refuse
+    writes, so none can ever hold SQLite's write lock. Used on the event loop's thread.
+    """
+
+    def __init__(self, url: URL) -> None:
+        self.engine = create_sync_engine(url.set(drivername="sqlite"), hide_parameters=True)
+        event.listen(self.engine, "connect", sqlite_pragmas)
+        event.listen(self.engine, "connect", _query_only)
+        self._kept = threading.local()
+        self._opened: list[Connection] = []
+
+    def run(self, work: Callable[[Connection], T]) -> T:
+        connection: Connection | None = getattr(self._kept, "connection", None)
+        if connection is None:
+            connection = self._kept.connection = self.engine.connect()
+            self._opened.append(connection)
+        try:
+            return work(connection)
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+            if connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+                connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
+
+    def close(self) -> None:
+        for connection in self._opened:
+            connection.close()
+        self.engine.dispose()
 
 
 class SqliteWriter:
@@ -208,6 +248,10 @@ def _driver_autocommit(dbapi_connection: Any, _record: Any) -> None:
     dbapi_connection.isolation_level = None
 
 
+def _query_only(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.execute("PRAGMA query_only=ON")
+
+
 def _begin_immediate(connection: Connection) -> None:
     connection.exec_driver_sql("BEGIN IMMEDIATE")
 
@@ -249,13 +293,6 @@ def create_engine(settings: Settings, url: str | URL | None = None, **options: A
     return create_async_engine(parsed, connect_args=connect_args, **options)
 
 
-def create_reader(url: URL) -> Engine:
-    """A synchronous engine on the same SQLite file, used only on the event loop's thread."""
-    engine = create_sync_engine(url.set(drivername="sqlite"), hide_parameters=True)
-    event.listen(engine, "connect", sqlite_pragmas)
-    return engine
-
-
 def open_database(settings: Settings, url: str | None = None, **options: Any) -> Database:
     parsed = make_url(url or settings.database_url)
     if not _is_sqlite_file(parsed):
@@ -264,5 +301,5 @@ def open_database(settings: Settings, url: str | None = None, **options: Any) ->
     engine = create_engine(settings, parsed, **options)
     sessions = async_sessionmaker(engine, expire_on_commit=False)
     return Database(
-        engine, sessions, create_reader(parsed), asyncio.Lock(), SqliteWriter(parsed), WalCheckpointer(parsed)
+        engine, sessions, SqliteReader(parsed), asyncio.Lock(), SqliteWriter(parsed), WalCheckpointer(parsed)
     )

@@ -11,8 +11,9 @@ redirects visitors to `/login?next=<this page>` and returns the Contact otherwis
 A view that reads more can look the session up in its own read, `load_session(connection,
 request)` inside `db.read(...)`, and still call `require_contact` afterwards (which then
 costs no query). The session is looked up once per request, with its contact, in one
-statement; both come back as detached objects built without the ORM's per-attribute
-constructor.
+statement. The contact comes back as a detached Contact built without the ORM's
+per-attribute constructor (views hand it to ORM code); the session as a `LiveSession`,
+the four columns its users read (a model instance cost more than the list's rows).
 
 The cookie (`__Host-wicket` over https, `wicket` on plain-http development; HttpOnly,
 SameSite=Lax, Path=/) holds 256 random bits; the `portal_session` row holds only their
@@ -33,9 +34,9 @@ import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from aiohttp import hdrs, web
 from sqlalchemy import Connection, bindparam, insert, inspect, select, update
@@ -52,11 +53,10 @@ from portal import keys
 
 TOUCH_AFTER = timedelta(minutes=1)
 _COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe gives
-M = TypeVar("M", PortalSession, Contact)
-_SESSION_COLUMNS = tuple(PortalSession.__table__.columns)
+_SESSION_COLUMNS = (PortalSession.id, PortalSession.id_hash, PortalSession.contact_id, PortalSession.last_seen_at)
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
-_SESSION_KEYS = tuple(column.key for column in _SESSION_COLUMNS)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
+_CONTACTS = inspect(Contact).class_manager
 _SIGNED_IN = Prepared(with_sharing_accounts(
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
@@ -77,11 +77,21 @@ _REVOKE = (
 
 
 @dataclass(slots=True)
+class LiveSession:
+    """The signed-in session of a request: its row's id, id hash, contact and last request."""
+
+    id: int
+    id_hash: str
+    contact_id: int
+    last_seen_at: datetime
+
+
+@dataclass(slots=True)
 class SessionState:
     """What this request knows about its session (loaded lazily, once)."""
 
     loaded: bool = False
-    row: PortalSession | None = None
+    row: LiveSession | None = None
     contact: Contact | None = None
     accounts: list[SharingAccount] = field(default_factory=list)
     touch_due: bool = False
@@ -132,10 +142,10 @@ def _state(request: web.Request) -> SessionState:
     return state
 
 
-def _detached(model: type[M], names: tuple[str, ...], values: tuple[Any, ...]) -> M:
-    """An instance of `model` holding `values`, detached: built as the ORM's loader builds one."""
-    instance = inspect(model).class_manager.new_instance()
-    instance.__dict__.update(zip(names, values))
+def _detached_contact(values: tuple[Any, ...]) -> Contact:
+    """A Contact holding `values`, detached: built as the ORM's loader builds one."""
+    instance = _CONTACTS.new_instance()
+    instance.__dict__.update(zip(_CONTACT_KEYS, values))
     make_transient_to_detached(instance)
     return instance
 
@@ -168,15 +178,15 @@ def load_session(connection: Connection, request: web.Request) -> Contact | None
     if not found:
         state.clear_cookie = True
         return None
-    split, end = len(_SESSION_KEYS), len(_SESSION_KEYS) + len(_CONTACT_KEYS)
-    state.row = _detached(PortalSession, _SESSION_KEYS, found[0][:split])
-    state.contact = _detached(Contact, _CONTACT_KEYS, found[0][split:end])
+    split, end = len(_SESSION_COLUMNS), len(_SESSION_COLUMNS) + len(_CONTACT_COLUMNS)
+    state.row = LiveSession(*found[0][:split])
+    state.contact = _detached_contact(found[0][split:end])
     state.accounts = sharing_accounts_in(found)
     state.touch_due = now - state.row.last_seen_at > TOUCH_AFTER
     return state.contact
 
 
-async def current_session(request: web.Request) -> PortalSession | None:
+async def current_session(request: web.Request) -> LiveSession | None:
     """The live session row of this request, or None.
 
     The lookup is a read (inline on SQLite); `last_seen_at` is written only when it is
@@ -267,7 +277,7 @@ async def end_session(request: web.Request, db_session: AsyncSession, *, audit: 
     return True
 
 
-async def end_other_sessions(db_session: AsyncSession, contact_id: int, keep: PortalSession | None = None) -> int:
+async def end_other_sessions(db_session: AsyncSession, contact_id: int, keep: LiveSession | None = None) -> int:
     """Revoke every live session of a contact except `keep`; how many ended."""
     statement = (
         update(PortalSession)

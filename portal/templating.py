@@ -3,8 +3,10 @@
 Every page is rendered through `render(request, "name.html", {...})`, which adds:
 `brand` (name, primary_color, accent_color, logo_url, support_email, initial), `contact`
 (the signed-in Contact or None), `csrf_token` and `csrf_field` (the hidden input to put
-in every form). Templates extend `base.html` and fill `title` and `content`; `url(...)`
-builds links from route names (`url_builder`); `portal.formatting` adds filters (`ago`, `when`, …). A
+in every form). Templates extend `base.html` and fill `title` and `content`. Links come
+from route names: `paths.tickets` is the path of a route without variable parts
+(`RoutePaths`), `url("ticket", public_id=…)` builds one with parts (`url_builder`);
+`portal.formatting` adds filters (`ago`, `when`, …). A
 file in the `template_dir` setting replaces the packaged template of the same name.
 Error pages use `render_error`, which never needs the database, so a 500 or 503 page
 renders even while the database is down.
@@ -54,6 +56,31 @@ def url_builder(router: web.UrlDispatcher) -> Callable[..., str]:
     return url
 
 
+class RoutePaths:
+    """The templates' `paths.<route name>`: the path of a named route without variable parts.
+
+    A page frame links to a dozen fixed paths; through `url(...)` each cost a Jinja call
+    and an escape, a third of rendering the ticket list. A path is looked up in the route
+    table the first time it is asked for (routes are added after the templates are set up)
+    and kept as a plain attribute, so later pages read it like any other value.
+    """
+
+    def __init__(self, router: web.UrlDispatcher) -> None:
+        self._router = router
+
+    def __getattr__(self, name: str) -> str:  # only for names not yet kept
+        if name.startswith("_"):
+            raise AttributeError(name)
+        if name not in self._router:
+            raise LookupError(f"no route named {name!r}")  # not AttributeError: Jinja would print nothing
+        resource = self._router[name]
+        if "path" not in resource.get_info():
+            raise LookupError(f"route {name!r} has variable parts: use url({name!r}, ...)")
+        path = str(resource.url_for())
+        setattr(self, name, path)
+        return path
+
+
 def setup_templates(app: web.Application) -> None:
     """Templates from the package, each overridable by a file of that name in `template_dir`.
 
@@ -73,6 +100,7 @@ def setup_templates(app: web.Application) -> None:
         auto_reload=False,
     )
     environment.globals["url"] = url_builder(app.router)
+    environment.globals["paths"] = RoutePaths(app.router)
     app[aiohttp_jinja2.static_root_key] = "/static"
 
 

@@ -13,7 +13,8 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, select, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
@@ -87,3 +88,15 @@ async def test_a_page_past_the_end_shows_the_last_page(db: Database, mailbox: Ma
     page = await db.read(lambda connection: own_tickets(connection, alice.id, page=page_asked, per_page=2))
     expected = 1 if page_asked == 0 else 2
     assert (page.page, page.pages, page.total, len(page.rows)) == (expected, 2, 3, 2 if expected == 1 else 1)
+
+
+async def test_the_kept_reader_sees_each_commit_and_never_writes(db: Database) -> None:
+    if db.reader is None:
+        pytest.skip("PostgreSQL reads through the async engine")
+    assert await db.read(_emails) == []
+    await add_contact(db, "alice@customer.test")
+    assert await db.read(_emails) == ["alice@customer.test"]  # the same kept connection, a fresh snapshot
+    with pytest.raises(OperationalError, match="readonly"):
+        await db.read(lambda connection: connection.execute(text("DELETE FROM contact")))
+    await db.run_write(_add("bob@customer.test"))
+    assert await db.read(_emails) == ["alice@customer.test", "bob@customer.test"]
