@@ -3,14 +3,15 @@
 Memory: one Wicket process serving SMTP with its processor and outbox worker running, as
 `wicket serve` does, receives the mixed corpus over SMTP; once everything received has
 been processed, its resident memory (with that of the parse worker it started) is read
-after the first 10,000 messages and again after 100,000. Growth: in a process of its own (`python -m bench.growth`), a SQLite
-database is filled by `bench.rowgen` to 1,000 or 1,000,000 stored messages, and then,
-through the real code, five rounds of 100 corpus messages are received and processed
-(cost per message: the fastest round, so a burst of other work on a shared machine does
-not count as growth; the process's CPU time per message is reported beside it) and a
-signed-in contact's ticket list is fetched from the real portal over HTTP in five rounds
-of 40 requests one after another (latency: the lowest round median, for the same
-reason); the two sizes are compared.
+after the first 10,000 messages and again after 100,000. Growth: in a process of its own
+(`python -m bench.growth`), two SQLite databases are filled by `bench.rowgen`, to 1,000
+and to 1,000,000 stored messages, and a Gateway is started over each. Through the real
+code, five rounds of 100 corpus messages are received and processed, and a signed-in
+contact's ticket list is fetched from the real portal over HTTP in five rounds of 40
+requests one after another; each round runs at the small size and then at the large one,
+so a slow minute on the shared machine falls on both sizes rather than on one. Cost per
+message is the fastest round (the process's CPU time per message beside it), latency the
+lowest round median, so a burst of other work is not read as growth.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import asyncio
 import sqlite3
 import statistics
 import time
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from functools import partial
 from pathlib import Path
 
@@ -86,37 +89,9 @@ def run_memory(plan: Plan) -> list[Row]:
     return [Row(name, sizes[1], "MiB", sizes[0], f"after {small:,}", MEMORY_TARGET, note)]
 
 
-async def _list_latency(gateway: Gateway, workdir: Path) -> float:
-    from bench.portal_seed import seed_session_and_links, seed_tickets
-    from portal.app import create_app, runner_options
-    from portal.sessions import cookie_name
-
-    await seed_tickets(gateway)
-    session_id = await seed_session_and_links(gateway.settings, gateway.db, 0, workdir / "tokens.txt")
-    runner = web.AppRunner(create_app(gateway.settings, db=gateway.db), **runner_options())
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    url = f"http://127.0.0.1:{runner.addresses[0][1]}/tickets"
-    medians = []
-    try:
-        async with aiohttp.ClientSession(cookies={cookie_name(gateway.settings): session_id}) as client:
-            for _ in range(LIST_ROUNDS):
-                samples = []
-                for _ in range(LIST_REQUESTS_PER_ROUND):
-                    started = time.perf_counter()
-                    async with client.get(url, allow_redirects=False) as response:
-                        await response.read()
-                        if response.status != 200:
-                            raise ChildFailed(f"GET /tickets answered {response.status}")
-                    samples.append(time.perf_counter() - started)
-                medians.append(statistics.median(samples))
-    finally:
-        await runner.cleanup()
-    return min(medians)
-
-
-async def measure(stored: int, workdir: Path) -> dict[str, float]:
+@asynccontextmanager
+async def _generated(stored: int, workdir: Path) -> AsyncIterator[Gateway]:
+    """A started Gateway over a SQLite database holding `stored` generated messages."""
     async with fresh_database("sqlite", workdir) as (settings, db):
         async with db.sessions() as session:
             mailbox_id = await session.scalar(select(Mailbox.id).where(Mailbox.address == SUPPORT))
@@ -128,13 +103,69 @@ async def measure(stored: int, workdir: Path) -> dict[str, float]:
     try:
         gateway = Gateway(settings, db)
         await gateway.start()
-        rounds = [await _receive_and_process(gateway, n * MESSAGES_PER_ROUND) for n in range(MEASURED_ROUNDS)]
-        latency = await _list_latency(gateway, workdir)
-        await gateway.stop()
+        try:
+            yield gateway
+        finally:
+            await gateway.stop()
     finally:
         await db.dispose()
-    wall, cpu = min(rounds)
-    return {"per_message_seconds": wall, "per_message_cpu_seconds": cpu, "list_seconds": latency}
+
+
+@asynccontextmanager
+async def _ticket_list(gateway: Gateway, workdir: Path) -> AsyncIterator[tuple[str, dict[str, str]]]:
+    """The real portal over `gateway`'s database, with a signed-in contact of 20 tickets:
+    the list's URL and the session cookie."""
+    from bench.portal_seed import seed_session_and_links, seed_tickets
+    from portal.app import create_app, runner_options
+    from portal.sessions import cookie_name
+
+    await seed_tickets(gateway)
+    session_id = await seed_session_and_links(gateway.settings, gateway.db, 0, workdir / "tokens.txt")
+    runner = web.AppRunner(create_app(gateway.settings, db=gateway.db), **runner_options())
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}/tickets", {cookie_name(gateway.settings): session_id}
+    finally:
+        await runner.cleanup()
+
+
+async def _list_round(url: str, cookies: dict[str, str]) -> float:
+    """The median latency of one round of ticket-list requests, one after another."""
+    samples = []
+    async with aiohttp.ClientSession(cookies=cookies) as client:
+        for _ in range(LIST_REQUESTS_PER_ROUND):
+            started = time.perf_counter()
+            async with client.get(url, allow_redirects=False) as response:
+                await response.read()
+                if response.status != 200:
+                    raise ChildFailed(f"GET /tickets answered {response.status}")
+            samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+async def measure(sizes: tuple[int, int], workdir: Path) -> dict[str, dict[str, float]]:
+    """Both sizes side by side: every round runs at one size and then at the other, so a
+    slow minute on the shared machine falls on both instead of on one size's run."""
+    async with AsyncExitStack() as stack:
+        gateways = [await stack.enter_async_context(_generated(n, workdir / str(n))) for n in sizes]
+        rounds: list[list[tuple[float, float]]] = [[], []]
+        for n in range(MEASURED_ROUNDS):
+            for gateway, costs in zip(gateways, rounds):
+                costs.append(await _receive_and_process(gateway, n * MESSAGES_PER_ROUND))
+        lists = [await stack.enter_async_context(_ticket_list(g, workdir / str(n))) for g, n in zip(gateways, sizes)]
+        medians: list[list[float]] = [[], []]
+        for _ in range(LIST_ROUNDS):
+            for (url, cookies), latencies in zip(lists, medians):
+                latencies.append(await _list_round(url, cookies))
+    results = {}
+    for stored, costs, latencies in zip(sizes, rounds, medians):
+        wall, cpu = min(costs)
+        results[str(stored)] = {
+            "per_message_seconds": wall, "per_message_cpu_seconds": cpu, "list_seconds": min(latencies),
+        }
+    return results
 
 
 async def _receive_and_process(gateway: Gateway, first: int) -> tuple[float, float]:
@@ -150,12 +181,14 @@ def run_growth(plan: Plan) -> list[Row]:
     names = ("growth: ingest+process cost per message", "growth: ticket list latency")
     if plan.growth_counts is None:
         return [Row(name, target=GROWTH_TARGET, note="full run only") for name in names]
-    small, large = (
-        run_job("bench.growth", "--stored", str(n), "--workdir", str(OUT / f"growth-{n}"), timeout=4 * 3600)
-        for n in plan.growth_counts
+    small_count, large_count = plan.growth_counts
+    results = run_job(
+        "bench.growth", "--stored", str(small_count), "--stored", str(large_count), "--workdir", str(OUT / "growth"),
+        timeout=4 * 3600,
     )
-    label = f"at {plan.growth_counts[0]:,} stored"
-    note = f"at {plan.growth_counts[1]:,} vs {plan.growth_counts[0]:,} stored messages"
+    small, large = results[str(small_count)], results[str(large_count)]
+    label = f"at {small_count:,} stored"
+    note = f"at {large_count:,} vs {small_count:,} stored messages, rounds alternating"
     cpu = f"CPU {large['per_message_cpu_seconds'] * 1000:.1f} vs {small['per_message_cpu_seconds'] * 1000:.1f} ms/msg"
     return [
         Row(names[0], large["per_message_seconds"] * 1000, "ms", small["per_message_seconds"] * 1000, label,
@@ -166,10 +199,13 @@ def run_growth(plan: Plan) -> list[Row]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.growth")
-    parser.add_argument("--stored", type=int, required=True)
+    parser.add_argument("--stored", type=int, action="append", required=True, help="give both sizes, smaller first")
     parser.add_argument("--workdir", type=Path, required=True)
     options = parser.parse_args()
-    announce("RESULT", **asyncio.run(measure(options.stored, options.workdir)))
+    if len(options.stored) != 2:
+        parser.error("give --stored twice: the smaller size, then the larger")
+    small, large = options.stored
+    announce("RESULT", **asyncio.run(measure((small, large), options.workdir)))
 
 
 if __name__ == "__main__":

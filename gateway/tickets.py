@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import bindparam, insert, select, update
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 
 from gateway.models import (
     Contact,
@@ -23,6 +23,7 @@ from gateway.models import (
     Ticket,
     TicketParticipant,
     TicketStatus,
+    loaded,
     new_public_id,
     utcnow,
 )
@@ -102,8 +103,7 @@ def open_ticket(
     }
     # A Core insert, then the row joins the session as a loaded object: the unit of work's
     # flush cost several times the INSERT itself on the processing path.
-    ticket = Ticket(id=_INSERT_TICKET.scalar(rows, values), **values)
-    make_transient_to_detached(ticket)
+    ticket = loaded(Ticket, {"id": _INSERT_TICKET.scalar(rows, values), **values})
     session.add(ticket)
     _INSERT_PARTICIPANT.rows(
         rows,

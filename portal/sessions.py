@@ -36,17 +36,16 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Any
 
 from aiohttp import hdrs, web
-from sqlalchemy import Connection, bindparam, insert, inspect, select, update
+from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, make_transient_to_detached
+from sqlalchemy.orm import Session
 from yarl import URL
 
 from gateway.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.audit import record, write_event
-from gateway.models import Contact, PortalSession, utcnow
+from gateway.models import Contact, PortalSession, loaded, utcnow
 from gateway.prepared import Prepared
 from gateway.settings import Settings
 from portal import keys
@@ -56,7 +55,6 @@ _COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe give
 _SESSION_COLUMNS = (PortalSession.id, PortalSession.id_hash, PortalSession.contact_id, PortalSession.last_seen_at)
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
-_CONTACTS = inspect(Contact).class_manager
 _SIGNED_IN = Prepared(with_sharing_accounts(
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
@@ -142,14 +140,6 @@ def _state(request: web.Request) -> SessionState:
     return state
 
 
-def _detached_contact(values: tuple[Any, ...]) -> Contact:
-    """A Contact holding `values`, detached: built as the ORM's loader builds one."""
-    instance = _CONTACTS.new_instance()
-    instance.__dict__.update(zip(_CONTACT_KEYS, values))
-    make_transient_to_detached(instance)
-    return instance
-
-
 def _session_id(request: web.Request, state: SessionState) -> str | None:
     """The browser's session id: the one just issued, else the cookie's."""
     return state.new_cookie or request.cookies.get(cookie_name(request.app[keys.SETTINGS]))
@@ -180,7 +170,7 @@ def load_session(connection: Connection, request: web.Request) -> Contact | None
         return None
     split, end = len(_SESSION_COLUMNS), len(_SESSION_COLUMNS) + len(_CONTACT_COLUMNS)
     state.row = LiveSession(*found[0][:split])
-    state.contact = _detached_contact(found[0][split:end])
+    state.contact = loaded(Contact, dict(zip(_CONTACT_KEYS, found[0][split:end])))
     state.accounts = sharing_accounts_in(found)
     state.touch_due = now - state.row.last_seen_at > TOUCH_AFTER
     return state.contact

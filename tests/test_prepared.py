@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.db import Database
-from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, OutboxMessage, utcnow
+from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, OutboxMessage, loaded, utcnow
 from gateway.prepared import Prepared, Row
 
 _ADD_CONTACT = Prepared(insert(Contact.__table__).returning(Contact.__table__.c.id, Contact.__table__.c.public_id))
@@ -105,3 +105,20 @@ async def test_in_parameters_are_expanded_per_call(db: Database) -> None:
 
     assert one == [("c0@example.test",)]
     assert sorted(two) == [("c1@example.test",), ("c2@example.test",)]
+
+
+async def test_a_row_inserted_with_core_joins_the_session_as_a_loaded_contact(db: Database) -> None:
+    def add_then_rename(session: Session) -> str:
+        [(contact_id, _)] = _ADD_CONTACT.rows(session.connection(), {"email": "erin@example.test", "name": "E"})
+        contact = loaded(Contact, {"id": contact_id, "email": "erin@example.test"})
+        session.add(contact)
+        assert contact not in session.new  # persistent already: no second INSERT
+        contact.name = "Erin"  # a change to it flushes as an UPDATE of its row
+        session.flush()
+        return contact.public_id  # a column left out of `values` loads from the row
+
+    public_id = await db.run_write(add_then_rename)
+
+    async with db.sessions() as session:
+        stored = (await session.scalars(select(Contact).where(Contact.email == "erin@example.test"))).one()
+    assert (stored.name, stored.public_id) == ("Erin", public_id)

@@ -1,6 +1,6 @@
 """SQLAlchemy 2 typed models, one module per area; import them from here."""
 
-from gateway.models.base import Base, new_public_id, utcnow
+from gateway.models.base import Base, loaded, new_public_id, utcnow
 from gateway.models.mail import InboundEmail, InboundStatus, Mailbox
 from gateway.models.outbound import OutboxMessage, OutboxStatus
 from gateway.models.tickets import (
@@ -31,6 +31,7 @@ __all__ = [
     "Ticket",
     "TicketParticipant",
     "TicketStatus",
+    "loaded",
     "new_public_id",
     "utcnow",
 ]

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String
+from sqlalchemy import BigInteger, DateTime, Integer, MetaData, String, inspect
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, make_transient_to_detached, mapped_column
 from sqlalchemy.types import TypeDecorator
 
 NAMING = {
@@ -26,6 +27,8 @@ NAMING = {
 }
 
 BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+ModelT = TypeVar("ModelT", bound="Base")
 
 
 def utcnow() -> datetime:
@@ -58,6 +61,19 @@ class UTCDateTime(TypeDecorator[datetime]):
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
+
+
+def loaded(model: type[ModelT], values: Mapping[str, Any]) -> ModelT:
+    """A detached `model` holding `values`, as if loaded from its row.
+
+    For rows read or inserted with Core on a hot path: built as the ORM's loader builds
+    one (no constructor, no attribute events), so `Session.add` makes it persistent
+    without a flush. Attributes not in `values` load on first access, like expired ones.
+    """
+    instance = inspect(model).class_manager.new_instance()
+    instance.__dict__.update(values)
+    make_transient_to_detached(instance)
+    return instance
 
 
 def public_id_column() -> Mapped[str]:
