@@ -202,7 +202,7 @@ def main() -> None:
     parser.add_argument("--stored", type=int, action="append", required=True, help="give both sizes, smaller first")
     parser.add_argument("--workdir", type=Path, required=True)
     options = parser.parse_args()
-    if len(options.stored) != 2:
+    if len(options.stored) != 2 or not options.stored[0] < options.stored[1]:
         parser.error("give --stored twice: the smaller size, then the larger")
     small, large = options.stored
     announce("RESULT", **asyncio.run(measure((small, large), options.workdir)))
