@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     http_host: str = "127.0.0.1"
     http_port: int = 8080
     public_url: str = "http://127.0.0.1:8080"
+    # Prometheus scrapes /metrics with this bearer token; without one, only local connections may.
+    metrics_token: SecretStr | None = None
 
     secret_keys: list[str] = Field(default_factory=list)
     loop_token: str = "wicket"
@@ -136,6 +138,13 @@ class Settings(BaseSettings):
     def _proxy_networks(cls, value: list[str]) -> list[str]:
         for network in value:
             ipaddress.ip_network(network, strict=False)  # raises ValueError with the bad entry
+        return value
+
+    @field_validator("metrics_token")
+    @classmethod
+    def _metrics_token_long_enough(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError("metrics_token must be at least 32 characters (e.g. `openssl rand -hex 16`)")
         return value
 
     @field_validator("reply_link_ttl_minutes", "signin_link_ttl_minutes")

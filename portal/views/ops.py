@@ -6,7 +6,10 @@ for the queue depths, bounded by a short timeout, and answers 200 with the inbou
 failures and outbox depth as JSON, or 503 when the database cannot answer, so a load
 balancer stops sending people to a node that cannot sign them in. `/metrics` refreshes the
 queue gauges and answers with the Prometheus text of `gateway.metrics.REGISTRY`; when the
-database is down it still answers with the process's own counters. `observe_requests` is
+database is down it still answers with the process's own counters. It answers a scraper
+holding the bearer token `metrics_token`; without a token set, only a direct connection
+from this host (a loopback peer, no proxy's forwarding header), so a portal published
+through a reverse proxy does not publish its metrics too. `observe_requests` is
 the middleware that gives every request an id for its JSON log lines (and the
 `X-Request-Id` header) and times it into `wicket_portal_request_seconds`, labelled by route
 pattern (never the raw path, which may hold a magic-link token).
@@ -16,12 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hmac
+import ipaddress
 import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable
 
-from aiohttp import web
+from aiohttp import hdrs, web
 from prometheus_client import CONTENT_TYPE_LATEST, Histogram, generate_latest
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -35,6 +40,7 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 3.0
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)  # TimeoutError is an OSError
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -56,8 +62,40 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ready", "database": "ok", **depths})
 
 
+def _refusal(request: web.Request) -> web.Response | None:
+    """None when `request` may read the metrics (the bearer token when one is set, else a
+    direct local connection); otherwise the plain-text answer that says why not."""
+    token = request.app[keys.SETTINGS].metrics_token
+    if token is not None:
+        scheme, _, credentials = request.headers.get(hdrs.AUTHORIZATION, "").partition(" ")
+        expected = token.get_secret_value().encode()
+        if scheme.lower() == "bearer" and hmac.compare_digest(credentials.strip().encode(), expected):
+            return None
+        return web.Response(
+            status=401,
+            text="/metrics needs the metrics token as a bearer token.\n",
+            headers={hdrs.WWW_AUTHENTICATE: 'Bearer realm="metrics"'},
+        )
+    if _is_loopback(request.remote) and not any(name in request.headers for name in FORWARDING_HEADERS):
+        return None
+    return web.Response(
+        status=403,
+        text="/metrics answers local connections only; set WICKET_METRICS_TOKEN to scrape it from elsewhere.\n",
+    )
+
+
+def _is_loopback(peer: str | None) -> bool:
+    try:
+        return peer is not None and ipaddress.ip_address(peer).is_loopback
+    except ValueError:
+        return False
+
+
 async def metrics(request: web.Request) -> web.Response:
     """GET /metrics: Prometheus text; the queue gauges are fresh when the database answers."""
+    refused = _refusal(request)
+    if refused is not None:
+        return refused
     try:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await refresh_queue_gauges(request.app[keys.DB])

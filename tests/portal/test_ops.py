@@ -10,16 +10,20 @@ import json
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from aiohttp import web
+from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
+from pydantic import SecretStr, ValidationError
 
 from gateway.db import Database, open_database
 from gateway.logs import JsonFormatter
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from portal.app import create_app
+from portal.views.ops import metrics
 from tests.portal.helpers import Client, add_contact, issue, link_path, post_to_link, sign_in_with_link
 from tests.support import SUPPORT, simple_mail
 
@@ -113,3 +117,44 @@ async def test_each_request_has_an_id_that_its_json_log_lines_carry(client: Clie
     assert line["request_id"] == refused.headers["X-Request-Id"] and len(line["request_id"]) == 16
     other = await client.get("/healthz")
     assert other.headers["X-Request-Id"] != refused.headers["X-Request-Id"]
+
+
+async def test_metrics_without_a_token_answer_only_a_direct_local_connection(
+    client: Client, app: web.Application
+) -> None:
+    assert (await client.get("/metrics")).status == 200  # the test client connects over loopback
+    proxied = await client.get("/metrics", headers={"X-Forwarded-For": "203.0.113.9"})
+    assert proxied.status == 403 and "WICKET_METRICS_TOKEN" in await proxied.text()
+    assert (await client.get("/metrics", headers={"Forwarded": "for=203.0.113.9"})).status == 403
+
+    remote = make_mocked_request("GET", "/metrics", app=app, transport=_peer("198.51.100.7"))
+    assert (await metrics(remote)).status == 403
+
+
+async def test_metrics_with_a_token_need_it_as_a_bearer_token(
+    make_client: Callable[[Settings], Awaitable[Client]], settings: Settings
+) -> None:
+    token = "m" * 40
+    client = await make_client(settings.model_copy(update={"metrics_token": SecretStr(token)}))
+
+    missing = await client.get("/metrics")
+    assert missing.status == 401 and missing.headers["WWW-Authenticate"].startswith("Bearer")
+    assert (await client.get("/metrics", headers={"Authorization": f"Bearer {'x' * 40}"})).status == 401
+    assert (await client.get("/metrics", headers={"Authorization": f"Basic {token}"})).status == 401
+    proxied = {"Authorization": f"Bearer {token}", "X-Forwarded-For": "203.0.113.9"}
+    scraped = await client.get("/metrics", headers=proxied)
+    assert scraped.status == 200 and "wicket_inbound_backlog" in await scraped.text()
+
+
+def test_a_short_metrics_token_is_refused_at_start_up(settings: Settings) -> None:
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        Settings.model_validate({**settings.model_dump(), "metrics_token": "short"})
+
+
+def _peer(address: str) -> mock.Mock:
+    """A transport whose peer is `address`, for a request built without a socket."""
+    transport = mock.Mock()
+    transport.get_extra_info.side_effect = lambda name, default=None: (
+        (address, 40000) if name == "peername" else default
+    )
+    return transport
