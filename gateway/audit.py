@@ -1,15 +1,15 @@
 """The audit trail: one event per sign-in, view, reply or credential change.
 
 Every door of the portal (and the agent API) writes its events in the caller's
-transaction, so an event exists exactly when the change it describes committed: async
-code calls `record(session, ...)`, which adds the event to the session (written with its
-next flush); a synchronous unit of work (`Database.run_write`) calls `write_event`, which
-inserts it at once with one Core statement, without the ORM's flush. Both take the same
-arguments and make the same row. Events are dotted names (`link.issued`, `link.exchanged`,
-`link.refused`, `code.attempt`, `session.started`, `session.ended`, `sso.signin`,
-`password.changed`, …) with the contact, the ticket, the client IP and user agent, and a
-small JSON `detail`. Never put a token, a code, a password or a JWT in `detail`: keys that
-name one are refused outright.
+transaction, so an event exists exactly when the change it describes committed: code
+holding an `AsyncSession` calls `record(session, ...)`, which adds the event to the
+session (written with its next flush; nothing to await); a synchronous unit of work
+(`Database.run_write`) calls `write_event`, which inserts it at once with one Core
+statement, without the ORM's flush. Both take the same arguments and make the same row.
+Events are dotted names (`link.issued`, `link.exchanged`, `link.refused`, `code.attempt`,
+`session.started`, `session.ended`, `sso.signin`, `password.changed`, …) with the
+contact, the ticket, the client IP and user agent, and a small JSON `detail`. Never put
+a token, a code, a password or a JWT in `detail`: keys that name one are refused outright.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def _event_values(
     return values
 
 
-async def record(session: AsyncSession, event: str, **details: Any) -> AuditEvent:
+def record(session: AsyncSession, event: str, **details: Any) -> AuditEvent:
     """Add an audit event to `session`; it is written with the caller's next flush or commit."""
     row = AuditEvent(**_event_values(event, **details))
     session.add(row)

@@ -67,5 +67,5 @@ async def issue_operator_link(
             ttl=timedelta(minutes=settings.reply_link_ttl_minutes),
         )
         detail = {"link_id": issued.link.id}
-        await record(session, "link.operator_issued", contact=contact, ticket=ticket, detail=detail)
+        record(session, "link.operator_issued", contact=contact, ticket=ticket, detail=detail)
         return issued.url(settings)

@@ -224,7 +224,7 @@ async def issue_link(
     )
     session.add(link)
     await session.flush()
-    await record(
+    record(
         session,
         "link.issued",
         contact=contact,

@@ -121,7 +121,7 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
     link = outcome.link
     if target is None:
         async with db.write() as session:
-            await record(
+            record(
                 session,
                 "link.refused",
                 contact_id=link.contact_id if link else None,
@@ -164,7 +164,7 @@ async def link_resend(request: web.Request) -> web.StreamResponse:
                 await send_signin_link(
                     session, settings, contact, mailbox=mailbox, ticket=ticket, return_path=link.return_path
                 )
-            await record(
+            record(
                 session,
                 "link.resent",
                 contact=contact,

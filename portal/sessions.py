@@ -256,7 +256,7 @@ async def end_session(request: web.Request, db_session: AsyncSession, *, audit: 
         return False
     await db_session.execute(update(PortalSession).where(PortalSession.id == row.id).values(revoked_at=utcnow()))
     if audit:
-        await record(
+        record(
             db_session,
             "session.ended",
             contact_id=row.contact_id,

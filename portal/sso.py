@@ -149,11 +149,11 @@ async def sso_jwt(request: web.Request) -> web.StreamResponse:
         elif handoff is not None:
             contact = await session.run_sync(contact_for, handoff.email, handoff.name)
             await session.run_sync(start_session, request, contact.id, method="sso")
-            await record(session, "sso.signin", contact=contact, **audit_context(request))
+            record(session, "sso.signin", contact=contact, **audit_context(request))
             target = return_path_or_list(handoff.return_to)
         if reason is not None:
             log.info("SSO sign-in refused: %s", reason)
-            await record(session, "sso.refused", detail={"reason": reason}, **audit_context(request))
+            record(session, "sso.refused", detail={"reason": reason}, **audit_context(request))
             await hit(session, settings, ip_rule, client_ip(request), enforce=False)
     if target is not None:
         raise web.HTTPSeeOther(target)

@@ -49,7 +49,7 @@ async def logout_everywhere(request: web.Request) -> web.StreamResponse:
         ended = await end_other_sessions(session, contact.id)
         await end_session(request, session, audit=False)
         detail = {"scope": "everywhere", "sessions": ended}
-        await record(session, "session.ended", contact=contact, detail=detail, **audit_context(request))
+        record(session, "session.ended", contact=contact, detail=detail, **audit_context(request))
     raise web.HTTPSeeOther(request.app.router["login"].url_for().with_query(signed_out="1"))
 
 
@@ -108,7 +108,7 @@ async def password_change(request: web.Request) -> web.Response:
         else:
             await session.execute(delete(ContactPassword).where(ContactPassword.contact_id == contact.id))
         ended = await end_other_sessions(session, contact.id, keep=keep)
-        await record(
+        record(
             session,
             "password.changed",
             contact=contact,

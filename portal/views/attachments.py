@@ -39,7 +39,7 @@ async def download(request: web.Request) -> web.Response:
         image = attachment.content_type in IMAGE_TYPES
         if not image:
             detail = {"attachment": attachment.public_id, "shared": access.shared}
-            await record(
+            record(
                 session, "attachment.downloaded", contact=contact, ticket=access.ticket, detail=detail,
                 **audit_context(request),
             )  # fmt: skip

@@ -69,6 +69,6 @@ async def profile_update(request: web.Request) -> web.Response:
         return await profile_page(request, error=f"Keep your name under {MAX_NAME} characters.", status=400)
     async with request.app[keys.DB].write() as session:
         await session.execute(update(Contact).where(Contact.id == contact.id).values(name=name))
-        await record(session, "profile.changed", contact=contact, detail={"fields": ["name"]}, **audit_context(request))
+        record(session, "profile.changed", contact=contact, detail={"fields": ["name"]}, **audit_context(request))
     contact.name = name
     return await profile_page(request, notice="Your name is saved.")

@@ -82,7 +82,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
             peer=client_ip(request),
         )  # fmt: skip
         detail = {"inbound_email": inbound.id, "attachments": len(uploads)}
-        await record(session, "request.submitted", contact=contact, detail=detail, **audit_context(request))
+        record(session, "request.submitted", contact=contact, detail=detail, **audit_context(request))
     processed = await process_now(request, inbound.id)
     if processed.status == InboundStatus.DELIVERED and processed.ticket_id is not None:
         async with request.app[keys.DB].sessions() as session:
@@ -115,7 +115,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
             peer=client_ip(request),
         )  # fmt: skip
         detail = {"inbound_email": inbound.id, "attachments": len(uploads), "shared": access.shared}
-        await record(
+        record(
             session, "ticket.replied", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request)
         )
     processed = await process_now(request, inbound.id)

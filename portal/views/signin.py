@@ -83,7 +83,7 @@ async def login_request(request: web.Request) -> web.Response:
         else:
             rehearse_signin_email(settings, mailbox, email)
         detail = {"known": contact is not None}
-        await record(session, "signin.requested", contact=contact, detail=detail, **audit_context(request))
+        record(session, "signin.requested", contact=contact, detail=detail, **audit_context(request))
     context = {"email": email, "next": next_path, "minutes": settings.signin_link_ttl_minutes}
     return await render(request, "login_sent.html", context)
 
@@ -130,7 +130,7 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
         if outcome.ok and outcome.link is not None and contact is not None:
             link = outcome.link
             await session.run_sync(start_session, request, contact.id, method="code")
-            await record(
+            record(
                 session,
                 "code.attempt",
                 contact=contact,
@@ -142,7 +142,7 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
             if target == TICKET_LIST and next_path:
                 target = next_path
         else:
-            await record(
+            record(
                 session,
                 "code.attempt",
                 contact=contact,
@@ -172,10 +172,10 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
             )
         if await verify_password(stored, _text(form, "password")) and contact is not None:
             await session.run_sync(start_session, request, contact.id, method="password")
-            await record(session, "password.signin", contact=contact, **audit_context(request))
+            record(session, "password.signin", contact=contact, **audit_context(request))
             target = next_path or TICKET_LIST
         else:
-            await record(session, "password.refused", contact=contact, **audit_context(request))
+            record(session, "password.refused", contact=contact, **audit_context(request))
             await _count_failure(request, session, email)
     if target is not None:
         raise web.HTTPSeeOther(target)

@@ -98,7 +98,7 @@ async def show_ticket(
         mailbox = await session.get_one(Mailbox, access.ticket.mailbox_id)
         await mark_read(session, contact, access.ticket)
         detail = _audit_detail(access)
-        await record(
+        record(
             session, "ticket.viewed", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request)
         )
 
@@ -145,7 +145,7 @@ async def close_ticket(request: web.Request) -> web.StreamResponse:
             previous, ticket.status = ticket.status, TicketStatus.CLOSED
             await session.run_sync(add_note, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
             detail = {"from": previous}
-            await record(
+            record(
                 session, "ticket.closed", contact=contact, ticket=ticket, detail=detail, **audit_context(request)
             )
     url = request.app.router["ticket"].url_for(public_id=ticket.public_id).with_query(notice="closed")

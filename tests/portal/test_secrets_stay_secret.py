@@ -95,4 +95,4 @@ async def test_recording_a_secret_in_audit_detail_is_an_error(db: Database) -> N
 
     async with db.sessions() as session:
         with pytest.raises(ValueError, match="must not carry secrets"):
-            await record(session, "link.issued", detail={"token": "abc"})
+            record(session, "link.issued", detail={"token": "abc"})
