@@ -3,8 +3,10 @@
 A mailbox's brand is its display name, logo, two colours, footer links and the custom
 domain its portal is reached on. `mailbox_for_host` maps a request's Host header to the
 mailbox whose `custom_domain` it is, and any other host to the first mailbox (the default
-brand). `set_brand` validates and stores what an operator gives (`wicket mailbox brand`),
-so the portal can put colours into CSS and links into pages without checking them again.
+brand); `portal_url` is the other direction, the address mail of a mailbox links to, so a
+customer's link opens the portal in the brand they wrote to. `set_brand` validates and
+stores what an operator gives (`wicket mailbox brand`), so the portal can put colours
+into CSS and links into pages without checking them again.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.accounts import AccountError, normalize_domain
 from gateway.mailboxes import normalize_address
 from gateway.models import Mailbox
+from gateway.settings import Settings
 
 COLOUR = re.compile(r"^#[0-9a-fA-F]{6}$")
 MAX_FOOTER_LINKS = 8
@@ -58,6 +61,16 @@ def footer_links(mailbox: Mailbox) -> list[FooterLink]:
         if label and safe_link(url):
             links.append(FooterLink(label[:80], url))
     return links
+
+
+def portal_url(settings: Settings, mailbox: Mailbox | None) -> str:
+    """The portal's base URL in mail of `mailbox`: `public_url` with the host swapped for the
+    mailbox's custom domain when it has one (scheme, port and path kept), else `public_url`."""
+    if mailbox is None or not mailbox.custom_domain:
+        return settings.public_url
+    parts = urlsplit(settings.public_url)
+    host = mailbox.custom_domain if parts.port is None else f"{mailbox.custom_domain}:{parts.port}"
+    return parts._replace(netloc=host).geturl()
 
 
 async def mailbox_for_host(session: AsyncSession, host: str | None) -> Mailbox | None:

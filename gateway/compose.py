@@ -31,6 +31,7 @@ from markupsafe import Markup, escape
 from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from gateway.branding import portal_url
 from gateway.conversations import subject_tag, ticket_marker
 from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.settings import Settings
@@ -162,7 +163,7 @@ def compose(
     """One finished email for one recipient, under the Message-ID it was queued with."""
     now = utcnow()
     subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
-    brand = mailbox.brand_name or mailbox.name
+    brand = mailbox.display_name
     values = {
         **context,
         "brand": brand,
@@ -170,7 +171,7 @@ def compose(
         "tag": subject_tag(ticket),
         "marker": ticket_marker(ticket),
         "link": link,
-        "code_url": f"{settings.public_url}/code",
+        "code_url": f"{portal_url(settings, mailbox)}/code",
         "brand_color": mailbox.primary_color or settings.brand_primary_color,
         "brand_logo_url": mailbox.logo_url or settings.brand_logo_url,
         "subject": subject,

@@ -20,12 +20,12 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from gateway.branding import portal_url
 from gateway.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.prepared import Prepared
 from gateway.settings import Settings
 from gateway.tokens import LinkPurpose, format_code, issue_link
-
 
 _QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
 
@@ -85,7 +85,7 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
     if draft.link_contact_id is not None:
         contact = await session.get_one(Contact, draft.link_contact_id)
         issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
-        link = LinkBlock(issued.url(settings), format_code(issued.code))
+        link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code))
     email = compose(
         settings,
         mailbox,

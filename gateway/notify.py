@@ -119,7 +119,7 @@ class Notifier:
         author = message.from_email.lower()
         agents = [agent for agent in _agents_to_notify(session, mailbox.id, new_ticket) if agent.email != author]
         context = _notification_context(event, new_ticket=new_ticket)
-        from_name = f"{context['customer']} via {mailbox.brand_name or mailbox.name}"
+        from_name = f"{context['customer']} via {mailbox.display_name}"
         for agent in agents:
             address = format_reply_address(
                 ReplyAddress(mailbox.address, "a", ticket.public_id, agent.id), self._settings.keys[0]

@@ -13,6 +13,7 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from gateway.audit import record
+from gateway.branding import portal_url
 from gateway.db import Database
 from gateway.models import Contact, Mailbox, Ticket
 from gateway.settings import Settings
@@ -45,7 +46,8 @@ async def issue_operator_link(
         contact = await session.scalar(select(Contact).where(Contact.email == address))
         if contact is None:
             raise OperatorLinkError(f"no contact with the address {address}; they must write in first")
-        ticket = None
+        ticket: Ticket | None = None
+        mailbox: Mailbox | None = None  # the ticket's: its link opens the portal in that brand
         if ticket_ref is not None:
             ref = parse_ticket_ref(str(ticket_ref))
             mailboxes = select(Mailbox).order_by(Mailbox.id)
@@ -68,4 +70,4 @@ async def issue_operator_link(
         )
         detail = {"link_id": issued.link.id}
         record(session, "link.operator_issued", contact=contact, ticket=ticket, detail=detail)
-        return issued.url(settings)
+        return issued.url(portal_url(settings, mailbox))

@@ -62,7 +62,7 @@ def portal_email(
     """The email a contact would have sent to say `text` (with `uploads` attached)."""
     email = EmailMessage()
     email["From"] = _address(contact.name, contact.email)
-    email["To"] = _address(mailbox.brand_name or mailbox.name, mailbox.address)
+    email["To"] = _address(mailbox.display_name, mailbox.address)
     email["Subject"] = one_line(subject)[:500]
     email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = make_msgid(idstring="portal", domain=mailbox.domain)

@@ -17,7 +17,7 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.branding import mailbox_for_host
+from gateway.branding import mailbox_for_host, portal_url
 from gateway.models import Contact, Mailbox, Ticket, utcnow
 from gateway.outbox import enqueue
 from gateway.settings import Settings
@@ -60,17 +60,17 @@ def compose_signin_email(
 ) -> EmailMessage:
     """The finished sign-in message (From, To, Subject, Message-ID, text and HTML parts)."""
     context = {
-        "brand": mailbox.name,
+        "brand": mailbox.display_name,
         "name": to_name,
         "url": url,
         "code": format_code(code),
-        "code_url": f"{settings.public_url}/code",
+        "code_url": f"{portal_url(settings, mailbox)}/code",
         "minutes": minutes,
     }
     email = EmailMessage()
-    email["From"] = formataddr((mailbox.name, mailbox.address))
+    email["From"] = formataddr((mailbox.display_name, mailbox.address))
     email["To"] = formataddr((to_name, to_email)) if to_name else to_email
-    email["Subject"] = f"Your sign-in link for {mailbox.name}"
+    email["Subject"] = f"Your sign-in link for {mailbox.display_name}"
     email["Date"] = format_datetime(now or utcnow())
     email["Message-ID"] = make_msgid(domain=mailbox.domain)
     email["Auto-Submitted"] = "auto-generated"
@@ -100,7 +100,7 @@ async def send_signin_link(
         mailbox,
         to_email=contact.email,
         to_name=contact.name,
-        url=issued.url(settings),
+        url=issued.url(portal_url(settings, mailbox)),
         code=issued.code,
         minutes=settings.signin_link_ttl_minutes,
         now=now,
@@ -124,7 +124,7 @@ def rehearse_signin_email(settings: Settings, mailbox: Mailbox | None, email: st
             mailbox,
             to_email=email,
             to_name="",
-            url=f"{settings.public_url}/l/{token}",
+            url=f"{portal_url(settings, mailbox)}/l/{token}",
             code=code,
             minutes=settings.signin_link_ttl_minutes,
         )

@@ -65,8 +65,9 @@ class IssuedLink:
     code: str  # shown in the email
     link: MagicLink  # the stored row (HMACs only)
 
-    def url(self, settings: Settings) -> str:
-        return f"{settings.public_url}/l/{self.token}"
+    def url(self, portal_url: str) -> str:
+        """The link under `portal_url` (see `gateway.branding.portal_url`)."""
+        return f"{portal_url}/l/{self.token}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -68,7 +68,7 @@ def brand_of(mailbox: Mailbox, settings: Settings) -> Brand:
     primary = mailbox.primary_color if mailbox.primary_color and COLOUR.match(mailbox.primary_color) else None
     accent = mailbox.accent_color if mailbox.accent_color and COLOUR.match(mailbox.accent_color) else None
     return Brand(
-        name=mailbox.brand_name or mailbox.name,
+        name=mailbox.display_name,
         primary_color=primary or settings.brand_primary_color,
         accent_color=accent or settings.brand_accent_color,
         logo_url=mailbox.logo_url or settings.brand_logo_url,

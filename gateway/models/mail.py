@@ -41,6 +41,11 @@ class Mailbox(Base):
     footer_links: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 
     @property
+    def display_name(self) -> str:
+        """The name mail and portal pages show: the brand's name, else the mailbox's."""
+        return self.brand_name or self.name
+
+    @property
     def local_part(self) -> str:
         return self.address.rsplit("@", 1)[0]
 

@@ -109,7 +109,7 @@ async def show_ticket(
     thread = present_thread(
         messages,
         contact,
-        team_name=mailbox.brand_name or mailbox.name,
+        team_name=mailbox.display_name,
         attachment_url=attachment_url,
         images_for=request.query.get("images"),
     )

@@ -12,8 +12,10 @@ from gateway.db import Database
 from gateway.demo_content import seed_demo_content
 from gateway.mailboxes import add_mailbox
 from gateway.models import Mailbox
+from gateway.runtime import Gateway
 from gateway.settings import Settings
-from tests.portal.helpers import Client, MakeClient, add_contact, with_settings
+from tests.mailflow import ALICE, build_mail, settle, text_of
+from tests.portal.helpers import Client, MakeClient, add_contact, post_form, sent_signin_emails, with_settings
 from tests.portal.story import post_multipart, signed_in, tickets_of
 
 
@@ -69,6 +71,36 @@ async def test_a_new_request_on_a_brand_domain_goes_to_that_mailbox(
     [ticket] = await tickets_of(db, alice)
     async with db.sessions() as session:
         assert (await session.get_one(Mailbox, ticket.mailbox_id)).address == "help@acme.test"
+
+
+@pytest.mark.usefixtures("acme")
+async def test_a_sign_in_link_asked_for_on_a_brand_domain_opens_that_domain(client: Client, db: Database) -> None:
+    contact = await add_contact(db)
+    client.session.headers["Host"] = "help.acme.test"
+
+    assert (await post_form(client, "/login", {"email": contact.email})).status == 200
+
+    [sent] = await sent_signin_emails(db)
+    assert sent.message["From"] == "Acme Help <help@acme.test>" and "Acme Help" in sent.message["Subject"]
+    assert f"http://help.acme.test/l/{sent.token}" in sent.text and "http://help.acme.test/code" in sent.text
+    assert "portal.example.test" not in sent.text + sent.html
+
+
+@pytest.mark.usefixtures("acme")
+async def test_ticket_mail_of_a_branded_mailbox_links_to_its_domain_and_others_to_the_public_url(
+    gateway: Gateway,
+) -> None:
+    await gateway.router.reload()  # the routing table learns help@acme.test
+    for to in ("help@acme.test", "support@example.test"):
+        raw = build_mail(sender=ALICE, to=to, subject=f"Question for {to}", body="Hello")
+        await gateway.receive(raw, mail_from=ALICE, rcpt_tos=(to,))
+
+    sender = await settle(gateway)
+
+    acknowledgements = {mail.message["From"]: text_of(mail) for mail in sender.sent if mail.rcpt_tos == [ALICE]}
+    assert "http://help.acme.test/l/" in acknowledgements["Acme Help <help@acme.test>"]
+    assert "http://help.acme.test/code" in acknowledgements["Acme Help <help@acme.test>"]
+    assert "http://portal.example.test/l/" in acknowledgements["Example Support <support@example.test>"]
 
 
 @pytest.mark.parametrize(
