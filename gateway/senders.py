@@ -45,7 +45,11 @@ def _failure(code: int, text: str) -> DeliveryError:
 
 
 class SmtpSender:
-    """Delivery through an SMTP relay, with STARTTLS or implicit TLS and AUTH as configured."""
+    """Delivery through an SMTP relay, with STARTTLS or implicit TLS and AUTH as configured.
+
+    Over TLS the relay's certificate and host name are always verified, against
+    `relay_ca_file` when one is set (an internal CA), else the system's CAs; credentials are
+    never sent to a relay that fails the check."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
@@ -63,6 +67,7 @@ class SmtpSender:
                 password=s.relay_password.get_secret_value() if s.relay_password else None,
                 use_tls=s.relay_security == "tls",
                 start_tls=s.relay_security == "starttls",
+                cert_bundle=str(s.relay_ca_file) if s.relay_ca_file else None,
                 timeout=s.relay_timeout_seconds,
                 local_hostname=s.smtp_hostname,
             )

@@ -88,6 +88,7 @@ class Settings(BaseSettings):
     relay_security: Literal["starttls", "tls", "none"] = "starttls"
     relay_username: str | None = None
     relay_password: SecretStr | None = None
+    relay_ca_file: Path | None = None  # CA bundle the relay's certificate must chain to; default: the system's
     relay_timeout_seconds: float = Field(default=60.0, gt=0)
     dkim_selector: str = Field(default="wicket", pattern=r"^[a-z0-9][a-z0-9-]*$")
     outbox_batch_size: int = Field(default=20, ge=1)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
+import subprocess
 from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
@@ -21,6 +22,17 @@ def fixture_bytes(name: str) -> bytes:
 
 
 Server = tuple[str, int]
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate and key for `localhost` (its own CA), made with openssl for one day."""
+    cert, key = directory / "localhost.crt", directory / "localhost.key"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost", "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return cert, key
 
 
 def simple_mail(subject: str = "Hello", body: str = "Please help.", size: int = 0) -> bytes:

@@ -6,7 +6,6 @@ import asyncio
 import shutil
 import smtplib
 import ssl
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -17,20 +16,14 @@ from gateway.models import InboundEmail, Mailbox
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from tests.portal.helpers import with_settings
-from tests.support import SUPPORT, simple_mail
+from tests.support import SUPPORT, self_signed_certificate, simple_mail
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
 
 
 @pytest.fixture
 def certificate(tmp_path: Path) -> tuple[Path, Path]:
-    cert, key = tmp_path / "smtp.crt", tmp_path / "smtp.key"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
-         "-keyout", str(key), "-out", str(cert)],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return cert, key
+    return self_signed_certificate(tmp_path)
 
 
 def send_over_starttls(port: int, cert: Path, raw: bytes) -> tuple[str, tuple[int, bytes]]:
