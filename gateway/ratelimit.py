@@ -1,8 +1,9 @@
 """Rate limits kept in the database, so they hold across processes and restarts.
 
-A rule names a door ("signin-mail" for everything that sends a sign-in email, "secret" for
-everything that checks a code, password, link or SSO token), a scope (an address or a
-client IP), a limit and a window. Hits are counted per fixed window in one row per
+A rule names a door ("signin-mail" for everything that sends a sign-in email, "portal-post"
+for the portal's new requests and replies, which mail the agents and acknowledge, "secret"
+for everything that checks a code, password, link or SSO token), a scope (an address, a
+contact or a client IP), a limit and a window. Hits are counted per fixed window in one row per
 (HMAC of door + scope + subject, window start), incremented by an atomic upsert, so the
 stored keys reveal neither addresses nor IPs. Doors that send mail count every request
 (`hit`); doors that check a secret count failures only (`check` before, a read for
@@ -65,6 +66,12 @@ def mail_rules(settings: Settings) -> tuple[Rule, Rule]:
         Rule("signin-mail", "address", settings.rate_limit_mail_per_address, window),
         Rule("signin-mail", "ip", settings.rate_limit_mail_per_ip, window),
     )
+
+
+def portal_post_rule(settings: Settings) -> Rule:
+    """The limit on a signed-in contact's new requests and replies (each one mails the agents)."""
+    window = timedelta(minutes=settings.rate_limit_window_minutes)
+    return Rule("portal-post", "contact", settings.rate_limit_portal_posts_per_contact, window)
 
 
 def failure_rules(settings: Settings) -> tuple[Rule, Rule]:

@@ -111,6 +111,7 @@ class Settings(BaseSettings):
     rate_limit_mail_per_ip: int = Field(default=20, ge=1)
     rate_limit_failures_per_address: int = Field(default=10, ge=1)
     rate_limit_failures_per_ip: int = Field(default=60, ge=1)
+    rate_limit_portal_posts_per_contact: int = Field(default=30, ge=1)  # new requests and replies
     password_min_length: int = Field(default=10, ge=8)
     sso_jwt_algorithm: Literal["HS256", "RS256", "ES256"] | None = None
     sso_jwt_secret: SecretStr | None = None

@@ -4,7 +4,8 @@ Both become real email through `gateway.portal_requests` and are processed at on
 portal's own processor (`portal.inbound`), so they take exactly the path of mail sent
 from a mail client: a new request opens a ticket in the brand's mailbox (and gets the
 usual acknowledgement), a reply threads by the signed reply address, reopens a closed
-ticket and notifies the agents. Both are audited (`request.submitted`, `ticket.replied`).
+ticket and notifies the agents. Both are audited (`request.submitted`, `ticket.replied`)
+and, since each one mails the agents, limited per contact (`portal_post_rule`).
 A refused form is shown again with what was typed and a sentence saying what to change.
 """
 
@@ -16,6 +17,7 @@ from gateway.audit import record
 from gateway.help_center import recent_articles
 from gateway.models import InboundStatus, Mailbox, Ticket
 from gateway.portal_requests import submit_reply, submit_request
+from gateway.ratelimit import hit, portal_post_rule
 from gateway.ticket_access import ticket_for_contact
 from portal import keys
 from portal.branding import brand_for
@@ -76,6 +78,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
     if brand.mailbox_id is None:
         raise web.HTTPServiceUnavailable()
     async with request.app[keys.DB].write() as session:
+        await hit(session, settings, portal_post_rule(settings), contact.public_id)
         mailbox = await session.get_one(Mailbox, brand.mailbox_id)
         inbound = await submit_request(
             session, settings, contact=contact, mailbox=mailbox, subject=subject, text=text, uploads=uploads,
@@ -107,6 +110,7 @@ async def reply(request: web.Request) -> web.StreamResponse:
     except UploadRejected as rejected:
         return await show_ticket(request, contact, reply_error=str(rejected), reply_text=text, status=400)
     async with request.app[keys.DB].write() as session:
+        await hit(session, settings, portal_post_rule(settings), contact.public_id)
         access = await ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()

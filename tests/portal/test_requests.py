@@ -180,3 +180,26 @@ async def test_nobody_can_reply_to_a_ticket_they_cannot_see(
 
     assert response.status == 404
     assert await inbound_rows(db) == [] and (await reload(db, ticket)).status == "open"
+
+
+async def test_a_contact_posting_requests_and_replies_too_fast_is_paused_before_any_mail_goes_out(
+    make_client: MakeClient, db: Database, settings: Settings, mailbox: Mailbox
+) -> None:
+    await tom(db)
+    alice = await add_contact(db, ALICE)
+    ticket = await add_ticket(db, mailbox, alice, "Printer jams")
+    limited = with_settings(settings, rate_limit_portal_posts_per_contact=2)
+    client = await signed_in(await make_client(limited), db, limited, alice)
+    page = f"/tickets/{ticket.public_id}"
+
+    first = await post_multipart(client, f"{page}/reply", {"message": "One"})
+    second = await post_multipart(client, "/requests/new", {"subject": "Another", "message": "Two"})
+    third = await post_multipart(client, f"{page}/reply", {"message": "Three"}, page=page)
+    fourth = await post_multipart(client, "/requests/new", {"subject": "Again", "message": "Four"})
+
+    assert (first.status, second.status, third.status, fourth.status) == (303, 303, 429, 429)
+    assert "try again in" in (await third.text()).lower()
+    assert len(await inbound_rows(db)) == 2
+    assert sorted(kind for kind, _ in await outbox_kinds(db)).count("notification") == 2
+    other = await signed_in(await make_client(limited), db, limited, await add_contact(db, "bob@customer.test"))
+    assert (await post_multipart(other, "/requests/new", {"subject": "Mine", "message": "Bob"})).status == 303
