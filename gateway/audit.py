@@ -22,11 +22,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.models import AuditEvent, Contact, Ticket, utcnow
+from gateway.prepared import Prepared
 
 log = logging.getLogger(__name__)
 
 FORBIDDEN_DETAIL_KEYS = frozenset({"token", "code", "password", "jwt", "secret", "url", "link_url"})
-_INSERT = insert(AuditEvent.__table__)
+_INSERT = Prepared(insert(AuditEvent.__table__))
 
 
 def _event_values(
@@ -67,4 +68,4 @@ def record(session: AsyncSession, event: str, **details: Any) -> AuditEvent:
 
 def write_event(session: Session, event: str, **details: Any) -> None:
     """Insert an audit event now, in `session`'s transaction (for synchronous units of work)."""
-    session.execute(_INSERT, _event_values(event, **details))
+    _INSERT.rows(session.connection(), _event_values(event, **details))

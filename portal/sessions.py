@@ -66,8 +66,8 @@ _SIGNED_IN = Prepared(with_sharing_accounts(
     )
 ))  # the sharing accounts come along: the ticket list needs them, and a statement costs more than a join
 _SESSIONS = PortalSession.__table__  # sign-in writes plain Core on the table: no ORM flush
-_INSERT = insert(_SESSIONS).returning(_SESSIONS.c.id)
-_REVOKE = (
+_INSERT = Prepared(insert(_SESSIONS).returning(_SESSIONS.c.id))
+_REVOKE = Prepared(
     update(_SESSIONS)
     .where(_SESSIONS.c.id_hash == bindparam("previous"), _SESSIONS.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
@@ -229,7 +229,7 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
     now = utcnow()
     previous = request.cookies.get(cookie_name(settings))
     if previous:
-        db_session.execute(_REVOKE, {"previous": hash_session_id(previous), "now": now})
+        _REVOKE.rows(db_session.connection(), {"previous": hash_session_id(previous), "now": now})
     session_id = secrets.token_urlsafe(32)
     values = {
         "id_hash": hash_session_id(session_id),
@@ -241,7 +241,7 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
         "ip": client_ip(request)[:64],
         "user_agent": user_agent(request),
     }
-    row_id = db_session.execute(_INSERT, values).scalar_one()
+    row_id = _INSERT.scalar(db_session.connection(), values)
     detail = {"method": method, "session": row_id}
     write_event(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
     request[keys.SESSION] = SessionState(new_cookie=session_id)  # looked up afresh if asked for
