@@ -85,10 +85,13 @@ def _refusal(request: web.Request) -> web.Response | None:
 
 
 def _is_loopback(peer: str | None) -> bool:
+    """Whether the connection's peer is this host (IPv4 seen through a dual-stack socket too)."""
     try:
-        return peer is not None and ipaddress.ip_address(peer).is_loopback
+        address = ipaddress.ip_address(peer or "")
     except ValueError:
         return False
+    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
+    return (mapped or address).is_loopback
 
 
 async def metrics(request: web.Request) -> web.Response:

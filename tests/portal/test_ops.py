@@ -129,6 +129,8 @@ async def test_metrics_without_a_token_answer_only_a_direct_local_connection(
 
     remote = make_mocked_request("GET", "/metrics", app=app, transport=_peer("198.51.100.7"))
     assert (await metrics(remote)).status == 403
+    dual_stack = make_mocked_request("GET", "/metrics", app=app, transport=_peer("::ffff:127.0.0.1"))
+    assert (await metrics(dual_stack)).status == 200
 
 
 async def test_metrics_with_a_token_need_it_as_a_bearer_token(
