@@ -10,13 +10,12 @@ the quote splitter has already removed quoted history, and the notification text
 below our reply marker. Command lines at the top (`#internal`, `#status …`) are read by
 `replies.read_commands`; a command that cannot be carried out, an empty reply, or an
 agent's automatic mail (an out-of-office answer to a notification) becomes an internal
-note and nothing goes to the customer.
+note and nothing goes to the customer. Addresses the agent puts in Cc join the ticket.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 from typing import Any
 
 from sqlalchemy import select
@@ -24,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from gateway.agents import works_mailbox
 from gateway.classify import Classification
+from gateway.markers import ANY_MARKER
 from gateway.conversations import ThreadRule
 from gateway.models import Agent, Message, Ticket
 from gateway.notes import add_note
@@ -31,12 +31,10 @@ from gateway.parse import ParsedEmail
 from gateway.quotes import REPLY_MARKER
 from gateway.replies import ReplyError, apply_reply, read_commands
 from gateway.routing import Route
+from gateway.tickets import add_cc_participants
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_MARKER = re.compile(r"\[wicket:[a-z2-7]{16}\]")
-
 
 def domain_of(address: str) -> str:
     return address.rpartition("@")[2].strip().lower()
@@ -52,7 +50,7 @@ def sent_by(agent: Agent, mail: ParsedEmail, envelope_sender: str) -> bool:
 def agent_text(mail: ParsedEmail) -> str:
     """The agent's new words: quote-stripped, cut at our reply marker, markers removed."""
     text = mail.reply_text.split(REPLY_MARKER, 1)[0]
-    return _MARKER.sub("", text).strip()
+    return ANY_MARKER.sub("", text).strip()
 
 
 def deliver_agent_mail(
@@ -95,7 +93,9 @@ def deliver_agent_mail(
         note = f"Automatic mail from {agent.email} ({verdict.kind}); nothing was sent to the customer.\n\n{text}"
         return add_note(session, ticket, note.strip(), agent=agent, **origin)
     try:
-        return apply_reply(session, settings, ticket, agent, read_commands(text), **origin)
+        stored = apply_reply(session, settings, ticket, agent, read_commands(text), **origin)
     except ReplyError as error:
         note = f"Not sent to the customer: {error}.\n\n{text}"
         return add_note(session, ticket, note.strip(), agent=agent, **origin)
+    add_cc_participants(session, ticket, (a.email for a in mail.cc))
+    return stored

@@ -169,7 +169,7 @@ def compose(
         "brand": brand,
         "ticket": ticket,
         "tag": subject_tag(ticket),
-        "marker": ticket_marker(ticket),
+        "marker": ticket_marker(settings.keys[0], mailbox, ticket, to.addr_spec),
         "link": link,
         "code_url": f"{portal_url(settings, mailbox)}/code",
         "brand_color": mailbox.primary_color or settings.brand_primary_color,

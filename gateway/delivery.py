@@ -24,12 +24,13 @@ from gateway.classify import Classification, MailKind
 from gateway.conversations import ThreadRule, find_conversation
 from gateway.db import held
 from gateway.events import EventBus, MessageAdded, TicketCreated
-from gateway.models import Agent, Attachment, AuthorType, InboundEmail, InboundStatus, Mailbox, Message, utcnow
+from gateway.models import Agent, Attachment, AuthorType, InboundEmail, InboundStatus, Mailbox, Message, Ticket, utcnow
 from gateway.parse import ParsedEmail
 from gateway.prepared import Prepared
 from gateway.routing import Route
 from gateway.settings import Settings
-from gateway.tickets import add_participant, contact_for, open_ticket, reopen_on_customer_reply
+from gateway.notes import add_note
+from gateway.tickets import add_cc_participants, add_participant, contact_for, open_ticket, reopen_on_customer_reply
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
 
@@ -51,6 +52,7 @@ _EARLIER_UNPROCESSED = (
     )
     .limit(1)
 )
+_CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 _TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.active.is_(True))
 
 
@@ -101,7 +103,7 @@ def deliver_to_mailbox(
     for message_id, ticket_id in _DUPLICATE.rows(session.connection(), {"mailbox_id": route.mailbox_id, "key": key}):
         return Delivery(ticket_id, message_id, duplicate=True, rule=None)
 
-    # Issue #6: mail on a signed agent address is the agent's reply when it is really theirs;
+    # Mail on a signed agent address is the agent's reply when it is really theirs;
     # otherwise it continues below as mail to the plain mailbox address.
     if route.reply is not None and route.reply.kind == "a":
         action = deliver_agent_mail(session, settings, inbound.id, inbound.mail_from, mail, verdict, route, key)
@@ -115,7 +117,8 @@ def deliver_to_mailbox(
     sender_email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
     sender_name = (mail.sender.name if mail.sender else "")[:200]
     sender = contact_for(session, sender_email, sender_name)
-    ticket, rule = find_conversation(session, mailbox.id, mail, route.reply, sender.id)
+    conversation = find_conversation(session, mailbox, settings.keys, mail, route.reply, sender.id)
+    ticket, rule = conversation.ticket, conversation.rule
     if ticket is None:
         _wait_for_earlier(session, inbound, mail)
 
@@ -133,7 +136,10 @@ def deliver_to_mailbox(
         if requester.id != sender.id:
             add_participant(session, ticket, sender)
     elif verdict.answerable:
-        add_participant(session, ticket, sender)
+        # Replying never makes anyone a participant; the requester may bring people in by
+        # Cc on mail that threaded through something only recipients of our mail hold.
+        if rule in _CC_RULES and ticket.requester_id == sender.id:
+            add_cc_participants(session, ticket, (a.email for a in mail.cc))
         reopened = reopen_on_customer_reply(ticket)
 
     # Core inserts: the ORM's unit of work cost more than everything else in this step.
@@ -186,6 +192,8 @@ def deliver_to_mailbox(
         )
     if not created:  # a new ticket's row already says so: nothing for the ORM to flush
         ticket.last_activity_at = message.created_at
+    for mentioned in conversation.mentions:
+        add_note(session, ticket, _mention_note(mentioned), thread_rule="mention")
 
     if created:
         events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
@@ -194,6 +202,13 @@ def deliver_to_mailbox(
             session, MessageAdded(mailbox, ticket, message, verdict, mail, reopened)
         )
     return Delivery(ticket.id, message.id, duplicate=False, rule=rule)
+
+def _mention_note(mentioned: Ticket) -> str:
+    return (
+        f"This message mentions #{mentioned.ref} ({mentioned.subject}). Its sender does not take "
+        "part in that ticket, so it was not added there and gained no access to it."
+    )
+
 
 def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> None:
     """Raise WaitForEarlier when a message this one replies to is still being processed.

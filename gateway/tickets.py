@@ -12,11 +12,13 @@ three times as much (150 against 50 µs on SQLite).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import (
+    Agent,
     Contact,
     Mailbox,
     ParticipantRole,
@@ -28,10 +30,13 @@ from gateway.models import (
     utcnow,
 )
 from gateway.prepared import Prepared
+from gateway.reply_address import split_plus
 from gateway.upsert import insert_ignore
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
+_PLAIN_ADDRESS = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}")
+MAX_CC_PARTICIPANTS = 20
 
 # Statements built once: building and cache-keying an expression costs more than running it.
 _CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
@@ -71,6 +76,24 @@ def add_participant(
 ) -> None:
     values = {"ticket_id": ticket.id, "contact_id": contact.id, "role": role, "created_at": utcnow()}
     session.connection().execute(insert_ignore(_dialect(session), TicketParticipant, values, ["ticket_id", "contact_id"]))
+
+
+def add_cc_participants(session: Session, ticket: Ticket, addresses: Iterable[str]) -> None:
+    """Addresses put in Cc by the requester or an agent join the ticket as participants.
+
+    Callers decide who may add people (see gateway/delivery.py); this keeps our own
+    mailbox addresses (plain or plus-tagged) and the team out of the participants.
+    """
+    wanted = [a for a in dict.fromkeys(a.strip().lower() for a in addresses) if _PLAIN_ADDRESS.fullmatch(a)]
+    if not wanted:
+        return
+    wanted = wanted[:MAX_CC_PARTICIPANTS]
+    bases = {address: split_plus(address)[0] for address in wanted}
+    ours = set(session.scalars(select(Mailbox.address).where(Mailbox.address.in_(set(bases.values())))))
+    team = set(session.scalars(select(Agent.email).where(Agent.email.in_(wanted))))
+    for address in wanted:
+        if bases[address] not in ours and address not in team:
+            add_participant(session, ticket, contact_for(session, address))
 
 
 def is_participant(session: Session, ticket_id: int, contact_id: int) -> bool:

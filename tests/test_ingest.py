@@ -20,6 +20,7 @@ from gateway.models import (
     TicketStatus,
     utcnow,
 )
+from gateway.markers import format_marker
 from gateway.reply_address import ReplyAddress, format_reply_address
 from gateway.runtime import Gateway
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
@@ -119,9 +120,10 @@ async def test_mail_to_a_signed_reply_address_threads_by_that_address(
 async def test_ticket_marker_in_the_body_threads_a_reply(receive_email: ReceiveEmail, gateway: Gateway) -> None:
     await receive_email("new-request.eml")
     [ticket] = await tickets(gateway)
+    marker = format_marker(gateway.settings.keys[0], SUPPORT, ticket.public_id, "alice@customer.test")
     raw = (
-        b"From: Bob Roe <bob@example.org>\r\nTo: support@example.test\r\nSubject: my answer\r\n"
-        b"Message-ID: <marker-1@example.org>\r\n\r\nSee below.\r\n> [wicket:" + ticket.public_id.encode() + b"]\r\n"
+        b"From: Alice Doe <alice@customer.test>\r\nTo: support@example.test\r\nSubject: my answer\r\n"
+        b"Message-ID: <marker-1@example.org>\r\n\r\nSee below.\r\n> " + marker.encode() + b"\r\n"
     )
     await receive_email(raw)
     [ticket] = await tickets(gateway)

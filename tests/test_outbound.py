@@ -7,6 +7,7 @@ import base64
 from sqlalchemy import select, update
 
 from gateway.agents import add_agent
+from gateway.markers import format_marker
 from gateway.models import Mailbox, OutboxMessage, OutboxStatus, Ticket
 from gateway.runtime import Gateway
 from gateway.settings import Settings
@@ -39,7 +40,7 @@ async def test_new_ticket_is_acknowledged_with_threading_headers_link_and_code(
     assert headers["Reply-To"].startswith(f"support+t.{ticket.public_id}.")
     assert ack.mail_from == headers["Reply-To"]
     text, html = text_of(ack), html_of(ack)
-    assert f"[wicket:{ticket.public_id}]" in text
+    assert format_marker(gateway.settings.keys[0], SUPPORT, ticket.public_id, ALICE) in text
     url = LINK.search(text)
     assert url is not None and f'href="{url.group(0)}"' in html and "View this ticket" in html
     assert "enter the code " in text and "http://portal.example.test/code" in text

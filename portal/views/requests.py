@@ -4,7 +4,8 @@ Both become real email through `gateway.portal_requests` and are processed at on
 portal's own processor (`portal.inbound`), so they take exactly the path of mail sent
 from a mail client: a new request opens a ticket in the brand's mailbox (and gets the
 usual acknowledgement), a reply threads by the signed reply address, reopens a closed
-ticket and notifies the agents. Both are audited (`request.submitted`, `ticket.replied`)
+ticket and notifies the agents; a colleague who sees the ticket through account sharing
+becomes a participant by replying. Both are audited (`request.submitted`, `ticket.replied`)
 and, since each one mails the agents, limited per contact (`portal_post_rule`).
 A refused form is shown again with what was typed and a sentence saying what to change.
 """
@@ -19,6 +20,7 @@ from gateway.models import InboundStatus, Mailbox, Ticket
 from gateway.portal_requests import submit_reply, submit_request
 from gateway.ratelimit import hit, portal_post_rule
 from gateway.ticket_access import ticket_for_contact
+from gateway.tickets import add_participant
 from portal import keys
 from portal.branding import brand_for
 from portal.inbound import process_now
@@ -114,6 +116,8 @@ async def reply(request: web.Request) -> web.StreamResponse:
         access = await ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()
+        if access.shared:  # a colleague through account sharing takes part once they write
+            await session.run_sync(add_participant, access.ticket, contact)
         inbound = await submit_reply(
             session, settings, contact=contact, ticket=access.ticket, text=text, uploads=uploads,
             peer=client_ip(request),

@@ -23,7 +23,7 @@ from gateway.runtime import Gateway
 from gateway.settings import Settings
 from gateway.tokens import issue_link
 from portal.app import create_app
-from tests.mailflow import build_mail, settle, smtp_send, text_of
+from tests.mailflow import TOM, add_tom, build_mail, outbox_sender, settle, smtp_send, text_of
 from tests.portal.helpers import sign_in_with_link
 from tests.support import SUPPORT
 
@@ -90,7 +90,8 @@ async def test_a_stranger_quoting_a_tickets_public_id_opens_her_own_ticket_and_s
 
     tickets, messages = await tickets_and_messages(gateway)
     assert len(tickets) == 2, "the stranger's mail opened a ticket of its own"
-    assert messages[-1].ticket_id == tickets[1].id and messages[-1].thread_rule == "new"
+    mallorys = [m for m in messages if not m.internal][-1]
+    assert mallorys.ticket_id == tickets[1].id and mallorys.thread_rule == "new"
     assert await participants(gateway, bob_ticket) == {BOB}
     mention = [m for m in messages if m.ticket_id == tickets[1].id and m.internal]
     assert mention and f"#{bob_ticket.ref}" in mention[0].body_text, "agents see what the mail mentions"
@@ -115,7 +116,7 @@ async def test_a_stranger_holding_a_leaked_signed_marker_still_joins_nothing(
     await settle(gateway)
 
     tickets, messages = await tickets_and_messages(gateway)
-    assert len(tickets) == 2 and messages[-1].ticket_id == tickets[1].id
+    assert len(tickets) == 2 and [m for m in messages if not m.internal][-1].ticket_id == tickets[1].id
     assert await participants(gateway, bob_ticket) == {BOB}
 
 
@@ -192,3 +193,18 @@ async def test_cc_added_by_someone_other_than_the_requester_joins_nobody(
         in_reply_to=acknowledgement.message["Message-ID"], Cc=MALLORY))
     await settle(gateway)
     assert await participants(gateway, bob_ticket) == {BOB}
+
+
+async def test_addresses_an_agent_puts_in_cc_on_an_email_reply_take_part(
+    gateway: Gateway, smtp_server: tuple[str, int]
+) -> None:
+    await add_tom(gateway)
+    bob_ticket, _ = await bob_opens_a_ticket(gateway, smtp_server)
+    [notification] = outbox_sender(gateway).to(TOM)
+    agent_address = notification.message["Reply-To"]
+    await smtp_send(smtp_server, TOM, [agent_address], build_mail(
+        sender=f"Tom Agent <{TOM}>", to=agent_address, subject="Re: Refund",
+        body="Carol from accounts will confirm.\n", in_reply_to=notification.message["Message-ID"],
+        Cc=f"{CAROL}, {SUPPORT}"))
+    await settle(gateway)
+    assert await participants(gateway, bob_ticket) == {BOB, CAROL}
