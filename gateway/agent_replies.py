@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 
 from gateway.agents import works_mailbox
 from gateway.classify import Classification
+from gateway.events import EventBus
 from gateway.markers import ANY_MARKER
 from gateway.conversations import ThreadRule
 from gateway.models import Agent, Message, Ticket
@@ -32,7 +33,6 @@ from gateway.quotes import REPLY_MARKER
 from gateway.replies import ReplyError, apply_reply, read_commands
 from gateway.routing import Route
 from gateway.tickets import add_cc_participants
-from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def agent_text(mail: ParsedEmail) -> str:
 
 def deliver_agent_mail(
     session: Session,
-    settings: Settings,
+    events: EventBus,
     inbound_id: int,
     envelope_sender: str,
     mail: ParsedEmail,
@@ -93,7 +93,7 @@ def deliver_agent_mail(
         note = f"Automatic mail from {agent.email} ({verdict.kind}); nothing was sent to the customer.\n\n{text}"
         return add_note(session, ticket, note.strip(), agent=agent, **origin)
     try:
-        stored = apply_reply(session, settings, ticket, agent, read_commands(text), **origin)
+        stored = apply_reply(session, events, ticket, agent, read_commands(text), **origin)
     except ReplyError as error:
         note = f"Not sent to the customer: {error}.\n\n{text}"
         return add_note(session, ticket, note.strip(), agent=agent, **origin)

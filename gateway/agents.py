@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session
 
 from gateway.mailboxes import normalize_address
 from gateway.models import Agent, AgentApiKey, Mailbox, MailboxMembership, Message, Ticket, utcnow
+from gateway.events import EventBus
 from gateway.replies import AgentReply, apply_reply
-from gateway.settings import Settings
 from gateway.upsert import insert_ignore
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -137,7 +137,7 @@ async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:
 
 async def reply_as_agent(
     session: AsyncSession,
-    settings: Settings,
+    events: EventBus,
     ref: int,
     agent_email: str,
     reply: AgentReply,
@@ -154,7 +154,7 @@ async def reply_as_agent(
         raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
     if len(tickets) > 1:
         raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
-    return await session.run_sync(apply_reply, settings, tickets[0], agent, reply, thread_rule="cli")
+    return await session.run_sync(apply_reply, events, tickets[0], agent, reply, thread_rule="cli")
 
 
 async def _active_agent(session: AsyncSession, email: str) -> Agent:

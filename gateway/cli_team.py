@@ -13,6 +13,7 @@ from gateway import dkim
 from gateway.agents import AgentError, add_agent, create_api_key, reply_as_agent, revoke_api_keys
 from gateway.cli_support import in_transaction
 from gateway.replies import ReplyError, read_commands
+from gateway.runtime import ticket_events
 from gateway.settings import Settings
 
 TEAM_ERRORS = (AgentError, ReplyError)
@@ -62,7 +63,7 @@ def reply(ref: str, text: str, agent_email: str, mailbox: str | None) -> None:
     if not ref.lstrip("#").isdigit():
         raise click.BadParameter("REF is a ticket number such as 1001")
     message = in_transaction(lambda session, settings: reply_as_agent(
-        session, settings, int(ref.lstrip("#")), agent_email, read_commands(text), mailbox=mailbox,
+        session, ticket_events(settings), int(ref.lstrip("#")), agent_email, read_commands(text), mailbox=mailbox,
     ), errors=TEAM_ERRORS)
     click.echo("internal note added" if message.internal else "reply queued for the customer")
 

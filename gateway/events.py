@@ -1,4 +1,8 @@
-"""Domain events the processor publishes, and the bus later work subscribes to.
+"""Domain events of ticket changes, and the bus the mail-sending work subscribes to.
+
+Every door that changes a ticket (the processor, the agent API, `wicket reply`, an agent
+answering by email) publishes here, and outbound mail is queued only by subscribers, so
+customer mail and agent mail leave the same way whichever door the change came in by.
 
 Subscribers run inside the transaction that made the change and receive its session (a
 synchronous one: ticket operations are units of work, see gateway/tickets.py), so whatever
@@ -17,7 +21,7 @@ from typing import Any, TypeVar
 from sqlalchemy.orm import Session
 
 from gateway.classify import Classification
-from gateway.models import Mailbox, Message, Ticket
+from gateway.models import Agent, Mailbox, Message, Ticket
 from gateway.parse import ParsedEmail
 
 
@@ -40,8 +44,18 @@ class MessageAdded:
     reopened: bool
 
 
-Event = TicketCreated | MessageAdded
-E = TypeVar("E", TicketCreated, MessageAdded)
+@dataclass(frozen=True, slots=True)
+class AgentReplied:
+    """An agent's reply to the customers was stored (not a note, not a status change)."""
+
+    mailbox: Mailbox
+    ticket: Ticket
+    message: Message
+    agent: Agent
+
+
+Event = TicketCreated | MessageAdded | AgentReplied
+E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied)
 Subscriber = Callable[[Session, Any], None]
 
 

@@ -73,7 +73,7 @@ class Processor:
         self._db = db
         self._settings = settings
         self._router = router
-        self._events = events
+        self.events = events
         self._wakeup = asyncio.Event()
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
         self._parsing = ParseAhead(settings.process_parse_workers)
@@ -256,7 +256,7 @@ class Processor:
         if verdict.kind is MailKind.LOOP:
             return InboundStatus.IGNORED, "mail loop: " + "; ".join(verdict.reasons), None
         deliveries = [
-            deliver_to_mailbox(session, self._settings, self._events, inbound, mail, verdict, route)
+            deliver_to_mailbox(session, self._settings, self.events, inbound, mail, verdict, route)
             for route in routes.values()
         ]
         stored = [d for d in deliveries if not d.duplicate]

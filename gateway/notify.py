@@ -21,10 +21,10 @@ from sqlalchemy.orm import Session
 from gateway.classify import MailKind
 from gateway.compose import OutboundKind
 from gateway.conversations import subject_tag
-from gateway.customer_mail import mail_customer
+from gateway.customer_mail import customer_recipients, mail_customer
 from gateway.db import held
 from gateway.drafts import Draft, queue_draft
-from gateway.events import EventBus, MessageAdded, TicketCreated
+from gateway.events import AgentReplied, EventBus, MessageAdded, TicketCreated
 from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
 from gateway.outbox import record_bounce
 from gateway.prepared import Prepared
@@ -77,6 +77,7 @@ class Notifier:
     def subscribe(self, bus: EventBus) -> None:
         bus.subscribe(TicketCreated, self.on_ticket_created)
         bus.subscribe(MessageAdded, self.on_message_added)
+        bus.subscribe(AgentReplied, self.on_agent_replied)
 
     def on_ticket_created(self, session: Session, event: TicketCreated) -> None:
         if self._should_acknowledge(session, event):
@@ -99,6 +100,24 @@ class Notifier:
             _mark_bounced(session, event)
         if event.classification.answerable and not event.message.internal:
             self._notify_agents(session, event, new_ticket=False)
+
+    def on_agent_replied(self, session: Session, event: AgentReplied) -> None:
+        """The agent's reply to every customer on the ticket, each with a fresh link."""
+        agent = event.agent
+        context = {"text": event.message.body_text, "agent_name": agent.name or agent.email}
+        for contact in customer_recipients(session, event.ticket):
+            mail_customer(
+                session,
+                self._settings,
+                mailbox=event.mailbox,
+                ticket=event.ticket,
+                contact=contact,
+                template="agent_reply",
+                context=context,
+                kind=OutboundKind.AGENT_REPLY,
+                automatic=False,
+                message=event.message,
+            )
 
     def _should_acknowledge(self, session: Session, event: TicketCreated) -> bool:
         ticket = event.ticket

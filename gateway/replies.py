@@ -2,9 +2,9 @@
 
 Emailed replies (gateway/agent_replies.py), the agent API and `wicket reply` all call these
 functions, so a reply is stored, mailed and threaded the same way whichever door it came
-through. A reply is stored as an outgoing message and mailed to every customer on the
-ticket, each copy with its own fresh magic link; a status change leaves a note saying who
-changed what.
+through. A reply is stored as an outgoing message and published as `AgentReplied`; the
+outbound subscriber (gateway/notify.py) mails it to every customer on the ticket, each
+copy with its own fresh magic link. A status change leaves a note saying who changed what.
 """
 
 from __future__ import annotations
@@ -14,11 +14,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from gateway.compose import OutboundKind
-from gateway.customer_mail import customer_recipients, mail_customer
+from gateway.events import AgentReplied, EventBus
 from gateway.models import Agent, AuthorType, Mailbox, Message, Ticket, TicketStatus, new_public_id, utcnow
 from gateway.notes import add_note
-from gateway.settings import Settings
 
 
 class ReplyError(ValueError):
@@ -62,7 +60,7 @@ def read_commands(text: str) -> AgentReply:
 
 def apply_reply(
     session: Session,
-    settings: Settings,
+    events: EventBus,
     ticket: Ticket,
     agent: Agent,
     reply: AgentReply,
@@ -81,7 +79,7 @@ def apply_reply(
     if text and reply.internal:
         stored = _internal_note(session, ticket, agent, text, thread_rule=thread_rule, **origin)
     elif text:
-        stored = _reply_to_customers(session, settings, ticket, agent, text, thread_rule=thread_rule, **origin)
+        stored = _reply_to_customers(session, events, ticket, agent, text, thread_rule=thread_rule, **origin)
     if reply.status is not None:
         first = {} if stored else origin
         note = change_status(session, ticket, agent, reply.status, thread_rule=thread_rule, **first)
@@ -93,7 +91,7 @@ def apply_reply(
 
 def _reply_to_customers(
     session: Session,
-    settings: Settings,
+    events: EventBus,
     ticket: Ticket,
     agent: Agent,
     text: str,
@@ -103,7 +101,7 @@ def _reply_to_customers(
     rfc_message_id: str | None = None,
     inbound_email_id: int | None = None,
 ) -> Message:
-    """Store the agent's reply and queue it, with a fresh link, to each customer on the ticket."""
+    """Store the agent's reply and publish it; outbound mail takes it to the customers."""
     mailbox = session.get_one(Mailbox, ticket.mailbox_id)
     message = Message(
         ticket_id=ticket.id,
@@ -125,20 +123,7 @@ def _reply_to_customers(
     session.add(message)
     ticket.last_activity_at = message.created_at
     session.flush()
-    context: dict[str, Any] = {"text": text, "agent_name": agent.name or agent.email}
-    for contact in customer_recipients(session, ticket):
-        mail_customer(
-            session,
-            settings,
-            mailbox=mailbox,
-            ticket=ticket,
-            contact=contact,
-            template="agent_reply",
-            context=context,
-            kind=OutboundKind.AGENT_REPLY,
-            automatic=False,
-            message=message,
-        )
+    events.publish(session, AgentReplied(mailbox, ticket, message, agent))
     return message
 
 

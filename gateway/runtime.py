@@ -22,10 +22,10 @@ from gateway.smtp import WicketHandler, start_smtp_server
 from gateway.store import IncomingMail, InboundStore
 
 
-def inbound_events(settings: Settings) -> EventBus:
-    """The event bus a processor publishes to, with every subscriber production has."""
+def ticket_events(settings: Settings) -> EventBus:
+    """The event bus ticket changes publish to, with every subscriber production has."""
     events = EventBus()
-    Notifier(settings).subscribe(events)  # outbound mail (issue #6)
+    Notifier(settings).subscribe(events)
     return events
 
 
@@ -33,11 +33,11 @@ class Gateway:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or open_database(settings)
-        self.events = inbound_events(settings)
+        self.events = ticket_events(settings)
         self.router = Router(self.db, settings.keys)
         self.processor = Processor(self.db, settings, self.router, self.events)
         self.store = InboundStore(self.db, on_stored=self.processor.wake)
-        # Outbound mail (issue #6): the sender and its delivery worker.
+        # Outbound mail: the sender and its delivery worker.
         self.sender: Sender = build_sender(settings)
         self.outbox = OutboxWorker(self.db, settings, self.sender)
         self._tasks: list[asyncio.Task[None]] = []

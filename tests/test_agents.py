@@ -155,16 +155,16 @@ async def test_reply_from_the_command_line_takes_the_same_path(
     await notified_ticket(gateway, receive_email)
     async with gateway.db.sessions.begin() as session:
         reply = AgentReply("Printer fixed.", status=TicketStatus.RESOLVED)
-        message = await reply_as_agent(session, settings, 1001, TOM, reply)
+        message = await reply_as_agent(session, gateway.events, 1001, TOM, reply)
     sender = await settle(gateway)
     ticket, _ = await ticket_and_messages(gateway)
     assert (message.author_type, message.thread_rule, ticket.status) == (AuthorType.AGENT, "cli", TicketStatus.RESOLVED)
     assert "Printer fixed." in text_of(sender.to(ALICE)[-1])
     async with gateway.db.sessions.begin() as session:
         with pytest.raises(AgentError, match="no ticket #999"):
-            await reply_as_agent(session, settings, 999, TOM, AgentReply("Hello"))
+            await reply_as_agent(session, gateway.events, 999, TOM, AgentReply("Hello"))
         with pytest.raises(AgentError, match="no active agent"):
-            await reply_as_agent(session, settings, 1001, "mallory@evil.test", AgentReply("Hello"))
+            await reply_as_agent(session, gateway.events, 1001, "mallory@evil.test", AgentReply("Hello"))
 
 
 async def test_api_keys_are_stored_hashed_and_identify_their_agent(gateway: Gateway) -> None:

@@ -193,7 +193,7 @@ async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.S
         ticket, _, _ = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
         try:
-            message = await session.run_sync(apply_reply, request.app[keys.SETTINGS], ticket, agent, reply, thread_rule="api")
+            message = await session.run_sync(apply_reply, request.app[keys.PROCESSOR].events, ticket, agent, reply, thread_rule="api")
         except ReplyError as error:
             raise ApiFailure(400, str(error)) from None
         return ok(_message(message), status=201)

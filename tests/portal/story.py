@@ -23,6 +23,7 @@ from gateway.db import Database
 from gateway.models import Agent, Contact, Message, OutboxMessage, Ticket
 from gateway.notes import add_note
 from gateway.replies import AgentReply, apply_reply
+from gateway.runtime import ticket_events
 from gateway.settings import Settings
 from tests.portal.helpers import Client, form_token, issue, sign_in_with_link
 
@@ -45,7 +46,9 @@ async def tom(db: Database) -> Agent:
 async def agent_replies(db: Database, settings: Settings, ticket: Ticket, agent: Agent, text: str) -> Message:
     async with db.sessions.begin() as session:
         current = await session.get_one(Ticket, ticket.id)
-        return await session.run_sync(apply_reply, settings, current, agent, AgentReply(text), thread_rule="api")
+        return await session.run_sync(
+            apply_reply, ticket_events(settings), current, agent, AgentReply(text), thread_rule="api"
+        )
 
 
 async def internal_note(db: Database, ticket: Ticket, text: str) -> Message:

@@ -74,7 +74,7 @@ async def agent_replies(gateway: Gateway, settings: Settings, ticket: Ticket, te
         tom = await add_agent(session, "tom@example.test", "Tom Agent")
         box_ticket = await session.get_one(Ticket, ticket.id)
         await session.run_sync(
-            lambda s: apply_reply(s, settings, box_ticket, tom, AgentReply(text=text), thread_rule="cli")
+            lambda s: apply_reply(s, gateway.events, box_ticket, tom, AgentReply(text=text), thread_rule="cli")
         )
 
 
