@@ -33,8 +33,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
 
+from gateway.contacts import contact_for
 from gateway.models import Account, AccountDomain, AccountMember, Contact
-from gateway.tickets import contact_for
 
 FREE_MAIL_DOMAINS = frozenset(
     """gmail.com googlemail.com outlook.com hotmail.com live.com msn.com passport.com yahoo.com

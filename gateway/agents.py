@@ -1,11 +1,10 @@
-"""The support team: agents, the mailboxes they work, their API keys, and CLI operations.
+"""The support team: agents, the mailboxes they work, and their API keys.
 
 `add_agent` creates or updates an agent and makes them a member of the named mailboxes
 (every mailbox when none is named); membership decides who is notified and whose emailed
 replies and API calls a mailbox accepts. An API key is `wk_<prefix>_<secret>`: the prefix
 finds the row, the database keeps only the SHA-256 of the whole key, and the key is shown
-once, and `revoke_api_keys` retires them. `reply_as_agent` is the operation behind
-`wicket reply REF --as EMAIL "text"`.
+once, and `revoke_api_keys` retires them.
 """
 
 from __future__ import annotations
@@ -21,9 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.mailboxes import normalize_address
-from gateway.models import Agent, AgentApiKey, Mailbox, MailboxMembership, Message, Ticket, utcnow
-from gateway.events import EventBus
-from gateway.replies import AgentReply, apply_reply
+from gateway.models import Agent, AgentApiKey, Mailbox, MailboxMembership, utcnow
 from gateway.upsert import insert_ignore
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -97,7 +94,7 @@ def _digest(key: str) -> str:
 
 async def create_api_key(session: AsyncSession, agent_email: str, label: str = "") -> str:
     """A new API key for the agent; the caller shows it once, it cannot be recovered."""
-    agent = await _active_agent(session, agent_email)
+    agent = await active_agent(session, agent_email)
     prefix = base64.b32encode(secrets.token_bytes(5)).decode().lower()
     key = f"wk_{prefix}_{secrets.token_urlsafe(32)}"
     session.add(AgentApiKey(agent_id=agent.id, prefix=prefix, digest=_digest(key), label=label, created_at=utcnow()))
@@ -107,7 +104,7 @@ async def create_api_key(session: AsyncSession, agent_email: str, label: str = "
 
 async def revoke_api_keys(session: AsyncSession, agent_email: str) -> int:
     """Revoke every key of the agent (a lost laptop); returns how many were still valid."""
-    agent = await _active_agent(session, agent_email)
+    agent = await active_agent(session, agent_email)
     revoked = await session.execute(
         update(AgentApiKey)
         .where(AgentApiKey.agent_id == agent.id, AgentApiKey.revoked_at.is_(None))
@@ -135,29 +132,7 @@ async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:
     return agent
 
 
-async def reply_as_agent(
-    session: AsyncSession,
-    events: EventBus,
-    ref: int,
-    agent_email: str,
-    reply: AgentReply,
-    *,
-    mailbox: str | None = None,
-) -> Message:
-    """`wicket reply`: the agent answers ticket `ref` (or adds a note, or changes status)."""
-    agent = await _active_agent(session, agent_email)
-    query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(await mailbox_ids_of(session, agent)))
-    if mailbox:
-        query = query.join(Mailbox, Mailbox.id == Ticket.mailbox_id).where(Mailbox.address == mailbox.strip().lower())
-    tickets = list((await session.scalars(query)).all())
-    if not tickets:
-        raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
-    if len(tickets) > 1:
-        raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
-    return await session.run_sync(apply_reply, events, tickets[0], agent, reply, thread_rule="cli")
-
-
-async def _active_agent(session: AsyncSession, email: str) -> Agent:
+async def active_agent(session: AsyncSession, email: str) -> Agent:
     agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
     if agent is None:
         raise AgentError(f"no active agent {email}; add one with `wicket agents add`")

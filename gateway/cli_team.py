@@ -8,11 +8,22 @@ the same ones the email workflow and the agent API use.
 from __future__ import annotations
 
 import click
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway import dkim
-from gateway.agents import AgentError, add_agent, create_api_key, reply_as_agent, revoke_api_keys
+from gateway.agents import (
+    AgentError,
+    active_agent,
+    add_agent,
+    create_api_key,
+    mailbox_ids_of,
+    revoke_api_keys,
+)
 from gateway.cli_support import in_transaction
-from gateway.replies import ReplyError, read_commands
+from gateway.events import EventBus
+from gateway.models import Mailbox, Message, Ticket
+from gateway.replies import AgentReply, ReplyError, apply_reply, read_commands
 from gateway.runtime import ticket_events
 from gateway.settings import Settings
 
@@ -84,3 +95,25 @@ def dkim_keygen(domain: str) -> None:
     if not record.created:
         click.echo("existing key kept", err=True)
     click.echo(record.zone_line())
+
+
+async def reply_as_agent(
+    session: AsyncSession,
+    events: EventBus,
+    ref: int,
+    agent_email: str,
+    reply: AgentReply,
+    *,
+    mailbox: str | None = None,
+) -> Message:
+    """`wicket reply`: the agent answers ticket `ref` (or adds a note, or changes status)."""
+    agent = await active_agent(session, agent_email)
+    query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(await mailbox_ids_of(session, agent)))
+    if mailbox:
+        query = query.join(Mailbox, Mailbox.id == Ticket.mailbox_id).where(Mailbox.address == mailbox.strip().lower())
+    tickets = list((await session.scalars(query)).all())
+    if not tickets:
+        raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
+    if len(tickets) > 1:
+        raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
+    return await session.run_sync(apply_reply, events, tickets[0], agent, reply, thread_rule="cli")

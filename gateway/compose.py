@@ -32,7 +32,7 @@ from sqlalchemy import select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.branding import portal_url
-from gateway.conversations import subject_tag, ticket_marker
+from gateway.markers import subject_tag, ticket_marker
 from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.settings import Settings
 

@@ -23,7 +23,7 @@ from enum import StrEnum
 from sqlalchemy import bindparam, select, union_all
 from sqlalchemy.orm import Session
 
-from gateway.markers import find_markers, format_marker, mentioned_public_ids, verifies
+from gateway.markers import find_markers, mentioned_public_ids, verifies
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
 from gateway.parse import ParsedEmail
 from gateway.reply_address import ReplyAddress
@@ -69,13 +69,6 @@ class Conversation:
     mentions: tuple[Ticket, ...] = ()
 
 
-def ticket_marker(key: SecretKey, mailbox: Mailbox, ticket: Ticket, recipient: str) -> str:
-    """The signed marker an email about `ticket` to `recipient` carries in its body (rule 3)."""
-    return format_marker(key, mailbox.address, ticket.public_id, recipient)
-
-
-def subject_tag(ticket: Ticket) -> str:
-    return f"[#{ticket.ref}]"
 
 
 def find_conversation(

@@ -21,16 +21,32 @@ from sqlalchemy.orm import Session
 
 from gateway.agent_replies import deliver_agent_mail
 from gateway.classify import Classification, MailKind
+from gateway.contacts import contact_for
 from gateway.conversations import ThreadRule, find_conversation
 from gateway.db import held
 from gateway.events import EventBus, MessageAdded, TicketCreated
-from gateway.models import Agent, Attachment, AuthorType, InboundEmail, InboundStatus, Mailbox, Message, Ticket, utcnow
+from gateway.models import (
+    Agent,
+    Attachment,
+    AuthorType,
+    InboundEmail,
+    InboundStatus,
+    Mailbox,
+    Message,
+    Ticket,
+    utcnow,
+)
+from gateway.notes import add_note
 from gateway.parse import ParsedEmail
 from gateway.prepared import Prepared
 from gateway.routing import Route
 from gateway.settings import Settings
-from gateway.notes import add_note
-from gateway.tickets import add_cc_participants, add_participant, contact_for, open_ticket, reopen_on_customer_reply
+from gateway.tickets import (
+    add_cc_participants,
+    add_participant,
+    open_ticket,
+    reopen_on_customer_reply,
+)
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
 

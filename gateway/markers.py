@@ -1,4 +1,6 @@
-"""The ticket marker in the body of outbound mail: `[wicket:<ticket>.<kid>.<mac>]`.
+"""What outbound mail carries to name its ticket: the subject tag and the body marker.
+
+The subject tag is `[#<ref>]`; the body marker is `[wicket:<ticket>.<kid>.<mac>]`.
 
 Mail clients that drop threading headers still keep the quoted body, so every email
 Wicket sends carries a marker naming its ticket. The marker is signed: an HMAC over the
@@ -19,6 +21,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from gateway.models import Mailbox, Ticket
 from gateway.settings import SecretKey
 
 # Ticket public ids are 16 characters of lower-case base32; key ids 8 hex digits.
@@ -44,6 +47,16 @@ def _mac(key: SecretKey, mailbox_address: str, ticket_public_id: str, recipient:
 def format_marker(key: SecretKey, mailbox_address: str, ticket_public_id: str, recipient: str) -> str:
     """The marker for an email about a ticket sent to `recipient`."""
     return f"[wicket:{ticket_public_id}.{key.kid}.{_mac(key, mailbox_address, ticket_public_id, recipient)}]"
+
+
+def subject_tag(ticket: Ticket) -> str:
+    """The tag in the subject of every email about `ticket`."""
+    return f"[#{ticket.ref}]"
+
+
+def ticket_marker(key: SecretKey, mailbox: Mailbox, ticket: Ticket, recipient: str) -> str:
+    """The signed marker an email about `ticket` to `recipient` carries in its body."""
+    return format_marker(key, mailbox.address, ticket.public_id, recipient)
 
 
 def find_markers(text: str) -> list[Marker]:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from gateway.classify import MailKind
 from gateway.compose import OutboundKind
-from gateway.conversations import subject_tag
+from gateway.markers import subject_tag
 from gateway.customer_mail import customer_recipients, mail_customer
 from gateway.db import held
 from gateway.drafts import Draft, queue_draft

@@ -24,7 +24,7 @@ from email.utils import format_datetime, make_msgid
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.compose import conversation_thread, one_line
-from gateway.conversations import subject_tag
+from gateway.markers import subject_tag
 from gateway.customer_mail import customer_reply_address
 from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, Ticket, utcnow
 from gateway.settings import Settings

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
+from gateway.contacts import contact_for
 from gateway.models import (
     Agent,
     Contact,
@@ -39,7 +40,6 @@ _PLAIN_ADDRESS = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}")
 MAX_CC_PARTICIPANTS = 20
 
 # Statements built once: building and cache-keying an expression costs more than running it.
-_CONTACT_BY_EMAIL = select(Contact).where(Contact.email == bindparam("email"))
 _MAILBOXES = Mailbox.__table__
 _TAKE_NEXT_REF = Prepared(  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
     update(_MAILBOXES)
@@ -56,19 +56,6 @@ def clean_subject(subject: str) -> str:
     cleaned = _SUBJECT_TAG.sub(" ", _REPLY_PREFIX.sub("", subject)).strip()
     cleaned = _REPLY_PREFIX.sub("", cleaned).strip()
     return cleaned[:500] or "(no subject)"
-
-
-def contact_for(session: Session, email: str, name: str = "") -> Contact:
-    """The contact for an address, created on first sight (safe under concurrency)."""
-    email = email.strip().lower()[:320]
-    contact = session.scalar(_CONTACT_BY_EMAIL, {"email": email})
-    if contact is None:
-        values = {"email": email, "name": name[:200], "public_id": new_public_id(), "created_at": utcnow()}
-        session.connection().execute(insert_ignore(_dialect(session), Contact, values, ["email"]))
-        contact = session.execute(_CONTACT_BY_EMAIL, {"email": email}).scalar_one()
-    if name and not contact.name:
-        contact.name = name[:200]
-    return contact
 
 
 def add_participant(

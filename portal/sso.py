@@ -26,10 +26,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import record
+from gateway.contacts import contact_for
 from gateway.models import UsedSsoToken, utcnow
 from gateway.ratelimit import check, failure_rules, hit
 from gateway.settings import Settings
-from gateway.tickets import contact_for
 from portal import keys
 from portal.redirects import return_path_or_list
 from portal.sessions import audit_context, client_ip, start_session

@@ -10,11 +10,18 @@ from gateway.agents import (
     add_agent,
     agent_for_api_key,
     create_api_key,
-    reply_as_agent,
     revoke_api_keys,
 )
+from gateway.cli_team import reply_as_agent
 from gateway.mailboxes import add_mailbox
-from gateway.models import AgentApiKey, AuthorType, MailboxMembership, Message, Ticket, TicketStatus
+from gateway.models import (
+    AgentApiKey,
+    AuthorType,
+    MailboxMembership,
+    Message,
+    Ticket,
+    TicketStatus,
+)
 from gateway.replies import AgentReply, ReplyError, read_commands
 from gateway.runtime import Gateway
 from gateway.senders import SentMail

@@ -10,12 +10,13 @@ import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
 
+from gateway.contacts import contact_for
 from gateway.db import Database
 from gateway.models import AuditEvent, Contact, MagicLink, Mailbox, utcnow
 from gateway.operator_links import OperatorLinkError, issue_operator_link
 from gateway.ratelimit import RateLimited, Rule, check, hit, window_start
 from gateway.settings import Settings
-from gateway.tickets import contact_for, open_ticket
+from gateway.tickets import open_ticket
 from gateway.tokens import (
     CODE_ALPHABET,
     LinkPurpose,

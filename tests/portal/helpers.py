@@ -16,10 +16,11 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
+from gateway.contacts import contact_for
 from gateway.db import Database
 from gateway.models import AuditEvent, Contact, Mailbox, OutboxMessage, PortalSession, Ticket
 from gateway.settings import Settings
-from gateway.tickets import add_participant, contact_for, open_ticket
+from gateway.tickets import add_participant, open_ticket
 from gateway.tokens import IssuedLink, LinkPurpose, issue_link
 
 ALICE = "alice@example.test"
