@@ -8,7 +8,11 @@ contact or a client IP), a limit and a window. Hits are counted per fixed window
 stored keys reveal neither addresses nor IPs. Doors that send mail count every request
 (`hit`); doors that check a secret count failures only (`check` before, a read for
 `Database.read`; `hit(enforce=False)` after a failure, in the caller's write transaction),
-so a person who signs in often is never locked out by their successes.
+so a person who signs in often is never locked out by their successes. A check of a
+guessable secret (a code, a password) must hold its limit under a burst of parallel
+requests too, where every request could pass `check` before any had counted: such a door
+`take`s its attempt first (the counting upsert, which also refuses past the limit, in
+one statement) and `give_back` returns it when the secret was right.
 Exceeding a limit raises `RateLimited`, which the portal turns into a "try again in N
 minutes" page.
 """
@@ -22,7 +26,7 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, bindparam, delete, select
+from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -125,6 +129,29 @@ async def hit(
         log.info("rate limit reached at %s per %s", rule.door, rule.scope)
         raise RateLimited(rule, _retry_after(rule, now))
     return hits
+
+
+async def take(session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime) -> None:
+    """Count an attempt before the secret is compared; RateLimited when the limit is used up.
+
+    The count and the test are one upsert (`hit`): on PostgreSQL concurrent takers queue on
+    the counter's row lock, on SQLite writes take turns, so no burst gets past the limit.
+    """
+    await hit(session, settings, rule, subject, now=now)
+
+
+async def give_back(session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime) -> None:
+    """Return an attempt `take`n at `now` whose secret was right (successes never count)."""
+    table = RateLimitCounter.__table__
+    await session.execute(
+        update(table)
+        .where(
+            table.c.key_hash == key_hash(settings, rule, subject),
+            table.c.window_start == window_start(now, rule.window),
+            table.c.hits > 0,
+        )
+        .values(hits=table.c.hits - 1)
+    )
 
 
 def check(connection: Connection, settings: Settings, rule: Rule, subject: str, *, now: datetime | None = None) -> None:

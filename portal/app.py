@@ -26,7 +26,7 @@ from portal import keys
 from portal.branding import BrandCache
 from portal.csrf import csrf_middleware
 from portal.inbound import processor_context
-from portal.middlewares import error_pages, on_prepare
+from portal.middlewares import error_pages, form_bodies, on_prepare
 from portal.routes import setup_routes
 from portal.suggestions import SuggestionCache
 from portal.templating import setup_templates
@@ -84,7 +84,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     # page answered 500 without this.
     configure_mappers()
     app = web.Application(
-        middlewares=[observe_requests, error_pages, csrf_middleware],  # observe_requests: issue #8
+        middlewares=[observe_requests, error_pages, form_bodies, csrf_middleware],  # observe_requests: issue #8
         client_max_size=settings.max_message_size,
     )
     app[keys.SETTINGS] = settings

@@ -1,8 +1,10 @@
 """Magic-link exchange: the one door every emailed link opens.
 
-`GET /l/{token}` never consumes: it shows a "Continue" button (or, for a link that cannot
-be used, a friendly page), so mail scanners that fetch links burn nothing; `HEAD` answers
-200 without even a lookup. `POST /l/{token}` (CSRF-checked) consumes the link atomically,
+`GET /l/{token}` never consumes: it shows a "Continue as j•••@example.test" button (or, for
+a link that cannot be used, a friendly page), so mail scanners that fetch links burn
+nothing; `HEAD` answers 200 without even a lookup. When another contact is signed in on
+this browser the page asks before switching, and `POST` without the `switch=yes` field
+shows that question again and uses nothing up (see portal/switching.py). `POST /l/{token}` (CSRF-checked) consumes the link atomically,
 starts a fresh session and redirects to the link's ticket or stored local path; the
 success path is one unit of work (`Database.run_write`), one hop on SQLite, of plain Core
 statements (use the link, insert the session and two audit events; no ORM flush). An
@@ -18,6 +20,7 @@ import logging
 from functools import partial
 
 from aiohttp import web
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.audit import record, write_event
@@ -29,6 +32,7 @@ from gateway.tokens import LinkCheck, Refusal, check_link, consume_link, find_li
 from portal import keys
 from portal.redirects import return_path_for
 from portal.sessions import audit_context, client_ip, current_contact, start_session
+from portal.switching import ask_to_switch, confirmed, mask_email, must_ask
 from portal.templating import render
 
 log = logging.getLogger(__name__)
@@ -56,12 +60,6 @@ NOT_WORKING = (
 )
 
 
-def mask_email(address: str) -> str:
-    """`jane@example.test` -> `j***@example.test`: enough to recognise, not to harvest."""
-    local, _, domain = address.partition("@")
-    return f"{local[:1]}***@{domain}"
-
-
 async def _refused(
     request: web.Request, token: str, refusal: Refusal | None, link: MagicLink | None = None
 ) -> web.Response:
@@ -86,10 +84,33 @@ async def link_page(request: web.Request) -> web.Response:
     token = request.match_info["token"]
     async with request.app[keys.DB].sessions() as session:
         outcome = await check_link(session, request.app[keys.SETTINGS], token)
-    if outcome.ok and outcome.link is not None:
-        context = {"token": token, "to_ticket": outcome.link.ticket_id is not None}
+        link = outcome.link
+        address = await session.scalar(select(Contact.email).where(Contact.id == link.contact_id)) if link else None
+    if outcome.ok and link is not None and address is not None:
+        action = str(request.app.router["link"].url_for(token=token))
+        if await must_ask(request, link.contact_id):
+            return await ask_to_switch(request, to_email=address, action=action, headers=LINK_HEADERS)
+        context = {"token": token, "to_ticket": link.ticket_id is not None, "masked_email": mask_email(address)}
         return await render(request, "link_continue.html", context, headers=LINK_HEADERS)
-    return await _refused(request, token, outcome.refusal, outcome.link)
+    return await _refused(request, token, outcome.refusal, link)
+
+
+async def _switch_question(request: web.Request, token: str) -> web.Response | None:
+    """The switch question when this usable link is another contact's than the signed-in one's, else None.
+
+    Only asked of a browser where someone is signed in, so the ordinary exchange costs no
+    extra query.
+    """
+    if await current_contact(request) is None or confirmed(await request.post()):
+        return None
+    async with request.app[keys.DB].sessions() as session:
+        outcome = await check_link(session, request.app[keys.SETTINGS], token)
+        link = outcome.link
+        if not outcome.ok or link is None or not await must_ask(request, link.contact_id):
+            return None
+        address = await session.scalar(select(Contact.email).where(Contact.id == link.contact_id))
+    action = str(request.app.router["link"].url_for(token=token))
+    return await ask_to_switch(request, to_email=address or "", action=action, headers=LINK_HEADERS)
 
 
 def _exchange(session: Session, request: web.Request, token: str) -> tuple[LinkCheck, str | None]:
@@ -117,6 +138,9 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
     token, ip = request.match_info["token"], client_ip(request)
     ip_rule = failure_rules(settings)[1]
     await db.read(partial(check, settings=settings, rule=ip_rule, subject=ip))
+    question = await _switch_question(request, token)
+    if question is not None:
+        return question
     outcome, target = await db.run_write(partial(_exchange, request=request, token=token))
     link = outcome.link
     if target is None:

@@ -4,7 +4,10 @@
 errors keep their status (and Allow/Retry-After headers), `RateLimited` becomes a 429
 "try again in N minutes" page, an unreachable database a 503 page, anything else a 500
 page; none shows a stack trace, and paths under /api/ get JSON instead. Logs name the
-route pattern, never the raw path, which may hold a magic-link token. `on_prepare` adds
+route pattern, never the raw path, which may hold a magic-link token. `form_bodies` reads
+a form body (urlencoded or multipart) once, before the CSRF check and the view, and
+answers a body that cannot be read (a missing or wrong boundary, a cut-off part, an
+unknown charset) with the 400 page: the views then read the parsed copy. `on_prepare` adds
 the security headers (a CSP without inline scripts or styles, no framing, nosniff, a
 referrer policy) and writes the session and CSRF cookies the request decided on.
 """
@@ -15,6 +18,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import exc as sa_exc
 
 from gateway.ratelimit import RateLimited
@@ -44,6 +48,9 @@ MESSAGES: dict[int, tuple[str, str]] = {
     500: ("Something went wrong", "Something went wrong on our side. Please try again in a moment."),
     503: ("Back in a moment", "The portal is briefly unavailable. Please try again in a minute."),
 }
+FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# What aiohttp's form parser raises for a body it cannot read: never the server's fault.
+UNREADABLE_BODY: tuple[type[BaseException], ...] = (ValueError, LookupError, HttpProcessingError, AssertionError)
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -101,6 +108,17 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
     except Exception:
         log.exception("unhandled error during %s %s", request.method, route_label(request))
         return await _error(request, 500)
+
+
+@web.middleware
+async def form_bodies(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and request.content_type in FORM_TYPES:
+        try:
+            await request.post()  # aiohttp keeps the parsed form: later reads cost nothing
+        except UNREADABLE_BODY as error:
+            log.info("unreadable form body for %s %s: %s", request.method, route_label(request), type(error).__name__)
+            raise web.HTTPBadRequest() from None
+    return await handler(request)
 
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:

@@ -13,7 +13,7 @@ from pathlib import Path
 from aiohttp import web
 
 from portal import auth, branding, keys
-from portal.sso import sso_jwt
+from portal.sso import sso_jwt, sso_jwt_confirm
 from portal.views import account, attachments, profile, requests, signin, tickets
 from portal.views import help as help_center
 from portal.views.api import add_api_routes
@@ -50,6 +50,7 @@ def add_auth_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/code", signin.code_page, name="code")
     router.add_post("/code", signin.code_signin)
     router.add_get("/sso/jwt", sso_jwt, name="sso_jwt", allow_head=False)
+    router.add_post("/sso/jwt", sso_jwt_confirm)
 
 
 def add_account_routes(router: web.UrlDispatcher) -> None:

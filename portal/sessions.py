@@ -13,7 +13,7 @@ request)` inside `db.read(...)`, and still call `require_contact` afterwards (wh
 costs no query). The session is looked up once per request, with its contact, in one
 statement. The contact comes back as a detached Contact built without the ORM's
 per-attribute constructor (views hand it to ORM code); the session as a `LiveSession`,
-the four columns its users read (a model instance cost more than the list's rows).
+the five columns its users read (a model instance cost more than the list's rows).
 
 The cookie (`__Host-wicket` over https, `wicket` on plain-http development; HttpOnly,
 SameSite=Lax, Path=/) holds 256 random bits; the `portal_session` row holds only their
@@ -52,7 +52,10 @@ from portal import keys
 
 TOUCH_AFTER = timedelta(minutes=1)
 _COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe gives
-_SESSION_COLUMNS = (PortalSession.id, PortalSession.id_hash, PortalSession.contact_id, PortalSession.last_seen_at)
+_SESSION_COLUMNS = (
+    PortalSession.id, PortalSession.id_hash, PortalSession.contact_id, PortalSession.last_seen_at,
+    PortalSession.created_at,
+)
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
 _SIGNED_IN = Prepared(with_sharing_accounts(
@@ -76,12 +79,20 @@ _REVOKE = Prepared(
 
 @dataclass(slots=True)
 class LiveSession:
-    """The signed-in session of a request: its row's id, id hash, contact and last request."""
+    """The signed-in session of a request: its row's id, id hash, contact, last request and sign-in time.
+
+    Every sign-in starts a new row (`start_session` rotates), so `signed_in_at` is when
+    this browser last proved who it is with a link, code, password or SSO handoff.
+    """
 
     id: int
     id_hash: str
     contact_id: int
     last_seen_at: datetime
+    signed_in_at: datetime
+
+    def signed_in_within(self, period: timedelta, now: datetime | None = None) -> bool:
+        return (now or utcnow()) - self.signed_in_at <= period
 
 
 @dataclass(slots=True)

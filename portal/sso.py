@@ -32,7 +32,8 @@ from gateway.ratelimit import check, failure_rules, hit
 from gateway.settings import Settings
 from portal import keys
 from portal.redirects import return_path_or_list
-from portal.sessions import audit_context, client_ip, start_session
+from portal.sessions import audit_context, client_ip, current_contact, start_session
+from portal.switching import ask_to_switch, confirmed
 from portal.templating import render
 from portal.views.signin import normalize_email
 
@@ -132,6 +133,17 @@ async def claim_jti(session: AsyncSession, settings: Settings, handoff: Handoff,
 
 async def sso_jwt(request: web.Request) -> web.StreamResponse:
     """GET /sso/jwt?jwt=…: verify the host product's token, sign its user in, redirect."""
+    return await _handoff(request, request.query.get("jwt", ""), switch=False)
+
+
+async def sso_jwt_confirm(request: web.Request) -> web.StreamResponse:
+    """POST /sso/jwt (jwt, switch=yes): the same handoff, once the person agreed to switch accounts."""
+    form = await request.post()
+    token = form.get("jwt")
+    return await _handoff(request, token if isinstance(token, str) else "", switch=confirmed(form))
+
+
+async def _handoff(request: web.Request, token: str, *, switch: bool) -> web.StreamResponse:
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     if not settings.sso_jwt_algorithm:
         raise web.HTTPNotFound()
@@ -140,9 +152,13 @@ async def sso_jwt(request: web.Request) -> web.StreamResponse:
     now = utcnow()
     handoff, reason, target = None, None, None
     try:
-        handoff = decode_handoff(settings, request.query.get("jwt", ""), now=now)
+        handoff = decode_handoff(settings, token, now=now)
     except SsoRefused as refused:
         reason = refused.reason
+    signed_in = await current_contact(request)
+    if handoff is not None and signed_in is not None and signed_in.email != handoff.email and not switch:
+        action = str(request.app.router["sso_jwt"].url_for())
+        return await ask_to_switch(request, to_email=handoff.email, action=action, fields={"jwt": token})
     async with db.write() as session:
         if handoff is not None and not await claim_jti(session, settings, handoff, now):
             reason = "jti already used"

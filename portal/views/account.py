@@ -1,12 +1,18 @@
 """The signed-in contact's own account: sign out, sign out everywhere, and an optional password.
 
 Sign-out revokes this browser's session row; "sign out everywhere" revokes every session
-of the contact. A password is never required: a contact may set one (which also ends
-their other sessions) or remove it at /account/password, and /login then accepts it.
-Every change is audited.
+of the contact. A password is never required: a contact may set one or remove it at
+/account/password, and /login then accepts it. A password is a second way in, so a
+session alone is not enough to change it: the browser must have signed in within
+RECENT_SIGNIN (by link, code, password or SSO), or the form must carry the current
+password; otherwise the page asks for one of the two and offers to email a fresh sign-in
+link. A change ends the contact's other sessions and mails a notice to the address on
+file (portal/account_mail.py). Every change is audited.
 """
 
 from __future__ import annotations
+
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from sqlalchemy import delete, select
@@ -14,11 +20,15 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import record
-from gateway.models import ContactPassword, utcnow
+from gateway.models import Contact, ContactPassword, utcnow
+from gateway.ratelimit import failure_rules, give_back, take
 from portal import keys
-from portal.passwords import MAX_LENGTH, hash_password
+from portal.account_mail import queue_password_notice
+from portal.passwords import MAX_LENGTH, hash_password, verify_password
 from portal.sessions import (
+    LiveSession,
     audit_context,
+    client_ip,
     current_contact,
     current_session,
     end_other_sessions,
@@ -53,16 +63,66 @@ async def logout_everywhere(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(request.app.router["login"].url_for().with_query(signed_out="1"))
 
 
-async def _has_password(request: web.Request, contact_id: int) -> bool:
+RECENT_SIGNIN = timedelta(minutes=10)
+NOT_RECENT = (
+    "For your safety, a password can only be set, changed or removed within 10 minutes of "
+    "signing in. Enter your current password, or sign in again with a fresh link from your email."
+)
+NOT_RECENT_NO_PASSWORD = (
+    "For your safety, a password can only be set within 10 minutes of signing in. "
+    "Sign in again with a fresh link from your email, then set it."
+)
+WRONG_CURRENT = "That is not your current password. Try again, or sign in again with a fresh link from your email."
+
+
+async def _stored_password(request: web.Request, contact_id: int) -> str | None:
     async with request.app[keys.DB].sessions() as session:
-        found = await session.scalar(select(ContactPassword.id).where(ContactPassword.contact_id == contact_id))
-    return found is not None
+        return await session.scalar(
+            select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact_id)
+        )
+
+
+async def _has_password(request: web.Request, contact_id: int) -> bool:
+    return await _stored_password(request, contact_id) is not None
+
+
+def _recent(row: LiveSession | None) -> bool:
+    return row is not None and row.signed_in_within(RECENT_SIGNIN)
+
+
+async def _page(request: web.Request, contact: Contact, *, status: int = 200, **extra: object) -> web.Response:
+    has_password = await _has_password(request, contact.id)
+    context = {
+        "has_password": has_password,
+        "recent": _recent(await current_session(request)),
+        "fresh_link_next": str(request.app.router["account_password"].url_for()),
+        **extra,
+    }
+    return await render(request, "account_password.html", context, status=status)
 
 
 async def password_page(request: web.Request) -> web.Response:
     """GET /account/password: set, change or remove the optional password."""
     contact = await require_contact(request)
-    return await render(request, "account_password.html", {"has_password": await _has_password(request, contact.id)})
+    return await _page(request, contact)
+
+
+async def _current_password_ok(request: web.Request, contact: Contact, typed: str, now: datetime) -> bool:
+    """Check the current password typed into the form, counted like a password sign-in."""
+    settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
+    per_address, per_ip = failure_rules(settings)
+    subjects = [(per_ip, client_ip(request)), (per_address, contact.email)]
+    async with db.write() as session:  # the try counts before the comparison (see gateway/ratelimit.py)
+        for rule, subject in subjects:
+            await take(session, settings, rule, subject, now=now)
+    if await verify_password(await _stored_password(request, contact.id), typed):
+        async with db.write() as session:
+            for rule, subject in subjects:
+                await give_back(session, settings, rule, subject, now=now)
+        return True
+    async with db.write() as session:
+        record(session, "password.refused", contact=contact, detail={"where": "account"}, **audit_context(request))
+    return False
 
 
 async def _store_password(session: AsyncSession, contact_id: int, password_hash: str) -> None:
@@ -87,27 +147,43 @@ def _problem(password: str, confirm: str, minimum: int) -> str | None:
 
 
 async def password_change(request: web.Request) -> web.Response:
-    """POST /account/password: `action=set` with password + confirm, or `action=remove`."""
+    """POST /account/password: `action=set` with password + confirm, or `action=remove`.
+
+    Needs a recent sign-in or the `current_password`; ends the other sessions and mails
+    the owner a notice.
+    """
     contact = await require_contact(request)
     settings = request.app[keys.SETTINGS]
     form = await request.post()
     action = form.get("action")
     password, confirm = str(form.get("password") or ""), str(form.get("confirm") or "")
+    current = form.get("current_password")
+    if action not in ("set", "remove"):
+        raise web.HTTPBadRequest()
     if action == "set":
         problem = _problem(password, confirm, settings.password_min_length)
         if problem:
-            context = {"has_password": await _has_password(request, contact.id), "error": problem}
-            return await render(request, "account_password.html", context, status=400)
-        password_hash = await hash_password(password)
-    elif action != "remove":
-        raise web.HTTPBadRequest()
+            return await _page(request, contact, status=400, error=problem)
     keep = await current_session(request)
+    now = utcnow()
+    if not _recent(keep):
+        had_password = await _has_password(request, contact.id)
+        if not isinstance(current, str) or not current:
+            return await _page(request, contact, status=403, error=NOT_RECENT if had_password else NOT_RECENT_NO_PASSWORD)
+        if not await _current_password_ok(request, contact, current, now):
+            return await _page(request, contact, status=403, error=WRONG_CURRENT)
+    password_hash = await hash_password(password) if action == "set" else None
+    had_password = await _has_password(request, contact.id)
     async with request.app[keys.DB].write() as session:
-        if action == "set":
+        if password_hash is not None:
             await _store_password(session, contact.id, password_hash)
         else:
             await session.execute(delete(ContactPassword).where(ContactPassword.contact_id == contact.id))
         ended = await end_other_sessions(session, contact.id, keep=keep)
+        what = "remove" if action == "remove" else "changed" if had_password else "set"
+        await queue_password_notice(
+            session, settings, contact, host=request.host, what=what, when=now, ip=client_ip(request)
+        )
         record(
             session,
             "password.changed",
@@ -118,4 +194,4 @@ async def password_change(request: web.Request) -> web.Response:
     notice = "Your password is set. Your other devices have been signed out." if action == "set" else (
         "Your password is removed. You sign in with emailed links from now on."
     )
-    return await render(request, "account_password.html", {"has_password": action == "set", "notice": notice})
+    return await _page(request, contact, notice=notice)

@@ -4,7 +4,9 @@ Every answer here is the same for addresses we know and addresses we do not: `/l
 always says "check your email" after the same work (for an unknown address the email is
 rendered and thrown away, nothing is stored or sent); a wrong code and a wrong password
 get one message whatever the reason. Sending mail counts every request against the
-address and IP limits; checking a code or password counts failures only. The optional
+address and IP limits; checking a code or password counts failures only: each try is
+counted before the secret is compared (so parallel guesses cannot all slip under the
+limit) and given back when it was right. The optional
 `next` field (validated by `safe_return_path`) is where the person lands afterwards.
 """
 
@@ -12,8 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
-from functools import partial
 from collections.abc import Mapping
+from datetime import datetime
+from functools import partial
 
 from aiohttp import web
 from sqlalchemy import select
@@ -21,13 +24,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.audit import record
 from gateway.models import Contact, ContactPassword
-from gateway.ratelimit import check, failure_rules, hit, mail_rules
+from gateway.models import utcnow
+from gateway.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules, take
 from gateway.signin_mail import default_mailbox, rehearse_signin_email, send_signin_link
 from gateway.tokens import consume_code
 from portal import keys
 from portal.passwords import verify_password
 from portal.redirects import TICKET_LIST, return_path_for, safe_return_path
 from portal.sessions import audit_context, client_ip, current_contact, start_session
+from portal.switching import ask_to_switch, confirmed
 from portal.templating import render
 
 log = logging.getLogger(__name__)
@@ -108,27 +113,49 @@ async def _contact_by_email(session: AsyncSession, email: str | None) -> Contact
     return await session.scalar(select(Contact).where(Contact.email == email))
 
 
-async def _count_failure(request: web.Request, session: AsyncSession, email: str | None) -> None:
-    """A wrong code or password counts against the client's IP and the address tried."""
-    settings = request.app[keys.SETTINGS]
-    per_address, per_ip = failure_rules(settings)
-    await hit(session, settings, per_ip, client_ip(request), enforce=False)
-    if email is not None:
-        await hit(session, settings, per_address, email, enforce=False)
+def _attempt_subjects(request: web.Request, email: str | None) -> list[tuple[Rule, str]]:
+    per_address, per_ip = failure_rules(request.app[keys.SETTINGS])
+    subjects = [(per_ip, client_ip(request))]
+    return subjects + [(per_address, email)] if email is not None else subjects
+
+
+async def _take_attempt(request: web.Request, session: AsyncSession, email: str | None, now: datetime) -> None:
+    """Count this try of a code or password against the client's IP and the address tried,
+    before it is compared (RateLimited past the limit), so parallel guesses cannot all get in."""
+    for rule, subject in _attempt_subjects(request, email):
+        await take(session, request.app[keys.SETTINGS], rule, subject, now=now)
+
+
+async def _give_back_attempt(request: web.Request, session: AsyncSession, email: str | None, now: datetime) -> None:
+    """The code or password was right: it does not count as a failure."""
+    for rule, subject in _attempt_subjects(request, email):
+        await give_back(session, request.app[keys.SETTINGS], rule, subject, now=now)
 
 
 async def code_signin(request: web.Request) -> web.StreamResponse:
-    """POST /code: sign in with email + code; wrong codes count towards burning the link."""
+    """POST /code: sign in with email + code; wrong codes count towards burning the link.
+
+    Each try is counted before the code is compared and given back when it was right, so
+    a burst of parallel guesses gets no more tries than the limit. With another contact
+    signed in on this browser, the switch is asked first (nothing tried, nothing counted).
+    """
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     form = await request.post()
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
-    await _check_failure_limits(request, email)
-    target = None
+    signed_in = await current_contact(request)
+    if signed_in is not None and email is not None and email != signed_in.email and not confirmed(form):
+        fields = {"email": email, "code": _text(form, "code")[:40], **({"next": next_path} if next_path else {})}
+        return await ask_to_switch(request, to_email=email, action=str(request.app.router["code"].url_for()),
+                                   fields=fields)
+    await _check_failure_limits(request, email)  # a read: refuses a client already over the limit cheaply
+    target, now = None, utcnow()
     async with db.write() as session:
+        await _take_attempt(request, session, email, now)
         contact = await _contact_by_email(session, email)
-        outcome = await consume_code(session, settings, contact, _text(form, "code"))
+        outcome = await consume_code(session, settings, contact, _text(form, "code"), now=now)
         if outcome.ok and outcome.link is not None and contact is not None:
             link = outcome.link
+            await _give_back_attempt(request, session, email, now)
             await session.run_sync(start_session, request, contact.id, method="code")
             record(
                 session,
@@ -149,7 +176,6 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
                 detail={"ok": False, "reason": str(outcome.refusal), "burned": outcome.burned},
                 **audit_context(request),
             )
-            await _count_failure(request, session, email)
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"error": BAD_CODE, "email": email or _text(form, "email")[:320], "next": next_path}
@@ -162,8 +188,9 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     await _check_failure_limits(request, email)
-    target = None
+    target, now = None, utcnow()
     async with db.write() as session:
+        await _take_attempt(request, session, email, now)
         contact = await _contact_by_email(session, email)
         stored = None
         if contact is not None:
@@ -171,12 +198,12 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
                 select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact.id)
             )
         if await verify_password(stored, _text(form, "password")) and contact is not None:
+            await _give_back_attempt(request, session, email, now)
             await session.run_sync(start_session, request, contact.id, method="password")
             record(session, "password.signin", contact=contact, **audit_context(request))
             target = next_path or TICKET_LIST
         else:
             record(session, "password.refused", contact=contact, **audit_context(request))
-            await _count_failure(request, session, email)
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"password_error": BAD_PASSWORD, "email": email or _text(form, "email")[:320], "next": next_path}

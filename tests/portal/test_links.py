@@ -248,7 +248,7 @@ async def test_resend_mails_a_fresh_link_only_to_the_address_on_file(
     )
 
     assert response.status == 200
-    assert "a***@example.test" in await response.text()
+    assert "a•••@example.test" in await response.text()
     [sent] = await sent_signin_emails(db)
     assert sent.row.rcpt_tos == ["alice@example.test"]
     assert "mallory" not in sent.row.raw.decode()

@@ -5,12 +5,14 @@ an attachment arrived by email), a stranger (Mallory, with a ticket of her own),
 of Alice's mailbox (Tom) and an agent of another mailbox only (Sam), each agent with an
 API key. `Browser` is a client on the real portal app that records every response it
 gets, so later assertions can look at everything seen (cookies, headers, bodies).
-`routes_of` lists the app's URL table; `fill` puts ids into a route pattern; `lands_on`
+`Browser.agree_to_switch` presses Continue on the "switch account?" question, as a person
+who means to switch does. `routes_of` lists the app's URL table; `fill` puts ids into a route pattern; `lands_on`
 says which host a `Location` header sends a browser to, read the way browsers read it.
 """
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,6 +41,10 @@ OWNER_AGENT, OTHER_AGENT = "tom@example.test", "sam@example.test"
 OTHER_MAILBOX = "sales@example.test"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 _PARAM = re.compile(r"\{(\w+)(?::[^}]*)?\}")
+_SWITCH_FORM = re.compile(
+    r'<form method="post" action="([^"]+)">((?:(?!</form>).)*name="switch" value="yes".*?)</form>', re.S
+)
+_HIDDEN = re.compile(r'<input type="hidden" name="(\w+)" value="([^"]*)">')
 
 
 @dataclass(frozen=True)
@@ -83,10 +89,18 @@ class Browser:
         return await self.exchange(issued.token)
 
     async def exchange(self, token: str) -> Seen:
-        """Open a link and press Continue, as a person does."""
-        answer = await self.post_form(link_path(token), {}, page=link_path(token))
+        """Open a link and press Continue, as a person does (and agree to switch accounts, when asked)."""
+        answer = await self.agree_to_switch(await self.post_form(link_path(token), {}, page=link_path(token)))
         assert answer.status == 303, answer
         return answer
+
+    async def agree_to_switch(self, answer: Seen) -> Seen:
+        """When `answer` asks whether to switch accounts, press its Continue button; else `answer`."""
+        form = _SWITCH_FORM.search(answer.body) if answer.status == 200 else None
+        if form is None:
+            return answer
+        fields = {name: html.unescape(value) for name, value in _HIDDEN.findall(form.group(2))}
+        return await self.request("POST", html.unescape(form.group(1)), data=fields)
 
     def plant_cookie(self, name: str, value: str) -> None:
         """A cookie for this host only, as if the portal had set it earlier."""
