@@ -23,8 +23,8 @@ from gateway.agents import (
 from gateway.cli_support import in_transaction
 from gateway.events import EventBus
 from gateway.models import Mailbox, Message, Ticket
+from gateway.notify import ticket_events
 from gateway.replies import AgentReply, ReplyError, apply_reply, read_commands
-from gateway.runtime import ticket_events
 from gateway.settings import Settings
 
 TEAM_ERRORS = (AgentError, ReplyError)

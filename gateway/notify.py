@@ -1,6 +1,8 @@
-"""Event subscribers that send mail: acknowledgements, agent notifications, bounce tracking.
+"""Event subscribers that send mail: acknowledgements, agent replies, notifications, bounces.
 
-`Notifier.subscribe(bus)` hooks into the processor's transaction. A new ticket gets an
+`ticket_events(settings)` is the bus every door that changes a ticket publishes to, with
+these subscribers on it; they run in the transaction of the change. An agent's reply goes
+to every customer on the ticket, each copy with a fresh link. A new ticket gets an
 automatic acknowledgement with a magic link when the mailbox wants one, the mail is
 answerable (never for auto-replies, bounces, lists or loops), the requester wrote it
 themselves (not an agent's forward), and the requester has had fewer than
@@ -20,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from gateway.classify import MailKind
 from gateway.compose import OutboundKind
-from gateway.markers import subject_tag
 from gateway.customer_mail import customer_recipients, mail_customer
 from gateway.db import held
 from gateway.drafts import Draft, queue_draft
 from gateway.events import AgentReplied, EventBus, MessageAdded, TicketCreated
+from gateway.markers import subject_tag
 from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
 from gateway.outbox import record_bounce
 from gateway.prepared import Prepared
@@ -190,3 +192,10 @@ def _mark_bounced(session: Session, event: MessageAdded) -> None:
         status = f"status {report.status}" if report and report.status else None
         reason = "; ".join(filter(None, [status, *event.classification.reasons])) or "delivery report"
         record_bounce(session, event.mailbox.id, bounced, reason)
+
+
+def ticket_events(settings: Settings) -> EventBus:
+    """The event bus ticket changes publish to, with every subscriber production has."""
+    events = EventBus()
+    Notifier(settings).subscribe(events)
+    return events

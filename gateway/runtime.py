@@ -11,22 +11,14 @@ import asyncio
 import contextlib
 
 from gateway.db import Database, open_database
-from gateway.events import EventBus
 from gateway.ingest import Processor
-from gateway.notify import Notifier
+from gateway.notify import ticket_events
 from gateway.outbox import OutboxWorker
 from gateway.routing import Router
 from gateway.senders import Sender, build_sender
 from gateway.settings import Settings
 from gateway.smtp import WicketHandler, start_smtp_server
-from gateway.store import IncomingMail, InboundStore
-
-
-def ticket_events(settings: Settings) -> EventBus:
-    """The event bus ticket changes publish to, with every subscriber production has."""
-    events = EventBus()
-    Notifier(settings).subscribe(events)
-    return events
+from gateway.store import InboundStore, IncomingMail
 
 
 class Gateway:

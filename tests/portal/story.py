@@ -22,8 +22,8 @@ from gateway.agents import add_agent
 from gateway.db import Database
 from gateway.models import Agent, Contact, Message, OutboxMessage, Ticket
 from gateway.notes import add_note
+from gateway.notify import ticket_events
 from gateway.replies import AgentReply, apply_reply
-from gateway.runtime import ticket_events
 from gateway.settings import Settings
 from tests.portal.helpers import Client, form_token, issue, sign_in_with_link
 
