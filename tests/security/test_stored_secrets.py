@@ -20,6 +20,8 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import Connection, MetaData, select
 
+from gateway.drafts import CODE_SENT, LINK_SENT
+from gateway.models import OutboxMessage
 from gateway.runtime import Gateway
 from gateway.settings import Settings
 from portal.app import create_app, runner_options
@@ -107,6 +109,11 @@ async def test_after_a_full_flow_no_column_of_any_table_holds_a_token_or_code_th
         assert len(tokens) == 1 and len(codes) == 1, mail.message["Subject"]
         secrets |= {tokens[0], codes[0], codes[0].replace("-", "")}
     assert len(secrets) == 9
+
+    async with gateway.db.sessions() as session:
+        kept = (await session.scalars(select(OutboxMessage.raw).where(OutboxMessage.kind == "signin"))).one()
+    parts = readings(kept)[1:]  # the copy kept of the sign-in email, part by part
+    assert any(LINK_SENT in part and CODE_SENT in part for part in parts)
 
     stored = await every_stored_value(gateway)
     assert "outbox_message.raw" in stored and "magic_link.token_hmac" in stored
