@@ -39,7 +39,9 @@ _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 # A link is found from its tail, `/l/` and a token-shaped run (a literal prefix: fast), and
 # read back to where the URL starts: optional scheme, host, optional port, path prefix.
 _TAIL = re.compile(r"/l/(?P<token>[A-Za-z0-9_-]{43})(?![A-Za-z0-9_-])")
-_HEAD = re.compile(rf"(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?P<host>{_LABEL}(?:\.{_LABEL})*)(?::\d{{1,5}})?(?:/[^/?#]*)*")
+_HEAD = re.compile(
+    rf"(?:[A-Za-z][A-Za-z0-9+.-]*://)?(?P<host>{_LABEL}(?:\.{_LABEL})*\.?)(?::\d{{1,5}})?(?:/[^/?#]*)*\Z"
+)
 _URL_ENDS = frozenset(" \t\r\n\"'<>()[]{}|\\^`")
 _MAX_URL = 2048
 _CODE_CHAR = "[" + re.escape(CODE_ALPHABET) + "]"
@@ -66,9 +68,10 @@ def _links(text: str) -> list[_Link]:
         start, limit = tail.start(), max(0, tail.start() - _MAX_URL)
         while start > limit and text[start - 1] not in _URL_ENDS:
             start -= 1
-        head = _HEAD.fullmatch(text, start, tail.start())
+        # The leftmost start that reads as a URL up to the tail ("Link:http://…" starts at "http").
+        head = _HEAD.search(text, start, tail.start())
         if head is not None:
-            found.append(_Link(start, tail.end(), _host(head.group("host")), tail.group("token")))
+            found.append(_Link(head.start(), tail.end(), _host(head.group("host")), tail.group("token")))
     return found
 
 

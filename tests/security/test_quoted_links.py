@@ -124,11 +124,12 @@ async def test_only_wicket_hosts_and_codes_wicket_issued_are_removed(
 ) -> None:
     async with gateway.db.sessions.begin() as session:
         await set_brand(session, SUPPORT, custom_domain="help.brand.test")
-    unknown, other = "A" * 21 + "-" + "b" * 21, "C" * 21 + "_" + "d" * 21
+    unknown, other, third = "A" * 21 + "-" + "b" * 21, "C" * 21 + "_" + "d" * 21, "E" * 43
     body = (
         "ATTACHED: the INVOICE. Ref ABCD-EFGH and part XK42-ZZ9P.\n"
         f"Our portal: http://portal.example.test/l/{unknown}\n"
         f"Brand portal: https://help.brand.test/l/{unknown}?x=1\n"
+        f"Glued:<HTTP://Portal.Example.Test:8080/l/{third}>\n"
         f"Someone else's: https://elsewhere.test/l/{other}\n"
     )
     mail = EmailMessage()
@@ -144,6 +145,7 @@ async def test_only_wicket_hosts_and_codes_wicket_issued_are_removed(
     assert "ATTACHED: the INVOICE. Ref ABCD-EFGH and part XK42-ZZ9P." in message.body_text
     assert f"Our portal: {LINK_REMOVED}\n" in message.body_text
     assert f"Brand portal: {LINK_REMOVED}?x=1\n" in message.body_text
+    assert f"Glued:<{LINK_REMOVED}>\n" in message.body_text
     assert f"Someone else's: https://elsewhere.test/l/{other}\n" in message.body_text
 
 
