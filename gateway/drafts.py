@@ -1,19 +1,26 @@
-"""Ticket mail queued as a draft in the transaction that caused it, rendered at delivery.
+"""Mail with a magic link, queued as a draft and rendered, link and all, each time it is sent.
 
-The processor and the agent-reply path decide *that* someone is mailed, inside the ticket
-change's transaction: `queue_draft` stores an outbox row naming the recipient, the
-template and its context, the Reply-To, and a Message-ID fixed up front, so a reply to the
-email threads through the row before and after it is sent. The outbox worker calls
-`render_draft` when it picks the row up: the thread headers as they were when the row was
-queued and, for a customer, a fresh single-use link issued in the transaction that also
-stores the finished bytes, so the link's lifetime starts when the email leaves, and a
-retry sends the very same bytes. Composing MIME is the costly part of ticket mail; doing
-it here keeps the processing transaction, and SQLite's write lock, short.
+The processor, the agent-reply path and the portal's sign-in requests decide *that*
+someone is mailed, inside the transaction of the change: `queue_draft` stores an outbox
+row naming the recipient, the template and its context, the Reply-To, and a Message-ID
+fixed up front, so a reply to the email threads through the row before and after it is
+sent. The outbox worker renders the row at every attempt (`render_draft` for ticket mail,
+`gateway.signin_mail.render_signin_draft` for sign-in mail): the thread headers as they
+were when the row was queued and, for a customer, a fresh single-use link issued in the
+transaction that also stores the row's copy, so the link's lifetime starts when the email
+leaves. Only the copy with the link and code replaced (`LINK_SENT`, `CODE_SENT`) is kept
+on the row: the live bytes exist in memory until the relay has them, and no column ever
+holds a usable token or code. A retry therefore mints a fresh link and revokes the one the
+earlier attempt carried (a copy of that attempt that did arrive shows the link's friendly
+page, which mails a new one); the Message-ID stays, so threads hold. Composing MIME is the
+costly part of ticket mail; doing it here keeps the processing transaction, and SQLite's
+write lock, short.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from email.message import EmailMessage
 from email.policy import SMTP
 
 from sqlalchemy import insert
@@ -25,9 +32,11 @@ from gateway.compose import LinkBlock, compose, conversation_thread, mail_addres
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.prepared import Prepared
 from gateway.settings import Settings
-from gateway.tokens import LinkPurpose, format_code, issue_link
+from gateway.tokens import IssuedLink, LinkPurpose, format_code, issue_link, revoke_link
 
 _QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
+LINK_SENT = "[sign-in link sent]"
+CODE_SENT = "[sign-in code sent]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,16 +52,31 @@ class Draft:
     for_customer: bool  # a customer's thread leaves out the notifications agents got
     from_name: str | None = None
     link_contact_id: int | None = None  # mail a fresh magic link for this contact
+    return_path: str | None = None  # where the link leads after signing in (sign-in mail)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One attempt's email: the bytes to send (never stored) and the copy the row keeps."""
+
+    raw: bytes
+    kept: bytes
+    link_id: int | None
 
 
 _DRAFT_FIELDS = tuple(field.name for field in fields(Draft))
+
+
+def draft_values(draft: Draft) -> dict[str, object]:
+    """The draft as the row's JSON (asdict would deep-copy the context)."""
+    return {name: getattr(draft, name) for name in _DRAFT_FIELDS}
 
 
 def queue_draft(
     session: Session,
     *,
     mailbox: Mailbox,
-    ticket: Ticket,
+    ticket: Ticket | None,
     kind: str,
     draft: Draft,
     envelope_from: str,
@@ -64,24 +88,54 @@ def queue_draft(
         {
             "kind": kind,
             "mailbox_id": mailbox.id,
-            "ticket_id": ticket.id,
+            "ticket_id": ticket.id if ticket is not None else None,
             "message_id": message.id if message else None,
             "mail_from": envelope_from,
             "rcpt_tos": [draft.to_email],
             "rfc_message_id": new_message_id(mailbox),
-            "draft": {name: getattr(draft, name) for name in _DRAFT_FIELDS},  # asdict deep-copies
+            "draft": draft_values(draft),
             "next_attempt_at": utcnow(),
         },
     )
 
 
-async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> bytes:
-    """The finished email for a queued draft, issuing its magic link in `session`."""
-    assert row.draft is not None and row.ticket_id is not None, "only drafts are rendered"
+def without_secrets(email: EmailMessage, issued: IssuedLink | None) -> bytes:
+    """`email` as bytes with the link's token and its code replaced in every text part.
+
+    Changes `email`: call it after the bytes to send were taken.
+    """
+    if issued is None:
+        return email.as_bytes(policy=SMTP)
+    code = format_code(issued.code)
+    for part in email.walk():
+        if part.get_content_maintype() != "text" or part.is_multipart():
+            continue
+        text = part.get_content()
+        kept = text.replace(issued.token, LINK_SENT).replace(code, CODE_SENT).replace(issued.code, CODE_SENT)
+        if kept != text:
+            part.set_content(kept, subtype=part.get_content_subtype())
+    return email.as_bytes(policy=SMTP)
+
+
+def rendered(email: EmailMessage, issued: IssuedLink | None) -> Rendered:
+    raw = email.as_bytes(policy=SMTP)
+    return Rendered(raw, without_secrets(email, issued), issued.link.id if issued is not None else None)
+
+
+async def retire_earlier_link(session: AsyncSession, row: OutboxMessage) -> None:
+    """A retry sends a fresh link: the one the earlier attempt carried stops working."""
+    if row.link_id is not None:
+        await session.run_sync(revoke_link, row.link_id)
+
+
+async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+    """The email for a queued ticket-mail draft, issuing its magic link in `session`."""
+    assert row.draft is not None and row.ticket_id is not None, "only ticket drafts are rendered here"
     draft = Draft(**row.draft)
     mailbox = await session.get_one(Mailbox, row.mailbox_id)
     ticket = await session.get_one(Ticket, row.ticket_id)
-    link = None
+    await retire_earlier_link(session, row)
+    link, issued = None, None
     if draft.link_contact_id is not None:
         contact = await session.get_one(Contact, draft.link_contact_id)
         issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
@@ -100,4 +154,4 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
         from_name=draft.from_name,
         link=link,
     )
-    return email.as_bytes(policy=SMTP)
+    return rendered(email, issued)

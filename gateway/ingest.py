@@ -2,7 +2,8 @@
 
 A worker claims a batch of rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
 single writer serialises claims), leasing each for a while so a crashed worker's rows are
-reclaimed. Each row is then parsed, classified, routed and, per mailbox, delivered
+reclaimed. Each row is then parsed, scrubbed of Wicket's own links and codes (burning
+them: gateway/exposed_secrets.py), classified, routed and, per mailbox, delivered
 (gateway/delivery.py) in a savepoint of a transaction that gathers several rows (one
 commit, one disk flush, for all of them; the transaction is a synchronous unit of work,
 like every ticket operation), and
@@ -29,6 +30,7 @@ from gateway.classify import MailKind, classify
 from gateway.db import Database
 from gateway.delivery import Claimed, WaitForEarlier, deliver_to_mailbox
 from gateway.events import EventBus
+from gateway.exposed_secrets import ExposedSecrets
 from gateway.logs import bound
 from gateway.metrics import PROCESSED, PROCESSING_SECONDS
 from gateway.models import InboundEmail, InboundStatus, utcnow
@@ -77,6 +79,7 @@ class Processor:
         self._wakeup = asyncio.Event()
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
         self._parsing = ParseAhead(settings.process_parse_workers)
+        self._exposed = ExposedSecrets(settings)
 
     def wake(self) -> None:
         """New rows were stored: look now rather than at the next poll."""
@@ -244,7 +247,8 @@ class Processor:
 
     def _outcome(self, session: Session, inbound: Claimed) -> tuple[InboundStatus, str, int | None]:
         """The row's new status, the outcome note and the ticket it went to."""
-        mail = self._parsing.parsed(inbound.id, inbound.raw)
+        # Our own links and codes quoted back are burned and never reach a stored or shown text.
+        mail = self._exposed.scrub(session, self._parsing.parsed(inbound.id, inbound.raw), inbound.id)
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
         routes: dict[int, Route] = {}
         for recipient in inbound.rcpt_tos:

@@ -1,13 +1,16 @@
 """The durable outbox: queueing outbound mail in the caller's transaction, and delivering it.
 
-`enqueue` renders nothing and sends nothing: it stores a finished `EmailMessage` as bytes,
-in the same transaction as the change that caused it, so a rolled-back change sends
-nothing and a committed one is never forgotten. Ticket mail is queued the same way as a
-draft (gateway/drafts.py).
+`enqueue` renders nothing and sends nothing: it stores a finished `EmailMessage` that
+carries no secret as bytes, in the same transaction as the change that caused it, so a
+rolled-back change sends nothing and a committed one is never forgotten. Mail with a
+magic link (ticket mail, sign-in mail) is queued the same way as a draft
+(gateway/drafts.py), because the link must not exist before the email leaves and no
+column may hold it.
 
 `OutboxWorker` delivers. It claims due rows by marking them `sending` with a lease
-(`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft into its bytes (stored before
-the first attempt, so retries resend the same email), DKIM-signs each one and hands it to the Sender,
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every attempt (a fresh link
+each time, the earlier attempt's revoked; the row keeps only the copy with link and code
+replaced, written while the row is still ours), DKIM-signs the email and hands it to the Sender,
 then marks it `sent` in its own short transaction right after the relay said 250. A 4xx,
 a timeout or an unreachable relay puts the row back in the queue with exponential backoff;
 a 5xx, or the last attempt, marks it `failed` and writes an internal note on the ticket.
@@ -34,11 +37,12 @@ from sqlalchemy.orm import Session
 
 from gateway.db import Database
 from gateway.dkim import DkimSigner
-from gateway.drafts import render_draft
+from gateway.drafts import Rendered, render_draft
 from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, utcnow
 from gateway.notes import add_note
 from gateway.senders import PermanentFailure, Sender
 from gateway.settings import Settings
+from gateway.signin_mail import SIGNIN, render_signin_draft
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,7 @@ async def enqueue(
     message: Message | None = None,
     envelope_from: str | None = None,
 ) -> OutboxMessage:
-    """Queue `email` for delivery to `to`; it must already carry its Message-ID."""
+    """Queue `email` for delivery to `to`; it must already carry its Message-ID and no link or code."""
     message_id = email["Message-ID"]
     if not message_id:
         raise ValueError("outbound email needs a Message-ID before it is queued")
@@ -182,10 +186,10 @@ class OutboxWorker:
     async def _deliver(self, row: OutboxMessage) -> None:
         domain = row.mail_from.rpartition("@")[2]
         try:
-            if row.raw is None and not await self._render(row):
+            raw = row.raw if row.draft is None else await self._render(row)
+            if raw is None:
                 return  # the lease went to another worker meanwhile
-            assert row.raw is not None
-            await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(row.raw, domain))
+            await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(raw, domain))
         except Exception as error:  # every failure is recorded on the row, never raised
             await self._record_failure(row, error)
             return
@@ -196,18 +200,23 @@ class OutboxWorker:
             await marking  # the relay has the message: record that before the worker stops
             raise
 
-    async def _render(self, row: OutboxMessage) -> bool:
-        """Render a draft and store the bytes (and the link it issued) while the row is ours."""
+    async def _render(self, row: OutboxMessage) -> bytes | None:
+        """This attempt's email: its link issued and its copy kept while the row is ours.
+
+        Returns the bytes to send (they are never stored), or None when the lease was lost.
+        """
+        render = render_signin_draft if row.kind == SIGNIN else render_draft
         try:
             async with self._db.sessions.begin() as session:
-                raw = await render_draft(session, self._settings, row)
-                stored = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(raw=raw))
+                email: Rendered = await render(session, self._settings, row)
+                kept = {"raw": email.kept, "link_id": email.link_id}
+                stored = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(**kept))
                 if not stored.rowcount:
                     raise _LeaseLost  # roll back the link the draft issued
         except _LeaseLost:
-            return False
-        row.raw = raw
-        return True
+            return None
+        row.raw, row.link_id = email.kept, email.link_id
+        return email.raw
 
     async def _mark_sent(self, row: OutboxMessage) -> None:
         async with self._db.sessions.begin() as session:

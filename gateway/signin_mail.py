@@ -1,16 +1,20 @@
-"""The sign-in email: which mailbox sends it, what it says, and queueing it in the outbox.
+"""The sign-in email: which mailbox sends it, what it says, queueing it and rendering it.
 
 `default_mailbox` is the one place that decides which brand (mailbox) a portal request
 belongs to: the mailbox whose custom domain is the Host, else the first one.
-`compose_signin_email` renders the text and HTML parts from `gateway/templates/mail/signin.*`
-with the link URL and the code; `send_signin_link` issues a sign-in link and queues its
-email in the caller's transaction, so a rolled-back request sends nothing. The URL and code live only in the message body.
+`queue_signin_email` queues a sign-in draft in the caller's transaction (a rolled-back
+request sends nothing) and issues no link: the outbox worker calls `render_signin_draft`,
+which issues the sign-in link when the email is sent (a retry issues a fresh one and
+revokes the earlier: see gateway/drafts.py) and renders the text and HTML parts from
+`gateway/templates/mail/signin.*` with the link URL and the code; the row keeps only the
+copy with both replaced. `rehearse_signin_email` does the same request-time work for an
+address nobody has, so `/login` answers alike.
 """
 
 from __future__ import annotations
 
-from email.message import EmailMessage
 from datetime import datetime
+from email.message import EmailMessage
 from email.utils import formataddr, format_datetime, make_msgid
 from functools import lru_cache
 
@@ -18,19 +22,12 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.branding import mailbox_for_host, portal_url
-from gateway.models import Contact, Mailbox, Ticket, utcnow
-from gateway.outbox import enqueue
+from gateway.drafts import Draft, Rendered, draft_values, queue_draft, rendered, retire_earlier_link
+from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.settings import Settings
-from gateway.tokens import (
-    IssuedLink,
-    LinkPurpose,
-    code_digest,
-    format_code,
-    issue_link,
-    new_code,
-    new_token,
-    token_digest,
-)
+from gateway.tokens import LinkPurpose, format_code, issue_link
+
+SIGNIN = "signin"  # the outbox row's kind and the draft's template
 
 
 @lru_cache(maxsize=1)
@@ -57,6 +54,7 @@ def compose_signin_email(
     code: str,
     minutes: int,
     now: datetime | None = None,
+    message_id: str | None = None,
 ) -> EmailMessage:
     """The finished sign-in message (From, To, Subject, Message-ID, text and HTML parts)."""
     context = {
@@ -72,7 +70,7 @@ def compose_signin_email(
     email["To"] = formataddr((to_name, to_email)) if to_name else to_email
     email["Subject"] = f"Your sign-in link for {mailbox.display_name}"
     email["Date"] = format_datetime(now or utcnow())
-    email["Message-ID"] = make_msgid(domain=mailbox.domain)
+    email["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain=mailbox.domain)
     email["Auto-Submitted"] = "auto-generated"
     email["X-Auto-Response-Suppress"] = "All"
     email["X-Wicket-Loop"] = settings.loop_token
@@ -81,50 +79,66 @@ def compose_signin_email(
     return email
 
 
-async def send_signin_link(
+def _signin_draft(contact_id: int | None, email: str, name: str, return_path: str | None) -> Draft:
+    return Draft(
+        template=SIGNIN,
+        context={},
+        to_name=name,
+        to_email=email,
+        reply_to="",
+        automatic=True,
+        for_customer=True,
+        link_contact_id=contact_id,
+        return_path=return_path,
+    )
+
+
+async def queue_signin_email(
     session: AsyncSession,
-    settings: Settings,
     contact: Contact,
     *,
     mailbox: Mailbox,
     ticket: Ticket | None = None,
     return_path: str | None = None,
-    now: datetime | None = None,
-) -> IssuedLink:
-    """Issue a sign-in link for `contact` and queue its email to the address on file."""
+) -> None:
+    """Queue a sign-in email to `contact`'s address on file; its link is issued when it is sent."""
+    draft = _signin_draft(contact.id, contact.email, contact.name, return_path)
+    await session.run_sync(
+        lambda sync: queue_draft(
+            sync, mailbox=mailbox, ticket=ticket, kind=SIGNIN, draft=draft, envelope_from=mailbox.address
+        )
+    )
+
+
+async def render_signin_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+    """The sign-in email for a queued draft, issuing its link (valid from now) in `session`."""
+    assert row.draft is not None, "only drafts are rendered"
+    draft = Draft(**row.draft)
+    assert draft.link_contact_id is not None, "a sign-in email signs someone in"
+    mailbox = await session.get_one(Mailbox, row.mailbox_id)
+    contact = await session.get_one(Contact, draft.link_contact_id)
+    ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    await retire_earlier_link(session, row)
     issued = await issue_link(
-        session, settings, contact, ticket=ticket, purpose=LinkPurpose.SIGNIN, now=now, return_path=return_path
+        session, settings, contact, ticket=ticket, purpose=LinkPurpose.SIGNIN, return_path=draft.return_path
     )
     email = compose_signin_email(
         settings,
         mailbox,
-        to_email=contact.email,
-        to_name=contact.name,
+        to_email=draft.to_email,
+        to_name=draft.to_name,
         url=issued.url(portal_url(settings, mailbox)),
         code=issued.code,
         minutes=settings.signin_link_ttl_minutes,
-        now=now,
+        message_id=row.rfc_message_id,
     )
-    await enqueue(session, mailbox=mailbox, to=[contact.email], email=email, kind="signin", ticket=ticket)
-    return issued
+    return rendered(email, issued)
 
 
-def rehearse_signin_email(settings: Settings, mailbox: Mailbox | None, email: str) -> None:
-    """Do the work of a sign-in email for an unknown address, and throw it away.
+def rehearse_signin_email(email: str, return_path: str | None) -> None:
+    """Do the request-time work of a sign-in email for an unknown address, and throw it away.
 
-    `/login` answers unknown addresses with the same words and the same amount of work:
-    the same random draws, HMACs and rendering, but nothing stored and nothing sent.
+    `/login` answers unknown addresses with the same words and about the same work: the
+    draft a known address gets is built the same way, but nothing is stored or sent.
     """
-    key = settings.keys[0]
-    token, code = new_token(), new_code()
-    _digests = (token_digest(key, token), code_digest(key, code))
-    if mailbox is not None:
-        compose_signin_email(
-            settings,
-            mailbox,
-            to_email=email,
-            to_name="",
-            url=f"{portal_url(settings, mailbox)}/l/{token}",
-            code=code,
-            minutes=settings.signin_link_ttl_minutes,
-        )
+    draft_values(_signin_draft(None, email, "", return_path))

@@ -9,7 +9,9 @@ a key that is no longer configured stops working. The small functions at the top
 so the link exchange is one unit of work: see `Database.run_write`). A refusal is logged once
 with its reason and the link id, never with the token or the code. Consumption is a
 single `UPDATE … WHERE consumed_at IS NULL AND expires_at > now RETURNING`, so of many
-concurrent exchanges of one token exactly one wins.
+concurrent exchanges of one token exactly one wins. A link whose token or code was seen
+where it should not be (quoted back in inbound mail) is burned by `burn_exposed`; a burned
+link is refused like a used one, whatever its state before.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ import hmac
 import logging
 import re
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -139,7 +142,7 @@ _REASONS = {
     Refusal.UNKNOWN: "magic link refused: no link matches under any configured key (altered, or its key removed?)",
     Refusal.EXPIRED: "magic link refused: expired",
     Refusal.USED: "magic link refused: already used",
-    Refusal.BURNED: "magic link refused: burned after too many wrong codes",
+    Refusal.BURNED: "magic link refused: burned (too many wrong codes, or seen in inbound mail)",
     Refusal.WRONG_CODE: "sign-in code refused: no active link matches",
 }
 
@@ -334,3 +337,78 @@ async def consume_code(
     if burned:
         log.info("sign-in code: %d link(s) burned after %d wrong codes", burned, settings.code_max_attempts)
     return LinkCheck(None, Refusal.WRONG_CODE, burned=burned)
+
+
+# -- links exposed outside the mail they were sent in -----------------------------------
+
+
+def issued_codes(session: Session, settings: Settings, codes: Iterable[str]) -> dict[str, list[int]]:
+    """Which of `codes` (as typed: any case, dashes allowed) Wicket issued, with their links' ids.
+
+    In any state: a used or expired code is still a code, and is still removed from text
+    Wicket shows. One indexed query over the codes' HMACs under every configured key.
+    """
+    by_digest: dict[str, str] = {}
+    for typed in codes:
+        code = normalize_code(typed)
+        for key in settings.keys:
+            by_digest[code_digest(key, code)] = code
+    if not by_digest:
+        return {}
+    table = MagicLink.__table__
+    rows = session.connection().execute(
+        select(table.c.id, table.c.code_hmac).where(table.c.code_hmac.in_(list(by_digest)))
+    )
+    found: dict[str, list[int]] = {}
+    for link_id, digest in rows:
+        found.setdefault(by_digest[digest], []).append(link_id)
+    return found
+
+
+@dataclass(frozen=True, slots=True)
+class BurnedLink:
+    id: int
+    contact_id: int
+    ticket_id: int | None
+
+
+def burn_exposed(
+    session: Session,
+    settings: Settings,
+    *,
+    tokens: Iterable[str] = (),
+    link_ids: Iterable[int] = (),
+    now: datetime | None = None,
+) -> list[BurnedLink]:
+    """Burn the links of `tokens` (by their HMAC under every key) and `link_ids`; return those burned now.
+
+    For a link seen where it should not be (quoted back in mail, say): whoever saw it could
+    use it, so it stops working at once, used or not. One UPDATE; unknown tokens burn nothing.
+    """
+    digests = [value for token in tokens if well_formed(token) for value in _token_values(settings, token).values()]
+    ids = list(link_ids)
+    if not digests and not ids:
+        return []
+    table = MagicLink.__table__
+    now = now or utcnow()
+    exposed = or_(table.c.token_hmac.in_(digests), table.c.id.in_(ids))
+    rows = session.connection().execute(
+        update(table)
+        .where(exposed, table.c.burned.is_(False))
+        .values(burned=True, consumed_at=func.coalesce(table.c.consumed_at, now))
+        .returning(table.c.id, table.c.contact_id, table.c.ticket_id)
+    )
+    burned = [BurnedLink(*row) for row in rows]
+    for link in burned:
+        log.info("magic link burned: it was exposed (link %d)", link.id)
+    return burned
+
+
+def revoke_link(session: Session, link_id: int, *, now: datetime | None = None) -> None:
+    """Burn one link by id (a retried email replaces the link the earlier attempt carried)."""
+    table = MagicLink.__table__
+    session.connection().execute(
+        update(table)
+        .where(table.c.id == link_id, table.c.burned.is_(False))
+        .values(burned=True, consumed_at=func.coalesce(table.c.consumed_at, now or utcnow()))
+    )

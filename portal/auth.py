@@ -27,7 +27,7 @@ from gateway.audit import record, write_event
 from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
 from gateway.ratelimit import check, failure_rules, hit, mail_rules
-from gateway.signin_mail import default_mailbox, send_signin_link
+from gateway.signin_mail import default_mailbox, queue_signin_email
 from gateway.tokens import LinkCheck, Refusal, check_link, consume_link, find_link, link_refusal
 from portal import keys
 from portal.redirects import return_path_for
@@ -185,8 +185,8 @@ async def link_resend(request: web.Request) -> web.StreamResponse:
             if mailbox is None:
                 log.warning("no mailbox is configured, so no sign-in email can be sent")
             else:
-                await send_signin_link(
-                    session, settings, contact, mailbox=mailbox, ticket=ticket, return_path=link.return_path
+                await queue_signin_email(
+                    session, contact, mailbox=mailbox, ticket=ticket, return_path=link.return_path
                 )
             record(
                 session,

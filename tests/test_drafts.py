@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 from gateway.models import MagicLink, OutboxMessage, OutboxStatus
 from gateway.outbox import OutboxWorker
 from gateway.runtime import Gateway
-from gateway.senders import MemorySender
+from gateway.senders import MemorySender, SentMail
 from gateway.settings import Settings
 from tests.mailflow import ALICE, LINK, add_tom, build_mail, settle, text_of
 from tests.support import SUPPORT, ReceiveEmail
@@ -42,7 +42,7 @@ async def test_processing_queues_a_draft_and_issues_no_link_until_delivery(
     assert ack.message["Message-ID"] == f"<{row.rfc_message_id}>"
 
 
-async def test_a_retried_draft_resends_the_same_bytes_and_the_same_link(
+async def test_a_retried_draft_keeps_its_message_id_and_sends_a_fresh_link_revoking_the_first(
     gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
 ) -> None:
     await receive_email("new-request.eml")
@@ -50,11 +50,15 @@ async def test_a_retried_draft_resends_the_same_bytes_and_the_same_link(
     sender = RefusingOnce()
     await OutboxWorker(gateway.db, worker_settings, sender).drain()
     [sent] = sender.sent
-    assert sent.raw == sender.refused
-    assert await links_issued(gateway) == 1
+    first = SentMail(sent.mail_from, sent.rcpt_tos, sender.refused)
+    assert first.message["Message-ID"] == sent.message["Message-ID"]
+    first_link, second_link = LINK.search(text_of(first)), LINK.search(text_of(sent))
+    assert first_link is not None and second_link is not None and first_link.group(1) != second_link.group(1)
     async with gateway.db.sessions() as session:
         row = (await session.scalars(select(OutboxMessage))).one()
+        links = (await session.scalars(select(MagicLink).order_by(MagicLink.id))).all()
     assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
+    assert [link.burned for link in links] == [True, False] and row.link_id == links[1].id
 
 
 async def test_a_notification_rendered_later_threads_on_what_came_before_it_only(

@@ -21,7 +21,11 @@ class MagicLink(Base):
     """One issued sign-in link and its code; single use through `consumed_at`."""
 
     __tablename__ = "magic_link"
-    __table_args__ = (Index("ix_magic_link_contact_active", "contact_id", "consumed_at", "expires_at"),)
+    __table_args__ = (
+        Index("ix_magic_link_contact_active", "contact_id", "consumed_at", "expires_at"),
+        # Code-shaped words in inbound mail are looked up by their HMAC (any contact's).
+        Index("ix_magic_link_code_hmac", "code_hmac"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))

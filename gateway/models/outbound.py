@@ -1,9 +1,11 @@
 """The durable outbox: every email Wicket sends is a row first.
 
-A row is written in the same transaction as the ticket change that caused it, holding
-either the finished message (`raw`) or a draft of ticket mail that the delivery worker
-renders into `raw` first (gateway/drafts.py). The delivery worker (gateway/outbox.py)
-claims rows with a lease, hands them to the configured Sender, and records sent, a retry with backoff, or a
+A row is written in the same transaction as the change that caused it, holding either a
+finished message without secrets (`raw`) or a draft (ticket mail, sign-in mail) that the
+delivery worker renders at each attempt, with a fresh magic link (`link_id`), keeping in
+`raw` only the copy with the link and code replaced (gateway/drafts.py): no row holds a
+usable token or code. The delivery worker (gateway/outbox.py) claims rows with a lease,
+hands them to the configured Sender, and records sent, a retry with backoff, or a
 permanent failure that the ticket shows.
 """
 
@@ -46,6 +48,7 @@ class OutboxMessage(Base):
     rfc_message_id: Mapped[str] = mapped_column(String(998))
     raw: Mapped[bytes | None] = mapped_column(LargeBinary)
     draft: Mapped[dict[str, object] | None] = mapped_column(JSON)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("magic_link.id"))  # the last attempt's link
     status: Mapped[str] = mapped_column(String(12), default=OutboxStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), default=utcnow)

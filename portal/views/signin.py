@@ -1,8 +1,9 @@
 """Signing in without a link in hand: /login (email me a link), /code, and password sign-in.
 
 Every answer here is the same for addresses we know and addresses we do not: `/login`
-always says "check your email" after the same work (for an unknown address the email is
-rendered and thrown away, nothing is stored or sent); a wrong code and a wrong password
+always says "check your email" after the same work (a known address gets a sign-in draft
+queued, whose link the outbox worker issues when it sends the email; for an unknown
+address the draft is built and thrown away, nothing is stored or sent); a wrong code and a wrong password
 get one message whatever the reason. Sending mail counts every request against the
 address and IP limits; checking a code or password counts failures only: each try is
 counted before the secret is compared (so parallel guesses cannot all slip under the
@@ -26,7 +27,7 @@ from gateway.audit import record
 from gateway.models import Contact, ContactPassword
 from gateway.models import utcnow
 from gateway.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules, take
-from gateway.signin_mail import default_mailbox, rehearse_signin_email, send_signin_link
+from gateway.signin_mail import default_mailbox, queue_signin_email, rehearse_signin_email
 from gateway.tokens import consume_code
 from portal import keys
 from portal.passwords import verify_password
@@ -84,9 +85,9 @@ async def login_request(request: web.Request) -> web.Response:
         if mailbox is None:
             log.warning("no mailbox is configured, so no sign-in email can be sent")
         if contact is not None and mailbox is not None:
-            await send_signin_link(session, settings, contact, mailbox=mailbox, return_path=next_path)
+            await queue_signin_email(session, contact, mailbox=mailbox, return_path=next_path)
         else:
-            rehearse_signin_email(settings, mailbox, email)
+            rehearse_signin_email(email, next_path)
         detail = {"known": contact is not None}
         record(session, "signin.requested", contact=contact, detail=detail, **audit_context(request))
     context = {"email": email, "next": next_path, "minutes": settings.signin_link_ttl_minutes}

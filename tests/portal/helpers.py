@@ -1,10 +1,11 @@
 """Portal test helpers in domain words: `add_contact`, `add_ticket`, `issue` (a magic link),
-`sent_signin_emails` (queued outbox rows, parsed), `form_token` / `post_form` (submit a
+`sent_signin_emails` (the sign-in emails as delivered, parsed), `form_token` / `post_form` (submit a
 form as a browser does, with its CSRF token), `sign_in_with_link`, `audit_events`."""
 
 from __future__ import annotations
 
 import email
+import mailbox as maildirs
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from sqlalchemy import select
 from gateway.contacts import contact_for
 from gateway.db import Database
 from gateway.models import AuditEvent, Contact, Mailbox, OutboxMessage, PortalSession, Ticket
+from gateway.outbox import OutboxWorker
+from gateway.senders import MaildirSender
 from gateway.settings import Settings
 from gateway.tickets import add_participant, open_ticket
 from gateway.tokens import IssuedLink, LinkPurpose, issue_link
@@ -111,14 +114,21 @@ def _parts(message: EmailMessage) -> tuple[str, str]:
     return text, html
 
 
-async def sent_signin_emails(db: Database) -> list[SentEmail]:
+async def sent_signin_emails(db: Database, settings: Settings) -> list[SentEmail]:
+    """Every sign-in email sent so far, oldest first: queued mail is delivered first, into the
+    dev maildir as `make run` does, and read back from there (only the email as sent holds
+    its link and code)."""
+    await OutboxWorker(db, settings, MaildirSender(settings.maildir_dir)).drain()
     async with db.sessions() as session:
-        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        query = select(OutboxMessage).where(OutboxMessage.kind == "signin").order_by(OutboxMessage.id)
+        rows = (await session.scalars(query)).all()
+    delivered: dict[str, EmailMessage] = {}
+    if settings.maildir_dir.exists():
+        for message in maildirs.Maildir(settings.maildir_dir, create=False):
+            delivered[str(message["Message-ID"]).strip().strip("<>")] = message
     found = []
     for row in rows:
-        if row.kind != "signin":
-            continue
-        message = email.message_from_bytes(row.raw)
+        message = delivered[row.rfc_message_id]
         text, html = _parts(message)
         token, code = LINK_IN_MAIL.search(text), CODE_IN_MAIL.search(text)
         assert token and code, "a sign-in email carries a link and a code"

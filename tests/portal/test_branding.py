@@ -74,13 +74,15 @@ async def test_a_new_request_on_a_brand_domain_goes_to_that_mailbox(
 
 
 @pytest.mark.usefixtures("acme")
-async def test_a_sign_in_link_asked_for_on_a_brand_domain_opens_that_domain(client: Client, db: Database) -> None:
+async def test_a_sign_in_link_asked_for_on_a_brand_domain_opens_that_domain(
+    client: Client, db: Database, settings: Settings
+) -> None:
     contact = await add_contact(db)
     client.session.headers["Host"] = "help.acme.test"
 
     assert (await post_form(client, "/login", {"email": contact.email})).status == 200
 
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     assert sent.message["From"] == "Acme Help <help@acme.test>" and "Acme Help" in sent.message["Subject"]
     assert f"http://help.acme.test/l/{sent.token}" in sent.text and "http://help.acme.test/code" in sent.text
     assert "portal.example.test" not in sent.text + sent.html

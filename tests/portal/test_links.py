@@ -249,7 +249,7 @@ async def test_resend_mails_a_fresh_link_only_to_the_address_on_file(
 
     assert response.status == 200
     assert "a•••@example.test" in await response.text()
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     assert sent.row.rcpt_tos == ["alice@example.test"]
     assert "mallory" not in sent.row.raw.decode()
     fresh = await sign_in_with_link(client, type(issued)(sent.token, "", issued.link))
@@ -263,7 +263,7 @@ async def test_resend_for_a_link_that_still_works_sends_nothing(
     issued = await issue(db, settings, alice)
     response = await post_form(client, f"/l/{issued.token}/resend", {}, page=link_path(issued.token))
     assert response.status == 303 and response.headers["Location"] == link_path(issued.token)
-    assert await sent_signin_emails(db) == []
+    assert await sent_signin_emails(db, settings) == []
 
 
 async def test_resend_is_rate_limited_per_address(client: Client, db: Database, settings: Settings) -> None:
@@ -276,4 +276,4 @@ async def test_resend_is_rate_limited_per_address(client: Client, db: Database, 
     assert statuses[:-1] == [200] * settings.rate_limit_mail_per_address
     assert statuses[-1] == 429
     assert "try again in" in await response.text()
-    assert len(await sent_signin_emails(db)) == settings.rate_limit_mail_per_address
+    assert len(await sent_signin_emails(db, settings)) == settings.rate_limit_mail_per_address

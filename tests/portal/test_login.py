@@ -35,7 +35,7 @@ async def test_login_emails_a_link_and_a_code_to_a_known_address(
 
     assert response.status == 200
     assert "Check your email" in await response.text()
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     message = sent.message
     assert sent.row.rcpt_tos == [ALICE] and sent.row.kind == "signin"
     assert message["From"] == "Example Support <support@example.test>"
@@ -59,7 +59,7 @@ async def test_login_for_unknown_address_answers_exactly_like_a_known_one_and_se
     assert known.status == unknown.status == 200
     assert _comparable(await known.text(), ALICE) == _comparable(await unknown.text(), "stranger@example.test")
     assert sorted(known.headers.keys()) == sorted(unknown.headers.keys())
-    assert len(await sent_signin_emails(db)) == 1
+    assert len(await sent_signin_emails(db, settings)) == 1
     events = await audit_events(db, "signin.requested")
     assert [e.detail["known"] for e in events] == [True, False]
 
@@ -73,7 +73,7 @@ async def test_emailed_link_signs_in_and_returns_to_the_page_asked_for(
     login_page = start.headers["Location"]
     await post_form(client, "/login", {"email": ALICE, "next": "/tickets/abc?tab=1"}, page=login_page)
 
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     response = await post_form(client, link_path(sent.token), {})
     assert response.status == 303 and response.headers["Location"] == "/tickets/abc?tab=1"
 
@@ -83,7 +83,7 @@ async def test_code_from_the_email_signs_in_on_another_device(
 ) -> None:
     alice = await add_contact(db)
     await post_form(client, "/login", {"email": ALICE})
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
 
     phone = await make_client(settings)
     response = await post_form(phone, "/code", {"email": ALICE, "code": sent.code.lower()})
@@ -101,7 +101,7 @@ async def test_code_attempts_are_limited_then_the_link_is_burned(
 ) -> None:
     await add_contact(db)
     await post_form(client, "/login", {"email": ALICE})
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     wrong = "ZZZZ-ZZZZ" if sent.code != "ZZZZ-ZZZZ" else "YYYY-YYYY"
 
     for _ in range(settings.code_max_attempts):
@@ -119,10 +119,12 @@ async def test_code_attempts_are_limited_then_the_link_is_burned(
     assert attempts[settings.code_max_attempts - 1].detail["burned"] == 1
 
 
-async def test_code_for_an_unknown_address_gets_the_same_answer(client: Client, db: Database) -> None:
+async def test_code_for_an_unknown_address_gets_the_same_answer(
+    client: Client, db: Database, settings: Settings
+) -> None:
     await add_contact(db)
     await post_form(client, "/login", {"email": ALICE})
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     known = await post_form(client, "/code", {"email": ALICE, "code": "ZZZZ-ZZZY"})
     unknown = await post_form(client, "/code", {"email": "stranger@example.test", "code": sent.code})
     assert known.status == unknown.status == 400
@@ -141,7 +143,7 @@ async def test_login_is_rate_limited_per_address_with_a_friendly_page(
     body = await limited.text()
     assert "Please try again in" in body and "minute" in body
     assert int(limited.headers["Retry-After"]) > 0
-    assert len(await sent_signin_emails(db)) == settings.rate_limit_mail_per_address
+    assert len(await sent_signin_emails(db, settings)) == settings.rate_limit_mail_per_address
     other = await post_form(client, "/login", {"email": "someone@example.test"})
     assert other.status == 200
 
@@ -163,17 +165,19 @@ async def test_code_guessing_is_rate_limited_per_client_ip(
     assert statuses == [400, 400, 400, 429]
 
 
-async def test_invalid_address_is_explained_on_the_form(client: Client, db: Database) -> None:
+async def test_invalid_address_is_explained_on_the_form(client: Client, db: Database, settings: Settings) -> None:
     response = await post_form(client, "/login", {"email": "not an address"})
     assert response.status == 400
     assert "Enter your email address" in await response.text()
-    assert await sent_signin_emails(db) == []
+    assert await sent_signin_emails(db, settings) == []
 
 
-async def test_signed_in_visitor_of_login_goes_to_the_ticket_list(client: Client, db: Database) -> None:
+async def test_signed_in_visitor_of_login_goes_to_the_ticket_list(
+    client: Client, db: Database, settings: Settings
+) -> None:
     await add_contact(db)
     await post_form(client, "/login", {"email": ALICE})
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     await post_form(client, link_path(sent.token), {})
     response = await client.get("/login", allow_redirects=False)
     assert response.status == 302 and response.headers["Location"] == "/tickets"

@@ -73,10 +73,10 @@ async def test_open_redirect_in_a_links_return_path_goes_to_the_ticket_list(
 
 @pytest.mark.parametrize("path", ["//evil.test", "https://evil.test", "/\\evil.test", "/%2F%2Fevil.test"])
 async def test_open_redirect_in_the_login_next_field_goes_to_the_ticket_list(
-    client: Client, db: Database, path: str
+    client: Client, db: Database, settings: Settings, path: str
 ) -> None:
     await add_contact(db)
     await post_form(client, "/login", {"email": "alice@example.test", "next": path})
-    [sent] = await sent_signin_emails(db)
+    [sent] = await sent_signin_emails(db, settings)
     response = await post_form(client, f"/l/{sent.token}", {})
     assert response.headers["Location"] == "/tickets"

@@ -54,7 +54,7 @@ async def test_no_token_or_code_appears_in_any_log_line_or_audit_row(
     await post_to_link(phone, reply_link.token[:-2] + "xy")  # tampered
     await post_form(phone, "/login", {"email": ALICE})
     await post_form(phone, "/login", {"email": "stranger@example.test"})
-    emails = await sent_signin_emails(db)
+    emails = await sent_signin_emails(db, settings)
     for sent in emails:
         secrets |= {sent.token, sent.code, sent.code.replace("-", "")}
     await post_form(phone, "/code", {"email": ALICE, "code": "ZZZZ-ZZZZ"})

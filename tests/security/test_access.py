@@ -176,7 +176,7 @@ async def via_link(world: World, new_browser: NewBrowser, target: str) -> Seen:
 async def via_login_form(world: World, new_browser: NewBrowser, target: str) -> Seen:
     browser = await new_browser()
     await browser.post_form("/login", {"email": OWNER, "next": target})
-    return await browser.exchange((await sent_signin_emails(world.db))[-1].token)
+    return await browser.exchange((await sent_signin_emails(world.db, world.settings))[-1].token)
 
 
 async def via_code(world: World, new_browser: NewBrowser, target: str) -> Seen:
