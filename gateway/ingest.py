@@ -76,7 +76,7 @@ class Processor:
         self._events = events
         self._wakeup = asyncio.Event()
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
-        self._parsing = ParseAhead(settings.process_parse_workers)
+        self._parsing = ParseAhead(settings.process_parse_workers, settings.max_display_html_bytes)
 
     def wake(self) -> None:
         """New rows were stored: look now rather than at the next poll."""
