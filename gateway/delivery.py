@@ -181,6 +181,7 @@ def deliver_to_mailbox(
         cc=[a.email for a in mail.cc],
         body_text=mail.text,
         body_html=mail.html,
+        display=mail.display,
         reply_text=mail.reply_text,
         quoted_text=mail.quoted_text,
         defects=list(mail.defects),

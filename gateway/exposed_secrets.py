@@ -8,7 +8,8 @@ whose path ends in `/l/<43 URL-safe characters>` is replaced by `LINK_REMOVED` w
 not the token is known, and its link, if there is one, is burned at once; a code-shaped
 word (`ABCD-EFGH` or `ABCDEFGH` from the code alphabet) is replaced by `CODE_REMOVED`, and
 its link burned, only when it is a code Wicket really issued, so ordinary capitals stay.
-Subject, body text, reply and quoted text, HTML and an inline forward's text are scrubbed
+Subject, body text, reply and quoted text, HTML (as sent and as sanitized for display) and
+an inline forward's text are scrubbed
 alike, so everything derived from them (stored message, ticket subject, API, agent
 notifications) holds the placeholders; the raw message on the inbound row stays
 byte-exact. Cheap on ordinary mail: a substring test and one regex pass decide, and the
@@ -165,6 +166,7 @@ def _replaced(mail: ParsedEmail, replace: Callable[[str], str]) -> ParsedEmail:
         subject=replace(mail.subject),
         text=replace(mail.text),
         html=replace(mail.html) if mail.html is not None else None,
+        display=dataclasses.replace(mail.display, body=replace(mail.display.body), quoted=replace(mail.display.quoted)),
         reply_text=replace(mail.reply_text),
         quoted_text=replace(mail.quoted_text),
         forwarded=forwarded,

@@ -78,7 +78,7 @@ class Processor:
         self.events = events
         self._wakeup = asyncio.Event()
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
-        self._parsing = ParseAhead(settings.process_parse_workers)
+        self._parsing = ParseAhead(settings.process_parse_workers, settings.max_display_html_bytes)
         self._exposed = ExposedSecrets(settings)
 
     def wake(self) -> None:

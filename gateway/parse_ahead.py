@@ -9,7 +9,8 @@ yet (while the worker starts, for instance): processing never waits for the work
 small claim (mail arriving one message at a time) is parsed inline, as shipping it to a
 process and back would cost more than it saves, and so is every message once a task has
 failed or the worker has died. `parse_email` never raises, so both ways give the same
-`ParsedEmail`. `settings.process_parse_workers = 0` parses everything inline.
+`ParsedEmail`. `settings.process_parse_workers = 0` parses everything inline. Parsing
+includes sanitizing the HTML for display, the costliest part of a big HTML mail.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from gateway.parse import ParsedEmail, parse_email
+from gateway.parse.display import DEFAULT_MAX_BYTES
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +30,9 @@ MIN_BACKLOG = 8  # fewer claimed rows than this are parsed inline
 MESSAGES_PER_TASK = 8  # one round trip to the worker carries this many messages
 
 
-def parse_many(raws: list[bytes]) -> list[ParsedEmail]:
+def parse_many(raws: list[bytes], max_display_html: int = DEFAULT_MAX_BYTES) -> list[ParsedEmail]:
     """The worker's task: `parse_email` over several messages."""
-    return [parse_email(raw) for raw in raws]
+    return [parse_email(raw, max_display_html=max_display_html) for raw in raws]
 
 
 def _ignore_interrupts() -> None:
@@ -41,8 +43,9 @@ def _ignore_interrupts() -> None:
 class ParseAhead:
     """The worker processes and the parses they owe for the rows of the current claim."""
 
-    def __init__(self, workers: int) -> None:
+    def __init__(self, workers: int, max_display_html: int = DEFAULT_MAX_BYTES) -> None:
         self._workers = workers
+        self._max_display_html = max_display_html
         self._pool: ProcessPoolExecutor | None = None
         self._ahead: dict[int, tuple[Future[list[ParsedEmail]], int]] = {}
 
@@ -62,7 +65,7 @@ class ParseAhead:
         try:
             for start in range(0, len(rows), MESSAGES_PER_TASK):
                 task = rows[start : start + MESSAGES_PER_TASK]
-                future = self._pool.submit(parse_many, [raw for _, raw in task])
+                future = self._pool.submit(parse_many, [raw for _, raw in task], self._max_display_html)
                 tasks.append(future)
                 for index, (row_id, _) in enumerate(task):
                     self._ahead[row_id] = (future, index)
@@ -84,7 +87,7 @@ class ParseAhead:
                     return future.result()[index]
                 except Exception as error:  # noqa: BLE001 - a dead worker or a failed task: parse here
                     self._give_up(error)
-        return parse_email(raw)
+        return parse_email(raw, max_display_html=self._max_display_html)
 
     def _give_up(self, error: Exception) -> None:
         if self._workers:

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     template_dir: Path | None = None
     portal_attachment_max_bytes: int = Field(default=10 * MiB, ge=1024)
     portal_attachment_max_count: int = Field(default=5, ge=0, le=20)
+    # Mail HTML larger than this (as sent, or once sanitized) is not kept for display: the
+    # portal shows the text version, itself cut at this many characters, and offers the
+    # original as a download. Sanitizing and showing megabytes of HTML stalls the portal.
+    max_display_html_bytes: int = Field(default=MiB, ge=1024)
     portal_attachment_extensions: list[str] = Field(
         default_factory=lambda: (
             "png jpg jpeg gif webp heic pdf txt log csv md json xml zip eml "

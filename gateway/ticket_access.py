@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import defer, selectinload
 
 from gateway.accounts import SharingAccount, account_sharing_with
 from gateway.classify import MailKind
@@ -57,11 +57,14 @@ async def ticket_for_contact(session: AsyncSession, contact: Contact, public_id:
 
 
 async def customer_thread(session: AsyncSession, ticket: Ticket) -> list[Message]:
-    """The ticket's messages a customer sees, oldest first, with their attachments loaded."""
+    """The ticket's messages a customer sees, oldest first, with their attachments loaded.
+
+    The HTML as sent is not loaded (readers see the sanitized copy; it can be megabytes).
+    """
     rows = await session.scalars(
         select(Message)
         .where(Message.ticket_id == ticket.id, customer_visible())
-        .options(selectinload(Message.attachments))
+        .options(selectinload(Message.attachments), defer(Message.body_html, raiseload=True))
         .order_by(Message.created_at, Message.id)
     )
     return list(rows.all())

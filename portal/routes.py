@@ -71,6 +71,7 @@ def add_ticket_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/tickets/{public_id}/reply", requests.reply, name="ticket_reply")
     router.add_post("/tickets/{public_id}/close", tickets.close_ticket, name="ticket_close")
     router.add_get("/tickets/{public_id}/attachments/{attachment_id}", attachments.download, name="attachment")
+    router.add_get("/tickets/{public_id}/messages/{message_id}/original", attachments.original, name="message_original")
     router.add_get("/requests/new", requests.new_request_page, name="new_request")
     router.add_post("/requests/new", requests.new_request)
 

@@ -22,10 +22,12 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from gateway.models.base import Base, BigId, UTCDateTime, created_column, public_id_column, utcnow
+from gateway.parse.display import DisplayHtml
 
 
 class Contact(Base):
@@ -145,7 +147,15 @@ class Message(Base):
     to: Mapped[list[str]] = mapped_column(JSON, default=list)
     cc: Mapped[list[str]] = mapped_column(JSON, default=list)
     body_text: Mapped[str] = mapped_column(Text, default="")
-    body_html: Mapped[str | None] = mapped_column(Text)
+    body_html: Mapped[str | None] = mapped_column(Text)  # as sent: never shown, only downloaded
+    # The HTML readers are shown, sanitized once when the mail was parsed
+    # (gateway.parse.display): the new part and the quoted history, both "" when there is
+    # nothing to show as HTML, and `html_too_large` when the HTML was over the display limit
+    # (readers get the text and the original as a download). NULL for customer mail stored
+    # before this column existed: the portal sanitizes it on first view and keeps the result.
+    display_html: Mapped[str | None] = mapped_column(Text)
+    display_quoted_html: Mapped[str] = mapped_column(Text, default="", server_default="")
+    html_too_large: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     reply_text: Mapped[str] = mapped_column(Text, default="")
     quoted_text: Mapped[str] = mapped_column(Text, default="")
     defects: Mapped[list[str]] = mapped_column(JSON, default=list)
@@ -153,6 +163,16 @@ class Message(Base):
     created_at: Mapped[datetime] = created_column()
 
     attachments: Mapped[list[Attachment]] = relationship(lazy="raise", order_by="Attachment.id")
+
+    @property
+    def display(self) -> DisplayHtml:
+        return DisplayHtml(self.display_html or "", self.display_quoted_html, self.html_too_large)
+
+    @display.setter
+    def display(self, shown: DisplayHtml) -> None:
+        """Store what `gateway.parse.display` made of the message's HTML (also a constructor keyword)."""
+        self.display_html, self.display_quoted_html = shown.body, shown.quoted
+        self.html_too_large = shown.too_large
 
 
 class Attachment(Base):

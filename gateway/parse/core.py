@@ -29,6 +29,7 @@ from gateway.parse.bodies import (
     _body_text,
     _walk,
 )
+from gateway.parse.display import DEFAULT_MAX_BYTES, NO_HTML, DisplayHtml, display_html
 from gateway.parse.headers import (
     Headers,
     _addresses,
@@ -69,8 +70,9 @@ class ParsedEmail:
 
     Ids come without angle brackets; `subject` is decoded onto one line; `date` is aware
     UTC (None if missing or invalid); `text` is the text/plain body, or text derived from
-    the HTML when there is none; `html` is the HTML as sent (unsanitized); `reply_text` +
-    `quoted_text` == `text`; `defects` says in words what was malformed or repaired.
+    the HTML when there is none; `html` is the HTML as sent (unsanitized) and `display`
+    the same sanitized for readers (or too large to show); `reply_text` + `quoted_text` ==
+    `text`; `defects` says in words what was malformed or repaired.
     """
 
     message_id: str | None
@@ -85,6 +87,7 @@ class ParsedEmail:
     headers: Headers
     text: str
     html: str | None
+    display: DisplayHtml
     reply_text: str
     quoted_text: str
     attachments: tuple[ParsedAttachment, ...]
@@ -97,21 +100,24 @@ class ParsedEmail:
         return bool(self.defects)
 
 
-def parse_email(raw: bytes) -> ParsedEmail:
-    """Parse raw message bytes; never raises, a broken message yields defects instead."""
+def parse_email(raw: bytes, *, max_display_html: int = DEFAULT_MAX_BYTES) -> ParsedEmail:
+    """Parse raw message bytes; never raises, a broken message yields defects instead.
+
+    HTML over `max_display_html` bytes is not sanitized for display (`display.too_large`).
+    """
     try:
-        return _parse(bytes(raw))
+        return _parse(bytes(raw), max_display_html)
     except Exception as error:  # the last line of defence: bad mail never crashes ingest
         text = mixed_decode(raw).replace("\x00", "\ufffd") if isinstance(raw, bytes) else ""
         return ParsedEmail(
             message_id=None, in_reply_to=(), references=(), subject="", sender=None,
             reply_to=(), to=(), cc=(), date=None, headers=Headers(()), text=text, html=None,
-            reply_text=text, quoted_text="", attachments=(), forwarded=None, delivery_report=None,
+            display=NO_HTML, reply_text=text, quoted_text="", attachments=(), forwarded=None, delivery_report=None,
             defects=(f"unparseable message ({type(error).__name__})",),
         )  # fmt: skip
 
 
-def _parse(raw: bytes) -> ParsedEmail:
+def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     notes: list[str] = []
     raw = _refuse_slow_charsets(raw, notes)
     try:  # the tree exactly as mail-parser's parse_from_bytes builds it
@@ -159,6 +165,7 @@ def _parse(raw: bytes) -> ParsedEmail:
         headers=headers,
         text=text,
         html=html,
+        display=display_html(html, max_display_html),
         reply_text=reply_text,
         quoted_text=quoted_text,
         attachments=attachments,

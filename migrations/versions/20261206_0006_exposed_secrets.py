@@ -9,7 +9,7 @@ revision still hold live links: those of mail already sent or given up on are dr
 (their drafts stay), and mail still waiting is rendered afresh when it is sent.
 
 Revision ID: 0006_exposed_secrets
-Revises: 0004_message_thread_index
+Revises: 0005_message_display_html
 Create Date: 2026-12-06 04:40:00
 """
 
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0006_exposed_secrets"
-down_revision: str | None = "0004_message_thread_index"
+down_revision: str | None = "0005_message_display_html"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -1,4 +1,4 @@
-"""Attachment downloads, checked against the session like every other object.
+"""Attachment and original-message downloads, checked against the session like every other object.
 
 `/tickets/{ticket}/attachments/{attachment}` answers only when the contact may see the
 ticket and the attachment belongs to a message of its customer thread; otherwise 404,
@@ -6,19 +6,28 @@ so ids cannot be tried. Raster images are served inline (the ticket page shows t
 everything else as `application/octet-stream` with `Content-Disposition: attachment`, so
 no uploaded HTML or SVG ever renders on the portal's origin. Responses carry a sandboxing
 CSP, and downloads are audited (`attachment.downloaded`).
+`/tickets/{ticket}/messages/{message}/original` is the same for a message too large to
+show on the page, under the same rule: a customer's HTML as sent (never rendered here),
+otherwise the message's full text (`message.original_downloaded`).
 """
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import quote
 
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import undefer
 
 from gateway.audit import record
-from gateway.ticket_access import ticket_for_contact, visible_attachment
+from gateway.models import AuthorType, Message
+from gateway.ticket_access import customer_visible, ticket_for_contact, visible_attachment
 from portal import keys
 from portal.sessions import audit_context, require_contact
 from portal.thread import IMAGE_TYPES
+
+DOWNLOAD_HEADERS = {"Content-Security-Policy": "default-src 'none'; sandbox", "Cache-Control": "private, no-store"}
 
 
 def content_disposition(kind: str, filename: str) -> str:
@@ -50,3 +59,33 @@ async def download(request: web.Request) -> web.Response:
     }
     content_type = attachment.content_type if image else "application/octet-stream"
     return web.Response(body=attachment.data, content_type=content_type, headers=headers)
+
+
+async def original(request: web.Request) -> web.Response:
+    """GET a message of the customer thread as it was sent: its HTML, or else its text."""
+    contact = await require_contact(request)
+    async with request.app[keys.DB].write() as session:
+        access = await ticket_for_contact(session, contact, request.match_info["public_id"])
+        if access is None:
+            raise web.HTTPNotFound()
+        message = await session.scalar(
+            select(Message)
+            .where(
+                Message.public_id == request.match_info["message_id"],
+                Message.ticket_id == access.ticket.id,
+                customer_visible(),
+            )
+            .options(undefer(Message.body_html))
+        )
+        if message is None:
+            raise web.HTTPNotFound()
+        detail = {"message": message.public_id, "shared": access.shared}
+        record(
+            session, "message.original_downloaded", contact=contact, ticket=access.ticket, detail=detail,
+            **audit_context(request),
+        )  # fmt: skip
+    html = message.body_html if message.author_type == AuthorType.CUSTOMER else None
+    content, extension = (html, "html") if html is not None else (message.body_text, "txt")
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition("attachment", f"message.{extension}")}
+    body = await asyncio.to_thread(content.encode)  # megabytes: not on the event loop
+    return web.Response(body=body, content_type="application/octet-stream", headers=headers)

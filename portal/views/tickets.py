@@ -4,7 +4,8 @@
 first, a page at a time, unread marked) and, in their own section, tickets opened by
 colleagues in accounts that share tickets, with articles that may help alongside. The
 ticket page shows the customer's thread (never internal notes) with sanitized bodies,
-attachments and an inline reply form; every view is audited (`ticket.viewed`, with
+attachments and an inline reply form (the presenting runs in a thread, so a huge message
+never holds the event loop); every view is audited (`ticket.viewed`, with
 `shared` when seen through an account) and marks the ticket read. A ticket the contact
 may not see is a 404, exactly like one that does not exist. `/` sends visitors to /login
 and signed-in contacts to /tickets.
@@ -12,6 +13,7 @@ and signed-in contacts to /tickets.
 
 from __future__ import annotations
 
+import asyncio
 from functools import partial
 from typing import Any
 
@@ -20,7 +22,7 @@ from aiohttp import web
 from sqlalchemy import Connection
 
 from gateway.audit import record
-from gateway.models import Attachment, Contact, Mailbox, TicketStatus
+from gateway.models import Attachment, Contact, Mailbox, Message, TicketStatus
 from gateway.notes import add_note
 from gateway.ticket_access import TicketAccess, customer_thread, mark_read, ticket_for_contact
 from gateway.ticket_lists import STATUS_FILTERS, own_tickets, shared_tickets
@@ -29,7 +31,7 @@ from portal.listing import listed
 from portal.sessions import audit_context, current_contact, load_session, require_contact, sharing_accounts
 from portal.suggestions import suggestions_for
 from portal.templating import render
-from portal.thread import present_thread
+from portal.thread import prepare_stored_html, present_thread
 from portal.uploads import accept_attribute
 
 NOTICES = {
@@ -102,17 +104,24 @@ async def show_ticket(
             session, "ticket.viewed", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request)
         )
 
+    settings = request.app[keys.SETTINGS]
+    await prepare_stored_html(request.app[keys.DB], messages, settings.max_display_html_bytes)
+
     def attachment_url(attachment: Attachment) -> str:
         url = request.app.router["attachment"].url_for(public_id=public_id, attachment_id=attachment.public_id)
         return str(url)
 
-    thread = present_thread(
+    def original_url(message: Message) -> str:
+        url = request.app.router["message_original"].url_for(public_id=public_id, message_id=message.public_id)
+        return str(url)
+
+    thread = await asyncio.to_thread(
+        partial(present_thread, team_name=mailbox.display_name, attachment_url=attachment_url,
+                original_url=original_url, max_text=settings.max_display_html_bytes,
+                images_for=request.query.get("images")),
         messages,
         contact,
-        team_name=mailbox.display_name,
-        attachment_url=attachment_url,
-        images_for=request.query.get("images"),
-    )
+    )  # fmt: skip
     context = {
         "ticket": access.ticket,
         "access": access,
@@ -121,8 +130,8 @@ async def show_ticket(
         "notice": NOTICES.get(request.query.get("notice", "")),
         "reply_error": reply_error,
         "reply_text": reply_text,
-        "accept": accept_attribute(request.app[keys.SETTINGS]),
-        "settings": request.app[keys.SETTINGS],
+        "accept": accept_attribute(settings),
+        "settings": settings,
     }
     return await render(request, "ticket.html", context, status=status)
 

@@ -101,7 +101,7 @@ async def test_a_link_and_code_quoted_back_in_a_reply_are_burned_and_replaced_wh
     assert inbound[-1].raw == reply
     message = stored[-1]
     assert message.inbound_email_id == inbound[-1].id
-    for field in ("subject", "body_text", "reply_text", "quoted_text", "body_html"):
+    for field in ("subject", "body_text", "reply_text", "quoted_text", "body_html", "display_html", "display_quoted_html"):
         value = getattr(message, field) or ""
         assert token not in value and code.group(1) not in value, field
     assert CODE_REMOVED in message.subject and CODE_REMOVED in message.reply_text

@@ -124,6 +124,7 @@ class World:
     mallory: Contact
     ticket: Ticket
     attachment_id: str
+    message_id: str
     mallory_ticket: Ticket
     tom_key: str
     sam_key: str
@@ -132,7 +133,7 @@ class World:
     def owner_ids(self) -> dict[str, str]:
         """Values for the id parameters of routes: Alice's objects."""
         return {"public_id": self.ticket.public_id, "ticket_id": self.ticket.public_id,
-                "attachment_id": self.attachment_id}
+                "attachment_id": self.attachment_id, "message_id": self.message_id}
 
     async def link(self, contact: Contact, **options: Any) -> IssuedLink:
         issued = await issue(self.db, self.settings, contact, **options)
@@ -168,15 +169,16 @@ async def build_world(gateway: Gateway, db: Database, settings: Settings, suppor
         attachment = await session.scalar(
             select(Attachment.public_id).join(Message).where(Message.ticket_id == ticket.id)
         )
+        message = await session.scalar(select(Message.public_id).where(Message.ticket_id == ticket.id))
         await add_mailbox(session, OTHER_MAILBOX, "Sales")
         await add_agent(session, OWNER_AGENT, "Tom Agent", mailboxes=[SUPPORT])
         await add_agent(session, OTHER_AGENT, "Sam Agent", mailboxes=[OTHER_MAILBOX])
         tom_key = await create_api_key(session, OWNER_AGENT)
         sam_key = await create_api_key(session, OTHER_AGENT)
-    assert attachment is not None
+    assert attachment is not None and message is not None
     mallory = await add_contact(db, STRANGER, "Mallory")
     mallory_ticket = await add_ticket(db, support, mallory, "Mallory's own question")
-    world = World(settings, db, alice, mallory, ticket, attachment, mallory_ticket, tom_key, sam_key)
+    world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key)
     world.secrets |= {tom_key, sam_key}
     return world
 
