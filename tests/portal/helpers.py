@@ -4,7 +4,6 @@ form as a browser does, with its CSRF token), `sign_in_with_link`, `audit_events
 
 from __future__ import annotations
 
-import email
 import mailbox as maildirs
 import re
 from collections.abc import Awaitable, Callable
