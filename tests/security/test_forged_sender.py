@@ -23,6 +23,9 @@ from email.utils import getaddresses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.models import Contact, Mailbox
+from gateway.parse import parse_email
+from gateway.portal_requests import portal_email
 from gateway.runtime import Gateway
 from tests.mailflow import TOM, add_tom, settle
 from tests.support import SUPPORT, ReceiveEmail
@@ -127,3 +130,14 @@ async def test_any_customer_display_name_leaves_every_address_header_reading_as_
         modern, legacy = read_by_both_parsers(mail.raw, "Reply-To")
         assert len(modern) == len(legacy) == 1 and modern[0].lower() == legacy[0].lower()
         assert Address(addr_spec=modern[0]).domain == "example.test"
+
+
+def test_a_portal_message_from_a_contact_with_such_a_name_is_read_as_that_contacts() -> None:
+    """What a contact writes in the portal becomes an email that Wicket itself parses again."""
+    contact = Contact(email=FORGER, name=FORGED_NAME + " via Example Support")
+    mailbox = Mailbox(address=SUPPORT, name="Example Support")
+    raw = portal_email(contact=contact, mailbox=mailbox, subject="Hello", text="Hi.").as_bytes()
+    parsed = parse_email(raw)
+    assert parsed.sender is not None and parsed.sender.email == FORGER
+    assert_reads_as(raw, "From", FORGER)
+    assert_reads_as(raw, "To", SUPPORT)
