@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.classify import MailKind
-from gateway.compose import OutboundKind
+from gateway.compose import OutboundKind, display_name
 from gateway.conversations import subject_tag
 from gateway.customer_mail import mail_customer
 from gateway.db import held
@@ -119,7 +119,7 @@ class Notifier:
         author = message.from_email.lower()
         agents = [agent for agent in _agents_to_notify(session, mailbox.id, new_ticket) if agent.email != author]
         context = _notification_context(event, new_ticket=new_ticket)
-        from_name = f"{context['customer']} via {mailbox.display_name}"
+        from_name = f"{display_name(context['customer'])} via {mailbox.display_name}"
         for agent in agents:
             address = format_reply_address(
                 ReplyAddress(mailbox.address, "a", ticket.public_id, agent.id), self._settings.keys[0]
