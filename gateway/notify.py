@@ -3,8 +3,9 @@
 `Notifier.subscribe(bus)` hooks into the processor's transaction. A new ticket gets an
 automatic acknowledgement with a magic link when the mailbox wants one, the mail is
 answerable (never for auto-replies, bounces, lists or loops), the requester wrote it
-themselves (not an agent's forward), and the requester has had fewer than
-`ack_limit_per_sender` acknowledgements within `ack_window_seconds`, counted in the outbox.
+themselves (not an agent's forward) from an address that is not the mailbox's own, and
+the requester has had fewer than `ack_limit_per_sender` acknowledgements within
+`ack_window_seconds`, counted in the outbox.
 The mailbox's agents are notified of every new ticket and of answerable customer messages,
 as their preferences allow; each notification's Reply-To is that agent's signed reply
 address, and its Message-ID is kept on the outbox row, so replies thread either way. A
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from gateway.classify import MailKind
 from gateway.compose import OutboundKind, display_name
 from gateway.conversations import subject_tag
-from gateway.customer_mail import mail_customer
+from gateway.customer_mail import is_mailbox_address, mail_customer
 from gateway.db import held
 from gateway.drafts import Draft, queue_draft
 from gateway.events import EventBus, MessageAdded, TicketCreated
@@ -106,6 +107,7 @@ class Notifier:
             event.mailbox.auto_acknowledge
             and event.classification.answerable
             and event.message.author_contact_id == ticket.requester_id
+            and not is_mailbox_address(event.mailbox, event.message.from_email)
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
