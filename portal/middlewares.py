@@ -6,7 +6,7 @@ errors keep their status (and Allow/Retry-After headers), `RateLimited` becomes 
 page; none shows a stack trace, and paths under /api/ get JSON instead. Logs name the
 route pattern, never the raw path, which may hold a magic-link token. `on_prepare` adds
 the security headers (a CSP without inline scripts or styles, no framing, nosniff, a
-referrer policy) and writes the session and CSRF cookies the request decided on.
+referrer policy, a `Server` header without software versions) and writes the session and CSRF cookies the request decided on.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ MESSAGES: dict[int, tuple[str, str]] = {
     500: ("Something went wrong", "Something went wrong on our side. Please try again in a moment."),
     503: ("Back in a moment", "The portal is briefly unavailable. Please try again in a minute."),
 }
+SERVER = "Wicket"
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,6 +106,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    headers["Server"] = SERVER  # aiohttp's default names itself and Python with their versions
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
