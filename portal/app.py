@@ -24,6 +24,7 @@ from gateway.db import Database, open_database
 from gateway.settings import Settings
 from portal import keys
 from portal.branding import BrandCache
+from portal.client_address import untrusted_forwarding_warning
 from portal.csrf import csrf_middleware
 from portal.inbound import processor_context
 from portal.middlewares import SERVER, error_pages, on_prepare
@@ -87,7 +88,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     # plain port) skip `on_prepare`; aiohttp takes their Server header from this global.
     web_response.SERVER_SOFTWARE = SERVER
     app = web.Application(
-        middlewares=[observe_requests, error_pages, csrf_middleware],  # observe_requests: issue #8
+        middlewares=[observe_requests, untrusted_forwarding_warning(), error_pages, csrf_middleware],
         client_max_size=settings.max_message_size,
     )
     app[keys.SETTINGS] = settings
