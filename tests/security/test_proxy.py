@@ -183,3 +183,17 @@ async def test_no_warning_without_forwarding_headers_or_from_a_trusted_proxy(
     with caplog.at_level(logging.WARNING):
         await (await at(A)).get("/login")
     assert not [r for r in caplog.records if "WICKET_TRUSTED_PROXIES" in r.getMessage()]
+
+
+async def test_an_ipv6_client_cannot_escape_the_limit_by_moving_within_its_network(
+    behind_proxy: Callable[..., Proxied], limits: Settings
+) -> None:
+    """An IPv6 subscriber gets a whole /64 and may use any address in it: it counts as one."""
+    at = await behind_proxy(with_settings(limits, trusted_proxies=["127.0.0.1/32"]))
+    statuses = []
+    for n in range(LIMIT + 1):
+        statuses += await junk_logins(await at(f"2001:db8:5:6::{n + 1:x}"), 1)
+    assert statuses == [200] * LIMIT + [429]
+    assert await junk_logins(await at("2001:db8:5:7::1"), 1) == [200]  # the next /64 is someone else
+    assert await junk_logins(await at("::ffff:203.0.113.7"), LIMIT) == [200] * LIMIT
+    assert await junk_logins(await at("203.0.113.7"), 1) == [429]  # the same IPv4 client
