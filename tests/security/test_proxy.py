@@ -11,9 +11,12 @@ Whatever the limits, a valid magic link always signs its holder in.
 from __future__ import annotations
 
 import logging
+import time
+import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import jwt
 import pytest
 from aiohttp import ClientSession, DummyCookieJar, web
 from aiohttp.test_utils import TestServer
@@ -24,7 +27,7 @@ from gateway.models import Mailbox
 from gateway.settings import Settings
 from portal.app import create_app, runner_options
 from tests.portal.helpers import add_contact, issue, with_settings
-from tests.security.world import Browser, Seen
+from tests.security.world import SSO_SECRET, Browser, Seen
 
 CLIENT_ADDRESS = "X-Test-Client-Address"  # what the test browser says its address is; the proxy strips it
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
@@ -197,3 +200,18 @@ async def test_an_ipv6_client_cannot_escape_the_limit_by_moving_within_its_netwo
     assert await junk_logins(await at("2001:db8:5:7::1"), 1) == [200]  # the next /64 is someone else
     assert await junk_logins(await at("::ffff:203.0.113.7"), LIMIT) == [200] * LIMIT
     assert await junk_logins(await at("203.0.113.7"), 1) == [429]  # the same IPv4 client
+
+
+async def test_a_valid_sso_handoff_signs_its_holder_in_while_their_address_is_limited(
+    behind_proxy: Callable[..., Proxied], limits: Settings
+) -> None:
+    sso = with_settings(limits, sso_jwt_algorithm="HS256", sso_jwt_secret=SSO_SECRET)
+    at = await behind_proxy(sso)
+    mallory, carol = await at(A), await at(A)
+    assert (await wrong_codes(mallory, LIMIT + 1))[-1] == 429
+    now = int(time.time())
+    claims = {"email": "carol@example.test", "name": "Carol", "iat": now, "exp": now + 120, "jti": uuid.uuid4().hex}
+    answer = await carol.get("/sso/jwt", params={"jwt": jwt.encode(claims, SSO_SECRET, algorithm="HS256")})
+    assert answer.status == 303 and answer.headers["Location"] == "/tickets"
+    forged = await mallory.get("/sso/jwt", params={"jwt": jwt.encode(claims, "x" * 40, algorithm="HS256")})
+    assert forged.status == 429
