@@ -136,13 +136,15 @@ async def sso_jwt(request: web.Request) -> web.StreamResponse:
     if not settings.sso_jwt_algorithm:
         raise web.HTTPNotFound()
     ip_rule = failure_rules(settings)[1]
-    await db.read(partial(check, settings=settings, rule=ip_rule, subject=client_ip(request)))
     now = utcnow()
     handoff, reason, target = None, None, None
     try:
         handoff = decode_handoff(settings, request.query.get("jwt", ""), now=now)
     except SsoRefused as refused:
         reason = refused.reason
+        # Only a token that fails is held back by the per-IP limit: a valid one signs in
+        # even from an address (a proxy, a shared network) that others have used up.
+        await db.read(partial(check, settings=settings, rule=ip_rule, subject=client_ip(request)))
     async with db.write() as session:
         if handoff is not None and not await claim_jti(session, settings, handoff, now):
             reason = "jti already used"
