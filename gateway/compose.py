@@ -106,12 +106,13 @@ def display_name(value: str, limit: int = DISPLAY_NAME_LIMIT) -> str:
     decoded by the reader), control and format characters are removed, after NFKC has
     turned look-alikes such as a full-width `＠` into the characters they imitate.
     """
-    text = unicodedata.normalize("NFKC", value)
-    text = "".join(
-        "" if category == "Cf" else " " if category[0] in "CZ" else character
-        for character in text
-        for category in (unicodedata.category(character),)
-    )
+    text = value[: limit * 4]  # bounded work for any input
+    if not (text.isascii() and text.isprintable()):  # printable ASCII has nothing to normalize
+        text = "".join(
+            "" if category == "Cf" else " " if category[0] in "CZ" else character
+            for character in unicodedata.normalize("NFKC", text)
+            for category in (unicodedata.category(character),)
+        )
     text = _NAME_SPECIALS.sub(" ", text)
     while "=?" in text or "?=" in text:
         text = text.replace("=?", "?").replace("?=", "?")
