@@ -5,7 +5,8 @@ recipient: From is the mailbox under its brand name (the mailbox's brand columns
 back to its name and the colour settings), Reply-To the signed reply address the
 caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
 come from `conversation_thread`, Thread-Topic/Thread-Index keep Outlook threading, and the
-subject carries the `[#ref]` tag. Every email carries the loop header; automatic ones also
+subject carries the `[#ref]` tag. Every display name Wicket writes goes through
+`display_name`, so a stranger's name can never read as (part of) an address. Every email carries the loop header; automatic ones also
 say `Auto-Submitted: auto-replied`. Both parts are rendered from `templates/mail/<name>`
 and end with the ticket marker, and with the "View this ticket" link and code when given.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import re
 import secrets
+import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,6 +39,10 @@ from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, 
 from gateway.settings import Settings
 
 MAX_REFERENCES = 20
+DISPLAY_NAME_LIMIT = 64  # one person's name, as Wicket writes it into a header
+HEADER_NAME_LIMIT = 128  # a whole display name, e.g. "<customer> via <brand>"
+# RFC 5322 specials but the dot (names like "J. Doe"): unquoted, each can end or split an address.
+_NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
 _MESSAGE_ID = re.compile(r"[^\s<>]+")  # ids we can write back into a header as <id>
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
@@ -91,12 +97,34 @@ def one_line(value: str) -> str:
     return " ".join(value.split())
 
 
+def display_name(value: str, limit: int = DISPLAY_NAME_LIMIT) -> str:
+    """`value` as a display name that reads as a name and nothing else, at most `limit` long.
+
+    Names come from strangers (a customer's From header), and a folded header can lose the
+    quotes around a long name (Python 3.11's folder does), so no quoting is relied on: the
+    address syntax's specials, encoded-word markers (a literal `=?...?=` in a name is
+    decoded by the reader), control and format characters are removed, after NFKC has
+    turned look-alikes such as a full-width `＠` into the characters they imitate.
+    """
+    text = value[: limit * 4]  # bounded work for any input
+    if not (text.isascii() and text.isprintable()):  # printable ASCII has nothing to normalize
+        text = "".join(
+            "" if category == "Cf" else " " if category[0] in "CZ" else character
+            for character in unicodedata.normalize("NFKC", text)
+            for category in (unicodedata.category(character),)
+        )
+    text = _NAME_SPECIALS.sub(" ", text)
+    while "=?" in text or "?=" in text:
+        text = text.replace("=?", "?").replace("?=", "?")
+    return " ".join(text.split())[:limit].rstrip()
+
+
 def mail_address(name: str, email: str) -> Address:
     """`name <email>` for a header; ValueError when the address cannot be written or reached."""
     if email.rpartition("@")[2].lower().split(".")[-1] == "invalid":
         raise ValueError(f"{email!r} is in the reserved .invalid domain")
     try:
-        return Address(one_line(name), addr_spec=email)
+        return Address(display_name(name, HEADER_NAME_LIMIT), addr_spec=email)
     except (ValueError, IndexError, HeaderParseError) as error:
         raise ValueError(f"{email!r} cannot be written into a header: {error}") from None
 

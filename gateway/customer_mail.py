@@ -5,7 +5,8 @@ single-use, ticket-scoped magic link for the recipient and that link's code. The
 customer's signed `t` reply address is both the Reply-To and the envelope sender, so
 replies and bounces come back to the ticket even when every header is lost. A contact
 whose address cannot be written into a header (or sits in `.invalid`) is skipped with a
-warning, so one odd address never fails the change that mails it.
+warning, so one odd address never fails the change that mails it. `is_mailbox_address` says
+whether an address is the mailbox's own, which is never acknowledged.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session
 from gateway.compose import OutboundKind, mail_address
 from gateway.drafts import Draft, queue_draft
 from gateway.models import Agent, Contact, Mailbox, Message, Ticket, TicketParticipant
-from gateway.reply_address import ReplyAddress, format_reply_address
+from gateway.reply_address import ReplyAddress, format_reply_address, split_plus
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,6 +27,14 @@ log = logging.getLogger(__name__)
 
 def customer_reply_address(settings: Settings, mailbox: Mailbox, ticket: Ticket) -> str:
     return format_reply_address(ReplyAddress(mailbox.address, "t", ticket.public_id), settings.keys[0])
+
+
+def is_mailbox_address(mailbox: Mailbox, address: str) -> bool:
+    """Whether `address` is the mailbox's own (its plain address or any plus form of it).
+
+    Anyone can write it into From, and mail answering it would only come back to Wicket.
+    """
+    return split_plus(address.strip())[0] == mailbox.address.lower()
 
 
 def customer_recipients(session: Session, ticket: Ticket) -> list[Contact]:

@@ -5,8 +5,9 @@ these subscribers on it; they run in the transaction of the change. An agent's r
 to every customer on the ticket, each copy with a fresh link. A new ticket gets an
 automatic acknowledgement with a magic link when the mailbox wants one, the mail is
 answerable (never for auto-replies, bounces, lists or loops), the requester wrote it
-themselves (not an agent's forward), and the requester has had fewer than
-`ack_limit_per_sender` acknowledgements within `ack_window_seconds`, counted in the outbox.
+themselves (not an agent's forward) from an address that is not the mailbox's own, and
+the requester has had fewer than `ack_limit_per_sender` acknowledgements within
+`ack_window_seconds`, counted in the outbox.
 The mailbox's agents are notified of every new ticket and of answerable customer messages,
 as their preferences allow; each notification's Reply-To is that agent's signed reply
 address, and its Message-ID is kept on the outbox row, so replies thread either way. A
@@ -21,8 +22,8 @@ from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
 from gateway.classify import MailKind
-from gateway.compose import OutboundKind
-from gateway.customer_mail import customer_recipients, mail_customer
+from gateway.compose import OutboundKind, display_name
+from gateway.customer_mail import customer_recipients, is_mailbox_address, mail_customer
 from gateway.db import held
 from gateway.drafts import Draft, queue_draft
 from gateway.events import AgentReplied, EventBus, MessageAdded, TicketCreated
@@ -127,6 +128,7 @@ class Notifier:
             event.mailbox.auto_acknowledge
             and event.classification.answerable
             and event.message.author_contact_id == ticket.requester_id
+            and not is_mailbox_address(event.mailbox, event.message.from_email)
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
@@ -140,7 +142,7 @@ class Notifier:
         author = message.from_email.lower()
         agents = [agent for agent in _agents_to_notify(session, mailbox.id, new_ticket) if agent.email != author]
         context = _notification_context(event, new_ticket=new_ticket)
-        from_name = f"{context['customer']} via {mailbox.display_name}"
+        from_name = f"{display_name(context['customer'])} via {mailbox.display_name}"
         for agent in agents:
             address = format_reply_address(
                 ReplyAddress(mailbox.address, "a", ticket.public_id, agent.id), self._settings.keys[0]

@@ -23,7 +23,7 @@ from email.utils import format_datetime, make_msgid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.compose import conversation_thread, one_line
+from gateway.compose import HEADER_NAME_LIMIT, conversation_thread, display_name, one_line
 from gateway.markers import subject_tag
 from gateway.customer_mail import customer_reply_address
 from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, Ticket, utcnow
@@ -44,7 +44,7 @@ class Upload:
 
 def _address(name: str, email: str) -> Address:
     try:
-        return Address(one_line(name), addr_spec=email)
+        return Address(display_name(name, HEADER_NAME_LIMIT), addr_spec=email)
     except (ValueError, IndexError):
         return Address(addr_spec=email)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 from dataclasses import dataclass
@@ -91,8 +92,23 @@ def window_start(now: datetime, window: timedelta) -> datetime:
     return _EPOCH + ((now - _EPOCH) // window) * window
 
 
+def client_key(address: str) -> str:
+    """What a per-IP limit counts for a client address: an IPv6 client by its /64, since a
+    subscriber gets the whole /64 and may use any address in it; an IPv4 one as itself."""
+    try:
+        ip = ipaddress.ip_address(address.strip())
+    except ValueError:
+        return address.strip().lower()
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
 def key_hash(settings: Settings, rule: Rule, subject: str) -> str:
-    message = f"ratelimit|{rule.door}|{rule.scope}|{subject.strip().lower()}".encode()
+    subject = client_key(subject) if rule.scope == "ip" else subject.strip().lower()
+    message = f"ratelimit|{rule.door}|{rule.scope}|{subject}".encode()
     return hmac.new(settings.keys[0].secret, message, hashlib.sha256).hexdigest()
 
 

@@ -122,7 +122,10 @@ class Settings(BaseSettings):
     brand_primary_color: str = Field(default="#2454d6", pattern=r"^#[0-9a-fA-F]{6}$")
     brand_accent_color: str = Field(default="#0f9d76", pattern=r"^#[0-9a-fA-F]{6}$")
     brand_logo_url: str | None = None
+    # Reverse proxies in front of the portal (IPs or CIDRs) and the header they write the
+    # client's address into; see docs/deploy.md.
     trusted_proxies: list[str] = Field(default_factory=list)
+    trusted_proxy_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
 
     # The customer portal (issue #5): template overrides and what a portal upload may be.
     template_dir: Path | None = None

@@ -4,8 +4,8 @@
 never an open relay) and the recipient limit; `SIZE` is advertised and enforced; `DATA`
 hands the raw bytes, envelope and peer to the group-committing store and answers 250 only
 after the commit, or 451 4.3.0 when the database could not take it. The hooks hold no SQL
-and no business logic. No AUTH is offered: the listener only receives mail for its own
-mailboxes.
+and no business logic. No AUTH is offered (not in EHLO, not in HELP, and the command
+answers 502): the listener only receives mail for its own mailboxes.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 import ssl
 from typing import Any
 
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, Envelope, Session, syntax
 
 from gateway.metrics import SMTP_REPLIES
 from gateway.routing import Router
@@ -91,6 +91,12 @@ class WicketSMTP(SMTP):
 
     # Real mail carries header lines far beyond RFC 5321's 1000; the size limit still applies.
     line_length_limit = 1024 * 1024
+    # HELP lists a command only while the attribute its `syntax(when=...)` names is true.
+    offers_auth = False
+
+    @syntax("AUTH <mechanism>", when="offers_auth")
+    async def smtp_AUTH(self, arg: str) -> None:
+        await self.push("502 5.5.1 AUTH is not offered here")
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         # aiosmtpd parses every MAIL and RCPT path with the email package's header parser

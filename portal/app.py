@@ -16,7 +16,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.orm import configure_mappers
 
@@ -24,9 +24,10 @@ from gateway.db import Database, open_database
 from gateway.settings import Settings
 from portal import keys
 from portal.branding import BrandCache
+from portal.client_address import untrusted_forwarding_warning
 from portal.csrf import csrf_middleware
 from portal.inbound import processor_context
-from portal.middlewares import error_pages, form_bodies, on_prepare
+from portal.middlewares import SERVER, error_pages, form_bodies, on_prepare
 from portal.routes import setup_routes
 from portal.suggestions import SuggestionCache
 from portal.templating import setup_templates
@@ -83,8 +84,11 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     # configures the mappers otherwise: a fresh process whose first request is a signed-in
     # page answered 500 without this.
     configure_mappers()
+    # Answers to requests no application sees (a malformed request line, TLS sent to the
+    # plain port) skip `on_prepare`; aiohttp takes their Server header from this global.
+    web_response.SERVER_SOFTWARE = SERVER
     app = web.Application(
-        middlewares=[observe_requests, error_pages, form_bodies, csrf_middleware],  # observe_requests: issue #8
+        middlewares=[observe_requests, untrusted_forwarding_warning(), error_pages, form_bodies, csrf_middleware],
         client_max_size=settings.max_message_size,
     )
     app[keys.SETTINGS] = settings

@@ -11,7 +11,9 @@ statements (use the link, insert the session and two audit events; no ORM flush)
 expired, used or burned link gets a page with one button, "Email me a new link", which
 posts to `/l/{token}/resend` and mails a fresh sign-in link to the address on file of the
 contact the old link belonged to, never to an address typed anywhere. Failures count
-against the client IP's rate limit; every outcome is audited; tokens stay out of logs.
+against the client IP's rate limit, and an address over it gets the "please wait" page
+instead of the refusal, but a valid link is always exchanged; every outcome is audited;
+tokens stay out of logs.
 """
 
 from __future__ import annotations
@@ -137,13 +139,15 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     token, ip = request.match_info["token"], client_ip(request)
     ip_rule = failure_rules(settings)[1]
-    await db.read(partial(check, settings=settings, rule=ip_rule, subject=ip))
+    # A valid link is exchanged whatever the per-IP limit says: the address may be a proxy
+    # or a shared network that someone else has used up, and a token cannot be guessed.
     question = await _switch_question(request, token)
     if question is not None:
         return question
     outcome, target = await db.run_write(partial(_exchange, request=request, token=token))
     link = outcome.link
     if target is None:
+        await db.read(partial(check, settings=settings, rule=ip_rule, subject=ip))  # over it: the wait page
         async with db.write() as session:
             record(
                 session,

@@ -9,7 +9,7 @@ a form body (urlencoded or multipart) once, before the CSRF check and the view, 
 answers a body that cannot be read (a missing or wrong boundary, a cut-off part, an
 unknown charset) with the 400 page: the views then read the parsed copy. `on_prepare` adds
 the security headers (a CSP without inline scripts or styles, no framing, nosniff, a
-referrer policy) and writes the session and CSRF cookies the request decided on.
+referrer policy, a `Server` header without software versions) and writes the session and CSRF cookies the request decided on.
 """
 
 from __future__ import annotations
@@ -51,6 +51,8 @@ MESSAGES: dict[int, tuple[str, str]] = {
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 # What aiohttp's form parser raises for a body it cannot read: never the server's fault.
 UNREADABLE_BODY: tuple[type[BaseException], ...] = (ValueError, LookupError, HttpProcessingError, AssertionError)
+
+SERVER = "Wicket"
 KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate", "Location")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -123,6 +125,7 @@ async def form_bodies(request: web.Request, handler: Handler) -> web.StreamRespo
 
 async def on_prepare(request: web.Request, response: web.StreamResponse) -> None:
     headers = response.headers
+    headers["Server"] = SERVER  # aiohttp's default names itself and Python with their versions
     headers.setdefault("Content-Security-Policy", CSP)
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")

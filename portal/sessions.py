@@ -30,7 +30,6 @@ synchronous unit of work, `gateway.audit.write_event`).
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import secrets
 from dataclasses import dataclass, field
@@ -49,6 +48,7 @@ from gateway.models import Contact, PortalSession, loaded, utcnow
 from gateway.prepared import Prepared
 from gateway.settings import Settings
 from portal import keys
+from portal.client_address import client_ip
 
 TOUCH_AFTER = timedelta(minutes=1)
 _COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe gives
@@ -114,25 +114,6 @@ def cookie_name(settings: Settings) -> str:
 
 def hash_session_id(session_id: str) -> str:
     return hashlib.sha256(session_id.encode()).hexdigest()
-
-
-def _is_trusted(address: str, proxies: list[str]) -> bool:
-    try:
-        ip = ipaddress.ip_address(address)
-    except ValueError:
-        return False
-    return any(ip in ipaddress.ip_network(proxy, strict=False) for proxy in proxies)
-
-
-def client_ip(request: web.Request) -> str:
-    """The client's address: the peer, or behind `trusted_proxies` the last untrusted X-Forwarded-For hop."""
-    peer = request.remote or "unknown"
-    proxies = request.app[keys.SETTINGS].trusted_proxies
-    if not proxies or not _is_trusted(peer, proxies):
-        return peer
-    hops = [hop.strip() for value in request.headers.getall("X-Forwarded-For", []) for hop in value.split(",")]
-    untrusted = [hop for hop in hops if hop and not _is_trusted(hop, proxies)]
-    return untrusted[-1][:64] if untrusted else peer
 
 
 def user_agent(request: web.Request) -> str:

@@ -148,13 +148,15 @@ async def _handoff(request: web.Request, token: str, *, switch: bool) -> web.Str
     if not settings.sso_jwt_algorithm:
         raise web.HTTPNotFound()
     ip_rule = failure_rules(settings)[1]
-    await db.read(partial(check, settings=settings, rule=ip_rule, subject=client_ip(request)))
     now = utcnow()
     handoff, reason, target = None, None, None
     try:
         handoff = decode_handoff(settings, token, now=now)
     except SsoRefused as refused:
         reason = refused.reason
+        # Only a token that fails is held back by the per-IP limit: a valid one signs in
+        # even from an address (a proxy, a shared network) that others have used up.
+        await db.read(partial(check, settings=settings, rule=ip_rule, subject=client_ip(request)))
     signed_in = await current_contact(request)
     if handoff is not None and signed_in is not None and signed_in.email != handoff.email and not switch:
         action = str(request.app.router["sso_jwt"].url_for())
