@@ -17,16 +17,19 @@ import base64
 import itertools
 from email import message_from_bytes
 from email.headerregistry import Address
-from email.policy import compat32, default
+from email.policy import SMTP, compat32, default
 from email.utils import getaddresses
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.models import Contact, Mailbox
+from gateway.models import Contact, Mailbox, utcnow
 from gateway.parse import parse_email
 from gateway.portal_requests import portal_email
 from gateway.runtime import Gateway
+from gateway.settings import Settings
+from gateway.signin_mail import compose_signin_email
+from portal.account_mail import compose_password_notice
 from tests.mailflow import TOM, add_tom, settle
 from tests.support import SUPPORT, ReceiveEmail
 
@@ -141,3 +144,21 @@ def test_a_portal_message_from_a_contact_with_such_a_name_is_read_as_that_contac
     assert parsed.sender is not None and parsed.sender.email == FORGER
     assert_reads_as(raw, "From", FORGER)
     assert_reads_as(raw, "To", SUPPORT)
+
+
+@settings(deadline=None, max_examples=150, database=None, print_blob=True)
+@given(name=display_names)
+def test_sign_in_mail_and_password_notices_address_only_the_contact(name: str) -> None:
+    """Every other mail Wicket composes for a contact goes through the same address rule."""
+    wicket = Settings(secret_keys=["test-secret-key-newest"], public_url="http://portal.example.test")
+    contact = Contact(email=FORGER, name=name)
+    mailbox = Mailbox(address=SUPPORT, name="Example Support")
+    signin = compose_signin_email(
+        wicket, mailbox, to_email=FORGER, to_name=name, url="http://portal.example.test/l/x",
+        code="ABCDEFGH", minutes=15,
+    )
+    notice = compose_password_notice(wicket, mailbox, contact, what="set", when=utcnow(), ip="127.0.0.1")
+    for mail in (signin, notice):
+        raw = mail.as_bytes(policy=SMTP)
+        assert_reads_as(raw, "From", SUPPORT)
+        assert_reads_as(raw, "To", FORGER)
