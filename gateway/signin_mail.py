@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import formataddr, format_datetime, make_msgid
+from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.branding import mailbox_for_host, portal_url
+from gateway.compose import mail_address
 from gateway.drafts import Draft, Rendered, draft_values, queue_draft, rendered, retire_earlier_link
 from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.settings import Settings
@@ -66,8 +67,8 @@ def compose_signin_email(
         "minutes": minutes,
     }
     email = EmailMessage()
-    email["From"] = formataddr((mailbox.display_name, mailbox.address))
-    email["To"] = formataddr((to_name, to_email)) if to_name else to_email
+    email["From"] = mail_address(mailbox.display_name, mailbox.address)
+    email["To"] = mail_address(to_name, to_email)
     email["Subject"] = f"Your sign-in link for {mailbox.display_name}"
     email["Date"] = format_datetime(now or utcnow())
     email["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain=mailbox.domain)

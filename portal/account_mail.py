@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
-from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.branding import mailbox_for_host
+from gateway.compose import mail_address
 from gateway.models import Contact, Mailbox
 from gateway.outbox import enqueue
 from gateway.settings import Settings
@@ -28,12 +28,6 @@ log = logging.getLogger(__name__)
 
 KIND = "password-notice"
 WHAT = {"set": "set", "changed": "changed", "remove": "removed"}
-
-
-def _address(name: str, address: str) -> Address:
-    # Names typed by people must not be able to look like another address in the header.
-    cleaned = "".join(ch for ch in name if ch not in '@<>"\r\n')[:80].strip()
-    return Address(display_name=cleaned, addr_spec=address)
 
 
 def compose_password_notice(
@@ -53,8 +47,8 @@ def compose_password_notice(
         f"-- {brand}\n"
     )
     message = EmailMessage()
-    message["From"] = _address(brand, mailbox.address)
-    message["To"] = _address(contact.name, contact.email)
+    message["From"] = mail_address(brand, mailbox.address)
+    message["To"] = mail_address(contact.name, contact.email)
     message["Subject"] = f"Your {brand} password was {done}"
     message["Date"] = format_datetime(when)
     message["Message-ID"] = make_msgid(domain=mailbox.domain)
