@@ -1,4 +1,4 @@
-"""Wicket's benchmark harness (issue #9): every figure is a ratio to a baseline measured in the same run.
+"""Wicket's benchmark harness: every figure is a ratio to a baseline measured in the same run.
 
 `bench/run` (this package's `__main__`) starts each server or job in a child process of its
 own, drives it with an external load generator (Postfix's smtp-source, wrk) or a small

@@ -76,7 +76,7 @@ _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 def storable(text: str) -> str:
     """`text` as every database column takes it: NUL and lone surrogates replaced by U+FFFD.
 
-    Issue #8 fix: PostgreSQL refuses NUL in text and no driver encodes a lone surrogate
+    PostgreSQL refuses NUL in text and no driver encodes a lone surrogate
     (aiosmtpd keeps undecodable envelope bytes as surrogates), so one such character in a
     header, parameter or envelope address used to fail the whole write. The raw bytes keep
     the original.

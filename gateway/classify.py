@@ -1,6 +1,6 @@
 """Which inbound mail must never be answered: loops, bounces, auto-replies and list traffic.
 
-This module owns DESIGN.md's "Mail that must not be answered" rules. It reads only the
+This module owns the rules for mail that must not be answered (docs/architecture.md). It reads only the
 top-level headers and structure of a `ParsedEmail` (never quoted or forwarded text) plus
 the SMTP envelope sender, and returns one `MailKind` with the reasons that matched, in a
 fixed priority: our own loop header first, then bounces (RFC 3464 reports, MAILER-DAEMON

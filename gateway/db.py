@@ -274,7 +274,7 @@ def _is_sqlite_file(url: URL) -> bool:
 def create_engine(settings: Settings, url: str | URL | None = None, **options: Any) -> AsyncEngine:
     """Build the async engine for `url` (default: the configured database)."""
     parsed = make_url(url or settings.database_url)
-    # Issue #8 fix: an error's text must not quote statement parameters (mail bodies with
+    # An error's text must not quote statement parameters (mail bodies with
     # quoted magic links, outgoing mail); it reaches logs and `last_error` (`wicket status`).
     options.setdefault("hide_parameters", True)
     if parsed.get_backend_name() == "sqlite":

@@ -18,7 +18,7 @@ from typing import Any
 
 # Libraries whose chatter is never wanted, even with --verbose: mail-parser logs every odd
 # header as an error; aiosqlite's debug lines quote every SQL parameter (mail text holding
-# magic links), so they stay off (issue #8 fix).
+# magic links), so they stay off.
 QUIET_LOGGERS = {"mailparser": logging.CRITICAL, "aiosqlite": logging.INFO}
 
 log_context: contextvars.ContextVar[dict[str, Any]] = contextvars.ContextVar("log_context", default={})

@@ -32,7 +32,7 @@ BACKLOG = Gauge("wicket_inbound_backlog", "Inbound emails waiting or being proce
 FAILED = Gauge("wicket_inbound_failed", "Inbound emails failed (retrying or dead-lettered)", registry=REGISTRY)
 OUTBOX_DEPTH = Gauge("wicket_outbox_depth", "Outbound emails not yet sent", registry=REGISTRY)
 OUTBOX_FAILED = Gauge("wicket_outbox_failed", "Outbound emails that failed for good", registry=REGISTRY)
-# Issue #8: the portal's side. Routes are labelled by pattern (`/l/{token}`), never by path.
+# The portal's side. Routes are labelled by pattern (`/l/{token}`), never by path.
 PORTAL_REQUEST_SECONDS = Histogram(
     "wicket_portal_request_seconds", "Time to answer one portal request, by route pattern, method and status",
     ["method", "route", "status"], registry=REGISTRY,

@@ -81,7 +81,7 @@ class Settings(BaseSettings):
     dev: bool = False
     log_format: Literal["json", "text"] = "json"
 
-    # Outbound mail (issue #6): the sender, the relay it uses, DKIM and the delivery worker.
+    # Outbound mail: the sender, the relay it uses, DKIM and the delivery worker.
     outbound_sender: Literal["smtp", "maildir", "memory"] = "maildir"
     relay_host: str = "127.0.0.1"
     relay_port: int = Field(default=587, ge=1, le=65535)
@@ -100,7 +100,7 @@ class Settings(BaseSettings):
     ack_limit_per_sender: int = Field(default=10, ge=0)
     ack_window_seconds: float = Field(default=3 * 3600.0, gt=0)
 
-    # Magic links, portal sessions and sign-in doors (issue #4).
+    # Magic links, portal sessions and sign-in doors.
     reply_link_ttl_minutes: int = Field(default=60, ge=1)
     signin_link_ttl_minutes: int = Field(default=15, ge=1)
     code_max_attempts: int = Field(default=5, ge=1, le=20)
@@ -127,7 +127,7 @@ class Settings(BaseSettings):
     trusted_proxies: list[str] = Field(default_factory=list)
     trusted_proxy_header: Literal["X-Forwarded-For", "Forwarded"] = "X-Forwarded-For"
 
-    # The customer portal (issue #5): template overrides and what a portal upload may be.
+    # The customer portal: template overrides and what a portal upload may be.
     template_dir: Path | None = None
     portal_attachment_max_bytes: int = Field(default=10 * MiB, ge=1024)
     portal_attachment_max_count: int = Field(default=5, ge=0, le=20)

@@ -120,7 +120,7 @@ class WicketSMTP(SMTP):
             status = _counted("data", _REWRITES[status])
         await super().push(status)
         if status[3:4] != "-":
-            # Issue #8 fix: a client that pipelines thousands of commands would otherwise be
+            # A client that pipelines thousands of commands would otherwise be
             # served from its buffer without ever yielding, starving every other session (long
             # enough, under load, for their idle timeouts to cut them). One yield per reply,
             # after its last line.

@@ -95,7 +95,7 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
     app[keys.BRANDS] = BrandCache()
     app[keys.SUGGESTIONS] = SuggestionCache()
     app.cleanup_ctx.append(_database_context(settings, db))
-    app.cleanup_ctx.append(processor_context)  # portal replies and requests are processed at once (issue #5)
+    app.cleanup_ctx.append(processor_context)  # portal replies and requests are processed at once
     setup_templates(app)
     app.on_response_prepare.append(on_prepare)
     setup_routes(app)

@@ -158,7 +158,7 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
                 **audit_context(request),
             )
             await hit(session, settings, ip_rule, ip, enforce=False)
-    LINK_EXCHANGES.labels("ok" if outcome.ok else str(outcome.refusal)).inc()  # issue #8: /metrics
+    LINK_EXCHANGES.labels("ok" if outcome.ok else str(outcome.refusal)).inc()  # /metrics
     if target is not None:
         raise web.HTTPSeeOther(target, headers=LINK_HEADERS)
     if link is not None and outcome.refusal is Refusal.USED:

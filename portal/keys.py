@@ -24,7 +24,7 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 BRANDS: web.AppKey[BrandCache] = web.AppKey("brands")
 SUGGESTIONS: web.AppKey[SuggestionCache] = web.AppKey("suggestions")
-PROCESSOR = web.AppKey("processor", Processor)  # processes portal replies and requests at once (issue #5)
+PROCESSOR = web.AppKey("processor", Processor)  # processes portal replies and requests at once
 
 SESSION: web.RequestKey[SessionState] = web.RequestKey("session")
 CSRF: web.RequestKey[CsrfState] = web.RequestKey("csrf")

@@ -130,7 +130,7 @@ async def on_prepare(request: web.Request, response: web.StreamResponse) -> None
     headers.setdefault("X-Content-Type-Options", "nosniff")
     headers.setdefault("X-Frame-Options", "DENY")
     if request.path.startswith(SECRET_PATHS):
-        # Issue #8 fix: these URLs carry a link or SSO token, so no answer from them (error
+        # These URLs carry a link or SSO token, so no answer from them (error
         # pages included) may let the browser send the URL on as a Referer to /static etc.
         headers["Referrer-Policy"] = "no-referrer"
     else:

@@ -32,10 +32,10 @@ def setup_routes(app: web.Application) -> None:
     add_account_routes(router)
     add_ticket_routes(router)
     add_help_routes(router)
-    add_api_routes(router)  # the agent JSON API (issue #6)
-    add_ops_routes(router)  # /healthz, /readyz, /metrics (issue #8)
+    add_api_routes(router)  # the agent JSON API
+    add_ops_routes(router)  # /healthz, /readyz, /metrics
     if app[keys.SETTINGS].dev:
-        add_devmail_routes(router)  # the dev mail viewer (issue #6)
+        add_devmail_routes(router)  # the dev mail viewer
 
 
 def add_auth_routes(router: web.UrlDispatcher) -> None:

@@ -67,7 +67,7 @@ def settings(tmp_path: Path, database_url: tuple[str, dict[str, object]]) -> Set
         smtp_hostname="mx.example.test",
         loop_token="example.test",
         max_message_size=256 * 1024,
-        outbound_sender="memory",  # issue #6: tests read sent mail from gateway.sender
+        outbound_sender="memory",  # tests read sent mail from gateway.sender
     )
 
 

@@ -32,7 +32,7 @@ class Mailbox(Base):
     next_ref: Mapped[int] = mapped_column(Integer, default=1001)
     auto_acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = created_column()
-    # The brand (issue #5): shown by the portal on `custom_domain`; empty means "use the default".
+    # The brand: shown by the portal on `custom_domain`; empty means "use the default".
     brand_name: Mapped[str | None] = mapped_column(String(200))
     logo_url: Mapped[str | None] = mapped_column(String(2000))
     primary_color: Mapped[str | None] = mapped_column(String(7))

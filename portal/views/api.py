@@ -250,7 +250,7 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 
 
 def add_api_routes(router: web.UrlDispatcher) -> None:
-    """The agent API (issue #6)."""
+    """The agent API."""
     router.add_get("/api/v1/openapi.json", openapi, name="api_openapi")
     router.add_get("/api/v1/tickets", list_tickets, name="api_tickets")
     router.add_get("/api/v1/tickets/{ticket_id}", read_ticket, name="api_ticket")

@@ -77,6 +77,6 @@ async def mail_message(request: web.Request) -> web.Response:
 
 
 def add_devmail_routes(router: web.UrlDispatcher) -> None:
-    """The dev mail viewer (issue #6); only added when settings.dev is true."""
+    """The dev mail viewer; only added when settings.dev is true."""
     router.add_get("/_dev/mail", mail_list, name="dev_mail")
     router.add_get("/_dev/mail/{key}", mail_message, name="dev_mail_message")

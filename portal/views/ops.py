@@ -136,7 +136,7 @@ async def observe_requests(request: web.Request, handler: Handler) -> web.Stream
 
 
 def add_ops_routes(router: web.UrlDispatcher) -> None:
-    """Liveness, readiness and metrics (issue #8)."""
+    """Liveness, readiness and metrics."""
     router.add_get("/healthz", healthz, name="healthz")
     router.add_get("/readyz", readyz, name="readyz")
     router.add_get("/metrics", metrics, name="metrics")
