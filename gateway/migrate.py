@@ -3,7 +3,9 @@
 `upgrade` runs on a connection of the given Database, so it honours everything the engine
 was built with (SQLite pragmas, a PostgreSQL search_path in tests). `pending_changes`
 compares the migrated schema with the models, which the test suite uses to prove the
-migrations and the models agree.
+migrations and the models agree. The Alembic configuration is built here, in code, with
+the migrations found inside the installed package, so no `alembic.ini` and no checkout
+are needed at runtime.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ from gateway.db import Database
 from gateway.models import Base
 from gateway.models.help import include_name
 
-ROOT = Path(__file__).resolve().parent.parent
+MIGRATIONS = Path(__file__).resolve().parent / "storage" / "migrations"
 
 
 def alembic_config() -> Config:
-    config = Config(str(ROOT / "alembic.ini"))
-    config.set_main_option("script_location", str(ROOT / "migrations"))
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
     return config
 
 

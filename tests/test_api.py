@@ -220,6 +220,7 @@ def live_api(settings: Settings, database_url: tuple[str, dict[str, Any]]) -> It
 schema = schemathesis.openapi.from_dict(openapi_document())
 
 
+@pytest.mark.slow
 @schema.parametrize()
 @hypothesis_settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
 def test_the_api_keeps_the_promises_of_its_openapi_document(case: schemathesis.Case, live_api: LiveApi) -> None:

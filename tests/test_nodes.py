@@ -29,7 +29,7 @@ from gateway.runtime import Gateway
 from gateway.settings import Settings
 from tests.support import SUPPORT
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 THREADS, PER_THREAD = 200, 5
 BACKLOG = THREADS * PER_THREAD

@@ -17,7 +17,7 @@ from tests.portal.helpers import add_contact, issue
 from tests.portal.story import agent_replies, messages_of, tom
 from tests.support import ReceiveEmail
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 ARTICLES = Path(__file__).resolve().parents[2] / "fixtures" / "articles"
 PNG = bytes.fromhex(  # a 1x1 pixel
     "89504e470d0a1a0a0000000d49484452000000010000000108020000009077"

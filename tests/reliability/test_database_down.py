@@ -29,7 +29,7 @@ from tests.reliability.conftest import PortalOn
 from tests.reliability.faults import SqliteWriteLock, TcpProxy
 from tests.support import Server, send, simple_mail
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 
 @dataclass

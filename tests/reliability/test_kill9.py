@@ -29,7 +29,7 @@ from gateway.settings import Settings
 from tests.reliability.nodes import Node, free_port, node_environment, prepare_database
 from tests.support import SUPPORT
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CLIENTS, PER_CLIENT = 20, 100
 TOTAL = CLIENTS * PER_CLIENT
