@@ -21,9 +21,11 @@ run: $(STAMP)
 	$(BIN)/wicket --log-format text demo
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	bash scripts/install-browser.sh && $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -m "not slow"
 
 # The full benchmark run (long: see bench/README.md); bench/run --quick is the short one.

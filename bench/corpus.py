@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from gateway.replay import header_envelope
+from gateway.cli.replay import header_envelope
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
 _MESSAGE_ID_HEADER = re.compile(rb"^message-id:\s*<([^<>\s]+)>", re.IGNORECASE | re.MULTILINE)

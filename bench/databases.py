@@ -20,11 +20,11 @@ from typing import Any, Literal
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.agents import add_agent
-from gateway.db import Database, open_database
-from gateway.mailboxes import add_mailbox
+from gateway.directory.agents import add_agent
+from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 
 DbKind = Literal["sqlite", "postgres"]
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

@@ -37,9 +37,9 @@ from bench.procs import OUT, Child, ChildFailed, announce, run_job
 from bench.report import Row, Target
 from bench.rowgen import generate
 from bench.smtp_client import blast, to_data
-from gateway.db import open_database
+from gateway.cli.runtime import Gateway
 from gateway.models import Mailbox
-from gateway.runtime import Gateway
+from gateway.storage.database import open_database
 
 MEMORY_TARGET = Target("<", 1.2)
 GROWTH_TARGET = Target("<=", 1.2)

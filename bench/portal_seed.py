@@ -24,11 +24,11 @@ from sqlalchemy import func, insert, select
 
 from bench.databases import SUPPORT, fresh_database
 from bench.procs import announce
-from gateway.db import Database
+from gateway.auth.tokens import LinkPurpose, code_digest, new_code, new_token, token_digest
+from gateway.cli.runtime import Gateway
 from gateway.models import Contact, MagicLink, PortalSession, utcnow
-from gateway.runtime import Gateway
 from gateway.settings import Settings
-from gateway.tokens import LinkPurpose, code_digest, new_code, new_token, token_digest
+from gateway.storage.database import Database
 from portal import csrf, sessions
 from portal.app import create_app, runner_options
 

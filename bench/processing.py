@@ -8,7 +8,7 @@ baseline is `mailparser.parse_from_bytes` over the same bytes and nothing else, 
 before and after the drain, the faster pass counting. Both rates are messages per
 second, with the CPU time per message beside them (steadier than wall time on a shared
 machine): the processing process's, and that of the worker process that parses a backlog
-ahead (gateway/parse_ahead.py, measured from its start to its exit); the outcome counts
+ahead (gateway/inbound/parse_ahead.py, measured from its start to its exit); the outcome counts
 show the mix really went through every path.
 """
 
@@ -30,8 +30,8 @@ from bench.databases import SUPPORT, fresh_database
 from bench.plan import Plan
 from bench.procs import OUT, announce, run_job
 from bench.report import Row, Target
+from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail, Ticket
-from gateway.runtime import Gateway
 
 TARGET = Target(">=", 0.3)
 

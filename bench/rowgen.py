@@ -68,7 +68,7 @@ def generate(path: Path, stored: int, mailbox_id: int) -> None:
     engine = create_engine(f"sqlite:///{path}")
     with engine.connect() as conn:
         # A scratch file written once: no journal, and room for the indexes in the page cache.
-        # The gateway's own connections switch the file back to WAL (gateway/db.py).
+        # The gateway's own connections switch the file back to WAL (gateway/storage/database.py).
         conn.exec_driver_sql("PRAGMA journal_mode=OFF")
         conn.exec_driver_sql("PRAGMA synchronous=OFF")
         conn.exec_driver_sql(f"PRAGMA cache_size=-{CACHE_KIB}")

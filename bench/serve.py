@@ -23,8 +23,8 @@ from sqlalchemy import func, select
 
 from bench.databases import fresh_database
 from bench.procs import announce
+from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail
-from gateway.runtime import Gateway
 
 
 def _stop_event() -> asyncio.Event:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from sqlalchemy import func, select
 
-from gateway.db import Database
 from gateway.models import InboundEmail, InboundStatus, OutboxMessage, OutboxStatus
+from gateway.storage.database import Database
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

@@ -18,10 +18,10 @@ from email.utils import format_datetime, make_msgid
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.branding import mailbox_for_host
-from gateway.compose import mail_address
+from gateway.directory.branding import mailbox_for_host
 from gateway.models import Contact, Mailbox
-from gateway.outbox import enqueue
+from gateway.outbound.compose import mail_address
+from gateway.outbound.outbox import enqueue
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)

@@ -20,8 +20,8 @@ from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.orm import configure_mappers
 
-from gateway.db import Database, open_database
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from portal import keys
 from portal.branding import BrandCache
 from portal.client_address import untrusted_forwarding_warning

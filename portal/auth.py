@@ -25,12 +25,12 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.audit import record, write_event
+from gateway.auth.audit import record, write_event
+from gateway.auth.ratelimit import check, failure_rules, hit, mail_rules
+from gateway.auth.tokens import LinkCheck, Refusal, check_link, consume_link, find_link, link_refusal
 from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
-from gateway.ratelimit import check, failure_rules, hit, mail_rules
-from gateway.signin_mail import default_mailbox, queue_signin_email
-from gateway.tokens import LinkCheck, Refusal, check_link, consume_link, find_link, link_refusal
+from gateway.outbound.signin_mail import default_mailbox, queue_signin_email
 from portal import keys
 from portal.redirects import return_path_for
 from portal.sessions import audit_context, client_ip, current_contact, start_session

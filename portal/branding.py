@@ -1,7 +1,7 @@
 """The brand a page is drawn in: name, colours, logo, support address and footer links.
 
 Templates receive it as `brand`. The Host header picks the mailbox whose custom domain it
-is (any other host gets the default, first, mailbox: see `gateway.branding`); empty brand
+is (any other host gets the default, first, mailbox: see `gateway.directory.branding`); empty brand
 columns fall back to the mailbox name and the colour settings. Brands are cached per host
 for a short while so ordinary pages cost no extra query, and a plain brand is used when
 the database cannot be reached, so error pages still render. `/brand.css` turns the
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from gateway.branding import COLOUR, FooterLink, footer_links, hostname, mailbox_for_host
+from gateway.directory.branding import COLOUR, FooterLink, footer_links, hostname, mailbox_for_host
 from gateway.models import Mailbox
 from gateway.settings import Settings
 from portal import keys

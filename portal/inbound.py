@@ -3,9 +3,9 @@
 The portal does not own a Gateway, but it processes what it stores itself, at once, so a
 reply is on the page and a new request has its ticket when the browser is redirected.
 `processor_context` gives the application its own `Processor` (own router, and the event
-bus with every production subscriber from `gateway.notify.ticket_events`, so agents are
+bus with every production subscriber from `gateway.outbound.notify.ticket_events`, so agents are
 notified as for email). `process_now` runs one row the view stored (claimed, see
-`gateway.portal_requests`) and returns it with its outcome; a failure leaves the row to
+`portal.submissions`) and returns it with its outcome; a failure leaves the row to
 the background processor's retries, like any failed mail.
 """
 
@@ -15,10 +15,10 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from gateway.ingest import Processor
+from gateway.inbound.processor import Processor
+from gateway.inbound.routing import Router
 from gateway.models import InboundEmail
-from gateway.notify import ticket_events
-from gateway.routing import Router
+from gateway.outbound.notify import ticket_events
 from portal import keys
 
 

@@ -10,9 +10,9 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from gateway.db import Database
-from gateway.ingest import Processor
+from gateway.inbound.processor import Processor
 from gateway.settings import Settings
+from gateway.storage.database import Database
 
 if TYPE_CHECKING:
     from portal.branding import BrandCache

@@ -1,6 +1,6 @@
 """The ticket list's rows as HTML: each row built once in Python, its values escaped going in.
 
-`listed(page, url, show_requester=...)` turns a `TicketPage` of `gateway.ticket_lists` into
+`listed(page, url, show_requester=...)` turns a `TicketPage` of `gateway.tickets.lists` into
 a `ListedPage` whose `rows` is the list's `<li>` elements as one `Markup` string, ready for
 `tickets.html` to print inside its `<ul class="ticket-list">`. Every value from the
 database (subject, requester, link, status) is escaped (`_escaped`, markupsafe's
@@ -22,7 +22,7 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 from gateway.models import utcnow
-from gateway.ticket_lists import TicketPage, TicketRow
+from gateway.tickets.lists import TicketPage, TicketRow
 from portal.formatting import ago, status_label, when
 
 UNREAD_MARK = '<span class="unread-dot" title="New reply"></span><span class="visually-hidden">New reply: </span> '

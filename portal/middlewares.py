@@ -21,7 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import exc as sa_exc
 
-from gateway.ratelimit import RateLimited
+from gateway.auth.ratelimit import RateLimited
 from portal import csrf, keys, sessions
 from portal.templating import SECRET_PATHS, render_error
 

@@ -1,6 +1,6 @@
 """Sanitized mail HTML made ready for one page view, and plain text made readable.
 
-Mail HTML is sanitized once, when the mail is parsed (`gateway.parse.display` owns the
+Mail HTML is sanitized once, when the mail is parsed (`gateway.mail.parse.display` owns the
 allow-list and the URL policy), and stored. What is left for each view depends on who
 looks and is cheap: `present_html` rewrites only the stored HTML's `<img>` tags, adding
 lazy loading and no referrer, pointing `cid:` images at the scoped attachment URLs the
@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-from gateway.parse.display import DATA_IMAGE, DEFAULT_MAX_BYTES, display_html, is_remote_image
+from gateway.mail.parse.display import DATA_IMAGE, DEFAULT_MAX_BYTES, display_html, is_remote_image
 
 REMOTE_IMAGE_PLACEHOLDER = "/static/remote-image.svg"
 _IMG = re.compile(r"<img\b([^<>]*)>")

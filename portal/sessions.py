@@ -23,8 +23,8 @@ or a password change. `start_session` (synchronous, run in the caller's transact
 rotates: the browser's previous session is revoked and a fresh id issued; raise the
 redirect after that transaction commits (cookie changes are written by `apply_cookies` as
 the response is prepared, so a raised redirect carries them). Views that audit pass
-`**audit_context(request)` (client IP, user agent) to `gateway.audit.record` (or, in a
-synchronous unit of work, `gateway.audit.write_event`).
+`**audit_context(request)` (client IP, user agent) to `gateway.auth.audit.record` (or, in a
+synchronous unit of work, `gateway.auth.audit.write_event`).
 """
 
 from __future__ import annotations
@@ -42,11 +42,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from yarl import URL
 
-from gateway.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
-from gateway.audit import record, write_event
+from gateway.auth.audit import record, write_event
+from gateway.directory.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.models import Contact, PortalSession, loaded, utcnow
-from gateway.prepared import Prepared
 from gateway.settings import Settings
+from gateway.storage.statements import Prepared
 from portal import keys
 from portal.client_address import client_ip
 
@@ -121,7 +121,7 @@ def user_agent(request: web.Request) -> str:
 
 
 def audit_context(request: web.Request) -> dict[str, str]:
-    """`request_ip` and `user_agent` keyword arguments for `gateway.audit.record`."""
+    """`request_ip` and `user_agent` keyword arguments for `gateway.auth.audit.record`."""
     return {"request_ip": client_ip(request), "user_agent": user_agent(request)}
 
 

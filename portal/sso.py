@@ -25,10 +25,10 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit import record
-from gateway.contacts import contact_for
+from gateway.auth.audit import record
+from gateway.auth.ratelimit import check, failure_rules, hit
+from gateway.directory.contacts import contact_for
 from gateway.models import UsedSsoToken, utcnow
-from gateway.ratelimit import check, failure_rules, hit
 from gateway.settings import Settings
 from portal import keys
 from portal.redirects import return_path_or_list

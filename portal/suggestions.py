@@ -1,7 +1,7 @@
 """Articles that may help, remembered for a short while.
 
 The ticket list shows help-center articles for the words of the contact's open tickets'
-subjects (`gateway.help_search.suggest_articles`). The answer depends only on those
+subjects (`gateway.help.search.suggest_articles`). The answer depends only on those
 subjects and on the published articles, which change rarely, so it is kept per list of
 subjects for CACHE_SECONDS: most list views then cost no search at all (not even taking
 the subjects apart into words), and an article published or withdrawn shows up in the
@@ -18,7 +18,7 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway.help_search import ArticleLink, suggest_articles
+from gateway.help.search import ArticleLink, suggest_articles
 from portal import keys
 
 CACHE_SECONDS = 30.0

@@ -1,6 +1,6 @@
 """A ticket's thread as the ticket page shows it: who wrote, when, the safe body, the files.
 
-`present_thread` turns the customer-visible messages (see `gateway.ticket_access`) into
+`present_thread` turns the customer-visible messages (see `gateway.tickets.access`) into
 `ThreadMessage`s. Customer HTML is shown from the sanitized copy stored when the mail was
 processed, through `portal.sanitize.present_html`, with its `cid:` images pointing at
 this ticket's scoped attachment URLs and remote images blocked unless the contact chose
@@ -22,9 +22,9 @@ from datetime import datetime
 from markupsafe import Markup
 from sqlalchemy import select, update
 
-from gateway.db import Database
+from gateway.mail.parse.display import DisplayHtml, display_html
 from gateway.models import Attachment, AuthorType, Contact, Message
-from gateway.parse.display import DisplayHtml, display_html
+from gateway.storage.database import Database
 from portal.sanitize import CleanMail, present_html, text_to_html
 
 IMAGE_TYPES = frozenset({"image/png", "image/jpeg", "image/gif", "image/webp"})

@@ -17,9 +17,9 @@ from collections.abc import Iterable
 
 from aiohttp.web_request import FileField
 
-from gateway.portal_requests import Upload
 from gateway.settings import Settings
 from portal.formatting import filesize
+from portal.submissions import Upload
 
 FIELD = "attachments"
 _UNSAFE_NAME = re.compile(r"[\x00-\x1f\x7f\u200e\u200f\u202a-\u202e\u2066-\u2069\"\\/:*?<>|]")

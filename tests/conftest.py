@@ -15,12 +15,12 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from gateway.db import Database, open_database
-from gateway.mailboxes import add_mailbox
+from gateway.cli.replay import header_envelope
+from gateway.cli.runtime import Gateway
+from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base, InboundEmail, Mailbox
-from gateway.replay import header_envelope
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 PG_URL_VARIABLE = "WICKET_TEST_DATABASE_URL"

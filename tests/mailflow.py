@@ -11,11 +11,11 @@ from typing import cast
 
 import dkim
 
-from gateway.agents import add_agent
-from gateway.dkim import keygen
+from gateway.cli.runtime import Gateway
+from gateway.directory.agents import add_agent
 from gateway.models import Agent
-from gateway.runtime import Gateway
-from gateway.senders import MemorySender, SentMail
+from gateway.outbound.dkim import keygen
+from gateway.outbound.senders import MemorySender, SentMail
 from gateway.settings import Settings
 
 TOM = "tom@example.test"

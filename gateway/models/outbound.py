@@ -3,8 +3,8 @@
 A row is written in the same transaction as the change that caused it, holding either a
 finished message without secrets (`raw`) or a draft (ticket mail, sign-in mail) that the
 delivery worker renders at each attempt, with a fresh magic link (`link_id`), keeping in
-`raw` only the copy with the link and code replaced (gateway/drafts.py): no row holds a
-usable token or code. The delivery worker (gateway/outbox.py) claims rows with a lease,
+`raw` only the copy with the link and code replaced (gateway/outbound/drafts.py): no row holds a
+usable token or code. The delivery worker (gateway/outbound/outbox.py) claims rows with a lease,
 hands them to the configured Sender, and records sent, a retry with backoff, or a
 permanent failure that the ticket shows.
 """

@@ -26,8 +26,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from gateway.mail.parse.display import DisplayHtml
 from gateway.models.base import Base, BigId, UTCDateTime, created_column, public_id_column, utcnow
-from gateway.parse.display import DisplayHtml
 
 
 class Contact(Base):
@@ -115,11 +115,11 @@ class Message(Base):
     __table_args__ = (
         UniqueConstraint("mailbox_id", "dedupe_key"),
         Index("ix_message_ticket", "ticket_id", "id"),
-        # Threading by Message-ID looks up one mailbox's messages (gateway/conversations.py).
+        # Threading by Message-ID looks up one mailbox's messages (gateway/inbound/conversations.py).
         Index("ix_message_mailbox_rfc_message_id", "mailbox_id", "rfc_message_id"),
         # The portal's ticket list asks, per ticket, for the customer thread's latest time and
         # whether someone else wrote since the contact looked: answered from this index alone,
-        # without reading message rows and their bodies (gateway/ticket_lists.py).
+        # without reading message rows and their bodies (gateway/tickets/lists.py).
         Index(
             "ix_message_ticket_thread", "ticket_id", "internal", "classification", "author_contact_id", "created_at"
         ),
@@ -149,7 +149,7 @@ class Message(Base):
     body_text: Mapped[str] = mapped_column(Text, default="")
     body_html: Mapped[str | None] = mapped_column(Text)  # as sent: never shown, only downloaded
     # The HTML readers are shown, sanitized once when the mail was parsed
-    # (gateway.parse.display): the new part and the quoted history, both "" when there is
+    # (gateway.mail.parse.display): the new part and the quoted history, both "" when there is
     # nothing to show as HTML, and `html_too_large` when the HTML was over the display limit
     # (readers get the text and the original as a download). NULL for customer mail stored
     # before this column existed: the portal sanitizes it on first view and keeps the result.
@@ -170,7 +170,7 @@ class Message(Base):
 
     @display.setter
     def display(self, shown: DisplayHtml) -> None:
-        """Store what `gateway.parse.display` made of the message's HTML (also a constructor keyword)."""
+        """Store what `gateway.mail.parse.display` made of the message's HTML (also a constructor keyword)."""
         self.display_html, self.display_quoted_html = shown.body, shown.quoted
         self.html_too_large = shown.too_large
 

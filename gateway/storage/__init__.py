@@ -1,9 +1,10 @@
 """Storage: the database as a database, apart from the domain data kept in it.
 
-This package will own the engines (one reader and one writer per SQLite file), the one
-leased queue and the schema migrations. Today it holds the Alembic migrations
-(`migrations/`: `env.py`, `script.py.mako`, `versions/`), shipped in the wheel as package
-data and found next to this file, so `wicket db upgrade` works from any directory without
-a checkout or an `alembic.ini`. The engines and the queue move here with the rest of the
-package layout.
+`database.py` owns the engines (SQLite with its writer thread, reader and checkpointer;
+PostgreSQL's pool) and the ways to run work on them (docs/architecture.md, "Reaching the
+database"); `statements.py` compiles hot statements once; `upsert.py` inserts if absent on
+both dialects. The Alembic migrations (`migrations/`: `env.py`, `script.py.mako`,
+`versions/`) ship in the wheel as package data and are found next to this file, so
+`wicket db upgrade` works from any directory without a checkout. Imports nothing of
+Wicket but settings.
 """

@@ -19,9 +19,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit import record
+from gateway.auth.audit import record
+from gateway.auth.ratelimit import failure_rules, give_back, take
 from gateway.models import Contact, ContactPassword, utcnow
-from gateway.ratelimit import failure_rules, give_back, take
 from portal import keys
 from portal.account_mail import queue_password_notice
 from portal.passwords import MAX_LENGTH, hash_password, verify_password
@@ -112,7 +112,7 @@ async def _current_password_ok(request: web.Request, contact: Contact, typed: st
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     per_address, per_ip = failure_rules(settings)
     subjects = [(per_ip, client_ip(request)), (per_address, contact.email)]
-    async with db.write() as session:  # the try counts before the comparison (see gateway/ratelimit.py)
+    async with db.write() as session:  # the try counts before the comparison (see gateway/auth/ratelimit.py)
         for rule, subject in subjects:
             await take(session, settings, rule, subject, now=now)
     if await verify_password(await _stored_password(request, contact.id), typed):

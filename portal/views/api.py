@@ -2,7 +2,7 @@
 
 Every request carries an agent API key (`Authorization: Bearer wk_…`) and sees only the
 tickets of that agent's mailboxes. Replies, notes and status changes go through
-`gateway.replies`, the same service emailed replies and `wicket reply` use, so an API
+`gateway.tickets.replies`, the same service emailed replies and `wicket reply` use, so an API
 reply is stored, mailed with a fresh link and threaded exactly like one sent by email.
 Requests are validated with the models in `api_schema`, which also make the OpenAPI
 document served at /api/v1/openapi.json. Errors are JSON: `{"error": …, "status": …}`.
@@ -20,9 +20,9 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.agents import agent_for_api_key, mailbox_ids_of
+from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
 from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
-from gateway.replies import AgentReply, ReplyError, apply_reply, change_status
+from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
 from portal import keys
 from portal.csrf import csrf_exempt
 from portal.views.api_schema import (

@@ -20,9 +20,9 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from gateway.audit import record
+from gateway.auth.audit import record
 from gateway.models import AuthorType, Message
-from gateway.ticket_access import customer_visible, ticket_for_contact, visible_attachment
+from gateway.tickets.access import customer_visible, ticket_for_contact, visible_attachment
 from portal import keys
 from portal.sessions import audit_context, require_contact
 from portal.thread import IMAGE_TYPES

@@ -12,8 +12,8 @@ from functools import partial
 
 from aiohttp import web
 
-from gateway.help_center import category_page, list_categories, published_article, recent_articles
-from gateway.help_search import search_articles
+from gateway.help.articles import category_page, list_categories, published_article, recent_articles
+from gateway.help.search import search_articles
 from portal import keys
 from portal.templating import render
 

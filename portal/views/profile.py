@@ -13,7 +13,7 @@ from datetime import timedelta
 from aiohttp import web
 from sqlalchemy import select, update
 
-from gateway.audit import record
+from gateway.auth.audit import record
 from gateway.models import AuditEvent, Contact, PortalSession, utcnow
 from portal import keys
 from portal.sessions import audit_context, current_session, require_contact

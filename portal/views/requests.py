@@ -1,6 +1,6 @@
 """Writing from the portal: a new request, and an inline reply on a ticket.
 
-Both become real email through `gateway.portal_requests` and are processed at once by the
+Both become real email through `portal.submissions` and are processed at once by the
 portal's own processor (`portal.inbound`), so they take exactly the path of mail sent
 from a mail client: a new request opens a ticket in the brand's mailbox (and gets the
 usual acknowledgement), a reply threads by the signed reply address, reopens a closed
@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.audit import record
-from gateway.help_center import recent_articles
+from gateway.auth.audit import record
+from gateway.auth.ratelimit import hit, portal_post_rule
+from gateway.help.articles import recent_articles
 from gateway.models import InboundStatus, Mailbox, Ticket
-from gateway.portal_requests import submit_reply, submit_request
-from gateway.ratelimit import hit, portal_post_rule
-from gateway.ticket_access import ticket_for_contact
-from gateway.tickets import add_participant
+from gateway.tickets.access import ticket_for_contact
+from gateway.tickets.service import add_participant
 from portal import keys
 from portal.branding import brand_for
 from portal.inbound import process_now
 from portal.sessions import audit_context, client_ip, require_contact
+from portal.submissions import submit_reply, submit_request
 from portal.templating import render
 from portal.uploads import FIELD, UploadRejected, accept_attribute, read_uploads
 from portal.views.tickets import show_ticket

@@ -23,12 +23,11 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.audit import record
-from gateway.models import Contact, ContactPassword
-from gateway.models import utcnow
-from gateway.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules, take
-from gateway.signin_mail import default_mailbox, queue_signin_email, rehearse_signin_email
-from gateway.tokens import consume_code
+from gateway.auth.audit import record
+from gateway.auth.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules, take
+from gateway.auth.tokens import consume_code
+from gateway.models import Contact, ContactPassword, utcnow
+from gateway.outbound.signin_mail import default_mailbox, queue_signin_email, rehearse_signin_email
 from portal import keys
 from portal.passwords import verify_password
 from portal.redirects import TICKET_LIST, return_path_for, safe_return_path

@@ -21,11 +21,11 @@ import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import Connection
 
-from gateway.audit import record
+from gateway.auth.audit import record
 from gateway.models import Attachment, Contact, Mailbox, Message, TicketStatus
-from gateway.notes import add_note
-from gateway.ticket_access import TicketAccess, customer_thread, mark_read, ticket_for_contact
-from gateway.ticket_lists import STATUS_FILTERS, own_tickets, shared_tickets
+from gateway.tickets.access import TicketAccess, customer_thread, mark_read, ticket_for_contact
+from gateway.tickets.lists import STATUS_FILTERS, own_tickets, shared_tickets
+from gateway.tickets.notes import add_note
 from portal import keys
 from portal.listing import listed
 from portal.sessions import audit_context, current_contact, load_session, require_contact, sharing_accounts

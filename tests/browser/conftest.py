@@ -20,9 +20,9 @@ from urllib.parse import urlsplit
 import pytest
 from aiohttp import web
 
-from gateway.db import Database
 from gateway.models import Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from tests.portal.helpers import with_settings
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Page, expect
 
-from gateway.db import Database
-from gateway.help_center import import_articles
+from gateway.auth.tokens import LinkPurpose
+from gateway.help.articles import import_articles
 from gateway.models import Contact, InboundEmail, Ticket
 from gateway.settings import Settings
-from gateway.tokens import LinkPurpose
+from gateway.storage.database import Database
 from tests.browser.conftest import Watch, screenshot
 from tests.portal.helpers import add_contact, issue
 from tests.portal.story import agent_replies, messages_of, tom

@@ -14,9 +14,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from gateway.db import Database
 from gateway.models import Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from tests.portal.helpers import Client, MakeClient
 

@@ -16,14 +16,14 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
 
-from gateway.contacts import contact_for
-from gateway.db import Database
+from gateway.auth.tokens import IssuedLink, LinkPurpose, issue_link
+from gateway.directory.contacts import contact_for
 from gateway.models import AuditEvent, Contact, Mailbox, OutboxMessage, PortalSession, Ticket
-from gateway.outbox import OutboxWorker
-from gateway.senders import MaildirSender
+from gateway.outbound.outbox import OutboxWorker
+from gateway.outbound.senders import MaildirSender
 from gateway.settings import Settings
-from gateway.tickets import add_participant, open_ticket
-from gateway.tokens import IssuedLink, LinkPurpose, issue_link
+from gateway.storage.database import Database
+from gateway.tickets.service import add_participant, open_ticket
 
 ALICE = "alice@example.test"
 BOB = "bob@example.test"

@@ -18,13 +18,13 @@ import aiohttp
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from gateway.agents import add_agent
-from gateway.db import Database
+from gateway.directory.agents import add_agent
 from gateway.models import Agent, Contact, Message, OutboxMessage, Ticket
-from gateway.notes import add_note
-from gateway.notify import ticket_events
-from gateway.replies import AgentReply, apply_reply
+from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
+from gateway.storage.database import Database
+from gateway.tickets.notes import add_note
+from gateway.tickets.replies import AgentReply, apply_reply
 from tests.portal.helpers import Client, form_token, issue, sign_in_with_link
 
 TOM = "tom@example.test"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.accounts import (
+from gateway.directory.accounts import (
     AccountError,
     AccountSummary,
     add_account,
@@ -13,9 +13,9 @@ from gateway.accounts import (
     list_accounts,
     remove_member,
 )
-from gateway.db import Database
 from gateway.models import Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import Client, MakeClient, add_contact, add_ticket, audit_events, post_form
 from tests.portal.story import TICKET_LINK, signed_in
 

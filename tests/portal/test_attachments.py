@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from gateway.db import Database
 from gateway.models import Attachment, InboundEmail, Ticket
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import Client, add_contact, audit_events
 from tests.portal.story import messages_of, signed_in
 from tests.support import ReceiveEmail

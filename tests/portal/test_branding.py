@@ -6,14 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from gateway.accounts import list_accounts
-from gateway.branding import BrandError, set_brand
-from gateway.db import Database
-from gateway.demo_content import seed_demo_content
-from gateway.mailboxes import add_mailbox
+from gateway.cli.demo import seed_demo_content
+from gateway.cli.runtime import Gateway
+from gateway.directory.accounts import list_accounts
+from gateway.directory.branding import BrandError, set_brand
+from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Mailbox
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.mailflow import ALICE, build_mail, settle, text_of
 from tests.portal.helpers import Client, MakeClient, add_contact, post_form, sent_signin_emails, with_settings
 from tests.portal.story import post_multipart, signed_in, tickets_of

@@ -17,9 +17,9 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from gateway.db import Database
 from gateway.models import Contact, Mailbox
-from gateway.ticket_lists import own_tickets
+from gateway.storage.database import Database
+from gateway.tickets.lists import own_tickets
 from tests.portal.helpers import add_contact, add_ticket
 
 

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from gateway import migrate
-from gateway.db import Database, open_database
-from gateway.help_center import ArticleError, import_articles, parse_article, render_markdown
-from gateway.help_search import search_articles
+from gateway.cli import migrate
+from gateway.help.articles import ArticleError, import_articles, parse_article, render_markdown
+from gateway.help.search import search_articles
 from gateway.models import Mailbox
 from gateway.models.help import SEARCH_INDEX
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from tests.portal.helpers import Client, add_contact, add_ticket
 from tests.portal.story import elements, signed_in
 

@@ -7,9 +7,9 @@ from datetime import timedelta
 
 from sqlalchemy import select
 
-from gateway.db import Database
 from gateway.models import MagicLink, Mailbox, PortalSession, utcnow
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import (
     Client,
     MakeClient,

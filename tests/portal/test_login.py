@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from gateway.db import Database
 from gateway.models import Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import (
     ALICE,
     Client,

@@ -18,10 +18,10 @@ from aiohttp.test_utils import make_mocked_request
 from prometheus_client.parser import text_string_to_metric_families
 from pydantic import SecretStr, ValidationError
 
-from gateway.db import Database, open_database
+from gateway.cli.runtime import Gateway
 from gateway.logs import JsonFormatter
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from portal.app import create_app
 from portal.views.ops import metrics
 from tests.portal.helpers import Client, add_contact, issue, link_path, post_to_link, sign_in_with_link

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from gateway.db import Database, open_database
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from portal import keys
 from portal.app import create_app
 from tests.portal.helpers import Client, add_contact, issue, link_path, sign_in_with_link

@@ -6,9 +6,9 @@ import re
 
 from sqlalchemy import select
 
-from gateway.db import Database
 from gateway.models import ContactPassword
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import (
     ALICE,
     Client,

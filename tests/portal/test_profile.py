@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from gateway.db import Database
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import Client, MakeClient, add_contact, audit_events, live_sessions, post_form
 from tests.portal.story import signed_in
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from gateway.db import Database
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.redirects import safe_return_path
 from tests.portal.helpers import Client, add_contact, issue, post_form, sent_signin_emails, sign_in_with_link
 

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from sqlalchemy import select
 
-from gateway.db import Database
+from gateway.mail.parse import parse_email
 from gateway.models import InboundEmail, Mailbox
-from gateway.parse import parse_email
-from gateway.reply_address import parse_reply_address
 from gateway.settings import Settings
+from gateway.storage.database import Database
+from gateway.tickets.reply_address import parse_reply_address
 from tests.portal.helpers import Client, MakeClient, add_contact, add_ticket, audit_events, post_form, with_settings
 from tests.portal.story import (
     agent_replies,

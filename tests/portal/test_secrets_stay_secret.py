@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from gateway.db import Database
+from gateway.cli.links import issue_operator_link
 from gateway.models import Mailbox
-from gateway.operator_links import issue_operator_link
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import redact
 from tests.portal.helpers import (
     ALICE,
@@ -85,13 +85,13 @@ def test_access_log_lines_hide_link_tokens_and_sso_tokens() -> None:
 
 
 def test_audit_refuses_details_that_name_a_secret() -> None:
-    from gateway.audit import FORBIDDEN_DETAIL_KEYS
+    from gateway.auth.audit import FORBIDDEN_DETAIL_KEYS
 
     assert {"token", "code", "password", "jwt"} <= FORBIDDEN_DETAIL_KEYS
 
 
 async def test_recording_a_secret_in_audit_detail_is_an_error(db: Database) -> None:
-    from gateway.audit import record
+    from gateway.auth.audit import record
 
     async with db.sessions() as session:
         with pytest.raises(ValueError, match="must not carry secrets"):

@@ -7,9 +7,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
 
-from gateway.db import Database
 from gateway.models import PortalSession, utcnow
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import (
     Client,
     MakeClient,

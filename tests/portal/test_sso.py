@@ -17,9 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
 from yarl import URL
 
-from gateway.db import Database
 from gateway.models import Contact
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import Client, MakeClient, add_contact, audit_events, live_sessions, with_settings
 
 SHARED = "a-shared-secret-that-is-long-enough-for-hs256"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
-from gateway.db import Database
 from gateway.models import InboundEmail, Mailbox, Ticket, TicketStatus
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import Client, MakeClient, add_contact, add_ticket, audit_events, post_form
 from tests.portal.story import (
     TICKET_LINK,

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.db import Database
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from tests.portal.helpers import Client
 

@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from sqlalchemy import event, text
 
-from gateway.db import Database
+from gateway.storage.database import Database
 
 
 class TcpProxy:

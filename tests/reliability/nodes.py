@@ -19,10 +19,10 @@ from pathlib import Path
 
 from sqlalchemy import update
 
-from gateway.db import open_database
-from gateway.mailboxes import add_mailbox
+from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base, Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import open_database
 from tests.support import SUPPORT
 
 SECRET = "reliability-test-key"

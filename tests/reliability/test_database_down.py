@@ -20,10 +20,10 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
-from gateway.db import Database, open_database
+from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail, InboundStatus, Mailbox
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from tests.portal.helpers import ALICE, add_contact, form_token, with_settings
 from tests.reliability.conftest import PortalOn
 from tests.reliability.faults import SqliteWriteLock, TcpProxy

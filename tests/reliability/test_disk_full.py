@@ -19,10 +19,10 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import func, select
 
-from gateway.db import Database
+from gateway.cli.runtime import Gateway
 from gateway.models import Attachment, InboundEmail, InboundStatus, Mailbox, Message, Ticket
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import with_settings
 from tests.reliability.faults import DiskFull
 from tests.support import SUPPORT

@@ -23,9 +23,9 @@ import aiosmtplib
 import pytest
 from sqlalchemy import func, select
 
-from gateway.db import Database, open_database
 from gateway.models import InboundEmail, InboundStatus, Message
 from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
 from tests.reliability.nodes import Node, free_port, node_environment, prepare_database
 from tests.support import SUPPORT
 

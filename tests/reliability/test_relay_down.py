@@ -18,10 +18,10 @@ import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
-from gateway.db import Database
+from gateway.cli.runtime import Gateway
 from gateway.models import Mailbox, OutboxMessage, OutboxStatus
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import with_settings
 from tests.support import SUPPORT, simple_mail
 

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 
-from gateway.db import Database
+from gateway.cli.runtime import Gateway
 from gateway.models import Mailbox
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from tests.portal.helpers import with_settings
 from tests.security.world import SSO_SECRET, Browser, NewBrowser, Seen, World, build_world

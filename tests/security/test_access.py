@@ -19,11 +19,11 @@ from aiohttp import CookieJar
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
 
-from gateway.accounts import add_account
-from gateway.db import Database
+from gateway.auth.tokens import LinkPurpose
+from gateway.directory.accounts import add_account
 from gateway.models import AuditEvent, ContactPassword
 from gateway.settings import Settings
-from gateway.tokens import LinkPurpose
+from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from portal.passwords import hash_password
 from tests.portal.helpers import add_contact, sent_signin_emails, with_settings

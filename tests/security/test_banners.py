@@ -11,8 +11,8 @@ import asyncio
 import re
 import smtplib
 
-from gateway.db import Database
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import create_app, start_portal
 from tests.security.world import NewBrowser, Seen, World, fill, routes_of
 

@@ -16,10 +16,10 @@ from email.message import EmailMessage
 import pytest
 from sqlalchemy import select
 
-from gateway.db import Database
+from gateway.cli.runtime import Gateway
 from gateway.models import Contact, InboundEmail, Mailbox, Message, Ticket
-from gateway.runtime import Gateway
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from tests.portal.helpers import Client, add_contact, add_ticket, issue, with_settings
 from tests.security.world import NewBrowser
 from tests.support import SUPPORT

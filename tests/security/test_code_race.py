@@ -12,8 +12,8 @@ import asyncio
 
 import pytest
 
+from gateway.auth.tokens import LinkPurpose
 from gateway.settings import Settings
-from gateway.tokens import LinkPurpose
 from tests.portal.helpers import audit_events, with_settings
 from tests.security.world import OWNER, NewBrowser, World
 

@@ -23,13 +23,13 @@ from email.utils import getaddresses
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from gateway.cli.runtime import Gateway
+from gateway.mail.parse import parse_email
 from gateway.models import Contact, Mailbox, utcnow
-from gateway.parse import parse_email
-from gateway.portal_requests import portal_email
-from gateway.runtime import Gateway
+from gateway.outbound.signin_mail import compose_signin_email
 from gateway.settings import Settings
-from gateway.signin_mail import compose_signin_email
 from portal.account_mail import compose_password_notice
+from portal.submissions import portal_email
 from tests.mailflow import TOM, add_tom, settle
 from tests.support import SUPPORT, ReceiveEmail
 

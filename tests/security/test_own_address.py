@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from gateway.compose import OutboundKind
+from gateway.cli.runtime import Gateway
 from gateway.models import InboundStatus, Message, OutboxMessage
-from gateway.runtime import Gateway
+from gateway.outbound.compose import OutboundKind
 from tests.mailflow import build_mail, settle
 from tests.support import SUPPORT, ReceiveEmail
 

@@ -22,9 +22,9 @@ from aiohttp import ClientSession, DummyCookieJar, web
 from aiohttp.test_utils import TestServer
 from multidict import CIMultiDict
 
-from gateway.db import Database
 from gateway.models import Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from tests.portal.helpers import add_contact, issue, with_settings
 from tests.security.world import SSO_SECRET, Browser, Seen

@@ -19,10 +19,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
 
-from gateway.agents import create_api_key
-from gateway.branding import set_brand
+from gateway.cli.runtime import Gateway
+from gateway.directory.agents import create_api_key
+from gateway.directory.branding import set_brand
 from gateway.models import InboundEmail, MagicLink, Mailbox, Message, Ticket
-from gateway.runtime import Gateway
 from gateway.settings import Settings
 from portal.app import create_app, runner_options
 from tests.mailflow import ALICE, TOM, add_tom, settle, smtp_send, text_of

@@ -28,14 +28,14 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
-from gateway.db import Database, open_database
+from gateway.auth.tokens import LinkPurpose
+from gateway.cli.links import issue_operator_link
+from gateway.cli.runtime import Gateway
+from gateway.inbound.store import StoreUnavailable
 from gateway.logs import QUIET_LOGGERS, JsonFormatter, bound
 from gateway.models import AuditEvent, Base, ContactPassword, InboundEmail, InboundStatus, Mailbox
-from gateway.operator_links import issue_operator_link
-from gateway.runtime import Gateway
 from gateway.settings import Settings
-from gateway.store import StoreUnavailable
-from gateway.tokens import LinkPurpose
+from gateway.storage.database import Database, open_database
 from portal.passwords import hash_password
 from tests.portal.helpers import sent_signin_emails, with_settings
 from tests.reliability.faults import refusing_inserts

@@ -20,9 +20,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import Connection, MetaData, select
 
-from gateway.drafts import CODE_SENT, LINK_SENT
+from gateway.cli.runtime import Gateway
 from gateway.models import OutboxMessage
-from gateway.runtime import Gateway
+from gateway.outbound.drafts import CODE_SENT, LINK_SENT
 from gateway.settings import Settings
 from portal.app import create_app, runner_options
 from tests.mailflow import ALICE, TOM, add_tom, build_mail, settle, smtp_send, text_of

@@ -17,8 +17,8 @@ import jwt
 import pytest
 from sqlalchemy import select
 
+from gateway.auth.tokens import LinkPurpose
 from gateway.models import MagicLink, UsedSsoToken
-from gateway.tokens import LinkPurpose
 from tests.portal.helpers import link_path
 from tests.security.world import OWNER, SSO_SECRET, STRANGER, Browser, NewBrowser, World
 

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import select
 
-from gateway.agents import add_agent
+from gateway.auth.tokens import issue_link
+from gateway.cli.runtime import Gateway
+from gateway.directory.agents import add_agent
 from gateway.models import Contact, Message, Ticket, TicketParticipant
-from gateway.replies import AgentReply, apply_reply
-from gateway.runtime import Gateway
 from gateway.settings import Settings
-from gateway.tokens import issue_link
+from gateway.tickets.replies import AgentReply, apply_reply
 from portal.app import create_app
 from tests.mailflow import TOM, add_tom, build_mail, outbox_sender, settle, smtp_send, text_of
 from tests.portal.helpers import sign_in_with_link

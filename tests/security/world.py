@@ -24,13 +24,13 @@ from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import select
 
-from gateway.agents import add_agent, create_api_key
-from gateway.db import Database
-from gateway.mailboxes import add_mailbox
+from gateway.auth.tokens import IssuedLink
+from gateway.cli.runtime import Gateway
+from gateway.directory.agents import add_agent, create_api_key
+from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
-from gateway.runtime import Gateway
 from gateway.settings import Settings
-from gateway.tokens import IssuedLink
+from gateway.storage.database import Database
 from tests.portal.helpers import TOKEN_FIELD, Client, add_contact, add_ticket, issue, link_path
 from tests.support import SUPPORT
 

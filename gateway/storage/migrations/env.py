@@ -1,4 +1,4 @@
-"""Alembic environment: runs migrations on a connection handed in by `gateway.migrate`,
+"""Alembic environment: runs migrations on a connection handed in by `gateway.cli.migrate`,
 or, when Alembic's own command line is used, on the database named by Settings."""
 
 from __future__ import annotations
@@ -8,10 +8,10 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
-from gateway.db import create_engine
 from gateway.models import Base
 from gateway.models.help import include_name
 from gateway.settings import Settings
+from gateway.storage.database import create_engine
 
 target_metadata = Base.metadata
 

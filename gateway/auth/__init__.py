@@ -1,0 +1,2 @@
+"""Magic-link tokens and codes, the audit trail and rate limits. Imports storage and models.
+"""

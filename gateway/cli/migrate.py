@@ -1,0 +1,55 @@
+"""Schema migrations through Alembic, on the application's own engine.
+
+`upgrade` runs on a connection of the given Database, so it honours everything the engine
+was built with (SQLite pragmas, a PostgreSQL search_path in tests). `pending_changes`
+compares the migrated schema with the models, which the test suite uses to prove the
+migrations and the models agree. The Alembic configuration is built here, in code, with
+the migrations found inside the installed package, so no `alembic.ini` and no checkout
+are needed at runtime.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.migration import MigrationContext
+from sqlalchemy.engine import Connection
+
+from gateway.models import Base
+from gateway.models.help import include_name
+from gateway.storage.database import Database
+
+MIGRATIONS = Path(__file__).resolve().parents[1] / "storage" / "migrations"
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+def _upgrade(connection: Connection, revision: str) -> None:
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.upgrade(config, revision)
+
+
+async def upgrade(db: Database, revision: str = "head") -> None:
+    async with db.engine.begin() as connection:
+        await connection.run_sync(_upgrade, revision)
+
+
+def _diff(connection: Connection) -> list[Any]:
+    options = {"compare_type": True, "include_name": include_name}  # search DDL: see gateway.models.help
+    context = MigrationContext.configure(connection, opts=options)
+    return compare_metadata(context, Base.metadata)
+
+
+async def pending_changes(db: Database) -> list[Any]:
+    """Differences between the database schema and the models (empty when they agree)."""
+    async with db.engine.connect() as connection:
+        return await connection.run_sync(_diff)

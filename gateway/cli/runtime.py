@@ -1,0 +1,73 @@
+"""The running gateway: one object wiring the database, routing, store, processor and events.
+
+`wicket serve`, `wicket replay` and the test suite all build a `Gateway`, so replayed and
+test mail takes exactly the production path: `receive` stores the raw bytes through the
+group-committing store, and the processor turns stored rows into tickets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from gateway.inbound.processor import Processor
+from gateway.inbound.routing import Router
+from gateway.inbound.smtp import WicketHandler, start_smtp_server
+from gateway.inbound.store import InboundStore, IncomingMail
+from gateway.outbound.notify import ticket_events
+from gateway.outbound.outbox import OutboxWorker
+from gateway.outbound.senders import Sender, build_sender
+from gateway.settings import Settings
+from gateway.storage.database import Database, open_database
+
+
+class Gateway:
+    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+        self.settings = settings
+        self.db = db or open_database(settings)
+        self.events = ticket_events(settings)
+        self.router = Router(self.db, settings.keys)
+        self.processor = Processor(self.db, settings, self.router, self.events)
+        self.store = InboundStore(self.db, on_stored=self.processor.wake)
+        # Outbound mail: the sender and its delivery worker.
+        self.sender: Sender = build_sender(settings)
+        self.outbox = OutboxWorker(self.db, settings, self.sender)
+        self._tasks: list[asyncio.Task[None]] = []
+        self._servers: list[asyncio.Server] = []
+
+    async def start(self) -> None:
+        await self.router.reload()
+        await self.store.start()
+
+    async def stop(self) -> None:
+        for server in self._servers:
+            server.close()
+            await server.wait_closed()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._servers.clear()
+        self._tasks.clear()
+        await asyncio.to_thread(self.processor.close)
+        await self.store.stop()
+
+    async def serve_smtp(
+        self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
+    ) -> asyncio.Server:
+        handler = WicketHandler(self.router, self.store, self.settings)
+        server = await start_smtp_server(self.settings, handler, host=host, port=port, reuse_port=reuse_port)
+        self._servers.append(server)
+        return server
+
+    def run_processor(self) -> None:
+        self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+
+    def run_outbox(self) -> None:
+        self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+
+    async def receive(
+        self, raw: bytes, *, mail_from: str, rcpt_tos: tuple[str, ...], peer: str = "local", source: str = "replay"
+    ) -> int:
+        """Store a message exactly as the SMTP listener would; returns the InboundEmail id."""
+        return await self.store.save(IncomingMail(raw, mail_from, rcpt_tos, peer, source))

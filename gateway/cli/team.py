@@ -1,0 +1,119 @@
+"""`wicket agents …`, `wicket reply …` and `wicket dkim …`: the support team's commands.
+
+Each command opens the database, runs one service function from gateway.directory.agents,
+gateway.tickets.replies or gateway.outbound.dkim in a transaction and prints the outcome; the functions are
+the same ones the email workflow and the agent API use.
+"""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.cli.support import in_transaction
+from gateway.directory.agents import (
+    AgentError,
+    active_agent,
+    add_agent,
+    create_api_key,
+    mailbox_ids_of,
+    revoke_api_keys,
+)
+from gateway.models import Mailbox, Message, Ticket
+from gateway.outbound import dkim
+from gateway.outbound.notify import ticket_events
+from gateway.settings import Settings
+from gateway.tickets.events import EventBus
+from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, read_commands
+
+TEAM_ERRORS = (AgentError, ReplyError)
+
+
+@click.group()
+def agents() -> None:
+    """Support agents: who is notified and who may answer by email."""
+
+
+@agents.command("add")
+@click.argument("email")
+@click.option("--name", default="")
+@click.option("--mailbox", "mailboxes", multiple=True, help="Join only these mailboxes (default: all).")
+@click.option("--new-ticket-mail/--no-new-ticket-mail", default=True, help="Email me about new tickets.")
+@click.option("--reply-mail/--no-reply-mail", default=True, help="Email me when customers reply.")
+def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mail: bool, reply_mail: bool) -> None:
+    agent = in_transaction(lambda session, _settings: add_agent(
+        session, email, name, list(mailboxes) or None,
+        notify_new_tickets=new_ticket_mail, notify_customer_messages=reply_mail,
+    ), errors=TEAM_ERRORS)
+    click.echo(f"agent {agent.email} is ready")
+
+
+@agents.command("key")
+@click.argument("email")
+@click.option("--label", default="", help="What the key is for, e.g. 'CRM sync'.")
+def agents_key(email: str, label: str) -> None:
+    """Create an API key for the agent API (shown once; only its digest is kept)."""
+    click.echo(in_transaction(lambda session, _settings: create_api_key(session, email, label), errors=TEAM_ERRORS))
+
+
+@agents.command("revoke-keys")
+@click.argument("email")
+def agents_revoke_keys(email: str) -> None:
+    revoked = in_transaction(lambda session, _settings: revoke_api_keys(session, email), errors=TEAM_ERRORS)
+    click.echo(f"revoked {revoked} key(s)")
+
+
+@click.command()
+@click.argument("ref")
+@click.argument("text")
+@click.option("--as", "agent_email", required=True, help="The answering agent's address.")
+@click.option("--mailbox", default=None, help="Mailbox address, when REF exists in several.")
+def reply(ref: str, text: str, agent_email: str, mailbox: str | None) -> None:
+    """Answer ticket REF as an agent ("#internal" or "#status X" on the first line work too)."""
+    if not ref.lstrip("#").isdigit():
+        raise click.BadParameter("REF is a ticket number such as 1001")
+    message = in_transaction(lambda session, settings: reply_as_agent(
+        session, ticket_events(settings), int(ref.lstrip("#")), agent_email, read_commands(text), mailbox=mailbox,
+    ), errors=TEAM_ERRORS)
+    click.echo("internal note added" if message.internal else "reply queued for the customer")
+
+
+@click.group("dkim")
+def dkim_group() -> None:
+    """DKIM signing keys for outbound mail."""
+
+
+@dkim_group.command("keygen")
+@click.argument("domain")
+def dkim_keygen(domain: str) -> None:
+    """Create DOMAIN's signing key (kept if it exists) and print the DNS TXT record."""
+    try:
+        record = dkim.keygen(Settings(), domain)
+    except ValueError as error:
+        raise click.ClickException(str(error)) from error
+    if not record.created:
+        click.echo("existing key kept", err=True)
+    click.echo(record.zone_line())
+
+
+async def reply_as_agent(
+    session: AsyncSession,
+    events: EventBus,
+    ref: int,
+    agent_email: str,
+    reply: AgentReply,
+    *,
+    mailbox: str | None = None,
+) -> Message:
+    """`wicket reply`: the agent answers ticket `ref` (or adds a note, or changes status)."""
+    agent = await active_agent(session, agent_email)
+    query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(await mailbox_ids_of(session, agent)))
+    if mailbox:
+        query = query.join(Mailbox, Mailbox.id == Ticket.mailbox_id).where(Mailbox.address == mailbox.strip().lower())
+    tickets = list((await session.scalars(query)).all())
+    if not tickets:
+        raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
+    if len(tickets) > 1:
+        raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
+    return await session.run_sync(apply_reply, events, tickets[0], agent, reply, thread_rule="cli")

@@ -1,0 +1,139 @@
+"""The support team: agents, the mailboxes they work, and their API keys.
+
+`add_agent` creates or updates an agent and makes them a member of the named mailboxes
+(every mailbox when none is named); membership decides who is notified and whose emailed
+replies and API calls a mailbox accepts. An API key is `wk_<prefix>_<secret>`: the prefix
+finds the row, the database keeps only the SHA-256 of the whole key, and the key is shown
+once, and `revoke_api_keys` retires them.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import secrets
+from datetime import timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from gateway.directory.mailboxes import normalize_address
+from gateway.models import Agent, AgentApiKey, Mailbox, MailboxMembership, utcnow
+from gateway.storage.upsert import insert_ignore
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class AgentError(ValueError):
+    """An agent operation that cannot be done as asked."""
+
+
+async def add_agent(
+    session: AsyncSession,
+    email: str,
+    name: str = "",
+    mailboxes: list[str] | None = None,
+    *,
+    notify_new_tickets: bool = True,
+    notify_customer_messages: bool = True,
+) -> Agent:
+    """Create (or rename and reactivate) an agent and join the given mailboxes, or all.
+
+    The notification preferences apply to those memberships, also to ones that existed.
+    """
+    try:
+        email = normalize_address(email)
+    except ValueError as error:
+        raise AgentError(f"{email!r} is not an email address like tom@example.com") from error
+    agent = await session.scalar(select(Agent).where(Agent.email == email))
+    if agent is None:
+        agent = Agent(email=email, name=name, created_at=utcnow())
+        session.add(agent)
+    agent.name = name or agent.name
+    agent.active = True
+    await session.flush()
+    query = select(Mailbox)
+    wanted = {m.strip().lower() for m in mailboxes or ()}
+    if mailboxes is not None:
+        query = query.where(Mailbox.address.in_(wanted))
+    boxes = list((await session.scalars(query)).all())
+    if mailboxes is not None and len(boxes) != len(wanted):
+        raise AgentError(f"unknown mailbox among {', '.join(sorted(wanted))}")
+    for box in boxes:
+        values = {"mailbox_id": box.id, "agent_id": agent.id, "created_at": utcnow()}
+        dialect = session.get_bind().dialect.name
+        await session.execute(insert_ignore(dialect, MailboxMembership, values, ["mailbox_id", "agent_id"]))
+    await session.execute(
+        update(MailboxMembership)
+        .where(MailboxMembership.agent_id == agent.id, MailboxMembership.mailbox_id.in_([b.id for b in boxes]))
+        .values(notify_new_ticket=notify_new_tickets, notify_customer_message=notify_customer_messages)
+    )
+    return agent
+
+
+async def mailbox_ids_of(session: AsyncSession, agent: Agent) -> list[int]:
+    rows = await session.scalars(select(MailboxMembership.mailbox_id).where(MailboxMembership.agent_id == agent.id))
+    return list(rows.all())
+
+
+def works_mailbox(session: Session, agent: Agent, mailbox_id: int) -> bool:
+    """The agent is active and a member of the mailbox."""
+    member = session.scalar(
+        select(MailboxMembership.id).where(
+            MailboxMembership.agent_id == agent.id, MailboxMembership.mailbox_id == mailbox_id
+        )
+    )
+    return agent.active and member is not None
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+async def create_api_key(session: AsyncSession, agent_email: str, label: str = "") -> str:
+    """A new API key for the agent; the caller shows it once, it cannot be recovered."""
+    agent = await active_agent(session, agent_email)
+    prefix = base64.b32encode(secrets.token_bytes(5)).decode().lower()
+    key = f"wk_{prefix}_{secrets.token_urlsafe(32)}"
+    session.add(AgentApiKey(agent_id=agent.id, prefix=prefix, digest=_digest(key), label=label, created_at=utcnow()))
+    await session.flush()
+    return key
+
+
+async def revoke_api_keys(session: AsyncSession, agent_email: str) -> int:
+    """Revoke every key of the agent (a lost laptop); returns how many were still valid."""
+    agent = await active_agent(session, agent_email)
+    revoked = await session.execute(
+        update(AgentApiKey)
+        .where(AgentApiKey.agent_id == agent.id, AgentApiKey.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    )
+    return revoked.rowcount
+
+
+async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:
+    """The active agent an unrevoked key belongs to, or None."""
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != "wk":
+        return None
+    row = await session.scalar(
+        select(AgentApiKey).where(AgentApiKey.prefix == parts[1], AgentApiKey.revoked_at.is_(None))
+    )
+    if row is None or not hmac.compare_digest(row.digest, _digest(key)):
+        return None
+    agent = await session.get(Agent, row.agent_id)
+    if agent is None or not agent.active:
+        return None
+    now = utcnow()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:
+        row.last_used_at = now
+    return agent
+
+
+async def active_agent(session: AsyncSession, email: str) -> Agent:
+    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
+    if agent is None:
+        raise AgentError(f"no active agent {email}; add one with `wicket agents add`")
+    return agent

@@ -1,0 +1,101 @@
+"""Agents answering by email: mail on a signed agent address becomes the agent's reply.
+
+A notification's Reply-To is `support+a.<ticket>.<agent>.<mac>@domain`. Mail arriving
+there is the agent's only when the address verifies (the router already checked the MAC),
+the agent is active and works the ticket's mailbox, the From address is the agent's and
+the envelope sender is in the agent's domain. Anything else is not the agent's: the
+processor then handles it as mail to the plain mailbox address, so a forged agent From
+never makes anyone an agent. What the customer receives is the agent's new text only:
+the quote splitter has already removed quoted history, and the notification text sits
+below our reply marker. Command lines at the top (`#internal`, `#status …`) are read by
+`replies.read_commands`; a command that cannot be carried out, an empty reply, or an
+agent's automatic mail (an out-of-office answer to a notification) becomes an internal
+note and nothing goes to the customer. Addresses the agent puts in Cc join the ticket.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.directory.agents import works_mailbox
+from gateway.inbound.conversations import ThreadRule
+from gateway.inbound.routing import Route
+from gateway.mail.classify import Classification
+from gateway.mail.parse import ParsedEmail
+from gateway.mail.quotes import REPLY_MARKER
+from gateway.models import Agent, Message, Ticket
+from gateway.tickets.events import EventBus
+from gateway.tickets.markers import ANY_MARKER
+from gateway.tickets.notes import add_note
+from gateway.tickets.replies import ReplyError, apply_reply, read_commands
+from gateway.tickets.service import add_cc_participants
+
+log = logging.getLogger(__name__)
+
+def domain_of(address: str) -> str:
+    return address.rpartition("@")[2].strip().lower()
+
+
+def sent_by(agent: Agent, mail: ParsedEmail, envelope_sender: str) -> bool:
+    """From is the agent's address and the envelope sender is in the agent's domain."""
+    from_address = mail.sender.email if mail.sender else ""
+    same_domain = bool(envelope_sender) and domain_of(envelope_sender) == domain_of(agent.email)
+    return from_address == agent.email and same_domain
+
+
+def agent_text(mail: ParsedEmail) -> str:
+    """The agent's new words: quote-stripped, cut at our reply marker, markers removed."""
+    text = mail.reply_text.split(REPLY_MARKER, 1)[0]
+    return ANY_MARKER.sub("", text).strip()
+
+
+def deliver_agent_mail(
+    session: Session,
+    events: EventBus,
+    inbound_id: int,
+    envelope_sender: str,
+    mail: ParsedEmail,
+    verdict: Classification,
+    route: Route,
+    dedupe_key: str,
+) -> Message | None:
+    """Store mail from a signed agent address as the agent's action, or None when not theirs."""
+    reply = route.reply
+    if reply is None or reply.agent_id is None:
+        return None
+    agent = session.get(Agent, reply.agent_id)
+    ticket = session.scalar(
+        select(Ticket).where(Ticket.public_id == reply.ticket_public_id, Ticket.mailbox_id == route.mailbox_id)
+    )
+    if (
+        agent is None
+        or ticket is None
+        or not works_mailbox(session, agent, ticket.mailbox_id)
+        or not sent_by(agent, mail, envelope_sender)
+    ):
+        log.warning(
+            "inbound email %d came to an agent reply address but not from that agent; "
+            "handling it as mail to the mailbox", inbound_id,
+        )
+        return None
+    origin: dict[str, Any] = {
+        "thread_rule": ThreadRule.REPLY_ADDRESS,
+        "dedupe_key": dedupe_key,
+        "rfc_message_id": mail.message_id,
+        "inbound_email_id": inbound_id,
+    }
+    text = agent_text(mail)
+    if not verdict.answerable:
+        note = f"Automatic mail from {agent.email} ({verdict.kind}); nothing was sent to the customer.\n\n{text}"
+        return add_note(session, ticket, note.strip(), agent=agent, **origin)
+    try:
+        stored = apply_reply(session, events, ticket, agent, read_commands(text), **origin)
+    except ReplyError as error:
+        note = f"Not sent to the customer: {error}.\n\n{text}"
+        return add_note(session, ticket, note.strip(), agent=agent, **origin)
+    add_cc_participants(session, ticket, (a.email for a in mail.cc))
+    return stored

@@ -1,0 +1,82 @@
+"""The routing table: which recipient addresses Wicket accepts mail for, and where it goes.
+
+A recipient is routable when it is a configured mailbox address or a correctly signed
+reply address of one. Everything else is refused at `RCPT TO`, so the listener is never an
+open relay. The table of mailbox addresses is cached in memory and reloaded at most once a
+second when an unknown address is seen, so a new mailbox works without a restart and a
+flood of unknown recipients cannot hammer the database.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import Mailbox
+from gateway.settings import SecretKey
+from gateway.storage.database import Database
+from gateway.tickets.reply_address import ReplyAddress, parse_reply_address, split_plus
+
+_MAILBOXES = select(Mailbox.address, Mailbox.id)
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """Where one envelope recipient leads."""
+
+    mailbox_id: int
+    mailbox_address: str
+    reply: ReplyAddress | None
+
+
+class Router:
+    RELOAD_INTERVAL = 1.0
+
+    def __init__(self, db: Database, keys: tuple[SecretKey, ...]) -> None:
+        self._db = db
+        self._keys = keys
+        self._mailboxes: dict[str, int] = {}
+        self._loaded_at = float("-inf")
+
+    async def reload(self) -> None:
+        async with self._db.sessions() as session:
+            self._load(await session.execute(_MAILBOXES))
+
+    async def resolve(self, address: str) -> Route | None:
+        """The route for an envelope recipient, or None when it must be refused."""
+        route = self._lookup(address)
+        if route is None and self._stale():
+            await self.reload()
+            route = self._lookup(address)
+        return route
+
+    def resolve_in(self, session: Session, address: str) -> Route | None:
+        """`resolve` inside a synchronous unit of work (the processor's), reloading through `session`."""
+        route = self._lookup(address)
+        if route is None and self._stale():
+            self._load(session.execute(_MAILBOXES))
+            route = self._lookup(address)
+        return route
+
+    def _stale(self) -> bool:
+        return time.monotonic() - self._loaded_at >= self.RELOAD_INTERVAL
+
+    def _load(self, rows: Iterable[tuple[str, int]]) -> None:
+        self._mailboxes = {address.lower(): id_ for address, id_ in rows}
+        self._loaded_at = time.monotonic()
+
+    def _lookup(self, address: str) -> Route | None:
+        address = address.strip().lower()
+        mailbox_id = self._mailboxes.get(address)
+        if mailbox_id is not None:
+            return Route(mailbox_id, address, None)
+        mailbox_address, tag = split_plus(address)
+        mailbox_id = self._mailboxes.get(mailbox_address)
+        if mailbox_id is None or tag is None:
+            return None
+        reply = parse_reply_address(address, self._keys)
+        return None if reply is None else Route(mailbox_id, mailbox_address, reply)

@@ -1,0 +1,153 @@
+"""Reading a message's top-level headers: the `Headers` view, addresses, dates and message ids.
+
+The header section is decoded once into `Headers`, a case-insensitive, multi-valued,
+read-only view whose words are decoded through `gateway.mail.charsets`, alongside the raw
+values (8-bit bytes kept as surrogates) that the readers here start from. From/To/Cc/
+Reply-To are read by mail-parser's address parser (on a charset-repaired value where the
+header carries 8-bit bytes, with the stdlib's parser as a fallback), the first Date header
+by mail-parser's date parser, and Message-ID/In-Reply-To/References are
+normalized to ids without angle brackets. Anything unreadable becomes a note in the
+caller's defect list rather than an exception.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Iterator
+from datetime import datetime
+from email.message import Message
+from email.utils import getaddresses
+from typing import overload
+
+from mailparser.dates import parse_mail_date
+from mailparser.utils import get_addresses
+
+from gateway.mail.charsets import decode_header_value, mixed_decode, wire_bytes
+from gateway.mail.quotes import Address
+
+_MAX_MESSAGE_ID = 998
+_EMPTY_GROUP = re.compile(r"\s*[^:<>@\s][^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
+_BRACKETED = re.compile(r"<([^<>]*)>")
+
+
+class Headers:
+    """Case-insensitive, multi-valued, read-only view of the decoded top-level headers."""
+
+    __slots__ = ("_index", "_items")
+
+    def __init__(self, items: Iterable[tuple[str, str]]) -> None:
+        self._items = tuple(items)
+        self._index: dict[str, list[str]] = {}
+        for name, value in self._items:
+            self._index.setdefault(name.lower(), []).append(value)
+
+    @overload
+    def get(self, name: str) -> str | None: ...
+    @overload
+    def get(self, name: str, default: str) -> str: ...
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header `name`, or `default`."""
+        values = self._index.get(name.lower())
+        return values[0] if values else default
+
+    def get_all(self, name: str) -> list[str]:
+        """Every value of header `name`, in message order."""
+        return list(self._index.get(name.lower(), ()))
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._index
+
+    def __iter__(self) -> Iterator[tuple[str, str]]:
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Headers) and self._items == other._items
+
+    def __hash__(self) -> int:
+        return hash(self._items)
+
+    def __repr__(self) -> str:
+        return f"Headers({list(self._items)!r})"
+
+
+def normalize_message_id(value: str) -> str | None:
+    """A Message-ID without angle brackets and whitespace; None when nothing usable is left."""
+    candidates = [found for found in _BRACKETED.findall(value) if found.strip()] or [value]
+    candidate = "".join(candidates[0].split()).strip("<>")
+    return candidate if 0 < len(candidate) <= _MAX_MESSAGE_ID else None
+
+
+def _headers(message: Message, notes: list[str]) -> tuple[Headers, dict[str, list[str]]]:
+    """The decoded header view, and the raw values (8-bit as surrogates) by lower-case name."""
+    items = []
+    raw: dict[str, list[str]] = {}
+    for name, value in message.raw_items():
+        text = str(value)
+        decoded, header_notes = decode_header_value(text, name)
+        items.append((name, decoded))
+        raw.setdefault(name.lower(), []).append(text)
+        notes.extend(header_notes)
+    return Headers(items), raw
+
+
+def _addresses(
+    raw_headers: dict[str, list[str]], name: str, notes: list[str]
+) -> tuple[Address, ...]:
+    """Every mailbox of every `name` header (repeated headers all count), read by
+    mail-parser's address parser."""
+    values = raw_headers.get(name.lower(), [])
+    pairs = [pair for value in values for pair in _parse_addresses(value) if pair[1]]
+    if not pairs and any(value.strip() and not _EMPTY_GROUP.match(value) for value in values):
+        notes.append(f"unparseable {name} address")
+    found = []
+    for raw_name, raw_address in pairs:
+        # "=?" left in a name is an encoded word mail-parser could not decode.
+        display = decode_header_value(raw_name, name)[0] if "=?" in raw_name else raw_name.strip()
+        address = raw_address.strip().lower()
+        found.append(Address(email=address, name="" if display.lower() == address else display))
+    return tuple(found)
+
+
+def _parse_addresses(value: str) -> list[tuple[str, str]]:
+    """mail-parser's address parser on a charset-repaired value; the stdlib's if it fails."""
+    if not value.isascii():
+        value = mixed_decode(wire_bytes(value))
+    try:
+        pairs: list[tuple[str, str]] = get_addresses(value, decode_names=True)
+    except Exception:  # e.g. HeaderParseError from a corrupt encoded word in a name
+        pairs = getaddresses([value])
+    return pairs
+
+
+def _sender(
+    raw_headers: dict[str, list[str]], headers: Headers, notes: list[str]
+) -> Address | None:
+    addresses = _addresses(raw_headers, "From", notes)
+    if addresses:
+        return addresses[0]
+    value = headers.get("From")
+    return Address(email="", name=value.strip("\"' ")) if value else None
+
+
+def _date(raw_headers: dict[str, list[str]], notes: list[str]) -> datetime | None:
+    """mail-parser's reading of the first Date header, aware UTC."""
+    if "date" not in raw_headers:
+        return None
+    date: datetime | None = parse_mail_date(raw_headers["date"][0]).value
+    if date is None:
+        notes.append("invalid Date header")
+    return date
+
+
+def _message_ids(values: list[str]) -> tuple[str, ...]:
+    ids: dict[str, None] = {}
+    for value in values:
+        found = _BRACKETED.findall(value) or value.split()
+        for candidate in found:
+            normalized = normalize_message_id(candidate)
+            if normalized is not None:
+                ids[normalized] = None
+    return tuple(ids)

@@ -1,0 +1,225 @@
+"""Building outbound emails: headers that thread, branded text and HTML parts, the marker.
+
+`compose` turns a template name and its context into a finished `EmailMessage` for one
+recipient: From is the mailbox under its brand name (the mailbox's brand columns, falling
+back to its name and the colour settings), Reply-To the signed reply address the
+caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
+come from `conversation_thread`, Thread-Topic/Thread-Index keep Outlook threading, and the
+subject carries the `[#ref]` tag. Every display name Wicket writes goes through
+`display_name`, so a stranger's name can never read as (part of) an address. Every email carries the loop header; automatic ones also
+say `Auto-Submitted: auto-replied`. Both parts are rendered from `templates/mail/<name>`
+and end with the ticket marker, and with the "View this ticket" link and code when given.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import secrets
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.errors import HeaderParseError
+from email.headerregistry import Address
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from enum import StrEnum
+from functools import cache
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup, escape
+from sqlalchemy import select, union_all
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.directory.branding import portal_url
+from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.settings import Settings
+from gateway.tickets.markers import subject_tag, ticket_marker
+
+MAX_REFERENCES = 20
+DISPLAY_NAME_LIMIT = 64  # one person's name, as Wicket writes it into a header
+HEADER_NAME_LIMIT = 128  # a whole display name, e.g. "<customer> via <brand>"
+# RFC 5322 specials but the dot (names like "J. Doe"): unquoted, each can end or split an address.
+_NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
+_MESSAGE_ID = re.compile(r"[^\s<>]+")  # ids we can write back into a header as <id>
+_FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
+
+
+class OutboundKind(StrEnum):
+    ACKNOWLEDGEMENT = "acknowledgement"
+    AGENT_REPLY = "agent_reply"
+    NOTIFICATION = "notification"
+
+
+CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY)
+
+
+@dataclass(frozen=True, slots=True)
+class Thread:
+    """The conversation an email continues: the id it answers and the ids before it."""
+
+    in_reply_to: str | None
+    references: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkBlock:
+    """The magic link and its code, as the templates show them."""
+
+    url: str
+    code: str
+
+
+def _paragraphs(text: str) -> Markup:
+    """Plain text as escaped HTML paragraphs with line breaks kept."""
+    blocks = [b.strip("\n") for b in text.replace("\r\n", "\n").split("\n\n") if b.strip()]
+    lines = (Markup("<br>\n").join(escape(line) for line in block.split("\n")) for block in blocks)
+    return Markup("\n").join(Markup("<p>{}</p>").format(line) for line in lines)
+
+
+@cache
+def _templates() -> Environment:
+    environment = Environment(
+        loader=PackageLoader("gateway.outbound", "templates/mail"),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    environment.filters["paragraphs"] = _paragraphs
+    return environment
+
+
+def one_line(value: str) -> str:
+    """Header-safe text: whitespace (line breaks included) folded to single spaces."""
+    return " ".join(value.split())
+
+
+def display_name(value: str, limit: int = DISPLAY_NAME_LIMIT) -> str:
+    """`value` as a display name that reads as a name and nothing else, at most `limit` long.
+
+    Names come from strangers (a customer's From header), and a folded header can lose the
+    quotes around a long name (Python 3.11's folder does), so no quoting is relied on: the
+    address syntax's specials, encoded-word markers (a literal `=?...?=` in a name is
+    decoded by the reader), control and format characters are removed, after NFKC has
+    turned look-alikes such as a full-width `＠` into the characters they imitate.
+    """
+    text = value[: limit * 4]  # bounded work for any input
+    if not (text.isascii() and text.isprintable()):  # printable ASCII has nothing to normalize
+        text = "".join(
+            "" if category == "Cf" else " " if category[0] in "CZ" else character
+            for character in unicodedata.normalize("NFKC", text)
+            for category in (unicodedata.category(character),)
+        )
+    text = _NAME_SPECIALS.sub(" ", text)
+    while "=?" in text or "?=" in text:
+        text = text.replace("=?", "?").replace("?=", "?")
+    return " ".join(text.split())[:limit].rstrip()
+
+
+def mail_address(name: str, email: str) -> Address:
+    """`name <email>` for a header; ValueError when the address cannot be written or reached."""
+    if email.rpartition("@")[2].lower().split(".")[-1] == "invalid":
+        raise ValueError(f"{email!r} is in the reserved .invalid domain")
+    try:
+        return Address(display_name(name, HEADER_NAME_LIMIT), addr_spec=email)
+    except (ValueError, IndexError, HeaderParseError) as error:
+        raise ValueError(f"{email!r} cannot be written into a header: {error}") from None
+
+
+def new_message_id(mailbox: Mailbox) -> str:
+    """A fresh Message-ID under the mailbox's domain, without angle brackets."""
+    return make_msgid(domain=mailbox.domain).strip("<>")
+
+
+def thread_index(ticket: Ticket, now: datetime) -> str:
+    """Outlook's Thread-Index: a header block fixed per ticket plus one timed child block."""
+    root = int((ticket.created_at - _FILETIME_EPOCH).total_seconds() * 10_000_000)
+    header = b"\x01" + (root >> 24).to_bytes(5, "big") + uuid.uuid5(uuid.NAMESPACE_URL, ticket.public_id).bytes
+    delta = max(0, int((now - _FILETIME_EPOCH).total_seconds() * 10_000_000) - (root >> 24 << 24))
+    code = (delta >> 18) & 0x7FFFFFFF if delta < 1 << 49 else 0x80000000 | ((delta >> 23) & 0x7FFFFFFF)
+    child = code.to_bytes(4, "big") + bytes([secrets.randbits(8)])
+    return base64.b64encode(header + child).decode()
+
+
+async def conversation_thread(
+    session: AsyncSession, ticket: Ticket, *, for_customer: bool, before: OutboxMessage | None = None
+) -> Thread:
+    """Message-IDs of the customers' mail and of what Wicket sent, oldest first.
+
+    A customer's thread leaves out the notifications that went to agents. With `before`,
+    the thread is the one that outbox row was queued into: nothing newer, not itself.
+    """
+    received = select(Message.rfc_message_id.label("rfc"), Message.created_at.label("at")).where(
+        Message.ticket_id == ticket.id,
+        Message.rfc_message_id.is_not(None),
+        Message.author_type == AuthorType.CUSTOMER,
+    )
+    sent = select(OutboxMessage.rfc_message_id.label("rfc"), OutboxMessage.created_at.label("at")).where(
+        OutboxMessage.ticket_id == ticket.id
+    )
+    if for_customer:
+        sent = sent.where(OutboxMessage.kind.in_(CUSTOMER_KINDS))
+    if before is not None:
+        received = received.where(Message.created_at <= before.created_at)
+        sent = sent.where(OutboxMessage.id < before.id)
+    both = union_all(received, sent).subquery()
+    rows = await session.execute(select(both.c.rfc).order_by(both.c.at))
+    ids = list(dict.fromkeys(rfc for rfc in rows.scalars() if rfc and _MESSAGE_ID.fullmatch(rfc)))
+    if len(ids) > MAX_REFERENCES:
+        ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
+    return Thread(ids[-1] if ids else None, tuple(ids))
+
+
+def compose(
+    settings: Settings,
+    mailbox: Mailbox,
+    ticket: Ticket,
+    *,
+    to: Address,
+    template: str,
+    context: dict[str, Any],
+    reply_to: str,
+    thread: Thread,
+    automatic: bool,
+    message_id: str,
+    from_name: str | None = None,
+    link: LinkBlock | None = None,
+) -> EmailMessage:
+    """One finished email for one recipient, under the Message-ID it was queued with."""
+    now = utcnow()
+    subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
+    brand = mailbox.display_name
+    values = {
+        **context,
+        "brand": brand,
+        "ticket": ticket,
+        "tag": subject_tag(ticket),
+        "marker": ticket_marker(settings.keys[0], mailbox, ticket, to.addr_spec),
+        "link": link,
+        "code_url": f"{portal_url(settings, mailbox)}/code",
+        "brand_color": mailbox.primary_color or settings.brand_primary_color,
+        "brand_logo_url": mailbox.logo_url or settings.brand_logo_url,
+        "subject": subject,
+    }
+    email = EmailMessage()
+    email["From"] = mail_address(from_name or brand, mailbox.address)
+    email["To"] = to
+    email["Reply-To"] = reply_to
+    email["Subject"] = subject
+    email["Date"] = format_datetime(now)
+    email["Message-ID"] = f"<{message_id}>"
+    if thread.in_reply_to:
+        email["In-Reply-To"] = f"<{thread.in_reply_to}>"
+        email["References"] = " ".join(f"<{i}>" for i in thread.references)
+    email["Thread-Topic"] = one_line(ticket.subject)
+    email["Thread-Index"] = thread_index(ticket, now)
+    email["X-Wicket-Loop"] = settings.loop_token
+    if automatic:
+        email["Auto-Submitted"] = "auto-replied"
+        email["X-Auto-Response-Suppress"] = "All"
+    email.set_content(_templates().get_template(f"{template}.txt").render(values))
+    email.add_alternative(_templates().get_template(f"{template}.html").render(values), subtype="html")
+    return email

@@ -1,0 +1,157 @@
+"""Mail with a magic link, queued as a draft and rendered, link and all, each time it is sent.
+
+The processor, the agent-reply path and the portal's sign-in requests decide *that*
+someone is mailed, inside the transaction of the change: `queue_draft` stores an outbox
+row naming the recipient, the template and its context, the Reply-To, and a Message-ID
+fixed up front, so a reply to the email threads through the row before and after it is
+sent. The outbox worker renders the row at every attempt (`render_draft` for ticket mail,
+`gateway.outbound.signin_mail.render_signin_draft` for sign-in mail): the thread headers as they
+were when the row was queued and, for a customer, a fresh single-use link issued in the
+transaction that also stores the row's copy, so the link's lifetime starts when the email
+leaves. Only the copy with the link and code replaced (`LINK_SENT`, `CODE_SENT`) is kept
+on the row: the live bytes exist in memory until the relay has them, and no column ever
+holds a usable token or code. A retry therefore mints a fresh link and revokes the one the
+earlier attempt carried (a copy of that attempt that did arrive shows the link's friendly
+page, which mails a new one); the Message-ID stays, so threads hold. Composing MIME is the
+costly part of ticket mail; doing it here keeps the processing transaction, and SQLite's
+write lock, short.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from gateway.auth.tokens import IssuedLink, LinkPurpose, format_code, issue_link, revoke_link
+from gateway.directory.branding import portal_url
+from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
+from gateway.settings import Settings
+from gateway.storage.statements import Prepared
+
+_QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
+LINK_SENT = "[sign-in link sent]"
+CODE_SENT = "[sign-in code sent]"
+
+
+@dataclass(frozen=True, slots=True)
+class Draft:
+    """What one email will say and to whom; JSON on the outbox row until it is rendered."""
+
+    template: str
+    context: dict[str, str]
+    to_name: str
+    to_email: str
+    reply_to: str
+    automatic: bool
+    for_customer: bool  # a customer's thread leaves out the notifications agents got
+    from_name: str | None = None
+    link_contact_id: int | None = None  # mail a fresh magic link for this contact
+    return_path: str | None = None  # where the link leads after signing in (sign-in mail)
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One attempt's email: the bytes to send (never stored) and the copy the row keeps."""
+
+    raw: bytes
+    kept: bytes
+    link_id: int | None
+
+
+_DRAFT_FIELDS = tuple(field.name for field in fields(Draft))
+
+
+def draft_values(draft: Draft) -> dict[str, object]:
+    """The draft as the row's JSON (asdict would deep-copy the context)."""
+    return {name: getattr(draft, name) for name in _DRAFT_FIELDS}
+
+
+def queue_draft(
+    session: Session,
+    *,
+    mailbox: Mailbox,
+    ticket: Ticket | None,
+    kind: str,
+    draft: Draft,
+    envelope_from: str,
+    message: Message | None = None,
+) -> None:
+    """Queue `draft` for delivery; the recipient's address must pass `mail_address`."""
+    _QUEUE.rows(
+        session.connection(),
+        {
+            "kind": kind,
+            "mailbox_id": mailbox.id,
+            "ticket_id": ticket.id if ticket is not None else None,
+            "message_id": message.id if message else None,
+            "mail_from": envelope_from,
+            "rcpt_tos": [draft.to_email],
+            "rfc_message_id": new_message_id(mailbox),
+            "draft": draft_values(draft),
+            "next_attempt_at": utcnow(),
+        },
+    )
+
+
+def without_secrets(email: EmailMessage, issued: IssuedLink | None) -> bytes:
+    """`email` as bytes with the link's token and its code replaced in every text part.
+
+    Changes `email`: call it after the bytes to send were taken.
+    """
+    if issued is None:
+        return email.as_bytes(policy=SMTP)
+    code = format_code(issued.code)
+    for part in email.walk():
+        if part.get_content_maintype() != "text" or part.is_multipart():
+            continue
+        text = part.get_content()
+        kept = text.replace(issued.token, LINK_SENT).replace(code, CODE_SENT).replace(issued.code, CODE_SENT)
+        if kept != text:
+            part.set_content(kept, subtype=part.get_content_subtype())
+    return email.as_bytes(policy=SMTP)
+
+
+def rendered(email: EmailMessage, issued: IssuedLink | None) -> Rendered:
+    raw = email.as_bytes(policy=SMTP)
+    return Rendered(raw, without_secrets(email, issued), issued.link.id if issued is not None else None)
+
+
+async def retire_earlier_link(session: AsyncSession, row: OutboxMessage) -> None:
+    """A retry sends a fresh link: the one the earlier attempt carried stops working."""
+    if row.link_id is not None:
+        await session.run_sync(revoke_link, row.link_id)
+
+
+async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+    """The email for a queued ticket-mail draft, issuing its magic link in `session`."""
+    assert row.draft is not None and row.ticket_id is not None, "only ticket drafts are rendered here"
+    draft = Draft(**row.draft)
+    mailbox = await session.get_one(Mailbox, row.mailbox_id)
+    ticket = await session.get_one(Ticket, row.ticket_id)
+    await retire_earlier_link(session, row)
+    link, issued = None, None
+    if draft.link_contact_id is not None:
+        contact = await session.get_one(Contact, draft.link_contact_id)
+        issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
+        link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code))
+    email = compose(
+        settings,
+        mailbox,
+        ticket,
+        to=mail_address(draft.to_name, draft.to_email),
+        template=draft.template,
+        context=draft.context,
+        reply_to=draft.reply_to,
+        thread=await conversation_thread(session, ticket, for_customer=draft.for_customer, before=row),
+        automatic=draft.automatic,
+        message_id=row.rfc_message_id,
+        from_name=draft.from_name,
+        link=link,
+    )
+    return rendered(email, issued)

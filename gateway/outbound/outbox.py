@@ -1,0 +1,252 @@
+"""The durable outbox: queueing outbound mail in the caller's transaction, and delivering it.
+
+`enqueue` renders nothing and sends nothing: it stores a finished `EmailMessage` that
+carries no secret as bytes, in the same transaction as the change that caused it, so a
+rolled-back change sends nothing and a committed one is never forgotten. Mail with a
+magic link (ticket mail, sign-in mail) is queued the same way as a draft
+(gateway/outbound/drafts.py), because the link must not exist before the email leaves and no
+column may hold it.
+
+`OutboxWorker` delivers. It claims due rows by marking them `sending` with a lease
+(`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every attempt (a fresh link
+each time, the earlier attempt's revoked; the row keeps only the copy with link and code
+replaced, written while the row is still ours), DKIM-signs the email and hands it to the Sender,
+then marks it `sent` in its own short transaction right after the relay said 250. A 4xx,
+a timeout or an unreachable relay puts the row back in the queue with exponential backoff;
+a 5xx, or the last attempt, marks it `failed` and writes an internal note on the ticket.
+Delivery is at-least-once: only a crash in the window between the relay's 250 and the
+`sent` commit (one local transaction; a stopping worker finishes it before exiting) sends
+a message again once its lease has expired, with the same Message-ID, so receiving
+systems that deduplicate by Message-ID show it once. A lease still running is never
+claimed, so two workers never send one row. `record_bounce` marks a row `bounced` when a
+delivery report for it comes back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from email.message import EmailMessage
+from email.policy import SMTP
+
+from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
+
+from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, utcnow
+from gateway.outbound.dkim import DkimSigner
+from gateway.outbound.drafts import Rendered, render_draft
+from gateway.outbound.senders import PermanentFailure, Sender
+from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
+from gateway.settings import Settings
+from gateway.storage.database import Database
+from gateway.tickets.notes import add_note
+
+log = logging.getLogger(__name__)
+
+LOST = "gave up: the worker was lost while sending, too many times"
+
+
+async def enqueue(
+    session: AsyncSession,
+    *,
+    mailbox: Mailbox,
+    to: list[str],
+    email: EmailMessage,
+    kind: str,
+    ticket: Ticket | None = None,
+    message: Message | None = None,
+    envelope_from: str | None = None,
+) -> OutboxMessage:
+    """Queue `email` for delivery to `to`; it must already carry its Message-ID and no link or code."""
+    message_id = email["Message-ID"]
+    if not message_id:
+        raise ValueError("outbound email needs a Message-ID before it is queued")
+    row = OutboxMessage(
+        kind=kind,
+        mailbox_id=mailbox.id,
+        ticket_id=ticket.id if ticket else None,
+        message_id=message.id if message else None,
+        mail_from=envelope_from or mailbox.address,
+        rcpt_tos=to,
+        rfc_message_id=str(message_id).strip().strip("<>"),
+        raw=email.as_bytes(policy=SMTP),
+        next_attempt_at=utcnow(),
+    )
+    session.add(row)
+    await session.flush()
+    return row
+
+
+def record_bounce(session: Session, mailbox_id: int, rfc_message_id: str, reason: str) -> None:
+    """Mark the email a delivery report names as bounced (the report itself is on the ticket)."""
+    session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.mailbox_id == mailbox_id,
+            OutboxMessage.rfc_message_id == rfc_message_id,
+            OutboxMessage.status != OutboxStatus.BOUNCED,
+        )
+        .values(status=OutboxStatus.BOUNCED, last_error=reason[:4000])
+    )
+
+
+async def _note_failure(session: AsyncSession, row: OutboxMessage, reason: str) -> None:
+    """Say on the ticket that an email will not arrive, so an agent can act on it."""
+    if row.ticket_id is not None:
+        ticket = await session.get_one(Ticket, row.ticket_id)
+        note = f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}"
+        await session.run_sync(add_note, ticket, note, thread_rule="delivery")
+
+
+class _LeaseLost(Exception):
+    """Another worker took the row over while this one was rendering it."""
+
+
+class OutboxWorker:
+    def __init__(self, db: Database, settings: Settings, sender: Sender) -> None:
+        self._db = db
+        self._settings = settings
+        self._sender = sender
+        self._signer = DkimSigner(settings)
+
+    async def run(self) -> None:
+        """Deliver forever; back off while the database is unreachable."""
+        backoff = self._settings.outbox_poll_seconds
+        while True:
+            try:
+                delivered = await self.deliver_batch()
+                backoff = self._settings.outbox_poll_seconds
+            except (OperationalError, InterfaceError, OSError) as error:
+                log.warning("outbox cannot reach the database (%s); retrying in %.0fs", error, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 60.0)
+                continue
+            if not delivered:
+                await asyncio.sleep(self._settings.outbox_poll_seconds)
+
+    async def drain(self) -> int:
+        """Deliver until nothing is due; return how many attempts were made."""
+        total = 0
+        while attempted := await self.deliver_batch():
+            total += attempted
+        return total
+
+    async def deliver_batch(self) -> int:
+        rows = await self._claim()
+        for row in rows:
+            await self._deliver(row)
+        return len(rows)
+
+    async def _claim(self) -> list[OutboxMessage]:
+        now = utcnow()
+        limit = self._settings.outbox_max_attempts
+        claimable = or_(
+            and_(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_attempt_at <= now),
+            and_(
+                OutboxMessage.status == OutboxStatus.SENDING,
+                OutboxMessage.lease_expires_at < now,
+                OutboxMessage.attempts < limit,
+            ),
+        )
+        candidates = (
+            select(OutboxMessage.id)
+            .where(claimable)
+            .order_by(OutboxMessage.id)
+            .limit(self._settings.outbox_batch_size)
+            .with_for_update(skip_locked=True)
+        )
+        async with self._db.sessions.begin() as session:
+            lost = await session.scalars(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == OutboxStatus.SENDING,
+                    OutboxMessage.lease_expires_at < now,
+                    OutboxMessage.attempts >= limit,
+                )
+                .values(status=OutboxStatus.FAILED, next_attempt_at=None, lease_expires_at=None, last_error=LOST)
+                .returning(OutboxMessage)
+            )
+            for row in lost.all():
+                await _note_failure(session, row, LOST)
+            claimed = await session.scalars(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
+                .values(
+                    status=OutboxStatus.SENDING,
+                    attempts=OutboxMessage.attempts + 1,
+                    lease_expires_at=now + timedelta(seconds=self._settings.outbox_lease_seconds),
+                )
+                .returning(OutboxMessage)
+            )
+            return sorted(claimed.all(), key=lambda row: row.id)
+
+    async def _deliver(self, row: OutboxMessage) -> None:
+        domain = row.mail_from.rpartition("@")[2]
+        try:
+            raw = row.raw if row.draft is None else await self._render(row)
+            if raw is None:
+                return  # the lease went to another worker meanwhile
+            await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(raw, domain))
+        except Exception as error:  # every failure is recorded on the row, never raised
+            await self._record_failure(row, error)
+            return
+        marking = asyncio.ensure_future(self._mark_sent(row))
+        try:
+            await asyncio.shield(marking)
+        except asyncio.CancelledError:
+            await marking  # the relay has the message: record that before the worker stops
+            raise
+
+    async def _render(self, row: OutboxMessage) -> bytes | None:
+        """This attempt's email: its link issued and its copy kept while the row is ours.
+
+        Returns the bytes to send (they are never stored), or None when the lease was lost.
+        """
+        render = render_signin_draft if row.kind == SIGNIN else render_draft
+        try:
+            async with self._db.sessions.begin() as session:
+                email: Rendered = await render(session, self._settings, row)
+                kept = {"raw": email.kept, "link_id": email.link_id}
+                stored = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(**kept))
+                if not stored.rowcount:
+                    raise _LeaseLost  # roll back the link the draft issued
+        except _LeaseLost:
+            return None
+        row.raw, row.link_id = email.kept, email.link_id
+        return email.raw
+
+    async def _mark_sent(self, row: OutboxMessage) -> None:
+        async with self._db.sessions.begin() as session:
+            await session.execute(
+                update(OutboxMessage)
+                .where(*self._still_ours(row))
+                .values(status=OutboxStatus.SENT, sent_at=utcnow(), lease_expires_at=None, last_error=None)
+            )
+
+    async def _record_failure(self, row: OutboxMessage, error: Exception) -> None:
+        reason = f"{error}"[:4000] or type(error).__name__
+        final = isinstance(error, PermanentFailure) or row.attempts >= self._settings.outbox_max_attempts
+        log.warning("outbox message %d to %s: attempt %d failed: %s", row.id, row.rcpt_tos, row.attempts, reason)
+        values: dict[str, object] = {"lease_expires_at": None, "last_error": reason}
+        if final:
+            values |= {"status": OutboxStatus.FAILED, "next_attempt_at": None}
+        else:
+            base = self._settings.outbox_retry_base_seconds
+            delay = min(base * 2 ** (row.attempts - 1), self._settings.outbox_retry_max_seconds)
+            values |= {"status": OutboxStatus.QUEUED, "next_attempt_at": utcnow() + timedelta(seconds=delay)}
+        async with self._db.sessions.begin() as session:
+            updated = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(**values))
+            if final and updated.rowcount:
+                await _note_failure(session, row, reason)
+
+    @staticmethod
+    def _still_ours(row: OutboxMessage) -> tuple[ColumnElement[bool], ...]:
+        """The claim's attempt number fences off a worker whose lease was taken over."""
+        return (
+            OutboxMessage.id == row.id,
+            OutboxMessage.status == OutboxStatus.SENDING,
+            OutboxMessage.attempts == row.attempts,
+        )

@@ -1,0 +1,145 @@
+"""The sign-in email: which mailbox sends it, what it says, queueing it and rendering it.
+
+`default_mailbox` is the one place that decides which brand (mailbox) a portal request
+belongs to: the mailbox whose custom domain is the Host, else the first one.
+`queue_signin_email` queues a sign-in draft in the caller's transaction (a rolled-back
+request sends nothing) and issues no link: the outbox worker calls `render_signin_draft`,
+which issues the sign-in link when the email is sent (a retry issues a fresh one and
+revokes the earlier: see gateway/outbound/drafts.py) and renders the text and HTML parts from
+`gateway/outbound/templates/mail/signin.*` with the link URL and the code; the row keeps only the
+copy with both replaced. `rehearse_signin_email` does the same request-time work for an
+address nobody has, so `/login` answers alike.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from functools import lru_cache
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth.tokens import LinkPurpose, format_code, issue_link
+from gateway.directory.branding import mailbox_for_host, portal_url
+from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
+from gateway.outbound.compose import mail_address
+from gateway.outbound.drafts import Draft, Rendered, draft_values, queue_draft, rendered, retire_earlier_link
+from gateway.settings import Settings
+
+SIGNIN = "signin"  # the outbox row's kind and the draft's template
+
+
+@lru_cache(maxsize=1)
+def _templates() -> Environment:
+    return Environment(
+        loader=PackageLoader("gateway.outbound", "templates"),
+        autoescape=select_autoescape(["html"]),
+        keep_trailing_newline=True,
+    )
+
+
+async def default_mailbox(session: AsyncSession, host: str | None = None) -> Mailbox | None:
+    """The mailbox (brand) for a portal request on `host` (see `gateway.directory.branding.mailbox_for_host`)."""
+    return await mailbox_for_host(session, host)
+
+
+def compose_signin_email(
+    settings: Settings,
+    mailbox: Mailbox,
+    *,
+    to_email: str,
+    to_name: str,
+    url: str,
+    code: str,
+    minutes: int,
+    now: datetime | None = None,
+    message_id: str | None = None,
+) -> EmailMessage:
+    """The finished sign-in message (From, To, Subject, Message-ID, text and HTML parts)."""
+    context = {
+        "brand": mailbox.display_name,
+        "name": to_name,
+        "url": url,
+        "code": format_code(code),
+        "code_url": f"{portal_url(settings, mailbox)}/code",
+        "minutes": minutes,
+    }
+    email = EmailMessage()
+    email["From"] = mail_address(mailbox.display_name, mailbox.address)
+    email["To"] = mail_address(to_name, to_email)
+    email["Subject"] = f"Your sign-in link for {mailbox.display_name}"
+    email["Date"] = format_datetime(now or utcnow())
+    email["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain=mailbox.domain)
+    email["Auto-Submitted"] = "auto-generated"
+    email["X-Auto-Response-Suppress"] = "All"
+    email["X-Wicket-Loop"] = settings.loop_token
+    email.set_content(_templates().get_template("mail/signin.txt").render(context))
+    email.add_alternative(_templates().get_template("mail/signin.html").render(context), subtype="html")
+    return email
+
+
+def _signin_draft(contact_id: int | None, email: str, name: str, return_path: str | None) -> Draft:
+    return Draft(
+        template=SIGNIN,
+        context={},
+        to_name=name,
+        to_email=email,
+        reply_to="",
+        automatic=True,
+        for_customer=True,
+        link_contact_id=contact_id,
+        return_path=return_path,
+    )
+
+
+async def queue_signin_email(
+    session: AsyncSession,
+    contact: Contact,
+    *,
+    mailbox: Mailbox,
+    ticket: Ticket | None = None,
+    return_path: str | None = None,
+) -> None:
+    """Queue a sign-in email to `contact`'s address on file; its link is issued when it is sent."""
+    draft = _signin_draft(contact.id, contact.email, contact.name, return_path)
+    await session.run_sync(
+        lambda sync: queue_draft(
+            sync, mailbox=mailbox, ticket=ticket, kind=SIGNIN, draft=draft, envelope_from=mailbox.address
+        )
+    )
+
+
+async def render_signin_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+    """The sign-in email for a queued draft, issuing its link (valid from now) in `session`."""
+    assert row.draft is not None, "only drafts are rendered"
+    draft = Draft(**row.draft)
+    assert draft.link_contact_id is not None, "a sign-in email signs someone in"
+    mailbox = await session.get_one(Mailbox, row.mailbox_id)
+    contact = await session.get_one(Contact, draft.link_contact_id)
+    ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    await retire_earlier_link(session, row)
+    issued = await issue_link(
+        session, settings, contact, ticket=ticket, purpose=LinkPurpose.SIGNIN, return_path=draft.return_path
+    )
+    email = compose_signin_email(
+        settings,
+        mailbox,
+        to_email=draft.to_email,
+        to_name=draft.to_name,
+        url=issued.url(portal_url(settings, mailbox)),
+        code=issued.code,
+        minutes=settings.signin_link_ttl_minutes,
+        message_id=row.rfc_message_id,
+    )
+    return rendered(email, issued)
+
+
+def rehearse_signin_email(email: str, return_path: str | None) -> None:
+    """Do the request-time work of a sign-in email for an unknown address, and throw it away.
+
+    `/login` answers unknown addresses with the same words and about the same work: the
+    draft a known address gets is built the same way, but nothing is stored or sent.
+    """
+    draft_values(_signin_draft(None, email, "", return_path))

@@ -1,0 +1,132 @@
+"""Prepared statements: a Core statement compiled once per dialect, run on the DBAPI cursor.
+
+The processor runs about ten statements per message and the portal's ticket list two per
+request. Through `Connection.execute` each costs 25–80 µs of SQLAlchemy (cache key,
+execution context, result wrapping) on top of a few µs of SQLite. `Prepared` keeps the
+compiled SQL, the order of its parameters, their type conversions both ways and the
+column defaults an INSERT takes from Python, and hands plain values to the driver's
+cursor on the connection's own transaction (and savepoints); rows come back as tuples.
+A statement with an expanding IN parameter is expanded per call through the compiled
+form's own `construct_expanded_state`. What it gives up, deliberately: result conversions
+are chosen when the statement is compiled (not from the cursor's description),
+`before_cursor_execute` listeners do not see these statements, and driver errors are
+wrapped as SQLAlchemy's (`IntegrityError`, `OperationalError`, …) with their parameters
+hidden, as the engines do (gateway/storage/database.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Connection
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import Dialect
+from sqlalchemy.sql import Executable
+from sqlalchemy.sql.compiler import SQLCompiler
+
+Row = tuple[Any, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """One statement compiled for one dialect and one set of parameter names."""
+
+    compiled: SQLCompiler
+    expanding: bool  # an IN parameter whose list is spliced in per call
+    # Per positional parameter: its name, and its conversion for the driver.
+    names: tuple[str, ...]
+    processors: tuple[Callable[[Any], Any] | None, ...]
+    # Values of parameters the caller does not give: an INSERT's column defaults, literals.
+    defaults: Mapping[str, Callable[[], Any]]
+    # The result columns that need converting from the driver's value: (position, conversion).
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
+
+    def bind(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
+        """The SQL and the driver's positional values for `params`."""
+        if self.expanding:
+            state = self.compiled.construct_expanded_state(params)
+            processors = state.processors
+            return state.statement, [
+                processors[name](state.parameters[name]) if name in processors else state.parameters[name]
+                for name in state.positiontup or ()
+            ]
+        values = []
+        for name, process in zip(self.names, self.processors, strict=True):
+            value = params[name] if name in params else self.defaults[name]()
+            values.append(value if process is None else process(value))
+        return self.compiled.string, values
+
+    def convert(self, rows: list[Row]) -> list[Row]:
+        if not self.results:
+            return rows
+        converted = []
+        for row in rows:
+            values = list(row)
+            for position, convert in self.results:
+                values[position] = convert(values[position])
+            converted.append(tuple(values))
+        return converted
+
+
+class Prepared:
+    """`rows()` / `scalar()` run the statement with plain values on a Connection in a transaction."""
+
+    __slots__ = ("_statement", "_plans")
+
+    def __init__(self, statement: Executable) -> None:
+        self._statement = statement
+        self._plans: dict[tuple[Dialect, tuple[str, ...]], _Plan] = {}
+
+    def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Row]:
+        """Run with `params` (by bind name; an INSERT's column defaults are filled in)."""
+        dialect = connection.dialect
+        plan = self._plans.get((dialect, tuple(params)))
+        if plan is None:
+            plan = self._plans[dialect, tuple(params)] = self._compile(dialect, tuple(params))
+        sql, values = plan.bind(params)
+        cursor = connection.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, values)
+            rows = cursor.fetchall() if cursor.description else []
+        except dialect.loaded_dbapi.Error as error:
+            raise sa_exc.DBAPIError.instance(
+                sql, values, error, dialect.loaded_dbapi.Error, hide_parameters=True, dialect=dialect
+            ) from error
+        finally:
+            cursor.close()
+        return plan.convert(rows)
+
+    def scalar(self, connection: Connection, params: Mapping[str, Any]) -> Any:
+        """The first column of the first row, or None when there is no row."""
+        rows = self.rows(connection, params)
+        return rows[0][0] if rows else None
+
+    def _compile(self, dialect: Dialect, keys: tuple[str, ...]) -> _Plan:
+        compiled = self._statement.compile(dialect=dialect, column_keys=list(keys))
+        assert isinstance(compiled, SQLCompiler)
+        if compiled.update_prefetch:
+            raise ValueError("Prepared does not compute onupdate values")
+        names = tuple(compiled.positiontup or ())
+        binds = [compiled.binds[name] for name in names]
+        defaults: dict[str, Callable[[], Any]] = {}
+        for column in compiled.insert_prefetch:  # Python-side column defaults of an INSERT
+            default = column.default
+            if getattr(default, "is_callable", False):
+                defaults[column.key] = lambda function=default.arg: function(None)  # type: ignore[union-attr]
+            elif getattr(default, "is_scalar", False):
+                defaults[column.key] = lambda value=default.arg: value  # type: ignore[union-attr]
+            else:
+                raise ValueError(f"Prepared cannot compute the default of {column}")
+        for name, bind in zip(names, binds, strict=True):
+            if name not in keys and name not in defaults and not bind.required:  # a literal in the statement
+                defaults[name] = lambda value=bind.effective_value: value
+        processors = tuple(bind.type.dialect_impl(dialect).bind_processor(dialect) for bind in binds)
+        conversions = (
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in self._statement.exported_columns  # type: ignore[attr-defined]
+        )
+        results = tuple((position, convert) for position, convert in enumerate(conversions) if convert is not None)
+        expanding = any(bind.expanding for bind in compiled.binds.values())
+        return _Plan(compiled, expanding, names, processors, defaults, results)

@@ -1,0 +1,71 @@
+"""Domain events of ticket changes, and the bus the mail-sending work subscribes to.
+
+Every door that changes a ticket (the processor, the agent API, `wicket reply`, an agent
+answering by email) publishes here, and outbound mail is queued only by subscribers, so
+customer mail and agent mail leave the same way whichever door the change came in by.
+
+Subscribers run inside the transaction that made the change and receive its session (a
+synchronous one: ticket operations are units of work, see gateway/tickets/service.py), so whatever
+they write (an acknowledgement or an agent notification in the outbox) commits or rolls
+back together with the ticket change. A subscriber that raises
+fails the whole change, which the processor then retries.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy.orm import Session
+
+from gateway.mail.classify import Classification
+from gateway.mail.parse import ParsedEmail
+from gateway.models import Agent, Mailbox, Message, Ticket
+
+
+@dataclass(frozen=True, slots=True)
+class TicketCreated:
+    mailbox: Mailbox
+    ticket: Ticket
+    message: Message
+    classification: Classification
+    parsed: ParsedEmail | None
+
+
+@dataclass(frozen=True, slots=True)
+class MessageAdded:
+    mailbox: Mailbox
+    ticket: Ticket
+    message: Message
+    classification: Classification
+    parsed: ParsedEmail | None
+    reopened: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentReplied:
+    """An agent's reply to the customers was stored (not a note, not a status change)."""
+
+    mailbox: Mailbox
+    ticket: Ticket
+    message: Message
+    agent: Agent
+
+
+Event = TicketCreated | MessageAdded | AgentReplied
+E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied)
+Subscriber = Callable[[Session, Any], None]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._subscribers: dict[type, list[Subscriber]] = defaultdict(list)
+
+    def subscribe(self, event_type: type[E], handler: Callable[[Session, E], None]) -> None:
+        self._subscribers[event_type].append(handler)
+
+    def publish(self, session: Session, event: Event) -> None:
+        for handler in self._subscribers[type(event)]:
+            handler(session, event)

@@ -1,0 +1,121 @@
+"""The `wicket` command line, run in-process against a fresh SQLite file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gateway.cli.main import main
+from tests.support import FIXTURES
+
+
+@pytest.fixture
+def wicket(tmp_path: Path):
+    env = {
+        "WICKET_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
+        "WICKET_VAR_DIR": str(tmp_path / "var"),
+        "WICKET_SECRET_KEYS": '["cli-test-key"]',
+    }
+    runner = CliRunner()
+
+    def run(*args: str) -> str:
+        result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    run("db", "upgrade")
+    return run
+
+
+def test_replay_turns_a_fixture_directory_into_tickets(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test", "--name", "Example Support")
+    output = wicket("replay", str(FIXTURES))
+    total = len(list(FIXTURES.glob("*.eml")))
+    assert f"accepted {total}," in output  # Delivered-To routes list mail and loops too
+    assert "refused 0" in output
+    tickets = json.loads(wicket("tickets", "list", "--json", "--limit", "500"))
+    # Files replay in name order, so the tag [#1001] in one of Alice's replies names another ticket.
+    printer = max((t for t in tickets if t["requester"] == "alice@customer.test"), key=lambda t: t["messages"])
+    shown = json.loads(wicket("tickets", "show", str(printer["ref"]), "--json"))
+    assert shown["subject"] == "Printer on floor 3 is jammed"
+    rules = [m["thread_rule"] for m in shown["messages"] if m["author_type"] == "customer"]
+    assert rules[0] == "new" and "headers" in rules
+
+
+def test_replaying_the_same_files_twice_adds_only_duplicates(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    files = [str(FIXTURES / "new-request.eml"), str(FIXTURES / "reply-gmail.eml")]
+    wicket("replay", *files)
+    again = wicket("replay", *files)
+    assert "duplicates 2" in again
+    assert len(json.loads(wicket("tickets", "list", "--json"))) == 1
+
+
+def test_replay_reads_mbox_files(wicket, tmp_path: Path) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    mbox = tmp_path / "export.mbox"
+    with mbox.open("wb") as out:
+        for name in ["new-request.eml", "same-subject-other-sender.eml"]:
+            out.write(b"From MAILER-DAEMON Thu Nov  5 10:00:00 2026\n")
+            out.write((FIXTURES / name).read_bytes().rstrip(b"\n") + b"\n\n")
+    output = wicket("replay", "--to", "support@example.test", str(mbox))
+    assert "accepted 2," in output
+    assert len(json.loads(wicket("tickets", "list", "--json"))) == 2
+
+
+def test_mailbox_add_rejects_addresses_that_are_not_plain(tmp_path: Path, wicket) -> None:
+    result = CliRunner().invoke(
+        main, ["mailbox", "add", "support+x@example.test"],
+        env={"WICKET_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}"},
+    )
+    assert result.exit_code != 0
+    assert "not a plain mailbox address" in result.output
+
+
+def test_status_shows_backlog_and_the_last_failure(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    output = wicket("status")
+    assert "inbound backlog" in output and "outbox depth" in output
+
+
+def test_link_issue_prints_a_portal_link_for_a_known_contact(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    url = wicket("link", "issue", "alice@customer.test", "--ticket", "1001").strip()
+    assert url.startswith("http://127.0.0.1:8080/l/")
+    assert len(url.rsplit("/", 1)[1]) >= 40
+
+
+def test_agent_added_on_the_command_line_can_reply_to_a_ticket(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    assert "agent tom@example.test is ready" in wicket("agents", "add", "tom@example.test", "--name", "Tom Agent")
+    assert "reply queued" in wicket("reply", "1001", "--as", "tom@example.test", "Try tray 2, please.")
+    assert "internal note" in wicket("reply", "#1001", "--as", "tom@example.test", "#internal\nCalled facilities.")
+    shown = json.loads(wicket("tickets", "show", "1001", "--json"))
+    agent_messages = [m for m in shown["messages"] if m["author_type"] == "agent"]
+    assert [m["internal"] for m in agent_messages] == [False, True]
+
+
+def test_dkim_keygen_prints_the_txt_record_and_keeps_an_existing_key(wicket) -> None:
+    first = wicket("dkim", "keygen", "example.test")
+    assert first.startswith("wicket._domainkey.example.test. IN TXT")
+    assert "v=DKIM1" in first and "p=" in first
+    assert wicket("dkim", "keygen", "example.test") == first
+
+
+def test_articles_accounts_and_brand_are_managed_from_the_command_line(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    articles = FIXTURES.parent / "articles"
+    first = wicket("articles", "import", str(articles))
+    assert first.startswith("created 5,")  # README.md describes the folder; it is no article
+    assert "created 0," in wicket("articles", "import", str(articles))
+    wicket("accounts", "add", "Customer Ltd", "--domain", "customer.test", "--share")
+    wicket("accounts", "member", "add", "Customer Ltd", "bob@example.org")
+    listed = wicket("accounts", "list")
+    assert "Customer Ltd  (shares tickets)" in listed and "customer.test" in listed and "bob@example.org" in listed
+    assert "updated" in wicket("mailbox", "brand", "support@example.test", "--name", "Acme Help", "--primary", "#112233")

@@ -1,0 +1,89 @@
+"""The built wheel is a working Wicket on its own: installed into a fresh virtualenv outside
+the checkout, `wicket --help`, `wicket db upgrade` and `wicket mailbox add` work from an
+empty directory, so nothing at runtime may read files relative to the source tree.
+
+The wheel is built from a copy of exactly the files the Dockerfile's builder stage gets,
+so a build that only works in the checkout fails here. The fresh virtualenv reuses the
+test environment's installed dependencies through a .pth file (appended after its own
+site-packages, so the wheel's `gateway` wins) instead of downloading them again; `pip
+check` then proves the wheel's declared dependencies are met by what is importable.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+import pytest
+
+from gateway.models import Base
+
+ROOT = Path(__file__).resolve().parents[2]
+# What the Dockerfile's builder stage copies; tests/cli/test_deployment_files.py holds it to that.
+BUILD_INPUTS = ("pyproject.toml", "README.md", "gateway", "portal")
+
+pytestmark = pytest.mark.slow
+
+
+def _run(args: list[str | Path], cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run(
+        [str(arg) for arg in args], cwd=cwd, env=env, capture_output=True, text=True, timeout=240
+    )
+    assert result.returncode == 0, f"{args} exited {result.returncode}\n{result.stdout}\n{result.stderr}"
+    return result
+
+
+def _build_wheel(tmp_path: Path) -> Path:
+    source = tmp_path / "source"
+    source.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+    for name in BUILD_INPUTS:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, source / name, ignore=ignore)
+        else:
+            shutil.copy2(ROOT / name, source / name)
+    dist = tmp_path / "dist"
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", dist, source], cwd=tmp_path)
+    (wheel,) = dist.glob("wicket-*.whl")
+    return wheel
+
+
+def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
+    venv = tmp_path / "venv"
+    _run([sys.executable, "-m", "venv", "--without-pip", venv], cwd=tmp_path)
+    python = venv / "bin" / "python"
+    _run([sys.executable, "-m", "pip", "--python", python, "install", "--quiet", "--no-deps", wheel], cwd=tmp_path)
+    site_packages = Path(_run([python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], cwd=tmp_path).stdout.strip())
+    ours = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    (site_packages / "zz_test_dependencies.pth").write_text("".join(f"{path}\n" for path in sorted(ours)))
+    return venv
+
+
+def test_the_wheel_installed_outside_the_checkout_migrates_and_adds_a_mailbox(tmp_path: Path) -> None:
+    wheel = _build_wheel(tmp_path)
+    venv = _fresh_venv(tmp_path, wheel)
+    python, wicket = venv / "bin" / "python", venv / "bin" / "wicket"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    database = tmp_path / "wicket.db"
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("WICKET_", "PYTHON", "VIRTUAL_ENV"))}
+    env["WICKET_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
+
+    located = _run([python, "-c", "import gateway; print(gateway.__file__)"], cwd=elsewhere, env=env).stdout
+    assert Path(located.strip()).is_relative_to(venv), located
+    _run([python, "-m", "pip", "check"], cwd=elsewhere, env=env)
+
+    assert "db" in _run([wicket, "--help"], cwd=elsewhere, env=env).stdout
+    _run([wicket, "db", "upgrade"], cwd=elsewhere, env=env)
+    _run([wicket, "mailbox", "add", "support@example.test", "--name", "X"], cwd=elsewhere, env=env)
+
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        assert set(Base.metadata.tables) | {"alembic_version"} <= tables, tables
+        assert connection.execute("SELECT version_num FROM alembic_version").fetchone() is not None
+        assert connection.execute("SELECT address, name FROM mailbox").fetchall() == [("support@example.test", "X")]

@@ -1,0 +1,242 @@
+"""The outbox worker against a real relay: retries on 4xx, failure on 5xx, at-least-once, leases."""
+
+from __future__ import annotations
+
+import asyncio
+import mailbox
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from sqlalchemy import select, update
+
+from gateway.cli.runtime import Gateway
+from gateway.models import Message, OutboxMessage, OutboxStatus, utcnow
+from gateway.outbound.outbox import OutboxWorker
+from gateway.outbound.senders import MaildirSender, MemorySender, SmtpSender
+from gateway.settings import Settings
+from tests.mailflow import ALICE
+from tests.support import ReceiveEmail
+
+
+@dataclass
+class Relay:
+    """A tiny SMTP relay: answers DATA from a script of replies, then 250; keeps what it took."""
+
+    data_replies: list[str] = field(default_factory=list)
+    received: list[Envelope] = field(default_factory=list)
+    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
+    port: int = 0
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        reply = self.data_replies.pop(0) if self.data_replies else "250 2.0.0 OK"
+        if reply.startswith("250"):
+            self.received.append(envelope)
+        return reply
+
+    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
+        assert isinstance(data, LoginPassword)
+        self.logins.append((data.login, data.password))
+        return AuthResult(success=data.password == b"relay-secret", handled=False)
+
+
+@pytest.fixture
+async def relay() -> AsyncIterator[Relay]:
+    script = Relay()
+
+    def protocol() -> SMTP:
+        return SMTP(script, authenticator=script.authenticate, auth_require_tls=False)
+
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
+    script.port = server.sockets[0].getsockname()[1]
+    yield script
+    server.close()
+    await server.wait_closed()
+
+
+def relay_settings(settings: Settings, relay: Relay, **overrides: Any) -> Settings:
+    values = {"relay_host": "127.0.0.1", "relay_port": relay.port, "relay_security": "none",
+              "relay_username": "wicket", "relay_password": "relay-secret", "outbox_retry_base_seconds": 0}
+    return Settings(**{**settings.model_dump(), **values, **overrides})
+
+
+async def queued_acknowledgement(receive_email: ReceiveEmail, gateway: Gateway) -> OutboxMessage:
+    await receive_email("new-request.eml")
+    async with gateway.db.sessions() as session:
+        return (await session.scalars(select(OutboxMessage))).one()
+
+
+async def outbox_row(gateway: Gateway, row_id: int) -> OutboxMessage:
+    async with gateway.db.sessions() as session:
+        return await session.get_one(OutboxMessage, row_id)
+
+
+async def ticket_notes(gateway: Gateway) -> list[str]:
+    async with gateway.db.sessions() as session:
+        return list((await session.scalars(select(Message.body_text).where(Message.internal.is_(True)))).all())
+
+
+async def test_relay_delivery_authenticates_and_marks_the_row_sent(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    smtp = relay_settings(settings, relay)
+    assert await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain() == 1
+    [envelope] = relay.received
+    assert (envelope.mail_from, envelope.rcpt_tos) == (row.mail_from, [ALICE])
+    assert relay.logins == [(b"wicket", b"relay-secret")]
+    done = await outbox_row(gateway, row.id)
+    assert (done.status, done.attempts, done.sent_at is not None) == (OutboxStatus.SENT, 1, True)
+
+
+async def test_relay_answering_4xx_is_retried_until_it_accepts(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    relay.data_replies = ["451 4.3.0 Try again later", "421 4.7.0 Busy"]
+    smtp = relay_settings(settings, relay)
+    await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain()
+    done = await outbox_row(gateway, row.id)
+    assert (done.status, done.attempts) == (OutboxStatus.SENT, 3)
+    assert len(relay.received) == 1
+
+
+async def test_temporary_failures_back_off_exponentially(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    relay.data_replies = ["451 4.3.0 Try again later"]
+    smtp = relay_settings(settings, relay, outbox_retry_base_seconds=60)
+    before = utcnow()
+    await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain()
+    waiting = await outbox_row(gateway, row.id)
+    assert waiting.status == OutboxStatus.QUEUED and waiting.last_error == "451 4.3.0 Try again later"
+    assert waiting.next_attempt_at is not None and waiting.next_attempt_at >= before + timedelta(seconds=60)
+
+
+async def test_relay_answering_5xx_fails_the_email_and_says_so_on_the_ticket(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    relay.data_replies = ["554 5.7.1 Message rejected as spam"]
+    smtp = relay_settings(settings, relay)
+    await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain()
+    failed = await outbox_row(gateway, row.id)
+    assert (failed.status, failed.attempts, failed.next_attempt_at) == (OutboxStatus.FAILED, 1, None)
+    assert failed.last_error == "554 5.7.1 Message rejected as spam"
+    assert await ticket_notes(gateway) == [f"Not delivered to {ALICE}: 554 5.7.1 Message rejected as spam"]
+
+
+async def test_the_last_temporary_failure_is_final(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    relay.data_replies = ["451 4.3.0 Later"] * 5
+    smtp = relay_settings(settings, relay, outbox_max_attempts=3)
+    await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain()
+    failed = await outbox_row(gateway, row.id)
+    assert (failed.status, failed.attempts) == (OutboxStatus.FAILED, 3)
+    assert len(await ticket_notes(gateway)) == 1
+
+
+async def test_wrong_relay_credentials_are_a_temporary_failure(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    smtp = relay_settings(settings, relay, relay_password="wrong", outbox_retry_base_seconds=60)
+    await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain()
+    waiting = await outbox_row(gateway, row.id)
+    assert waiting.status == OutboxStatus.QUEUED
+    assert waiting.last_error is not None and "credentials" in waiting.last_error
+
+
+async def test_an_unreachable_relay_is_a_temporary_failure(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    smtp = relay_settings(settings, relay, relay_port=1, outbox_retry_base_seconds=60)
+    await OutboxWorker(gateway.db, smtp, SmtpSender(smtp)).drain()
+    waiting = await outbox_row(gateway, row.id)
+    assert waiting.status == OutboxStatus.QUEUED and "unreachable" in (waiting.last_error or "")
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this point runs."""
+
+
+@dataclass
+class CrashAfterSend:
+    """A relay connection that delivers the message, then the worker dies before marking it."""
+
+    delivered: list[bytes] = field(default_factory=list)
+
+    async def send(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
+        self.delivered.append(raw)
+        raise Crash
+
+
+def message_id(raw: bytes) -> bytes:
+    return next(line for line in raw.split(b"\r\n") if line.startswith(b"Message-ID:"))
+
+
+async def test_a_crash_between_send_and_mark_resends_once_with_the_same_message_id_after_the_lease(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    crashing = CrashAfterSend()
+    with pytest.raises(Crash):
+        await OutboxWorker(gateway.db, settings, crashing).drain()
+    assert (await outbox_row(gateway, row.id)).status == OutboxStatus.SENDING
+
+    second = MemorySender()
+    assert await OutboxWorker(gateway.db, settings, second).drain() == 0  # the lease still holds
+    async with gateway.db.sessions.begin() as session:
+        await session.execute(update(OutboxMessage).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert await OutboxWorker(gateway.db, settings, second).drain() == 1
+    assert await OutboxWorker(gateway.db, settings, second).drain() == 0
+    [resent] = second.sent
+    assert message_id(resent.raw) == message_id(crashing.delivered[0])
+    assert (await outbox_row(gateway, row.id)).status == OutboxStatus.SENT
+
+
+async def test_concurrent_workers_send_each_email_exactly_once(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    for number in range(6):
+        await receive_email(
+            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
+            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
+        )
+    senders = [MemorySender(), MemorySender()]
+    small = Settings(**{**settings.model_dump(), "outbox_batch_size": 1})
+    await asyncio.gather(*(OutboxWorker(gateway.db, small, s).drain() for s in senders))
+    sent = sorted(r for s in senders for m in s.sent for r in m.rcpt_tos)
+    assert sent == [f"c{n}@customer.test" for n in range(6)]
+
+
+async def test_maildir_sender_files_messages_for_the_dev_mail_viewer(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    await queued_acknowledgement(receive_email, gateway)
+    await OutboxWorker(gateway.db, settings, MaildirSender(settings.maildir_dir)).drain()
+    [stored] = list(mailbox.Maildir(settings.maildir_dir, create=False))
+    assert stored["Delivered-To"] == ALICE
+    assert stored["Subject"] == "Re: [#1001] Printer on floor 3 is jammed"
+
+
+async def test_an_email_whose_worker_dies_on_the_last_attempt_fails_with_a_note(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    row = await queued_acknowledgement(receive_email, gateway)
+    once = Settings(**{**settings.model_dump(), "outbox_max_attempts": 1})
+    with pytest.raises(Crash):
+        await OutboxWorker(gateway.db, once, CrashAfterSend()).drain()
+    async with gateway.db.sessions.begin() as session:
+        await session.execute(update(OutboxMessage).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+    assert await OutboxWorker(gateway.db, once, MemorySender()).drain() == 0
+    assert (await outbox_row(gateway, row.id)).status == OutboxStatus.FAILED
+    [note] = await ticket_notes(gateway)
+    assert note.startswith(f"Not delivered to {ALICE}: gave up")

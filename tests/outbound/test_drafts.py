@@ -1,0 +1,80 @@
+"""Ticket mail is queued as a draft and rendered, with its magic link, when it is delivered."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+
+from gateway.cli.runtime import Gateway
+from gateway.models import MagicLink, OutboxMessage, OutboxStatus
+from gateway.outbound.outbox import OutboxWorker
+from gateway.outbound.senders import MemorySender, SentMail
+from gateway.settings import Settings
+from tests.mailflow import ALICE, LINK, add_tom, build_mail, settle, text_of
+from tests.support import SUPPORT, ReceiveEmail
+
+
+class RefusingOnce(MemorySender):
+    """A relay that answers the first attempt with a temporary failure."""
+
+    async def send(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
+        if not hasattr(self, "refused"):
+            self.refused = raw
+            raise OSError("relay busy")
+        await super().send(mail_from, rcpt_tos, raw)
+
+
+async def links_issued(gateway: Gateway) -> int:
+    async with gateway.db.sessions() as session:
+        return await session.scalar(select(func.count(MagicLink.id))) or 0
+
+
+async def test_processing_queues_a_draft_and_issues_no_link_until_delivery(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await receive_email("new-request.eml")
+    async with gateway.db.sessions() as session:
+        [row] = (await session.scalars(select(OutboxMessage))).all()
+    assert row.raw is None and row.draft is not None and row.draft["template"] == "acknowledgement"
+    assert await links_issued(gateway) == 0
+    [ack] = (await settle(gateway)).to(ALICE)
+    assert await links_issued(gateway) == 1
+    assert LINK.search(text_of(ack)) is not None
+    assert ack.message["Message-ID"] == f"<{row.rfc_message_id}>"
+
+
+async def test_a_retried_draft_keeps_its_message_id_and_sends_a_fresh_link_revoking_the_first(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    await receive_email("new-request.eml")
+    worker_settings = Settings(**{**settings.model_dump(), "outbox_retry_base_seconds": 0})
+    sender = RefusingOnce()
+    await OutboxWorker(gateway.db, worker_settings, sender).drain()
+    [sent] = sender.sent
+    first = SentMail(sent.mail_from, sent.rcpt_tos, sender.refused)
+    assert first.message["Message-ID"] == sent.message["Message-ID"]
+    first_link, second_link = LINK.search(text_of(first)), LINK.search(text_of(sent))
+    assert first_link is not None and second_link is not None and first_link.group(1) != second_link.group(1)
+    async with gateway.db.sessions() as session:
+        row = (await session.scalars(select(OutboxMessage))).one()
+        links = (await session.scalars(select(MagicLink).order_by(MagicLink.id))).all()
+    assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
+    assert [link.burned for link in links] == [True, False] and row.link_id == links[1].id
+
+
+async def test_a_notification_rendered_later_threads_on_what_came_before_it_only(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await add_tom(gateway)
+    first = build_mail(sender=ALICE, to=SUPPORT, subject="Invoice", body="Where is it?")
+    await receive_email(first)
+    first_id = first.split(b"Message-ID: ")[1].split(b"\n")[0].strip().decode()
+    second = build_mail(sender=ALICE, to=SUPPORT, subject="Re: Invoice", body="Any news?", in_reply_to=first_id)
+    await receive_email(second)
+    sender = await settle(gateway)
+    notifications = [m for m in sender.sent if ALICE not in m.rcpt_tos]
+    assert len(notifications) == 2
+    earlier, later = (m.message for m in notifications)
+    assert earlier["References"].split()[0] == later["References"].split()[0] == first_id
+    assert earlier["Message-ID"] not in earlier["References"]
+    assert earlier["Message-ID"] in later["References"]
+    assert later["Message-ID"] not in earlier["References"] + later["References"]
