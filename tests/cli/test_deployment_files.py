@@ -75,9 +75,10 @@ def test_the_image_installs_the_built_wheel_and_copies_nothing_else_from_the_che
     assert builders, "the wheel is built in a stage of its own"
     assert copies(final), "the final stage installs something"
     for flags, sources, destination in copies(final):
-        assert any(flag.startswith("--from=") for flag in flags), ("the final stage copies from the checkout", sources)
+        assert any(flag.startswith("--from=") for flag in flags), ("copied from the checkout", sources)
         assert sources == ["/dist/"], sources
-    assert any(re.match(rf"RUN pip install {re.escape(copies(final)[0][2])}\S*\.whl", line) for line in final), final
+    wheels = re.escape(copies(final)[0][2])
+    assert any(re.match(rf"RUN pip install {wheels}\S*\.whl", line) for line in final), final
     # The builder gets exactly what tests/cli/test_wheel.py builds the tested wheel from.
     built_from = {source.rstrip("/") for stage in builders for _, sources, _ in copies(stage) for source in sources}
     assert built_from == set(BUILD_INPUTS)
