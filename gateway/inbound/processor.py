@@ -1,15 +1,16 @@
 """The processor: drains pending InboundEmail rows into tickets.
 
-A worker claims a batch of rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
-single writer serialises claims), leasing each for a while so a crashed worker's rows are
-reclaimed. Each row is then parsed, scrubbed of Wicket's own links and codes (burning
-them: gateway/inbound/exposed_secrets.py), classified, routed and, per mailbox, delivered
-(gateway/inbound/delivery.py) in a savepoint of a transaction that gathers several rows (one
-commit, one disk flush, for all of them; the transaction is a synchronous unit of work,
-like every ticket operation), and
-the lifecycle wrapper moves it to delivered, bounced or ignored (duplicates and our
-own mail coming back in a loop; the raw bytes stay on the row) — or, on an
-exception, to failed with the error kept and a retry scheduled with backoff. After the
+The rows are a leased queue (gateway/storage/queue.py; docs/architecture.md, "The leased
+queue"): a worker claims a batch (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
+claim holds the write lock, so claimers take turns), leasing each row for a while so a
+crashed worker's rows are reclaimed. Each row is then parsed, scrubbed of Wicket's own
+links and codes (burning them: gateway/inbound/exposed_secrets.py), classified, routed
+and, per mailbox, delivered (gateway/inbound/delivery.py) in a savepoint of a transaction
+that gathers several rows (one commit, one disk flush, for all of them; the transaction
+is a synchronous unit of work, like every ticket operation). The queue then finishes the
+row as delivered, bounced or ignored (duplicates and our own mail coming back in a loop;
+the raw bytes stay on the row), defers it when an earlier message must go first, or, on
+an exception, fails it with the error kept and a retry scheduled with backoff. After the
 last attempt the row stays failed (the dead-letter state) until `wicket replay --failed`.
 """
 
@@ -19,10 +20,8 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import datetime, timedelta
 from functools import partial
 
-from sqlalchemy import and_, bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -33,41 +32,29 @@ from gateway.inbound.routing import Route, Router
 from gateway.logs import bound
 from gateway.mail.classify import MailKind, classify
 from gateway.metrics import PROCESSED, PROCESSING_SECONDS
-from gateway.models import InboundEmail, InboundStatus, utcnow
+from gateway.models import InboundEmail, InboundStatus
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from gateway.storage.statements import Prepared
+from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Statuses
 from gateway.tickets.events import EventBus
 
 log = logging.getLogger(__name__)
 
-_INBOUND = InboundEmail.__table__
-_RENEW_LEASES = (
-    update(_INBOUND)
-    .where(_INBOUND.c.id.in_(bindparam("ids", expanding=True)), _INBOUND.c.status == InboundStatus.PROCESSING)
-    .values(lease_expires_at=bindparam("lease"))
-    .returning(
-        _INBOUND.c.id, _INBOUND.c.raw, _INBOUND.c.mail_from, _INBOUND.c.rcpt_tos, _INBOUND.c.sha256,
-        _INBOUND.c.attempts,
-    )
-)
 UNIT_ROWS = 32  # claimed rows one processing transaction takes on at most
+DEFER_SECONDS = 0.2  # a message waiting for an earlier one from its sender looks again this soon
 
-# A row's outcome, written in one UPDATE each; built once, as building and cache-keying an
-# UPDATE per message cost a tenth of processing.
-_THIS_ROW = _INBOUND.c.id == bindparam("row_id")
-_FINISH = Prepared(update(_INBOUND).where(_THIS_ROW).values(
-    status=bindparam("status"), outcome=bindparam("outcome"), ticket_id=bindparam("ticket_id"),
-    lease_expires_at=None, next_attempt_at=None, last_error=None,
-))
-_DEFER = Prepared(update(_INBOUND).where(_THIS_ROW).values(  # back to pending, the attempt not spent
-    status=InboundStatus.PENDING, lease_expires_at=None, next_attempt_at=bindparam("retry_at"),
-    attempts=_INBOUND.c.attempts - 1,
-))
-_FAIL = Prepared(update(_INBOUND).where(_THIS_ROW).values(
-    status=InboundStatus.FAILED, lease_expires_at=None, next_attempt_at=bindparam("retry_at"),
-    last_error=bindparam("last_error"),
-))
+# The inbound queue (docs/architecture.md, "The leased queue"): its statements are built once,
+# as building and cache-keying an UPDATE per message cost a tenth of processing.
+INBOUND_QUEUE = QueueTable(
+    InboundEmail.__table__,
+    Statuses(
+        ready=InboundStatus.PENDING, leased=InboundStatus.PROCESSING,
+        retrying=InboundStatus.FAILED, dead=InboundStatus.FAILED,
+    ),
+    returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts"),  # a `Claimed`, after the id
+    settle_values=("outcome", "ticket_id"),
+    lost_error="gave up: a worker was lost while processing this message",
+)  # fmt: skip
 
 
 class Processor:
@@ -80,6 +67,10 @@ class Processor:
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
         self._parsing = ParseAhead(settings.process_parse_workers, settings.max_display_html_bytes)
         self._exposed = ExposedSecrets(settings)
+        self._queue = LeasedQueue(INBOUND_QUEUE, Policy(
+            batch=settings.process_batch_size, lease_seconds=settings.process_lease_seconds,
+            max_attempts=settings.process_max_attempts, retry_base_seconds=settings.process_retry_base_seconds,
+        ))  # fmt: skip
 
     def wake(self) -> None:
         """New rows were stored: look now rather than at the next poll."""
@@ -126,53 +117,10 @@ class Processor:
         await self._process_claimed([inbound_id])
 
     async def _claim(self) -> list[int]:
-        now = utcnow()
-        limit = self._settings.process_max_attempts
-        claimable = or_(
-            and_(
-                InboundEmail.status.in_([InboundStatus.PENDING, InboundStatus.FAILED]),
-                InboundEmail.next_attempt_at <= now,
-            ),
-            and_(
-                InboundEmail.status == InboundStatus.PROCESSING,
-                InboundEmail.lease_expires_at < now,
-                InboundEmail.attempts < limit,
-            ),
-        )
-        candidates = (
-            select(InboundEmail.id)
-            .where(claimable)
-            .order_by(InboundEmail.id)
-            .limit(self._settings.process_batch_size)
-            .with_for_update(skip_locked=True)
-        )
         async with self._db.sessions.begin() as session:
-            await session.execute(
-                update(InboundEmail)
-                .where(
-                    InboundEmail.status == InboundStatus.PROCESSING,
-                    InboundEmail.lease_expires_at < now,
-                    InboundEmail.attempts >= limit,
-                )
-                .values(
-                    status=InboundStatus.FAILED,
-                    next_attempt_at=None,
-                    last_error="gave up: a worker was lost while processing this message",
-                )
-            )
-            rows = await session.execute(
-                update(InboundEmail)
-                .where(InboundEmail.id.in_(candidates.scalar_subquery()))
-                .values(
-                    status=InboundStatus.PROCESSING,
-                    attempts=InboundEmail.attempts + 1,
-                    lease_expires_at=now + timedelta(seconds=self._settings.process_lease_seconds),
-                )
-                .returning(InboundEmail.id, InboundEmail.raw)
-            )
-            claimed = sorted(rows.all())
-        self._parsing.submit(claimed)
-        return [row_id for row_id, _ in claimed]
+            claim = await session.run_sync(lambda sync: self._queue.claim(sync.connection()))
+        self._parsing.submit([(row[0], row[1]) for row in claim.rows])
+        return [row[0] for row in claim.rows]
 
     async def _process_claimed(self, ids: list[int]) -> list[int]:
         """Process claimed rows in one transaction until its time is up; return the rest.
@@ -209,12 +157,11 @@ class Processor:
             with session.begin_nested():
                 status, outcome, ticket_id = self._outcome(session, inbound)
                 # All at once, after the message's own rows: one UPDATE of the inbound row.
-                finished = {"row_id": inbound.id, "status": status, "outcome": outcome[:4000], "ticket_id": ticket_id}
-                _FINISH.rows(session.connection(), finished)
+                connection, note = session.connection(), outcome[:4000]
+                self._queue.finish(connection, inbound.id, inbound.attempts, status, outcome=note, ticket_id=ticket_id)
             return status
         except WaitForEarlier:  # back in the queue without spending an attempt
-            retry_at = utcnow() + timedelta(seconds=0.2)
-            _DEFER.rows(session.connection(), {"row_id": inbound.id, "retry_at": retry_at})
+            self._queue.defer(session.connection(), inbound.id, inbound.attempts, DEFER_SECONDS)
             return "deferred"
         except Exception as error:
             self._record_failure(session, inbound, error)
@@ -228,22 +175,15 @@ class Processor:
         a row another worker finished meanwhile is never processed a second time. Returns
         the rows that are still ours, by id.
         """
-        lease = utcnow() + timedelta(seconds=self._settings.process_lease_seconds)
-        renewed = session.connection().execute(_RENEW_LEASES, {"ids": ids, "lease": lease})
-        return {row.id: Claimed(*row) for row in renewed}
+        return {row[0]: Claimed(*row) for row in self._queue.renew(session.connection(), ids)}
 
     def _record_failure(self, session: Session, inbound: Claimed, error: Exception) -> None:
         log.warning("processing inbound email %d failed: %r", inbound.id, error)
-        if isinstance(error, IntegrityError):
-            # A concurrent worker stored the same message; the retry sees it as a duplicate.
-            retry_at: datetime | None = utcnow()
-        elif inbound.attempts >= self._settings.process_max_attempts:
-            retry_at = None
-        else:
-            delay = self._settings.process_retry_base_seconds * 2 ** (inbound.attempts - 1)
-            retry_at = utcnow() + timedelta(seconds=delay)
         last_error = f"{type(error).__name__}: {error}"[:4000]
-        _FAIL.rows(session.connection(), {"row_id": inbound.id, "retry_at": retry_at, "last_error": last_error})
+        # A concurrent worker stored the same message (IntegrityError): the retry, at once,
+        # sees it as a duplicate. Otherwise backoff, and after the last attempt the dead letter.
+        retry_now = isinstance(error, IntegrityError)
+        self._queue.fail(session.connection(), inbound.id, inbound.attempts, last_error, retry_now=retry_now)
 
     def _outcome(self, session: Session, inbound: Claimed) -> tuple[InboundStatus, str, int | None]:
         """The row's new status, the outcome note and the ticket it went to."""

@@ -30,23 +30,36 @@ from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, utcnow
+from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, loaded, utcnow
 from gateway.outbound.dkim import DkimSigner
 from gateway.outbound.drafts import Rendered, render_draft
 from gateway.outbound.senders import PermanentFailure, Sender
 from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
 from gateway.settings import Settings
 from gateway.storage.database import Database
+from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Statuses
+from gateway.storage.statements import Row
 from gateway.tickets.notes import add_note
 
 log = logging.getLogger(__name__)
 
 LOST = "gave up: the worker was lost while sending, too many times"
+_COLUMNS = tuple(column.key for column in OutboxMessage.__table__.c)  # a claimed row comes back whole
+# The outbox queue (docs/architecture.md, "The leased queue"); a failed attempt waits as queued.
+OUTBOX_QUEUE = QueueTable(
+    OutboxMessage.__table__,
+    Statuses(
+        ready=OutboxStatus.QUEUED, leased=OutboxStatus.SENDING, retrying=OutboxStatus.QUEUED, dead=OutboxStatus.FAILED
+    ),
+    returning=_COLUMNS[1:],
+    settle_values=("sent_at",),
+    lost_error=LOST,
+)
 
 
 async def enqueue(
@@ -93,12 +106,15 @@ def record_bounce(session: Session, mailbox_id: int, rfc_message_id: str, reason
     )
 
 
-async def _note_failure(session: AsyncSession, row: OutboxMessage, reason: str) -> None:
+def _note_failure(session: Session, row: OutboxMessage, reason: str) -> None:
     """Say on the ticket that an email will not arrive, so an agent can act on it."""
     if row.ticket_id is not None:
-        ticket = await session.get_one(Ticket, row.ticket_id)
-        note = f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}"
-        await session.run_sync(add_note, ticket, note, thread_rule="delivery")
+        ticket = session.get_one(Ticket, row.ticket_id)
+        add_note(session, ticket, f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}", thread_rule="delivery")
+
+
+def _outbox_row(values: Row) -> OutboxMessage:
+    return loaded(OutboxMessage, dict(zip(_COLUMNS, values, strict=True)))
 
 
 class _LeaseLost(Exception):
@@ -111,6 +127,11 @@ class OutboxWorker:
         self._settings = settings
         self._sender = sender
         self._signer = DkimSigner(settings)
+        self._queue = LeasedQueue(OUTBOX_QUEUE, Policy(
+            batch=settings.outbox_batch_size, lease_seconds=settings.outbox_lease_seconds,
+            max_attempts=settings.outbox_max_attempts, retry_base_seconds=settings.outbox_retry_base_seconds,
+            retry_max_seconds=settings.outbox_retry_max_seconds,
+        ))  # fmt: skip
 
     async def run(self) -> None:
         """Deliver forever; back off while the database is unreachable."""
@@ -141,47 +162,14 @@ class OutboxWorker:
         return len(rows)
 
     async def _claim(self) -> list[OutboxMessage]:
-        now = utcnow()
-        limit = self._settings.outbox_max_attempts
-        claimable = or_(
-            and_(OutboxMessage.status == OutboxStatus.QUEUED, OutboxMessage.next_attempt_at <= now),
-            and_(
-                OutboxMessage.status == OutboxStatus.SENDING,
-                OutboxMessage.lease_expires_at < now,
-                OutboxMessage.attempts < limit,
-            ),
-        )
-        candidates = (
-            select(OutboxMessage.id)
-            .where(claimable)
-            .order_by(OutboxMessage.id)
-            .limit(self._settings.outbox_batch_size)
-            .with_for_update(skip_locked=True)
-        )
         async with self._db.sessions.begin() as session:
-            lost = await session.scalars(
-                update(OutboxMessage)
-                .where(
-                    OutboxMessage.status == OutboxStatus.SENDING,
-                    OutboxMessage.lease_expires_at < now,
-                    OutboxMessage.attempts >= limit,
-                )
-                .values(status=OutboxStatus.FAILED, next_attempt_at=None, lease_expires_at=None, last_error=LOST)
-                .returning(OutboxMessage)
-            )
-            for row in lost.all():
-                await _note_failure(session, row, LOST)
-            claimed = await session.scalars(
-                update(OutboxMessage)
-                .where(OutboxMessage.id.in_(candidates.scalar_subquery()))
-                .values(
-                    status=OutboxStatus.SENDING,
-                    attempts=OutboxMessage.attempts + 1,
-                    lease_expires_at=now + timedelta(seconds=self._settings.outbox_lease_seconds),
-                )
-                .returning(OutboxMessage)
-            )
-            return sorted(claimed.all(), key=lambda row: row.id)
+            return await session.run_sync(self._claim_in)
+
+    def _claim_in(self, session: Session) -> list[OutboxMessage]:
+        claim = self._queue.claim(session.connection())
+        for lost in claim.lost:
+            _note_failure(session, _outbox_row(lost), LOST)
+        return [_outbox_row(values) for values in claim.rows]
 
     async def _deliver(self, row: OutboxMessage) -> None:
         domain = row.mail_from.rpartition("@")[2]
@@ -210,7 +198,8 @@ class OutboxWorker:
             async with self._db.sessions.begin() as session:
                 email: Rendered = await render(session, self._settings, row)
                 kept = {"raw": email.kept, "link_id": email.link_id}
-                stored = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(**kept))
+                ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
+                stored = await session.execute(update(OutboxMessage).where(ours).values(**kept))
                 if not stored.rowcount:
                     raise _LeaseLost  # roll back the link the draft issued
         except _LeaseLost:
@@ -219,34 +208,21 @@ class OutboxWorker:
         return email.raw
 
     async def _mark_sent(self, row: OutboxMessage) -> None:
+        def mark(session: Session) -> None:
+            self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=utcnow())
+
         async with self._db.sessions.begin() as session:
-            await session.execute(
-                update(OutboxMessage)
-                .where(*self._still_ours(row))
-                .values(status=OutboxStatus.SENT, sent_at=utcnow(), lease_expires_at=None, last_error=None)
-            )
+            await session.run_sync(mark)
 
     async def _record_failure(self, row: OutboxMessage, error: Exception) -> None:
         reason = f"{error}"[:4000] or type(error).__name__
-        final = isinstance(error, PermanentFailure) or row.attempts >= self._settings.outbox_max_attempts
         log.warning("outbox message %d to %s: attempt %d failed: %s", row.id, row.rcpt_tos, row.attempts, reason)
-        values: dict[str, object] = {"lease_expires_at": None, "last_error": reason}
-        if final:
-            values |= {"status": OutboxStatus.FAILED, "next_attempt_at": None}
-        else:
-            base = self._settings.outbox_retry_base_seconds
-            delay = min(base * 2 ** (row.attempts - 1), self._settings.outbox_retry_max_seconds)
-            values |= {"status": OutboxStatus.QUEUED, "next_attempt_at": utcnow() + timedelta(seconds=delay)}
-        async with self._db.sessions.begin() as session:
-            updated = await session.execute(update(OutboxMessage).where(*self._still_ours(row)).values(**values))
-            if final and updated.rowcount:
-                await _note_failure(session, row, reason)
+        permanent = isinstance(error, PermanentFailure)
 
-    @staticmethod
-    def _still_ours(row: OutboxMessage) -> tuple[ColumnElement[bool], ...]:
-        """The claim's attempt number fences off a worker whose lease was taken over."""
-        return (
-            OutboxMessage.id == row.id,
-            OutboxMessage.status == OutboxStatus.SENDING,
-            OutboxMessage.attempts == row.attempts,
-        )
+        def fail(session: Session) -> None:
+            status = self._queue.fail(session.connection(), row.id, row.attempts, reason, permanent=permanent)
+            if status == OutboxStatus.FAILED:
+                _note_failure(session, row, reason)
+
+        async with self._db.sessions.begin() as session:
+            await session.run_sync(fail)
