@@ -42,8 +42,7 @@ from gateway.outbound.senders import PermanentFailure, Sender
 from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Statuses
-from gateway.storage.statements import Row
+from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Row, Statuses
 from gateway.tickets.notes import add_note
 
 log = logging.getLogger(__name__)

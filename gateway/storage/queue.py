@@ -3,7 +3,8 @@
 A queued row carries a status, an attempt count, when its next attempt is due, when the
 current lease runs out and its last error (docs/architecture.md, "The leased queue").
 `QueueTable` names a table's statuses and columns once and builds its statements once
-(`Prepared`, compiled per dialect on first use); `LeasedQueue` pairs it with a `Policy`
+(those run per row `Prepared`, compiled per dialect on first use; those run per claim or
+unit of work through SQLAlchemy's compiled cache); `LeasedQueue` pairs it with a `Policy`
 (batch, lease, attempts, backoff) and offers the moves. `claim` first dead-letters rows
 whose lease ran out on their last attempt (the worker was lost, too many times), then
 leases a batch: rows whose attempt is due and rows whose lease ran out with attempts
@@ -28,9 +29,11 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Table, Update, and_, bindparam, or_, select, update
 
-from gateway.storage.statements import Prepared, Row
+from gateway.storage.statements import Prepared
+
+Row = Sequence[Any]  # `(id, *returning)`: a tuple, or SQLAlchemy's Row, which behaves as one
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,8 +77,8 @@ class Policy:
 class Claim(NamedTuple):
     """What one claim took: the leased rows by id, and the rows it dead-lettered as lost."""
 
-    rows: list[Row]
-    lost: list[Row]
+    rows: Sequence[Row]
+    lost: Sequence[Row]
 
 
 class QueueTable:
@@ -103,19 +106,22 @@ class QueueTable:
         self.returned = (self._id, *(c[name] for name in returning))
         now = bindparam("now", type_=self._due.type)
         leased = self._status == statuses.leased
-        self.reaping = Prepared(
+        # Once per claim or unit of work: run through SQLAlchemy (its compiled cache), which also
+        # converts the parameters of statements with an IN list.
+        self.reaping = (
             update(table)
             .where(leased, self._lease < now, self._attempts >= bindparam("max_attempts"))
             .values({self._status: statuses.dead, self._due: None, self._lease: None, c[names.error]: lost_error})
             .returning(*self.returned)
         )
-        self.claiming = Prepared(self._claim_statement(now, leased))
-        self.renewing = Prepared(
+        self.claiming = self._claim_statement(now, leased)
+        self.renewing = (
             update(table)
             .where(self._id.in_(bindparam("ids", expanding=True)), leased)
             .values({self._lease: bindparam("lease_until", type_=self._lease.type)})
             .returning(*self.returned)
         )
+        # Once per row: compiled once per dialect and run on the driver's cursor.
         settle = update(table).where(self.fence(bindparam("row_id"), bindparam("attempt"))).returning(self._id)
         cleared = {self._lease: None, self._due: None, c[names.error]: None}
         self.finishing = Prepared(settle.values({
@@ -135,7 +141,7 @@ class QueueTable:
         """The row, only while it is leased at `attempt`: the claim's attempt number is its lease."""
         return and_(self._id == row_id, self._status == self.statuses.leased, self._attempts == attempt)
 
-    def _claim_statement(self, now: Any, leased: ColumnElement[bool]) -> Any:
+    def _claim_statement(self, now: Any, leased: ColumnElement[bool]) -> Update:
         waiting = sorted({self.statuses.ready, self.statuses.retrying})
         claimable = or_(
             and_(self._status.in_(waiting), self._due <= now),
@@ -171,15 +177,16 @@ class LeasedQueue:
     def claim(self, connection: Connection) -> Claim:
         """Dead-letter rows lost on their last attempt, then lease up to a batch of rows."""
         now = _now()
-        lost = self.table.reaping.rows(connection, {"now": now, "max_attempts": self.policy.max_attempts})
+        lost = connection.execute(self.table.reaping, {"now": now, "max_attempts": self.policy.max_attempts})
         params = {"now": now, "max_attempts": self.policy.max_attempts, "batch": self.policy.batch,
                   "lease_until": now + timedelta(seconds=self.policy.lease_seconds)}  # fmt: skip
-        return Claim(sorted(self.table.claiming.rows(connection, params), key=itemgetter(0)), lost)
+        claimed = connection.execute(self.table.claiming, params).all()
+        return Claim(sorted(claimed, key=itemgetter(0)), lost.all())
 
-    def renew(self, connection: Connection, ids: Sequence[int]) -> list[Row]:
+    def renew(self, connection: Connection, ids: Sequence[int]) -> Sequence[Row]:
         """Extend the leases of those of `ids` still leased; returns their rows."""
         lease_until = _now() + timedelta(seconds=self.policy.lease_seconds)
-        return self.table.renewing.rows(connection, {"ids": list(ids), "lease_until": lease_until})
+        return connection.execute(self.table.renewing, {"ids": list(ids), "lease_until": lease_until}).all()
 
     def finish(self, connection: Connection, row_id: int, attempt: int, status: str, **values: Any) -> bool:
         """Settle the row with a final `status` (and the table's `settle_values`); False if not ours."""
