@@ -7,14 +7,16 @@ magic link (ticket mail, sign-in mail) is queued the same way as a draft
 (gateway/outbound/drafts.py), because the link must not exist before the email leaves and no
 column may hold it.
 
-`OutboxWorker` delivers. It claims due rows by marking them `sending` with a lease
-(`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every attempt (a fresh link
-each time, the earlier attempt's revoked; the row keeps only the copy with link and code
-replaced, written while the row is still ours), DKIM-signs the email and hands it to the Sender,
-then marks it `sent` in its own short transaction right after the relay said 250. A 4xx,
-a timeout or an unreachable relay puts the row back in the queue with exponential backoff;
-a 5xx, or the last attempt, marks it `failed` and writes an internal note on the ticket.
-Delivery is at-least-once: only a crash in the window between the relay's 250 and the
+`OutboxWorker` delivers. The rows are a leased queue (gateway/storage/queue.py;
+docs/architecture.md, "The leased queue"): it claims due rows by marking them `sending`
+with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every attempt
+(a fresh link each time, the earlier attempt's revoked; the row keeps only the copy with
+link and code replaced, written while the row is still ours), DKIM-signs the email and
+hands it to the Sender, then marks it `sent` in its own short transaction right after the
+relay said 250. A 4xx, a timeout or an unreachable relay puts the row back in the queue
+with exponential backoff; a 5xx, or the last attempt, marks it `failed` and writes an
+internal note on the ticket, as does a claim that finds a row's worker lost on its last
+attempt. Delivery is at-least-once: only a crash in the window between the relay's 250 and the
 `sent` commit (one local transaction; a stopping worker finishes it before exiting) sends
 a message again once its lease has expired, with the same Message-ID, so receiving
 systems that deduplicate by Message-ID show it once. A lease still running is never
@@ -26,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 
