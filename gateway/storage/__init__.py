@@ -2,8 +2,9 @@
 
 `database.py` owns the engines (SQLite with its writer thread, reader and checkpointer;
 PostgreSQL's pool) and the ways to run work on them (docs/architecture.md, "Reaching the
-database"); `statements.py` compiles hot statements once; `upsert.py` inserts if absent on
-both dialects. The Alembic migrations (`migrations/`: `env.py`, `script.py.mako`,
+database"); `queue.py` is the one leased queue that inbound processing and the outbox
+worker claim their rows through; `statements.py` compiles hot statements once; `upsert.py`
+inserts if absent on both dialects. The Alembic migrations (`migrations/`: `env.py`, `script.py.mako`,
 `versions/`) ship in the wheel as package data and are found next to this file, so
 `wicket db upgrade` works from any directory without a checkout. Imports nothing of
 Wicket but settings.
