@@ -107,6 +107,22 @@ async def test_in_parameters_are_expanded_per_call(db: Database) -> None:
     assert sorted(two) == [("c1@example.test",), ("c2@example.test",)]
 
 
+async def test_the_other_parameters_of_a_statement_with_an_in_list_are_converted_too(db: Database) -> None:
+    """An aware datetime beside an expanded IN list reaches the driver as the column stores it."""
+    since = Prepared(
+        select(Contact.email).where(
+            Contact.email.in_(bindparam("emails", expanding=True)), Contact.created_at >= bindparam("since")
+        )
+    )
+    async with db.sessions.begin() as session:
+        session.add(Contact(email="c0@example.test", name=""))
+
+    def recent(connection: Connection) -> list[Row]:
+        return since.rows(connection, {"emails": ["c0@example.test"], "since": utcnow() - timedelta(hours=1)})
+
+    assert await db.read(recent) == [("c0@example.test",)]
+
+
 async def test_a_row_inserted_with_core_joins_the_session_as_a_loaded_contact(db: Database) -> None:
     def add_then_rename(session: Session) -> str:
         [(contact_id, _)] = _ADD_CONTACT.rows(session.connection(), {"email": "erin@example.test", "name": "E"})
