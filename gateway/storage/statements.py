@@ -42,16 +42,21 @@ class _Plan:
     defaults: Mapping[str, Callable[[], Any]]
     # The result columns that need converting from the driver's value: (position, conversion).
     results: tuple[tuple[int, Callable[[Any], Any]], ...]
+    # The same conversions by parameter name, for statements whose IN lists are expanded per call.
+    by_name: Mapping[str, Callable[[Any], Any]]
 
     def bind(self, params: Mapping[str, Any]) -> tuple[str, list[Any]]:
         """The SQL and the driver's positional values for `params`."""
         if self.expanding:
+            # The expanded state's processors cover the spliced-in list only; every other
+            # parameter keeps the conversion compiled for it.
             state = self.compiled.construct_expanded_state(params)
-            processors = state.processors
-            return state.statement, [
-                processors[name](state.parameters[name]) if name in processors else state.parameters[name]
-                for name in state.positiontup or ()
-            ]
+            processors = {**self.by_name, **state.processors}
+            values = []
+            for name in state.positiontup or ():
+                value, process = state.parameters[name], processors.get(name)
+                values.append(value if process is None else process(value))
+            return state.statement, values
         values = []
         for name, process in zip(self.names, self.processors, strict=True):
             value = params[name] if name in params else self.defaults[name]()
@@ -129,4 +134,5 @@ class Prepared:
         )
         results = tuple((position, convert) for position, convert in enumerate(conversions) if convert is not None)
         expanding = any(bind.expanding for bind in compiled.binds.values())
-        return _Plan(compiled, expanding, names, processors, defaults, results)
+        by_name = {name: process for name, process in zip(names, processors, strict=True) if process is not None}
+        return _Plan(compiled, expanding, names, processors, defaults, results, by_name)
