@@ -35,6 +35,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
+from http.cookies import Morsel
 
 from aiohttp import hdrs, web
 from sqlalchemy import Connection, bindparam, insert, select, update
@@ -277,21 +278,26 @@ def write_cookie(
 ) -> None:
     """Add a Set-Cookie header (HttpOnly, SameSite=Lax, Path=/) while the response is prepared.
 
-    aiohttp turns `response.cookies` into headers before `on_response_prepare` runs, so
-    the hook writes the header itself. Values are URL-safe tokens (empty to clear a
-    cookie), which need no quoting; the header is written directly because building it
-    through `http.cookies` cost more than the rest of the hook.
+    aiohttp turns `response.cookies` into headers before `on_response_prepare` runs, so a
+    `set_cookie` from the hook would never be sent; the hook builds the header with the
+    standard library's `http.cookies.Morsel` (what aiohttp's cookie jar serialises with)
+    and adds it. Values are URL-safe tokens (empty to clear a cookie), which need no
+    quoting, so the value is also its coded form: a cleared cookie reads `name=`.
     """
     if not _COOKIE_VALUE.fullmatch(value):
         raise ValueError("a cookie value must be a URL-safe token")
-    header = f"{name}={value}; HttpOnly; Path=/; SameSite=Lax"
+    morsel: Morsel[str] = Morsel()
+    morsel.set(name, value, value)
+    morsel["httponly"] = True
+    morsel["path"] = "/"
+    morsel["samesite"] = "Lax"
     if secure:
-        header += "; Secure"
+        morsel["secure"] = True
     if max_age is not None:
-        header += f"; Max-Age={max_age}"
+        morsel["max-age"] = max_age
         if max_age == 0:
-            header += "; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
-    response.headers.add(hdrs.SET_COOKIE, header)
+            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
+    response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
 
 def apply_cookies(request: web.Request, response: web.StreamResponse) -> None:

@@ -6,11 +6,9 @@ import asyncio
 import smtplib
 
 import pytest
-from aiosmtpd.smtp import SMTP
 from sqlalchemy import Engine, event, func, select, text
 
 from gateway.cli.runtime import Gateway
-from gateway.inbound.smtp import WicketHandler, WicketSMTP
 from gateway.models import InboundEmail, InboundStatus, Message
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 from tests.support import FIXTURES, SUPPORT, Server, send, simple_mail
@@ -183,15 +181,3 @@ async def test_odd_bytes_in_data_are_stored_verbatim(gateway: Gateway, smtp_serv
     async with gateway.db.sessions() as session:
         row = await session.get_one(InboundEmail, row_id)
     assert line.replace(b"\n", b"\r\n") in row.raw or line in row.raw
-
-
-async def test_the_listener_knows_every_verb_and_mechanism_aiosmtpd_does(gateway: Gateway) -> None:
-    # WicketSMTP lists its protocol methods once per class instead of aiosmtpd's dir() walk
-    # per connection; the tables aiosmtpd builds from them must not change.
-    handler = WicketHandler(gateway.router, gateway.store, gateway.settings)
-    stock = SMTP(handler, hostname="mx.example.test")
-    ours = WicketSMTP(handler, hostname="mx.example.test")
-    assert ours._smtp_methods.keys() == stock._smtp_methods.keys()
-    assert {"EHLO", "MAIL", "RCPT", "DATA", "STARTTLS", "QUIT"} <= ours._smtp_methods.keys()
-    assert ours._auth_methods.keys() == stock._auth_methods.keys()
-    assert ours._handle_hooks.keys() == stock._handle_hooks.keys()

@@ -6,7 +6,9 @@ import pytest
 from aiohttp import web
 from markupsafe import escape
 
-from portal.listing import _escaped
+from gateway.models import utcnow
+from gateway.tickets.lists import TicketPage, TicketRow
+from portal.listing import listed
 from portal.templating import RoutePaths
 
 TRICKY = [
@@ -22,7 +24,14 @@ TRICKY = [
 
 @pytest.mark.parametrize("text", TRICKY)
 def test_ticket_rows_escape_exactly_as_markupsafe(text: str) -> None:
-    assert _escaped(text) == str(escape(text))
+    row = TicketRow("pub", 7, text, "open", utcnow(), False, text)
+    html = str(listed(TicketPage([row], 1, 1, 1), lambda name, **parts: text, show_requester=True).rows)
+    escaped = str(escape(text))
+    assert f'href="{escaped}"' in html
+    assert f'<span class="ticket-subject">{escaped}</span>' in html
+    assert f" · opened by {escaped} · " in html
+    if escaped != text:
+        assert text not in html
 
 
 def test_route_paths_are_the_paths_url_for_builds(app: web.Application) -> None:
