@@ -84,7 +84,7 @@ _TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.a
 _INSERT_MESSAGE = Prepared(insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id))
 _MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
 _INSERT_ATTACHMENTS = insert(Attachment.__table__)
-# Threading rules that only recipients of our own mail can have used (see "Threading").
+# Threading rules that only recipients of our own mail can have used (docs/architecture.md, "Threading").
 _CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 
 
