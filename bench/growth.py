@@ -121,7 +121,7 @@ async def _ticket_list(gateway: Gateway, workdir: Path) -> AsyncIterator[tuple[s
 
     await seed_tickets(gateway)
     session_id = await seed_session_and_links(gateway.settings, gateway.db, 0, workdir / "tokens.txt")
-    runner = web.AppRunner(create_app(gateway.settings, db=gateway.db), **runner_options())
+    runner = web.AppRunner(create_app(gateway.settings, db=gateway.db, processor=gateway.processor), **runner_options())
     await runner.setup()
     try:
         site = web.TCPSite(runner, "127.0.0.1", 0)

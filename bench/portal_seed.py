@@ -6,8 +6,8 @@ rows directly (setting up is not what is measured): the session row holds the SH
 of a cookie value only this process knows, and each link holds `token_digest` of a fresh
 token, exactly as `issue_link` stores it. The tokens go to a file for wrk's script; the
 CSRF cookie and form token are those a visitor's browser would hold. The portal itself is
-`portal.app.create_app(settings, db=...)` on `web.AppRunner` with the portal's runner
-options, as `wicket serve` runs it.
+`portal.app.create_app(settings, db=..., processor=gateway.processor)` on `web.AppRunner`
+with the portal's runner options, as `wicket serve` runs it.
 """
 
 from __future__ import annotations
@@ -85,11 +85,11 @@ async def serve_portal(workdir: Path, links: int, stop: asyncio.Event) -> None:
         gateway = Gateway(settings, db)
         await gateway.start()
         await seed_tickets(gateway)
-        await gateway.stop()
+        await gateway.stop()  # its tasks only: the portal still processes through its processor
         tokens_file = workdir / "tokens.txt"
         session_id = await seed_session_and_links(settings, db, links, tokens_file)
         seed = secrets.token_urlsafe(32)
-        runner = web.AppRunner(create_app(settings, db=db), **runner_options())
+        runner = web.AppRunner(create_app(settings, db=db, processor=gateway.processor), **runner_options())
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

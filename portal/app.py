@@ -1,8 +1,10 @@
 """The portal application factory, and how `wicket serve` runs it.
 
-`create_app(settings, db=None)` builds a fresh `web.Application`: settings and the brand
-and suggestion caches under typed keys, the database in a cleanup context (opened from
-settings unless a `Database` is handed in, and then left for its owner to dispose),
+`create_app(settings, db, processor=...)` builds a fresh `web.Application`: settings, the
+node's one `Processor` (built by the composition root, `gateway.cli.runtime.Gateway`, and
+handed in: the portal never builds its own; docs/architecture.md, "The portal") and the
+brand and suggestion caches under typed keys, the database in a cleanup context (opened
+from settings unless a `Database` is handed in, and then left for its owner to dispose),
 templates, middlewares, the response hook that adds security headers and cookies, and the
 URL table from `portal.routes`. Nothing is created at import time. `start_portal` runs it
 on a TCP site with `RedactingAccessLogger`, which keeps magic-link tokens and SSO tokens
@@ -20,13 +22,13 @@ from aiohttp import web, web_response
 from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.orm import configure_mappers
 
+from gateway.inbound.processor import Processor
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
 from portal import keys
 from portal.branding import BrandCache
 from portal.client_address import untrusted_forwarding_warning
 from portal.csrf import csrf_middleware
-from portal.inbound import processor_context
 from portal.middlewares import SERVER, error_pages, form_bodies, on_prepare
 from portal.routes import setup_routes
 from portal.suggestions import SuggestionCache
@@ -78,8 +80,13 @@ def _database_context(settings: Settings, given: Database | None) -> Callable[[w
     return database
 
 
-def create_app(settings: Settings, db: Database | None = None) -> web.Application:
-    """A new portal application for `settings` (and an existing `db`, if given)."""
+def create_app(settings: Settings, db: Database | None = None, *, processor: Processor) -> web.Application:
+    """A new portal application for `settings` (and an existing `db`, if given).
+
+    `processor` is the node's Processor (`Gateway.processor`), over the same database: the
+    portal processes the replies and requests it stores through it at once, and the agent
+    API publishes on its event bus.
+    """
     # The session lookup builds model instances without the ORM's query path, which is what
     # configures the mappers otherwise: a fresh process whose first request is a signed-in
     # page answered 500 without this.
@@ -92,10 +99,10 @@ def create_app(settings: Settings, db: Database | None = None) -> web.Applicatio
         client_max_size=settings.max_message_size,
     )
     app[keys.SETTINGS] = settings
+    app[keys.PROCESSOR] = processor
     app[keys.BRANDS] = BrandCache()
     app[keys.SUGGESTIONS] = SuggestionCache()
     app.cleanup_ctx.append(_database_context(settings, db))
-    app.cleanup_ctx.append(processor_context)  # portal replies and requests are processed at once
     setup_templates(app)
     app.on_response_prepare.append(on_prepare)
     setup_routes(app)
@@ -106,12 +113,13 @@ async def start_portal(
     settings: Settings,
     db: Database | None = None,
     *,
+    processor: Processor,
     host: str | None = None,
     port: int | None = None,
     reuse_port: bool = False,
 ) -> web.AppRunner:
     """Serve the portal on `settings.http_host:http_port`; stop it with `await runner.cleanup()`."""
-    runner = web.AppRunner(create_app(settings, db), **runner_options())
+    runner = web.AppRunner(create_app(settings, db, processor=processor), **runner_options())
     await runner.setup()
     port = settings.http_port if port is None else port
     site = web.TCPSite(runner, host or settings.http_host, port, reuse_port=reuse_port or None)

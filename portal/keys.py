@@ -1,6 +1,7 @@
 """Typed keys for application and request state, so every lookup is checked by mypy.
 
-Application keys hold what `create_app` and its cleanup context set up; request keys hold
+Application keys hold what `create_app` and its cleanup context set up, and what the
+composition root hands in (the node's one `Processor`); request keys hold
 what one request learns lazily (its session, its CSRF seed) and the cookies it must send.
 """
 
@@ -24,7 +25,8 @@ SETTINGS = web.AppKey("settings", Settings)
 DB = web.AppKey("db", Database)
 BRANDS: web.AppKey[BrandCache] = web.AppKey("brands")
 SUGGESTIONS: web.AppKey[SuggestionCache] = web.AppKey("suggestions")
-PROCESSOR = web.AppKey("processor", Processor)  # processes portal replies and requests at once
+# The node's one Processor, handed in by the composition root (docs/architecture.md, "The portal").
+PROCESSOR = web.AppKey("processor", Processor)
 
 SESSION: web.RequestKey[SessionState] = web.RequestKey("session")
 CSRF: web.RequestKey[CsrfState] = web.RequestKey("csrf")

@@ -9,7 +9,13 @@ from collections.abc import Awaitable, Callable
 from email.message import EmailMessage
 from pathlib import Path
 
+from aiohttp import web
+
+from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail
+from gateway.settings import Settings
+from gateway.storage.database import Database
+from portal.app import create_app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
 SUPPORT = "support@example.test"
@@ -19,6 +25,16 @@ ReceiveEmail = Callable[..., Awaitable[InboundEmail]]
 
 def fixture_bytes(name: str) -> bytes:
     return (FIXTURES / name).read_bytes()
+
+
+def portal_app(settings: Settings, db: Database) -> web.Application:
+    """The portal app wired as `wicket serve` wires it: on a `Gateway` over `db`, with its Processor.
+
+    For tests that have no started `gateway` fixture on the same settings (those hand
+    `gateway.processor` to `create_app` themselves). The Gateway is not started: the portal
+    uses only its processor, whose router loads the mailboxes when it first routes.
+    """
+    return create_app(settings, db, processor=Gateway(settings, db).processor)
 
 
 Server = tuple[str, int]

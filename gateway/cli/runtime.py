@@ -3,6 +3,11 @@
 `wicket serve`, `wicket replay` and the test suite all build a `Gateway`, so replayed and
 test mail takes exactly the production path: `receive` stores the raw bytes through the
 group-committing store, and the processor turns stored rows into tickets.
+
+`Gateway.processor` is the process's one `Processor` (with the one router and event bus).
+The portal does not build one: `wicket serve` hands this one to `portal.app.create_app`,
+which processes the portal's replies and requests through it at once, whether or not this
+node also runs the background `worker` role (docs/architecture.md, "The portal").
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ from gateway.storage.database import Database, open_database
 
 
 class Gateway:
+    """A node's parts over one database; `start` readies them, the `run_*`/`serve_*` methods start roles."""
+
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or open_database(settings)

@@ -7,7 +7,9 @@ child processes that bind the same SMTP and HTTP ports with SO_REUSEPORT, and th
 spreads connections over them; the parent only supervises and forwards SIGTERM.
 
 The portal is handed in as a starter function by the command line, so this module (like
-the whole gateway package) does not import the portal.
+the whole gateway package) does not import the portal. Each process builds one `Gateway`
+whatever its roles, and the portal is started on that Gateway's database and its one
+`Processor`, so `--role portal` alone still processes portal replies and requests at once.
 """
 
 from __future__ import annotations
@@ -57,7 +59,9 @@ async def serve(
         if "outbox" in roles:
             gateway.run_outbox()
         if "portal" in roles and start_portal is not None:
-            portal_runner = await start_portal(settings, gateway.db, reuse_port=reuse_port)
+            portal_runner = await start_portal(
+                settings, gateway.db, processor=gateway.processor, reuse_port=reuse_port
+            )
             log.info("portal on http://%s:%d (public URL %s)", settings.http_host, settings.http_port,
                      settings.public_url)
         if ready is not None:

@@ -1,14 +1,27 @@
-"""One claimed message into one mailbox: duplicate check, sender, thread, ticket, stored message.
+"""One claimed message into one mailbox, as a flow of named steps.
 
 `deliver_to_mailbox` is the processor's step for each mailbox a message was addressed to,
-inside the message's savepoint: a message already stored there is a duplicate; mail on a
-signed agent address that really is the agent's becomes their reply
-(gateway/inbound/agent_replies.py); anything else is threaded (gateway/inbound/conversations.py) or opens
-a ticket, is stored with its attachments, and publishes `TicketCreated` or `MessageAdded`
-for the subscribers that mail people. A reply whose parent is still being processed by
-another worker raises `WaitForEarlier` instead of opening a second ticket. Statements that
-need no ORM object are Core, built once and run on the session's connection (see
-gateway/tickets/service.py for why).
+inside the message's savepoint (docs/architecture.md, "One email, from the socket to the
+page", step 3). It reads top-down as the flow of one message, and so does this module:
+
+1. **duplicate**: a message already stored in this mailbox (same dedupe key) stops here;
+2. **agent mail**: mail on a signed agent address that really is the agent's becomes
+   their reply (gateway/inbound/agent_replies.py); anything else continues as mail to
+   the plain mailbox address;
+3. **sender**: the contact the mail is from;
+4. **conversation**: the ticket it continues (gateway/inbound/conversations.py), or none;
+   a reply whose parent another worker is still processing raises `WaitForEarlier`
+   instead of opening a second ticket;
+5. **ticket**: a new one is opened (for a forwarded mail from the team, on behalf of the
+   original sender), an existing one may gain Cc participants and is reopened;
+6. **store**: the message and its attachments, and a note for each ticket it mentions;
+7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
+
+Every statement that needs no ORM object is Core, built once at import and run on the
+session's connection, the hottest ones `Prepared` (gateway/storage/statements.py; see
+docs/architecture.md, "Reaching the database"): processing runs them for every message.
+The steps stay in this one module, longer than most, so that one message's flow reads in
+one place.
 """
 
 from __future__ import annotations
@@ -21,7 +34,7 @@ from sqlalchemy.orm import Session
 
 from gateway.directory.contacts import contact_for
 from gateway.inbound.agent_replies import deliver_agent_mail
-from gateway.inbound.conversations import ThreadRule, find_conversation
+from gateway.inbound.conversations import Conversation, ThreadRule, find_conversation
 from gateway.inbound.routing import Route
 from gateway.mail.classify import Classification, MailKind
 from gateway.mail.parse import ParsedEmail
@@ -29,6 +42,7 @@ from gateway.models import (
     Agent,
     Attachment,
     AuthorType,
+    Contact,
     InboundEmail,
     InboundStatus,
     Mailbox,
@@ -50,10 +64,8 @@ from gateway.tickets.service import (
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
 
-_MESSAGES = Message.__table__
-_INSERT_MESSAGE = Prepared(insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id))
-_MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
 # Statements built once: building and cache-keying an expression costs more than running it.
+_MESSAGES = Message.__table__
 _DUPLICATE = Prepared(
     select(Message.id, Message.ticket_id).where(
         Message.mailbox_id == bindparam("mailbox_id"), Message.dedupe_key == bindparam("key")
@@ -68,8 +80,12 @@ _EARLIER_UNPROCESSED = (
     )
     .limit(1)
 )
-_CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 _TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.active.is_(True))
+_INSERT_MESSAGE = Prepared(insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id))
+_MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
+_INSERT_ATTACHMENTS = insert(Attachment.__table__)
+# Threading rules that only recipients of our own mail can have used (docs/architecture.md, "Threading").
+_CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 
 
 def dedupe_key(message_id: str | None, raw_sha256: str) -> str:
@@ -105,6 +121,24 @@ class WaitForEarlier(Exception):
     """The message continues one that is not processed yet; try again shortly."""
 
 
+@dataclass(frozen=True, slots=True)
+class Sender:
+    """Who the message is from: the address and name as stored on it, and their contact."""
+
+    email: str
+    name: str
+    contact: Contact
+
+
+@dataclass(frozen=True, slots=True)
+class OnTicket:
+    """The ticket a message goes to, and what taking it there did to the ticket."""
+
+    ticket: Ticket
+    created: bool
+    reopened: bool
+
+
 def deliver_to_mailbox(
     session: Session,
     settings: Settings,
@@ -116,8 +150,9 @@ def deliver_to_mailbox(
 ) -> Delivery:
     """Store one message on its ticket in one mailbox (opening the ticket when it is new)."""
     key = dedupe_key(mail.message_id, inbound.sha256)
-    for message_id, ticket_id in _DUPLICATE.rows(session.connection(), {"mailbox_id": route.mailbox_id, "key": key}):
-        return Delivery(ticket_id, message_id, duplicate=True, rule=None)
+    duplicate = _duplicate(session, route.mailbox_id, key)
+    if duplicate is not None:
+        return duplicate
 
     # Mail on a signed agent address is the agent's reply when it is really theirs;
     # otherwise it continues below as mail to the plain mailbox address.
@@ -129,102 +164,46 @@ def deliver_to_mailbox(
 
     mailbox_id = route.mailbox_id
     mailbox = held(session, "mailbox", mailbox_id, lambda: session.get_one(Mailbox, mailbox_id))
+    sender = _sender(session, inbound, mail)
+    conversation = _conversation(session, settings, inbound, mail, route, mailbox, sender)
+    on_ticket = _ticket(session, mail, verdict, mailbox, sender, conversation)
+    message = _store(session, inbound, mail, verdict, key, mailbox, sender, conversation, on_ticket)
+    _publish(session, events, mail, verdict, mailbox, message, on_ticket)
+    return Delivery(on_ticket.ticket.id, message.id, duplicate=False, rule=conversation.rule)
+
+
+# 1. duplicate
+def _duplicate(session: Session, mailbox_id: int, key: str) -> Delivery | None:
+    """The earlier delivery of this very message to this mailbox, if there was one."""
+    for message_id, ticket_id in _DUPLICATE.rows(session.connection(), {"mailbox_id": mailbox_id, "key": key}):
+        return Delivery(ticket_id, message_id, duplicate=True, rule=None)
+    return None
+
+
+# 3. sender
+def _sender(session: Session, inbound: Claimed, mail: ParsedEmail) -> Sender:
+    """The From address (else the envelope sender), and its contact, created on first sight."""
     # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
-    sender_email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
-    sender_name = (mail.sender.name if mail.sender else "")[:200]
-    sender = contact_for(session, sender_email, sender_name)
-    conversation = find_conversation(session, mailbox, settings.keys, mail, route.reply, sender.id)
-    ticket, rule = conversation.ticket, conversation.rule
-    if ticket is None:
+    email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
+    name = (mail.sender.name if mail.sender else "")[:200]
+    return Sender(email, name, contact_for(session, email, name))
+
+
+# 4. conversation
+def _conversation(
+    session: Session,
+    settings: Settings,
+    inbound: Claimed,
+    mail: ParsedEmail,
+    route: Route,
+    mailbox: Mailbox,
+    sender: Sender,
+) -> Conversation:
+    """The ticket the message continues, or a new conversation once no earlier message is pending."""
+    conversation = find_conversation(session, mailbox, settings.keys, mail, route.reply, sender.contact.id)
+    if conversation.ticket is None:
         _wait_for_earlier(session, inbound, mail)
-
-    created = ticket is None
-    reopened = False
-    if ticket is None:
-        requester = sender
-        subject = mail.subject
-        if mail.forwarded is not None and _is_team_member(session, sender_email):
-            original = mail.forwarded.sender
-            requester = contact_for(session, original.email or sender_email, original.name)
-            subject = mail.forwarded.subject or subject
-        flag = None if verdict.kind is MailKind.NORMAL else str(verdict.kind)
-        ticket = open_ticket(session, mailbox, requester, subject, flag)
-        if requester.id != sender.id:
-            add_participant(session, ticket, sender)
-    elif verdict.answerable:
-        # Replying never makes anyone a participant; the requester may bring people in by
-        # Cc on mail that threaded through something only recipients of our mail hold.
-        if rule in _CC_RULES and ticket.requester_id == sender.id:
-            add_cc_participants(session, ticket, (a.email for a in mail.cc))
-        reopened = reopen_on_customer_reply(ticket)
-
-    # Core inserts: the ORM's unit of work cost more than everything else in this step.
-    message = Message(
-        ticket_id=ticket.id,
-        mailbox_id=mailbox.id,
-        dedupe_key=key,
-        inbound_email_id=inbound.id,
-        direction="in",
-        author_type=AuthorType.CUSTOMER,
-        author_contact_id=sender.id,
-        author_agent_id=None,
-        internal=False,
-        classification=str(verdict.kind),
-        thread_rule=str(rule),
-        rfc_message_id=mail.message_id,
-        in_reply_to=list(mail.in_reply_to),
-        references=list(mail.references),
-        subject=mail.subject,
-        from_email=sender_email,
-        from_name=sender_name,
-        to=[a.email for a in mail.to],
-        cc=[a.email for a in mail.cc],
-        body_text=mail.text,
-        body_html=mail.html,
-        display=mail.display,
-        reply_text=mail.reply_text,
-        quoted_text=mail.quoted_text,
-        defects=list(mail.defects),
-        sent_at=mail.date,
-        created_at=ticket.created_at if created else utcnow(),  # one moment: no second ticket UPDATE
-    )
-    rows = session.connection()
-    [(message.id, message.public_id)] = _INSERT_MESSAGE.rows(rows, _column_values(message))
-    if mail.attachments:
-        rows.execute(
-            insert(Attachment.__table__),
-            [
-                {
-                    "message_id": message.id,
-                    "filename": a.filename,
-                    "content_type": a.content_type,
-                    "size": a.size,
-                    "sha256": a.sha256,
-                    "content_id": a.content_id,
-                    "inline": a.inline,
-                    "data": a.data,
-                }
-                for a in mail.attachments
-            ],
-        )
-    if not created:  # a new ticket's row already says so: nothing for the ORM to flush
-        ticket.last_activity_at = message.created_at
-    for mentioned in conversation.mentions:
-        add_note(session, ticket, _mention_note(mentioned), thread_rule="mention")
-
-    if created:
-        events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
-    else:
-        events.publish(
-            session, MessageAdded(mailbox, ticket, message, verdict, mail, reopened)
-        )
-    return Delivery(ticket.id, message.id, duplicate=False, rule=rule)
-
-def _mention_note(mentioned: Ticket) -> str:
-    return (
-        f"This message mentions #{mentioned.ref} ({mentioned.subject}). Its sender does not take "
-        "part in that ticket, so it was not added there and gained no access to it."
-    )
+    return conversation
 
 
 def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> None:
@@ -241,9 +220,159 @@ def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> 
         raise WaitForEarlier(earlier)
 
 
+# 5. ticket
+def _ticket(
+    session: Session,
+    mail: ParsedEmail,
+    verdict: Classification,
+    mailbox: Mailbox,
+    sender: Sender,
+    conversation: Conversation,
+) -> OnTicket:
+    """Open the message's ticket, or continue the one it threaded to."""
+    ticket = conversation.ticket
+    if ticket is None:
+        return OnTicket(_open(session, mail, verdict, mailbox, sender), created=True, reopened=False)
+    reopened = False
+    if verdict.answerable:
+        # Replying never makes anyone a participant; the requester may bring people in by
+        # Cc on mail that threaded through something only recipients of our mail hold.
+        if conversation.rule in _CC_RULES and ticket.requester_id == sender.contact.id:
+            add_cc_participants(session, ticket, (a.email for a in mail.cc))
+        reopened = reopen_on_customer_reply(ticket)
+    return OnTicket(ticket, created=False, reopened=reopened)
+
+
+def _open(session: Session, mail: ParsedEmail, verdict: Classification, mailbox: Mailbox, sender: Sender) -> Ticket:
+    """A new ticket; mail a team member forwarded is opened for the original sender, with the member taking part."""
+    requester = sender.contact
+    subject = mail.subject
+    if mail.forwarded is not None and _is_team_member(session, sender.email):
+        original = mail.forwarded.sender
+        requester = contact_for(session, original.email or sender.email, original.name)
+        subject = mail.forwarded.subject or subject
+    flag = None if verdict.kind is MailKind.NORMAL else str(verdict.kind)
+    ticket = open_ticket(session, mailbox, requester, subject, flag)
+    if requester.id != sender.contact.id:
+        add_participant(session, ticket, sender.contact)
+    return ticket
+
+
 def _is_team_member(session: Session, email: str) -> bool:
     return session.connection().scalar(_TEAM_MEMBER, {"email": email.lower()}) is not None
 
 
+# 6. store
+def _store(
+    session: Session,
+    inbound: Claimed,
+    mail: ParsedEmail,
+    verdict: Classification,
+    key: str,
+    mailbox: Mailbox,
+    sender: Sender,
+    conversation: Conversation,
+    on_ticket: OnTicket,
+) -> Message:
+    """Insert the message and its attachments, move the ticket's activity, note mentioned tickets."""
+    ticket = on_ticket.ticket
+    message = _message(inbound, mail, verdict, key, mailbox, sender, conversation.rule, on_ticket)
+    # Core inserts: the ORM's unit of work cost more than everything else in this step.
+    rows = session.connection()
+    [(message.id, message.public_id)] = _INSERT_MESSAGE.rows(rows, _column_values(message))
+    if mail.attachments:
+        rows.execute(_INSERT_ATTACHMENTS, _attachment_rows(message.id, mail))
+    if not on_ticket.created:  # a new ticket's row already says so: nothing for the ORM to flush
+        ticket.last_activity_at = message.created_at
+    for mentioned in conversation.mentions:
+        add_note(session, ticket, _mention_note(mentioned), thread_rule="mention")
+    return message
+
+
+def _message(
+    inbound: Claimed,
+    mail: ParsedEmail,
+    verdict: Classification,
+    key: str,
+    mailbox: Mailbox,
+    sender: Sender,
+    rule: ThreadRule,
+    on_ticket: OnTicket,
+) -> Message:
+    """The customer's message as a model object, not added to the session (it is inserted by Core)."""
+    ticket = on_ticket.ticket
+    return Message(
+        ticket_id=ticket.id,
+        mailbox_id=mailbox.id,
+        dedupe_key=key,
+        inbound_email_id=inbound.id,
+        direction="in",
+        author_type=AuthorType.CUSTOMER,
+        author_contact_id=sender.contact.id,
+        author_agent_id=None,
+        internal=False,
+        classification=str(verdict.kind),
+        thread_rule=str(rule),
+        rfc_message_id=mail.message_id,
+        in_reply_to=list(mail.in_reply_to),
+        references=list(mail.references),
+        subject=mail.subject,
+        from_email=sender.email,
+        from_name=sender.name,
+        to=[a.email for a in mail.to],
+        cc=[a.email for a in mail.cc],
+        body_text=mail.text,
+        body_html=mail.html,
+        display=mail.display,
+        reply_text=mail.reply_text,
+        quoted_text=mail.quoted_text,
+        defects=list(mail.defects),
+        sent_at=mail.date,
+        # One moment for a new ticket and its first message: no second ticket UPDATE.
+        created_at=ticket.created_at if on_ticket.created else utcnow(),
+    )
+
+
 def _column_values(message: Message) -> dict[str, object]:
     return {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
+
+
+def _attachment_rows(message_id: int, mail: ParsedEmail) -> list[dict[str, object]]:
+    return [
+        {
+            "message_id": message_id,
+            "filename": a.filename,
+            "content_type": a.content_type,
+            "size": a.size,
+            "sha256": a.sha256,
+            "content_id": a.content_id,
+            "inline": a.inline,
+            "data": a.data,
+        }
+        for a in mail.attachments
+    ]
+
+
+def _mention_note(mentioned: Ticket) -> str:
+    return (
+        f"This message mentions #{mentioned.ref} ({mentioned.subject}). Its sender does not take "
+        "part in that ticket, so it was not added there and gained no access to it."
+    )
+
+
+# 7. publish
+def _publish(
+    session: Session,
+    events: EventBus,
+    mail: ParsedEmail,
+    verdict: Classification,
+    mailbox: Mailbox,
+    message: Message,
+    on_ticket: OnTicket,
+) -> None:
+    """Tell the subscribers (gateway/outbound/notify.py) in this transaction; they queue the mail."""
+    ticket = on_ticket.ticket
+    if on_ticket.created:
+        events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
+    else:
+        events.publish(session, MessageAdded(mailbox, ticket, message, verdict, mail, on_ticket.reopened))

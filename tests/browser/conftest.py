@@ -23,8 +23,9 @@ from aiohttp import web
 from gateway.models import Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from portal.app import create_app, runner_options
+from portal.app import runner_options
 from tests.portal.helpers import with_settings
+from tests.support import portal_app
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -71,7 +72,7 @@ def live_settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def portal(live_settings: Settings, db: Database, mailbox: Mailbox) -> AsyncIterator[str]:
-    runner = web.AppRunner(create_app(live_settings, db=db), **runner_options())
+    runner = web.AppRunner(portal_app(live_settings, db), **runner_options())
     await runner.setup()
     await web.TCPSite(runner, live_settings.http_host, live_settings.http_port).start()
     yield live_settings.public_url

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Iterator
 from email.message import EmailMessage
 from pathlib import Path
 
+import aiohttp
 import pytest
 from sqlalchemy import func, select
 
@@ -27,6 +28,8 @@ from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base, InboundEmail, InboundStatus, Message, Ticket
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
+from tests.portal.helpers import add_contact
+from tests.portal.story import post_multipart, signed_in
 from tests.support import SUPPORT
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
@@ -246,3 +249,29 @@ async def test_workers_share_one_smtp_port_and_stop_together(
     assert await asyncio.to_thread(parent.wait, 30) == 0
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
+
+
+async def test_a_portal_only_node_processes_a_portal_request_at_once(
+    shared_url: str, node_env: dict[str, str], nodes: list[subprocess.Popen[bytes]]
+) -> None:
+    """`--role portal` runs no background worker: the request is a ticket because the
+    portal processed it at once, through the node's one Processor."""
+    port = free_port()
+    public_url = f"http://127.0.0.1:{port}"
+    env = {**node_env, "WICKET_HTTP_HOST": "127.0.0.1", "WICKET_HTTP_PORT": str(port), "WICKET_PUBLIC_URL": public_url}
+    node = start_node(nodes, env, "--role", "portal")
+    await asyncio.to_thread(wait_for_port, port, node, node_log(env, len(nodes) - 1))
+    settings = Settings(database_url=shared_url, secret_keys=["nodes-test-key"], public_url=public_url)
+    db = open_database(settings)
+    try:
+        alice = await add_contact(db, "alice@customer.test", "Alice Doe")
+        async with aiohttp.ClientSession(base_url=public_url, cookie_jar=aiohttp.CookieJar(unsafe=True)) as browser:
+            await signed_in(browser, db, settings, alice)
+            fields = {"subject": "Scanner sends empty PDFs", "message": "Since Monday."}
+            response = await post_multipart(browser, "/requests/new", fields)
+            assert response.status == 303 and response.headers["Location"].endswith("?notice=created")
+        assert await counts(db) == {InboundStatus.DELIVERED: 1}
+        async with db.sessions() as session:
+            assert await session.scalar(select(func.count(Ticket.id))) == 1
+    finally:
+        await db.dispose()

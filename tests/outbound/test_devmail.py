@@ -10,7 +10,7 @@ from gateway.outbound.senders import MaildirSender
 from gateway.settings import Settings
 from portal.app import create_app
 from tests.mailflow import LINK
-from tests.support import ReceiveEmail
+from tests.support import ReceiveEmail, portal_app
 
 
 async def test_dev_mail_lists_delivered_mail_with_its_magic_link(
@@ -19,7 +19,7 @@ async def test_dev_mail_lists_delivered_mail_with_its_magic_link(
     dev = Settings(**{**settings.model_dump(), "dev": True})
     await receive_email("new-request.eml")
     await OutboxWorker(gateway.db, dev, MaildirSender(dev.maildir_dir)).drain()
-    portal = await aiohttp_client(create_app(dev, gateway.db))
+    portal = await aiohttp_client(portal_app(dev, gateway.db))
 
     listing = await portal.get("/_dev/mail")
     page = await listing.text()
@@ -38,5 +38,5 @@ async def test_dev_mail_lists_delivered_mail_with_its_magic_link(
 async def test_dev_mail_does_not_exist_outside_development(
     aiohttp_client: Any, settings: Settings, gateway: Gateway
 ) -> None:
-    portal = await aiohttp_client(create_app(settings, gateway.db))
+    portal = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
     assert (await portal.get("/_dev/mail")).status == 404

@@ -27,7 +27,7 @@ async def ticket_messages(gateway: Gateway) -> tuple[list[Ticket], list[Message]
 
 async def exchange(client_factory: Any, settings: Settings, gateway: Gateway, url: str) -> tuple[int, str]:
     """Open the link in a fresh browser and press Continue: (status, where it leads)."""
-    portal = await client_factory(create_app(settings, gateway.db))
+    portal = await client_factory(create_app(settings, gateway.db, processor=gateway.processor))
     path = url.removeprefix(settings.public_url)
     page = await portal.get(path)
     csrf = re.search(r'name="csrf_token" value="([^"]+)"', await page.text())

@@ -1,8 +1,9 @@
 """Portal fixtures: the real app under pytest-aiohttp's test server.
 
-`client` talks to `create_app(settings, db=db)` through the same runner options as
-production (the redacting access logger); `make_client(settings)` opens another browser,
-optionally on changed settings. Helpers live in tests/portal/helpers.py.
+`client` talks to the app `wicket serve` would build: `create_app` on the `gateway`
+fixture's database and its one Processor, through the same runner options as production
+(the redacting access logger); `make_client(settings)` opens another browser, optionally
+on changed settings (`tests.support.portal_app`). Helpers live in tests/portal/helpers.py.
 """
 
 from __future__ import annotations
@@ -14,16 +15,18 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from gateway.cli.runtime import Gateway
 from gateway.models import Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from portal.app import create_app, runner_options
 from tests.portal.helpers import Client, MakeClient
+from tests.support import portal_app
 
 
 @pytest.fixture
-def app(settings: Settings, db: Database, mailbox: Mailbox) -> web.Application:
-    return create_app(settings, db=db)
+def app(settings: Settings, gateway: Gateway) -> web.Application:
+    return create_app(settings, gateway.db, processor=gateway.processor)
 
 
 @pytest.fixture
@@ -44,7 +47,7 @@ def make_client(serve: Callable[[web.Application], Awaitable[Client]], db: Datab
     """`await make_client(settings)`: another browser, optionally on other settings."""
 
     async def make(settings: Settings) -> Client:
-        return await serve(create_app(settings, db=db))
+        return await serve(portal_app(settings, db))
 
     return make
 

@@ -25,14 +25,14 @@ from gateway.storage.database import open_database
 from portal.app import create_app
 from portal.views.api_schema import openapi_document
 from tests.mailflow import ALICE, LINK, TOM, add_tom, settle, text_of
-from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
+from tests.support import SUPPORT, ReceiveEmail, fixture_bytes, portal_app
 
 ClientFactory = Any
 
 
 @pytest.fixture
 async def api(aiohttp_client: ClientFactory, settings: Settings, gateway: Gateway) -> TestClient:
-    return await aiohttp_client(create_app(settings, gateway.db))
+    return await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
 
 
 async def key_for(gateway: Gateway, email: str = TOM, mailboxes: list[str] | None = None) -> dict[str, str]:
@@ -198,7 +198,7 @@ def live_api(settings: Settings, database_url: tuple[str, dict[str, Any]]) -> It
 
     async def serve() -> None:
         db, headers = await _seed(settings, database_url[1])
-        runner = web.AppRunner(create_app(settings, db))
+        runner = web.AppRunner(portal_app(settings, db))
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()

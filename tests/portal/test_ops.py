@@ -22,10 +22,9 @@ from gateway.cli.runtime import Gateway
 from gateway.logs import JsonFormatter
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
-from portal.app import create_app
 from portal.views.ops import metrics
 from tests.portal.helpers import Client, add_contact, issue, link_path, post_to_link, sign_in_with_link
-from tests.support import SUPPORT, simple_mail
+from tests.support import SUPPORT, portal_app, simple_mail
 
 Serve = Callable[[web.Application], Awaitable[Client]]
 
@@ -51,7 +50,7 @@ async def samples(client: Client) -> dict[tuple[str, tuple[tuple[str, str], ...]
 async def test_healthz_answers_without_the_database_and_readyz_answers_503_without_it(
     serve: Serve, settings: Settings, broken_db: Database
 ) -> None:
-    client = await serve(create_app(settings, db=broken_db))
+    client = await serve(portal_app(settings, broken_db))
     health = await client.get("/healthz")
     assert health.status == 200 and await health.json() == {"status": "ok"}
     ready = await client.get("/readyz")

@@ -8,11 +8,13 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from gateway.cli.runtime import Gateway
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
 from portal import keys
 from portal.app import create_app
 from tests.portal.helpers import Client, add_contact, issue, link_path, sign_in_with_link
+from tests.support import portal_app
 
 PAGES = ["/login", "/code", "/static/portal.css", "/brand.css", "/no-such-page", "/l/" + "x" * 43]
 
@@ -73,7 +75,7 @@ async def test_wrong_method_keeps_its_allow_header(client: Client) -> None:
 async def test_unexpected_errors_show_a_friendly_page_without_a_stack_trace(
     serve: Any, settings: Settings, db: Database, caplog: pytest.LogCaptureFixture
 ) -> None:
-    app = create_app(settings, db=db)
+    app = portal_app(settings, db)
 
     async def broken(request: web.Request) -> web.Response:
         raise RuntimeError("internal detail that must not leak")
@@ -90,7 +92,7 @@ async def test_unexpected_errors_show_a_friendly_page_without_a_stack_trace(
 
 async def test_unreachable_database_gets_a_503_page(serve: Any, settings: Settings) -> None:
     unreachable = open_database(settings, "postgresql+asyncpg://nobody@127.0.0.1:9/nothing")
-    client = await serve(create_app(settings, db=unreachable))
+    client = await serve(portal_app(settings, unreachable))
     for path in ("/l/" + "x" * 43, "/tickets"):
         response = await client.get(path, headers={"Cookie": "wicket=some-session"}, allow_redirects=False)
         assert response.status == 503, path
@@ -100,9 +102,9 @@ async def test_unreachable_database_gets_a_503_page(serve: Any, settings: Settin
 
 
 async def test_create_app_opens_its_own_database_when_none_is_given(
-    serve: Any, settings: Settings, db: Database
+    serve: Any, settings: Settings, db: Database, gateway: Gateway
 ) -> None:
-    app = create_app(settings)
+    app = create_app(settings, processor=gateway.processor)
     client = await serve(app)
     assert (await client.get("/login")).status == 200
     assert app[keys.DB] is not db and app[keys.DB].engine.url.render_as_string() == settings.database_url

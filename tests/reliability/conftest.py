@@ -11,8 +11,9 @@ from aiohttp.test_utils import TestServer
 
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from portal.app import create_app, runner_options
+from portal.app import runner_options
 from tests.portal.helpers import Client
+from tests.support import portal_app
 
 PortalOn = Callable[[Database], Awaitable[Client]]
 
@@ -22,7 +23,7 @@ def portal_on(aiohttp_client: Any, settings: Settings) -> PortalOn:
     """`await portal_on(db)`: a browser on the real portal app, run like production's."""
 
     async def start(db: Database) -> Client:
-        server = TestServer(create_app(settings, db=db))
+        server = TestServer(portal_app(settings, db))
         await server.start_server(**runner_options())
         client: Client = await aiohttp_client(server)
         return client

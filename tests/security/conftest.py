@@ -13,9 +13,10 @@ from gateway.cli.runtime import Gateway
 from gateway.models import Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from portal.app import create_app, runner_options
+from portal.app import runner_options
 from tests.portal.helpers import with_settings
 from tests.security.world import SSO_SECRET, Browser, NewBrowser, Seen, World, build_world
+from tests.support import portal_app
 
 
 @pytest.fixture
@@ -42,7 +43,7 @@ def new_browser(aiohttp_client: Any, db: Database, settings: Settings, seen: lis
     """`await new_browser(settings, db)`: a fresh browser (own cookie jar) on the real app."""
 
     async def make(browser_settings: Settings | None = None, browser_db: Database | None = None) -> Browser:
-        server = TestServer(create_app(browser_settings or settings, db=browser_db or db))
+        server = TestServer(portal_app(browser_settings or settings, browser_db or db))
         await server.start_server(**runner_options())
         return Browser(await aiohttp_client(server), seen)
 

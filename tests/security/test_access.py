@@ -24,7 +24,7 @@ from gateway.directory.accounts import add_account
 from gateway.models import AuditEvent, ContactPassword
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from portal.app import create_app, runner_options
+from portal.app import runner_options
 from portal.passwords import hash_password
 from tests.portal.helpers import add_contact, sent_signin_emails, with_settings
 from tests.security.world import (
@@ -41,6 +41,7 @@ from tests.security.world import (
     lands_on,
     routes_of,
 )
+from tests.support import portal_app
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -78,7 +79,7 @@ async def call(browser: Browser, route: Route, path: str, api_key: str) -> Seen:
 async def test_every_route_with_an_object_id_answers_404_to_another_contact_or_agent(
     world: World, new_browser: NewBrowser, db: Database
 ) -> None:
-    app = create_app(world.settings, db=db)
+    app = portal_app(world.settings, db)
     async with db.sessions.begin() as session:  # Alice's company, which does not share tickets
         await add_account(session, "Example Inc", domains=["example.test"], share_tickets=False)
     colleague = await new_browser()
@@ -108,7 +109,7 @@ async def test_every_route_with_an_object_id_answers_404_to_another_contact_or_a
 async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csrf_tokens(
     world: World, new_browser: NewBrowser, db: Database
 ) -> None:
-    app = create_app(world.settings, db=db)
+    app = portal_app(world.settings, db)
     alice, mallory = await signed_in(new_browser, world, "alice"), await signed_in(new_browser, world, "mallory")
     stale_browser = await new_browser()
     stale = await stale_browser.csrf_token()  # a token from before the browser signed in
@@ -220,7 +221,7 @@ async def test_no_redirect_parameter_sends_anyone_off_the_portal(
 async def test_no_page_redirects_off_the_portal_whatever_its_query_says(
     world: World, new_browser: NewBrowser, db: Database
 ) -> None:
-    app = create_app(world.settings, db=db)
+    app = portal_app(world.settings, db)
     visitor, alice = await new_browser(), await signed_in(new_browser, world, "alice")
     values = {**world.owner_ids(), "token": (await world.link(world.alice)).token, "slug": "none"}
     names = ("next", "return_to", "return", "redirect", "redirect_uri", "url", "continue", "back", "to")
@@ -270,7 +271,7 @@ async def test_signing_in_never_keeps_a_session_id_planted_by_someone_else(
 
 async def secure_browser(aiohttp_client: Any, db: Database, settings: Settings, seen: list[Seen]) -> Browser:
     """A browser on an https-configured portal that, like a real one on https, sends Secure cookies."""
-    server = TestServer(create_app(settings, db=db))
+    server = TestServer(portal_app(settings, db))
     await server.start_server(**runner_options())
     jar = CookieJar(unsafe=True, treat_as_secure_origin=[str(server.make_url("/")).rstrip("/")])
     return Browser(await aiohttp_client(server, cookie_jar=jar), seen)
@@ -331,7 +332,7 @@ async def test_every_page_and_every_error_carries_the_security_headers(
     alice = await secure_browser(aiohttp_client, db, settings, seen)
     await alice.sign_in(await world.link(world.alice))
     values = {**world.owner_ids(), "token": (await world.link(world.alice)).token, "slug": "no-such-article"}
-    for route in routes_of(create_app(settings, db=db)):
+    for route in routes_of(portal_app(settings, db)):
         if route.method in ("GET", "HEAD"):
             for browser in (visitor, alice):
                 await browser.request(route.method, fill(route.pattern, values))

@@ -11,10 +11,12 @@ import asyncio
 import re
 import smtplib
 
+from gateway.cli.runtime import Gateway
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from portal.app import create_app, start_portal
+from portal.app import start_portal
 from tests.security.world import NewBrowser, Seen, World, fill, routes_of
+from tests.support import portal_app
 
 SOFTWARE = re.compile(r"aiohttp|python|\d", re.IGNORECASE)
 
@@ -25,7 +27,7 @@ async def test_no_portal_answer_names_the_server_software(
     visitor, alice = await new_browser(), await new_browser()
     await alice.sign_in(await world.link(world.alice))
     values = {**world.owner_ids(), "token": (await world.link(world.alice)).token, "slug": "no-such-article"}
-    for route in routes_of(create_app(world.settings, db=db)):
+    for route in routes_of(portal_app(world.settings, db)):
         for browser in (visitor, alice):
             await browser.request(route.method, fill(route.pattern, values))
     await visitor.get("/static/portal.css")
@@ -48,7 +50,7 @@ async def raw_http(host: str, port: int, request: bytes) -> bytes:
 
 
 async def test_a_request_no_route_sees_gets_no_version_either(settings: Settings, db: Database) -> None:
-    runner = await start_portal(settings, db, host="127.0.0.1", port=0)
+    runner = await start_portal(settings, db, processor=Gateway(settings, db).processor, host="127.0.0.1", port=0)
     try:
         host, port = runner.addresses[0][:2]
         for request in (

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import pytest
 
-from portal.app import create_app
 from tests.security.world import STATE_CHANGING, NewBrowser, World, fill, routes_of
+from tests.support import portal_app
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -46,7 +46,7 @@ BROKEN_BODIES: dict[str, tuple[str, bytes]] = {
 async def test_every_state_changing_route_answers_a_broken_multipart_body_with_400(
     world: World, new_browser: NewBrowser
 ) -> None:
-    app = create_app(world.settings, db=world.db)
+    app = portal_app(world.settings, world.db)
     browser = await new_browser()
     await browser.sign_in(await world.link(world.alice))
     csrf = await browser.csrf_token("/tickets")

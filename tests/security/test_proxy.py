@@ -25,9 +25,10 @@ from multidict import CIMultiDict
 from gateway.models import Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database
-from portal.app import create_app, runner_options
+from portal.app import runner_options
 from tests.portal.helpers import add_contact, issue, with_settings
 from tests.security.world import SSO_SECRET, Browser, Seen
+from tests.support import portal_app
 
 CLIENT_ADDRESS = "X-Test-Client-Address"  # what the test browser says its address is; the proxy strips it
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "content-encoding",
@@ -89,7 +90,7 @@ def behind_proxy(aiohttp_client: Any, db: Database, mailbox: Mailbox, seen: list
     that reaches the real portal (run on `settings`) only through the proxy."""
 
     async def start(portal_settings: Settings, style: str = "x-forwarded-for") -> Proxied:
-        portal = TestServer(create_app(portal_settings, db=db), host="127.0.0.1")
+        portal = TestServer(portal_app(portal_settings, db), host="127.0.0.1")
         await portal.start_server(**runner_options())
         proxy = TestServer(reverse_proxy(str(portal.make_url("")).rstrip("/"), style), host="127.0.0.1")
         await proxy.start_server()

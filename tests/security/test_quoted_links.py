@@ -37,7 +37,7 @@ LINK_REMOVED, CODE_REMOVED = "[sign-in link removed]", "[sign-in code removed]"
 
 
 async def portal(aiohttp_client: Any, settings: Settings, gateway: Gateway) -> Client:
-    server = TestServer(create_app(settings, db=gateway.db))
+    server = TestServer(create_app(settings, db=gateway.db, processor=gateway.processor))
     await server.start_server(**runner_options())
     client: Client = await aiohttp_client(server)
     return client

@@ -88,7 +88,7 @@ async def test_after_a_full_flow_no_column_of_any_table_holds_a_token_or_code_th
     )  # fmt: skip
     await settle(gateway)
 
-    server = TestServer(create_app(settings, db=gateway.db))
+    server = TestServer(create_app(settings, db=gateway.db, processor=gateway.processor))
     await server.start_server(**runner_options())
     browser: Client = await aiohttp_client(server)
     assert (await post_form(browser, "/login", {"email": ALICE})).status == 200
@@ -97,7 +97,7 @@ async def test_after_a_full_flow_no_column_of_any_table_holds_a_token_or_code_th
     assert "sign-in" in signin.message["Subject"]
     code = CODE.search(text_of(signin))
     assert code is not None
-    phone = await aiohttp_client(TestServer(create_app(settings, db=gateway.db)))
+    phone = await aiohttp_client(TestServer(create_app(settings, db=gateway.db, processor=gateway.processor)))
     assert (await post_form(phone, "/code", {"email": ALICE, "code": code.group(1)})).status == 303
 
     mailed = sender.to(ALICE)

@@ -64,7 +64,7 @@ async def portal_status_as(
         contact = await session.scalar(select(Contact).where(Contact.email == email))
         assert contact is not None
         issued = await issue_link(session, settings, contact)
-    browser = await aiohttp_client(create_app(settings, gateway.db))
+    browser = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
     assert (await sign_in_with_link(browser, issued)).status == 303
     return (await browser.get(path, allow_redirects=False)).status
 
