@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import hmac
-import ipaddress
 import logging
 import secrets
 import time
@@ -33,6 +32,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from gateway.logs import bound
 from gateway.metrics import PORTAL_REQUEST_SECONDS, REGISTRY, queue_depths, refresh_queue_gauges
 from portal import keys
+from portal.client_address import FORWARDING_HEADERS, parse_ip
 from portal.middlewares import route_label
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,6 @@ log = logging.getLogger(__name__)
 READY_TIMEOUT_SECONDS = 3.0
 DATABASE_ERRORS: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)  # TimeoutError is an OSError
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
-FORWARDING_HEADERS = ("Forwarded", "X-Forwarded-For", "X-Real-IP")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -86,12 +85,8 @@ def _refusal(request: web.Request) -> web.Response | None:
 
 def _is_loopback(peer: str | None) -> bool:
     """Whether the connection's peer is this host (IPv4 seen through a dual-stack socket too)."""
-    try:
-        address = ipaddress.ip_address(peer or "")
-    except ValueError:
-        return False
-    mapped = address.ipv4_mapped if isinstance(address, ipaddress.IPv6Address) else None
-    return (mapped or address).is_loopback
+    address = parse_ip(peer or "")
+    return address is not None and address.is_loopback
 
 
 async def metrics(request: web.Request) -> web.Response:
