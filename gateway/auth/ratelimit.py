@@ -11,8 +11,9 @@ stored keys reveal neither addresses nor IPs. Doors that send mail count every r
 so a person who signs in often is never locked out by their successes. A check of a
 guessable secret (a code, a password) must hold its limit under a burst of parallel
 requests too, where every request could pass `check` before any had counted: such a door
-`take`s its attempt first (the counting upsert, which also refuses past the limit, in
-one statement) and `give_back` returns it when the secret was right.
+`hit`s first (the counting upsert, which also refuses past the limit, in one statement:
+on PostgreSQL concurrent requests queue on the counter's row lock, on SQLite writes take
+turns) and `give_back` returns the attempt when the secret was right.
 Exceeding a limit raises `RateLimited`, which the portal turns into a "try again in N
 minutes" page.
 """
@@ -147,17 +148,8 @@ async def hit(
     return hits
 
 
-async def take(session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime) -> None:
-    """Count an attempt before the secret is compared; RateLimited when the limit is used up.
-
-    The count and the test are one upsert (`hit`): on PostgreSQL concurrent takers queue on
-    the counter's row lock, on SQLite writes take turns, so no burst gets past the limit.
-    """
-    await hit(session, settings, rule, subject, now=now)
-
-
 async def give_back(session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime) -> None:
-    """Return an attempt `take`n at `now` whose secret was right (successes never count)."""
+    """Return an attempt counted by `hit` at `now` whose secret was right (successes never count)."""
     table = RateLimitCounter.__table__
     await session.execute(
         update(table)

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.audit import record
-from gateway.auth.ratelimit import failure_rules, give_back, take
+from gateway.auth.ratelimit import failure_rules, give_back, hit
 from gateway.models import Contact, ContactPassword, utcnow
 from portal import keys
 from portal.account_mail import queue_password_notice
@@ -114,7 +114,7 @@ async def _current_password_ok(request: web.Request, contact: Contact, typed: st
     subjects = [(per_ip, client_ip(request)), (per_address, contact.email)]
     async with db.write() as session:  # the try counts before the comparison (see gateway/auth/ratelimit.py)
         for rule, subject in subjects:
-            await take(session, settings, rule, subject, now=now)
+            await hit(session, settings, rule, subject, now=now)
     if await verify_password(await _stored_password(request, contact.id), typed):
         async with db.write() as session:
             for rule, subject in subjects:

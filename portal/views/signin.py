@@ -24,7 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.auth.audit import record
-from gateway.auth.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules, take
+from gateway.auth.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules
 from gateway.auth.tokens import consume_code
 from gateway.models import Contact, ContactPassword, utcnow
 from gateway.outbound.signin_mail import default_mailbox, queue_signin_email, rehearse_signin_email
@@ -123,7 +123,7 @@ async def _take_attempt(request: web.Request, session: AsyncSession, email: str 
     """Count this try of a code or password against the client's IP and the address tried,
     before it is compared (RateLimited past the limit), so parallel guesses cannot all get in."""
     for rule, subject in _attempt_subjects(request, email):
-        await take(session, request.app[keys.SETTINGS], rule, subject, now=now)
+        await hit(session, request.app[keys.SETTINGS], rule, subject, now=now)
 
 
 async def _give_back_attempt(request: web.Request, session: AsyncSession, email: str | None, now: datetime) -> None:
