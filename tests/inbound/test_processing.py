@@ -230,6 +230,20 @@ async def test_customer_reply_reopens_a_closed_ticket(receive_email: ReceiveEmai
     assert ticket.status == TicketStatus.OPEN
 
 
+async def test_customer_reply_to_a_ticket_waiting_on_them_makes_it_open_again(
+    receive_email: ReceiveEmail, gateway: Gateway
+) -> None:
+    events: list[MessageAdded] = []
+    gateway.events.subscribe(MessageAdded, lambda _session, event: events.append(event))
+    await receive_email("new-request.eml")
+    async with gateway.db.sessions.begin() as session:
+        await session.execute(update(Ticket).values(status=TicketStatus.PENDING))
+    await receive_email("reply-apple-mail.eml")
+    [ticket] = await tickets(gateway)
+    assert ticket.status == TicketStatus.OPEN
+    assert [event.reopened for event in events] == [False], "waiting on the customer is not a reopening"
+
+
 async def test_spoofed_control_headers_make_an_ordinary_customer_ticket(
     receive_email: ReceiveEmail, gateway: Gateway
 ) -> None:
