@@ -123,7 +123,14 @@ def open_ticket(
 
 
 def reopen_on_customer_reply(ticket: Ticket) -> bool:
-    """A customer writing to a resolved or closed ticket opens it again."""
+    """A customer writing makes the ticket open: True when it had been resolved or closed.
+
+    A pending ticket waits on the customer, so their reply hands it back to the team
+    without counting as a reopening (agents are told "reopened" only for the other two).
+    """
+    if ticket.status == TicketStatus.PENDING:
+        ticket.status = TicketStatus.OPEN
+        return False
     if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
         ticket.status = TicketStatus.OPEN
         return True
