@@ -21,10 +21,10 @@ def wicket(tmp_path: Path):
     }
     runner = CliRunner()
 
-    def run(*args: str) -> str:
+    def run(*args: str, expect_failure: bool = False) -> str:
         result = runner.invoke(main, list(args), env=env, catch_exceptions=False)
-        assert result.exit_code == 0, result.output
-        return result.stdout
+        assert (result.exit_code != 0) == expect_failure, result.output
+        return result.output if expect_failure else result.stdout
 
     run("db", "upgrade")
     return run
@@ -119,3 +119,29 @@ def test_articles_accounts_and_brand_are_managed_from_the_command_line(wicket) -
     listed = wicket("accounts", "list")
     assert "Customer Ltd  (shares tickets)" in listed and "customer.test" in listed and "bob@example.org" in listed
     assert "updated" in wicket("mailbox", "brand", "support@example.test", "--name", "Acme Help", "--primary", "#112233")
+
+
+def test_agents_and_mailboxes_can_be_listed_and_an_agent_removed(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test", "--name", "Example Support")
+    wicket("mailbox", "add", "sales@example.test", "--name", "Sales")
+    wicket("agents", "add", "tom@example.test", "--name", "Tom Agent", "--mailbox", "support@example.test")
+    wicket("agents", "add", "sam@example.test", "--name", "Sam")
+    assert json.loads(wicket("mailbox", "list", "--json")) == [
+        {"address": "sales@example.test", "name": "Sales"},
+        {"address": "support@example.test", "name": "Example Support"},
+    ]
+    listed = json.loads(wicket("agents", "list", "--json"))
+    assert listed == [
+        {"email": "sam@example.test", "name": "Sam", "active": True,
+         "mailboxes": ["sales@example.test", "support@example.test"]},
+        {"email": "tom@example.test", "name": "Tom Agent", "active": True, "mailboxes": ["support@example.test"]},
+    ]
+    assert "tom@example.test" in wicket("agents", "list")
+    key = wicket("agents", "key", "tom@example.test").strip()
+
+    assert "tom@example.test is removed" in wicket("agents", "remove", "tom@example.test")
+    tom = next(a for a in json.loads(wicket("agents", "list", "--json")) if a["email"] == "tom@example.test")
+    assert tom["active"] is False
+    # A removed agent's keys stop working and they can be added back later.
+    assert key.startswith("wk_")
+    assert "tom@example.test is ready" not in wicket("agents", "remove", "nobody@example.test", expect_failure=True)
