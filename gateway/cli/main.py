@@ -31,7 +31,7 @@ from gateway.cli.runtime import Gateway
 from gateway.cli.serve import ROLES, serve_processes
 from gateway.cli.serve import serve as serve_roles
 from gateway.cli.team import agents, dkim_group, reply
-from gateway.directory.mailboxes import MailboxError, add_mailbox
+from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
 from gateway.logs import configure_logging
 from gateway.metrics import queue_depths
 from gateway.models import InboundEmail, InboundStatus, Ticket
@@ -100,6 +100,25 @@ async def db_upgrade() -> None:
 @main.group()
 def mailbox() -> None:
     """Shared inboxes Wicket receives mail for."""
+
+
+@mailbox.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+@run_async
+async def mailbox_list(as_json: bool) -> None:
+    """The mailboxes Wicket receives mail for."""
+
+    async def action(database: Database) -> list[dict[str, str]]:
+        async with database.sessions() as session:
+            return [{"address": box.address, "name": box.name} for box in await list_mailboxes(session)]
+
+    boxes = await _with_db(action)
+    if as_json:
+        click.echo(json.dumps(boxes, indent=2))
+    elif not boxes:
+        click.echo("no mailboxes yet; add one with `wicket mailbox add support@example.com --name NAME`")
+    for box in [] if as_json else boxes:
+        click.echo(f"{box['address']}  {box['name']}")
 
 
 @mailbox.command("add")

@@ -7,6 +7,9 @@ the same ones the email workflow and the agent API use.
 
 from __future__ import annotations
 
+import json
+from dataclasses import asdict
+
 import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -17,7 +20,9 @@ from gateway.directory.agents import (
     active_agent,
     add_agent,
     create_api_key,
+    list_agents,
     mailbox_ids_of,
+    remove_agent,
     revoke_api_keys,
 )
 from gateway.models import Mailbox, Message, Ticket
@@ -47,6 +52,29 @@ def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mai
         notify_new_tickets=new_ticket_mail, notify_customer_messages=reply_mail,
     ), errors=TEAM_ERRORS)
     click.echo(f"agent {agent.email} is ready")
+
+
+@agents.command("list")
+@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+def agents_list(as_json: bool) -> None:
+    """Who is on the team, whether they are active, and the mailboxes they work."""
+    found = in_transaction(lambda session, _settings: list_agents(session), errors=TEAM_ERRORS)
+    if as_json:
+        click.echo(json.dumps([asdict(agent) for agent in found], indent=2))
+        return
+    if not found:
+        click.echo("no agents yet; add one with `wicket agents add EMAIL --name NAME`")
+    for agent in found:
+        state = "" if agent.active else " (removed)"
+        click.echo(f"{agent.email}  {agent.name}{state}  {', '.join(agent.mailboxes) or '-'}")
+
+
+@agents.command("remove")
+@click.argument("email")
+def agents_remove(email: str) -> None:
+    """Take an agent off the team: no notifications, emailed replies or API keys from now on."""
+    agent = in_transaction(lambda session, _settings: remove_agent(session, email), errors=TEAM_ERRORS)
+    click.echo(f"agent {agent.email} is removed; `wicket agents add {agent.email}` brings them back")
 
 
 @agents.command("key")

@@ -4,7 +4,8 @@
 (every mailbox when none is named); membership decides who is notified and whose emailed
 replies and API calls a mailbox accepts. An API key is `wk_<prefix>_<secret>`: the prefix
 finds the row, the database keeps only the SHA-256 of the whole key, and the key is shown
-once, and `revoke_api_keys` retires them.
+once, and `revoke_api_keys` retires them. `remove_agent` takes an agent off the team and
+`list_agents` shows who is on it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import base64
 import hashlib
 import hmac
 import secrets
+from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
@@ -136,4 +138,40 @@ async def active_agent(session: AsyncSession, email: str) -> Agent:
     agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
     if agent is None:
         raise AgentError(f"no active agent {email}; add one with `wicket agents add`")
+    return agent
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSummary:
+    """An agent as `wicket agents list` shows it."""
+
+    email: str
+    name: str
+    active: bool
+    mailboxes: tuple[str, ...]
+
+
+async def list_agents(session: AsyncSession) -> list[AgentSummary]:
+    """Every agent, active or removed, with the mailboxes they work, by address."""
+    agents = (await session.scalars(select(Agent).order_by(Agent.email))).all()
+    rows = await session.execute(
+        select(MailboxMembership.agent_id, Mailbox.address)
+        .join(Mailbox, Mailbox.id == MailboxMembership.mailbox_id)
+        .order_by(Mailbox.address)
+    )
+    boxes: dict[int, list[str]] = {}
+    for agent_id, address in rows:
+        boxes.setdefault(agent_id, []).append(address)
+    return [AgentSummary(a.email, a.name, a.active, tuple(boxes.get(a.id, ()))) for a in agents]
+
+
+async def remove_agent(session: AsyncSession, email: str) -> Agent:
+    """Take an agent off the team: no more notifications, emailed replies or API calls.
+
+    The row stays, so the agent's past replies keep their author; `add_agent` brings them
+    back. Their API keys are revoked, not kept for a return.
+    """
+    agent = await active_agent(session, email)
+    await revoke_api_keys(session, agent.email)
+    agent.active = False
     return agent

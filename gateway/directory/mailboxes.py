@@ -33,3 +33,8 @@ async def add_mailbox(session: AsyncSession, address: str, name: str) -> Mailbox
         mailbox.name = name or mailbox.name
     await session.flush()
     return mailbox
+
+
+async def list_mailboxes(session: AsyncSession) -> list[Mailbox]:
+    """Every mailbox, by address."""
+    return list((await session.scalars(select(Mailbox).order_by(Mailbox.address))).all())

@@ -12,6 +12,7 @@ from gateway.directory.agents import (
     add_agent,
     agent_for_api_key,
     create_api_key,
+    remove_agent,
     revoke_api_keys,
 )
 from gateway.directory.mailboxes import add_mailbox
@@ -195,3 +196,23 @@ async def test_revoked_api_keys_no_longer_identify_anyone(gateway: Gateway) -> N
         assert await revoke_api_keys(session, TOM) == 1
     async with gateway.db.sessions.begin() as session:
         assert await agent_for_api_key(session, key) is None
+
+
+async def test_a_removed_agent_is_not_notified_and_their_keys_and_replies_are_refused(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await add_tom(gateway)
+    async with gateway.db.sessions.begin() as session:
+        key = await create_api_key(session, TOM)
+        await remove_agent(session, TOM)
+    async with gateway.db.sessions() as session:
+        assert await agent_for_api_key(session, key) is None
+    await receive_email("new-request.eml")
+    sender = await settle(gateway)
+    assert sender.to(TOM) == [] and sender.to(ALICE), "the customer is acknowledged, the removed agent not told"
+    async with gateway.db.sessions.begin() as session:
+        with pytest.raises(AgentError, match="no active agent"):
+            await reply_as_agent(session, gateway.events, 1001, TOM, AgentReply("Hello"))
+        await add_agent(session, TOM, "Tom Agent")
+    async with gateway.db.sessions() as session:
+        assert await agent_for_api_key(session, key) is None, "coming back does not revive old keys"
