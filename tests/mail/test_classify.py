@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 from email.message import EmailMessage
-from pathlib import Path
 
 import pytest
 
 from gateway.mail.classify import Classification, MailKind, classify
 from gateway.mail.parse import ParsedEmail, parse_email
-
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "emails"
+from tests.support import FIXTURES
 
 
 def fixture(name: str) -> ParsedEmail:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from functools import cache
-from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -13,8 +12,8 @@ from hypothesis import strategies as st
 from gateway.mail.charsets import decode_bytes
 from gateway.mail.parse import ParsedEmail, normalize_message_id, parse_email
 from gateway.mail.quotes import find_inline_forward, split_reply, split_reply_html
+from tests.support import FIXTURES
 
-FIXTURES = Path(__file__).parents[2] / "fixtures" / "emails"
 FIXTURE_NAMES = sorted(path.name for path in FIXTURES.glob("*.eml"))
 
 
