@@ -22,10 +22,12 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check --select F gateway portal tests bench
 	bash scripts/install-browser.sh && $(BIN)/python -m pytest
 
 test-fast: $(STAMP)
 	$(BIN)/lint-imports
+	$(BIN)/ruff check --select F gateway portal tests bench
 	$(BIN)/python -m pytest -m "not slow"
 
 # The full benchmark run (long: see bench/README.md); bench/run --quick is the short one.

@@ -22,20 +22,21 @@ from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
 
-from gateway.cli import migrate
+from gateway.cli import migrate, support
 from gateway.cli.content import accounts, articles, mailbox_brand
 from gateway.cli.demo import seed_demo_content
 from gateway.cli.links import OperatorLinkError, issue_operator_link
-from gateway.cli.replay import ReplaySummary, collect_messages, requeue_failed, store_message, summarise
+from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message, summary
 from gateway.cli.runtime import Gateway
 from gateway.cli.serve import ROLES, serve_processes
 from gateway.cli.serve import serve as serve_roles
+from gateway.cli.support import WicketGroup
 from gateway.cli.team import agents, dkim_group, reply
 from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
 from gateway.logs import configure_logging
 from gateway.metrics import queue_depths
 from gateway.models import InboundEmail, InboundStatus, Ticket
-from gateway.settings import Settings, ensure_secret_key
+from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
 from gateway.tickets.queries import TicketNotFound, list_tickets, show_ticket
 
@@ -56,11 +57,8 @@ def run_async(func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
     return wrapper
 
 
-def _settings(**overrides: Any) -> Settings:
-    try:
-        return Settings(**overrides)
-    except ValueError as error:
-        raise click.ClickException(f"invalid settings: {error}") from error
+_settings = support.settings
+_node_settings = support.node_settings
 
 
 async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Settings | None = None) -> R:
@@ -71,7 +69,7 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
         await db.dispose()
 
 
-@click.group()
+@click.group(cls=WicketGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @click.option(
     "--log-format",
@@ -141,42 +139,45 @@ async def mailbox_add(address: str, name: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--to", "recipients", multiple=True, help="Envelope recipient (default: To/Cc headers).")
 @click.option("--failed", is_flag=True, help="Retry dead-lettered messages.")
+@click.option("--send-mail", is_flag=True, help="Send acknowledgements and notifications (default: mail nobody).")
+@click.option("--json", "as_json", is_flag=True, help="One JSON line per message: outcome, ticket, rule.")
 @run_async
-async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: bool) -> None:
+async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: bool, send_mail: bool, as_json: bool) -> None:
     """Feed .eml files, directories and mbox files through the production path."""
     if not paths and not failed:
         raise click.UsageError("give PATH... or --failed")
-    summary = await _replay(_settings(), list(paths), recipients, failed)
-    console.print(
-        f"accepted {summary.accepted}, delivered {summary.delivered}, duplicates {summary.duplicates}, "
-        f"auto/bounce/list {summary.automatic}, failed {summary.failed}, refused {len(summary.refused)}"
-    )
-    for name in summary.refused:
-        console.print(f"  refused (no mailbox among its recipients): {name}")
+    replayed = await _replay(_node_settings(), list(paths), recipients, failed, send_mail)
+    if as_json:
+        for item in replayed:
+            click.echo(json.dumps(item.as_json()))
+    else:
+        for line in summary(replayed, send_mail=send_mail):
+            click.echo(line)
+    if any(item.outcome in ("refused", "failed") for item in replayed):
+        raise SystemExit(1)
 
 
-async def _replay(settings: Settings, paths: list[Path], recipients: tuple[str, ...], failed: bool) -> ReplaySummary:
+async def _replay(
+    settings: Settings, paths: list[Path], recipients: tuple[str, ...], failed: bool, send_mail: bool
+) -> list[Replayed]:
     gateway = Gateway(settings)
     await gateway.start()
-    summary = ReplaySummary()
     try:
-        if failed:
-            summary.inbound_ids += await requeue_failed(gateway)
-            summary.accepted = len(summary.inbound_ids)
+        stored = await requeue_failed(gateway) if failed else []
+        refused: list[Replayed] = []
         messages = list(collect_messages(paths))
-        with Progress(console=console, transient=True) as progress:
+        with Progress(console=Console(stderr=True), transient=True) as progress:
             task = progress.add_task("storing", total=len(messages))
             for name, raw in messages:
-                inbound_id = await store_message(gateway, raw, recipients or None)
-                if inbound_id is None:
-                    summary.refused.append(name)
+                kept = await store_message(gateway, raw, recipients or None, send_mail=send_mail)
+                if isinstance(kept, str):
+                    refused.append(Replayed(name, "refused", error=kept))
                 else:
-                    summary.inbound_ids.append(inbound_id)
-                    summary.accepted += 1
+                    stored.append((name, kept))
                 progress.advance(task)
             progress.add_task("processing", total=None)
             await gateway.processor.drain()
-        return await summarise(gateway, summary)
+        return await outcomes(gateway, stored) + refused
     finally:
         await gateway.stop()
         await gateway.db.dispose()
@@ -193,7 +194,7 @@ def link() -> None:
 @run_async
 async def link_issue(email: str, ticket_ref: str | None) -> None:
     """Print a single-use portal link for a contact (shown once, never logged)."""
-    settings = _settings()
+    settings = _node_settings()
     try:
         url = await _with_db(lambda database: issue_operator_link(database, settings, email, ticket_ref), settings)
     except OperatorLinkError as error:
@@ -287,8 +288,7 @@ def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
               help="Processes sharing the SMTP and HTTP ports (SO_REUSEPORT).")
 def serve(roles: tuple[str, ...], workers: int) -> None:
     """Run the SMTP listener, processor, outbox worker and portal."""
-    settings = _settings()
-    ensure_secret_key(settings)
+    settings = _node_settings()
     chosen = roles or ROLES
     if workers > 1:
         raise SystemExit(serve_processes(settings, chosen, workers, _start_portal))
@@ -298,8 +298,7 @@ def serve(roles: tuple[str, ...], workers: int) -> None:
 @main.command()
 def demo() -> None:
     """`make run`: migrate, seed a demo mailbox and serve with the dev mail viewer."""
-    settings = _settings(dev=True)
-    ensure_secret_key(settings)
+    settings = _node_settings(dev=True)
     asyncio.run(_with_db(migrate.upgrade, settings))
     asyncio.run(_seed_demo(settings))
     link = asyncio.run(_with_db(lambda database: issue_operator_link(database, settings, DEMO_CONTACT, "1001"), settings))

@@ -1,25 +1,30 @@
-"""Feeding saved mail (.eml files, directories of them, mbox files) through the real path.
+"""`wicket replay`: feeding saved mail (.eml files, directories of them, mbox files) through the real path.
 
 Each message is stored through the same group-committing store the SMTP listener uses and
-then processed by the same processor, so a replay behaves exactly like delivery. Without
-an explicit recipient, the envelope recipients are the To/Cc/Delivered-To addresses that
-are routable mailboxes; a message naming none is refused, as SMTP would refuse it.
+then processed by the same processor, so a replay behaves exactly like delivery, with one
+difference unless `--send-mail` is given: nobody is mailed (no acknowledgement, no agent
+notification), since saved mail names senders who never wrote to this installation.
+Without an explicit recipient, the envelope recipients are the To/Cc/Delivered-To
+addresses that are routable mailboxes; a message naming none is refused, as SMTP would
+refuse it, with the command that fixes it. What became of each message is a `Replayed`
+record: printed as a summary, or one JSON line each with `--json`.
 """
 
 from __future__ import annotations
 
 import mailbox
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
-from gateway.models import InboundEmail, InboundStatus, Message
+from gateway.models import InboundEmail, InboundStatus, Message, Ticket
 
 
 def collect_messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
@@ -56,49 +61,119 @@ def header_envelope(raw: bytes) -> tuple[str, list[str]]:
     return (senders[0][1] if senders else ""), recipients
 
 
-@dataclass
-class ReplaySummary:
-    accepted: int = 0
-    refused: list[str] = field(default_factory=list)
-    inbound_ids: list[int] = field(default_factory=list)
-    delivered: int = 0
-    duplicates: int = 0
-    automatic: int = 0
-    failed: int = 0
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """What became of one replayed message (one `--json` line)."""
+
+    file: str
+    outcome: str  # delivered, duplicate, ignored, bounced, failed or refused
+    ticket: int | None = None
+    message_id: str | None = None
+    classification: str | None = None
+    rule: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, object]:
+        return asdict(self)
 
 
-async def store_message(gateway: Gateway, raw: bytes, recipients: tuple[str, ...] | None) -> int | None:
-    """Store one message; None when no recipient is routable."""
+def refusal(candidates: list[str]) -> str:
+    """Why a message was refused, with the command that fixes it."""
+    if not candidates:
+        return "no recipient in its To, Cc or Delivered-To headers: give one with --to ADDRESS"
+    address = candidates[0].lower()
+    return f"no mailbox for {address}: run `wicket mailbox add {address}`"
+
+
+async def store_message(
+    gateway: Gateway, raw: bytes, recipients: tuple[str, ...] | None, *, send_mail: bool
+) -> int | str:
+    """Store one message: its InboundEmail id, or why it was refused."""
     mail_from, from_headers = header_envelope(raw)
-    candidates = recipients or tuple(from_headers)
+    candidates = list(recipients or from_headers)
     routable = tuple([r for r in candidates if await gateway.router.resolve(r) is not None])
     if not routable:
-        return None
-    return await gateway.receive(raw, mail_from=mail_from, rcpt_tos=routable, source="replay")
+        return refusal(candidates)
+    return await gateway.receive(raw, mail_from=mail_from, rcpt_tos=routable, source="replay", send_mail=send_mail)
 
 
-async def summarise(gateway: Gateway, summary: ReplaySummary) -> ReplaySummary:
-    ids = summary.inbound_ids
-    async with gateway.db.sessions() as session:
-        statuses = (await session.execute(select(InboundEmail.status).where(InboundEmail.id.in_(ids)))).scalars()
-        for status in statuses:
-            summary.delivered += status == InboundStatus.DELIVERED
-            summary.duplicates += status == InboundStatus.IGNORED
-            summary.failed += status == InboundStatus.FAILED
-        kinds = await session.execute(
-            select(Message.classification).where(Message.inbound_email_id.in_(ids))
+async def outcomes(gateway: Gateway, stored: list[tuple[str, int]]) -> list[Replayed]:
+    """The outcome of each stored message, read once processing has drained."""
+    ids = [inbound_id for _, inbound_id in stored]
+
+    def read(connection: Connection) -> dict[int, Replayed]:
+        rows = connection.execute(
+            select(
+                InboundEmail.id, InboundEmail.status, InboundEmail.outcome, InboundEmail.last_error,
+                InboundEmail.message_id, Ticket.ref, Message.classification, Message.thread_rule,
+            )
+            .outerjoin(Ticket, Ticket.id == InboundEmail.ticket_id)
+            .outerjoin(Message, Message.inbound_email_id == InboundEmail.id)
+            .where(InboundEmail.id.in_(ids))
+            .order_by(InboundEmail.id, Message.id)
         )
-        summary.automatic = sum(1 for kind in kinds.scalars() if kind != "normal")
-    return summary
+        found: dict[int, Replayed] = {}
+        for inbound_id, status, note, error, message_id, ref, kind, rule in rows:
+            found.setdefault(inbound_id, Replayed(
+                "", _outcome(status, note or ""), ref, message_id, kind, rule,
+                error if status == InboundStatus.FAILED else None,
+            ))
+        return found
+
+    found = await gateway.db.read(read)
+    return [_named(found[inbound_id], name) for name, inbound_id in stored]
 
 
-async def requeue_failed(gateway: Gateway) -> list[int]:
-    """Give dead-lettered messages a fresh set of attempts."""
-    async with gateway.db.sessions.begin() as session:
-        rows = await session.execute(
+def _named(replayed: Replayed, name: str) -> Replayed:
+    return Replayed(name, *list(asdict(replayed).values())[1:])
+
+
+def _outcome(status: str, note: str) -> str:
+    if status == InboundStatus.IGNORED:
+        return "duplicate" if note.startswith("duplicate") else "ignored"
+    return str(status)
+
+
+async def requeue_failed(gateway: Gateway) -> list[tuple[str, int]]:
+    """Give dead-lettered messages a fresh set of attempts; (name, id) of each."""
+
+    def requeue(session: Session) -> list[int]:
+        rows = session.execute(
             update(InboundEmail)
             .where(InboundEmail.status == InboundStatus.FAILED)
             .values(status=InboundStatus.PENDING, attempts=0, next_attempt_at=InboundEmail.received_at)
             .returning(InboundEmail.id)
         )
         return list(rows.scalars())
+
+    return [(f"inbound #{inbound_id}", inbound_id) for inbound_id in await gateway.db.run_write(requeue)]
+
+
+def summary(replayed: list[Replayed], *, send_mail: bool) -> list[str]:
+    """The human-readable report: counts that add up to the total, then each problem."""
+    counts: dict[str, int] = {}
+    for item in replayed:
+        counts[item.outcome] = counts.get(item.outcome, 0) + 1
+    labels = {"delivered": "delivered", "duplicate": "duplicates", "ignored": "ignored (mail loops)",
+              "bounced": "bounced", "failed": "failed", "refused": "refused"}
+    parts = [f"{label} {counts.get(name, 0)}" for name, label in labels.items()
+             if counts.get(name) or name in ("delivered", "refused")]
+    tickets = sorted({item.ticket for item in replayed if item.ticket is not None})
+    lines = [f"replayed {len(replayed)} messages: " + ", ".join(parts)]
+    if tickets:
+        lines.append("tickets: " + _refs(tickets))
+    if not send_mail:
+        lines.append("no mail was sent (--send-mail sends acknowledgements and notifications)")
+    lines += [f"  {item.outcome}: {item.file}: {item.error}" for item in replayed if item.error]
+    return lines
+
+
+def _refs(refs: list[int]) -> str:
+    """Ticket numbers with runs shortened: #1001-#1005, #1009."""
+    runs: list[list[int]] = []
+    for ref in refs:
+        if runs and ref == runs[-1][-1] + 1:
+            runs[-1].append(ref)
+        else:
+            runs.append([ref])
+    return ", ".join(f"#{run[0]}" if len(run) == 1 else f"#{run[0]}-#{run[-1]}" for run in runs)

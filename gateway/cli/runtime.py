@@ -74,7 +74,17 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
 
     async def receive(
-        self, raw: bytes, *, mail_from: str, rcpt_tos: tuple[str, ...], peer: str = "local", source: str = "replay"
+        self,
+        raw: bytes,
+        *,
+        mail_from: str,
+        rcpt_tos: tuple[str, ...],
+        peer: str = "local",
+        source: str = "replay",
+        send_mail: bool = True,
     ) -> int:
-        """Store a message exactly as the SMTP listener would; returns the InboundEmail id."""
-        return await self.store.save(IncomingMail(raw, mail_from, rcpt_tos, peer, source))
+        """Store a message exactly as the SMTP listener would; returns the InboundEmail id.
+
+        With `send_mail=False` it is processed the same way but nobody is mailed about it.
+        """
+        return await self.store.save(IncomingMail(raw, mail_from, rcpt_tos, peer, source, send_mail))

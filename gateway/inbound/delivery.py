@@ -105,6 +105,7 @@ class Claimed:
     rcpt_tos: list[str]
     sha256: str
     attempts: int
+    send_mail: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,7 +36,7 @@ from gateway.models import InboundEmail, InboundStatus
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Statuses
-from gateway.tickets.events import EventBus
+from gateway.tickets.events import EventBus, mail_muted
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ INBOUND_QUEUE = QueueTable(
         ready=InboundStatus.PENDING, leased=InboundStatus.PROCESSING,
         retrying=InboundStatus.FAILED, dead=InboundStatus.FAILED,
     ),
-    returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts"),  # a `Claimed`, after the id
+    returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts", "send_mail"),  # a `Claimed`, after the id
     settle_values=("outcome", "ticket_id"),
     lost_error="gave up: a worker was lost while processing this message",
 )  # fmt: skip
@@ -154,7 +154,7 @@ class Processor:
         if inbound is None:
             return "skipped"  # another worker reclaimed and finished it after our lease ran out
         try:
-            with session.begin_nested():
+            with session.begin_nested(), mail_muted(session, not inbound.send_mail):
                 status, outcome, ticket_id = self._outcome(session, inbound)
                 # All at once, after the message's own rows: one UPDATE of the inbound row.
                 connection, note = session.connection(), outcome[:4000]

@@ -48,6 +48,7 @@ class IncomingMail:
     rcpt_tos: tuple[str, ...]
     peer: str
     source: str = "smtp"
+    send_mail: bool = True
 
 
 def header_message_id(raw: bytes) -> str | None:
@@ -71,6 +72,7 @@ def _row(mail: IncomingMail) -> dict[str, object]:
         "rcpt_tos": [storable(address) for address in mail.rcpt_tos],
         "peer": storable(mail.peer)[:100],
         "source": mail.source,
+        "send_mail": mail.send_mail,
         "received_at": now,
         "next_attempt_at": now,
     }

@@ -15,7 +15,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from gateway.models.base import Base, BigId, UTCDateTime, created_column, utcnow
@@ -80,6 +80,8 @@ class InboundEmail(Base):
     rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
     peer: Mapped[str] = mapped_column(String(100))
     source: Mapped[str] = mapped_column(String(16), default="smtp")
+    # False for replayed mail: processed the same way, but nobody is mailed about it.
+    send_mail: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     received_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     status: Mapped[str] = mapped_column(String(12), default=InboundStatus.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -33,6 +33,7 @@ from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utc
 from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
 from gateway.settings import Settings
 from gateway.storage.statements import Prepared
+from gateway.tickets.events import is_mail_muted
 
 _QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
 LINK_SENT = "[sign-in link sent]"
@@ -82,7 +83,12 @@ def queue_draft(
     envelope_from: str,
     message: Message | None = None,
 ) -> None:
-    """Queue `draft` for delivery; the recipient's address must pass `mail_address`."""
+    """Queue `draft` for delivery; the recipient's address must pass `mail_address`.
+
+    Nothing is queued while the session's mail is muted (a replay that mails nobody).
+    """
+    if is_mail_muted(session):
+        return
     _QUEUE.rows(
         session.connection(),
         {

@@ -14,7 +14,8 @@ fails the whole change, which the processor then retries.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -69,3 +70,25 @@ class EventBus:
     def publish(self, session: Session, event: Event) -> None:
         for handler in self._subscribers[type(event)]:
             handler(session, event)
+
+
+_MAIL_MUTED = "wicket.mail_muted"
+
+
+@contextmanager
+def mail_muted(session: Session, muted: bool = True) -> Iterator[None]:
+    """Within the block, changes published on `session` queue no mail (a replay of saved mail).
+
+    The subscribers still run, so tickets, notes and every other effect are exactly those of
+    live mail; only the outbox stays untouched (gateway/outbound/drafts.py asks `is_mail_muted`).
+    """
+    before = session.info.get(_MAIL_MUTED, False)
+    session.info[_MAIL_MUTED] = before or muted
+    try:
+        yield
+    finally:
+        session.info[_MAIL_MUTED] = before
+
+
+def is_mail_muted(session: Session) -> bool:
+    return bool(session.info.get(_MAIL_MUTED, False))

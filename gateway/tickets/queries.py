@@ -5,8 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
-from gateway.models import Contact, Mailbox, Message, Ticket
+from gateway.mail.parse import shown_headers
+from gateway.models import Contact, InboundEmail, Mailbox, Message, Ticket
 from gateway.storage.database import Database
 
 
@@ -47,40 +49,48 @@ async def list_tickets(db: Database, *, limit: int = 50) -> list[dict[str, Any]]
 
 
 async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None) -> dict[str, Any]:
-    async with db.sessions() as session:
-        mailbox_query = select(Mailbox).order_by(Mailbox.id)
-        if mailbox_address:
-            mailbox_query = mailbox_query.where(Mailbox.address == mailbox_address.lower())
-        mailbox = (await session.execute(mailbox_query.limit(1))).scalar_one_or_none()
-        ticket = mailbox and await session.scalar(
-            select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.ref == ref)
-        )
-        if mailbox is None or ticket is None:
-            raise TicketNotFound(f"no ticket #{ref}" + (f" in {mailbox_address}" if mailbox_address else ""))
-        requester = await session.get_one(Contact, ticket.requester_id)
-        messages = (
-            await session.execute(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
-        ).scalars()
-        return {
-            "ref": ticket.ref,
-            "public_id": ticket.public_id,
-            "mailbox": mailbox.address,
-            "subject": ticket.subject,
-            "status": ticket.status,
-            "flag": ticket.flag,
-            "requester": requester.email,
-            "messages": [
-                {
-                    "from": m.from_email,
-                    "author_type": m.author_type,
-                    "internal": m.internal,
-                    "classification": m.classification,
-                    "thread_rule": m.thread_rule,
-                    "subject": m.subject,
-                    "reply_text": m.reply_text,
-                    "body_text": m.body_text,
-                    "created_at": m.created_at.isoformat(timespec="seconds"),
-                }
-                for m in messages
-            ],
-        }
+    """One ticket and its thread; each message with its Message-ID and shown headers."""
+    return await db.read(lambda connection: _show(Session(connection), ref, mailbox_address))
+
+
+def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:
+    mailbox_query = select(Mailbox).order_by(Mailbox.id)
+    if mailbox_address:
+        mailbox_query = mailbox_query.where(Mailbox.address == mailbox_address.lower())
+    mailbox = session.scalars(mailbox_query.limit(1)).first()
+    ticket = mailbox and session.scalar(select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.ref == ref))
+    if mailbox is None or ticket is None:
+        raise TicketNotFound(f"no ticket #{ref}" + (f" in {mailbox_address}" if mailbox_address else ""))
+    requester = session.get_one(Contact, ticket.requester_id)
+    messages = list(session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
+    inbound_ids = [m.inbound_email_id for m in messages if m.inbound_email_id is not None]
+    raw_by_inbound = dict(
+        session.execute(select(InboundEmail.id, InboundEmail.raw).where(InboundEmail.id.in_(inbound_ids))).tuples().all()
+    )
+    return {
+        "ref": ticket.ref,
+        "public_id": ticket.public_id,
+        "mailbox": mailbox.address,
+        "subject": ticket.subject,
+        "status": ticket.status,
+        "flag": ticket.flag,
+        "requester": requester.email,
+        "messages": [_message(m, raw_by_inbound.get(m.inbound_email_id or 0)) for m in messages],
+    }
+
+
+def _message(message: Message, raw: bytes | None) -> dict[str, Any]:
+    headers = shown_headers(raw) if raw is not None else []
+    return {
+        "from": message.from_email,
+        "author_type": message.author_type,
+        "internal": message.internal,
+        "classification": message.classification,
+        "thread_rule": message.thread_rule,
+        "message_id": message.rfc_message_id,
+        "subject": message.subject,
+        "headers": [{"name": name, "value": value} for name, value in [*headers, ("Subject", message.subject)]],
+        "reply_text": message.reply_text,
+        "body_text": message.body_text,
+        "created_at": message.created_at.isoformat(timespec="seconds"),
+    }

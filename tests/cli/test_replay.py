@@ -102,6 +102,6 @@ def test_tickets_show_json_carries_what_a_test_asserts_on(tmp_path: Path) -> Non
     shown = json.loads(wicket("tickets", "show", "1001", "--json")[1])
     first, reply = shown["messages"]
     assert first["message_id"] and reply["thread_rule"] == "headers"
-    headers = dict((name.lower(), value) for name, value in reply["headers"])
+    headers = {header["name"].lower(): header["value"] for header in reply["headers"]}
     assert headers["in-reply-to"] == first["message_id"] or first["message_id"] in headers["references"]
     assert headers["subject"] == reply["subject"]

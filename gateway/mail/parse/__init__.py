@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from gateway.mail.parse.bodies import ParsedAttachment
 from gateway.mail.parse.core import ParsedEmail, parse_email
-from gateway.mail.parse.headers import Headers, normalize_message_id
+from gateway.mail.parse.headers import Headers, normalize_message_id, shown_headers
 from gateway.mail.parse.reports import (
     DeliveryReport,
     has_empty_return_path,
@@ -46,4 +46,5 @@ __all__ = [
     "is_mailer_daemon",
     "normalize_message_id",
     "parse_email",
+    "shown_headers",
 ]

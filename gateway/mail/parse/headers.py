@@ -16,6 +16,8 @@ import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from email.message import Message
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 from email.utils import getaddresses
 from typing import overload
 
@@ -71,6 +73,29 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({list(self._items)!r})"
+
+
+# What `tickets show --json` and the API show of a stored message's header section: the
+# headers a developer asserts on (addressing, threading, automatic-mail markers), not the
+# transport trail, and never Subject (the stored subject is the one with quoted links removed).
+SHOWN_HEADERS = frozenset({
+    "from", "sender", "reply-to", "to", "cc", "delivered-to", "return-path", "date", "message-id",
+    "in-reply-to", "references", "auto-submitted", "precedence", "list-id", "list-unsubscribe",
+    "x-autoreply", "x-autorespond", "x-auto-response-suppress", "content-type", "mime-version",
+})
+
+
+def shown_headers(raw: bytes) -> list[tuple[str, str]]:
+    """The `SHOWN_HEADERS` of `raw` in message order, each value decoded onto one line."""
+    try:
+        message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    except Exception:  # noqa: BLE001 - a header section too broken to read shows nothing
+        return []
+    return [
+        (name, decode_header_value(str(value), name)[0])
+        for name, value in message.items()
+        if name.lower() in SHOWN_HEADERS
+    ]
 
 
 def normalize_message_id(value: str) -> str | None:
