@@ -23,6 +23,8 @@ from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
+pytest_plugins = ("pytester",)  # tests/testing runs the shipped plugin in projects of its own
+
 PG_URL_VARIABLE = "WICKET_TEST_DATABASE_URL"
 
 # Property tests explore new examples on a developer's machine; in CI they replay a fixed

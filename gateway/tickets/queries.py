@@ -65,7 +65,7 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
     messages = list(session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
     inbound_ids = [m.inbound_email_id for m in messages if m.inbound_email_id is not None]
     raw_by_inbound = dict(
-        session.execute(select(InboundEmail.id, InboundEmail.raw).where(InboundEmail.id.in_(inbound_ids))).tuples().all()
+        session.execute(select(InboundEmail.id, InboundEmail.raw).where(InboundEmail.id.in_(inbound_ids))).all()
     )
     return {
         "ref": ticket.ref,
