@@ -135,6 +135,10 @@ class Settings(BaseSettings):
     # portal shows the text version, itself cut at this many characters, and offers the
     # original as a download. Sanitizing and showing megabytes of HTML stalls the portal.
     max_display_html_bytes: int = Field(default=MiB, ge=1024)
+    # Customers' files in agent notifications: attached while together they fit this many
+    # bytes, above it listed with signed download links for the agent, valid this long.
+    notify_attachment_max_bytes: int = Field(default=10 * MiB, ge=0)
+    agent_download_ttl_hours: int = Field(default=72, ge=1, le=24 * 30)
     portal_attachment_extensions: list[str] = Field(
         default_factory=lambda: (
             "png jpg jpeg gif webp heic pdf txt log csv md json xml zip eml "

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from gateway.models import utcnow
+from gateway.tickets.files import filesize
 
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 STATUS_LABELS = {
@@ -56,14 +57,6 @@ def ago(moment: datetime | None, now: datetime | None = None) -> str:
             return _day_month(moment) if count < 300 else f"{_day_month(moment)} {moment.year}"
     return f"{count} {unit}{'' if count == 1 else 's'} ago"
 
-
-def filesize(size: int) -> str:
-    if size < 1024:
-        return f"{size} bytes"
-    value, units = size / 1024, ["KB", "MB", "GB"]
-    while value >= 1024 and len(units) > 1:
-        value, units = value / 1024, units[1:]
-    return f"{value:.0f} {units[0]}" if value >= 10 else f"{value:.1f} {units[0]}"
 
 
 def status_label(status: str) -> str:

@@ -11,11 +11,16 @@ below our reply marker. Command lines at the top (`#internal`, `#status …`) ar
 `replies.read_commands`; a command that cannot be carried out, an empty reply, or an
 agent's automatic mail (an out-of-office answer to a notification) becomes an internal
 note and nothing goes to the customer. Addresses the agent puts in Cc join the ticket.
+Files the agent attached go to the customer with the reply when they pass the limits
+every door uses (`gateway.tickets.files`; otherwise the reply becomes a note and keeps
+them); inline pictures that are already on the ticket (a client re-attaching the
+customer's images it quotes from the notification) are left out.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import select
@@ -27,9 +32,11 @@ from gateway.inbound.routing import Route
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedEmail
 from gateway.mail.quotes import REPLY_MARKER
-from gateway.models import Agent, Message, Ticket
+from gateway.models import Agent, Attachment, Message, Ticket
+from gateway.settings import Settings
 from gateway.tickets.events import EventBus
 from gateway.tickets.markers import ANY_MARKER
+from gateway.tickets.files import FileRejected, TeamFile, check_files, store_files, team_file
 from gateway.tickets.notes import add_note
 from gateway.tickets.replies import ReplyError, apply_reply, read_commands
 from gateway.tickets.service import add_cc_participants
@@ -53,8 +60,26 @@ def agent_text(mail: ParsedEmail) -> str:
     return ANY_MARKER.sub("", text).strip()
 
 
+def agent_files(session: Session, ticket: Ticket, mail: ParsedEmail) -> tuple[TeamFile, ...]:
+    """The agent's attachments, without inline pictures the ticket already has."""
+    if not mail.attachments:
+        return ()
+    on_ticket = (
+        select(Attachment.sha256)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(Message.ticket_id == ticket.id, Attachment.sha256.in_([a.sha256 for a in mail.attachments]))
+    )
+    known = set(session.scalars(on_ticket))
+    return tuple(
+        team_file(a.filename, a.data, a.content_id, a.inline)
+        for a in mail.attachments
+        if not (a.inline and a.sha256 in known)
+    )
+
+
 def deliver_agent_mail(
     session: Session,
+    settings: Settings,
     events: EventBus,
     inbound_id: int,
     envelope_sender: str,
@@ -92,10 +117,15 @@ def deliver_agent_mail(
     if not verdict.answerable:
         note = f"Automatic mail from {agent.email} ({verdict.kind}); nothing was sent to the customer.\n\n{text}"
         return add_note(session, ticket, note.strip(), agent=agent, **origin)
+    files = agent_files(session, ticket, mail)
     try:
-        stored = apply_reply(session, events, ticket, agent, read_commands(text), **origin)
-    except ReplyError as error:
-        note = f"Not sent to the customer: {error}.\n\n{text}"
-        return add_note(session, ticket, note.strip(), agent=agent, **origin)
+        check_files(files, settings, len(text))
+        said = replace(read_commands(text), files=files)
+        stored = apply_reply(session, events, ticket, agent, said, **origin)
+    except (ReplyError, FileRejected) as error:
+        why = f"Not sent to the customer: {str(error).rstrip('.')}.\n\n{text}"
+        note = add_note(session, ticket, why.strip(), agent=agent, **origin)
+        store_files(session, note.id, files)
+        return note
     add_cc_participants(session, ticket, (a.email for a in mail.cc))
     return stored

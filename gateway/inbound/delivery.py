@@ -158,7 +158,7 @@ def deliver_to_mailbox(
     # Mail on a signed agent address is the agent's reply when it is really theirs;
     # otherwise it continues below as mail to the plain mailbox address.
     if route.reply is not None and route.reply.kind == "a":
-        action = deliver_agent_mail(session, events, inbound.id, inbound.mail_from, mail, verdict, route, key)
+        action = deliver_agent_mail(session, settings, events, inbound.id, inbound.mail_from, mail, verdict, route, key)
         if action is not None:
             return Delivery(action.ticket_id, action.id, duplicate=False, rule=ThreadRule.REPLY_ADDRESS)
         route = Route(route.mailbox_id, route.mailbox_address, None)

@@ -5,7 +5,8 @@ recipient: From is the mailbox under its brand name (the mailbox's brand columns
 back to its name and the colour settings), Reply-To the signed reply address the
 caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
 come from `conversation_thread`, Thread-Topic/Thread-Index keep Outlook threading, and the
-subject carries the `[#ref]` tag. Every display name Wicket writes goes through
+subject carries the `[#ref]` tag. Files go in as real attachments, inline pictures beside
+the HTML (gateway/outbound/files.py). Every display name Wicket writes goes through
 `display_name`, so a stranger's name can never read as (part of) an address. Every email carries the loop header; automatic ones also
 say `Auto-Submitted: auto-replied`. Both parts are rendered from `templates/mail/<name>`
 and end with the ticket marker, and with the "View this ticket" link and code when given.
@@ -18,6 +19,7 @@ import re
 import secrets
 import unicodedata
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.errors import HeaderParseError
@@ -35,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.directory.branding import portal_url
 from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
 from gateway.settings import Settings
 from gateway.tickets.markers import subject_tag, ticket_marker
 
@@ -187,8 +190,15 @@ def compose(
     message_id: str,
     from_name: str | None = None,
     link: LinkBlock | None = None,
+    shown_to: Sequence[Address] = (),
+    cc: Sequence[Address] = (),
+    files: OutgoingFiles = NO_FILES,
 ) -> EmailMessage:
-    """One finished email for one recipient, under the Message-ID it was queued with."""
+    """One finished email for one recipient, under the Message-ID it was queued with.
+
+    `to` is the recipient (the marker is signed for it); the To and Cc headers show
+    `shown_to` and `cc` when given, so everyone on a ticket sees one conversation.
+    """
     now = utcnow()
     subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
     brand = mailbox.display_name
@@ -203,10 +213,16 @@ def compose(
         "brand_color": mailbox.primary_color or settings.brand_primary_color,
         "brand_logo_url": mailbox.logo_url or settings.brand_logo_url,
         "subject": subject,
+        "inline_images": files.inline_images,
+        "downloads": files.downloads,
+        "attached": [f.filename for f in files.attached],
+        "download_hours": settings.agent_download_ttl_hours,
     }
     email = EmailMessage()
     email["From"] = mail_address(from_name or brand, mailbox.address)
-    email["To"] = to
+    email["To"] = list(shown_to) or to
+    if cc:
+        email["Cc"] = list(cc)
     email["Reply-To"] = reply_to
     email["Subject"] = subject
     email["Date"] = format_datetime(now)
@@ -222,4 +238,5 @@ def compose(
         email["X-Auto-Response-Suppress"] = "All"
     email.set_content(_templates().get_template(f"{template}.txt").render(values))
     email.add_alternative(_templates().get_template(f"{template}.html").render(values), subtype="html")
+    attach(email, files)
     return email

@@ -5,7 +5,9 @@ single-use, ticket-scoped magic link for the recipient and that link's code. The
 customer's signed `t` reply address is both the Reply-To and the envelope sender, so
 replies and bounces come back to the ticket even when every header is lost. A contact
 whose address cannot be written into a header (or sits in `.invalid`) is skipped with a
-warning, so one odd address never fails the change that mails it. `is_mailbox_address` says
+warning, so one odd address never fails the change that mails it. An agent's reply shows
+the requester in To and the other participants in Cc (`reply_all_headers`), though each
+copy goes to its own recipient alone, with a link only that recipient can use. `is_mailbox_address` says
 whether an address is the mailbox's own, which is never acknowledged.
 """
 
@@ -48,6 +50,24 @@ def customer_recipients(session: Session, ticket: Ticket) -> list[Contact]:
     return list(rows.all())
 
 
+Pairs = tuple[tuple[str, str], ...]
+Shown = tuple[Pairs, Pairs]  # the To and Cc headers as (name, address) pairs
+
+
+def mailable(contact: Contact) -> bool:
+    try:
+        mail_address(contact.name, contact.email)
+    except ValueError:
+        return False
+    return True
+
+
+def reply_all_headers(contacts: list[Contact]) -> Shown:
+    """To the first of `contacts` (the requester), Cc the others: one conversation for all."""
+    pairs = tuple((c.name, c.email) for c in contacts if mailable(c))
+    return pairs[:1], pairs[1:]
+
+
 def mail_customer(
     session: Session,
     settings: Settings,
@@ -60,8 +80,12 @@ def mail_customer(
     kind: OutboundKind,
     automatic: bool,
     message: Message | None = None,
+    shown: Shown = ((), ()),
 ) -> None:
-    """Queue one email to `contact` that will carry a fresh link; skipped when unmailable."""
+    """Queue one email to `contact` that will carry a fresh link; skipped when unmailable.
+
+    `shown` is the To and Cc the email displays; with `message`, its files go along.
+    """
     try:
         mail_address(contact.name, contact.email)
     except ValueError as error:
@@ -77,6 +101,9 @@ def mail_customer(
         automatic=automatic,
         for_customer=True,
         link_contact_id=contact.id,
+        shown_to=shown[0],
+        shown_cc=shown[1],
+        with_files=message is not None,
     )
     queue_draft(
         session, mailbox=mailbox, ticket=ticket, kind=kind, draft=draft, envelope_from=address, message=message

@@ -8,7 +8,9 @@ sent. The outbox worker renders the row at every attempt (`render_draft` for tic
 `gateway.outbound.signin_mail.render_signin_draft` for sign-in mail): the thread headers as they
 were when the row was queued and, for a customer, a fresh single-use link issued in the
 transaction that also stores the row's copy, so the link's lifetime starts when the email
-leaves. Only the copy with the link and code replaced (`LINK_SENT`, `CODE_SENT`) is kept
+leaves. The files of the message it is about go with it (gateway/outbound/files.py), a
+notification's download links made at that moment too. Only the copy with the link, code
+and download links replaced (`LINK_SENT`, `CODE_SENT`, `REDACTED`) is kept
 on the row: the live bytes exist in memory until the relay has them, and no column ever
 holds a usable token or code. A retry therefore mints a fresh link and revokes the one the
 earlier attempt carried (a copy of that attempt that did arrive shows the link's friendly
@@ -19,6 +21,7 @@ write lock, short.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -27,10 +30,12 @@ from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from gateway.auth.downloads import REDACTED
 from gateway.auth.tokens import IssuedLink, LinkPurpose, format_code, issue_link, revoke_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
+from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
 from gateway.settings import Settings
 from gateway.storage.statements import Prepared
 from gateway.tickets.events import is_mail_muted
@@ -54,6 +59,11 @@ class Draft:
     from_name: str | None = None
     link_contact_id: int | None = None  # mail a fresh magic link for this contact
     return_path: str | None = None  # where the link leads after signing in (sign-in mail)
+    # The To and Cc headers as [name, address] pairs, when they show more than the recipient.
+    shown_to: tuple[tuple[str, str], ...] = ()
+    shown_cc: tuple[tuple[str, str], ...] = ()
+    with_files: bool = False  # carry the files of the row's message
+    agent_id: int | None = None  # the agent a notification goes to (their download links)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,27 +115,31 @@ def queue_draft(
     )
 
 
-def without_secrets(email: EmailMessage, issued: IssuedLink | None) -> bytes:
-    """`email` as bytes with the link's token and its code replaced in every text part.
+def without_secrets(email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = ()) -> bytes:
+    """`email` as bytes with the link's token, its code and download tokens replaced in the text.
 
     Changes `email`: call it after the bytes to send were taken.
     """
-    if issued is None:
+    if issued is None and not downloads:
         return email.as_bytes(policy=SMTP)
-    code = format_code(issued.code)
+    replaced = {token: REDACTED for token in downloads}
+    if issued is not None:
+        code = format_code(issued.code)
+        replaced |= {issued.token: LINK_SENT, code: CODE_SENT, issued.code: CODE_SENT}
     for part in email.walk():
-        if part.get_content_maintype() != "text" or part.is_multipart():
+        if part.get_content_maintype() != "text" or part.is_multipart() or part.get_filename():
             continue
-        text = part.get_content()
-        kept = text.replace(issued.token, LINK_SENT).replace(code, CODE_SENT).replace(issued.code, CODE_SENT)
+        text = kept = part.get_content()
+        for secret, placeholder in replaced.items():
+            kept = kept.replace(secret, placeholder)
         if kept != text:
             part.set_content(kept, subtype=part.get_content_subtype())
     return email.as_bytes(policy=SMTP)
 
 
-def rendered(email: EmailMessage, issued: IssuedLink | None) -> Rendered:
+def rendered(email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = ()) -> Rendered:
     raw = email.as_bytes(policy=SMTP)
-    return Rendered(raw, without_secrets(email, issued), issued.link.id if issued is not None else None)
+    return Rendered(raw, without_secrets(email, issued, downloads), issued.link.id if issued is not None else None)
 
 
 async def retire_earlier_link(session: AsyncSession, row: OutboxMessage) -> None:
@@ -146,11 +160,15 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
         contact = await session.get_one(Contact, draft.link_contact_id)
         issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
         link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code))
+    files = await _files(session, settings, draft, row, mailbox)
     email = compose(
         settings,
         mailbox,
         ticket,
         to=mail_address(draft.to_name, draft.to_email),
+        shown_to=[mail_address(name, address) for name, address in draft.shown_to],
+        cc=[mail_address(name, address) for name, address in draft.shown_cc],
+        files=files,
         template=draft.template,
         context=draft.context,
         reply_to=draft.reply_to,
@@ -160,4 +178,16 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
         from_name=draft.from_name,
         link=link,
     )
-    return rendered(email, issued)
+    return rendered(email, issued, files.secrets)
+
+
+async def _files(
+    session: AsyncSession, settings: Settings, draft: Draft, row: OutboxMessage, mailbox: Mailbox
+) -> OutgoingFiles:
+    """The files of the row's message: all attached for a customer, for an agent within the limit."""
+    if not draft.with_files or row.message_id is None:
+        return NO_FILES
+    files = await message_files(session, row.message_id)
+    if draft.agent_id is None:
+        return OutgoingFiles(attached=files)
+    return files_for_agent(settings, files, agent_id=draft.agent_id, portal=portal_url(settings, mailbox))

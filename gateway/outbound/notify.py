@@ -2,7 +2,8 @@
 
 `ticket_events(settings)` is the bus every door that changes a ticket publishes to, with
 these subscribers on it; they run in the transaction of the change. An agent's reply goes
-to every customer on the ticket, each copy with a fresh link. A new ticket gets an
+to every customer on the ticket (requester in To, the other participants in Cc), each
+copy with a fresh link and the agent's files. A new ticket gets an
 automatic acknowledgement with a magic link when the mailbox wants one, the mail is
 answerable (never for auto-replies, bounces, lists or loops), the requester wrote it
 themselves (not an agent's forward) from an address that is not the mailbox's own, and
@@ -10,7 +11,8 @@ the requester has had fewer than `ack_limit_per_sender` acknowledgements within
 `ack_window_seconds`, counted in the outbox.
 The mailbox's agents are notified of every new ticket and of answerable customer messages,
 as their preferences allow; each notification's Reply-To is that agent's signed reply
-address, and its Message-ID is kept on the outbox row, so replies thread either way. A
+address, and its Message-ID is kept on the outbox row, so replies thread either way; it
+carries the customer's files (or links to them, gateway/outbound/files.py). A
 delivery report about mail we sent marks that outbox row bounced.
 """
 
@@ -25,7 +27,12 @@ from gateway.mail.classify import MailKind
 from gateway.mail.quotes import REPLY_MARKER
 from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import OutboundKind, display_name
-from gateway.outbound.customer_mail import customer_recipients, is_mailbox_address, mail_customer
+from gateway.outbound.customer_mail import (
+    customer_recipients,
+    is_mailbox_address,
+    mail_customer,
+    reply_all_headers,
+)
 from gateway.outbound.drafts import Draft, queue_draft
 from gateway.outbound.outbox import record_bounce
 from gateway.settings import Settings
@@ -108,7 +115,9 @@ class Notifier:
         """The agent's reply to every customer on the ticket, each with a fresh link."""
         agent = event.agent
         context = {"text": event.message.body_text, "agent_name": agent.name or agent.email}
-        for contact in customer_recipients(session, event.ticket):
+        recipients = customer_recipients(session, event.ticket)
+        shown = reply_all_headers(recipients)
+        for contact in recipients:
             mail_customer(
                 session,
                 self._settings,
@@ -120,6 +129,7 @@ class Notifier:
                 kind=OutboundKind.AGENT_REPLY,
                 automatic=False,
                 message=event.message,
+                shown=shown,
             )
 
     def _should_acknowledge(self, session: Session, event: TicketCreated) -> bool:
@@ -156,6 +166,8 @@ class Notifier:
                 automatic=True,
                 for_customer=False,
                 from_name=from_name,
+                with_files=True,
+                agent_id=agent.id,
             )
             queue_draft(
                 session,

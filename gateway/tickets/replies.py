@@ -4,7 +4,10 @@ Emailed replies (gateway/inbound/agent_replies.py), the agent API and `wicket re
 functions, so a reply is stored, mailed and threaded the same way whichever door it came
 through. A reply is stored as an outgoing message and published as `AgentReplied`; the
 outbound subscriber (gateway/outbound/notify.py) mails it to every customer on the ticket, each
-copy with its own fresh magic link. A status change leaves a note saying who changed what.
+copy with its own fresh magic link. Files the agent attached are stored on the reply (the
+doors check them first with `gateway.tickets.files.check_files`) and go out with it.
+`#cc addr` lines add participants before the reply is published, so they receive it too.
+A status change leaves a note saying who changed what.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Agent, AuthorType, Mailbox, Message, Ticket, TicketStatus, new_public_id, utcnow
 from gateway.tickets.events import AgentReplied, EventBus
+from gateway.tickets.files import TeamFile, store_files
 from gateway.tickets.notes import add_note
+from gateway.tickets.service import add_cc_participants
 
 
 class ReplyError(ValueError):
@@ -25,11 +30,13 @@ class ReplyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AgentReply:
-    """What an agent wrote: the text, whether it is an internal note, a new status."""
+    """What an agent wrote: the text, whether it is an internal note, a new status, files, Cc."""
 
     text: str
     internal: bool = False
     status: TicketStatus | None = None
+    files: tuple[TeamFile, ...] = ()
+    cc: tuple[str, ...] = ()
 
 
 def parse_status(value: str) -> TicketStatus:
@@ -40,14 +47,26 @@ def parse_status(value: str) -> TicketStatus:
         raise ReplyError(f"unknown status {value!r} (use {choices})") from None
 
 
+def cc_command(words: list[str]) -> list[str] | None:
+    """The addresses of a `#cc addr [addr…]` line (commas allowed), or None for other lines."""
+    if words[:1] != ["#cc"]:
+        return None
+    addresses = [a.strip("<>") for word in words[1:] for a in word.split(",") if a.strip("<>")]
+    if not addresses or not all(a.count("@") == 1 and not a.startswith("@") for a in addresses):
+        raise ReplyError("write the people to add as '#cc name@example.com' (one or more addresses)")
+    return addresses
+
+
 def read_commands(text: str) -> AgentReply:
-    """Command lines at the top (`#internal`, `#status pending`) and the text below them."""
+    """Command lines at the top (`#internal`, `#status pending`, `#cc addr`) and the text below them."""
     lines = text.strip().splitlines()
-    internal, status = False, None
+    internal, status, cc = False, None, []
     while lines:
         words = lines[0].lower().split()
         if words == ["#internal"]:
             internal = True
+        elif (addresses := cc_command(words)) is not None:
+            cc += addresses
         elif words[:1] == ["#status"]:
             if len(words) != 2:
                 raise ReplyError("write a status change as '#status pending', '#status resolved' or '#status closed'")
@@ -55,7 +74,7 @@ def read_commands(text: str) -> AgentReply:
         elif words:
             break
         lines.pop(0)
-    return AgentReply("\n".join(lines).strip(), internal, status)
+    return AgentReply("\n".join(lines).strip(), internal, status, cc=tuple(cc))
 
 
 def apply_reply(
@@ -76,13 +95,23 @@ def apply_reply(
     """
     text = reply.text.strip()
     stored: Message | None = None
+    if reply.cc:
+        add_cc_participants(session, ticket, reply.cc)
     if text and reply.internal:
         stored = _internal_note(session, ticket, agent, text, thread_rule=thread_rule, **origin)
+        store_files(session, stored.id, reply.files)
     elif text:
-        stored = _reply_to_customers(session, events, ticket, agent, text, thread_rule=thread_rule, **origin)
+        stored = _reply_to_customers(
+            session, events, ticket, agent, text, reply.files, thread_rule=thread_rule, **origin
+        )
     if reply.status is not None:
         first = {} if stored else origin
         note = change_status(session, ticket, agent, reply.status, thread_rule=thread_rule, **first)
+        stored = stored or note
+    if reply.cc:
+        first = {} if stored else origin
+        added = f"{agent.name or agent.email} added {', '.join(reply.cc)} to the ticket."
+        note = add_note(session, ticket, added, agent=agent, thread_rule=thread_rule, **first)
         stored = stored or note
     if stored is None:
         raise ReplyError("nothing to do: the reply has no text and changes nothing")
@@ -95,6 +124,7 @@ def _reply_to_customers(
     ticket: Ticket,
     agent: Agent,
     text: str,
+    files: tuple[TeamFile, ...],
     *,
     thread_rule: str,
     dedupe_key: str | None = None,
@@ -123,6 +153,7 @@ def _reply_to_customers(
     session.add(message)
     ticket.last_activity_at = message.created_at
     session.flush()
+    store_files(session, message.id, files)
     events.publish(session, AgentReplied(mailbox, ticket, message, agent))
     return message
 

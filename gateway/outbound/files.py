@@ -1,0 +1,97 @@
+"""The files an outbound email carries: real MIME attachments, inline pictures, download links.
+
+An agent's reply goes to the customer with the agent's files attached; pictures the agent
+placed inline (`cid:`) travel in a multipart/related part beside the HTML under their own
+Content-ID, so the customer's client shows them in the text. A notification carries the
+customer's files to the agent the same way while together they fit
+`notify_attachment_max_bytes`; above that it lists each with a signed, agent-scoped,
+expiring download link (gateway/auth/downloads.py) instead. Links are made when the email
+is rendered, like magic links, and the copy the outbox keeps has them replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth.downloads import download_token
+from gateway.models import Attachment, utcnow
+from gateway.settings import Settings
+from gateway.tickets.files import filesize
+
+DOWNLOAD_PATH = "/agent/files/"
+
+
+@dataclass(frozen=True, slots=True)
+class Download:
+    """A file listed in a notification with its link, as the templates show it."""
+
+    filename: str
+    size: str
+    url: str
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingFiles:
+    """What one email carries: files to attach, files to link, the links' secrets."""
+
+    attached: Sequence[Attachment] = ()
+    downloads: Sequence[Download] = ()
+
+    @property
+    def inline_images(self) -> list[str]:
+        """Content-IDs of the attached pictures the HTML part shows in place."""
+        return [a.content_id for a in self.attached if _inline(a)]
+
+    @property
+    def secrets(self) -> list[str]:
+        return [d.token for d in self.downloads]
+
+
+NO_FILES = OutgoingFiles()
+
+
+def _inline(attachment: Attachment) -> bool:
+    return bool(attachment.inline and attachment.content_id and attachment.content_type.startswith("image/"))
+
+
+async def message_files(session: AsyncSession, message_id: int) -> list[Attachment]:
+    rows = await session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id))
+    return list(rows.all())
+
+
+def files_for_agent(
+    settings: Settings, files: Sequence[Attachment], *, agent_id: int, portal: str
+) -> OutgoingFiles:
+    """Attach the customer's files while they fit the limit, else link each for this agent."""
+    if sum(f.size for f in files) <= settings.notify_attachment_max_bytes:
+        return OutgoingFiles(attached=files)
+    expires = utcnow() + timedelta(hours=settings.agent_download_ttl_hours)
+    downloads = []
+    for file in files:
+        token = download_token(settings.keys[0], file.public_id, agent_id, expires)
+        downloads.append(Download(file.filename, filesize(file.size), f"{portal}{DOWNLOAD_PATH}{token}", token))
+    return OutgoingFiles(downloads=downloads)
+
+
+def attach(email: EmailMessage, files: OutgoingFiles) -> None:
+    """Add the files to a finished text-and-HTML email: inline pictures beside the HTML."""
+    html = email.get_body(("html",)) if files.inline_images else None
+    for file in files.attached:
+        maintype, _, subtype = file.content_type.partition("/")
+        if html is not None and _inline(file):
+            html.add_related(
+                file.data, maintype=maintype, subtype=subtype or "octet-stream",
+                cid=f"<{file.content_id}>", filename=file.filename, disposition="inline",
+            )  # fmt: skip
+        else:
+            email.add_attachment(
+                file.data, maintype=maintype or "application", subtype=subtype or "octet-stream",
+                filename=file.filename,
+            )  # fmt: skip
