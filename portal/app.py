@@ -35,12 +35,12 @@ from portal.suggestions import SuggestionCache
 from portal.templating import setup_templates
 from portal.views.ops import observe_requests
 
-_SECRET_PATH = re.compile(r"(/l/)[^/?#\s]+")
+_SECRET_PATH = re.compile(r"(/l/|/agent/files/)[^/?#\s]+")
 _SECRET_QUERY = re.compile(r"([?&](?:jwt|token|code)=)[^&#\s]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
-    """A URL or path with magic-link tokens and token-like query values blanked out."""
+    """A URL or path with magic-link and download tokens and token-like query values blanked out."""
     return _SECRET_QUERY.sub(r"\1[redacted]", _SECRET_PATH.sub(r"\1[redacted]", text))
 
 

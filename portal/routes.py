@@ -65,13 +65,14 @@ def add_account_routes(router: web.UrlDispatcher) -> None:
 
 
 def add_ticket_routes(router: web.UrlDispatcher) -> None:
-    """The contact's tickets: list, page, inline reply, closing, attachments, new requests."""
+    """The contact's tickets: list, page, inline reply, closing, attachments, new requests; agents' file links."""
     router.add_get("/tickets", tickets.ticket_list, name="tickets")
     router.add_get("/tickets/{public_id}", tickets.ticket_page, name="ticket")
     router.add_post("/tickets/{public_id}/reply", requests.reply, name="ticket_reply")
     router.add_post("/tickets/{public_id}/close", tickets.close_ticket, name="ticket_close")
     router.add_get("/tickets/{public_id}/attachments/{attachment_id}", attachments.download, name="attachment")
     router.add_get("/tickets/{public_id}/messages/{message_id}/original", attachments.original, name="message_original")
+    router.add_get("/agent/files/{download}", attachments.agent_download, name="agent_file")
     router.add_get("/requests/new", requests.new_request_page, name="new_request")
     router.add_post("/requests/new", requests.new_request)
 

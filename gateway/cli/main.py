@@ -273,6 +273,11 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     for message in ticket["messages"]:
         console.rule(f"{message['from']} · {message['created_at']} · {message['classification']} · {message['thread_rule']}")
         console.print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
+        for file in message["attachments"]:
+            console.print(
+                f"  attached: {file['filename']} ({file['content_type']}, {file['size']} bytes, sha256 {file['sha256']})",
+                markup=False, highlight=False,
+            )
 
 
 def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:

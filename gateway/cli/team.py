@@ -8,7 +8,8 @@ the same ones the email workflow and the agent API use.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
+from pathlib import Path
 
 import click
 from sqlalchemy import select
@@ -30,9 +31,10 @@ from gateway.outbound import dkim
 from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
 from gateway.tickets.events import EventBus
+from gateway.tickets.files import FileRejected, check_files, team_file
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, read_commands
 
-TEAM_ERRORS = (AgentError, ReplyError)
+TEAM_ERRORS = (AgentError, ReplyError, FileRejected)
 
 
 @click.group()
@@ -97,14 +99,29 @@ def agents_revoke_keys(email: str) -> None:
 @click.argument("text")
 @click.option("--as", "agent_email", required=True, help="The answering agent's address.")
 @click.option("--mailbox", default=None, help="Mailbox address, when REF exists in several.")
-def reply(ref: str, text: str, agent_email: str, mailbox: str | None) -> None:
-    """Answer ticket REF as an agent ("#internal" or "#status X" on the first line work too)."""
+@click.option("--attach", "attach", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="A file to send with the reply (repeat for more); the portal's upload limits apply.")
+def reply(ref: str, text: str, agent_email: str, mailbox: str | None, attach: tuple[Path, ...]) -> None:
+    """Answer ticket REF as an agent ("#internal", "#status X" or "#cc addr" on the first lines work too)."""
     if not ref.lstrip("#").isdigit():
         raise click.BadParameter("REF is a ticket number such as 1001")
-    message = in_transaction(lambda session, settings: reply_as_agent(
-        session, ticket_events(settings), int(ref.lstrip("#")), agent_email, read_commands(text), mailbox=mailbox,
-    ), errors=TEAM_ERRORS)
+    files = tuple(team_file(path.name, _read(path)) for path in attach)
+
+    async def answer(session: AsyncSession, settings: Settings) -> Message:
+        check_files(files, settings, len(text))
+        said = replace(read_commands(text), files=files)
+        return await reply_as_agent(session, ticket_events(settings), int(ref.lstrip("#")), agent_email, said,
+                                    mailbox=mailbox)  # fmt: skip
+
+    message = in_transaction(answer, errors=TEAM_ERRORS)
     click.echo("internal note added" if message.internal else "reply queued for the customer")
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise click.BadParameter(f"cannot read {path}: {error.strerror or error}", param_hint="--attach") from None
 
 
 @click.group("dkim")

@@ -5,21 +5,32 @@ account that shares tickets (`gateway.directory.accounts`); anything else is Non
 answers 404 and nobody learns whether the id exists. The customer's thread is every
 message except internal notes and the mail system's own traffic (bounces, loops), oldest
 first; attachments are reachable only through a message of that thread. `mark_read`
-records when the contact last looked, for the ticket list's unread marker.
+records when the contact last looked, for the ticket list's unread marker. Agents reach
+every file on the tickets of the mailboxes they work, while they are active
+(`file_for_agent`); for them too, anything else is None.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, select
+from sqlalchemy import ColumnElement, Connection, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import defer, selectinload
 
 from gateway.directory.accounts import SharingAccount, account_sharing_with
 from gateway.mail.classify import MailKind
-from gateway.models import Attachment, Contact, Message, Ticket, TicketRead, utcnow
+from gateway.models import (
+    Agent,
+    Attachment,
+    Contact,
+    MailboxMembership,
+    Message,
+    Ticket,
+    TicketRead,
+    utcnow,
+)
 from gateway.tickets.service import is_participant
 
 HIDDEN_KINDS = (MailKind.BOUNCE, MailKind.LOOP)
@@ -77,6 +88,35 @@ async def visible_attachment(session: AsyncSession, ticket: Ticket, public_id: s
         .join(Message, Message.id == Attachment.message_id)
         .where(Attachment.public_id == public_id, Message.ticket_id == ticket.id, customer_visible())
     )
+
+
+@dataclass(frozen=True, slots=True)
+class AgentFile:
+    """A file an agent may fetch, and the ticket it is on."""
+
+    filename: str
+    content_type: str
+    data: bytes
+    ticket_id: int
+    attachment_public_id: str
+
+
+def file_for_agent(
+    connection: Connection, agent_id: int, attachment_public_id: str, ticket_public_id: str | None = None
+) -> AgentFile | None:
+    """The attachment when the agent is active and works its ticket's mailbox (and it is on that ticket)."""
+    query = (
+        select(Attachment.filename, Attachment.content_type, Attachment.data, Ticket.id, Attachment.public_id)
+        .join(Message, Message.id == Attachment.message_id)
+        .join(Ticket, Ticket.id == Message.ticket_id)
+        .join(MailboxMembership, MailboxMembership.mailbox_id == Ticket.mailbox_id)
+        .join(Agent, Agent.id == MailboxMembership.agent_id)
+        .where(Attachment.public_id == attachment_public_id, Agent.id == agent_id, Agent.active.is_(True))
+    )
+    if ticket_public_id is not None:
+        query = query.where(Ticket.public_id == ticket_public_id)
+    row = connection.execute(query).first()
+    return None if row is None else AgentFile(*row)
 
 
 async def mark_read(session: AsyncSession, contact: Contact, ticket: Ticket) -> None:

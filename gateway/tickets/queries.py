@@ -1,14 +1,18 @@
-"""Read-only views of tickets for operators (`wicket tickets list/show`), as plain dicts."""
+"""Read-only views of tickets for operators (`wicket tickets list/show`), as plain dicts.
+
+A shown ticket's messages list their files: name, type, size and sha256.
+"""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.mail.parse import shown_headers
-from gateway.models import Contact, InboundEmail, Mailbox, Message, Ticket
+from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
 from gateway.storage.database import Database
 
 
@@ -67,6 +71,7 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
     raw_by_inbound = dict(
         session.execute(select(InboundEmail.id, InboundEmail.raw).where(InboundEmail.id.in_(inbound_ids))).all()
     )
+    files = _files_by_message(session, ticket.id)
     return {
         "ref": ticket.ref,
         "public_id": ticket.public_id,
@@ -75,11 +80,13 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
         "status": ticket.status,
         "flag": ticket.flag,
         "requester": requester.email,
-        "messages": [_message(m, raw_by_inbound.get(m.inbound_email_id or 0)) for m in messages],
+        "messages": [
+            _message(m, raw_by_inbound.get(m.inbound_email_id or 0), files.get(m.id, [])) for m in messages
+        ],
     }
 
 
-def _message(message: Message, raw: bytes | None) -> dict[str, Any]:
+def _message(message: Message, raw: bytes | None, files: list[dict[str, Any]]) -> dict[str, Any]:
     headers = shown_headers(raw) if raw is not None else []
     return {
         "from": message.from_email,
@@ -93,4 +100,22 @@ def _message(message: Message, raw: bytes | None) -> dict[str, Any]:
         "reply_text": message.reply_text,
         "body_text": message.body_text,
         "created_at": message.created_at.isoformat(timespec="seconds"),
+        "attachments": files,
     }
+
+
+def _files_by_message(session: Session, ticket_id: int) -> dict[int, list[dict[str, Any]]]:
+    """Each message's files as name, type, size and sha256 (never the bytes)."""
+    rows = session.execute(
+        select(Attachment.message_id, Attachment.filename, Attachment.content_type, Attachment.size, Attachment.sha256,
+               Attachment.inline)
+        .join(Message, Message.id == Attachment.message_id)
+        .where(Message.ticket_id == ticket_id)
+        .order_by(Attachment.id)
+    )  # fmt: skip
+    files: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    for message_id, filename, content_type, size, sha256, inline in rows:
+        files[message_id].append(
+            {"filename": filename, "content_type": content_type, "size": size, "sha256": sha256, "inline": inline}
+        )
+    return files

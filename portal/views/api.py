@@ -6,6 +6,8 @@ tickets of that agent's mailboxes. Replies, notes and status changes go through
 reply is stored, mailed with a fresh link and threaded exactly like one sent by email.
 Requests are validated with the models in `api_schema`, which also make the OpenAPI
 document served at /api/v1/openapi.json. Errors are JSON: `{"error": …, "status": …}`.
+Each message lists its files, which agents of the mailbox download here; a reply may carry
+files as a multipart form (`api_files`).
 """
 
 from __future__ import annotations
@@ -22,17 +24,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
 from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
+from gateway.tickets.access import file_for_agent
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
 from portal import keys
 from portal.csrf import csrf_exempt
+from portal.views.api_files import FormRefused, attachments_by_message, read_reply, validation_errors
 from portal.views.api_schema import (
+    AttachmentOut,
     ContactOut,
     ContactPage,
     ContactQuery,
     Delivery,
     NoteRequest,
     Person,
-    ReplyRequest,
     StatusRequest,
     TicketDetail,
     TicketMessage,
@@ -41,6 +45,7 @@ from portal.views.api_schema import (
     TicketSummary,
     openapi_document,
 )
+from portal.views.attachments import file_download
 
 M = TypeVar("M", bound=BaseModel)
 View = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -85,22 +90,18 @@ async def authenticate(request: web.Request) -> Access:
     raise ApiFailure(401, "send a valid agent API key as 'Authorization: Bearer <key>'")
 
 
-def _errors(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:5])
-
-
 def read_query(model: type[M], request: web.Request) -> M:
     try:
         return model.model_validate(dict(request.query))
     except ValidationError as error:
-        raise ApiFailure(400, _errors(error)) from None
+        raise ApiFailure(400, validation_errors(error)) from None
 
 
 async def read_body(model: type[M], request: web.Request) -> M:
     try:
         return model.model_validate_json(await request.read())
     except ValidationError as error:
-        raise ApiFailure(400, _errors(error)) from None
+        raise ApiFailure(400, validation_errors(error)) from None
 
 
 def ok(model: BaseModel, status: int = 200) -> web.Response:
@@ -115,11 +116,12 @@ def _summary(ticket: Ticket, mailbox: str, requester: Contact) -> TicketSummary:
     )
 
 
-def _message(m: Message) -> TicketMessage:
+def _message(m: Message, files: dict[int, list[AttachmentOut]]) -> TicketMessage:
     return TicketMessage(
         id=m.public_id, author_type=m.author_type, author=Person(email=m.from_email, name=m.from_name),
         internal=m.internal, classification=m.classification, thread_rule=m.thread_rule, subject=m.subject,
         text=m.reply_text or m.body_text, body_text=m.body_text, created_at=m.created_at,
+        attachments=files.get(m.id, []),
     )
 
 
@@ -183,8 +185,9 @@ async def read_ticket(request: web.Request) -> web.StreamResponse:
                      last_error=o.last_error, sent_at=o.sent_at)
             for o in sent
         ]
+        files = await attachments_by_message(session, ticket)
         detail = TicketDetail(**_summary(ticket, mailbox, requester).model_dump(),
-                              messages=[_message(m) for m in messages], deliveries=deliveries)
+                              messages=[_message(m, files) for m in messages], deliveries=deliveries)
     return ok(detail)
 
 
@@ -196,14 +199,28 @@ async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.S
             message = await session.run_sync(apply_reply, request.app[keys.PROCESSOR].events, ticket, agent, reply, thread_rule="api")
         except ReplyError as error:
             raise ApiFailure(400, str(error)) from None
-        return ok(_message(message), status=201)
+        return ok(_message(message, await attachments_by_message(session, ticket)), status=201)
 
 
 @api_view
 async def post_reply(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
-    body = await read_body(ReplyRequest, request)
-    return await _act(request, access, AgentReply(_clean(body.text), internal=False, status=body.status))
+    try:
+        body, files = await read_reply(request, request.app[keys.SETTINGS])
+    except FormRefused as error:
+        raise ApiFailure(400, str(error)) from None
+    return await _act(request, access, AgentReply(_clean(body.text), status=body.status, files=files))
+
+
+@api_view
+async def download_file(request: web.Request) -> web.StreamResponse:
+    """The bytes of a file on a ticket of the agent's mailboxes, always as a download."""
+    access = await authenticate(request)
+    ticket_id, attachment_id = request.match_info["ticket_id"], request.match_info["attachment_id"]
+    file = await request.app[keys.DB].read(lambda rows: file_for_agent(rows, access.agent_id, attachment_id, ticket_id))
+    if file is None:
+        raise ApiFailure(404, "no such file on a ticket in your mailboxes")
+    return file_download(file)
 
 
 @api_view
@@ -255,6 +272,7 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/v1/tickets", list_tickets, name="api_tickets")
     router.add_get("/api/v1/tickets/{ticket_id}", read_ticket, name="api_ticket")
     router.add_post("/api/v1/tickets/{ticket_id}/replies", post_reply, name="api_replies")
+    router.add_get("/api/v1/tickets/{ticket_id}/attachments/{attachment_id}", download_file, name="api_attachment")
     router.add_post("/api/v1/tickets/{ticket_id}/notes", post_note, name="api_notes")
     router.add_post("/api/v1/tickets/{ticket_id}/status", post_status, name="api_status")
     router.add_get("/api/v1/contacts", list_contacts, name="api_contacts")

@@ -49,6 +49,16 @@ class TicketSummary(BaseModel):
     last_activity_at: datetime
 
 
+class AttachmentOut(BaseModel):
+    id: str
+    filename: str
+    content_type: str = Field(description="The type given by the sender (served as application/octet-stream).")
+    size: int = Field(description="Bytes.")
+    sha256: str = Field(description="Hex SHA-256 of the bytes.")
+    inline: bool = Field(description="A picture shown in the message's HTML (cid:).")
+    url: str = Field(description="Where the API serves the bytes to agents of the ticket's mailbox.")
+
+
 class TicketMessage(BaseModel):
     id: str
     author_type: AuthorType
@@ -60,6 +70,7 @@ class TicketMessage(BaseModel):
     text: str = Field(description="The new text without quoted history.")
     body_text: str
     created_at: datetime
+    attachments: list[AttachmentOut] = Field(default_factory=list)
 
 
 class Delivery(BaseModel):
@@ -136,7 +147,7 @@ class ContactQuery(_Query):
     offset: QueryInt = Field(default=0, ge=0, le=1_000_000)
 
 
-RESPONSES = (TicketPage, TicketDetail, TicketMessage, ContactPage, ApiError)
+RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, ApiError)
 REQUESTS = (ReplyRequest, NoteRequest, StatusRequest)
 
 
@@ -164,14 +175,17 @@ def _json(model: type[BaseModel], description: str) -> dict[str, Any]:
 class Operation:
     summary: str
     status: str
-    answer: type[BaseModel]
+    answer: type[BaseModel] | None  # None: the bytes of a file
     description: str
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     on_ticket: bool = False
+    form: dict[str, Any] | None = None  # the body may also be this multipart form
+    path: tuple[str, ...] = ()  # further path parameters, public ids
 
     def document(self) -> dict[str, Any]:
-        responses = {self.status: _json(self.answer, self.description), "401": _json(ApiError, "No valid API key.")}
+        answer = _json(self.answer, self.description) if self.answer else _binary(self.description)
+        responses = {self.status: answer, "401": _json(ApiError, "No valid API key.")}
         if self.body or self.query:
             responses["400"] = _json(ApiError, "The request does not match this document.")
         if self.body:
@@ -180,14 +194,34 @@ class Operation:
             responses["404"] = _json(ApiError, "No such ticket in the agent's mailboxes.")
         operation: dict[str, Any] = {"summary": self.summary, "responses": responses}
         parameters = _parameters(self.query) if self.query else []
-        if self.on_ticket:
-            ticket_id = {"type": "string", "pattern": PUBLIC_ID}
-            parameters.append({"name": "ticket_id", "in": "path", "required": True, "schema": ticket_id})
+        for name in ("ticket_id",) * self.on_ticket + self.path:
+            parameters.append({"name": name, "in": "path", "required": True,
+                               "schema": {"type": "string", "pattern": PUBLIC_ID}})
         if parameters:
             operation["parameters"] = parameters
         if self.body:
-            operation["requestBody"] = {"required": True, "content": {"application/json": {"schema": _ref(self.body)}}}
+            content = {"application/json": {"schema": _ref(self.body)}}
+            if self.form:
+                content["multipart/form-data"] = {"schema": self.form}
+            operation["requestBody"] = {"required": True, "content": content}
         return operation
+
+
+def _binary(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}
+
+
+REPLY_FORM: dict[str, Any] = {
+    "type": "object",
+    "required": ["text"],
+    "properties": {
+        "text": {"type": "string", "minLength": 1, "maxLength": 20_000, "pattern": r"\S"},
+        "status": {"type": "string", "enum": [s.value for s in TicketStatus]},
+        "attachments": {"type": "array", "items": {"type": "string", "format": "binary"},
+                        "description": "Files sent with the reply; the limits of portal uploads apply."},
+    },
+}
 
 
 OPERATIONS: dict[tuple[str, str], Operation] = {
@@ -198,8 +232,11 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Read a ticket with its messages and deliveries", "200", TicketDetail, "The ticket.", on_ticket=True
     ),
     ("/api/v1/tickets/{ticket_id}/replies", "post"): Operation(
-        "Reply to the customers (each gets a fresh link)", "201", TicketMessage, "The stored reply.",
-        body=ReplyRequest, on_ticket=True,
+        "Reply to the customers (each gets a fresh link; files as a multipart form)", "201", TicketMessage,
+        "The stored reply.", body=ReplyRequest, on_ticket=True, form=REPLY_FORM,
+    ),
+    ("/api/v1/tickets/{ticket_id}/attachments/{attachment_id}", "get"): Operation(
+        "Download a file of the ticket", "200", None, "The file's bytes.", on_ticket=True, path=("attachment_id",)
     ),
     ("/api/v1/tickets/{ticket_id}/notes", "post"): Operation(
         "Add an internal note", "201", TicketMessage, "The stored note.", body=NoteRequest, on_ticket=True

@@ -9,6 +9,10 @@ CSP, and downloads are audited (`attachment.downloaded`).
 `/tickets/{ticket}/messages/{message}/original` is the same for a message too large to
 show on the page, under the same rule: a customer's HTML as sent (never rendered here),
 otherwise the message's full text (`message.original_downloaded`).
+`/agent/files/{download}` is the signed, agent-scoped, expiring link a notification lists
+for a file too large to attach (gateway/auth/downloads.py): it answers while the link
+verifies and the agent it names is active and works the ticket's mailbox, always as a
+download, and is audited (`attachment.downloaded_by_agent`); anything else is 404.
 """
 
 from __future__ import annotations
@@ -20,9 +24,10 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import undefer
 
-from gateway.auth.audit import record
-from gateway.models import AuthorType, Message
-from gateway.tickets.access import customer_visible, ticket_for_contact, visible_attachment
+from gateway.auth.audit import record, write_event
+from gateway.auth.downloads import read_download_token
+from gateway.models import AuthorType, Message, utcnow
+from gateway.tickets.access import AgentFile, customer_visible, file_for_agent, ticket_for_contact, visible_attachment
 from portal import keys
 from portal.sessions import audit_context, require_contact
 from portal.thread import IMAGE_TYPES
@@ -89,3 +94,25 @@ async def original(request: web.Request) -> web.Response:
     headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition("attachment", f"message.{extension}")}
     body = await asyncio.to_thread(content.encode)  # megabytes: not on the event loop
     return web.Response(body=body, content_type="application/octet-stream", headers=headers)
+
+
+def file_download(file: AgentFile) -> web.Response:
+    """An agent's copy of a file: always a download, never rendered on the portal's origin."""
+    headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition("attachment", file.filename)}
+    return web.Response(body=file.data, content_type="application/octet-stream", headers=headers)
+
+
+async def agent_download(request: web.Request) -> web.Response:
+    """GET a customer's file through the signed link in an agent's notification."""
+    db = request.app[keys.DB]
+    grant = read_download_token(request.app[keys.SETTINGS].keys, request.match_info["download"], utcnow())
+    if grant is None:
+        raise web.HTTPNotFound()
+    file = await db.read(lambda rows: file_for_agent(rows, grant.agent_id, grant.attachment_public_id))
+    if file is None:
+        raise web.HTTPNotFound()
+    detail = {"attachment": file.attachment_public_id, "agent": grant.agent_id}
+    await db.run_write(lambda session: write_event(
+        session, "attachment.downloaded_by_agent", ticket_id=file.ticket_id, detail=detail, **audit_context(request)
+    ))  # fmt: skip
+    return file_download(file)

@@ -45,7 +45,9 @@ from tests.support import portal_app
 
 pytestmark = pytest.mark.timeout(180)
 
-OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id", "message_id"})
+# `download` is an agent's signed file link: a stranger holds one signed for Sam, who does
+# not work Alice's mailbox; the owner's call uses Tom's.
+OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id", "message_id", "download"})
 NOT_OBJECT_IDS = {
     "token": "a magic-link token is itself the credential (tests/portal/test_links.py)",
     "slug": "help-center articles and categories are public",
@@ -93,7 +95,7 @@ async def test_every_route_with_an_object_id_answers_404_to_another_contact_or_a
         if not OBJECT_PARAMS & set(route.params):
             continue
         for stranger in (mallory, colleague):
-            theirs = await call(stranger, route, fill(route.pattern, world.owner_ids()), world.sam_key)
+            theirs = await call(stranger, route, fill(route.pattern, world.owner_ids(agent="sam")), world.sam_key)
             nothing = await call(stranger, route, fill(route.pattern, {p: uuid.uuid4().hex for p in route.params}),
                                  world.sam_key)
             assert theirs.status == 404, f"{route.method} {route.pattern} let a stranger in: {theirs.status}"
@@ -103,7 +105,9 @@ async def test_every_route_with_an_object_id_answers_404_to_another_contact_or_a
     for route in swept:  # the owner is let in, so each 404 above was about who asked
         mine = await call(alice, route, fill(route.pattern, world.owner_ids()), world.tom_key)
         assert mine.status != 404, f"{route.method} {route.pattern} refuses its owner too"
-    assert {r.pattern for r in swept} >= {"/tickets/{public_id}", "/api/v1/tickets/{ticket_id}"}
+    assert {r.pattern for r in swept} >= {"/tickets/{public_id}", "/api/v1/tickets/{ticket_id}",
+                                          "/agent/files/{download}",
+                                          "/api/v1/tickets/{ticket_id}/attachments/{attachment_id}"}
 
 
 async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csrf_tokens(

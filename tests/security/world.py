@@ -16,6 +16,7 @@ import html
 import re
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from typing import Any
 from urllib.parse import urljoin, urlsplit
@@ -24,11 +25,12 @@ from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import select
 
+from gateway.auth.downloads import download_token
 from gateway.auth.tokens import IssuedLink
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent, create_api_key
 from gateway.directory.mailboxes import add_mailbox
-from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
+from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket, utcnow
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from tests.portal.helpers import TOKEN_FIELD, Client, add_contact, add_ticket, issue, link_path
@@ -128,12 +130,19 @@ class World:
     mallory_ticket: Ticket
     tom_key: str
     sam_key: str
+    tom_id: int
+    sam_id: int
     secrets: set[str] = field(default_factory=set)
 
-    def owner_ids(self) -> dict[str, str]:
-        """Values for the id parameters of routes: Alice's objects."""
+    def owner_ids(self, agent: str = "tom") -> dict[str, str]:
+        """Values for the id parameters of routes: Alice's objects, and a download link of
+        her file signed for `agent` (Tom works her mailbox, Sam does not)."""
+        agent_id = self.tom_id if agent == "tom" else self.sam_id
+        expires = utcnow() + timedelta(hours=1)
+        download = download_token(self.settings.keys[0], self.attachment_id, agent_id, expires)
+        self.secrets.add(download)
         return {"public_id": self.ticket.public_id, "ticket_id": self.ticket.public_id,
-                "attachment_id": self.attachment_id, "message_id": self.message_id}
+                "attachment_id": self.attachment_id, "message_id": self.message_id, "download": download}
 
     async def link(self, contact: Contact, **options: Any) -> IssuedLink:
         issued = await issue(self.db, self.settings, contact, **options)
@@ -171,14 +180,15 @@ async def build_world(gateway: Gateway, db: Database, settings: Settings, suppor
         )
         message = await session.scalar(select(Message.public_id).where(Message.ticket_id == ticket.id))
         await add_mailbox(session, OTHER_MAILBOX, "Sales")
-        await add_agent(session, OWNER_AGENT, "Tom Agent", mailboxes=[SUPPORT])
-        await add_agent(session, OTHER_AGENT, "Sam Agent", mailboxes=[OTHER_MAILBOX])
+        tom = await add_agent(session, OWNER_AGENT, "Tom Agent", mailboxes=[SUPPORT])
+        sam = await add_agent(session, OTHER_AGENT, "Sam Agent", mailboxes=[OTHER_MAILBOX])
         tom_key = await create_api_key(session, OWNER_AGENT)
         sam_key = await create_api_key(session, OTHER_AGENT)
     assert attachment is not None and message is not None
     mallory = await add_contact(db, STRANGER, "Mallory")
     mallory_ticket = await add_ticket(db, support, mallory, "Mallory's own question")
-    world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key)
+    world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key,
+                  tom.id, sam.id)
     world.secrets |= {tom_key, sam_key}
     return world
 
