@@ -5,7 +5,8 @@
 processed, through `portal.sanitize.present_html`, with its `cid:` images pointing at
 this ticket's scoped attachment URLs and remote images blocked unless the contact chose
 "show pictures" for that message; plain text (and every agent reply, and HTML with
-nothing left to show) is escaped with its quoted history split off. HTML that was too
+nothing left to show) is escaped with its quoted history split off, an agent's inline
+pictures shown below their text. HTML that was too
 large to keep for display, and text longer than the display limit (cut there), come with
 a link to download the original. Attachments shown inline in the HTML are not listed
 again. `prepare_stored_html` sanitizes, once, customer messages stored before HTML was
@@ -74,6 +75,18 @@ def _files(message: Message, attachment_url: AttachmentUrl, shown_inline: set[st
     ]
 
 
+def _with_inline_pictures(body: Markup, message: Message, attachment_url: AttachmentUrl) -> tuple[Markup, set[str]]:
+    """A team message's text followed by the pictures its author placed inline (cid:)."""
+    pictures = [a for a in message.attachments if a.inline and a.content_id and a.content_type in IMAGE_TYPES]
+    if not pictures:
+        return body, set()
+    images = Markup("").join(
+        Markup('<p><img class="inline-image" src="{}" alt="{}"></p>').format(attachment_url(a), a.filename)
+        for a in pictures
+    )
+    return body + images, {a.content_id.lower() for a in pictures if a.content_id}
+
+
 def _cut(reply: str, quoted: str, limit: int) -> tuple[str, str, bool]:
     """The text to show, at most `limit` characters in all, and whether it was cut."""
     if len(reply) + len(quoted) <= limit:
@@ -106,6 +119,8 @@ def present_message(
         reply, quoted_text = (message.reply_text, message.quoted_text) if has_reply else (message.body_text, "")
         reply, quoted_text, cut = _cut(reply.strip("\n"), quoted_text.strip("\n"), max_text)
         body, quoted, remote, used = text_to_html(reply), text_to_html(quoted_text), 0, set()
+        if not customer:
+            body, used = _with_inline_pictures(body, message, attachment_url)
     too_large = cut or (customer and message.html_too_large)
     return ThreadMessage(
         public_id=message.public_id,

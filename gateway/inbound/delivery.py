@@ -13,7 +13,8 @@ page", step 3). It reads top-down as the flow of one message, and so does this m
    a reply whose parent another worker is still processing raises `WaitForEarlier`
    instead of opening a second ticket;
 5. **ticket**: a new one is opened (for a forwarded mail from the team, on behalf of the
-   original sender), an existing one may gain Cc participants and is reopened;
+   original sender) with the people in Cc taking part, or an existing one may gain Cc
+   participants and is reopened;
 6. **store**: the message and its attachments, and a note for each ticket it mentions;
 7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
 
@@ -233,7 +234,12 @@ def _ticket(
     """Open the message's ticket, or continue the one it threaded to."""
     ticket = conversation.ticket
     if ticket is None:
-        return OnTicket(_open(session, mail, verdict, mailbox, sender), created=True, reopened=False)
+        ticket = _open(session, mail, verdict, mailbox, sender)
+        if verdict.answerable:
+            # Whoever opens a conversation chooses who is in it, as in any mail thread; this
+            # gives the people in Cc this new ticket and nothing else.
+            add_cc_participants(session, ticket, (a.email for a in mail.cc))
+        return OnTicket(ticket, created=True, reopened=False)
     reopened = False
     if verdict.answerable:
         # Replying never makes anyone a participant; the requester may bring people in by

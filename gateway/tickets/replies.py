@@ -12,7 +12,9 @@ A status change leaves a note saying who changed what.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from email.utils import getaddresses
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -48,11 +50,15 @@ def parse_status(value: str) -> TicketStatus:
 
 
 def cc_command(words: list[str]) -> list[str] | None:
-    """The addresses of a `#cc addr [addr…]` line (commas allowed), or None for other lines."""
+    """The addresses of a `#cc addr, Name <addr>…` line, or None for other lines."""
     if words[:1] != ["#cc"]:
         return None
-    addresses = [a.strip("<>") for word in words[1:] for a in word.split(",") if a.strip("<>")]
-    if not addresses or not all(a.count("@") == 1 and not a.startswith("@") for a in addresses):
+    rest = " ".join(words[1:]).replace(";", ",")
+    if "<" in rest:  # Name <address>, as mail clients write them
+        addresses = [address for _, address in getaddresses([rest]) if address]
+    else:
+        addresses = [a for a in re.split(r"[,\s]+", rest) if a]
+    if not addresses or not all(a.count("@") == 1 and a.partition("@")[0] and "." in a for a in addresses):
         raise ReplyError("write the people to add as '#cc name@example.com' (one or more addresses)")
     return addresses
 
