@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -141,3 +142,38 @@ def test_agents_and_mailboxes_can_be_listed_and_an_agent_removed(wicket) -> None
     tom = next(a for a in json.loads(wicket("agents", "list", "--json")) if a["email"] == "tom@example.test")
     assert tom["active"] is False
     assert "no active agent nobody@example.test" in wicket("agents", "remove", "nobody@example.test", expect_failure=True)
+
+
+def test_wicket_reply_attaches_files_and_tickets_show_lists_every_messages_files(wicket, tmp_path: Path) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "attachments-encoded-names.eml"))
+    wicket("agents", "add", "tom@example.test", "--name", "Tom Agent")
+    pdf = tmp_path / "credit-note.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n" + b"2" * 300)
+    assert "reply queued" in wicket("reply", "1001", "--as", "tom@example.test", "--attach", str(pdf),
+                                    "The credit note is attached.")
+
+    shown = json.loads(wicket("tickets", "show", "1001", "--json"))
+    customer, reply = shown["messages"][0], shown["messages"][-1]
+    assert customer["attachments"], "the customer's files are listed"
+    assert reply["attachments"] == [{
+        "filename": "credit-note.pdf", "content_type": "application/pdf", "size": 309, "inline": False,
+        "sha256": hashlib.sha256(pdf.read_bytes()).hexdigest(),
+    }]
+    assert "credit-note.pdf (application/pdf, 309 bytes, sha256" in wicket("tickets", "show", "1001")
+
+
+def test_wicket_reply_refuses_a_file_it_cannot_send_and_says_why(wicket, tmp_path: Path) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    wicket("replay", str(FIXTURES / "new-request.eml"))
+    wicket("agents", "add", "tom@example.test", "--name", "Tom Agent")
+    program = tmp_path / "setup.exe"
+    program.write_bytes(b"MZ")
+    refused = wicket("reply", "1001", "--as", "tom@example.test", "--attach", str(program), "Run this.",
+                     expect_failure=True)
+    assert "setup.exe: files of this type cannot be attached" in refused and "Traceback" not in refused
+    missing = wicket("reply", "1001", "--as", "tom@example.test", "--attach", str(tmp_path / "nope.pdf"), "Hi.",
+                     expect_failure=True)
+    assert "cannot read" in missing and "Traceback" not in missing
+    shown = json.loads(wicket("tickets", "show", "1001", "--json"))
+    assert [m["author_type"] for m in shown["messages"]] == ["customer"], "nothing was stored"
