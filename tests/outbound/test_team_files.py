@@ -145,6 +145,16 @@ async def test_an_agent_adds_a_participant_with_cc_who_then_receives_the_answer_
     notes = [m.body_text for m in await ticket_messages(gateway) if m.internal]
     assert any("Tom Agent added dave@customer.test" in note for note in notes)
 
+    # Dave answers by mail, to everyone the copy names, as a mail client's reply-all does.
+    reply_to = dave_copy.message["Reply-To"]
+    await smtp_send(smtp_server, DAVE, [reply_to], build_mail(
+        sender=DAVE, to=reply_to, subject=f"Re: {dave_copy.message['Subject']}", body="Parcel found in our depot.\n",
+        in_reply_to=dave_copy.message["Message-ID"], Cc=BOB))
+    sender = await settle(gateway)
+    last = (await ticket_messages(gateway))[-1]
+    assert (last.from_email, last.thread_rule, last.internal) == (DAVE, "reply_address", False)
+    assert [m for m in sender.to(TOM) if "Parcel found" in text_of(m)], "the agent hears from the colleague"
+
 
 async def test_a_malformed_cc_command_is_answered_to_the_agent_not_sent(
     gateway: Gateway, smtp_server: tuple[str, int]
