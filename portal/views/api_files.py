@@ -61,6 +61,8 @@ async def read_reply(request: web.Request, settings: Settings) -> tuple[ReplyReq
         if request.content_type != "multipart/form-data":
             return ReplyRequest.model_validate_json(await request.read()), ()
         form = await request.post()
+        if unknown := set(form) - {"text", "status", FILES_FIELD}:
+            raise FormRefused(f"unknown form fields: {', '.join(sorted(unknown))[:200]}")
         fields = {name: form.getone(name) for name in ("text", "status") if name in form}
         if not all(isinstance(value, str) for value in fields.values()):
             raise FormRefused("text and status are plain form fields, not files")

@@ -187,7 +187,8 @@ class Operation:
         answer = _json(self.answer, self.description) if self.answer else _binary(self.description)
         responses = {self.status: answer, "401": _json(ApiError, "No valid API key.")}
         if self.body or self.query:
-            responses["400"] = _json(ApiError, "The request does not match this document.")
+            refused = " or a file is refused by the upload limits (type, size, count)" if self.form else ""
+            responses["400"] = _json(ApiError, f"The request does not match this document{refused}.")
         if self.body:
             responses["413"] = _json(ApiError, "The request body is larger than the server accepts.")
         if self.on_ticket:
@@ -215,6 +216,7 @@ def _binary(description: str) -> dict[str, Any]:
 REPLY_FORM: dict[str, Any] = {
     "type": "object",
     "required": ["text"],
+    "additionalProperties": False,
     "properties": {
         "text": {"type": "string", "minLength": 1, "maxLength": 20_000, "pattern": r"\S"},
         "status": {"type": "string", "enum": [s.value for s in TicketStatus]},
