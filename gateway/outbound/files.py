@@ -11,6 +11,7 @@ is rendered, like magic links, and the copy the outbox keeps has them replaced.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -25,6 +26,7 @@ from gateway.settings import Settings
 from gateway.tickets.files import filesize
 
 DOWNLOAD_PATH = "/agent/files/"
+_CONTENT_ID = re.compile(r"[!#-;=?-~]{1,200}")  # printable ASCII without space, quotes, < or >
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +60,9 @@ NO_FILES = OutgoingFiles()
 
 
 def _inline(attachment: Attachment) -> bool:
-    return bool(attachment.inline and attachment.content_id and attachment.content_type.startswith("image/"))
+    """A picture shown in place; its Content-ID, from the sender's mail, must fit back into a header."""
+    cid = attachment.content_id
+    return bool(attachment.inline and cid and _CONTENT_ID.fullmatch(cid) and attachment.content_type.startswith("image/"))
 
 
 async def message_files(session: AsyncSession, message_id: int) -> list[Attachment]:

@@ -14,6 +14,7 @@ from sqlalchemy import select
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Attachment, Contact, Message, Ticket, TicketParticipant
+from gateway.outbound.files import OutgoingFiles, attach
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
 from portal.app import create_app
@@ -166,3 +167,17 @@ async def test_a_malformed_cc_command_is_answered_to_the_agent_not_sent(
     sender = await settle(gateway)
     assert not [m for m in sender.to(BOB) if "See Dave" in text_of(m)]
     assert "#cc name@example.com" in (await ticket_messages(gateway))[-1].body_text
+
+
+def test_a_content_id_that_cannot_go_back_into_a_header_travels_as_a_plain_attachment() -> None:
+    email = EmailMessage()
+    email.set_content("text")
+    email.add_alternative("<p>text</p>", subtype="html")
+    hostile = Attachment(filename="x.png", content_type="image/png", data=PNG, size=len(PNG), sha256="",
+                  content_id='evil"\r\nBcc: mallory@evil.test', inline=True)
+    files = OutgoingFiles(attached=[hostile])
+    assert files.inline_images == []
+    attach(email, files)
+    raw = email.as_bytes()
+    assert b"Bcc:" not in raw and email.get_body(("related",)) is None
+    assert [p.get_filename() for p in email.iter_attachments()] == ["x.png"]
