@@ -2,7 +2,8 @@
 
 Every node is stateless apart from the database, so any number of processes may run any
 mix of roles: `smtp` (the listener), `worker` (the inbound processor), `outbox` (outbound
-delivery) and `portal` (the web portal). With `workers > 1` the parent starts that many
+delivery) and `portal` (the web portal); the webhook worker runs with `worker` and with
+`outbox`, so the node that wrote an event can post it the moment its transaction commits. With `workers > 1` the parent starts that many
 child processes that bind the same SMTP and HTTP ports with SO_REUSEPORT, and the kernel
 spreads connections over them; the parent only supervises and forwards SIGTERM.
 
@@ -58,6 +59,8 @@ async def serve(
             gateway.run_processor()
         if "outbox" in roles:
             gateway.run_outbox()
+        if roles & {"worker", "outbox"}:
+            gateway.run_webhooks()  # events are written by the processor's changes, posted from here at once
         if "portal" in roles and start_portal is not None:
             portal_runner = await start_portal(
                 settings, gateway.db, processor=gateway.processor, reuse_port=reuse_port

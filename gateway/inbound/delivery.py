@@ -48,12 +48,21 @@ from gateway.models import (
     Mailbox,
     Message,
     Ticket,
+    TicketStatus,
     utcnow,
 )
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
-from gateway.tickets.events import EventBus, MessageAdded, TicketCreated
+from gateway.tickets.events import (
+    EventBus,
+    Landed,
+    MessageAdded,
+    MessageReceived,
+    Push,
+    StatusChanged,
+    TicketCreated,
+)
 from gateway.tickets.notes import add_note
 from gateway.tickets.service import (
     add_cc_participants,
@@ -167,7 +176,7 @@ def deliver_to_mailbox(
     mailbox = held(session, "mailbox", mailbox_id, lambda: session.get_one(Mailbox, mailbox_id))
     sender = _sender(session, inbound, mail)
     conversation = _conversation(session, settings, inbound, mail, route, mailbox, sender)
-    on_ticket = _ticket(session, mail, verdict, mailbox, sender, conversation)
+    on_ticket = _ticket(session, events, mail, verdict, mailbox, sender, conversation)
     message = _store(session, inbound, mail, verdict, key, mailbox, sender, conversation, on_ticket)
     _publish(session, events, mail, verdict, mailbox, message, on_ticket)
     return Delivery(on_ticket.ticket.id, message.id, duplicate=False, rule=conversation.rule)
@@ -224,6 +233,7 @@ def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> 
 # 5. ticket
 def _ticket(
     session: Session,
+    events: EventBus,
     mail: ParsedEmail,
     verdict: Classification,
     mailbox: Mailbox,
@@ -240,7 +250,10 @@ def _ticket(
         # Cc on mail that threaded through something only recipients of our mail hold.
         if conversation.rule in _CC_RULES and ticket.requester_id == sender.contact.id:
             add_cc_participants(session, ticket, (a.email for a in mail.cc))
+        previous = TicketStatus(ticket.status)
         reopened = reopen_on_customer_reply(ticket)
+        if ticket.status != previous:
+            events.publish(session, StatusChanged(ticket, previous, None))
     return OnTicket(ticket, created=False, reopened=reopened)
 
 
@@ -377,3 +390,25 @@ def _publish(
         events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
     else:
         events.publish(session, MessageAdded(mailbox, ticket, message, verdict, mail, on_ticket.reopened))
+
+
+def publish_received(
+    session: Session,
+    events: EventBus,
+    inbound: Claimed,
+    mail: ParsedEmail,
+    verdict: Classification,
+    pushes: list[Push],
+    deliveries: list[Delivery],
+) -> None:
+    """Tell the webhook subscriber that routes push this message, with the tickets it went to."""
+    landed = []
+    for delivery in deliveries:
+        if delivery.ticket_id is not None and delivery.message_id is not None:
+            ticket = session.get_one(Ticket, delivery.ticket_id)
+            mailbox = held(session, "mailbox", ticket.mailbox_id, lambda: session.get_one(Mailbox, ticket.mailbox_id))
+            landed.append(Landed(mailbox, ticket, delivery.message_id))
+    received = MessageReceived(
+        inbound.id, inbound.raw, inbound.mail_from, tuple(inbound.rcpt_tos), mail, verdict, tuple(pushes), tuple(landed)
+    )
+    events.publish(session, received)

@@ -1,7 +1,7 @@
 """Event subscribers that send mail: acknowledgements, agent replies, notifications, bounces.
 
 `ticket_events(settings)` is the bus every door that changes a ticket publishes to, with
-these subscribers on it; they run in the transaction of the change. An agent's reply goes
+these subscribers and the webhook recorder (gateway/outbound/webhooks/recorder.py) on it; they run in the transaction of the change. An agent's reply goes
 to every customer on the ticket, each copy with a fresh link. A new ticket gets an
 automatic acknowledgement with a magic link when the mailbox wants one, the mail is
 answerable (never for auto-replies, bounces, lists or loops), the requester wrote it
@@ -16,6 +16,7 @@ delivery report about mail we sent marks that outbox row bounced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
@@ -28,6 +29,7 @@ from gateway.outbound.compose import OutboundKind, display_name
 from gateway.outbound.customer_mail import customer_recipients, is_mailbox_address, mail_customer
 from gateway.outbound.drafts import Draft, queue_draft
 from gateway.outbound.outbox import record_bounce
+from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
@@ -196,8 +198,12 @@ def _mark_bounced(session: Session, event: MessageAdded) -> None:
         record_bounce(session, event.mailbox.id, bounced, reason)
 
 
-def ticket_events(settings: Settings) -> EventBus:
-    """The event bus ticket changes publish to, with every subscriber production has."""
+def ticket_events(settings: Settings, wake_webhooks: Callable[[], None] | None = None) -> EventBus:
+    """The event bus ticket changes publish to, with every subscriber production has.
+
+    `wake_webhooks` is called after a transaction that wrote webhook events commits.
+    """
     events = EventBus()
     Notifier(settings).subscribe(events)
+    WebhookRecorder(settings, wake_webhooks).subscribe(events)
     return events

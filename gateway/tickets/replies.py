@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, AuthorType, Mailbox, Message, Ticket, TicketStatus, new_public_id, utcnow
-from gateway.tickets.events import AgentReplied, EventBus
+from gateway.tickets.events import AgentReplied, EventBus, StatusChanged
 from gateway.tickets.notes import add_note
 
 
@@ -82,7 +82,7 @@ def apply_reply(
         stored = _reply_to_customers(session, events, ticket, agent, text, thread_rule=thread_rule, **origin)
     if reply.status is not None:
         first = {} if stored else origin
-        note = change_status(session, ticket, agent, reply.status, thread_rule=thread_rule, **first)
+        note = change_status(session, events, ticket, agent, reply.status, thread_rule=thread_rule, **first)
         stored = stored or note
     if stored is None:
         raise ReplyError("nothing to do: the reply has no text and changes nothing")
@@ -134,11 +134,13 @@ def _internal_note(session: Session, ticket: Ticket, agent: Agent, text: str, **
 
 
 def change_status(
-    session: Session, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
+    session: Session, events: EventBus, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
 ) -> Message | None:
-    """Set the status; returns the note recording the change, or None when nothing changed."""
+    """Set the status and publish `StatusChanged`; returns the note recording the change, or None when nothing changed."""
     if ticket.status == status:
         return None
-    previous, ticket.status = ticket.status, status
+    previous, ticket.status = TicketStatus(ticket.status), status
     change = f"{agent.name or agent.email} changed the status from {previous} to {status}."
-    return add_note(session, ticket, change, agent=agent, **origin)
+    note = add_note(session, ticket, change, agent=agent, **origin)
+    events.publish(session, StatusChanged(ticket, previous, agent))
+    return note
