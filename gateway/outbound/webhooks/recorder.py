@@ -20,7 +20,7 @@ from sqlalchemy import bindparam, event, insert, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Contact, Mailbox, Ticket, WebhookEndpoint, WebhookEvent, new_public_id, utcnow
-from gateway.outbound.webhooks.endpoints import MESSAGE_RECEIVED, TICKET_EVENTS
+from gateway.outbound.webhooks.endpoints import MESSAGE_RECEIVED, TEST_EVENT, TICKET_EVENTS
 from gateway.outbound.webhooks.payloads import JSON, body, message_received, person, ticket_data
 from gateway.settings import Settings
 from gateway.storage.database import held
@@ -88,6 +88,15 @@ def record_ticket_assigned(session: Session, ticket: Ticket, owner: Agent | None
 
     data = {"ticket": about_ticket(session, ticket), "owner": who(owner), "previous_owner": who(previous)}
     record_event(session, "ticket.assigned", data, ticket)
+
+
+def record_test_event(session: Session, endpoint: WebhookEndpoint) -> str:
+    """A `webhook.test` event for one endpoint (whatever it subscribes to); returns its webhook-id."""
+    now = utcnow()
+    payload = body(TEST_EVENT, {"endpoint": endpoint.public_id, "url": endpoint.url}, now)
+    row = _row(endpoint.id, TEST_EVENT, payload, JSON, None, now)
+    _insert(session, [row])
+    return str(row["public_id"])
 
 
 class WebhookRecorder:
