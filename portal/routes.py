@@ -19,6 +19,7 @@ from portal.views import help as help_center
 from portal.views.api import add_api_routes
 from portal.views.devmail import add_devmail_routes
 from portal.views.ops import add_ops_routes
+from portal.views.webhook_files import add_webhook_file_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -34,6 +35,7 @@ def setup_routes(app: web.Application) -> None:
     add_help_routes(router)
     add_api_routes(router)  # the agent JSON API
     add_ops_routes(router)  # /healthz, /readyz, /metrics
+    add_webhook_file_routes(router)  # large attachments of webhook events, by signed link
     if app[keys.SETTINGS].dev:
         add_devmail_routes(router)  # the dev mail viewer
 

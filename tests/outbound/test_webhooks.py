@@ -11,6 +11,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 import pytest
+from pytest_aiohttp import AiohttpClient
 from sqlalchemy import select
 from standardwebhooks import Webhook
 
@@ -20,6 +21,7 @@ from gateway.models import RouteMatch, Ticket, TicketStatus, WebhookEndpoint, We
 from gateway.outbound.webhooks.endpoints import add_endpoint, rotate_secret
 from gateway.outbound.webhooks.worker import retry_window
 from gateway.settings import Settings
+from portal.app import create_app
 from tests.outbound.webhook_receiver import Receiver, running
 from tests.support import SUPPORT, ReceiveEmail, send, simple_mail
 
@@ -214,7 +216,7 @@ async def test_a_route_can_ask_for_the_raw_message(gateway: Gateway, receive_ema
 
 
 async def test_large_attachments_come_as_signed_links_small_ones_inline(
-    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail, aiohttp_client: AiohttpClient
 ) -> None:
     message = EmailMessage()
     message["From"], message["To"], message["Subject"] = "alice@customer.test", SUPPORT, "Files"
@@ -232,7 +234,14 @@ async def test_large_attachments_come_as_signed_links_small_ones_inline(
     assert base64.b64decode(files["small.txt"]["content"]) == small
     assert files["large.bin"]["sha256"] == hashlib.sha256(large).hexdigest()
     assert files["large.bin"]["size"] == len(large) and "content" not in files["large.bin"]
-    assert files["large.bin"]["url"].startswith(f"{settings.public_url}/webhooks/files/")
+    assert files["large.bin"]["url"].startswith(f"{settings.public_url}/webhooks/file?")
+    portal = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
+    link = files["large.bin"]["url"].removeprefix(settings.public_url)
+    download = await portal.get(link)
+    assert (download.status, await download.read()) == (200, large)
+    assert download.headers["Content-Disposition"].startswith('attachment; filename="large.bin"')
+    assert (await portal.get(link.replace("part=1", "part=0"))).status == 404  # the signature names one file
+    assert (await portal.get(link[:-1] + ("0" if link[-1] != "0" else "1"))).status == 404
 
 
 async def test_a_header_condition_and_stop_choose_the_route(gateway: Gateway, receive_email: ReceiveEmail) -> None:

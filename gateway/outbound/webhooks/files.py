@@ -15,7 +15,7 @@ from urllib.parse import urlencode
 
 from gateway.settings import Settings
 
-PATH = "/webhooks/files/{inbound_id}/{index}"
+PATH = "/webhooks/file"
 
 
 def _signature(secret: bytes, inbound_id: int, index: int, expires: int) -> str:
@@ -28,8 +28,8 @@ def attachment_url(settings: Settings, inbound_id: int, index: int, now: datetim
     expires_at = now + timedelta(hours=settings.webhook_attachment_url_hours)
     expires = int(expires_at.timestamp())
     signature = _signature(settings.keys[0].secret, inbound_id, index, expires)
-    query = urlencode({"expires": expires, "signature": signature})
-    return f"{settings.public_url}{PATH.format(inbound_id=inbound_id, index=index)}?{query}", expires_at
+    query = urlencode({"message": inbound_id, "part": index, "expires": expires, "signature": signature})
+    return f"{settings.public_url}{PATH}?{query}", expires_at
 
 
 def verify_link(settings: Settings, inbound_id: int, index: int, expires: int, signature: str, now: datetime) -> bool:
