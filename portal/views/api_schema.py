@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from gateway.models import AuthorType, TicketStatus
+from portal.views.webhook_schema import PAYLOADS, webhook_operations
 
 PUBLIC_ID = r"^[a-z2-7]{16}$"
 REF = "#/components/schemas/{model}"
@@ -217,6 +218,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of /api/v1."""
     models = [(m, "serialization") for m in RESPONSES] + [(m, "validation") for m in REQUESTS]
+    models += [(m, "serialization") for m in PAYLOADS.values()]
     _, definitions = models_json_schema(models, ref_template=REF)  # type: ignore[arg-type]
     paths: dict[str, dict[str, Any]] = {}
     for (path, method), operation in OPERATIONS.items():
@@ -226,11 +228,13 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Wicket agent API",
             "version": "1",
-            "description": "Tickets for agents: read, search, reply, add internal notes, change status.",
+            "description": "Tickets for agents: read, search, reply, add internal notes, change status; "
+            "and the signed webhooks Wicket posts (`wicket webhooks add URL`).",
         },
         "servers": [{"url": "/"}],
         "security": [{"agentKey": []}],
         "paths": paths,
+        "webhooks": webhook_operations(REF),
         "components": {
             "schemas": definitions["$defs"],
             "securitySchemes": {

@@ -22,6 +22,7 @@ from gateway.outbound.webhooks.endpoints import add_endpoint, rotate_secret
 from gateway.outbound.webhooks.worker import retry_window
 from gateway.settings import Settings
 from portal.app import create_app
+from portal.views.webhook_schema import PAYLOADS
 from tests.outbound.webhook_receiver import Receiver, running
 from tests.support import SUPPORT, ReceiveEmail, send, simple_mail
 
@@ -58,7 +59,10 @@ async def settled(gateway: Gateway, timeout: float = 5.0) -> list[WebhookEvent]:
 
 
 def verified(secret: str, body: bytes, headers: dict[str, str]) -> dict:
-    return Webhook(secret).verify(body, headers)
+    """The payload, once its signature checks out and it matches the OpenAPI document's schema."""
+    payload = Webhook(secret).verify(body, headers)
+    PAYLOADS[payload["type"]].model_validate_json(body)  # extra or missing fields fail
+    return payload
 
 
 async def test_mail_over_smtp_reaches_the_receiver_signed_within_a_second(
@@ -274,7 +278,7 @@ async def test_routes_decide_which_recipients_are_accepted_at_rcpt(
 
 async def test_status_changes_are_events_written_with_the_change(gateway: Gateway, receive_email: ReceiveEmail) -> None:
     async with running(Receiver()) as receiver:
-        await endpoint(gateway, receiver.url, ["ticket.status_changed"])
+        _, secret = await endpoint(gateway, receiver.url, ["ticket.status_changed"])
         first = await receive_email(simple_mail("Status"))
 
         def resolve(session):  # type: ignore[no-untyped-def]
@@ -283,5 +287,17 @@ async def test_status_changes_are_events_written_with_the_change(gateway: Gatewa
         await gateway.db.run_write(resolve)
         await receive_email(simple_mail("Re: [#1001] Status"))
         await gateway.webhooks.drain()
-    changes = [json.loads(r.body)["data"] for r in receiver.requests]
+    changes = [verified(secret, r.body, r.headers)["data"] for r in receiver.requests]
     assert [(c["previous_status"], c["ticket"]["status"], c["by"]) for c in changes] == [("resolved", "open", None)]
+
+
+async def test_mail_sent_to_the_customer_is_an_event(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+    async with running(Receiver()) as receiver:
+        _, secret = await endpoint(gateway, receiver.url, ["message.sent", "delivery.failed"])
+        await receive_email(simple_mail("Acknowledge me"))
+        await gateway.outbox.drain()  # the automatic acknowledgement
+        await gateway.webhooks.drain()
+    [request] = receiver.requests
+    data = verified(secret, request.body, request.headers)["data"]
+    assert (data["email"]["kind"], data["email"]["to"]) == ("acknowledgement", ["alice@customer.test"])
+    assert data["ticket"]["ref"] == 1001
