@@ -47,7 +47,7 @@ def webhooks() -> None:
 def webhooks_add(url: str, events: tuple[str, ...], description: str) -> None:
     """Add an endpoint; prints its id and its signing secret."""
     endpoint_id, secret = in_unit(lambda session, settings: _added(session, settings, url, list(events), description),
-                                  errors=ERRORS)  # fmt: skip
+                                  errors=ERRORS, signing=True)  # fmt: skip
     click.echo(f"endpoint {endpoint_id} is ready\nsigning secret: {secret}")
     click.echo(f"post received mail to it with `wicket routes add exact support@example.com --webhook {endpoint_id}`")
 
@@ -84,7 +84,8 @@ def webhooks_remove(endpoint_id: str) -> None:
 @click.argument("endpoint_id")
 def webhooks_rotate(endpoint_id: str) -> None:
     """A new signing secret; the old one keeps signing too for WICKET_WEBHOOK_SECRET_OVERLAP_HOURS."""
-    secret = in_unit(lambda session, settings: rotate_secret(session, settings, endpoint_id), errors=ERRORS)
+    secret = in_unit(lambda session, settings: rotate_secret(session, settings, endpoint_id), errors=ERRORS,
+                     signing=True)  # fmt: skip
     click.echo(f"new signing secret: {secret}")
 
 
@@ -93,7 +94,7 @@ def webhooks_rotate(endpoint_id: str) -> None:
 def webhooks_secret(endpoint_id: str) -> None:
     """Print an endpoint's current signing secret."""
     secret = in_unit(lambda session, settings: current_secret(settings, find_endpoint(session, endpoint_id)),
-                     errors=ERRORS)  # fmt: skip
+                     errors=ERRORS, signing=True)  # fmt: skip
     click.echo(secret)
 
 
@@ -102,7 +103,7 @@ def webhooks_secret(endpoint_id: str) -> None:
 def webhooks_test(endpoint_id: str) -> None:
     """Send a signed `webhook.test` event now and show the endpoint's answer."""
     event_id = in_unit(lambda session, _s: record_test_event(session, find_endpoint(session, endpoint_id)), errors=ERRORS)
-    status, answer = with_database(lambda db, settings: _deliver(db, settings, event_id))
+    status, answer = with_database(lambda db, settings: _deliver(db, settings, event_id), errors=ERRORS, signing=True)
     click.echo(f"event {event_id}: {status}" + (f" ({answer})" if answer else ""))
     if status != "delivered":
         raise click.ClickException("the endpoint did not accept the test event; it is retried like any other")

@@ -5,7 +5,7 @@ makes a ticket, posts to a webhook endpoint, or both. Webhook events are rows of
 queue, written in the transaction of the change they report.
 
 Revision ID: h19_routes_webhooks
-Revises: 0006_exposed_secrets
+Revises: h20_inbound_send_mail
 Create Date: 2026-12-06 07:30:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "h19_routes_webhooks"
-down_revision: str | None = "0006_exposed_secrets"
+down_revision: str | None = "h20_inbound_send_mail"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
