@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
@@ -400,8 +401,12 @@ def publish_received(
     verdict: Classification,
     pushes: list[Push],
     deliveries: list[Delivery],
+    verdicts: dict[str, Any] | None,
 ) -> None:
-    """Tell the webhook subscriber that routes push this message, with the tickets it went to."""
+    """Tell the webhook subscriber that routes push this message, with the tickets it went to.
+
+    `verdicts` are the message's sender verdicts in their stored (JSON) shape, None when unchecked.
+    """
     landed = []
     for delivery in deliveries:
         if delivery.ticket_id is not None and delivery.message_id is not None:
@@ -409,6 +414,7 @@ def publish_received(
             mailbox = held(session, "mailbox", ticket.mailbox_id, lambda: session.get_one(Mailbox, ticket.mailbox_id))
             landed.append(Landed(mailbox, ticket, delivery.message_id))
     received = MessageReceived(
-        inbound.id, inbound.raw, inbound.mail_from, tuple(inbound.rcpt_tos), mail, verdict, tuple(pushes), tuple(landed)
+        inbound.id, inbound.raw, inbound.mail_from, tuple(inbound.rcpt_tos), mail, verdict, tuple(pushes), tuple(landed),
+        verdicts,
     )
     events.publish(session, received)

@@ -204,7 +204,7 @@ class Processor:
         if deliveries and not stored:
             return InboundStatus.IGNORED, "duplicate of a message already on the ticket", ticket_id
         if plan.pushes:
-            publish_received(session, self.events, inbound, mail, verdict, plan.pushes, stored)
+            publish_received(session, self.events, inbound, mail, verdict, plan.pushes, stored, verdicts=None)
         notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
         notes += [f"pushed to {len(plan.pushes)} webhook(s)"] if plan.pushes else []
         return InboundStatus.DELIVERED, "; ".join(notes), ticket_id

@@ -91,6 +91,7 @@ class MessageReceived:
     classification: Classification
     pushes: tuple[Push, ...]
     landed: tuple[Landed, ...]
+    verdicts: dict[str, Any] | None = None  # SPF, DKIM, DMARC and ARC, as stored on the message; None: not checked
 
 
 @dataclass(frozen=True, slots=True)

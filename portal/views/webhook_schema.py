@@ -57,13 +57,6 @@ class WebhookEnvelope(_Strict):
     recipient: str = Field(description="The recipient the route matched.")
 
 
-class SenderVerdicts(_Strict):
-    spf: str | None
-    dkim: str | None
-    dmarc: str | None
-    arc: str | None
-
-
 class ReceivedMessage(_Strict):
     message_id: str | None
     from_: WebhookPerson | None = Field(alias="from")
@@ -80,7 +73,10 @@ class ReceivedMessage(_Strict):
     envelope: WebhookEnvelope
     mailbox_hash: str = Field(description="The +tag of the recipient, if any.")
     classification: str
-    verdicts: SenderVerdicts
+    verdicts: dict[str, Any] | None = Field(
+        description="What SPF, DKIM, DMARC and ARC said when the message arrived: keys spf, dkim, dmarc and arc, "
+        "each with its `result`; null when the message was not checked."
+    )
     tickets: list[WebhookTicket] = Field(description="The tickets the message was stored on (none: webhook only).")
     route: str
 
