@@ -22,6 +22,10 @@ class RouteError(ValueError):
     """A route that cannot be added or found as given."""
 
 
+class RouteNotFound(RouteError):
+    """No such route (among those the caller may see)."""
+
+
 @dataclass(frozen=True, slots=True)
 class RouteSpec:
     """What an operator asks for; `mailbox` None with `ticket` True means the pattern's own mailbox."""
@@ -105,25 +109,49 @@ def _mailbox_id(session: Session, spec: RouteSpec, pattern: str) -> int | None:
     return None
 
 
-def remove_route(session: Session, public_id: str) -> None:
+def check_agent_route(session: Session, spec: RouteSpec, mailbox_ids: list[int]) -> None:
+    """What an agent (the API) may route: addresses of their own mailbox's domain into that mailbox.
+
+    Domain and catch-all routes, webhook-only routes and routes taking another mailbox's
+    address would divert mail that other teams receive; the operator sets those up with
+    `wicket routes add`.
+    """
+    if spec.match not in (RouteMatch.EXACT, RouteMatch.PLUS):
+        raise RouteError("agents add exact and plus routes; domain and catch-all routes are the operator's")
+    if not spec.ticket or not spec.mailbox:
+        raise RouteError("name the mailbox the route makes tickets in (one of yours)")
+    mailbox = session.scalar(select(Mailbox).where(Mailbox.address == spec.mailbox.strip().lower()))
+    if mailbox is None or mailbox.id not in mailbox_ids:
+        raise RouteError(f"{spec.mailbox!r} is not one of your mailboxes")
+    base = split_plus(_pattern(spec.match, spec.pattern))[0]
+    other = session.scalar(select(Mailbox.id).where(Mailbox.address == base))
+    if base.rpartition("@")[2] != mailbox.domain or other not in (None, mailbox.id):
+        raise RouteError(f"{spec.pattern!r} is not an address of your mailbox's domain that no other mailbox has")
+
+
+def remove_route(session: Session, public_id: str, mailbox_ids: list[int] | None = None) -> None:
+    """Remove a route; with `mailbox_ids`, only one making tickets in one of those mailboxes."""
     route = session.scalar(select(MailRoute).where(MailRoute.public_id == public_id.strip()))
-    if route is None:
-        raise RouteError(f"no route {public_id!r}; `wicket routes list` shows them")
+    if route is None or (mailbox_ids is not None and route.mailbox_id not in mailbox_ids):
+        raise RouteNotFound(f"no route {public_id!r}; `wicket routes list` shows them")
     session.delete(route)
 
 
-def list_routes(connection: Connection) -> list[RouteView]:
-    """Every route in the order they run."""
+def list_routes(connection: Connection, mailbox_ids: list[int] | None = None) -> list[RouteView]:
+    """Every route in the order they run; with `mailbox_ids`, those making tickets in those mailboxes."""
     r = MailRoute
-    rows = connection.execute(
+    query = (
         select(r.public_id, r.priority, r.match, r.pattern, r.header_name, r.header_contains, Mailbox.address,
                WebhookEndpoint.public_id, r.payload_format, r.stop)
         .outerjoin(Mailbox, Mailbox.id == r.mailbox_id)
         .outerjoin(WebhookEndpoint, WebhookEndpoint.id == r.endpoint_id)
         .order_by(r.priority, r.id)
     )  # fmt: skip
+    if mailbox_ids is not None:
+        query = query.where(r.mailbox_id.in_(mailbox_ids))
     return [
         RouteView(public_id, priority, match, pattern, f"{name} contains {text!r}" if name else None,
                   mailbox, webhook, payload_format, stop)
-        for public_id, priority, match, pattern, name, text, mailbox, webhook, payload_format, stop in rows
+        for public_id, priority, match, pattern, name, text, mailbox, webhook, payload_format, stop
+        in connection.execute(query)
     ]  # fmt: skip

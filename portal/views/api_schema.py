@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
@@ -120,6 +120,34 @@ class StatusRequest(_Body):
     status: TicketStatus
 
 
+class RouteOut(BaseModel):
+    id: str
+    priority: int = Field(description="Lower runs first.")
+    match: str = Field(description="exact, plus, domain or catch_all.")
+    pattern: str
+    header: str | None = Field(description="The header condition, if any.")
+    mailbox: str | None = Field(description="The mailbox it makes tickets in; null: webhook only.")
+    webhook: str | None = Field(description="The webhook endpoint it posts to.")
+    payload_format: str = Field(description="json, or raw (message/rfc822).")
+    stop: bool
+
+
+class RoutePage(BaseModel):
+    routes: list[RouteOut]
+
+
+class RouteRequest(_Body):
+    match: Literal["exact", "plus"]
+    pattern: str = Field(min_length=3, max_length=320, description="An address of your mailbox's domain.")
+    mailbox: str = Field(min_length=3, max_length=320, description="One of your mailboxes: tickets are made there.")
+    webhook: str | None = Field(default=None, max_length=32, description="Also post to this endpoint.")
+    raw: bool = Field(default=False, description="Post the raw message instead of JSON.")
+    header_name: str | None = Field(default=None, min_length=1, max_length=200)
+    header_contains: str | None = Field(default=None, max_length=998)
+    priority: int = Field(default=100, ge=-1_000_000, le=1_000_000)
+    stop: bool = False
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -137,8 +165,8 @@ class ContactQuery(_Query):
     offset: QueryInt = Field(default=0, ge=0, le=1_000_000)
 
 
-RESPONSES = (TicketPage, TicketDetail, TicketMessage, ContactPage, ApiError)
-REQUESTS = (ReplyRequest, NoteRequest, StatusRequest)
+RESPONSES = (TicketPage, TicketDetail, TicketMessage, ContactPage, RoutePage, RouteOut, ApiError)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest)
 
 
 def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -170,6 +198,7 @@ class Operation:
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
     on_ticket: bool = False
+    on_route: bool = False
 
     def document(self) -> dict[str, Any]:
         responses = {self.status: _json(self.answer, self.description), "401": _json(ApiError, "No valid API key.")}
@@ -179,11 +208,16 @@ class Operation:
             responses["413"] = _json(ApiError, "The request body is larger than the server accepts.")
         if self.on_ticket:
             responses["404"] = _json(ApiError, "No such ticket in the agent's mailboxes.")
+        if self.on_route:
+            responses["404"] = _json(ApiError, "No such route making tickets in the agent's mailboxes.")
         operation: dict[str, Any] = {"summary": self.summary, "responses": responses}
         parameters = _parameters(self.query) if self.query else []
         if self.on_ticket:
             ticket_id = {"type": "string", "pattern": PUBLIC_ID}
             parameters.append({"name": "ticket_id", "in": "path", "required": True, "schema": ticket_id})
+        if self.on_route:
+            route_id = {"type": "string", "pattern": PUBLIC_ID}
+            parameters.append({"name": "route_id", "in": "path", "required": True, "schema": route_id})
         if parameters:
             operation["parameters"] = parameters
         if self.body:
@@ -207,6 +241,17 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/tickets/{ticket_id}/status", "post"): Operation(
         "Change the status", "200", TicketSummary, "The ticket after the change.", body=StatusRequest, on_ticket=True
+    ),
+    ("/api/v1/routes", "get"): Operation(
+        "List the routes making tickets in the agent's mailboxes", "200", RoutePage, "Routes, in the order they run."
+    ),
+    ("/api/v1/routes", "post"): Operation(
+        "Route an address of the agent's mailbox's domain to it (and optionally a webhook)", "201", RouteOut,
+        "The new route.", body=RouteRequest,
+    ),
+    ("/api/v1/routes/{route_id}", "delete"): Operation(
+        "Remove a route making tickets in one of the agent's mailboxes", "200", RouteOut, "The removed route.",
+        on_route=True,
     ),
     ("/api/v1/contacts", "get"): Operation(
         "List the contacts on the agent's tickets", "200", ContactPage, "Contacts.", query=ContactQuery

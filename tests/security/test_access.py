@@ -45,7 +45,7 @@ from tests.support import portal_app
 
 pytestmark = pytest.mark.timeout(180)
 
-OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id", "message_id"})
+OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id", "message_id", "route_id"})
 NOT_OBJECT_IDS = {
     "token": "a magic-link token is itself the credential (tests/portal/test_links.py)",
     "slug": "help-center articles and categories are public",

@@ -28,7 +28,8 @@ from gateway.auth.tokens import IssuedLink
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent, create_api_key
 from gateway.directory.mailboxes import add_mailbox
-from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
+from gateway.inbound.route_admin import RouteSpec, add_route
+from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, RouteMatch, Ticket
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from tests.portal.helpers import TOKEN_FIELD, Client, add_contact, add_ticket, issue, link_path
@@ -128,12 +129,13 @@ class World:
     mallory_ticket: Ticket
     tom_key: str
     sam_key: str
+    route_id: str  # a route making tickets in Tom's mailbox
     secrets: set[str] = field(default_factory=set)
 
     def owner_ids(self) -> dict[str, str]:
         """Values for the id parameters of routes: Alice's objects."""
         return {"public_id": self.ticket.public_id, "ticket_id": self.ticket.public_id,
-                "attachment_id": self.attachment_id, "message_id": self.message_id}
+                "attachment_id": self.attachment_id, "message_id": self.message_id, "route_id": self.route_id}
 
     async def link(self, contact: Contact, **options: Any) -> IssuedLink:
         issued = await issue(self.db, self.settings, contact, **options)
@@ -178,7 +180,9 @@ async def build_world(gateway: Gateway, db: Database, settings: Settings, suppor
     assert attachment is not None and message is not None
     mallory = await add_contact(db, STRANGER, "Mallory")
     mallory_ticket = await add_ticket(db, support, mallory, "Mallory's own question")
-    world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key)
+    spec = RouteSpec(RouteMatch.EXACT, "help@example.test", mailbox=SUPPORT)
+    route_id = await db.run_write(lambda session: add_route(session, spec).public_id)
+    world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key, route_id)
     world.secrets |= {tom_key, sam_key}
     return world
 
