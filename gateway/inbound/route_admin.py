@@ -23,7 +23,11 @@ class RouteError(ValueError):
 
 
 class RouteNotFound(RouteError):
-    """No such route (among those the caller may see)."""
+    """No such route (among those the caller may see), or no such webhook endpoint."""
+
+
+class RouteRefused(RouteError):
+    """A route the caller may not add (an agent reaching beyond their mailboxes)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +87,7 @@ def add_route(session: Session, spec: RouteSpec) -> MailRoute:
     if spec.webhook:
         endpoint_id = session.scalar(select(WebhookEndpoint.id).where(WebhookEndpoint.public_id == spec.webhook))
         if endpoint_id is None:
-            raise RouteError(f"no webhook endpoint {spec.webhook!r}; add one with `wicket webhooks add URL`")
+            raise RouteNotFound(f"no webhook endpoint {spec.webhook!r}; add one with `wicket webhooks add URL`")
     if mailbox_id is None and endpoint_id is None:
         raise RouteError("a route needs an action: a mailbox to make tickets in (--mailbox) or a webhook (--webhook)")
     route = MailRoute(
@@ -117,16 +121,16 @@ def check_agent_route(session: Session, spec: RouteSpec, mailbox_ids: list[int])
     `wicket routes add`.
     """
     if spec.match not in (RouteMatch.EXACT, RouteMatch.PLUS):
-        raise RouteError("agents add exact and plus routes; domain and catch-all routes are the operator's")
+        raise RouteRefused("agents add exact and plus routes; domain and catch-all routes are the operator's")
     if not spec.ticket or not spec.mailbox:
-        raise RouteError("name the mailbox the route makes tickets in (one of yours)")
+        raise RouteRefused("name the mailbox the route makes tickets in (one of yours)")
     mailbox = session.scalar(select(Mailbox).where(Mailbox.address == spec.mailbox.strip().lower()))
     if mailbox is None or mailbox.id not in mailbox_ids:
-        raise RouteError(f"{spec.mailbox!r} is not one of your mailboxes")
+        raise RouteRefused(f"{spec.mailbox!r} is not one of your mailboxes")
     base = split_plus(_pattern(spec.match, spec.pattern))[0]
     other = session.scalar(select(Mailbox.id).where(Mailbox.address == base))
     if base.rpartition("@")[2] != mailbox.domain or other not in (None, mailbox.id):
-        raise RouteError(f"{spec.pattern!r} is not an address of your mailbox's domain that no other mailbox has")
+        raise RouteRefused(f"{spec.pattern!r} is not an address of your mailbox's domain that no other mailbox has")
 
 
 def remove_route(session: Session, public_id: str, mailbox_ids: list[int] | None = None) -> None:

@@ -14,6 +14,7 @@ from aiohttp import web
 from gateway.inbound.route_admin import (
     RouteError,
     RouteNotFound,
+    RouteRefused,
     RouteSpec,
     RouteView,
     add_route,
@@ -48,7 +49,8 @@ async def post_route(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(RouteRequest, request)
     spec = RouteSpec(
-        RouteMatch(body.match), body.pattern, body.header_name, body.header_contains, body.mailbox, True,
+        RouteMatch(body.match), body.pattern, body.header.name if body.header else None,
+        body.header.contains if body.header else None, body.mailbox, True,
         body.webhook, PayloadFormat.RAW if body.raw else PayloadFormat.JSON, body.priority, body.stop,
     )  # fmt: skip
 
@@ -59,6 +61,10 @@ async def post_route(request: web.Request) -> web.StreamResponse:
     db = request.app[keys.DB]
     try:
         route_id = await db.run_write(add)
+    except RouteRefused as error:
+        raise ApiFailure(403, str(error)) from None
+    except RouteNotFound as error:
+        raise ApiFailure(404, str(error)) from None
     except RouteError as error:
         raise ApiFailure(400, str(error)) from None
     found = await db.read(lambda connection: list_routes(connection, access.mailbox_ids))

@@ -136,15 +136,22 @@ class RoutePage(BaseModel):
     routes: list[RouteOut]
 
 
+ADDRESS = r"^[A-Za-z0-9._%'!#$&*/=?^`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$"  # ASCII, no +tag
+
+
+class HeaderCondition(_Body):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[!-9;-~]+$", description="A header name.")
+    contains: str = Field(max_length=998, description="Text the header contains (case-insensitive).")
+
+
 class RouteRequest(_Body):
     match: Literal["exact", "plus"]
-    pattern: str = Field(min_length=3, max_length=320, description="An address of your mailbox's domain.")
-    mailbox: str = Field(min_length=3, max_length=320, description="One of your mailboxes: tickets are made there.")
-    webhook: str | None = Field(default=None, max_length=32, description="Also post to this endpoint.")
+    pattern: str = Field(max_length=320, pattern=ADDRESS, description="An address of your mailbox's domain.")
+    mailbox: str = Field(max_length=320, pattern=ADDRESS, description="One of your mailboxes: tickets are made there.")
+    webhook: str | None = Field(default=None, pattern=PUBLIC_ID, description="Also post to this endpoint.")
     raw: bool = Field(default=False, description="Post the raw message instead of JSON.")
-    header_name: str | None = Field(default=None, min_length=1, max_length=200)
-    header_contains: str | None = Field(default=None, max_length=998)
-    priority: int = Field(default=100, ge=-1_000_000, le=1_000_000)
+    header: HeaderCondition | None = Field(default=None, description="Only mail with this header.")
+    priority: int = Field(default=100, ge=-1_000_000, le=1_000_000, strict=False)  # JSON Schema: 5.0 is an integer
     stop: bool = False
 
 
@@ -166,7 +173,7 @@ class ContactQuery(_Query):
 
 
 RESPONSES = (TicketPage, TicketDetail, TicketMessage, ContactPage, RoutePage, RouteOut, ApiError)
-REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest, HeaderCondition)
 
 
 def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -199,6 +206,7 @@ class Operation:
     query: type[BaseModel] | None = None
     on_ticket: bool = False
     on_route: bool = False
+    refusals: tuple[tuple[str, str], ...] = ()  # further answers: (status, why)
 
     def document(self) -> dict[str, Any]:
         responses = {self.status: _json(self.answer, self.description), "401": _json(ApiError, "No valid API key.")}
@@ -210,6 +218,8 @@ class Operation:
             responses["404"] = _json(ApiError, "No such ticket in the agent's mailboxes.")
         if self.on_route:
             responses["404"] = _json(ApiError, "No such route making tickets in the agent's mailboxes.")
+        for status, why in self.refusals:
+            responses[status] = _json(ApiError, why)
         operation: dict[str, Any] = {"summary": self.summary, "responses": responses}
         parameters = _parameters(self.query) if self.query else []
         if self.on_ticket:
@@ -247,7 +257,10 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/routes", "post"): Operation(
         "Route an address of the agent's mailbox's domain to it (and optionally a webhook)", "201", RouteOut,
-        "The new route.", body=RouteRequest,
+        "The new route.", body=RouteRequest, refusals=(
+            ("403", "Not an address of the agent's mailbox's domain that no other mailbox has, or not their mailbox."),
+            ("404", "No such webhook endpoint."),
+        ),
     ),
     ("/api/v1/routes/{route_id}", "delete"): Operation(
         "Remove a route making tickets in one of the agent's mailboxes", "200", RouteOut, "The removed route.",
