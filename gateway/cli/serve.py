@@ -2,10 +2,11 @@
 
 Every node is stateless apart from the database, so any number of processes may run any
 mix of roles: `smtp` (the listener), `worker` (the inbound processor), `outbox` (outbound
-delivery) and `portal` (the web portal); the webhook worker runs with `worker` and with
-`outbox`, so the node that wrote an event can post it the moment its transaction commits. With `workers > 1` the parent starts that many
-child processes that bind the same SMTP and HTTP ports with SO_REUSEPORT, and the kernel
-spreads connections over them; the parent only supervises and forwards SIGTERM.
+delivery) and `portal` (the web portal). The webhook worker runs with `worker` and with
+`outbox`, so the node that wrote an event posts it the moment its transaction commits.
+With `workers > 1` the parent starts that many child processes that bind the same SMTP
+and HTTP ports with SO_REUSEPORT, and the kernel spreads connections over them; the
+parent only supervises and forwards SIGTERM.
 
 The portal is handed in as a starter function by the command line, so this module (like
 the whole gateway package) does not import the portal. Each process builds one `Gateway`

@@ -17,6 +17,9 @@ page", step 3). It reads top-down as the flow of one message, and so does this m
 6. **store**: the message and its attachments, and a note for each ticket it mentions;
 7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
 
+`publish_received` then tells the webhook subscriber, once per message, when routes push
+it to endpoints (docs/architecture.md, "Routes and webhooks").
+
 Every statement that needs no ORM object is Core, built once at import and run on the
 session's connection, the hottest ones `Prepared` (gateway/storage/statements.py; see
 docs/architecture.md, "Reaching the database"): processing runs them for every message.

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
-from gateway.models import MailRoute, Mailbox, PayloadFormat, RouteMatch, WebhookEndpoint
+from gateway.models import Mailbox, MailRoute, PayloadFormat, RouteMatch, WebhookEndpoint
 from gateway.tickets.reply_address import split_plus
 
 

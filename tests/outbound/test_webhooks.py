@@ -19,7 +19,7 @@ from gateway.cli.runtime import Gateway
 from gateway.inbound.route_admin import RouteSpec, add_route
 from gateway.models import RouteMatch, Ticket, TicketStatus, WebhookEndpoint, WebhookEvent, WebhookStatus
 from gateway.outbound.webhooks.endpoints import add_endpoint, rotate_secret
-from gateway.outbound.webhooks.worker import retry_window
+from gateway.outbound.webhooks.worker import WebhookWorker, retry_window
 from gateway.settings import Settings
 from portal.app import create_app
 from portal.views.webhook_schema import PAYLOADS
@@ -45,6 +45,13 @@ async def route(gateway: Gateway, spec: RouteSpec) -> str:
 async def events(gateway: Gateway) -> list[WebhookEvent]:
     async with gateway.db.sessions() as session:
         return list(await session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+def retrying_at_once(gateway: Gateway, attempts: int = 35) -> WebhookWorker:
+    """The gateway's webhook worker, replaced by one that retries without waiting."""
+    quick = gateway.settings.model_copy(update={"webhook_retry_base_seconds": 0.0, "webhook_max_attempts": attempts})
+    gateway.webhooks = WebhookWorker(gateway.db, quick)
+    return gateway.webhooks
 
 
 async def settled(gateway: Gateway, timeout: float = 5.0) -> list[WebhookEvent]:
@@ -100,8 +107,7 @@ async def test_mail_over_smtp_reaches_the_receiver_signed_within_a_second(
 async def test_a_receiver_that_is_down_then_up_gets_the_event(
     gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
 ) -> None:
-    worker = gateway.webhooks
-    worker._queue.policy = worker.policy.__class__(50, 60, 35, 0.0)  # retry at once, for the test
+    worker = retrying_at_once(gateway)
     down = Receiver()
     async with running(down) as receiver:
         port = receiver.port
@@ -124,10 +130,9 @@ async def test_a_receiver_that_is_down_then_up_gets_the_event(
 async def test_500_three_times_then_200_is_retried_until_delivered(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
-    worker = gateway.webhooks
-    worker._queue.policy = worker.policy.__class__(50, 60, 35, 0.0)
+    worker = retrying_at_once(gateway)
     async with running(Receiver(script=[500, 500, 500, 200])) as receiver:
-        hook, secret = await endpoint(gateway, receiver.url, ["ticket.created"])
+        await endpoint(gateway, receiver.url, ["ticket.created"])
         await receive_email(simple_mail("Flaky"))
         for attempt in range(1, 4):
             assert await worker.deliver_batch() == 1
@@ -143,7 +148,7 @@ async def test_500_three_times_then_200_is_retried_until_delivered(
 
 async def test_410_stops_delivery_and_turns_the_endpoint_off(gateway: Gateway, receive_email: ReceiveEmail) -> None:
     async with running(Receiver(script=[410])) as receiver:
-        hook, _ = await endpoint(gateway, receiver.url, ["ticket.created"])
+        await endpoint(gateway, receiver.url, ["ticket.created"])
         await receive_email(simple_mail("First"))
         await gateway.webhooks.drain()
         await receive_email(simple_mail("Second"))
@@ -158,8 +163,7 @@ async def test_410_stops_delivery_and_turns_the_endpoint_off(gateway: Gateway, r
 async def test_the_last_attempt_dead_letters_the_event_with_the_last_response(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
-    worker = gateway.webhooks
-    worker._queue.policy = worker.policy.__class__(50, 60, 2, 0.0)
+    worker = retrying_at_once(gateway, attempts=2)
     async with running(Receiver(script=[503])) as receiver:
         await endpoint(gateway, receiver.url, ["ticket.created"])
         await receive_email(simple_mail("Never"))
@@ -176,8 +180,7 @@ def test_the_default_policy_retries_for_more_than_a_day(settings: Settings, gate
 async def test_one_tickets_events_arrive_in_order_even_after_a_failure(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
-    worker = gateway.webhooks
-    worker._queue.policy = worker.policy.__class__(50, 60, 35, 0.0)
+    worker = retrying_at_once(gateway)
     async with running(Receiver(script=[500, 200])) as receiver:
         hook, _ = await endpoint(gateway, receiver.url)
         await route(gateway, RouteSpec(RouteMatch.EXACT, SUPPORT, webhook=hook))

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
 from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
-
-import pytest
 
 from gateway.outbound.webhooks.endpoints import EVENT_TYPES, TEST_EVENT
 from portal.views.api_schema import openapi_document

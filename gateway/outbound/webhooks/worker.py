@@ -160,12 +160,13 @@ class WebhookWorker:
         for position, row in enumerate(rows):
             wait = await self._db.read(lambda connection, row=row: _wait_for_earlier(connection, row))
             if wait is not None:
-                await self._db.run_write(lambda session, waiting=rows[position:]: self._defer(session, waiting, wait))
+                waiting = rows[position:]
+                await self._db.run_write(lambda session, waiting=waiting, wait=wait: self._defer(session, waiting, wait))
                 return
             if not await self._deliver(row, endpoint):
                 rest = rows[position + 1:]
                 if rest:
-                    await self._db.run_write(lambda session: self._defer(session, rest, MIN_WAIT_SECONDS))
+                    await self._db.run_write(lambda session, rest=rest: self._defer(session, rest, MIN_WAIT_SECONDS))
                 return
 
     def _defer(self, session: Session, rows: list[Claimed], seconds: float) -> None:
