@@ -97,6 +97,18 @@ class Settings(BaseSettings):
     outbox_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_retry_base_seconds: float = Field(default=60.0, ge=0)
     outbox_retry_max_seconds: float = Field(default=3600.0, ge=0)
+    # Webhooks: delivery from the leased queue, retried with doubling backoff (capped) for
+    # more than a day before the dead letter (see docs/architecture.md, "Webhooks").
+    webhook_batch_size: int = Field(default=50, ge=1)
+    webhook_max_attempts: int = Field(default=35, ge=1)
+    webhook_lease_seconds: float = Field(default=60.0, gt=0)
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    webhook_retry_base_seconds: float = Field(default=5.0, ge=0)
+    webhook_retry_max_seconds: float = Field(default=3600.0, ge=0)
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_secret_overlap_hours: float = Field(default=24.0, ge=0)  # the old secret signs too while rotating
+    webhook_inline_attachment_bytes: int = Field(default=256 * 1024, ge=0)  # larger ones: a signed URL
+    webhook_attachment_url_hours: float = Field(default=72.0, gt=0)  # outlives the retry window
     ack_limit_per_sender: int = Field(default=10, ge=0)
     ack_window_seconds: float = Field(default=3 * 3600.0, gt=0)
 

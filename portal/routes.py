@@ -17,8 +17,10 @@ from portal.sso import sso_jwt, sso_jwt_confirm
 from portal.views import account, attachments, profile, requests, signin, tickets
 from portal.views import help as help_center
 from portal.views.api import add_api_routes
+from portal.views.api_routes import add_api_route_routes
 from portal.views.devmail import add_devmail_routes
 from portal.views.ops import add_ops_routes
+from portal.views.webhook_files import add_webhook_file_routes
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 
@@ -33,7 +35,9 @@ def setup_routes(app: web.Application) -> None:
     add_ticket_routes(router)
     add_help_routes(router)
     add_api_routes(router)  # the agent JSON API
+    add_api_route_routes(router)  # its routes
     add_ops_routes(router)  # /healthz, /readyz, /metrics
+    add_webhook_file_routes(router)  # large attachments of webhook events, by signed link
     if app[keys.SETTINGS].dev:
         add_devmail_routes(router)  # the dev mail viewer
 

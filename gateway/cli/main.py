@@ -27,11 +27,13 @@ from gateway.cli.content import accounts, articles, mailbox_brand
 from gateway.cli.demo import seed_demo_content
 from gateway.cli.links import OperatorLinkError, issue_operator_link
 from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message, summary
+from gateway.cli.routes import routes
 from gateway.cli.runtime import Gateway
 from gateway.cli.serve import ROLES, serve_processes
 from gateway.cli.serve import serve as serve_roles
 from gateway.cli.support import WicketGroup
 from gateway.cli.team import agents, dkim_group, reply
+from gateway.cli.webhooks import webhooks
 from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
 from gateway.logs import configure_logging
 from gateway.metrics import queue_depths
@@ -334,4 +336,6 @@ main.add_command(reply)
 main.add_command(dkim_group)
 main.add_command(articles)
 main.add_command(accounts)
+main.add_command(routes)
+main.add_command(webhooks)
 mailbox.add_command(mailbox_brand)

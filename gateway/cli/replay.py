@@ -91,7 +91,7 @@ async def store_message(
     """Store one message: its InboundEmail id, or why it was refused."""
     mail_from, from_headers = header_envelope(raw)
     candidates = list(recipients or from_headers)
-    routable = tuple([r for r in candidates if await gateway.router.resolve(r) is not None])
+    routable = tuple([r for r in candidates if await gateway.router.accepts(r)])
     if not routable:
         return refusal(candidates)
     return await gateway.receive(raw, mail_from=mail_from, rcpt_tos=routable, source="replay", send_mail=send_mail)

@@ -1,4 +1,4 @@
-"""The running gateway: one object wiring the database, routing, store, processor and events.
+"""The running gateway: one object wiring the database, routing, store, processor, events, delivery.
 
 `wicket serve`, `wicket replay` and the test suite all build a `Gateway`, so replayed and
 test mail takes exactly the production path: `receive` stores the raw bytes through the
@@ -22,6 +22,7 @@ from gateway.inbound.store import InboundStore, IncomingMail
 from gateway.outbound.notify import ticket_events
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import Sender, build_sender
+from gateway.outbound.webhooks.worker import WebhookWorker
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
 
@@ -32,7 +33,8 @@ class Gateway:
     def __init__(self, settings: Settings, db: Database | None = None) -> None:
         self.settings = settings
         self.db = db or open_database(settings)
-        self.events = ticket_events(settings)
+        self.webhooks = WebhookWorker(self.db, settings)
+        self.events = ticket_events(settings, self.webhooks.wake)
         self.router = Router(self.db, settings.keys)
         self.processor = Processor(self.db, settings, self.router, self.events)
         self.store = InboundStore(self.db, on_stored=self.processor.wake)
@@ -58,6 +60,7 @@ class Gateway:
         self._tasks.clear()
         await asyncio.to_thread(self.processor.close)
         await self.store.stop()
+        await self.webhooks.close()
 
     async def serve_smtp(
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
@@ -72,6 +75,9 @@ class Gateway:
 
     def run_outbox(self) -> None:
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+
+    def run_webhooks(self) -> None:
+        self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))
 
     async def receive(
         self,

@@ -2,9 +2,11 @@
 
 Every node is stateless apart from the database, so any number of processes may run any
 mix of roles: `smtp` (the listener), `worker` (the inbound processor), `outbox` (outbound
-delivery) and `portal` (the web portal). With `workers > 1` the parent starts that many
-child processes that bind the same SMTP and HTTP ports with SO_REUSEPORT, and the kernel
-spreads connections over them; the parent only supervises and forwards SIGTERM.
+delivery) and `portal` (the web portal). The webhook worker runs with `worker` and with
+`outbox`, so the node that wrote an event posts it the moment its transaction commits.
+With `workers > 1` the parent starts that many child processes that bind the same SMTP
+and HTTP ports with SO_REUSEPORT, and the kernel spreads connections over them; the
+parent only supervises and forwards SIGTERM.
 
 The portal is handed in as a starter function by the command line, so this module (like
 the whole gateway package) does not import the portal. Each process builds one `Gateway`
@@ -58,6 +60,8 @@ async def serve(
             gateway.run_processor()
         if "outbox" in roles:
             gateway.run_outbox()
+        if roles & {"worker", "outbox"}:
+            gateway.run_webhooks()  # events are written by the processor's changes, posted from here at once
         if "portal" in roles and start_portal is not None:
             portal_runner = await start_portal(
                 settings, gateway.db, processor=gateway.processor, reuse_port=reuse_port

@@ -15,9 +15,10 @@ from typing import TypeVar
 import click
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.settings import Settings, ensure_secret_key
-from gateway.storage.database import open_database
+from gateway.storage.database import Database, open_database
 
 R = TypeVar("R")
 
@@ -95,3 +96,37 @@ def database_advice(error: BaseException) -> str | None:
     if "connection refused" in text or "could not connect" in text:
         return "cannot reach the database: check WICKET_DATABASE_URL and that the server is running"
     return None
+
+
+def with_database(
+    action: Callable[[Database, Settings], Awaitable[R]],
+    *,
+    errors: tuple[type[Exception], ...] = (),
+    signing: bool = False,
+) -> R:
+    """Run `action` on an opened database; the given domain errors become clean CLI errors.
+
+    `signing`: the command derives secrets from the server key, created on first use.
+    """
+    chosen = node_settings() if signing else settings()
+
+    async def run() -> R:
+        db = open_database(chosen)
+        try:
+            return await action(db, chosen)
+        finally:
+            await db.dispose()
+
+    try:
+        return asyncio.run(run())
+    except errors as error:
+        raise click.ClickException(str(error)) from error
+
+
+def in_unit(
+    work: Callable[[Session, Settings], R], *, errors: tuple[type[Exception], ...] = (), signing: bool = False
+) -> R:
+    """`work(session, settings)` as one synchronous write transaction (`Database.run_write`)."""
+    return with_database(
+        lambda db, chosen: db.run_write(lambda session: work(session, chosen)), errors=errors, signing=signing
+    )

@@ -18,6 +18,9 @@ page", step 3). It reads top-down as the flow of one message, and so does this m
 6. **store**: the message and its attachments, and a note for each ticket it mentions;
 7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
 
+`publish_received` then tells the webhook subscriber, once per message, when routes push
+it to endpoints (docs/architecture.md, "Routes and webhooks").
+
 Every statement that needs no ORM object is Core, built once at import and run on the
 session's connection, the hottest ones `Prepared` (gateway/storage/statements.py; see
 docs/architecture.md, "Reaching the database"): processing runs them for every message.
@@ -29,6 +32,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.orm import Session
@@ -49,12 +53,21 @@ from gateway.models import (
     Mailbox,
     Message,
     Ticket,
+    TicketStatus,
     utcnow,
 )
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
-from gateway.tickets.events import EventBus, MessageAdded, TicketCreated
+from gateway.tickets.events import (
+    EventBus,
+    Landed,
+    MessageAdded,
+    MessageReceived,
+    Push,
+    StatusChanged,
+    TicketCreated,
+)
 from gateway.tickets.notes import add_note
 from gateway.tickets.service import (
     add_cc_participants,
@@ -168,7 +181,7 @@ def deliver_to_mailbox(
     mailbox = held(session, "mailbox", mailbox_id, lambda: session.get_one(Mailbox, mailbox_id))
     sender = _sender(session, inbound, mail)
     conversation = _conversation(session, settings, inbound, mail, route, mailbox, sender)
-    on_ticket = _ticket(session, mail, verdict, mailbox, sender, conversation)
+    on_ticket = _ticket(session, events, mail, verdict, mailbox, sender, conversation)
     message = _store(session, inbound, mail, verdict, key, mailbox, sender, conversation, on_ticket)
     _publish(session, events, mail, verdict, mailbox, message, on_ticket)
     return Delivery(on_ticket.ticket.id, message.id, duplicate=False, rule=conversation.rule)
@@ -225,6 +238,7 @@ def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> 
 # 5. ticket
 def _ticket(
     session: Session,
+    events: EventBus,
     mail: ParsedEmail,
     verdict: Classification,
     mailbox: Mailbox,
@@ -246,7 +260,10 @@ def _ticket(
         # Cc on mail that threaded through something only recipients of our mail hold.
         if conversation.rule in _CC_RULES and ticket.requester_id == sender.contact.id:
             add_cc_participants(session, ticket, (a.email for a in mail.cc))
+        previous = TicketStatus(ticket.status)
         reopened = reopen_on_customer_reply(ticket)
+        if ticket.status != previous:
+            events.publish(session, StatusChanged(ticket, previous, None))
     return OnTicket(ticket, created=False, reopened=reopened)
 
 
@@ -383,3 +400,30 @@ def _publish(
         events.publish(session, TicketCreated(mailbox, ticket, message, verdict, mail))
     else:
         events.publish(session, MessageAdded(mailbox, ticket, message, verdict, mail, on_ticket.reopened))
+
+
+def publish_received(
+    session: Session,
+    events: EventBus,
+    inbound: Claimed,
+    mail: ParsedEmail,
+    verdict: Classification,
+    pushes: list[Push],
+    deliveries: list[Delivery],
+    verdicts: dict[str, Any] | None,
+) -> None:
+    """Tell the webhook subscriber that routes push this message, with the tickets it went to.
+
+    `verdicts` are the message's sender verdicts in their stored (JSON) shape, None when unchecked.
+    """
+    landed = []
+    for delivery in deliveries:
+        if delivery.ticket_id is not None and delivery.message_id is not None:
+            ticket = session.get_one(Ticket, delivery.ticket_id)
+            mailbox = held(session, "mailbox", ticket.mailbox_id, lambda: session.get_one(Mailbox, ticket.mailbox_id))
+            landed.append(Landed(mailbox, ticket, delivery.message_id))
+    received = MessageReceived(
+        inbound.id, inbound.raw, inbound.mail_from, tuple(inbound.rcpt_tos), mail, verdict, tuple(pushes), tuple(landed),
+        verdicts,
+    )
+    events.publish(session, received)

@@ -25,10 +25,10 @@ from functools import partial
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
-from gateway.inbound.delivery import Claimed, WaitForEarlier, deliver_to_mailbox
+from gateway.inbound.delivery import Claimed, WaitForEarlier, deliver_to_mailbox, publish_received
 from gateway.inbound.exposed_secrets import ExposedSecrets
 from gateway.inbound.parse_ahead import ParseAhead
-from gateway.inbound.routing import Route, Router
+from gateway.inbound.routing import Router
 from gateway.logs import bound
 from gateway.mail.classify import MailKind, classify
 from gateway.metrics import PROCESSED, PROCESSING_SECONDS
@@ -190,22 +190,21 @@ class Processor:
         # Our own links and codes quoted back are burned and never reach a stored or shown text.
         mail = self._exposed.scrub(session, self._parsing.parsed(inbound.id, inbound.raw), inbound.id)
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
-        routes: dict[int, Route] = {}
-        for recipient in inbound.rcpt_tos:
-            route = self._router.resolve_in(session, recipient)
-            if route is not None:
-                routes.setdefault(route.mailbox_id, route)
-        if not routes:
-            return InboundStatus.BOUNCED, "no recipient is a mailbox any more", None
+        plan = self._router.plan_in(session, inbound.rcpt_tos, mail.headers)
+        if not plan.mailboxes and not plan.pushes:
+            return InboundStatus.BOUNCED, "no recipient is a mailbox or routed any more", None
         if verdict.kind is MailKind.LOOP:
             return InboundStatus.IGNORED, "mail loop: " + "; ".join(verdict.reasons), None
         deliveries = [
             deliver_to_mailbox(session, self._settings, self.events, inbound, mail, verdict, route)
-            for route in routes.values()
+            for route in plan.mailboxes.values()
         ]
         stored = [d for d in deliveries if not d.duplicate]
         ticket_id = next((d.ticket_id for d in deliveries if d.ticket_id), None)
-        if not stored:
+        if deliveries and not stored:
             return InboundStatus.IGNORED, "duplicate of a message already on the ticket", ticket_id
+        if plan.pushes:
+            publish_received(session, self.events, inbound, mail, verdict, plan.pushes, stored, verdicts=None)
         notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
+        notes += [f"pushed to {len(plan.pushes)} webhook(s)"] if plan.pushes else []
         return InboundStatus.DELIVERED, "; ".join(notes), ticket_id

@@ -1,24 +1,33 @@
 """The routing table: which recipient addresses Wicket accepts mail for, and where it goes.
 
-A recipient is routable when it is a configured mailbox address or a correctly signed
-reply address of one. Everything else is refused at `RCPT TO`, so the listener is never an
-open relay. The table of mailbox addresses is cached in memory and reloaded at most once a
-second when an unknown address is seen, so a new mailbox works without a restart and a
-flood of unknown recipients cannot hammer the database.
+A recipient is routable when it is a configured mailbox address, a correctly signed reply
+address of one, or an address a route rule covers (gateway/inbound/route_rules.py).
+Everything else is refused at `RCPT TO`, so the listener is never an open relay. The
+mailboxes and the rules are cached in memory and reloaded at most once a second when an
+unknown address is seen, so a new mailbox or route works without a restart and a flood of
+unknown recipients cannot hammer the database.
+
+`plan_in` decides, during processing, what happens to one message: the mailboxes it makes
+or threads a ticket in, and the webhook endpoints it is pushed to. A signed reply address
+always goes to its ticket; for other recipients the matching rules decide, and a mailbox
+address no rule matches makes a ticket in its mailbox, as it always has.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.inbound.route_rules import RULES, RouteRule, load_rules, matching, rule_domains
+from gateway.mail.parse.headers import Headers
 from gateway.models import Mailbox
 from gateway.settings import SecretKey
 from gateway.storage.database import Database
+from gateway.tickets.events import Push
 from gateway.tickets.reply_address import ReplyAddress, parse_reply_address, split_plus
 
 _MAILBOXES = select(Mailbox.address, Mailbox.id)
@@ -33,6 +42,14 @@ class Route:
     reply: ReplyAddress | None
 
 
+@dataclass(slots=True)
+class Plan:
+    """What processing does with one message: tickets by mailbox, and webhook pushes."""
+
+    mailboxes: dict[int, Route] = field(default_factory=dict)
+    pushes: list[Push] = field(default_factory=list)
+
+
 class Router:
     RELOAD_INTERVAL = 1.0
 
@@ -40,14 +57,27 @@ class Router:
         self._db = db
         self._keys = keys
         self._mailboxes: dict[str, int] = {}
+        self._addresses: dict[int, str] = {}
+        self._rules: tuple[RouteRule, ...] = ()
+        self._local_domains: frozenset[str] = frozenset()
         self._loaded_at = float("-inf")
 
     async def reload(self) -> None:
         async with self._db.sessions() as session:
-            self._load(await session.execute(_MAILBOXES))
+            mailboxes = (await session.execute(_MAILBOXES)).all()
+            self._load(mailboxes, (await session.execute(RULES)).all())
+
+    async def accepts(self, address: str) -> bool:
+        """Whether mail for an envelope recipient is taken (a mailbox, a reply address or a route)."""
+        if self._accepted(address):
+            return True
+        if self._stale():
+            await self.reload()
+            return self._accepted(address)
+        return False
 
     async def resolve(self, address: str) -> Route | None:
-        """The route for an envelope recipient, or None when it must be refused."""
+        """The mailbox route for an envelope recipient, or None when it has none."""
         route = self._lookup(address)
         if route is None and self._stale():
             await self.reload()
@@ -58,15 +88,45 @@ class Router:
         """`resolve` inside a synchronous unit of work (the processor's), reloading through `session`."""
         route = self._lookup(address)
         if route is None and self._stale():
-            self._load(session.execute(_MAILBOXES))
+            self._reload_in(session)
             route = self._lookup(address)
         return route
+
+    def plan_in(self, session: Session, recipients: Iterable[str], headers: Headers) -> Plan:
+        """The tickets and pushes one message's recipients lead to (see the module docstring)."""
+        if self._stale():
+            self._reload_in(session)
+        plan = Plan()
+        for recipient in recipients:
+            address = recipient.strip().lower()
+            route = self._lookup(address)
+            rules = matching(self._rules, address, self._local_domains, headers)
+            if route is not None and (route.reply is not None or not rules):
+                plan.mailboxes.setdefault(route.mailbox_id, route)
+            for rule in rules:
+                if rule.mailbox_id is not None and (route is None or route.reply is None):
+                    mailbox_address = self._addresses.get(rule.mailbox_id, address)
+                    plan.mailboxes.setdefault(rule.mailbox_id, Route(rule.mailbox_id, mailbox_address, None))
+                if rule.endpoint_id is not None:
+                    plan.pushes.append(Push(rule.endpoint_id, rule.payload_format, address, rule.public_id))
+        return plan
+
+    def _accepted(self, address: str) -> bool:
+        address = address.strip().lower()
+        return self._lookup(address) is not None or bool(matching(self._rules, address, self._local_domains, None))
 
     def _stale(self) -> bool:
         return time.monotonic() - self._loaded_at >= self.RELOAD_INTERVAL
 
-    def _load(self, rows: Iterable[tuple[str, int]]) -> None:
-        self._mailboxes = {address.lower(): id_ for address, id_ in rows}
+    def _reload_in(self, session: Session) -> None:
+        self._load(session.execute(_MAILBOXES).all(), session.execute(RULES).all())
+
+    def _load(self, mailboxes: Iterable[tuple[str, int]], rules: Iterable[tuple[object, ...]]) -> None:
+        self._mailboxes = {address.lower(): id_ for address, id_ in mailboxes}
+        self._addresses = {id_: address for address, id_ in self._mailboxes.items()}
+        self._rules = load_rules(rules)
+        domains = {address.rpartition("@")[2] for address in self._mailboxes} | rule_domains(self._rules)
+        self._local_domains = frozenset(domains)
         self._loaded_at = time.monotonic()
 
     def _lookup(self, address: str) -> Route | None:

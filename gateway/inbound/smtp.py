@@ -75,7 +75,7 @@ class WicketHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             return _counted("rcpt", REPLY_TOO_MANY_RECIPIENTS)
-        if await self._router.resolve(address) is None:
+        if not await self._router.accepts(address):
             return _counted("rcpt", REPLY_UNKNOWN_RECIPIENT)
         envelope.rcpt_tos.append(address)
         return _counted("rcpt", "250 2.1.5 OK")

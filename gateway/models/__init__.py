@@ -61,3 +61,14 @@ from gateway.models.help import (  # noqa: E402
 )
 
 __all__ += ["Account", "AccountDomain", "AccountMember", "Article", "ArticleCategory", "TicketRead"]
+
+from gateway.models.routes import (  # noqa: E402
+    MailRoute,
+    PayloadFormat,
+    RouteMatch,
+    WebhookEndpoint,
+    WebhookEvent,
+    WebhookStatus,
+)
+
+__all__ += ["MailRoute", "PayloadFormat", "RouteMatch", "WebhookEndpoint", "WebhookEvent", "WebhookStatus"]

@@ -1,7 +1,8 @@
 """Event subscribers that send mail: acknowledgements, agent replies, notifications, bounces.
 
 `ticket_events(settings)` is the bus every door that changes a ticket publishes to, with
-these subscribers on it; they run in the transaction of the change. An agent's reply goes
+these subscribers and the webhook recorder (gateway/outbound/webhooks/recorder.py) on it;
+they run in the transaction of the change. An agent's reply goes
 to every customer on the ticket (requester in To, the other participants in Cc), each
 copy with a fresh link and the agent's files. A new ticket gets an
 automatic acknowledgement with a magic link when the mailbox wants one, the mail is
@@ -18,6 +19,7 @@ delivery report about mail we sent marks that outbox row bounced.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
@@ -35,6 +37,7 @@ from gateway.outbound.customer_mail import (
 )
 from gateway.outbound.drafts import Draft, queue_draft
 from gateway.outbound.outbox import record_bounce
+from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
@@ -208,8 +211,12 @@ def _mark_bounced(session: Session, event: MessageAdded) -> None:
         record_bounce(session, event.mailbox.id, bounced, reason)
 
 
-def ticket_events(settings: Settings) -> EventBus:
-    """The event bus ticket changes publish to, with every subscriber production has."""
+def ticket_events(settings: Settings, wake_webhooks: Callable[[], None] | None = None) -> EventBus:
+    """The event bus ticket changes publish to, with every subscriber production has.
+
+    `wake_webhooks` is called after a transaction that wrote webhook events commits.
+    """
     events = EventBus()
     Notifier(settings).subscribe(events)
+    WebhookRecorder(settings, wake_webhooks).subscribe(events)
     return events

@@ -21,7 +21,8 @@ attempt. Delivery is at-least-once: only a crash in the window between the relay
 a message again once its lease has expired, with the same Message-ID, so receiving
 systems that deduplicate by Message-ID show it once. A lease still running is never
 claimed, so two workers never send one row. `record_bounce` marks a row `bounced` when a
-delivery report for it comes back.
+delivery report for it comes back. Mail to customers that is sent or given up on becomes
+a `message.sent` or `delivery.failed` webhook event in the same transaction.
 """
 
 from __future__ import annotations
@@ -37,10 +38,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, loaded, utcnow
+from gateway.outbound.compose import CUSTOMER_KINDS
 from gateway.outbound.dkim import DkimSigner
 from gateway.outbound.drafts import Rendered, render_draft
 from gateway.outbound.senders import PermanentFailure, Sender
 from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
+from gateway.outbound.webhooks.recorder import about_ticket, record_event
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Row, Statuses
@@ -113,6 +116,17 @@ def _note_failure(session: Session, row: OutboxMessage, reason: str) -> None:
         add_note(session, ticket, f"Not delivered to {', '.join(row.rcpt_tos)}: {reason}", thread_rule="delivery")
 
 
+def _record_webhook(session: Session, row: OutboxMessage, event_type: str, detail: dict[str, str]) -> None:
+    """`message.sent` or `delivery.failed` for mail to customers, in the transaction that settles it."""
+    if row.ticket_id is None or row.kind not in CUSTOMER_KINDS:
+        return
+    ticket = session.get_one(Ticket, row.ticket_id)
+    data = {"ticket": about_ticket(session, ticket), "email": {
+        "id": row.public_id, "kind": row.kind, "to": list(row.rcpt_tos), "message_id": row.rfc_message_id, **detail,
+    }}  # fmt: skip
+    record_event(session, event_type, data, ticket)
+
+
 def _outbox_row(values: Row) -> OutboxMessage:
     return loaded(OutboxMessage, dict(zip(_COLUMNS, values, strict=True)))
 
@@ -169,6 +183,7 @@ class OutboxWorker:
         claim = self._queue.claim(session.connection())
         for lost in claim.lost:
             _note_failure(session, _outbox_row(lost), LOST)
+            _record_webhook(session, _outbox_row(lost), "delivery.failed", {"error": LOST})
         return [_outbox_row(values) for values in claim.rows]
 
     async def _deliver(self, row: OutboxMessage) -> None:
@@ -209,7 +224,9 @@ class OutboxWorker:
 
     async def _mark_sent(self, row: OutboxMessage) -> None:
         def mark(session: Session) -> None:
-            self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=utcnow())
+            sent_at = utcnow()
+            if self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=sent_at):
+                _record_webhook(session, row, "message.sent", {"sent_at": sent_at.isoformat()})
 
         async with self._db.sessions.begin() as session:
             await session.run_sync(mark)
@@ -223,6 +240,7 @@ class OutboxWorker:
             status = self._queue.fail(session.connection(), row.id, row.attempts, reason, permanent=permanent)
             if status == OutboxStatus.FAILED:
                 _note_failure(session, row, reason)
+                _record_webhook(session, row, "delivery.failed", {"error": reason})
 
         async with self._db.sessions.begin() as session:
             await session.run_sync(fail)

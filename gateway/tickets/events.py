@@ -9,6 +9,11 @@ synchronous one: ticket operations are units of work, see gateway/tickets/servic
 they write (an acknowledgement or an agent notification in the outbox) commits or rolls
 back together with the ticket change. A subscriber that raises
 fails the whole change, which the processor then retries.
+
+`MessageReceived` is published once per processed message that routes asked to push to
+webhook endpoints (gateway/inbound/routing.py), after its tickets were made or threaded;
+`StatusChanged` by every door that changes a ticket's status. Webhook events are written
+by a subscriber (gateway/outbound/webhooks/recorder.py), in the same transaction.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedEmail
-from gateway.models import Agent, Mailbox, Message, Ticket
+from gateway.models import Agent, Mailbox, Message, Ticket, TicketStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,8 +60,49 @@ class AgentReplied:
     agent: Agent
 
 
-Event = TicketCreated | MessageAdded | AgentReplied
-E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied)
+@dataclass(frozen=True, slots=True)
+class Push:
+    """A webhook action a route chose: post the message to an endpoint, as JSON or raw MIME."""
+
+    endpoint_id: int
+    payload_format: str
+    recipient: str
+    route: str  # the route's public id
+
+
+@dataclass(frozen=True, slots=True)
+class Landed:
+    """A ticket a received message went to, and the message stored there."""
+
+    mailbox: Mailbox
+    ticket: Ticket
+    message_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived:
+    """A message was processed and routes push it to webhook endpoints."""
+
+    inbound_id: int
+    raw: bytes
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    parsed: ParsedEmail
+    classification: Classification
+    pushes: tuple[Push, ...]
+    landed: tuple[Landed, ...]
+    verdicts: dict[str, Any] | None = None  # SPF, DKIM, DMARC and ARC, as stored on the message; None: not checked
+
+
+@dataclass(frozen=True, slots=True)
+class StatusChanged:
+    ticket: Ticket
+    previous: TicketStatus
+    by: Agent | None  # None: the customer's mail reopened it
+
+
+Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged
+E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged)
 Subscriber = Callable[[Session, Any], None]
 
 

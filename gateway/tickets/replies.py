@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, AuthorType, Mailbox, Message, Ticket, TicketStatus, new_public_id, utcnow
-from gateway.tickets.events import AgentReplied, EventBus
+from gateway.tickets.events import AgentReplied, EventBus, StatusChanged
 from gateway.tickets.files import TeamFile, store_files
 from gateway.tickets.notes import add_note
 from gateway.tickets.service import add_cc_participants
@@ -112,7 +112,7 @@ def apply_reply(
         )
     if reply.status is not None:
         first = {} if stored else origin
-        note = change_status(session, ticket, agent, reply.status, thread_rule=thread_rule, **first)
+        note = change_status(session, events, ticket, agent, reply.status, thread_rule=thread_rule, **first)
         stored = stored or note
     if reply.cc:
         first = {} if stored else origin
@@ -171,11 +171,13 @@ def _internal_note(session: Session, ticket: Ticket, agent: Agent, text: str, **
 
 
 def change_status(
-    session: Session, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
+    session: Session, events: EventBus, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
 ) -> Message | None:
-    """Set the status; returns the note recording the change, or None when nothing changed."""
+    """Set the status and publish `StatusChanged`; returns the note recording the change, or None when nothing changed."""
     if ticket.status == status:
         return None
-    previous, ticket.status = ticket.status, status
+    previous, ticket.status = TicketStatus(ticket.status), status
     change = f"{agent.name or agent.email} changed the status from {previous} to {status}."
-    return add_note(session, ticket, change, agent=agent, **origin)
+    note = add_note(session, ticket, change, agent=agent, **origin)
+    events.publish(session, StatusChanged(ticket, previous, agent))
+    return note

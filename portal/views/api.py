@@ -237,7 +237,8 @@ async def post_status(request: web.Request) -> web.StreamResponse:
     async with request.app[keys.DB].write() as session:
         ticket, mailbox, requester = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
-        await session.run_sync(change_status, ticket, agent, body.status, thread_rule="api")
+        events = request.app[keys.PROCESSOR].events
+        await session.run_sync(change_status, events, ticket, agent, body.status, thread_rule="api")
         return ok(_summary(ticket, mailbox, requester))
 
 

@@ -12,12 +12,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from gateway.models import AuthorType, TicketStatus
+from portal.views.webhook_schema import PAYLOADS, webhook_operations
 
 PUBLIC_ID = r"^[a-z2-7]{16}$"
 REF = "#/components/schemas/{model}"
@@ -130,6 +131,41 @@ class StatusRequest(_Body):
     status: TicketStatus
 
 
+class RouteOut(BaseModel):
+    id: str
+    priority: int = Field(description="Lower runs first.")
+    match: str = Field(description="exact, plus, domain or catch_all.")
+    pattern: str
+    header: str | None = Field(description="The header condition, if any.")
+    mailbox: str | None = Field(description="The mailbox it makes tickets in; null: webhook only.")
+    webhook: str | None = Field(description="The webhook endpoint it posts to.")
+    payload_format: str = Field(description="json, or raw (message/rfc822).")
+    stop: bool
+
+
+class RoutePage(BaseModel):
+    routes: list[RouteOut]
+
+
+ADDRESS = r"^[A-Za-z0-9._%'!#$&*/=?^`{|}~-]{1,64}@[A-Za-z0-9-]{1,63}(\.[A-Za-z0-9-]{1,63}){1,4}$"  # ASCII, no +tag
+
+
+class HeaderCondition(_Body):
+    name: str = Field(min_length=1, max_length=200, pattern=r"^[!-9;-~]+$", description="A header name.")
+    contains: str = Field(max_length=998, description="Text the header contains (case-insensitive).")
+
+
+class RouteRequest(_Body):
+    match: Literal["exact", "plus"]
+    pattern: str = Field(max_length=320, pattern=ADDRESS, description="An address of your mailbox's domain.")
+    mailbox: str = Field(max_length=320, pattern=ADDRESS, description="One of your mailboxes: tickets are made there.")
+    webhook: str | None = Field(default=None, pattern=PUBLIC_ID, description="Also post to this endpoint.")
+    raw: bool = Field(default=False, description="Post the raw message instead of JSON.")
+    header: HeaderCondition | None = Field(default=None, description="Only mail with this header.")
+    priority: int = Field(default=100, ge=-1_000_000, le=1_000_000, strict=False)  # JSON Schema: 5.0 is an integer
+    stop: bool = False
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -147,8 +183,8 @@ class ContactQuery(_Query):
     offset: QueryInt = Field(default=0, ge=0, le=1_000_000)
 
 
-RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, ApiError)
-REQUESTS = (ReplyRequest, NoteRequest, StatusRequest)
+RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, RoutePage, RouteOut, ApiError)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest, HeaderCondition)
 
 
 def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -182,6 +218,8 @@ class Operation:
     on_ticket: bool = False
     form: dict[str, Any] | None = None  # the body may also be this multipart form
     path: tuple[str, ...] = ()  # further path parameters, public ids
+    on_route: bool = False
+    refusals: tuple[tuple[str, str], ...] = ()  # further answers: (status, why)
 
     def document(self) -> dict[str, Any]:
         answer = _json(self.answer, self.description) if self.answer else _binary(self.description)
@@ -193,9 +231,13 @@ class Operation:
             responses["413"] = _json(ApiError, "The request body is larger than the server accepts.")
         if self.on_ticket:
             responses["404"] = _json(ApiError, "No such ticket in the agent's mailboxes.")
+        if self.on_route:
+            responses["404"] = _json(ApiError, "No such route making tickets in the agent's mailboxes.")
+        for status, why in self.refusals:
+            responses[status] = _json(ApiError, why)
         operation: dict[str, Any] = {"summary": self.summary, "responses": responses}
         parameters = _parameters(self.query) if self.query else []
-        for name in ("ticket_id",) * self.on_ticket + self.path:
+        for name in ("ticket_id",) * self.on_ticket + ("route_id",) * self.on_route + self.path:
             parameters.append({"name": name, "in": "path", "required": True,
                                "schema": {"type": "string", "pattern": PUBLIC_ID}})
         if parameters:
@@ -246,6 +288,20 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ("/api/v1/tickets/{ticket_id}/status", "post"): Operation(
         "Change the status", "200", TicketSummary, "The ticket after the change.", body=StatusRequest, on_ticket=True
     ),
+    ("/api/v1/routes", "get"): Operation(
+        "List the routes making tickets in the agent's mailboxes", "200", RoutePage, "Routes, in the order they run."
+    ),
+    ("/api/v1/routes", "post"): Operation(
+        "Route an address of the agent's mailbox's domain to it (and optionally a webhook)", "201", RouteOut,
+        "The new route.", body=RouteRequest, refusals=(
+            ("403", "Not an address of the agent's mailbox's domain that no other mailbox has, or not their mailbox."),
+            ("404", "No such webhook endpoint."),
+        ),
+    ),
+    ("/api/v1/routes/{route_id}", "delete"): Operation(
+        "Remove a route making tickets in one of the agent's mailboxes", "200", RouteOut, "The removed route.",
+        on_route=True,
+    ),
     ("/api/v1/contacts", "get"): Operation(
         "List the contacts on the agent's tickets", "200", ContactPage, "Contacts.", query=ContactQuery
     ),
@@ -256,6 +312,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of /api/v1."""
     models = [(m, "serialization") for m in RESPONSES] + [(m, "validation") for m in REQUESTS]
+    models += [(m, "serialization") for m in PAYLOADS.values()]
     _, definitions = models_json_schema(models, ref_template=REF)  # type: ignore[arg-type]
     paths: dict[str, dict[str, Any]] = {}
     for (path, method), operation in OPERATIONS.items():
@@ -265,11 +322,13 @@ def openapi_document() -> dict[str, Any]:
         "info": {
             "title": "Wicket agent API",
             "version": "1",
-            "description": "Tickets for agents: read, search, reply, add internal notes, change status.",
+            "description": "Tickets for agents: read, search, reply, add internal notes, change status; "
+            "and the signed webhooks Wicket posts (`wicket webhooks add URL`).",
         },
         "servers": [{"url": "/"}],
         "security": [{"agentKey": []}],
         "paths": paths,
+        "webhooks": webhook_operations(REF),
         "components": {
             "schemas": definitions["$defs"],
             "securitySchemes": {

@@ -177,3 +177,27 @@ def test_wicket_reply_refuses_a_file_it_cannot_send_and_says_why(wicket, tmp_pat
     assert "cannot read" in missing and "Traceback" not in missing
     shown = json.loads(wicket("tickets", "show", "1001", "--json"))
     assert [m["author_type"] for m in shown["messages"]] == ["customer"], "nothing was stored"
+
+
+def test_routes_and_webhooks_are_managed_from_the_command_line(wicket) -> None:
+    wicket("mailbox", "add", "support@example.test")
+    added = wicket("webhooks", "add", "http://127.0.0.1:9/hook", "--event", "ticket.created")
+    endpoint = added.split()[1]
+    assert "signing secret: whsec_" in added
+    assert wicket("webhooks", "secret", endpoint).strip() == added.split("signing secret: ")[1].split()[0]
+    route = wicket("routes", "add", "plus", "support@example.test", "--webhook", endpoint, "--raw").split()[1]
+    listed = wicket("routes", "list")
+    assert f"{route}   100  plus support@example.test -> ticket in support@example.test, webhook {endpoint} (raw)" in listed
+    assert "not an address" in wicket("routes", "add", "exact", "nobody", "--webhook", endpoint, expect_failure=True)
+    assert "needs an action" in wicket("routes", "add", "domain", "example.org", expect_failure=True)
+    assert "remove them first" in wicket("webhooks", "remove", endpoint, expect_failure=True)
+    assert "new signing secret: whsec_" in wicket("webhooks", "rotate-secret", endpoint)
+    failed = wicket("webhooks", "test", endpoint, expect_failure=True)  # nothing listens on port 9
+    assert "retrying" in failed and "did not accept" in failed
+    [row] = json.loads(wicket("webhooks", "list", "--json"))
+    assert (row["id"], row["pending"], row["dead"]) == (endpoint, 1, 0)
+    assert "retrying after 1" in wicket("webhooks", "events")
+    assert "1 event(s) queued again" in wicket("webhooks", "redeliver", wicket("webhooks", "events").split()[0])
+    wicket("routes", "remove", route)
+    assert "no routes" in wicket("routes", "list")
+    assert f"endpoint {endpoint} is removed" in wicket("webhooks", "remove", endpoint)

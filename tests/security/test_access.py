@@ -47,7 +47,7 @@ pytestmark = pytest.mark.timeout(180)
 
 # `download` is an agent's signed file link: a stranger holds one signed for Sam, who does
 # not work Alice's mailbox; the owner's call uses Tom's.
-OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id", "message_id", "download"})
+OBJECT_PARAMS = frozenset({"public_id", "ticket_id", "attachment_id", "message_id", "download", "route_id"})
 NOT_OBJECT_IDS = {
     "token": "a magic-link token is itself the credential (tests/portal/test_links.py)",
     "slug": "help-center articles and categories are public",

@@ -30,7 +30,8 @@ from gateway.auth.tokens import IssuedLink
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent, create_api_key
 from gateway.directory.mailboxes import add_mailbox
-from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket, utcnow
+from gateway.inbound.route_admin import RouteSpec, add_route
+from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, RouteMatch, Ticket, utcnow
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from tests.portal.helpers import TOKEN_FIELD, Client, add_contact, add_ticket, issue, link_path
@@ -132,6 +133,7 @@ class World:
     sam_key: str
     tom_id: int
     sam_id: int
+    route_id: str  # a route making tickets in Tom's mailbox
     secrets: set[str] = field(default_factory=set)
 
     def owner_ids(self, agent: str = "tom") -> dict[str, str]:
@@ -142,7 +144,8 @@ class World:
         download = download_token(self.settings.keys[0], self.attachment_id, agent_id, expires)
         self.secrets.add(download)
         return {"public_id": self.ticket.public_id, "ticket_id": self.ticket.public_id,
-                "attachment_id": self.attachment_id, "message_id": self.message_id, "download": download}
+                "attachment_id": self.attachment_id, "message_id": self.message_id, "download": download,
+                "route_id": self.route_id}
 
     async def link(self, contact: Contact, **options: Any) -> IssuedLink:
         issued = await issue(self.db, self.settings, contact, **options)
@@ -187,8 +190,10 @@ async def build_world(gateway: Gateway, db: Database, settings: Settings, suppor
     assert attachment is not None and message is not None
     mallory = await add_contact(db, STRANGER, "Mallory")
     mallory_ticket = await add_ticket(db, support, mallory, "Mallory's own question")
+    spec = RouteSpec(RouteMatch.EXACT, "help@example.test", mailbox=SUPPORT)
+    route_id = await db.run_write(lambda session: add_route(session, spec).public_id)
     world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key,
-                  tom.id, sam.id)
+                  tom.id, sam.id, route_id)
     world.secrets |= {tom_key, sam_key}
     return world
 
