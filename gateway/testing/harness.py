@@ -4,7 +4,11 @@ Mail goes in through `Gateway.receive` (the store the SMTP listener commits thro
 the process's one Processor; outbound mail is delivered by the real outbox worker to an
 in-memory sender, so `sent_mail()` returns the messages exactly as they would have left.
 A portal client signs in as a person does: a link issued by `wicket link issue`'s code,
-its Continue page loaded and its form posted with the page's CSRF token.
+its Continue page loaded and its form posted with the page's CSRF token. Webhooks leave
+through the real webhook worker: `add_webhook` registers a developer's receiver, and
+`webhook_events` registers a capturing receiver of the harness's own (with a route that
+pushes every message of the mailbox), verifies each delivery's Standard Webhooks
+signature and returns the payloads.
 
 The schema comes from the shipped migrations. On SQLite they run once per test session into
 a template file that each test copies, so a test pays a file copy, not a migration.
@@ -20,14 +24,19 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.engine import make_url
+from standardwebhooks.webhooks import Webhook
 
 from gateway.cli import migrate
 from gateway.cli.links import issue_operator_link
 from gateway.cli.replay import Replayed, header_envelope, outcomes
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
+from gateway.inbound.route_admin import RouteSpec, add_route
+from gateway.models import RouteMatch
+from gateway.outbound.webhooks.endpoints import add_endpoint
 from gateway.outbound.senders import MemorySender
 from gateway.settings import Settings
 from gateway.storage.database import open_database
@@ -63,7 +72,7 @@ class Harness:
         self.mailbox = mailbox
         self.mailbox_name = mailbox_name
         self.gateway = Gateway(settings)
-        self._delivered = 0
+        self._capture: _Capture | None = None
 
     @property
     def db(self):  # noqa: ANN201 - the gateway's Database
@@ -78,6 +87,8 @@ class Harness:
         await self.gateway.start()
 
     async def stop(self) -> None:
+        if self._capture is not None:
+            await self._capture.runner.cleanup()
         await self.gateway.stop()
         await self.db.dispose()
 
@@ -115,6 +126,39 @@ class Harness:
         sender = self.gateway.sender
         assert isinstance(sender, MemorySender), "the harness sends to memory (outbound_sender='memory')"
         return [_parsed(mail.raw) for mail in sender.sent]
+
+    async def add_webhook(self, url: str, *, events: tuple[str, ...] = (), push_mail: bool = True) -> str:
+        """Send webhook events to `url`; its signing secret (`whsec_…`) for the receiver to verify.
+
+        With `push_mail`, a route pushes every message to the mailbox (`message.received`)
+        besides making its ticket, as `wicket routes add plus MAILBOX --webhook ID` does.
+        """
+        def register(session: Any) -> tuple[str, str]:
+            endpoint, secret = add_endpoint(session, self.settings, url, events=list(events))
+            if push_mail:
+                add_route(session, RouteSpec(RouteMatch.PLUS, self.mailbox, mailbox=self.mailbox, webhook=endpoint.public_id))
+            return endpoint.public_id, secret
+
+        _, secret = await self.db.run_write(register)
+        await self.gateway.router.reload()
+        return secret
+
+    async def deliver_webhooks(self) -> None:
+        """Deliver every webhook event that is due, through the real worker."""
+        await self.gateway.webhooks.drain()
+
+    async def capture_webhooks(self) -> None:
+        """From now on, every webhook event also goes to the harness's own receiver."""
+        if self._capture is None:
+            self._capture = await _Capture.start()
+            self._capture.verifier = Webhook(await self.add_webhook(self._capture.url))
+
+    async def webhook_events(self) -> list[dict[str, Any]]:
+        """Every webhook event since `capture_webhooks`, in delivery order, each signature verified."""
+        await self.capture_webhooks()
+        await self.deliver_webhooks()
+        assert self._capture is not None
+        return list(self._capture.payloads)
 
     async def portal_client(self, email: str, *, ticket: int | None = None) -> TestClient:
         """An HTTP client of the portal, signed in as the contact with `email`."""
@@ -187,3 +231,33 @@ def _parsed(raw: bytes) -> EmailMessage:
     parsed = message_from_bytes(raw, policy=policy.default)
     assert isinstance(parsed, EmailMessage)
     return parsed
+
+
+class _Capture:
+    """The harness's own webhook receiver on a free port: verifies and keeps every payload."""
+
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self.runner = runner
+        self.url = url
+        self.verifier: Webhook | None = None
+        self.payloads: list[dict[str, Any]] = []
+
+    @classmethod
+    async def start(cls) -> _Capture:
+        app = web.Application()
+        runner = web.AppRunner(app, access_log=None)
+        capture = cls(runner, "")
+        app.router.add_post("/webhooks", capture._receive)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        capture.url = f"http://127.0.0.1:{port}/webhooks"
+        return capture
+
+    async def _receive(self, request: web.Request) -> web.Response:
+        body = await request.read()
+        assert self.verifier is not None
+        payload = self.verifier.verify(body, dict(request.headers))  # raises on a bad signature
+        self.payloads.append(payload)
+        return web.Response(status=204)

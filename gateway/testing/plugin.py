@@ -5,8 +5,10 @@
         assert received.outcome == "delivered" and received.ticket["status"] == "open"
         assert [m["To"] for m in await sent_mail()] == ["alice@customer.test"]
 
-Fixtures: `wicket` (the `Harness`: settings, database, gateway), `receive_email`,
-`sent_mail`, `portal_client`. Configure with ini options `wicket_mailbox` (the address
+Fixtures: `wicket` (the `Harness`: settings, database, gateway; `await
+wicket.add_webhook(url)` points webhooks at a receiver of your own and returns its secret,
+`await wicket.deliver_webhooks()` delivers what is due), `receive_email`, `sent_mail`,
+`webhook_events`, `portal_client`. Configure with ini options `wicket_mailbox` (the address
 mail goes to, default support@example.test) and `wicket_fixtures` (a folder that relative
 mail names are also looked up in), or override the `wicket_settings` fixture (for example
 to point `database_url` at PostgreSQL). The async fixtures need pytest-asyncio (or
@@ -87,6 +89,12 @@ else:
     def sent_mail(wicket: Harness) -> Callable[[], Awaitable[list[EmailMessage]]]:
         """`await sent_mail()`: every message the gateway has sent, delivered from its outbox."""
         return wicket.sent_mail
+
+    @pytest_asyncio.fixture
+    async def webhook_events(wicket: Harness) -> Callable[[], Awaitable[list[dict[str, Any]]]]:
+        """`await webhook_events()`: every webhook event of the test (signatures verified), oldest first."""
+        await wicket.capture_webhooks()
+        return wicket.webhook_events
 
     @pytest_asyncio.fixture
     async def portal_client(wicket: Harness) -> AsyncIterator[Callable[..., Awaitable[Any]]]:

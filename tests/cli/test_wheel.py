@@ -7,6 +7,10 @@ so a build that only works in the checkout fails here. The fresh virtualenv reus
 test environment's installed dependencies through a .pth file (appended after its own
 site-packages, so the wheel's `gateway` wins) instead of downloading them again; `pip
 check` then proves the wheel's declared dependencies are met by what is importable.
+
+The example integration in examples/webhook-receiver runs its own tests in that virtualenv
+too, from a copy outside the checkout: Wicket's pytest plugin, as the wheel registers it,
+is all it has.
 """
 
 from __future__ import annotations
@@ -64,15 +68,25 @@ def _fresh_venv(tmp_path: Path, wheel: Path) -> Path:
     return venv
 
 
-def test_the_wheel_installed_outside_the_checkout_migrates_and_adds_a_mailbox(tmp_path: Path) -> None:
-    wheel = _build_wheel(tmp_path)
-    venv = _fresh_venv(tmp_path, wheel)
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh virtualenv with the built wheel in it (built once for this module)."""
+    tmp_path = tmp_path_factory.mktemp("wheel")
+    return _fresh_venv(tmp_path, _build_wheel(tmp_path))
+
+
+def _clean_env() -> dict[str, str]:
+    inherited = ("WICKET_", "PYTHON", "VIRTUAL_ENV")  # nothing of the test run's settings or paths leaks in
+    return {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
+
+
+def test_the_wheel_installed_outside_the_checkout_migrates_and_adds_a_mailbox(installed: Path, tmp_path: Path) -> None:
+    venv = installed
     python, wicket = venv / "bin" / "python", venv / "bin" / "wicket"
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     database = tmp_path / "wicket.db"
-    inherited = ("WICKET_", "PYTHON", "VIRTUAL_ENV")  # nothing of the test run's settings or paths leaks in
-    env = {key: value for key, value in os.environ.items() if not key.startswith(inherited)}
+    env = _clean_env()
     env["WICKET_DATABASE_URL"] = f"sqlite+aiosqlite:///{database}"
 
     located = _run([python, "-c", "import gateway; print(gateway.__file__)"], cwd=elsewhere, env=env).stdout
@@ -89,3 +103,14 @@ def test_the_wheel_installed_outside_the_checkout_migrates_and_adds_a_mailbox(tm
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone() is not None
         mailboxes = connection.execute("SELECT address, name FROM mailbox").fetchall()
         assert mailboxes == [("support@example.test", "X")]
+
+
+def test_the_example_integration_passes_with_the_plugin_of_the_installed_wheel(installed: Path, tmp_path: Path) -> None:
+    example = tmp_path / "webhook-receiver"
+    shutil.copytree(ROOT / "examples" / "webhook-receiver", example,
+                    ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
+    python = installed / "bin" / "python"
+    result = _run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider"], cwd=example, env=_clean_env())
+    assert "2 passed" in result.stdout, result.stdout
+    plugins = _run([python, "-c", "import gateway.testing.plugin as p; print(p.__file__)"], cwd=example, env=_clean_env())
+    assert Path(plugins.stdout.strip()).is_relative_to(installed), plugins.stdout

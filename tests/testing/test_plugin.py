@@ -92,3 +92,17 @@ async def test_typo(receive_email):
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*FileNotFoundError: no mail file no-such-file.eml (nor in *)*"])
+
+
+def test_webhook_events_are_the_signed_events_the_worker_posted(pytester: pytest.Pytester) -> None:
+    _project(pytester, '''
+async def test_events(receive_email, webhook_events):
+    await receive_email("new-request.eml")
+    events = await webhook_events()
+    kinds = [event["type"] for event in events]
+    assert sorted(kinds) == ["message.received", "ticket.created"], kinds
+    received = next(event for event in events if event["type"] == "message.received")
+    assert received["data"]["subject"] == "Printer on floor 3 is jammed"
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
