@@ -141,7 +141,7 @@ async def mailbox_add(address: str, name: str) -> None:
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 @click.option("--to", "recipients", multiple=True, help="Envelope recipient (default: To/Cc headers).")
 @click.option("--failed", is_flag=True, help="Retry dead-lettered messages.")
-@click.option("--send-mail", is_flag=True, help="Send acknowledgements and notifications (default: mail nobody).")
+@click.option("--send-mail", is_flag=True, help="Send acknowledgements and notifications (default: mail nobody; webhooks still fire).")
 @click.option("--json", "as_json", is_flag=True, help="One JSON line per message: outcome, ticket, rule.")
 @run_async
 async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: bool, send_mail: bool, as_json: bool) -> None:
