@@ -1,0 +1,76 @@
+"""What customer mail says: the greeting, the link's lifetime from settings, "resolved" when resolved."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from gateway.cli.runtime import Gateway
+from gateway.models import Ticket, TicketStatus
+from gateway.outbound.senders import SentMail
+from gateway.settings import Settings
+from gateway.tickets.replies import AgentReply, apply_reply
+from tests.mailflow import ALICE, add_tom, build_mail, html_of, settle
+from tests.mailflow import text_of as crlf_text_of
+from tests.portal.helpers import with_settings
+from tests.support import SUPPORT, ReceiveEmail
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Links that live 45 minutes, so a lifetime taken from anywhere but settings shows."""
+    return with_settings(settings, reply_link_ttl_minutes=45)
+
+
+def text_of(mail: SentMail) -> str:
+    return crlf_text_of(mail).replace("\r\n", "\n")
+
+
+async def only_ticket(gateway: Gateway) -> Ticket:
+    async with gateway.db.sessions() as session:
+        [ticket] = (await session.scalars(select(Ticket))).all()
+        return ticket
+
+
+async def test_the_acknowledgement_greets_by_display_name_with_a_capital_sentence_start(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await receive_email("new-request.eml")
+    [ack] = (await settle(gateway)).to(ALICE)
+    text = text_of(ack)
+    assert "Hello Alice Doe,\n\nThank you for writing to Example Support." in text
+    assert "Hello Alice Doe,</p>" in html_of(ack) and "<p>Thank you for writing" in html_of(ack)
+
+
+async def test_a_sender_without_a_name_or_with_an_address_for_a_name_is_greeted_hello(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    await receive_email(build_mail(sender=ALICE, to=SUPPORT, subject="No name", body="Help?\n"))
+    await receive_email(build_mail(sender="bob@customer.test <bob@customer.test>", to=SUPPORT,
+                                   subject="Address as name", body="Help?\n"))  # fmt: skip
+    sender = await settle(gateway)
+    for address in (ALICE, "bob@customer.test"):
+        [ack] = sender.to(address)
+        assert "Hello,\n\nThank you" in text_of(ack) and "Hello " + address not in text_of(ack)
+        assert address not in text_of(ack).split("Thank you")[0]
+
+
+async def test_the_link_lifetime_in_mail_comes_from_settings(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+    await receive_email("new-request.eml")
+    [ack] = (await settle(gateway)).to(ALICE)
+    assert "expires in 45 minutes" in text_of(ack) and "expires in 45 minutes" in html_of(ack)
+    assert "expires soon" not in text_of(ack)
+
+
+async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+    tom = await add_tom(gateway)
+    await receive_email("new-request.eml")
+    await settle(gateway)
+    ticket = await only_ticket(gateway)
+    async with gateway.db.sessions.begin() as session:
+        current = await session.get_one(Ticket, ticket.id)
+        reply = AgentReply("Tray 2 is fixed.", status=TicketStatus.RESOLVED)
+        await session.run_sync(apply_reply, gateway.events, current, tom, reply, thread_rule="api")
+    [answer] = (await settle(gateway)).to(ALICE)[1:]
+    assert "Tray 2 is fixed." in text_of(answer)
+    assert "resolved" in text_of(answer).lower() and "resolved" in html_of(answer).lower()
