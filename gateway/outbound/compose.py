@@ -54,9 +54,10 @@ class OutboundKind(StrEnum):
     ACKNOWLEDGEMENT = "acknowledgement"
     AGENT_REPLY = "agent_reply"
     NOTIFICATION = "notification"
+    RESOLVED = "resolved"
 
 
-CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY)
+CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY, OutboundKind.RESOLVED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +70,11 @@ class Thread:
 
 @dataclass(frozen=True, slots=True)
 class LinkBlock:
-    """The magic link and its code, as the templates show them."""
+    """The magic link, its code and its lifetime, as the templates show them."""
 
     url: str
     code: str
+    minutes: int
 
 
 def _paragraphs(text: str) -> Markup:

@@ -39,6 +39,12 @@ def is_mailbox_address(mailbox: Mailbox, address: str) -> bool:
     return split_plus(address.strip())[0] == mailbox.address.lower()
 
 
+def greeting_name(contact: Contact) -> str:
+    """The name a mail greets the contact by, or "" for a plain "Hello,": never an address."""
+    name = " ".join((contact.name or "").split())
+    return "" if "@" in name else name
+
+
 def customer_recipients(session: Session, ticket: Ticket) -> list[Contact]:
     """The ticket's participants who are not agents, requester first."""
     rows = session.scalars(
@@ -94,7 +100,7 @@ def mail_customer(
     address = customer_reply_address(settings, mailbox, ticket)
     draft = Draft(
         template=template,
-        context={"contact_name": contact.name or contact.email, **context},
+        context={"contact_name": greeting_name(contact), **context},
         to_name=contact.name,
         to_email=contact.email,
         reply_to=address,

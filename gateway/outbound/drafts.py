@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
+from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
 
@@ -31,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.auth.downloads import REDACTED
-from gateway.auth.tokens import IssuedLink, LinkPurpose, format_code, issue_link, revoke_link
+from gateway.auth.tokens import IssuedLink, LinkPurpose, default_ttl, format_code, issue_link, revoke_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
@@ -159,7 +160,8 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
     if draft.link_contact_id is not None:
         contact = await session.get_one(Contact, draft.link_contact_id)
         issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
-        link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code))
+        minutes = default_ttl(settings, LinkPurpose.REPLY) // timedelta(minutes=1)
+        link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code), minutes)
     files = await _files(session, settings, draft, row, mailbox)
     email = compose(
         settings,

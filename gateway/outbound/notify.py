@@ -41,7 +41,7 @@ from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
-from gateway.tickets.events import AgentReplied, EventBus, MessageAdded, TicketCreated
+from gateway.tickets.events import AgentReplied, EventBus, MessageAdded, TicketCreated, TicketResolved
 from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 
@@ -91,6 +91,7 @@ class Notifier:
         bus.subscribe(TicketCreated, self.on_ticket_created)
         bus.subscribe(MessageAdded, self.on_message_added)
         bus.subscribe(AgentReplied, self.on_agent_replied)
+        bus.subscribe(TicketResolved, self.on_ticket_resolved)
 
     def on_ticket_created(self, session: Session, event: TicketCreated) -> None:
         if self._should_acknowledge(session, event):
@@ -117,7 +118,8 @@ class Notifier:
     def on_agent_replied(self, session: Session, event: AgentReplied) -> None:
         """The agent's reply to every customer on the ticket, each with a fresh link."""
         agent = event.agent
-        context = {"text": event.message.body_text, "agent_name": agent.name or agent.email}
+        context = {"text": event.message.body_text, "agent_name": agent.name or agent.email,
+                   "resolved": "yes" if event.resolves else ""}  # fmt: skip
         recipients = customer_recipients(session, event.ticket)
         shown = reply_all_headers(recipients)
         for contact in recipients:
@@ -133,6 +135,22 @@ class Notifier:
                 automatic=False,
                 message=event.message,
                 shown=shown,
+            )
+
+    def on_ticket_resolved(self, session: Session, event: TicketResolved) -> None:
+        """Every customer on the ticket hears that it is resolved, each with a fresh link."""
+        context = {"agent_name": event.agent.name or event.agent.email}
+        for contact in customer_recipients(session, event.ticket):
+            mail_customer(
+                session,
+                self._settings,
+                mailbox=event.mailbox,
+                ticket=event.ticket,
+                contact=contact,
+                template="resolved",
+                context=context,
+                kind=OutboundKind.RESOLVED,
+                automatic=False,
             )
 
     def _should_acknowledge(self, session: Session, event: TicketCreated) -> bool:

@@ -58,6 +58,7 @@ class AgentReplied:
     ticket: Ticket
     message: Message
     agent: Agent
+    resolves: bool = False  # the same change marks the ticket resolved: the mail says so
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,8 +102,17 @@ class StatusChanged:
     by: Agent | None  # None: the customer's mail reopened it
 
 
-Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged
-E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged)
+@dataclass(frozen=True, slots=True)
+class TicketResolved:
+    """An agent marked the ticket resolved without a reply to carry the news."""
+
+    mailbox: Mailbox
+    ticket: Ticket
+    agent: Agent
+
+
+Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged | TicketResolved
+E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged, TicketResolved)
 Subscriber = Callable[[Session, Any], None]
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, AuthorType, Mailbox, Message, Ticket, TicketStatus, new_public_id, utcnow
-from gateway.tickets.events import AgentReplied, EventBus, StatusChanged
+from gateway.tickets.events import AgentReplied, EventBus, StatusChanged, TicketResolved
 from gateway.tickets.files import TeamFile, store_files
 from gateway.tickets.notes import add_note
 from gateway.tickets.service import add_cc_participants
@@ -101,6 +101,7 @@ def apply_reply(
     """
     text = reply.text.strip()
     stored: Message | None = None
+    resolves = reply.status is TicketStatus.RESOLVED and ticket.status is not TicketStatus.RESOLVED
     if reply.cc:
         add_cc_participants(session, ticket, reply.cc)
     if text and reply.internal:
@@ -108,11 +109,14 @@ def apply_reply(
         store_files(session, stored.id, reply.files)
     elif text:
         stored = _reply_to_customers(
-            session, events, ticket, agent, text, reply.files, thread_rule=thread_rule, **origin
+            session, events, ticket, agent, text, reply.files, resolves=resolves, thread_rule=thread_rule, **origin
         )
     if reply.status is not None:
         first = {} if stored else origin
-        note = change_status(session, events, ticket, agent, reply.status, thread_rule=thread_rule, **first)
+        told = stored is not None and not reply.internal  # the reply's own mail says "resolved"
+        note = change_status(
+            session, events, ticket, agent, reply.status, announce=not told, thread_rule=thread_rule, **first
+        )
         stored = stored or note
     if reply.cc:
         first = {} if stored else origin
@@ -132,6 +136,7 @@ def _reply_to_customers(
     text: str,
     files: tuple[TeamFile, ...],
     *,
+    resolves: bool = False,
     thread_rule: str,
     dedupe_key: str | None = None,
     rfc_message_id: str | None = None,
@@ -160,7 +165,7 @@ def _reply_to_customers(
     ticket.last_activity_at = message.created_at
     session.flush()
     store_files(session, message.id, files)
-    events.publish(session, AgentReplied(mailbox, ticket, message, agent))
+    events.publish(session, AgentReplied(mailbox, ticket, message, agent, resolves))
     return message
 
 
@@ -171,13 +176,26 @@ def _internal_note(session: Session, ticket: Ticket, agent: Agent, text: str, **
 
 
 def change_status(
-    session: Session, events: EventBus, ticket: Ticket, agent: Agent, status: TicketStatus, **origin: Any
+    session: Session,
+    events: EventBus,
+    ticket: Ticket,
+    agent: Agent,
+    status: TicketStatus,
+    *,
+    announce: bool = True,
+    **origin: Any,
 ) -> Message | None:
-    """Set the status and publish `StatusChanged`; returns the note recording the change, or None when nothing changed."""
+    """Set the status and publish `StatusChanged`; returns the note recording the change, or None when nothing changed.
+
+    Resolving also publishes `TicketResolved`, so the customers hear of it, unless `announce`
+    is false: the caller's own mail (an agent reply that resolves) already tells them.
+    """
     if ticket.status == status:
         return None
     previous, ticket.status = TicketStatus(ticket.status), status
     change = f"{agent.name or agent.email} changed the status from {previous} to {status}."
     note = add_note(session, ticket, change, agent=agent, **origin)
     events.publish(session, StatusChanged(ticket, previous, agent))
+    if announce and status is TicketStatus.RESOLVED:
+        events.publish(session, TicketResolved(session.get_one(Mailbox, ticket.mailbox_id), ticket, agent))
     return note

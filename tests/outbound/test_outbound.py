@@ -162,4 +162,4 @@ async def test_customer_mail_wears_the_mailbox_brand(gateway: Gateway, receive_e
     await receive_email("new-request.eml")
     [ack] = (await settle(gateway)).to(ALICE)
     assert ack.message["From"] == f"Acme Help <{SUPPORT}>"
-    assert "background:#aa3300" in html_of(ack) and "thank you for writing to Acme Help" in text_of(ack)
+    assert "background:#aa3300" in html_of(ack) and "Thank you for writing to Acme Help" in text_of(ack)

@@ -74,3 +74,19 @@ async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, r
     [answer] = (await settle(gateway)).to(ALICE)[1:]
     assert "Tray 2 is fixed." in text_of(answer)
     assert "resolved" in text_of(answer).lower() and "resolved" in html_of(answer).lower()
+
+
+async def test_resolving_without_a_reply_mails_the_customer_that_the_ticket_is_resolved(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    tom = await add_tom(gateway)
+    await receive_email("new-request.eml")
+    await settle(gateway)
+    ticket = await only_ticket(gateway)
+    async with gateway.db.sessions.begin() as session:
+        current = await session.get_one(Ticket, ticket.id)
+        reply = AgentReply("", status=TicketStatus.RESOLVED)
+        await session.run_sync(apply_reply, gateway.events, current, tom, reply, thread_rule="cli")
+    [resolved] = (await settle(gateway)).to(ALICE)[1:]
+    assert "Tom Agent has marked your ticket [#1001] \"Printer on floor 3 is jammed\" as resolved." in text_of(resolved)
+    assert resolved.message["Subject"] == "Re: [#1001] Printer on floor 3 is jammed"
