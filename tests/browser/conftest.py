@@ -126,3 +126,25 @@ async def screenshot(page: Page, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     await page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+AXE_SCRIPT = Path(__file__).resolve().parent / "axe" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_22_AA = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
+_RUN_AXE = """async (tags) => {
+  const result = await axe.run(document, {runOnly: {type: "tag", values: tags}});
+  return result.violations.map(v => `${v.id} (${v.impact}): ${v.help}\\n    ` +
+    v.nodes.map(n => `${n.target.join(" ")}: ${n.failureSummary.replace(/\\s+/g, " ")}`).join("\\n    "));
+}"""
+
+
+async def accessibility_violations(page: Page) -> list[str]:
+    """axe-core's WCAG 2.2 AA violations on the page as it stands, one line per rule.
+
+    The script is evaluated through the DevTools protocol, which the page's CSP (no
+    inline script) does not govern, so the page under test stays exactly as served.
+    """
+    if not AXE_SCRIPT.exists():
+        pytest.fail("axe-core is missing: run scripts/install-browser.sh (it installs tests/browser/axe)")
+    if not await page.evaluate("typeof axe !== 'undefined'"):
+        await page.evaluate(AXE_SCRIPT.read_text(encoding="utf-8"))
+    return list(await page.evaluate(_RUN_AXE, WCAG_22_AA))
