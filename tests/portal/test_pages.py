@@ -108,3 +108,25 @@ async def test_create_app_opens_its_own_database_when_none_is_given(
     client = await serve(app)
     assert (await client.get("/login")).status == 200
     assert app[keys.DB] is not db and app[keys.DB].engine.url.render_as_string() == settings.database_url
+
+
+async def test_the_portal_has_a_favicon_so_no_page_asks_for_a_missing_one(client: Client) -> None:
+    icon = await client.get("/favicon.ico")
+    assert icon.status == 200 and icon.content_type == "image/svg+xml" and b"<svg" in await icon.read()
+    page = await (await client.get("/login")).text()
+    [href] = re.findall(r'<link rel="icon" href="([^"]+)" type="image/svg\+xml">', page)
+    assert (await client.get(href)).status == 200
+
+
+async def test_the_navigation_marks_the_current_page(client: Client, db: Database, settings: Settings) -> None:
+    def current(body: str) -> list[str]:
+        navigation = body.split('<nav class="nav"', 1)[1].split("</nav>", 1)[0]
+        return re.findall(r'<a href="([^"]+)" aria-current="page"', navigation)
+
+    assert current(await (await client.get("/help")).text()) == ["/help"]
+    assert current(await (await client.get("/login")).text()) == ["/login"]
+    await sign_in_with_link(client, await issue(db, settings, await add_contact(db)))
+    assert current(await (await client.get("/tickets")).text()) == ["/tickets"]
+    assert current(await (await client.get("/help/search?q=x")).text()) == ["/help"]
+    assert current(await (await client.get("/account")).text()) == ["/account"]
+    assert current(await (await client.get("/account/password")).text()) == ["/account"]
