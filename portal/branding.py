@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from aiohttp import web
 
@@ -108,3 +109,13 @@ async def brand_css(request: web.Request) -> web.Response:
     brand = await brand_for(request)
     css = f":root {{ --brand: {brand.primary_color}; --accent: {brand.accent_color}; }}\n"
     return web.Response(text=css, content_type="text/css", headers={"Cache-Control": "public, max-age=300"})
+
+
+FAVICON = Path(__file__).resolve().parent / "static" / "favicon.svg"
+
+
+async def favicon(request: web.Request) -> web.Response:
+    """`/favicon.ico`: the portal's icon, for clients that ask there instead of reading the page."""
+    return web.Response(
+        body=FAVICON.read_bytes(), content_type="image/svg+xml", headers={"Cache-Control": "private, max-age=86400"}
+    )

@@ -29,6 +29,7 @@ def setup_routes(app: web.Application) -> None:
     router = app.router
     router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     router.add_get("/brand.css", branding.brand_css, name="brand_css")
+    router.add_get("/favicon.ico", branding.favicon, name="favicon")
     router.add_get("/", tickets.home, name="home")
     add_auth_routes(router)
     add_account_routes(router)

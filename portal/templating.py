@@ -115,6 +115,7 @@ async def page_context(request: web.Request) -> dict[str, Any]:
         "contact": await current_contact(request),
         "csrf_token": token,
         "csrf_field": _csrf_field(token),
+        "current_path": request.path,  # the navigation marks its link aria-current
     }
 
 
@@ -154,6 +155,7 @@ async def render_error(
             "contact": None,
             "csrf_token": "",
             "csrf_field": Markup(""),
+            "current_path": request.path,
         }
     full.update({"title": title, "message": message, "status": status, **(context or {})})
     response = aiohttp_jinja2.render_template(template, request, full, status=status)
