@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 from gateway.cli import migrate, support
 from gateway.cli.content import accounts, articles, mailbox_brand
-from gateway.cli.demo import seed_demo_content
+from gateway.cli.demo import seed_demo_agent_answers, seed_demo_content
 from gateway.cli.links import OperatorLinkError, issue_operator_link
 from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message, summary
 from gateway.cli.routes import routes
@@ -312,9 +312,10 @@ def demo() -> None:
     welcome = (
         f"\n[bold]Wicket demo is running[/bold]\n"
         f"  portal:          {settings.public_url}\n"
-        f"  sign in as Alice (single use, {settings.reply_link_ttl_minutes} minutes):\n    {link}\n"
         f"  sent mail:       {settings.public_url}/_dev/mail\n"
         f"  send a mail:     swaks --server {settings.smtp_host}:{settings.smtp_port} --to support@example.test\n"
+        f"  another link:    .venv/bin/wicket link issue {DEMO_CONTACT} --ticket 1001\n"
+        f"  sign in as Alice (works once, expires in {settings.reply_link_ttl_minutes} minutes):\n    {link}\n"
     )
     asyncio.run(serve_roles(settings, ROLES, start_portal=_start_portal,
                             ready=lambda: console.print(welcome, highlight=False, soft_wrap=True)))
@@ -329,6 +330,14 @@ async def _seed_demo(settings: Settings) -> None:
     if await _with_db(action, settings):
         await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)
     await _with_db(lambda database: seed_demo_content(database, settings), settings)
+    await _with_db(lambda database: _answer_and_send(database, settings), settings)
+
+
+async def _answer_and_send(db: Database, settings: Settings) -> None:
+    """Tom's answers, and every mail they queue sent now, so no delivery logs bury the banner."""
+    gateway = Gateway(settings, db)
+    await seed_demo_agent_answers(db, gateway.events)
+    await gateway.outbox.drain()
 
 
 main.add_command(agents)
