@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record, write_event
 from gateway.auth.ratelimit import check, failure_rules, hit, mail_rules
-from gateway.auth.tokens import LinkCheck, Refusal, check_link, consume_link, find_link, link_refusal
+from gateway.auth.tokens import LinkCheck, LinkPurpose, Refusal, check_link, consume_link, find_link, link_refusal
 from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
 from gateway.outbound.signin_mail import default_mailbox, queue_signin_email
@@ -36,6 +36,7 @@ from portal.redirects import return_path_for
 from portal.sessions import audit_context, client_ip, current_contact, start_session
 from portal.switching import ask_to_switch, confirmed, mask_email, must_ask
 from portal.templating import render
+from portal.views.start import open_pending_request
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +93,8 @@ async def link_page(request: web.Request) -> web.Response:
         action = str(request.app.router["link"].url_for(token=token))
         if await must_ask(request, link.contact_id):
             return await ask_to_switch(request, to_email=address, action=action, headers=LINK_HEADERS)
-        context = {"token": token, "to_ticket": link.ticket_id is not None, "masked_email": mask_email(address)}
+        context = {"token": token, "to_ticket": link.ticket_id is not None, "masked_email": mask_email(address),
+                   "confirms_request": link.purpose == LinkPurpose.REQUEST}  # fmt: skip
         return await render(request, "link_continue.html", context, headers=LINK_HEADERS)
     return await _refused(request, token, outcome.refusal, link)
 
@@ -159,6 +161,8 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
             )
             await hit(session, settings, ip_rule, ip, enforce=False)
     LINK_EXCHANGES.labels("ok" if outcome.ok else str(outcome.refusal)).inc()  # /metrics
+    if target is not None and link is not None and link.purpose == LinkPurpose.REQUEST:
+        target = await open_pending_request(request, link)  # the link confirmed a new customer's request
     if target is not None:
         raise web.HTTPSeeOther(target, headers=LINK_HEADERS)
     if link is not None and outcome.refusal is Refusal.USED:

@@ -14,7 +14,7 @@ from aiohttp import web
 
 from portal import auth, branding, keys
 from portal.sso import sso_jwt, sso_jwt_confirm
-from portal.views import account, attachments, profile, requests, signin, tickets
+from portal.views import account, attachments, profile, requests, signin, start, tickets
 from portal.views import help as help_center
 from portal.views.api import add_api_routes
 from portal.views.api_routes import add_api_route_routes
@@ -80,6 +80,8 @@ def add_ticket_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/agent/files/{download}", attachments.agent_download, name="agent_file")
     router.add_get("/requests/new", requests.new_request_page, name="new_request")
     router.add_post("/requests/new", requests.new_request)
+    router.add_get("/requests/start", start.start_page, name="start_request")
+    router.add_post("/requests/start", start.start_request)
 
 
 def add_help_routes(router: web.UrlDispatcher) -> None:

@@ -49,6 +49,7 @@ _MAX_CODE_CANDIDATES = 20
 class LinkPurpose(StrEnum):
     REPLY = "reply"
     SIGNIN = "signin"
+    REQUEST = "request"  # confirms a new customer's address and opens their pending request
 
 
 class Refusal(StrEnum):

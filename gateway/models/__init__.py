@@ -44,12 +44,13 @@ from gateway.models.auth import (  # noqa: E402
     AuditEvent,
     ContactPassword,
     MagicLink,
+    PendingRequest,
     PortalSession,
     RateLimitCounter,
     UsedSsoToken,
 )
 
-__all__ += ["AuditEvent", "ContactPassword", "MagicLink", "PortalSession", "RateLimitCounter", "UsedSsoToken"]
+__all__ += ["AuditEvent", "ContactPassword", "MagicLink", "PendingRequest", "PortalSession", "RateLimitCounter", "UsedSsoToken"]
 
 from gateway.models.help import (  # noqa: E402
     Account,

@@ -42,6 +42,25 @@ class MagicLink(Base):
     burned: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
+class PendingRequest(Base):
+    """A new request typed into the portal by someone not signed in, waiting for its address.
+
+    It becomes a ticket only when the link mailed to `contact`'s address is used (the link's
+    id is kept once the confirmation email is sent); `opened_at` makes that happen once.
+    """
+
+    __tablename__ = "pending_request"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    mailbox_id: Mapped[int] = mapped_column(ForeignKey("mailbox.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    subject: Mapped[str] = mapped_column(Text)
+    body: Mapped[str] = mapped_column(Text)
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("magic_link.id"), index=True)
+    created_at: Mapped[datetime] = created_column()
+    opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
 class PortalSession(Base):
     """A signed-in browser; the cookie holds a random id, the row only its SHA-256."""
 

@@ -65,6 +65,7 @@ class Draft:
     shown_cc: tuple[tuple[str, str], ...] = ()
     with_files: bool = False  # carry the files of the row's message
     agent_id: int | None = None  # the agent a notification goes to (their download links)
+    pending_request_id: int | None = None  # the request the link opens (confirmation mail)
 
 
 @dataclass(frozen=True, slots=True)

@@ -42,6 +42,7 @@ from gateway.outbound.compose import CUSTOMER_KINDS
 from gateway.outbound.dkim import DkimSigner
 from gateway.outbound.drafts import Rendered, render_draft
 from gateway.outbound.senders import PermanentFailure, Sender
+from gateway.outbound.request_mail import REQUEST_CONFIRMATION, render_request_confirmation
 from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
 from gateway.outbound.webhooks.recorder import about_ticket, record_event
 from gateway.settings import Settings
@@ -208,7 +209,9 @@ class OutboxWorker:
 
         Returns the bytes to send (they are never stored), or None when the lease was lost.
         """
-        render = render_signin_draft if row.kind == SIGNIN else render_draft
+        render = {SIGNIN: render_signin_draft, REQUEST_CONFIRMATION: render_request_confirmation}.get(
+            row.kind, render_draft
+        )
         try:
             async with self._db.sessions.begin() as session:
                 email: Rendered = await render(session, self._settings, row)

@@ -51,7 +51,8 @@ async def new_request_page(
     return await render(request, "request_new.html", context, status=status)
 
 
-def _problem(subject: str, text: str) -> str | None:
+def problem_with(subject: str, text: str) -> str | None:
+    """What to change in a new request's subject or message, or None when it can be sent."""
     if not subject:
         return "Give your request a subject, so we can find it quickly."
     if len(subject) > MAX_SUBJECT:
@@ -70,7 +71,7 @@ async def new_request(request: web.Request) -> web.StreamResponse:
     form = await request.post()
     subject, text = " ".join(str(form.get("subject") or "").split()), str(form.get("message") or "").strip()
     try:
-        problem = _problem(subject, text)
+        problem = problem_with(subject, text)
         uploads = [] if problem else read_uploads(form.getall(FIELD, []), settings, len(text.encode()))
     except UploadRejected as rejected:
         problem = str(rejected)

@@ -58,13 +58,18 @@ def _text(form: Mapping[str, object], name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _with_lifetime(request: web.Request, context: dict[str, object]) -> dict[str, object]:
+    """The login page says how long the link it offers to email will work."""
+    return {**context, "minutes": request.app[keys.SETTINGS].signin_link_ttl_minutes}
+
+
 async def login_page(request: web.Request) -> web.StreamResponse:
     """GET /login: the email form (and the password form, for contacts who set one)."""
     next_path = safe_return_path(request.query.get("next"))
     if await current_contact(request) is not None:
         raise web.HTTPFound(next_path or TICKET_LIST)
     context = {"next": next_path, "signed_out": "signed_out" in request.query}
-    return await render(request, "login.html", context)
+    return await render(request, "login.html", _with_lifetime(request, context))
 
 
 async def login_request(request: web.Request) -> web.Response:
@@ -74,7 +79,7 @@ async def login_request(request: web.Request) -> web.Response:
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     if email is None:
         context = {"error": BAD_EMAIL, "email": _text(form, "email")[:320], "next": next_path}
-        return await render(request, "login.html", context, status=400)
+        return await render(request, "login.html", _with_lifetime(request, context), status=400)
     per_address, per_ip = mail_rules(settings)
     async with db.write() as session:
         await hit(session, settings, per_ip, client_ip(request))
@@ -207,4 +212,4 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"password_error": BAD_PASSWORD, "email": email or _text(form, "email")[:320], "next": next_path}
-    return await render(request, "login.html", context, status=400)
+    return await render(request, "login.html", _with_lifetime(request, context), status=400)

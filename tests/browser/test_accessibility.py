@@ -1,7 +1,7 @@
 """Every page and state of the portal passes axe-core's WCAG 2.2 AA rules, at desktop and phone width.
 
-Signed out (sign-in, its errors and "check your email", the code page and its error, the
-help center, a link's Continue page, a used link, a missing page), signed in (the ticket
+Signed out (sign-in, its errors and "check your email", the code page and its error, a new
+customer's request form, its errors and its "check your email", the help center, a link's Continue page, a used link, a missing page), signed in (the ticket
 list, a ticket with attachments and quoted text, a new request and its errors, the
 account pages, sign-out), each at 1280 px and at 375 px. A screenshot of every page and
 width lands in test-output/screenshots/accessibility-*.png for people to look at.
@@ -79,6 +79,15 @@ async def signed_out_pages(audit: Audit, portal: str, db: Database, settings: Se
                        ("help-article", "/help/articles/printer-jams"), ("not-found", "/no/such/page")):  # fmt: skip
         await page.goto(f"{portal}{path}")
         await audit.check(name)
+    await page.goto(f"{portal}/requests/start")
+    await audit.check("start-request")
+    await page.locator("#start-email").fill("new@example.net")
+    await audit.submit_without_browser_checks("form[action='/requests/start']")
+    await audit.check("start-request-error")
+    await page.locator("#start-subject").fill("Printer offline")
+    await page.locator("#start-message").fill("It says offline.")
+    await page.get_by_role("button", name="Email me a link to confirm").click()
+    await audit.check("start-request-sent")
     used = await issue(db, settings, contact, purpose=LinkPurpose.SIGNIN)
     await page.goto(f"{portal}/l/{used.token}")
     await audit.check("link-continue")

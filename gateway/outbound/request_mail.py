@@ -1,0 +1,83 @@
+"""The email that confirms a new customer's address before their portal request opens a ticket.
+
+Someone who is not signed in can type a request into the portal (`/requests/start`); it is
+kept as a `PendingRequest` and `queue_request_confirmation` queues this email to the
+address they gave, in the same transaction. The outbox worker calls
+`render_request_confirmation`, which issues a single-use link of purpose `request` for
+that address when the email leaves (a retry revokes the earlier one, as for every mail
+with a link: see gateway/outbound/drafts.py) and notes the link on the pending request.
+The portal opens the request when that link is used: its Continue page is the
+confirmation, so a mail scanner fetching the link opens nothing.
+"""
+
+from __future__ import annotations
+
+from email.message import EmailMessage
+from email.utils import format_datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from gateway.auth.tokens import LinkPurpose, format_code, issue_link
+from gateway.directory.branding import portal_url
+from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest, utcnow
+from gateway.outbound.compose import mail_address
+from gateway.outbound.drafts import Draft, Rendered, queue_draft, rendered, retire_earlier_link
+from gateway.outbound.signin_mail import _templates
+from gateway.settings import Settings
+
+REQUEST_CONFIRMATION = "request_confirm"  # the outbox row's kind and the template's name
+
+
+async def queue_request_confirmation(
+    session: AsyncSession, contact: Contact, pending: PendingRequest, *, mailbox: Mailbox
+) -> None:
+    """Queue the confirmation email for `pending` to `contact`'s address; nothing is issued yet."""
+    draft = Draft(
+        template=REQUEST_CONFIRMATION,
+        context={},
+        to_name=contact.name,
+        to_email=contact.email,
+        reply_to="",
+        automatic=True,
+        for_customer=True,
+        link_contact_id=contact.id,
+        pending_request_id=pending.id,
+    )
+    await session.run_sync(
+        lambda sync: queue_draft(
+            sync, mailbox=mailbox, ticket=None, kind=REQUEST_CONFIRMATION, draft=draft, envelope_from=mailbox.address
+        )
+    )
+
+
+async def render_request_confirmation(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+    """The confirmation email for a queued draft, issuing its link (valid from now) in `session`."""
+    assert row.draft is not None, "only drafts are rendered"
+    draft = Draft(**row.draft)
+    assert draft.link_contact_id is not None and draft.pending_request_id is not None
+    mailbox = await session.get_one(Mailbox, row.mailbox_id)
+    contact = await session.get_one(Contact, draft.link_contact_id)
+    pending = await session.get_one(PendingRequest, draft.pending_request_id)
+    await retire_earlier_link(session, row)
+    issued = await issue_link(session, settings, contact, purpose=LinkPurpose.REQUEST)
+    pending.link_id = issued.link.id
+    context = {
+        "brand": mailbox.display_name,
+        "name": contact.name,
+        "subject": pending.subject,
+        "url": issued.url(portal_url(settings, mailbox)),
+        "code": format_code(issued.code),
+        "minutes": settings.signin_link_ttl_minutes,
+    }
+    email = EmailMessage()
+    email["From"] = mail_address(mailbox.display_name, mailbox.address)
+    email["To"] = mail_address(draft.to_name, draft.to_email)
+    email["Subject"] = f"Confirm your request to {mailbox.display_name}"
+    email["Date"] = format_datetime(utcnow())
+    email["Message-ID"] = f"<{row.rfc_message_id}>"
+    email["Auto-Submitted"] = "auto-generated"
+    email["X-Auto-Response-Suppress"] = "All"
+    email["X-Wicket-Loop"] = settings.loop_token
+    email.set_content(_templates().get_template(f"mail/{REQUEST_CONFIRMATION}.txt").render(context))
+    email.add_alternative(_templates().get_template(f"mail/{REQUEST_CONFIRMATION}.html").render(context), subtype="html")
+    return rendered(email, issued)
