@@ -14,7 +14,7 @@ from aiohttp import web
 
 from portal import auth, branding, keys
 from portal.sso import sso_jwt, sso_jwt_confirm
-from portal.views import account, attachments, profile, requests, signin, start, tickets
+from portal.views import account, attachments, profile, rating, requests, signin, start, tickets
 from portal.views import help as help_center
 from portal.views.api import add_api_routes
 from portal.views.api_routes import add_api_route_routes
@@ -81,6 +81,9 @@ def add_ticket_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/requests/new", requests.new_request_page, name="new_request")
     router.add_post("/requests/new", requests.new_request)
     router.add_get("/requests/start", start.start_page, name="start_request")
+    router.add_get("/rate/{token}", rating.rating_page, name="rating", allow_head=False)
+    router.add_route("HEAD", "/rate/{token}", rating.rating_head)
+    router.add_post("/rate/{token}", rating.rating_submit)
     router.add_post("/requests/start", start.start_request)
 
 

@@ -29,7 +29,7 @@ from portal.csrf import csrf_token
 from portal.formatting import FILTERS
 from portal.sessions import current_contact
 
-SECRET_PATHS = ("/l/", "/sso/", "/agent/files/")  # paths whose URLs hold a link, SSO or download token
+SECRET_PATHS = ("/l/", "/sso/", "/agent/files/", "/rate/")  # paths whose URLs hold a link, SSO, download or rating token
 
 
 def url_builder(router: web.UrlDispatcher) -> Callable[..., str]:

@@ -280,6 +280,9 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
                 f"  attached: {file['filename']} ({file['content_type']}, {file['size']} bytes, sha256 {file['sha256']})",
                 markup=False, highlight=False,
             )
+    for rating in ticket["ratings"]:
+        comment = f": {rating['comment']}" if rating["comment"] else ""
+        console.print(f"Rated {rating['rating']} by {rating['by']} at {rating['rated_at']}{comment}", markup=False)
 
 
 def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:

@@ -10,12 +10,16 @@ from gateway.models.tickets import (
     Contact,
     Message,
     ParticipantRole,
+    RatingLink,
+    SatisfactionRating,
     Ticket,
     TicketParticipant,
     TicketStatus,
 )
 
 __all__ = [
+    "RatingLink",
+    "SatisfactionRating",
     "Agent",
     "Attachment",
     "AuthorType",

@@ -79,6 +79,7 @@ class Ticket(Base):
     flag: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = created_column()
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest resolution's moment
 
     requester: Mapped[Contact] = relationship(lazy="raise")
 
@@ -189,3 +190,33 @@ class Attachment(Base):
     content_id: Mapped[str | None] = mapped_column(String(998))
     inline: Mapped[bool] = mapped_column(Boolean, default=False)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class RatingLink(Base):
+    """One "How did we do?" link mailed with a resolution: the HMAC of its token, never the token."""
+
+    __tablename__ = "rating_link"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime())  # the resolution it asks about
+    key_id: Mapped[str] = mapped_column(String(16))
+    token_hmac: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = created_column()
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SatisfactionRating(Base):
+    """A customer's verdict on one resolution of a ticket: good or bad, with an optional comment."""
+
+    __tablename__ = "satisfaction_rating"
+    __table_args__ = (UniqueConstraint("ticket_id", "resolved_at"),)  # one rating per resolution
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    resolved_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    good: Mapped[bool] = mapped_column(Boolean)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = created_column()

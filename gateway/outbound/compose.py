@@ -40,6 +40,7 @@ from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, 
 from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
 from gateway.settings import Settings
 from gateway.tickets.markers import subject_tag, ticket_marker
+from gateway.tickets.satisfaction import RatingLinks
 
 MAX_REFERENCES = 20
 DISPLAY_NAME_LIMIT = 64  # one person's name, as Wicket writes it into a header
@@ -195,6 +196,7 @@ def compose(
     shown_to: Sequence[Address] = (),
     cc: Sequence[Address] = (),
     files: OutgoingFiles = NO_FILES,
+    rating: RatingLinks | None = None,
 ) -> EmailMessage:
     """One finished email for one recipient, under the Message-ID it was queued with.
 
@@ -211,6 +213,7 @@ def compose(
         "tag": subject_tag(ticket),
         "marker": ticket_marker(settings.keys[0], mailbox, ticket, to.addr_spec),
         "link": link,
+        "rating": rating,
         "code_url": f"{portal_url(settings, mailbox)}/code",
         "brand_color": mailbox.primary_color or settings.brand_primary_color,
         "brand_logo_url": mailbox.logo_url or settings.brand_logo_url,

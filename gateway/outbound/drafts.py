@@ -39,11 +39,13 @@ from gateway.outbound.compose import LinkBlock, compose, conversation_thread, ma
 from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
 from gateway.settings import Settings
 from gateway.storage.statements import Prepared
+from gateway.tickets.satisfaction import issue_rating_link
 from gateway.tickets.events import is_mail_muted
 
 _QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
 LINK_SENT = "[sign-in link sent]"
 CODE_SENT = "[sign-in code sent]"
+RATING_SENT = "[rating link sent]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,14 +119,18 @@ def queue_draft(
     )
 
 
-def without_secrets(email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = ()) -> bytes:
-    """`email` as bytes with the link's token, its code and download tokens replaced in the text.
+def without_secrets(
+    email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = (), rating_token: str | None = None
+) -> bytes:
+    """`email` as bytes with the link's token, its code, download and rating tokens replaced in the text.
 
     Changes `email`: call it after the bytes to send were taken.
     """
-    if issued is None and not downloads:
+    if issued is None and not downloads and not rating_token:
         return email.as_bytes(policy=SMTP)
     replaced = {token: REDACTED for token in downloads}
+    if rating_token:
+        replaced[rating_token] = RATING_SENT
     if issued is not None:
         code = format_code(issued.code)
         replaced |= {issued.token: LINK_SENT, code: CODE_SENT, issued.code: CODE_SENT}
@@ -139,9 +145,12 @@ def without_secrets(email: EmailMessage, issued: IssuedLink | None, downloads: S
     return email.as_bytes(policy=SMTP)
 
 
-def rendered(email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = ()) -> Rendered:
+def rendered(
+    email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = (), rating_token: str | None = None
+) -> Rendered:
     raw = email.as_bytes(policy=SMTP)
-    return Rendered(raw, without_secrets(email, issued, downloads), issued.link.id if issued is not None else None)
+    kept = without_secrets(email, issued, downloads, rating_token)
+    return Rendered(raw, kept, issued.link.id if issued is not None else None)
 
 
 async def retire_earlier_link(session: AsyncSession, row: OutboxMessage) -> None:
@@ -157,10 +166,13 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
     mailbox = await session.get_one(Mailbox, row.mailbox_id)
     ticket = await session.get_one(Ticket, row.ticket_id)
     await retire_earlier_link(session, row)
-    link, issued = None, None
+    link, issued, rating = None, None, None
     if draft.link_contact_id is not None:
         contact = await session.get_one(Contact, draft.link_contact_id)
         issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
+        if draft.context.get("rate") and ticket.resolved_at is not None:  # "How did we do?"
+            portal = portal_url(settings, mailbox)
+            rating = await session.run_sync(lambda sync: issue_rating_link(sync, settings, ticket, contact, portal))
         minutes = default_ttl(settings, LinkPurpose.REPLY) // timedelta(minutes=1)
         link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code), minutes)
     files = await _files(session, settings, draft, row, mailbox)
@@ -180,8 +192,9 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
         message_id=row.rfc_message_id,
         from_name=draft.from_name,
         link=link,
+        rating=rating,
     )
-    return rendered(email, issued, files.secrets)
+    return rendered(email, issued, files.secrets, rating.token if rating else None)
 
 
 async def _files(

@@ -41,7 +41,7 @@ from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
-from gateway.tickets.events import AgentReplied, EventBus, MessageAdded, TicketCreated, TicketResolved
+from gateway.tickets.events import AgentReplied, EventBus, MessageAdded, TicketCreated, TicketRated, TicketResolved
 from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 
@@ -92,6 +92,7 @@ class Notifier:
         bus.subscribe(MessageAdded, self.on_message_added)
         bus.subscribe(AgentReplied, self.on_agent_replied)
         bus.subscribe(TicketResolved, self.on_ticket_resolved)
+        bus.subscribe(TicketRated, self.on_ticket_rated)
 
     def on_ticket_created(self, session: Session, event: TicketCreated) -> None:
         if self._should_acknowledge(session, event):
@@ -119,7 +120,7 @@ class Notifier:
         """The agent's reply to every customer on the ticket, each with a fresh link."""
         agent = event.agent
         context = {"text": event.message.body_text, "agent_name": agent.name or agent.email,
-                   "resolved": "yes" if event.resolves else ""}  # fmt: skip
+                   "resolved": "yes" if event.resolves else "", "rate": "yes" if event.resolves else ""}  # fmt: skip
         recipients = customer_recipients(session, event.ticket)
         shown = reply_all_headers(recipients)
         for contact in recipients:
@@ -139,7 +140,7 @@ class Notifier:
 
     def on_ticket_resolved(self, session: Session, event: TicketResolved) -> None:
         """Every customer on the ticket hears that it is resolved, each with a fresh link."""
-        context = {"agent_name": event.agent.name or event.agent.email}
+        context = {"agent_name": event.agent.name or event.agent.email, "rate": "yes"}
         for contact in customer_recipients(session, event.ticket):
             mail_customer(
                 session,
@@ -169,10 +170,33 @@ class Notifier:
     def _notify_agents(
         self, session: Session, event: TicketCreated | MessageAdded, *, new_ticket: bool
     ) -> None:
-        message, ticket, mailbox = event.message, event.ticket, event.mailbox
+        message, mailbox = event.message, event.mailbox
         author = message.from_email.lower()
         agents = [agent for agent in _agents_to_notify(session, mailbox.id, new_ticket) if agent.email != author]
-        context = _notification_context(event, new_ticket=new_ticket)
+        self._queue_notifications(session, event, agents, _notification_context(event, new_ticket=new_ticket))
+
+    def on_ticket_rated(self, session: Session, event: TicketRated) -> None:
+        """The agents who hear of customer messages hear of a rating too."""
+        contact, rating, tag = event.contact, event.rating, subject_tag(event.ticket)
+        who = f"{contact.name} <{contact.email}>" if contact.name else contact.email
+        context = {
+            "reply_line": REPLY_MARKER,
+            "headline": f"{who} rated {tag} as resolved: {'good' if rating.good else 'bad'}",
+            "text": rating.comment or "(no comment)",
+            "customer": contact.name or contact.email,
+            "classification": "normal",
+        }
+        self._queue_notifications(session, event, _agents_to_notify(session, event.mailbox.id, False), context)
+
+    def _queue_notifications(
+        self,
+        session: Session,
+        event: TicketCreated | MessageAdded | TicketRated,
+        agents: list[Agent],
+        context: dict[str, str],
+    ) -> None:
+        ticket, mailbox = event.ticket, event.mailbox
+        message = None if isinstance(event, TicketRated) else event.message
         from_name = f"{display_name(context['customer'])} via {mailbox.display_name}"
         for agent in agents:
             address = format_reply_address(

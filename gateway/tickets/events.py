@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedEmail
-from gateway.models import Agent, Mailbox, Message, Ticket, TicketStatus
+from gateway.models import Agent, Contact, Mailbox, Message, SatisfactionRating, Ticket, TicketStatus
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,8 +111,18 @@ class TicketResolved:
     agent: Agent
 
 
-Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged | TicketResolved
-E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged, TicketResolved)
+@dataclass(frozen=True, slots=True)
+class TicketRated:
+    """A customer said how a resolution went (gateway/tickets/satisfaction.py)."""
+
+    mailbox: Mailbox
+    ticket: Ticket
+    contact: Contact
+    rating: SatisfactionRating
+
+
+Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged | TicketResolved | TicketRated
+E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged, TicketResolved, TicketRated)
 Subscriber = Callable[[Session, Any], None]
 
 

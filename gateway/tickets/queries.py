@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from gateway.mail.parse import shown_headers
 from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
 from gateway.storage.database import Database
+from gateway.tickets.satisfaction import ratings_of
 
 
 class TicketNotFound(LookupError):
@@ -83,6 +84,11 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
         "messages": [
             _message(m, raw_by_inbound.get(m.inbound_email_id or 0), files.get(m.id, [])) for m in messages
         ],
+        "ratings": [
+            {"rating": "good" if r.good else "bad", "comment": r.comment, "by": session.get_one(Contact, r.contact_id).email,
+             "resolved_at": r.resolved_at.isoformat(timespec="seconds"), "rated_at": r.created_at.isoformat(timespec="seconds")}
+            for r in ratings_of(session, ticket.id)
+        ],  # fmt: skip
     }
 
 

@@ -193,6 +193,8 @@ def change_status(
     if ticket.status == status:
         return None
     previous, ticket.status = TicketStatus(ticket.status), status
+    if status is TicketStatus.RESOLVED:
+        ticket.resolved_at = utcnow()  # names this resolution: it is rated once (gateway/tickets/satisfaction.py)
     change = f"{agent.name or agent.email} changed the status from {previous} to {status}."
     note = add_note(session, ticket, change, agent=agent, **origin)
     events.publish(session, StatusChanged(ticket, previous, agent))

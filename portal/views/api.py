@@ -21,16 +21,19 @@ from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
 from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
+from gateway.tickets.satisfaction import ratings_of
 from portal import keys
 from portal.csrf import csrf_exempt
 from portal.views.api_files import FormRefused, attachments_by_message, read_reply, validation_errors
 from portal.views.api_schema import (
     AttachmentOut,
+    Rating,
     ContactOut,
     ContactPage,
     ContactQuery,
@@ -186,9 +189,18 @@ async def read_ticket(request: web.Request) -> web.StreamResponse:
             for o in sent
         ]
         files = await attachments_by_message(session, ticket)
+        ratings = await session.run_sync(lambda sync: _ratings(sync, ticket.id))
         detail = TicketDetail(**_summary(ticket, mailbox, requester).model_dump(),
-                              messages=[_message(m, files) for m in messages], deliveries=deliveries)
+                              messages=[_message(m, files) for m in messages], deliveries=deliveries, ratings=ratings)
     return ok(detail)
+
+
+def _ratings(session: Session, ticket_id: int) -> list[Rating]:
+    return [
+        Rating(rating="good" if r.good else "bad", comment=r.comment, by=session.get_one(Contact, r.contact_id).email,
+               resolved_at=r.resolved_at, rated_at=r.created_at)
+        for r in ratings_of(session, ticket_id)
+    ]  # fmt: skip
 
 
 async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.StreamResponse:

@@ -84,9 +84,18 @@ class Delivery(BaseModel):
     sent_at: datetime | None
 
 
+class Rating(BaseModel):
+    rating: Literal["good", "bad"] = Field(description="The customer's answer to \"How did we do?\" after a resolution.")
+    comment: str
+    by: str = Field(description="The address of the customer who answered.")
+    resolved_at: datetime = Field(description="The resolution rated; each is rated at most once.")
+    rated_at: datetime
+
+
 class TicketDetail(TicketSummary):
     messages: list[TicketMessage]
     deliveries: list[Delivery]
+    ratings: list[Rating]
 
 
 class TicketPage(BaseModel):

@@ -1,7 +1,8 @@
 """Every page and state of the portal passes axe-core's WCAG 2.2 AA rules, at desktop and phone width.
 
 Signed out (sign-in, its errors and "check your email", the code page and its error, a new
-customer's request form, its errors and its "check your email", the help center, a link's Continue page, a used link, a missing page), signed in (the ticket
+customer's request form, its errors and its "check your email", "How did we do?" and its
+thanks, the help center, a link's Continue page, a used link, a missing page), signed in (the ticket
 list, a ticket with attachments and quoted text, a new request and its errors, the
 account pages, sign-out), each at 1280 px and at 375 px. A screenshot of every page and
 width lands in test-output/screenshots/accessibility-*.png for people to look at.
@@ -17,9 +18,13 @@ from playwright.async_api import Browser, Page
 
 from gateway.auth.tokens import LinkPurpose
 from gateway.help.articles import import_articles
-from gateway.models import Contact, Ticket
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from gateway.models import Contact, Ticket, utcnow
 from gateway.settings import Settings
 from gateway.storage.database import Database
+from gateway.tickets.satisfaction import RatingLinks, issue_rating_link
 from tests.browser.conftest import accessibility_violations, screenshot
 from tests.portal.helpers import issue
 from tests.support import SUPPORT, ReceiveEmail
@@ -47,6 +52,14 @@ class Audit:
         await self.page.locator(form).evaluate("form => { form.noValidate = true; }")
         async with self.page.expect_navigation():
             await self.page.locator(f"{form} button[type=submit]").first.click()
+
+
+def rating_link_for(session: Session, settings: Settings, contact: Contact, portal: str) -> RatingLinks:
+    """The "How did we do?" link a resolved mail would carry for the contact's first ticket."""
+    ticket = session.scalars(select(Ticket).where(Ticket.requester_id == contact.id).order_by(Ticket.id)).first()
+    assert ticket is not None
+    ticket.resolved_at = utcnow()
+    return issue_rating_link(session, settings, ticket, session.get_one(Contact, contact.id), portal)
 
 
 def mail_with_attachment() -> bytes:
@@ -88,6 +101,11 @@ async def signed_out_pages(audit: Audit, portal: str, db: Database, settings: Se
     await page.locator("#start-message").fill("It says offline.")
     await page.get_by_role("button", name="Email me a link to confirm").click()
     await audit.check("start-request-sent")
+    rating = await db.run_write(lambda session: rating_link_for(session, settings, contact, portal))
+    await page.goto(rating.good_url)
+    await audit.check("rating")
+    await page.get_by_role("button", name="Good").click()
+    await audit.check("rating-done")
     used = await issue(db, settings, contact, purpose=LinkPurpose.SIGNIN)
     await page.goto(f"{portal}/l/{used.token}")
     await audit.check("link-continue")
