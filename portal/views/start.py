@@ -105,6 +105,6 @@ async def open_pending_request(request: web.Request, link: MagicLink) -> str:
     processed = await process_now(request, inbound.id)
     if processed.status != InboundStatus.DELIVERED or processed.ticket_id is None:
         return tickets
-    async with db.sessions() as session:
-        public_id = await session.scalar(select(Ticket.public_id).where(Ticket.id == processed.ticket_id))
+    opened = select(Ticket.public_id).where(Ticket.id == processed.ticket_id)
+    public_id = await db.read(lambda connection: connection.scalar(opened))
     return str(request.app.router["ticket"].url_for(public_id=str(public_id)).with_query(notice="created"))
