@@ -1,7 +1,7 @@
 """pending requests: a new customer's request waiting for the link mailed to their address
 
 Revision ID: h23a_pending_request
-Revises: h20_inbound_send_mail
+Revises: h19_routes_webhooks
 Create Date: 2026-12-06 07:40:00
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from gateway.models.base import UTCDateTime
 
 revision: str = "h23a_pending_request"
-down_revision: str | None = "h20_inbound_send_mail"
+down_revision: str | None = "h19_routes_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
