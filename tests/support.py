@@ -75,3 +75,14 @@ def _send(server: Server, raw: bytes, to: list[str], sender: str = "alice@custom
 
 async def send(server: Server, raw: bytes, to: list[str] | None = None) -> tuple[int, bytes]:
     return await asyncio.to_thread(_send, server, raw, to or [SUPPORT])
+
+
+def recombines(text: str, reply: str, quoted: str) -> bool:
+    """Whether a reply split lost nothing: `text` is the reply with the quote put back at
+    one place (the end, for a reply written above the history)."""
+    if len(reply) + len(quoted) != len(text):
+        return False
+    shared = 0
+    while shared < len(reply) and reply[shared] == text[shared]:
+        shared += 1
+    return any(text == reply[:cut] + quoted + reply[cut:] for cut in range(shared, -1, -1))

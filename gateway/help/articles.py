@@ -22,7 +22,7 @@ from markdown_it import MarkdownIt
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.mail.quotes import html_to_text
+from gateway.mail.html_text import html_to_text
 from gateway.models import Article, ArticleCategory, utcnow
 
 SUMMARY_LENGTH = 200

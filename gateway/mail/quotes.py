@@ -1,23 +1,39 @@
 """Reading a message's text: where the customer's new words end and quoted history begins.
 
-This module owns the mail-client conventions for quoting and forwarding: our own reply
-marker, attribution lines ("On ... wrote:" and its translations, Apple Mail's "at <time>"
-form, wrapped over two lines), Outlook's "-----Original Message-----", underscore separator
-and From/Sent header block, trailing runs of ">" lines, the HTML containers Gmail, Apple
-Mail, Outlook and Thunderbird wrap quotes in, and inline forwards (Gmail, Apple Mail and
-Outlook). Splits are reversible: the two halves always concatenate to the input, so no
-text is ever lost. `html_to_text` renders an HTML body as plain text with blockquotes as
-">" lines, so HTML-only mail splits the same way. It also defines the value types a
-forwarded original is made of (`Address`, `ForwardedOriginal`); `gateway.mail.parse`
-re-exports them.
+This module owns the rules for finding quoted history and inline forwards: our own reply
+marker, attribution lines in some twenty languages ("On <date>, <name> wrote:", wrapped
+over several lines, sharing a line with the reply, fenced by dashes, or a dated address
+above a ">" quote), "-----Original Message-----" and its translations, the underscore
+separator, From/Sent (or Date/From) header blocks, runs of ">" lines, the HTML containers
+Gmail, Apple Mail, Outlook and Thunderbird wrap quotes in, and inline forwards (Gmail,
+Apple Mail and Outlook). The words themselves live in `gateway.mail.quote_patterns`.
+A reply written above the history splits so the halves concatenate to the input; one
+written below or between a ">" quote (bottom-posting) gets the words around the quote,
+and the quote is put back at one place to give the input again: no text is ever lost.
+It also defines the value types a forwarded original is made of (`Address`,
+`ForwardedOriginal`); `gateway.mail.parse` re-exports them.
 """
 
 from __future__ import annotations
 
-import html as html_entities
 import re
 from dataclasses import dataclass
 from email.utils import parseaddr
+
+from gateway.mail.quote_patterns import (
+    ATTRIBUTION,
+    ATTRIBUTION_START,
+    DATED_ADDRESS,
+    FENCED,
+    FIELD,
+    FIELD_KINDS,
+    FORWARD_MARKER,
+    INLINE_ATTRIBUTION,
+    MAX_LINE,
+    ORIGINAL_MESSAGE,
+    SEPARATOR,
+    VERB_FIRST,
+)
 
 REPLY_MARKER = "##- Please type your reply above this line -##"
 
@@ -36,38 +52,9 @@ class ForwardedOriginal:
     text: str  # the forwarded body text
 
 
-_MAX_LINE = 500  # longer lines are prose or data, never an attribution or header
 _MAX_FORWARD_FIELDS = 12  # a forwarded header block is From/Date/Subject/To/Cc, maybe wrapped
-_ATTRIBUTION_START = re.compile(r"(?:On|Am|Le|El|Op|Il|Em|Den|På)\s", re.I)
-_ATTRIBUTION = re.compile(
-    r"(?:On|Am|Le|El|Op|Il|Em|Den|På)\s(?=.*\d).*"
-    r"\b(?:wrote|schrieb|a\s+écrit|escribió|schreef|ha\s+scritto|escreveu|skrev)\b.*:",
-    re.I,
-)
-_ORIGINAL_MESSAGE = re.compile(
-    r"-{2,}\s*(?:Original Message|Ursprüngliche Nachricht|Message d'origine|Mensaje original"
-    r"|Messaggio originale|Oorspronkelijk bericht)\s*-{2,}",
-    re.I,
-)
-_FORWARD_MARKER = re.compile(
-    r"-{2,}\s*(?:Forwarded message|Weitergeleitete Nachricht|Message transféré"
-    r"|Mensaje reenviado|Messaggio inoltrato)\s*-*"
-    r"|(?:Begin forwarded message|Anfang der weitergeleiteten Nachricht"
-    r"|Début du message réexpédié)\s*:",
-    re.I,
-)
-_SEPARATOR = re.compile(r"_{10,}")
+_MAX_WRAPPED = 5  # an attribution wrapped by a narrow client spans at most this many lines
 _FORWARD_SUBJECT = re.compile(r"\s*(?:fwd?|wg|tr|rv|enc)\s*:", re.I)
-_FIELD = re.compile(r"\*?([^\W\d_]+)\s*\*?\s*:\s*\*?\s*(.*)")
-_FIELD_KINDS = {
-    **dict.fromkeys("from von de da van".split(), "from"),
-    **dict.fromkeys(
-        "sent date gesendet datum envoyé enviado fecha inviato verzonden data".split(), "date"
-    ),
-    **dict.fromkeys("to an à para a aan".split(), "to"),
-    **dict.fromkeys("cc kopie".split(), "cc"),
-    **dict.fromkeys("subject betreff objet asunto oggetto onderwerp assunto".split(), "subject"),
-}
 _QUOTE_TAG = re.compile(r"<(div|blockquote)\b([^<>]*)>", re.I)
 _ATTRIBUTE = re.compile(r"""\b(class|id|type)\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s>]+))""", re.I)
 _QUOTE_CLASSES = frozenset(
@@ -76,39 +63,30 @@ _QUOTE_CLASSES = frozenset(
 _QUOTE_IDS = frozenset({"divrplyfwdmsg", "appendonsend"})
 _OPENING_TAIL = re.compile(r"<(?:hr|div)\b[^<>]*>\s*$", re.I)
 _MAILTO = re.compile(r"\[mailto:([^\]]*)\]", re.I)
-_SKIPPED_ELEMENTS = frozenset({"script", "style", "title", "template"})
-_PARAGRAPHS = frozenset("blockquote h1 h2 h3 h4 h5 h6 ol p pre table ul".split())
-_LINES = frozenset(
-    "address article aside dd div dl dt fieldset figcaption figure footer form header hr li "
-    "main nav section tr".split()
-)
-_HTML_SPACE = re.compile(r"[ \t\r\n\f]+")
-_HTML_TOKEN = re.compile(
-    r"<!--.*?(?:-->|\Z)|<(/?)([a-zA-Z][a-zA-Z0-9]*)(?:\s[^<>]*)?/?>|<[!?][^<>]*>", re.S
-)
-_BLANK_RUNS = re.compile(r"\n{3,}")
 
 
 def split_reply(text: str) -> tuple[str, str]:
-    """Split `text` into (new part, quoted history); the two always add up to `text`.
+    """Split `text` into (new words, quoted history); nothing is dropped.
 
-    A Gmail or Apple Mail forward marker above any history ends the search: what follows
-    it is the forwarded message, which is content, not history.
+    When the sender wrote above the history, reply + quoted == text. When they wrote
+    below or between a ">" quote (bottom-posting), the reply is the text before and after
+    the quote and `text` == before + quoted + after. A Gmail or Apple Mail forward marker
+    above any history ends the search: what follows it is content, not history.
     """
     lines = text.splitlines(keepends=True)
     offsets = _offsets(lines)
-    cut = len(text)
     for index, line in enumerate(lines):
         stripped = line.strip()
         if _is_forward_marker(stripped):
             return text, ""
-        if _starts_history(lines, index, stripped):
-            cut = offsets[index]
-            break
-    tail = _quoted_tail(lines)
-    if tail is not None:
-        cut = min(cut, offsets[tail])
-    return text[:cut], text[cut:]
+        span = _splitter(lines, index, stripped)
+        if span is not None:
+            start = offsets[index] + _inline_start(line)
+            end = _quote_end(lines, index + span)
+            if end is None:
+                return text[:start], text[start:]
+            return text[:start] + text[offsets[end] :], text[start : offsets[end]]
+    return _split_bare_quote(text, lines, offsets)
 
 
 def split_reply_html(html: str) -> tuple[str, str]:
@@ -142,13 +120,13 @@ def find_inline_forward(text: str, subject: str = "") -> ForwardedOriginal | Non
     outlook_forward = is_forward_subject(subject)
     for index, line in enumerate(lines):
         stripped = line.strip()
-        if not stripped or len(stripped) > _MAX_LINE:
+        if not stripped or len(stripped) > MAX_LINE:
             continue
         start = None
         if _is_forward_marker(stripped):
             start = index + 1
         elif outlook_forward:
-            if _ORIGINAL_MESSAGE.fullmatch(stripped) or _SEPARATOR.fullmatch(stripped):
+            if ORIGINAL_MESSAGE.fullmatch(stripped) or SEPARATOR.fullmatch(stripped):
                 start = index + 1
             elif _field_kind(stripped) == "from" and _header_block_follows(lines, index):
                 start = index
@@ -158,63 +136,128 @@ def find_inline_forward(text: str, subject: str = "") -> ForwardedOriginal | Non
     return None
 
 
-def _starts_history(lines: list[str], index: int, line: str) -> bool:
-    """Whether quoted history starts at line `index` (already stripped as `line`).
+def _splitter(lines: list[str], index: int, line: str) -> int | None:
+    """How many lines the separator that starts quoted history at `index` spans, or None.
 
     Cheap character tests come first: this runs once per line of every message.
     """
-    if not line or len(line) > _MAX_LINE:
-        return False
+    if not line or len(line) > MAX_LINE or line[0] == ">":
+        return None
     if REPLY_MARKER in line:
-        return True
-    if line[0] == "-":
-        return _ORIGINAL_MESSAGE.fullmatch(line) is not None
+        return 1
+    if line[0] == "-" and (ORIGINAL_MESSAGE.fullmatch(line) or FENCED.fullmatch(line)):
+        return 1
     if line[0] == "_":
         following = _next_nonblank(lines, index + 1)
-        return (
-            _SEPARATOR.fullmatch(line) is not None
-            and following is not None
-            and _field_kind(lines[following].strip()) == "from"
-        )
-    if line[-1] == ":" and _ATTRIBUTION.fullmatch(line):
-        return True
-    if (
-        index + 1 < len(lines)
-        and lines[index + 1].rstrip().endswith(":")
-        and _ATTRIBUTION_START.match(line)
-    ):
-        joined = f"{line} {lines[index + 1].strip()}"
-        if len(joined) <= _MAX_LINE and _ATTRIBUTION.fullmatch(joined):
-            return True
-    return _field_kind(line) == "from" and _header_block_follows(lines, index)
+        if SEPARATOR.fullmatch(line) and following is not None and _field_kind(lines[following].strip()) == "from":
+            return 1
+        return None
+    if _is_attribution(lines, index, line):
+        return 1
+    if ATTRIBUTION_START.match(line) and not line.endswith(":"):
+        joined = line
+        for extra in range(1, _MAX_WRAPPED):
+            if index + extra >= len(lines) or len(joined) > MAX_LINE:
+                break
+            more = lines[index + extra].strip()
+            unquoted = more.lstrip("> ")
+            if unquoted and ATTRIBUTION_START.match(unquoted) and _is_attribution(lines, index + extra, unquoted):
+                return None  # a signature line above an attribution of its own
+            joined = f"{joined} {more}" if more else joined
+            if more and _is_attribution(lines, index + extra, joined):
+                return extra + 1
+    kind = _field_kind(line)
+    # An indented Date: block is a bounce quoting the original headers, not history.
+    if (kind == "from" or kind == "date" and not lines[index][0].isspace()) and _header_block_follows(lines, index, kind):
+        return 1
+    return None
+
+
+def _is_attribution(lines: list[str], last: int, line: str) -> bool:
+    """Whether `line` (ending at line `last`) says who wrote the quote below it."""
+    end = line[-1]
+    if end not in ":->":
+        return False
+    has_address = "@" in line
+    starts = ATTRIBUTION_START.match(line) is not None
+    if end != ">" and (ATTRIBUTION.search(line) and (starts or has_address) or starts and VERB_FIRST.search(line)):
+        return has_address or any(char.isdigit() for char in line)
+    if has_address and DATED_ADDRESS.match(line):
+        following = _next_nonblank(lines, last + 1)
+        quoted = following is not None and lines[following].lstrip().startswith(">")
+        return quoted and not ATTRIBUTION.search(lines[following])  # not a wrapped "> wrote:"
+    return False
+
+
+def _inline_start(line: str) -> int:
+    """Where in its line an attribution begins when the reply shares the line with it."""
+    found = INLINE_ATTRIBUTION.search(line.rstrip())
+    if found is None or not line[: found.start()].strip():
+        return 0
+    return found.start()
+
+
+def _quote_end(lines: list[str], start: int) -> int | None:
+    """The first line after a ">" quote that the sender wrote below it, or None.
+
+    Only a ">"-quoted history can have new words below it; unquoted history (Outlook's
+    header block) runs to the end.
+    """
+    first = _next_nonblank(lines, start)
+    if first is None or not lines[first].lstrip().startswith(">"):
+        return None
+    end = next(
+        (index for index in range(first, len(lines)) if lines[index].strip() and not lines[index].lstrip().startswith(">")),
+        None,
+    )
+    if end is None or any(line.lstrip().startswith(">") for line in lines[end:]):
+        return None  # quoted lines further down: the break was a wrapped link, not a reply
+    return end
+
+
+def _split_bare_quote(text: str, lines: list[str], offsets: list[int]) -> tuple[str, str]:
+    """A ">" quote with no attribution: history when it ends the text, or when the text
+    starts with it and the sender wrote below (a ">" run with words on both sides is
+    left alone: it is usually not a quote)."""
+    first = next((index for index, line in enumerate(lines) if line.strip()), None)
+    if first is not None and lines[first].lstrip().startswith(">"):
+        end = _quote_end(lines, first)
+        if end is not None:
+            return text[offsets[end] :], text[: offsets[end]]
+    tail = _quoted_tail(lines)
+    cut = offsets[tail] if tail is not None else len(text)
+    return text[:cut], text[cut:]
 
 
 def _is_forward_marker(line: str) -> bool:
     """Gmail's "---------- Forwarded message ---------" or Apple's "Begin forwarded message:"."""
     return (
-        0 < len(line) <= _MAX_LINE
+        0 < len(line) <= MAX_LINE
         and (line[0] == "-" or line[-1] == ":")
-        and _FORWARD_MARKER.fullmatch(line) is not None
+        and FORWARD_MARKER.fullmatch(line) is not None
     )
 
 
-def _header_block_follows(lines: list[str], index: int) -> bool:
-    """A From: line at `index` opens a header block: a date/sent line and a to/subject line."""
+def _header_block_follows(lines: list[str], index: int, first: str = "from") -> bool:
+    """A From: (or Date:) line at `index` opens a quoted header block: a From: line is
+    followed by a date/sent line, a Date: line by a from, to or subject line."""
     kinds = set()
     for line in lines[index + 1 : index + 6]:
         kind = _field_kind(line.strip())
-        if kind == "from":  # a second From: is another block, not this one
+        if kind == first:  # a second From: is another block, not this one
             break
         kinds.add(kind)
-    return "date" in kinds and bool(kinds & {"to", "subject"})
+    if first == "from":
+        return "date" in kinds
+    return bool(kinds & {"from", "to", "subject"})
 
 
 def _field_kind(line: str) -> str | None:
     """The kind ("from", "date", "to", "cc", "subject") of a quoted header line, any language."""
-    if len(line) > _MAX_LINE or ":" not in line[:24]:
+    if len(line) > MAX_LINE or (":" not in line[:24] and "：" not in line[:24]):
         return None
-    match = _FIELD.match(line)
-    return _FIELD_KINDS.get(match.group(1).lower()) if match else None
+    match = FIELD.match(line)
+    return FIELD_KINDS.get(match.group(1).lower()) if match else None
 
 
 def _quoted_tail(lines: list[str]) -> int | None:
@@ -244,7 +287,7 @@ def _read_forward(lines: list[str], start: int) -> ForwardedOriginal | None:
     end = min(len(lines), index + _MAX_FORWARD_FIELDS)
     while index < end and (line := read(lines[index]).strip()):
         kind = _field_kind(line)
-        match = _FIELD.match(line)
+        match = FIELD.match(line)
         if kind is not None and match is not None and kind not in fields:
             fields[kind] = match.group(2).strip()
             last = kind
@@ -312,82 +355,3 @@ def _offsets(lines: list[str]) -> list[int]:
         offsets.append(position)
         position += len(line)
     return offsets
-
-
-def html_to_text(html: str) -> str:
-    """Plain text of an HTML body: scripts and styles dropped, blocks on their own lines,
-    entities decoded, blockquote content prefixed with "> "."""
-    renderer = _TextRenderer()
-    position = 0
-    while position < len(html):
-        match = _HTML_TOKEN.search(html, position)
-        if match is None:
-            renderer.data(html[position:])
-            break
-        renderer.data(html[position : match.start()])
-        position = match.end()
-        tag = (match.group(2) or "").lower()
-        if not tag:  # comment, doctype, processing instruction
-            continue
-        if match.group(1):
-            renderer.end(tag)
-        elif tag in _SKIPPED_ELEMENTS:
-            close = re.compile(rf"</{tag}\b", re.I).search(html, position)
-            position = close.start() if close else len(html)
-        else:
-            renderer.start(tag)
-    return _BLANK_RUNS.sub("\n\n", renderer.text().replace("\xa0", " ")).strip()
-
-
-class _TextRenderer:
-    """Line builder behind `html_to_text`."""
-
-    def __init__(self) -> None:
-        self._lines: list[str] = []
-        self._line: list[str] = []
-        self._quotes = 0
-        self._pre = 0
-        self._gap = False  # a paragraph ended: the next text starts after a blank line
-
-    def text(self) -> str:
-        self._flush()
-        return "\n".join(self._lines)
-
-    def start(self, tag: str) -> None:
-        if tag == "br":
-            self._flush(force=True)
-        elif tag in _PARAGRAPHS or tag in _LINES:
-            self._block(tag)
-            self._quotes += tag == "blockquote"
-            self._pre += tag == "pre"
-            if tag == "li":
-                self._line.append("- ")
-
-    def end(self, tag: str) -> None:
-        if tag in _PARAGRAPHS or tag in _LINES:
-            self._block(tag)
-            if tag == "blockquote":
-                self._quotes = max(0, self._quotes - 1)
-            elif tag == "pre":
-                self._pre = max(0, self._pre - 1)
-
-    def data(self, text: str) -> None:
-        if text:
-            text = html_entities.unescape(text)
-            self._line.append(text if self._pre else _HTML_SPACE.sub(" ", text))
-
-    def _block(self, tag: str) -> None:
-        self._flush()
-        self._gap = self._gap or tag in _PARAGRAPHS
-
-    def _flush(self, force: bool = False) -> None:
-        line = "".join(self._line)
-        self._line = []
-        if not self._pre:
-            line = line.strip()
-        if line or force:
-            prefix = "> " * self._quotes
-            if self._gap and line and self._lines and self._lines[-1].strip("> "):
-                self._lines.append(prefix.rstrip())
-            self._gap = False
-            self._lines.extend(f"{prefix}{part}".rstrip() for part in line.split("\n"))

@@ -19,7 +19,7 @@ from gateway.cli.runtime import Gateway
 from gateway.mail.parse import ParsedEmail, parse_email
 from gateway.models import InboundEmail, InboundStatus, Message
 from tests.mime_strategies import hostile_emails
-from tests.support import SUPPORT
+from tests.support import SUPPORT, recombines
 
 FUZZ = settings(
     deadline=None,
@@ -64,7 +64,7 @@ def test_the_parser_never_raises_and_returns_only_storable_text(raw: bytes) -> N
     assert not bad, f"strings no database column takes: {bad!r}"
     for attachment in parsed.attachments:
         assert isinstance(attachment.data, bytes) and attachment.size == len(attachment.data)
-    assert parsed.reply_text + parsed.quoted_text == parsed.text
+    assert recombines(parsed.text, parsed.reply_text, parsed.quoted_text)
 
 
 @settings(FUZZ, max_examples=150)

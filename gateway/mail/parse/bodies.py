@@ -25,7 +25,8 @@ from mailparser.utils import decode_base64_payload
 
 from gateway.mail.charsets import decode_bytes, decode_parameter, storable
 from gateway.mail.parse.headers import _headers, _sender
-from gateway.mail.quotes import Address, ForwardedOriginal, html_to_text, is_forward_subject
+from gateway.mail.html_text import html_to_text
+from gateway.mail.quotes import Address, ForwardedOriginal, is_forward_subject
 
 _MAX_FILENAME = 200
 _FILENAME_JUNK = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
