@@ -138,6 +138,19 @@ async def test_duplicate_delivery_makes_no_second_message(receive_email: Receive
     assert len(await messages_of(gateway, ticket)) == 1
 
 
+async def test_different_mail_sharing_a_message_id_is_not_a_duplicate(
+    receive_email: ReceiveEmail, gateway: Gateway
+) -> None:
+    """Some senders (ticketing tools, notifiers) reuse one Message-ID for different mail."""
+    head = (
+        b"From: Notifier <notify@customer.test>\r\nTo: support@example.test\r\n"
+        b"Message-ID: <same-id@customer.test>\r\n"
+    )
+    first = await receive_email(head + b"Subject: Incident INC001 opened\r\n\r\nPrinter on fire.\r\n")
+    second = await receive_email(head + b"Subject: Incident INC002 opened\r\n\r\nScanner jammed.\r\n")
+    assert (first.status, second.status) == (InboundStatus.DELIVERED, InboundStatus.DELIVERED)
+
+
 async def test_mail_without_message_id_is_deduplicated_by_its_bytes(
     receive_email: ReceiveEmail, gateway: Gateway
 ) -> None:
