@@ -102,11 +102,18 @@ _INSERT_ATTACHMENTS = insert(Attachment.__table__)
 _CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 
 
-def dedupe_key(message_id: str | None, raw_sha256: str) -> str:
-    """Same Message-ID, or the same bytes when there is none, means the same message."""
-    if message_id:
-        return "mid:" + hashlib.sha256(message_id.encode("utf-8", "surrogatepass")).hexdigest()
-    return "raw:" + raw_sha256
+def dedupe_key(mail: ParsedEmail, raw_sha256: str) -> str:
+    """Same Message-ID and same content, or the same bytes when there is no Message-ID,
+    means the same message. The content (subject, body, attachments) is hashed rather than
+    the raw bytes because one message delivered twice differs in its trace headers, while
+    some senders reuse one Message-ID for different mail."""
+    if not mail.message_id:
+        return "raw:" + raw_sha256
+    digest = hashlib.sha256()
+    for piece in (mail.message_id, mail.subject, mail.text, mail.html or "", *(a.sha256 for a in mail.attachments)):
+        digest.update(piece.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return "mid:" + digest.hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,7 +171,7 @@ def deliver_to_mailbox(
     route: Route,
 ) -> Delivery:
     """Store one message on its ticket in one mailbox (opening the ticket when it is new)."""
-    key = dedupe_key(mail.message_id, inbound.sha256)
+    key = dedupe_key(mail, inbound.sha256)
     duplicate = _duplicate(session, route.mailbox_id, key)
     if duplicate is not None:
         return duplicate
