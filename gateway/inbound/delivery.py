@@ -41,6 +41,7 @@ from gateway.directory.contacts import contact_for
 from gateway.inbound.agent_replies import deliver_agent_mail
 from gateway.inbound.conversations import Conversation, ThreadRule, find_conversation
 from gateway.inbound.routing import Route
+from gateway.mail.addresses import is_valid_address
 from gateway.mail.classify import Classification, MailKind
 from gateway.mail.parse import ParsedEmail
 from gateway.models import (
@@ -204,9 +205,11 @@ def _duplicate(session: Session, mailbox_id: int, key: str) -> Delivery | None:
 
 # 3. sender
 def _sender(session: Session, inbound: Claimed, mail: ParsedEmail) -> Sender:
-    """The From address (else the envelope sender), and its contact, created on first sight."""
+    """The sender the headers name (From, Sender, Reply-To: `gateway.mail.parse` picks the
+    first valid one), else a valid envelope sender, and its contact, created on first sight."""
+    envelope = inbound.mail_from if is_valid_address(inbound.mail_from) else ""
     # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
-    email = ((mail.sender.email if mail.sender else "") or inbound.mail_from or UNKNOWN_SENDER)[:320]
+    email = ((mail.sender.email if mail.sender else "") or envelope or UNKNOWN_SENDER)[:320]
     name = (mail.sender.name if mail.sender else "")[:200]
     return Sender(email, name, contact_for(session, email, name))
 

@@ -527,3 +527,16 @@ def test_attachment_with_a_junk_content_type_is_stored_as_octet_stream() -> None
     raw = b"Content-ID: <img1@x>\nContent-Type:\x00 text/plain\n\n" + b"x" * 100
     [attachment] = parse_email(raw).attachments
     assert attachment.content_type == "application/octet-stream"
+
+
+def test_an_unusable_from_falls_back_to_sender_then_reply_to_and_says_the_sender_is_unclear() -> None:
+    head = b"To: support@example.test\r\nSubject: hi\r\nMessage-ID: <s-1@customer.test>\r\n"
+    via_sender = parse_email(
+        b"From: test test@example.com\r\nSender: Ops <ops@customer.test>\r\n"
+        b"Reply-To: other@customer.test\r\n" + head + b"\r\nbody\r\n"
+    )
+    assert via_sender.sender is not None and via_sender.sender.email == "ops@customer.test"
+    assert any(defect.startswith("sender unclear") for defect in via_sender.defects)
+    nothing = parse_email(b"From: Father Time <father.time@xcar.wooster.local>\r\n" + head + b"\r\nbody\r\n")
+    assert nothing.sender is not None and (nothing.sender.email, nothing.sender.name) == ("", "Father Time")
+    assert "sender unclear: no valid From, Sender or Reply-To address" in nothing.defects

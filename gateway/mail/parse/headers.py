@@ -24,6 +24,7 @@ from typing import overload
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
+from gateway.mail.addresses import is_valid_address
 from gateway.mail.charsets import decode_header_value, mixed_decode, wire_bytes
 from gateway.mail.quotes import Address
 
@@ -150,11 +151,20 @@ def _parse_addresses(value: str) -> list[tuple[str, str]]:
 def _sender(
     raw_headers: dict[str, list[str]], headers: Headers, notes: list[str]
 ) -> Address | None:
-    addresses = _addresses(raw_headers, "From", notes)
-    if addresses:
-        return addresses[0]
-    value = headers.get("From")
-    return Address(email="", name=value.strip("\"' ")) if value else None
+    """The first valid address of From, else Sender, else Reply-To; without one, the From
+    name alone with a "sender unclear" note (the envelope is the caller's last resort)."""
+    named = _addresses(raw_headers, "From", notes)
+    for field in ("From", "Sender", "Reply-To"):
+        found = named if field == "From" else _addresses(raw_headers, field, [])
+        valid = next((address for address in found if is_valid_address(address.email)), None)
+        if valid is not None:
+            if field != "From":
+                notes.append(f"sender unclear: no valid From address, {field} used")
+            return valid if valid.name or not named else Address(valid.email, named[0].name)
+    if "from" not in raw_headers:
+        return None
+    notes.append("sender unclear: no valid From, Sender or Reply-To address")
+    return Address(email="", name=named[0].name if named else "")  # never the raw header as a name
 
 
 def _date(raw_headers: dict[str, list[str]], notes: list[str]) -> datetime | None:
