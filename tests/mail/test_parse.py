@@ -540,3 +540,19 @@ def test_an_unusable_from_falls_back_to_sender_then_reply_to_and_says_the_sender
     nothing = parse_email(b"From: Father Time <father.time@xcar.wooster.local>\r\n" + head + b"\r\nbody\r\n")
     assert nothing.sender is not None and (nothing.sender.email, nothing.sender.name) == ("", "Father Time")
     assert "sender unclear: no valid From, Sender or Reply-To address" in nothing.defects
+
+
+def test_a_stray_line_in_the_header_section_is_skipped_and_the_headers_below_it_are_read() -> None:
+    mail = parse_email(
+        b"Received: by mx.example.test\r\nquite Delivered-To: support@example.test\r\n"
+        b"From: Alice <alice@customer.test>\r\nSubject: Printer\r\nMessage-ID: <h-1@customer.test>\r\n"
+        b"\r\nIt jams.\r\n"
+    )
+    assert (mail.subject, mail.message_id, mail.text) == ("Printer", "h-1@customer.test", "It jams.\n")
+    assert mail.sender is not None and mail.sender.email == "alice@customer.test"
+    assert "malformed header line skipped: 'quite Delivered-To: support@example.test'" in mail.defects
+
+
+def test_a_message_without_the_blank_separator_keeps_its_body() -> None:
+    mail = parse_email(b"From: alice@customer.test\r\nSubject: Printer\r\nIt jams.\r\nAgain.\r\n")
+    assert mail.subject == "Printer" and "It jams." in mail.text
