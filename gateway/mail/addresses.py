@@ -3,17 +3,37 @@
 Special-use domains such as `.local`, `.invalid` and `localhost` and single-label domains
 are refused (mail cannot be answered there); `.test` is accepted because test and staging
 set-ups use it. Internationalized addresses are accepted as SMTPUTF8 mail carries them.
+Plain ASCII addresses take a pattern that accepts a subset of what email-validator
+accepts, and the answers are cached: the check runs on every message and senders repeat.
 """
 
 from __future__ import annotations
 
-from email_validator import EmailNotValidError, validate_email
+import re
+from functools import lru_cache
+
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
+
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN = re.compile(
+    rf"{_ATOM}(?:\.{_ATOM})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
+)
+_RESERVED = tuple(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
 
 
 def is_valid_address(address: str) -> bool:
     """Whether `address` is a syntactically valid mailbox a reply could be sent to."""
-    if not address or len(address) > 320:
+    if not address or len(address) > 254:
         return False
+    return _is_valid(address)
+
+
+@lru_cache(maxsize=4096)
+def _is_valid(address: str) -> bool:
+    if _PLAIN.fullmatch(address) and len(address.partition("@")[0]) <= 64:
+        domain = address.rpartition("@")[2].lower()
+        if not any(domain == name or domain.endswith(f".{name}") for name in _RESERVED):
+            return True
     try:
         validate_email(address, check_deliverability=False, test_environment=True, allow_smtputf8=True)
     except EmailNotValidError:

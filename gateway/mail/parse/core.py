@@ -39,6 +39,7 @@ from gateway.mail.parse.headers import (
     _sender,
     normalize_message_id,
 )
+from gateway.mail.parse.recovery import recover_headers
 from gateway.mail.parse.reports import DeliveryReport, _delivery_report
 from gateway.mail.quotes import (
     Address,
@@ -119,7 +120,7 @@ def parse_email(raw: bytes, *, max_display_html: int = DEFAULT_MAX_BYTES) -> Par
 
 def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     notes: list[str] = []
-    raw = _refuse_slow_charsets(raw, notes)
+    raw = recover_headers(_refuse_slow_charsets(raw, notes), notes)
     try:  # the tree exactly as mail-parser's parse_from_bytes builds it
         message = email.message_from_bytes(raw)
         notes.extend(_mime_defects(message))
