@@ -556,3 +556,13 @@ def test_a_stray_line_in_the_header_section_is_skipped_and_the_headers_below_it_
 def test_a_message_without_the_blank_separator_keeps_its_body() -> None:
     mail = parse_email(b"From: alice@customer.test\r\nSubject: Printer\r\nIt jams.\r\nAgain.\r\n")
     assert mail.subject == "Printer" and "It jams." in mail.text
+
+
+def test_a_named_inline_text_part_is_the_body_when_there_is_no_other() -> None:
+    mail = parse_email(
+        b"From: alice@customer.test\r\nSubject: notes\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: text/plain; name="msg.txt"\r\nContent-Disposition: inline; filename="msg.txt"\r\n'
+        b"\r\nThe printer jams again.\r\n"
+    )
+    assert mail.reply_text.strip() == "The printer jams again."
+    assert [attachment.filename for attachment in mail.attachments] == ["msg.txt"]
