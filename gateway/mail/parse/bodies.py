@@ -91,7 +91,18 @@ def _walk(message: Message, notes: list[str]) -> _Parts:
             (parts.html if content_type == "text/html" else parts.plain).append(text)
         else:
             parts.files.append(part)
+    if not parts.plain and not parts.html:
+        _read_named_text(parts, notes)
     return parts
+
+
+def _read_named_text(parts: _Parts, notes: list[str]) -> None:
+    """A message whose only text is a named inline text/plain part (`filename=msg.txt`) is
+    read from that part, which stays an attachment too."""
+    for part in parts.files:
+        if part.get_content_type() == "text/plain" and part.get_content_disposition() != "attachment":
+            parts.plain.append(_part_text(part, notes))
+            return
 
 
 def _children(part: Message) -> list[Message] | None:
