@@ -566,3 +566,14 @@ def test_a_named_inline_text_part_is_the_body_when_there_is_no_other() -> None:
     )
     assert mail.reply_text.strip() == "The printer jams again."
     assert [attachment.filename for attachment in mail.attachments] == ["msg.txt"]
+
+
+def test_attachment_names_come_from_raw_utf8_parameters_and_content_location() -> None:
+    mail = parse_email(
+        b"From: alice@customer.test\r\nSubject: files\r\nMIME-Version: 1.0\r\n"
+        b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\nsee files\r\n'
+        b"--b\r\nContent-Type: text/plain; name=ci\xc3\xable.txt\r\nContent-Disposition: attachment;\r\n"
+        b"\tfilename=ci\xc3\xable.txt\r\n\r\nx\r\n"
+        b"--b\r\nContent-Type: image/jpeg\r\nContent-Location: Photo25.jpg\r\n\r\nx\r\n--b--\r\n"
+    )
+    assert [attachment.filename for attachment in mail.attachments] == ["ci\u00eble.txt", "Photo25.jpg"]
