@@ -23,7 +23,7 @@ from email.message import Message
 
 from mailparser.utils import decode_base64_payload
 
-from gateway.mail.charsets import decode_bytes, decode_parameter, storable
+from gateway.mail.charsets import decode_bytes, decode_header_value, decode_parameter, storable
 from gateway.mail.parse.headers import _headers, _sender
 from gateway.mail.html_text import html_to_text
 from gateway.mail.quotes import Address, ForwardedOriginal, is_forward_subject
@@ -39,6 +39,7 @@ _BASE64_DEFECTS = (
 )
 
 # RFC 2045 type/subtype tokens; anything else (NUL, spaces, junk) is no media type.
+_LOOKS_LIKE_FILE = re.compile(r"[^\s<>@/\\]{1,150}\.[A-Za-z0-9]{1,5}")
 _MEDIA_TYPE = re.compile(r"^[a-z0-9!#$&^_.+-]+/[a-z0-9!#$&^_.+-]+$")
 
 
@@ -195,9 +196,11 @@ def _message_bytes(message: Message, notes: list[str]) -> bytes:
 
 def _filename(part: Message, notes: list[str]) -> str:
     """The decoded (RFC 2231 or RFC 2047) file name, without paths or control characters."""
-    value = part.get_param("filename", None, "content-disposition")
+    value = _param(part, "filename", "content-disposition")
     if value is None:
-        value = part.get_param("name", None)
+        value = _param(part, "name", "content-type")
+    if value is None:
+        value = _named_by_reference(part)
     if value is None:
         return ""
     name, name_notes = decode_parameter(value, "attachment name")
@@ -210,6 +213,27 @@ def _filename(part: Message, notes: list[str]) -> str:
         keep = _MAX_FILENAME - len(extension) - 1
         name = f"{name[:keep]}.{extension}" if extension else name[:_MAX_FILENAME]
     return name
+
+
+def _named_by_reference(part: Message) -> str | None:
+    """A file name from Content-Location's last path segment or a Content-ID like
+    `<image001.png@01D9...>` (Apple Mail and Outlook name inline images only so)."""
+    location = str(part.get("Content-Location", "")).strip().rstrip("/")
+    candidates = [location.rpartition("/")[2].partition("?")[0]]
+    candidates.append(str(part.get("Content-ID", "")).strip().strip("<>").partition("@")[0])
+    return next((name for name in candidates if _LOOKS_LIKE_FILE.fullmatch(name)), None)
+
+
+def _param(part: Message, name: str, header: str) -> str | tuple[str | None, str | None, str] | None:
+    """A header parameter; from a header carrying raw 8-bit bytes it is read after the
+    bytes are decoded, since the stdlib turns each such byte into U+FFFD."""
+    raw = next((str(value) for key, value in part.raw_items() if key.lower() == header), None)
+    if raw is None or raw.isascii():
+        return part.get_param(name, None, header)
+    decoded, _ = decode_header_value(raw, "attachment name")
+    probe = Message()
+    probe[header] = decoded
+    return probe.get_param(name, None, header)
 
 
 def _extension(content_type: str) -> str:
