@@ -577,3 +577,21 @@ def test_attachment_names_come_from_raw_utf8_parameters_and_content_location() -
         b"--b\r\nContent-Type: image/jpeg\r\nContent-Location: Photo25.jpg\r\n\r\nx\r\n--b--\r\n"
     )
     assert [attachment.filename for attachment in mail.attachments] == ["ci\u00eble.txt", "Photo25.jpg"]
+
+
+def test_utf8_text_labelled_gb2312_is_read_as_utf8_and_the_mislabel_recorded() -> None:
+    body = "你好，发票已经收到。".encode()
+    mail = parse_email(
+        b"From: a@customer.test\r\nSubject: x\r\nContent-Type: text/plain; charset=GB2312\r\n\r\n" + body
+    )
+    assert mail.text == "你好，发票已经收到。"
+    assert "charset gb2312 mislabelled, decoded as utf-8" in mail.defects
+
+
+def test_a_raw_shift_jis_subject_is_read_in_the_charset_the_body_declares() -> None:
+    mail = parse_email(
+        b"From: a@customer.test\r\nSubject: " + "ツールの件".encode("shift_jis") + b"\r\n"
+        b"Content-Type: text/plain; charset=Shift_JIS\r\n\r\n" + "よろしく".encode("shift_jis")
+    )
+    assert mail.subject == "ツールの件"
+    assert any("detected as cp932" in defect for defect in mail.defects)
