@@ -5,8 +5,10 @@ charsets are mapped to the supersets that senders actually use (gb2312 holding G
 as gb18030, ks_c_5601-1987 and euc-kr as cp949, Shift_JIS as cp932, iso-8859-1 as
 windows-1252), the ISO-2022-JP family falls back through its variants and finally through
 a JIS-to-cp932 conversion (cp50220-style mail), and undeclared or broken 8-bit text is read
-as UTF-8 with each undecodable stretch read as windows-1252, so UTF-8 and Latin-1 lines in
-one body both come out right. RFC 2047 encoded words and RFC 2231 parameters are decoded
+as UTF-8, else in a charset the message declares elsewhere or `gateway.mail.detection`
+recognises, else with each undecodable stretch read as windows-1252, so UTF-8 and Latin-1
+lines in one body both come out right; text mislabelled as a charset it does not decode in
+is tried as UTF-8. RFC 2047 encoded words and RFC 2231 parameters are decoded
 leniently. Nothing here raises on any input; every repair that changes what the sender
 declared is reported as a short human-readable note.
 """
@@ -17,6 +19,8 @@ import base64
 import binascii
 import codecs
 import re
+
+from gateway.mail.detection import detect
 
 _LATIN1_FALLBACK = "wicket.latin1"
 _CP1252_FALLBACK = "wicket.cp1252"
@@ -123,7 +127,15 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         try:
             return data.decode("gb2312"), None
         except UnicodeDecodeError:
-            return data.decode("gb18030", "replace"), f"charset {label} decoded as gbk"
+            pass
+        try:
+            return data.decode("utf-8"), f"charset {label} mislabelled, decoded as utf-8"
+        except UnicodeDecodeError:
+            pass
+        try:
+            return data.decode("gb18030"), f"charset {label} decoded as gbk"
+        except UnicodeDecodeError:
+            return data.decode("gb18030", "replace"), f"charset {label} had undecodable bytes"
     codec = _SUPERSETS.get(label, label)
     if not _is_mail_charset(codec):
         return mixed_decode(data), f"unknown charset {label} decoded as utf-8/windows-1252"
@@ -131,11 +143,14 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
         text = data.decode(codec)
         text.encode("utf-8")  # some codecs produce lone surrogates
     except Exception:  # the sender picks the codec; any failure means "not this charset"
-        return _replace_decode(data, codec, label)
+        try:
+            return data.decode("utf-8"), f"charset {label} mislabelled, decoded as utf-8"
+        except UnicodeDecodeError:
+            return _replace_decode(data, codec, label)
     return text, None
 
 
-def decode_header_value(raw: str, name: str = "header") -> tuple[str, list[str]]:
+def decode_header_value(raw: str, name: str = "header", hints: tuple[str, ...] = ()) -> tuple[str, list[str]]:
     """Unfold a raw header value, repair 8-bit bytes and decode RFC 2047 words leniently.
 
     `raw` is the value as the stdlib parser keeps it (8-bit bytes as surrogate escapes).
@@ -143,9 +158,9 @@ def decode_header_value(raw: str, name: str = "header") -> tuple[str, list[str]]
     """
     notes: list[str] = []
     if not raw.isascii():
-        raw, note = _undeclared(wire_bytes(raw), None)
+        raw, note = _undeclared(wire_bytes(raw), None, hints)
         if note:
-            notes.append(f"8-bit characters in {name} header decoded as windows-1252")
+            notes.append(f"{note} in {name} header")
     value = _FOLD.sub("", raw.replace("\r\n", "\n")).strip() if "\n" in raw else raw.strip()
     if "=?" in value:
         value = _decode_words(value, name, notes)
@@ -224,12 +239,16 @@ def _word_bytes(encoding: str, encoded: str) -> bytes | None:
         return None
 
 
-def _undeclared(data: bytes, label: str | None) -> tuple[str, str | None]:
-    """8-bit text with no (or an ASCII) charset: UTF-8, stretches of windows-1252."""
+def _undeclared(data: bytes, label: str | None, hints: tuple[str, ...] = ()) -> tuple[str, str | None]:
+    """8-bit text with no (or an ASCII, or a wrong) charset: UTF-8, else what the message's
+    other charsets or the detector say, else UTF-8 with stretches of windows-1252."""
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         declared = f"declared {label}" if label else "undeclared"
+        detected = detect(data, hints)
+        if detected is not None:
+            return detected[0], f"8-bit text ({declared}) detected as {detected[1]}"
         return mixed_decode(data), f"8-bit text ({declared}) decoded as utf-8/windows-1252"
 
 

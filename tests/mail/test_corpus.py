@@ -73,8 +73,8 @@ def _problems(source: bytes, mail: ParsedEmail, expected: dict[str, object]) -> 
     if mail.sender:
         visible.append(mail.sender.name)
     if "\ufffd".encode() not in source and any("\ufffd" in text for text in visible):
-        if not any("undecodable" in defect for defect in mail.defects):
-            problems.append("U+FFFD without a defect saying the bytes are undecodable")
+        if not any("undecodable" in defect or "U+FFFD" in defect for defect in mail.defects):
+            problems.append("U+FFFD without a defect saying why")
     if expected.get("subject") and not mail.subject:
         problems.append("empty subject")
     if mail.sender and mail.sender.email and not _valid_address(mail.sender.email):

@@ -153,6 +153,8 @@ def _part_text(part: Message, notes: list[str]) -> str:
     )
     if note:
         notes.append(note)
+    if "\x00" in text:
+        notes.append("NUL bytes in body text stored as U+FFFD")
     return storable(text)  # NUL (and lone surrogates) fit no text column
 
 

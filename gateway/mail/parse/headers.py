@@ -31,6 +31,7 @@ from gateway.mail.quotes import Address
 _MAX_MESSAGE_ID = 998
 _EMPTY_GROUP = re.compile(r"\s*[^:<>@\s][^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
 _BRACKETED = re.compile(r"<([^<>]*)>")
+_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)[^?\s]*\?[bBqQ]\?")
 
 
 class Headers:
@@ -107,16 +108,36 @@ def normalize_message_id(value: str) -> str | None:
 
 
 def _headers(message: Message, notes: list[str]) -> tuple[Headers, dict[str, list[str]]]:
-    """The decoded header view, and the raw values (8-bit as surrogates) by lower-case name."""
+    """The decoded header view, and the raw values (8-bit as surrogates) by lower-case name.
+
+    Raw 8-bit header bytes are tried first in the charsets the message declares elsewhere.
+    """
     items = []
     raw: dict[str, list[str]] = {}
-    for name, value in message.raw_items():
-        text = str(value)
-        decoded, header_notes = decode_header_value(text, name)
+    pairs = [(name, str(value)) for name, value in message.raw_items()]
+    hints = declared_charsets(message, pairs) if any(not value.isascii() for _, value in pairs) else ()
+    for name, text in pairs:
+        decoded, header_notes = decode_header_value(text, name, hints)
         items.append((name, decoded))
         raw.setdefault(name.lower(), []).append(text)
         notes.extend(header_notes)
     return Headers(items), raw
+
+
+def declared_charsets(message: Message, pairs: list[tuple[str, str]]) -> tuple[str, ...]:
+    """The charsets a message names: its encoded words first, then its parts' labels."""
+    found: dict[str, None] = {}
+    for _, value in pairs:
+        for label in _WORD_CHARSET.findall(value):
+            found[label.lower()] = None
+    try:
+        for part in message.walk():
+            label = part.get_content_charset(None)
+            if label:
+                found[label] = None
+    except RecursionError:  # nesting too deep to walk: the labels found so far
+        pass
+    return tuple(found)[:8]
 
 
 def _addresses(
