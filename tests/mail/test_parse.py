@@ -595,3 +595,27 @@ def test_a_raw_shift_jis_subject_is_read_in_the_charset_the_body_declares() -> N
     )
     assert mail.subject == "ツールの件"
     assert any("detected as cp932" in defect for defect in mail.defects)
+
+
+def _with_winmail_dat(tnef: bytes, body: str = "") -> bytes:
+    from email.message import EmailMessage
+
+    message = EmailMessage()
+    message["From"] = "alice@customer.test"
+    message["Subject"] = "from Outlook"
+    message.set_content(body)
+    message.add_attachment(tnef, maintype="application", subtype="ms-tnef", filename="winmail.dat")
+    return message.as_bytes()
+
+
+def test_a_winmail_dat_is_unpacked_into_its_files_and_kept() -> None:
+    tnef = (FIXTURES.parent / "corpus" / "tnefparse" / "two-files.tnef").read_bytes()
+    mail = parse_email(_with_winmail_dat(tnef, "see attached"))
+    assert [attachment.filename for attachment in mail.attachments] == ["winmail.dat", "AUTHORS", "README"]
+    assert mail.attachments[0].data == tnef
+
+
+def test_the_text_inside_a_winmail_dat_is_the_body_when_the_mail_has_none() -> None:
+    tnef = (FIXTURES.parent / "corpus" / "tnefparse" / "body.tnef").read_bytes()
+    mail = parse_email(_with_winmail_dat(tnef))
+    assert mail.reply_text.strip() and "<" not in mail.reply_text[:50]
