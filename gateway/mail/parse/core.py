@@ -29,6 +29,7 @@ from gateway.mail.parse.bodies import (
     _body_text,
     _walk,
 )
+from gateway.mail.parse.containers import unpack_containers
 from gateway.mail.parse.display import DEFAULT_MAX_BYTES, NO_HTML, DisplayHtml, display_html
 from gateway.mail.parse.headers import (
     Headers,
@@ -142,9 +143,11 @@ def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     html = "\n".join(parts.html) if parts.html else None
     text = _body_text(parts, html)
     cids = {unquote(cid).lower() for cid in _CID.findall(html)} if html else set()
-    attachments = tuple(
-        _attachment(part, index, cids, notes) for index, part in enumerate(parts.files, 1)
+    attachments, packed_text = unpack_containers(
+        tuple(_attachment(part, index, cids, notes) for index, part in enumerate(parts.files, 1)), notes
     )
+    if packed_text and not text.strip():  # Outlook put the whole message in winmail.dat
+        text = packed_text
 
     reply_text, quoted_text = split_reply(text)
     forwarded = _attached_forward(parts, subject, text) or find_inline_forward(reply_text, subject)
