@@ -619,3 +619,8 @@ def test_the_text_inside_a_winmail_dat_is_the_body_when_the_mail_has_none() -> N
     tnef = (FIXTURES.parent / "corpus" / "tnefparse" / "body.tnef").read_bytes()
     mail = parse_email(_with_winmail_dat(tnef))
     assert mail.reply_text.strip() and "<" not in mail.reply_text[:50]
+
+
+def test_an_encoded_display_name_holding_a_comma_is_one_name() -> None:
+    mail = parse_email(b"From: =?iso-8859-1?Q?M=FCller,=20Andreas?= <andreas@customer.test>\r\nSubject: x\r\n\r\nhi\r\n")
+    assert mail.sender is not None and (mail.sender.email, mail.sender.name) == ("andreas@customer.test", "Müller, Andreas")
