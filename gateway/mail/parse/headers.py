@@ -31,6 +31,7 @@ from gateway.mail.quotes import Address
 _MAX_MESSAGE_ID = 998
 _EMPTY_GROUP = re.compile(r"\s*[^:<>@\s][^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
 _BRACKETED = re.compile(r"<([^<>]*)>")
+_COMMA_WORD = re.compile(r"=\?[^?\s]+\?[qQ]\?[^?\s]*,[^?\s]*\?=")
 _WORD_CHARSET = re.compile(r"=\?([^?*\s]+)[^?\s]*\?[bBqQ]\?")
 
 
@@ -162,11 +163,20 @@ def _parse_addresses(value: str) -> list[tuple[str, str]]:
     """mail-parser's address parser on a charset-repaired value; the stdlib's if it fails."""
     if not value.isascii():
         value = mixed_decode(wire_bytes(value))
+    if "," in value and "=?" in value:
+        value = _COMMA_WORD.sub(_quoted_word, value)
     try:
         pairs: list[tuple[str, str]] = get_addresses(value, decode_names=True)
     except Exception:  # e.g. HeaderParseError from a corrupt encoded word in a name
         pairs = getaddresses([value])
     return pairs
+
+
+def _quoted_word(match: re.Match[str]) -> str:
+    """An encoded word with a comma in it (Q encoding leaves commas as they are) as the
+    quoted string it stands for, so the address parser does not split the name there."""
+    text = decode_header_value(match.group(), "From")[0]
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _sender(
