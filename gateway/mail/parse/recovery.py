@@ -53,7 +53,8 @@ def _is_field_or_fold(line: bytes) -> bool:
 
 def _field_follows(lines: list[bytes], start: int) -> bool:
     """Whether the next line that is not a continuation is a header field."""
-    for line in lines[start:]:
+    for index in range(start, len(lines)):  # by index: slicing here made long headers quadratic
+        line = lines[index]
         if line[:1] in (b" ", b"\t"):
             continue
         return _FIELD.match(line) is not None
