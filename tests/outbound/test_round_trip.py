@@ -141,3 +141,21 @@ async def test_tampered_signed_address_is_refused_at_rcpt(gateway: Gateway, smtp
         await smtp_send(smtp_server, TOM, [f"{other_agent}@{domain}"], b"Subject: x\r\n\r\nx\r\n")
     [(code, _)] = refused.value.recipients.values()
     assert code == 550
+
+
+async def test_an_agents_reply_to_address_never_makes_mail_with_an_unusable_from_the_agents(
+    gateway: Gateway, settings: Settings, smtp_server: tuple[str, int]
+) -> None:
+    await add_tom(gateway)
+    await smtp_send(smtp_server, ALICE, [SUPPORT], fixture_bytes("new-request.eml"))
+    sender = await settle(gateway)
+    agent_address = sender.to(TOM)[0].message["Reply-To"]
+    raw = (
+        f"From: Tom Agent <tom@@example.test>\r\nReply-To: Tom Agent <{TOM}>\r\nTo: {agent_address}\r\n"
+        "Subject: Re: printer\r\nMessage-ID: <unclear-1@example.test>\r\n\r\nClosing this.\r\n"
+    ).encode()
+    await smtp_send(smtp_server, TOM, [agent_address], raw)
+    await settle(gateway)
+    _, messages = await ticket_messages(gateway)
+    assert AuthorType.AGENT not in [m.author_type for m in messages]
+    assert any("sender unclear" in " ".join(m.defects) for m in messages)
