@@ -48,8 +48,9 @@ def domain_of(address: str) -> str:
 
 
 def sent_by(agent: Agent, mail: ParsedEmail, envelope_sender: str) -> bool:
-    """From is the agent's address and the envelope sender is in the agent's domain."""
-    from_address = mail.sender.email if mail.sender else ""
+    """From is the agent's address and the envelope sender is in the agent's domain
+    (an address taken from Sender or Reply-To never makes mail an agent's)."""
+    from_address = mail.sender.email if mail.sender and not mail.sender_unclear else ""
     same_domain = bool(envelope_sender) and domain_of(envelope_sender) == domain_of(agent.email)
     return from_address == agent.email and same_domain
 

@@ -101,6 +101,11 @@ class ParsedEmail:
     def malformed(self) -> bool:
         return bool(self.defects)
 
+    @property
+    def sender_unclear(self) -> bool:
+        """From gave no valid address: `sender` came from Sender or Reply-To, or is empty."""
+        return any(defect.startswith("sender unclear") for defect in self.defects)
+
 
 def parse_email(raw: bytes, *, max_display_html: int = DEFAULT_MAX_BYTES) -> ParsedEmail:
     """Parse raw message bytes; never raises, a broken message yields defects instead.
