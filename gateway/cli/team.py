@@ -32,7 +32,7 @@ from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
 from gateway.tickets.events import EventBus
 from gateway.tickets.files import FileRejected, check_files, team_file
-from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, read_commands
+from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, read_reply
 
 TEAM_ERRORS = (AgentError, ReplyError, FileRejected)
 
@@ -109,7 +109,7 @@ def reply(ref: str, text: str, agent_email: str, mailbox: str | None, attach: tu
 
     async def answer(session: AsyncSession, settings: Settings) -> Message:
         check_files(files, settings, len(text))
-        said = replace(read_commands(text), files=files)
+        said = replace(read_reply(text), files=files)
         return await reply_as_agent(session, ticket_events(settings), int(ref.lstrip("#")), agent_email, said,
                                     mailbox=mailbox)  # fmt: skip
 

@@ -54,9 +54,13 @@ class OutboundKind(StrEnum):
     ACKNOWLEDGEMENT = "acknowledgement"
     AGENT_REPLY = "agent_reply"
     NOTIFICATION = "notification"
+    COLLEAGUE_COPY = "colleague_copy"  # another agent's reply, for the agents following the ticket
+    AGENT_NOTICE = "agent_notice"  # an agent's emailed reply that went nowhere, and why
+    AUTO_RESOLVED = "auto_resolved"  # the customer is told a pending ticket was resolved
+    DIGEST = "digest"  # an agent's daily digest
 
 
-CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY)
+CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY, OutboundKind.AUTO_RESOLVED)
 
 
 @dataclass(frozen=True, slots=True)

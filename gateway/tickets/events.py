@@ -101,8 +101,40 @@ class StatusChanged:
     by: Agent | None  # None: the customer's mail reopened it
 
 
-Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged
-E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged)
+@dataclass(frozen=True, slots=True)
+class TicketChanged:
+    """A ticket's `status`, `owner`, `priority` or `tags` changed (as text: `before`, `after`).
+
+    `agent` made the change, or None when a customer's reply or Wicket itself did; `reason`
+    says which rule: `agent`, `first_reply`, `customer_reply` or `auto_resolve`.
+    """
+
+    mailbox: Mailbox
+    ticket: Ticket
+    field: str
+    before: str
+    after: str
+    agent: Agent | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAdvised:
+    """Something the agent must hear about their own mail, which the customer never sees.
+
+    Published when an emailed reply could not be carried out (a command not understood, no
+    text to send): the agent is told `problem` and given back `text`.
+    """
+
+    mailbox: Mailbox
+    ticket: Ticket
+    agent: Agent
+    problem: str
+    text: str
+
+
+Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged | TicketChanged | AgentAdvised
+E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged, TicketChanged, AgentAdvised)
 Subscriber = Callable[[Session, Any], None]
 
 

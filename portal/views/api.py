@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from aiohttp import web
@@ -25,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
 from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
 from gateway.tickets.access import file_for_agent
+from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
+from gateway.tickets.replies import read_reply as reply_from_text  # api_files.read_reply reads the request
 from portal import keys
 from portal.csrf import csrf_exempt
 from portal.views.api_files import FormRefused, attachments_by_message, read_reply, validation_errors
@@ -209,7 +211,10 @@ async def post_reply(request: web.Request) -> web.StreamResponse:
         body, files = await read_reply(request, request.app[keys.SETTINGS])
     except FormRefused as error:
         raise ApiFailure(400, str(error)) from None
-    return await _act(request, access, AgentReply(_clean(body.text), status=body.status, files=files))
+    reply = reply_from_text(_clean(body.text))
+    if body.status is not None:
+        reply = replace(reply, commands=replace(reply.commands, status=body.status))
+    return await _act(request, access, replace(reply, files=files))
 
 
 @api_view
@@ -227,7 +232,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 async def post_note(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(NoteRequest, request)
-    return await _act(request, access, AgentReply(_clean(body.text), internal=True))
+    return await _act(request, access, AgentReply(_clean(body.text), Commands(internal=True)))
 
 
 @api_view
