@@ -15,7 +15,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.cli.support import in_transaction
+from gateway.cli.support import in_transaction, in_unit
 from gateway.directory.agents import (
     AgentError,
     active_agent,
@@ -26,7 +26,8 @@ from gateway.directory.agents import (
     remove_agent,
     revoke_api_keys,
 )
-from gateway.models import Mailbox, Message, Ticket
+from gateway.directory.preferences import PreferenceError, parse_policy, set_preferences
+from gateway.models import Mailbox, Message, NotifyPolicy, Ticket
 from gateway.outbound import dkim
 from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
@@ -77,6 +78,25 @@ def agents_remove(email: str) -> None:
     """Take an agent off the team: no notifications, emailed replies or API keys from now on."""
     agent = in_transaction(lambda session, _settings: remove_agent(session, email), errors=TEAM_ERRORS)
     click.echo(f"agent {agent.email} is removed; `wicket agents add {agent.email}` brings them back")
+
+
+@agents.command("set-notify")
+@click.argument("email")
+@click.option("--policy", type=click.Choice([p.value.replace("_", "-") for p in NotifyPolicy]), default=None,
+              help="Which tickets to hear about: all, mine-and-unassigned or mine.")
+@click.option("--digest/--no-digest", default=None, help="A daily digest of the mailbox's open tickets.")
+@click.option("--mailbox", "mailboxes", multiple=True, help="Only these mailboxes (default: all the agent's).")
+def agents_set_notify(email: str, policy: str | None, digest: bool | None, mailboxes: tuple[str, ...]) -> None:
+    """Which tickets an agent is emailed about, and whether they get the daily digest."""
+    if policy is None and digest is None:
+        raise click.UsageError("give --policy, --digest or --no-digest")
+    chosen = parse_policy(policy) if policy else None
+    found = in_unit(lambda session, _settings: set_preferences(
+        session, email, mailboxes=list(mailboxes) or None, policy=chosen, daily_digest=digest,
+    ), errors=(PreferenceError,))
+    for p in found:
+        digest_text = f"digest at {p.digest_hour:02d}:00 UTC" if p.daily_digest else "no digest"
+        click.echo(f"{p.mailbox}: {p.policy.replace('_', '-')}, {digest_text}")
 
 
 @agents.command("key")

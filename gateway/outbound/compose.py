@@ -99,6 +99,15 @@ def _templates() -> Environment:
     return environment
 
 
+def render_parts(template: str, values: dict[str, Any]) -> tuple[str, str]:
+    """The text and HTML parts of mail template `template` (for mail that is not about one ticket)."""
+    environment = _templates()
+    return (
+        environment.get_template(f"{template}.txt").render(values),
+        environment.get_template(f"{template}.html").render(values),
+    )
+
+
 def one_line(value: str) -> str:
     """Header-safe text: whitespace (line breaks included) folded to single spaces."""
     return " ".join(value.split())
