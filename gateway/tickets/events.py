@@ -106,7 +106,8 @@ class TicketChanged:
     """A ticket's `status`, `owner`, `priority` or `tags` changed (as text: `before`, `after`).
 
     `agent` made the change, or None when a customer's reply or Wicket itself did; `reason`
-    says which rule: `agent`, `first_reply`, `customer_reply` or `auto_resolve`.
+    says which rule: `agent`, `first_reply`, `customer_reply`, `customer` (closed in the
+    portal) or `auto_resolve`.
     """
 
     mailbox: Mailbox
