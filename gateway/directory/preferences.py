@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from gateway.directory.mailboxes import MailboxError, normalize_address
@@ -63,12 +63,15 @@ def _active_agent(session: Session, email: str) -> Agent:
     return agent
 
 
-def preferences_of(session: Session, agent_id: int) -> list[MailboxPreferences]:
-    agent = session.get_one(Agent, agent_id)
-    return [
-        MailboxPreferences(mailbox.address, membership.notify_policy, membership.daily_digest, mailbox.digest_hour)
-        for membership, mailbox in _memberships(session, agent, None)
-    ]
+def preferences_of(connection: Connection, agent_id: int) -> list[MailboxPreferences]:
+    """The agent's preferences for each mailbox they work, by address (a read: `Database.read`)."""
+    rows = connection.execute(
+        select(Mailbox.address, MailboxMembership.notify_policy, MailboxMembership.daily_digest, Mailbox.digest_hour)
+        .join(Mailbox, Mailbox.id == MailboxMembership.mailbox_id)
+        .where(MailboxMembership.agent_id == agent_id)
+        .order_by(Mailbox.address)
+    )
+    return [MailboxPreferences(*row) for row in rows]
 
 
 def set_preferences(
@@ -87,7 +90,8 @@ def set_preferences(
         if daily_digest is not None:
             membership.daily_digest = daily_digest
     session.flush()
-    return [p for p in preferences_of(session, agent.id) if not mailboxes or p.mailbox in {m.lower() for m in mailboxes}]
+    named = {m.strip().lower() for m in mailboxes or ()}
+    return [p for p in preferences_of(session.connection(), agent.id) if not named or p.mailbox in named]
 
 
 def set_digest_hour(session: Session, address: str, hour: int) -> Mailbox:
