@@ -51,7 +51,7 @@ def _memberships(session: Session, agent: Agent, mailboxes: list[str] | None) ->
     if mailboxes:
         query = query.where(Mailbox.address.in_([m.strip().lower() for m in mailboxes]))
     found = [(membership, mailbox) for membership, mailbox in session.execute(query)]
-    if mailboxes and len(found) != len(set(m.strip().lower() for m in mailboxes)):
+    if mailboxes and len(found) != len({m.strip().lower() for m in mailboxes}):
         raise PreferenceError(f"{agent.email} does not work every mailbox of {', '.join(mailboxes)}")
     return found
 

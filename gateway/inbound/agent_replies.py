@@ -29,11 +29,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.directory.agents import works_mailbox
+from gateway.inbound.agent_text import agent_text
 from gateway.inbound.conversations import ThreadRule
 from gateway.inbound.routing import Route
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedEmail
-from gateway.inbound.agent_text import agent_text
 from gateway.models import Agent, Attachment, Mailbox, Message, Ticket
 from gateway.settings import Settings
 from gateway.tickets.events import AgentAdvised, EventBus

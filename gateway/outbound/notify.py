@@ -40,11 +40,11 @@ from gateway.outbound.customer_mail import (
 )
 from gateway.outbound.drafts import Draft, queue_draft
 from gateway.outbound.outbox import record_bounce
+from gateway.outbound.team_mail import advise_agent, copy_to_colleagues, follows
 from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
-from gateway.outbound.team_mail import advise_agent, copy_to_colleagues, follows
 from gateway.tickets.events import AgentAdvised, AgentReplied, EventBus, MessageAdded, TicketChanged, TicketCreated
 from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address

@@ -61,7 +61,7 @@ class Commands:
         return bool(self.status or self.assign or self.unassign or self.priority or self.tags or self.cc)
 
 
-def _choice(kind: type[TicketStatus] | type[TicketPriority], name: str) -> Callable[[Commands, str], Commands]:
+def _choice(kind: type[TicketStatus | TicketPriority], name: str) -> Callable[[Commands, str], Commands]:
     def read(commands: Commands, argument: str) -> Commands:
         try:
             return replace(commands, **{name: kind(argument.strip().lower())})

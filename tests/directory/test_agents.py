@@ -27,7 +27,7 @@ from gateway.models import (
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
 from gateway.tickets.commands import Commands
-from gateway.tickets.replies import AgentReply, ReplyError, read_reply
+from gateway.tickets.replies import AgentReply, read_reply
 from tests.mailflow import ALICE, TOM, add_tom, build_mail, settle, text_of
 from tests.support import ReceiveEmail
 

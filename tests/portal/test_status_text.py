@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from gateway.models import Agent, Ticket, TicketStatus
+from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, apply_reply
-from gateway.outbound.notify import ticket_events
 from tests.portal.helpers import Client, add_contact, post_form
 from tests.portal.story import reload, signed_in, tom
 from tests.support import ReceiveEmail
