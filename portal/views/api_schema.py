@@ -181,10 +181,15 @@ class NotificationSettings(BaseModel):
     mailboxes: list[MailboxNotifications]
 
 
+MailboxAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^\s@\x00]+@[^\s@\x00]+$")]
+
+
 class NotificationRequest(_Body):
     policy: NotifyPolicy | None = None
     daily_digest: bool | None = None
-    mailboxes: list[str] | None = Field(default=None, description="Only these mailboxes (default: all the agent's).")
+    mailboxes: list[MailboxAddress] | None = Field(
+        default=None, max_length=50, description="Only these mailboxes (default: all the agent's)."
+    )
 
 
 class _Query(BaseModel):
