@@ -23,6 +23,10 @@ class PreferenceError(ValueError):
     """A preference that cannot be set as asked."""
 
 
+class NotTheirMailbox(PreferenceError):
+    """A mailbox named that the agent does not work (or that does not exist)."""
+
+
 @dataclass(frozen=True, slots=True)
 class MailboxPreferences:
     """One agent's preferences for one mailbox."""
@@ -52,7 +56,7 @@ def _memberships(session: Session, agent: Agent, mailboxes: list[str] | None) ->
         query = query.where(Mailbox.address.in_([m.strip().lower() for m in mailboxes]))
     found = [(membership, mailbox) for membership, mailbox in session.execute(query)]
     if mailboxes and len(found) != len({m.strip().lower() for m in mailboxes}):
-        raise PreferenceError(f"{agent.email} does not work every mailbox of {', '.join(mailboxes)}")
+        raise NotTheirMailbox(f"{agent.email} does not work every mailbox of {', '.join(mailboxes)}")
     return found
 
 

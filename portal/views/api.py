@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
-from gateway.directory.preferences import MailboxPreferences, PreferenceError, preferences_of, set_preferences
+from gateway.directory.preferences import MailboxPreferences, NotTheirMailbox, preferences_of, set_preferences
 from gateway.models import Agent, Contact, Mailbox, Message, NotifyPolicy, OutboxMessage, Ticket, TicketParticipant
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.commands import Commands
@@ -286,8 +286,8 @@ async def change_notifications(request: web.Request) -> web.StreamResponse:
 
     try:
         found = await request.app[keys.DB].run_write(change)
-    except PreferenceError as error:
-        raise ApiFailure(400, str(error)) from None
+    except NotTheirMailbox as error:
+        raise ApiFailure(404, str(error)) from None
     return ok(_notifications(found))
 
 

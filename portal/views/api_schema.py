@@ -181,7 +181,7 @@ class NotificationSettings(BaseModel):
     mailboxes: list[MailboxNotifications]
 
 
-MailboxAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^\s@\x00]+@[^\s@\x00]+$")]
+MailboxAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$")]
 
 
 class NotificationRequest(_Body):
@@ -334,7 +334,7 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/me/notifications", "put"): Operation(
         "Change the agent's notification policy or digest", "200", NotificationSettings, "Settings after the change.",
-        body=NotificationRequest,
+        body=NotificationRequest, refusals=(("404", "A named mailbox is not one of the agent's."),),
     ),
     ("/api/v1/contacts", "get"): Operation(
         "List the contacts on the agent's tickets", "200", ContactPage, "Contacts.", query=ContactQuery

@@ -51,5 +51,5 @@ async def test_an_agent_reads_and_changes_their_notification_settings(
         {"mailbox": SUPPORT, "policy": "mine", "daily_digest": True, "digest_hour": 8}
     ]
     wrong = await api.put("/api/v1/me/notifications", json={"mailboxes": ["other@example.test"]}, headers=headers)
-    assert wrong.status == 400 and "does not work every mailbox" in (await wrong.json())["error"]
+    assert wrong.status == 404 and "does not work every mailbox" in (await wrong.json())["error"]
     assert (await api.put("/api/v1/me/notifications", json={"policy": "some"}, headers=headers)).status == 400
