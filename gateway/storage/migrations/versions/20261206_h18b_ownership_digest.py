@@ -7,7 +7,7 @@ daily-digest opt-in; a mailbox the hour its digest goes out; agent_digest record
 digest queued, one per agent, mailbox and day.
 
 Revision ID: 20261206_h18b_ownership_digest
-Revises: h20_inbound_send_mail
+Revises: h19_routes_webhooks
 Create Date: 2026-12-06 07:30:00
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from gateway.models.base import UTCDateTime
 
 revision: str = "20261206_h18b_ownership_digest"
-down_revision: str | None = "h20_inbound_send_mail"
+down_revision: str | None = "h19_routes_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
