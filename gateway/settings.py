@@ -112,6 +112,12 @@ class Settings(BaseSettings):
     ack_limit_per_sender: int = Field(default=10, ge=0)
     ack_window_seconds: float = Field(default=3 * 3600.0, gt=0)
 
+    # Ticket status rules (docs/architecture.md, "Ticket status") and the team's periodic jobs.
+    reopen_window_days: float = Field(default=30.0, ge=0)  # a later reply opens a new, linked ticket
+    pending_auto_resolve_days: float = Field(default=0.0, ge=0)  # 0: pending tickets wait forever
+    digest_waiting_hours: float = Field(default=24.0, gt=0)  # the digest lists tickets waiting longer
+    periodic_poll_seconds: float = Field(default=60.0, gt=0)  # how often the auto-resolve and digest job looks
+
     # Magic links, portal sessions and sign-in doors.
     reply_link_ttl_minutes: int = Field(default=60, ge=1)
     signin_link_ttl_minutes: int = Field(default=15, ge=1)

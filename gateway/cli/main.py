@@ -12,12 +12,14 @@ import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from functools import wraps
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
@@ -31,16 +33,17 @@ from gateway.cli.routes import routes
 from gateway.cli.runtime import Gateway
 from gateway.cli.serve import ROLES, serve_processes
 from gateway.cli.serve import serve as serve_roles
-from gateway.cli.support import WicketGroup
+from gateway.cli.support import WicketGroup, in_unit
 from gateway.cli.team import agents, dkim_group, reply
 from gateway.cli.webhooks import webhooks
 from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
+from gateway.directory.preferences import PreferenceError, set_digest_hour
 from gateway.logs import configure_logging
 from gateway.metrics import queue_depths
-from gateway.models import InboundEmail, InboundStatus, Ticket
+from gateway.models import InboundEmail, InboundStatus, Ticket, TicketStatus
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
-from gateway.tickets.queries import TicketNotFound, list_tickets, show_ticket
+from gateway.tickets.queries import TicketFilter, TicketNotFound, list_tickets, show_ticket
 
 console = Console()
 P = ParamSpec("P")
@@ -135,6 +138,17 @@ async def mailbox_add(address: str, name: str) -> None:
         console.print(f"mailbox {await _with_db(action)} is ready")
     except MailboxError as error:
         raise click.ClickException(str(error)) from error
+
+
+@mailbox.command("digest")
+@click.argument("address")
+@click.option("--hour", type=click.IntRange(0, 23), required=True, help="Hour of the day (UTC) the digest goes out.")
+def mailbox_digest(address: str, hour: int) -> None:
+    """When the agents who want it get the mailbox's daily digest."""
+    box = in_unit(lambda session, _settings: set_digest_hour(session, address, hour).address,
+                          errors=(PreferenceError,))
+    click.echo(f"{box}: daily digest at {hour:02d}:00 UTC for agents who want one "
+               f"(`wicket agents set-notify EMAIL --digest`)")
 
 
 @main.command()
@@ -240,20 +254,45 @@ def tickets() -> None:
     """Inspect tickets."""
 
 
+_AGE = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def _age(value: str | None) -> timedelta | None:
+    """`3d`, `12h`, `90m`, `2w` as a timedelta."""
+    if value is None:
+        return None
+    number, unit = value.strip()[:-1], value.strip()[-1:].lower()
+    if unit not in _AGE or not number.isdigit():
+        raise click.BadParameter(f"{value!r}: write an age like 90m, 12h, 3d or 2w", param_hint="--older-than")
+    return timedelta(**{_AGE[unit]: int(number)})
+
+
 @tickets.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=50, show_default=True)
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in TicketStatus]),
+              help="Only tickets with this status (repeatable).")
+@click.option("--owner", default=None, help="Only tickets this agent owns (address or name).")
+@click.option("--unassigned", is_flag=True, help="Only tickets nobody owns.")
+@click.option("--older-than", default=None, help="Only tickets opened longer ago than this (90m, 12h, 3d, 2w).")
 @run_async
-async def tickets_list(as_json: bool, limit: int) -> None:
-    rows = await _with_db(lambda database: list_tickets(database, limit=limit))
+async def tickets_list(
+    as_json: bool, limit: int, statuses: tuple[str, ...], owner: str | None, unassigned: bool, older_than: str | None
+) -> None:
+    """Tickets, the most recently active first."""
+    if owner and unassigned:
+        raise click.UsageError("--owner and --unassigned exclude each other; give one")
+    wanted = TicketFilter(statuses, owner, unassigned, _age(older_than), limit)
+    rows = await _with_db(lambda database: list_tickets(database, wanted))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
-    table = Table("ref", "mailbox", "status", "flag", "requester", "subject", "messages", "last activity")
+    table = Table("ref", "mailbox", "status", "owner", "priority", "tags", "requester", "subject", "messages",
+                  "last activity")
     for row in rows:
         table.add_row(
-            str(row["ref"]), row["mailbox"], row["status"], row["flag"] or "", row["requester"],
-            row["subject"], str(row["messages"]), row["last_activity_at"],
+            str(row["ref"]), row["mailbox"], row["status"], row["owner"] or "-", row["priority"],
+            " ".join(row["tags"]), row["requester"], row["subject"], str(row["messages"]), row["last_activity_at"],
         )
     console.print(table)
 
@@ -264,6 +303,7 @@ async def tickets_list(as_json: bool, limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @run_async
 async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> None:
+    """One ticket: owner, priority, tags and every message, internal notes marked."""
     try:
         ticket = await _with_db(lambda database: show_ticket(database, ref, mailbox_address))
     except TicketNotFound as error:
@@ -271,9 +311,16 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(ticket, indent=2))
         return
-    console.print(f"[bold]#{ticket['ref']} {ticket['subject']}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
+    console.print(f"[bold]#{ticket['ref']} {escape(ticket['subject'])}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
+    tags = " ".join(ticket["tags"]) or "-"
+    console.print(f"owner: {ticket['owner'] or 'unassigned'} · priority: {ticket['priority']} · tags: {tags}",
+                  markup=False, highlight=False)
+    if ticket["previous_ticket"]:
+        console.print(f"continues #{ticket['previous_ticket']}", markup=False, highlight=False)
     for message in ticket["messages"]:
-        console.rule(f"{message['from']} · {message['created_at']} · {message['classification']} · {message['thread_rule']}")
+        kind = "INTERNAL NOTE · " if message["internal"] else ""
+        console.rule(escape(f"{kind}{message['from'] or 'Wicket'} · {message['created_at']} · "
+                            f"{message['classification']} · {message['thread_rule']}"))
         console.print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
         for file in message["attachments"]:
             console.print(

@@ -21,6 +21,7 @@ from gateway.inbound.smtp import WicketHandler, start_smtp_server
 from gateway.inbound.store import InboundStore, IncomingMail
 from gateway.outbound.notify import ticket_events
 from gateway.outbound.outbox import OutboxWorker
+from gateway.outbound.periodic import PeriodicJobs
 from gateway.outbound.senders import Sender, build_sender
 from gateway.outbound.webhooks.worker import WebhookWorker
 from gateway.settings import Settings
@@ -41,6 +42,7 @@ class Gateway:
         # Outbound mail: the sender and its delivery worker.
         self.sender: Sender = build_sender(settings)
         self.outbox = OutboxWorker(self.db, settings, self.sender)
+        self.periodic = PeriodicJobs(self.db, settings, self.events)
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[asyncio.Server] = []
 
@@ -74,7 +76,9 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
 
     def run_outbox(self) -> None:
+        """Outbound delivery, and the periodic job whose work ends in the outbox (auto-resolve, digests)."""
         self._tasks.append(asyncio.create_task(self.outbox.run(), name="outbox"))
+        self._tasks.append(asyncio.create_task(self.periodic.run(), name="periodic"))
 
     def run_webhooks(self) -> None:
         self._tasks.append(asyncio.create_task(self.webhooks.run(), name="webhooks"))

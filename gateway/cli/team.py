@@ -15,7 +15,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from gateway.cli.support import in_transaction
+from gateway.cli.support import in_transaction, in_unit
 from gateway.directory.agents import (
     AgentError,
     active_agent,
@@ -26,13 +26,14 @@ from gateway.directory.agents import (
     remove_agent,
     revoke_api_keys,
 )
-from gateway.models import Mailbox, Message, Ticket
+from gateway.directory.preferences import PreferenceError, parse_policy, set_preferences
+from gateway.models import Mailbox, Message, NotifyPolicy, Ticket
 from gateway.outbound import dkim
 from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
 from gateway.tickets.events import EventBus
 from gateway.tickets.files import FileRejected, check_files, team_file
-from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, read_commands
+from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, read_reply
 
 TEAM_ERRORS = (AgentError, ReplyError, FileRejected)
 
@@ -79,6 +80,25 @@ def agents_remove(email: str) -> None:
     click.echo(f"agent {agent.email} is removed; `wicket agents add {agent.email}` brings them back")
 
 
+@agents.command("set-notify")
+@click.argument("email")
+@click.option("--policy", type=click.Choice([p.value.replace("_", "-") for p in NotifyPolicy]), default=None,
+              help="Which tickets to hear about: all, mine-and-unassigned or mine.")
+@click.option("--digest/--no-digest", default=None, help="A daily digest of the mailbox's open tickets.")
+@click.option("--mailbox", "mailboxes", multiple=True, help="Only these mailboxes (default: all the agent's).")
+def agents_set_notify(email: str, policy: str | None, digest: bool | None, mailboxes: tuple[str, ...]) -> None:
+    """Which tickets an agent is emailed about, and whether they get the daily digest."""
+    if policy is None and digest is None:
+        raise click.UsageError("give --policy, --digest or --no-digest")
+    chosen = parse_policy(policy) if policy else None
+    found = in_unit(lambda session, _settings: set_preferences(
+        session, email, mailboxes=list(mailboxes) or None, policy=chosen, daily_digest=digest,
+    ), errors=(PreferenceError,))
+    for p in found:
+        digest_text = f"digest at {p.digest_hour:02d}:00 UTC" if p.daily_digest else "no digest"
+        click.echo(f"{p.mailbox}: {p.policy.replace('_', '-')}, {digest_text}")
+
+
 @agents.command("key")
 @click.argument("email")
 @click.option("--label", default="", help="What the key is for, e.g. 'CRM sync'.")
@@ -109,7 +129,7 @@ def reply(ref: str, text: str, agent_email: str, mailbox: str | None, attach: tu
 
     async def answer(session: AsyncSession, settings: Settings) -> Message:
         check_files(files, settings, len(text))
-        said = replace(read_commands(text), files=files)
+        said = replace(read_reply(text), files=files)
         return await reply_as_agent(session, ticket_events(settings), int(ref.lstrip("#")), agent_email, said,
                                     mailbox=mailbox)  # fmt: skip
 

@@ -5,12 +5,14 @@ there is the agent's only when the address verifies (the router already checked 
 the agent is active and works the ticket's mailbox, the From address is the agent's and
 the envelope sender is in the agent's domain. Anything else is not the agent's: the
 processor then handles it as mail to the plain mailbox address, so a forged agent From
-never makes anyone an agent. What the customer receives is the agent's new text only:
-the quote splitter has already removed quoted history, and the notification text sits
-below our reply marker. Command lines at the top (`#internal`, `#status …`) are read by
-`replies.read_commands`; a command that cannot be carried out, an empty reply, or an
-agent's automatic mail (an out-of-office answer to a notification) becomes an internal
-note and nothing goes to the customer. Addresses the agent puts in Cc join the ticket.
+never makes anyone an agent. What the customer receives is the agent's new text only
+(`agent_text.py`: above the quote, or the whole body without our notification). Command
+lines at the top (`#internal`, `#status …`, `#assign …`: gateway/tickets/commands.py)
+are carried out with it; a command that is not understood or cannot be carried out, or
+a reply with nothing to send, becomes an internal note, nothing goes to the customer,
+and the agent is mailed what went wrong (`AgentAdvised`). An agent's automatic mail (an
+out-of-office answer to a notification) becomes a note only. Addresses the agent puts in
+Cc join the ticket.
 Files the agent attached go to the customer with the reply when they pass the limits
 every door uses (`gateway.tickets.files`; otherwise the reply becomes a note and keeps
 them); inline pictures that are already on the ticket (a client re-attaching the
@@ -27,18 +29,17 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.directory.agents import works_mailbox
+from gateway.inbound.agent_text import agent_text
 from gateway.inbound.conversations import ThreadRule
 from gateway.inbound.routing import Route
 from gateway.mail.classify import Classification
 from gateway.mail.parse import ParsedEmail
-from gateway.mail.quotes import REPLY_MARKER
-from gateway.models import Agent, Attachment, Message, Ticket
+from gateway.models import Agent, Attachment, Mailbox, Message, Ticket
 from gateway.settings import Settings
-from gateway.tickets.events import EventBus
-from gateway.tickets.markers import ANY_MARKER
+from gateway.tickets.events import AgentAdvised, EventBus
 from gateway.tickets.files import FileRejected, TeamFile, check_files, store_files, team_file
 from gateway.tickets.notes import add_note
-from gateway.tickets.replies import ReplyError, apply_reply, read_commands
+from gateway.tickets.replies import ReplyError, apply_reply, read_reply
 from gateway.tickets.service import add_cc_participants
 
 log = logging.getLogger(__name__)
@@ -53,12 +54,6 @@ def sent_by(agent: Agent, mail: ParsedEmail, envelope_sender: str) -> bool:
     from_address = mail.sender.email if mail.sender and not mail.sender_unclear else ""
     same_domain = bool(envelope_sender) and domain_of(envelope_sender) == domain_of(agent.email)
     return from_address == agent.email and same_domain
-
-
-def agent_text(mail: ParsedEmail) -> str:
-    """The agent's new words: quote-stripped, cut at our reply marker, markers removed."""
-    text = mail.reply_text.split(REPLY_MARKER, 1)[0]
-    return ANY_MARKER.sub("", text).strip()
 
 
 def agent_files(session: Session, ticket: Ticket, mail: ParsedEmail) -> tuple[TeamFile, ...]:
@@ -114,18 +109,20 @@ def deliver_agent_mail(
         "rfc_message_id": mail.message_id,
         "inbound_email_id": inbound_id,
     }
-    text = agent_text(mail)
+    text = agent_text(session, ticket.mailbox_id, mail)
     if not verdict.answerable:
         note = f"Automatic mail from {agent.email} ({verdict.kind}); nothing was sent to the customer.\n\n{text}"
         return add_note(session, ticket, note.strip(), agent=agent, **origin)
     files = agent_files(session, ticket, mail)
     try:
         check_files(files, settings, len(text))
-        said = replace(read_commands(text), files=files)
+        said = replace(read_reply(text), files=files)
         stored = apply_reply(session, events, ticket, agent, said, **origin)
     except (ReplyError, FileRejected) as error:
-        why = f"Not sent to the customer: {str(error).rstrip('.')}.\n\n{text}"
-        note = add_note(session, ticket, why.strip(), agent=agent, **origin)
+        problem = f"Not sent to the customer: {str(error).rstrip('.')}."
+        mailbox = session.get_one(Mailbox, ticket.mailbox_id)
+        events.publish(session, AgentAdvised(mailbox, ticket, agent, problem, text))
+        note = add_note(session, ticket, f"{problem}\n\n{text}".strip(), agent=agent, **origin)
         store_files(session, note.id, files)
         return note
     add_cc_participants(session, ticket, (a.email for a in mail.cc))

@@ -14,7 +14,8 @@ page", step 3). It reads top-down as the flow of one message, and so does this m
    instead of opening a second ticket;
 5. **ticket**: a new one is opened (for a forwarded mail from the team, on behalf of the
    original sender) with the people in Cc taking part, or an existing one may gain Cc
-   participants and is reopened;
+   participants and is reopened, and a reply after a resolved ticket's reopen window
+   opens a new ticket linked to it;
 6. **store**: the message and its attachments, and a note for each ticket it mentions;
 7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
 
@@ -54,7 +55,6 @@ from gateway.models import (
     Mailbox,
     Message,
     Ticket,
-    TicketStatus,
     utcnow,
 )
 from gateway.settings import Settings
@@ -66,16 +66,11 @@ from gateway.tickets.events import (
     MessageAdded,
     MessageReceived,
     Push,
-    StatusChanged,
     TicketCreated,
 )
 from gateway.tickets.notes import add_note
-from gateway.tickets.service import (
-    add_cc_participants,
-    add_participant,
-    open_ticket,
-    reopen_on_customer_reply,
-)
+from gateway.tickets.service import add_cc_participants, add_participant, open_ticket
+from gateway.tickets.status import Continuation, on_customer_reply, reply_continues
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
 
@@ -189,7 +184,7 @@ def deliver_to_mailbox(
     mailbox = held(session, "mailbox", mailbox_id, lambda: session.get_one(Mailbox, mailbox_id))
     sender = _sender(session, inbound, mail)
     conversation = _conversation(session, settings, inbound, mail, route, mailbox, sender)
-    on_ticket = _ticket(session, events, mail, verdict, mailbox, sender, conversation)
+    on_ticket = _ticket(session, settings, events, mail, verdict, mailbox, sender, conversation)
     message = _store(session, inbound, mail, verdict, key, mailbox, sender, conversation, on_ticket)
     _publish(session, events, mail, verdict, mailbox, message, on_ticket)
     return Delivery(on_ticket.ticket.id, message.id, duplicate=False, rule=conversation.rule)
@@ -248,6 +243,7 @@ def _wait_for_earlier(session: Session, inbound: Claimed, mail: ParsedEmail) -> 
 # 5. ticket
 def _ticket(
     session: Session,
+    settings: Settings,
     events: EventBus,
     mail: ParsedEmail,
     verdict: Classification,
@@ -255,7 +251,7 @@ def _ticket(
     sender: Sender,
     conversation: Conversation,
 ) -> OnTicket:
-    """Open the message's ticket, or continue the one it threaded to."""
+    """Open the message's ticket, or continue the one it threaded to (gateway/tickets/status.py)."""
     ticket = conversation.ticket
     if ticket is None:
         ticket = _open(session, mail, verdict, mailbox, sender)
@@ -266,15 +262,26 @@ def _ticket(
         return OnTicket(ticket, created=True, reopened=False)
     reopened = False
     if verdict.answerable:
+        if reply_continues(ticket, settings.reopen_window_days) is Continuation.TOO_LATE:
+            return OnTicket(_follow_up(session, mail, verdict, mailbox, sender, ticket), created=True, reopened=False)
         # Replying never makes anyone a participant; the requester may bring people in by
         # Cc on mail that threaded through something only recipients of our mail hold.
         if conversation.rule in _CC_RULES and ticket.requester_id == sender.contact.id:
             add_cc_participants(session, ticket, (a.email for a in mail.cc))
-        previous = TicketStatus(ticket.status)
-        reopened = reopen_on_customer_reply(ticket)
-        if ticket.status != previous:
-            events.publish(session, StatusChanged(ticket, previous, None))
+        reopened = on_customer_reply(session, events, ticket)
     return OnTicket(ticket, created=False, reopened=reopened)
+
+
+def _follow_up(
+    session: Session, mail: ParsedEmail, verdict: Classification, mailbox: Mailbox, sender: Sender, old: Ticket
+) -> Ticket:
+    """A new ticket for a reply that came after `old`'s reopen window, naming `old`."""
+    ticket = _open(session, mail, verdict, mailbox, sender)
+    ticket.previous_ticket_id = old.id
+    add_cc_participants(session, ticket, (a.email for a in mail.cc))  # a new conversation, as above
+    note = f"This ticket continues #{old.ref} ({old.subject}), {old.status} too long ago for a reply to reopen it."
+    add_note(session, ticket, note, thread_rule="follow_up")
+    return ticket
 
 
 def _open(session: Session, mail: ParsedEmail, verdict: Classification, mailbox: Mailbox, sender: Sender) -> Ticket:

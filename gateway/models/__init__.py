@@ -14,6 +14,7 @@ from gateway.models.tickets import (
     SatisfactionRating,
     Ticket,
     TicketParticipant,
+    TicketPriority,
     TicketStatus,
 )
 
@@ -34,15 +35,16 @@ __all__ = [
     "ParticipantRole",
     "Ticket",
     "TicketParticipant",
+    "TicketPriority",
     "TicketStatus",
     "loaded",
     "new_public_id",
     "utcnow",
 ]
 
-from gateway.models.agents import AgentApiKey, MailboxMembership  # noqa: E402
+from gateway.models.agents import AgentApiKey, AgentDigest, MailboxMembership, NotifyPolicy  # noqa: E402
 
-__all__ += ["AgentApiKey", "MailboxMembership"]
+__all__ += ["AgentApiKey", "AgentDigest", "MailboxMembership", "NotifyPolicy"]
 
 from gateway.models.auth import (  # noqa: E402
     AuditEvent,

@@ -31,6 +31,8 @@ class Mailbox(Base):
     name: Mapped[str] = mapped_column(String(200))
     next_ref: Mapped[int] = mapped_column(Integer, default=1001)
     auto_acknowledge: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The hour (UTC, 0-23) after which the agents who asked for it get the daily digest.
+    digest_hour: Mapped[int] = mapped_column(Integer, default=8, server_default="8")
     created_at: Mapped[datetime] = created_column()
     # The brand: shown by the portal on `custom_domain`; empty means "use the default".
     brand_name: Mapped[str | None] = mapped_column(String(200))

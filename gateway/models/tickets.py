@@ -61,12 +61,29 @@ class TicketStatus(StrEnum):
     CLOSED = "closed"
 
 
+class TicketPriority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
 class Ticket(Base):
+    """A conversation with a customer, its status, and the team's bookkeeping on it.
+
+    `owner_agent_id` is the agent who answers it (the first to reply, unless assigned);
+    `status_changed_at` dates the current status (the reopen window and the auto-resolve of
+    pending tickets count from it); `previous_ticket_id` links a ticket opened by a reply
+    that came after its old ticket's reopen window (docs/architecture.md, "Ticket status").
+    """
+
     __tablename__ = "ticket"
     __table_args__ = (
         UniqueConstraint("mailbox_id", "ref"),
         # A requester's tickets: the acknowledgement cap and tickets shared through an account.
         Index("ix_ticket_requester", "requester_id"),
+        # The periodic jobs and the digest ask for tickets by status and age.
+        Index("ix_ticket_status_changed", "status", "status_changed_at"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
@@ -80,6 +97,11 @@ class Ticket(Base):
     created_at: Mapped[datetime] = created_column()
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the latest resolution's moment
+    owner_agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
+    priority: Mapped[str] = mapped_column(String(8), default=TicketPriority.NORMAL, server_default="normal")
+    tags: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
 
     requester: Mapped[Contact] = relationship(lazy="raise")
 

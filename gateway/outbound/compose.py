@@ -56,9 +56,15 @@ class OutboundKind(StrEnum):
     AGENT_REPLY = "agent_reply"
     NOTIFICATION = "notification"
     RESOLVED = "resolved"
+    COLLEAGUE_COPY = "colleague_copy"  # another agent's reply, for the agents following the ticket
+    AGENT_NOTICE = "agent_notice"  # an agent's emailed reply that went nowhere, and why
+    AUTO_RESOLVED = "auto_resolved"  # the customer is told a pending ticket was resolved
+    DIGEST = "digest"  # an agent's daily digest
 
 
-CUSTOMER_KINDS = (OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY, OutboundKind.RESOLVED)
+CUSTOMER_KINDS = (
+    OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY, OutboundKind.RESOLVED, OutboundKind.AUTO_RESOLVED
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +102,15 @@ def _templates() -> Environment:
     )
     environment.filters["paragraphs"] = _paragraphs
     return environment
+
+
+def render_parts(template: str, values: dict[str, Any]) -> tuple[str, str]:
+    """The text and HTML parts of mail template `template` (for mail that is not about one ticket)."""
+    environment = _templates()
+    return (
+        environment.get_template(f"{template}.txt").render(values),
+        environment.get_template(f"{template}.html").render(values),
+    )
 
 
 def one_line(value: str) -> str:

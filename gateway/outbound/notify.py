@@ -10,10 +10,13 @@ answerable (never for auto-replies, bounces, lists or loops), the requester wrot
 themselves (not an agent's forward) from an address that is not the mailbox's own, and
 the requester has had fewer than `ack_limit_per_sender` acknowledgements within
 `ack_window_seconds`, counted in the outbox.
-The mailbox's agents are notified of every new ticket and of answerable customer messages,
-as their preferences allow; each notification's Reply-To is that agent's signed reply
-address, and its Message-ID is kept on the outbox row, so replies thread either way; it
-carries the customer's files (or links to them, gateway/outbound/files.py). A
+The mailbox's agents are notified of new tickets and of answerable customer messages, as
+their preferences and notification policy allow (gateway/outbound/team_mail.py, which also
+copies an agent's reply to the colleagues following the ticket and tells an agent when
+their emailed reply went nowhere); a customer is told when Wicket resolved their pending
+ticket on its own. Each notification's Reply-To is that agent's signed reply address, and
+its Message-ID is kept on the outbox row, so replies thread either way; it carries the
+customer's files (or links to them, gateway/outbound/files.py). A
 delivery report about mail we sent marks that outbox row bounced.
 """
 
@@ -37,11 +40,21 @@ from gateway.outbound.customer_mail import (
 )
 from gateway.outbound.drafts import Draft, queue_draft
 from gateway.outbound.outbox import record_bounce
+from gateway.outbound.team_mail import advise_agent, copy_to_colleagues, follows
 from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
 from gateway.storage.database import held
 from gateway.storage.statements import Prepared
-from gateway.tickets.events import AgentReplied, EventBus, MessageAdded, TicketCreated, TicketRated, TicketResolved
+from gateway.tickets.events import (
+    AgentAdvised,
+    AgentReplied,
+    EventBus,
+    MessageAdded,
+    TicketChanged,
+    TicketCreated,
+    TicketRated,
+    TicketResolved,
+)
 from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 
@@ -59,9 +72,9 @@ _ACKNOWLEDGEMENTS_SINCE = Prepared(
 )
 
 
-def _agents_wanting(wanted: ColumnElement[bool]) -> Select[tuple[Agent]]:
+def _agents_wanting(wanted: ColumnElement[bool]) -> Select[tuple[Agent, str]]:
     return (
-        select(Agent)
+        select(Agent, MailboxMembership.notify_policy)
         .join(MailboxMembership, MailboxMembership.agent_id == Agent.id)
         .where(MailboxMembership.mailbox_id == bindparam("mailbox_id"), wanted.is_(True), Agent.active.is_(True))
         .order_by(Agent.id)
@@ -75,12 +88,13 @@ _AGENTS_WANTING = {
 }
 
 
-def _agents_to_notify(session: Session, mailbox_id: int, new_ticket: bool) -> list[Agent]:
-    """The mailbox's agents who want this kind of news, read once per transaction."""
-    def load() -> list[Agent]:
-        return list(session.scalars(_AGENTS_WANTING[new_ticket], {"mailbox_id": mailbox_id}))
+def _agents_to_notify(session: Session, ticket: Ticket, new_ticket: bool) -> list[Agent]:
+    """The mailbox's agents who want this kind of news about this ticket (read once per transaction)."""
+    def load() -> list[tuple[Agent, str]]:
+        return [(a, p) for a, p in session.execute(_AGENTS_WANTING[new_ticket], {"mailbox_id": ticket.mailbox_id})]
 
-    return held(session, "notified_agents", (mailbox_id, new_ticket), load)
+    wanting = held(session, "notified_agents", (ticket.mailbox_id, new_ticket), load)
+    return [agent for agent, policy in wanting if follows(policy, agent.id, ticket.owner_agent_id)]
 
 
 class Notifier:
@@ -91,6 +105,9 @@ class Notifier:
         bus.subscribe(TicketCreated, self.on_ticket_created)
         bus.subscribe(MessageAdded, self.on_message_added)
         bus.subscribe(AgentReplied, self.on_agent_replied)
+        bus.subscribe(AgentReplied, lambda session, event: copy_to_colleagues(session, self._settings, event))
+        bus.subscribe(AgentAdvised, lambda session, event: advise_agent(session, self._settings, event))
+        bus.subscribe(TicketChanged, self.on_ticket_changed)
         bus.subscribe(TicketResolved, self.on_ticket_resolved)
         bus.subscribe(TicketRated, self.on_ticket_rated)
 
@@ -154,6 +171,17 @@ class Notifier:
                 automatic=False,
             )
 
+    def on_ticket_changed(self, session: Session, event: TicketChanged) -> None:
+        """A pending ticket Wicket resolved on its own: the customer is told, with a link."""
+        if event.reason != "auto_resolve":
+            return
+        requester = session.get_one(Contact, event.ticket.requester_id)
+        days = f"{self._settings.pending_auto_resolve_days:g}"
+        mail_customer(
+            session, self._settings, mailbox=event.mailbox, ticket=event.ticket, contact=requester,
+            template="auto_resolved", context={"days": days}, kind=OutboundKind.AUTO_RESOLVED, automatic=True,
+        )
+
     def _should_acknowledge(self, session: Session, event: TicketCreated) -> bool:
         ticket = event.ticket
         if not (
@@ -170,9 +198,9 @@ class Notifier:
     def _notify_agents(
         self, session: Session, event: TicketCreated | MessageAdded, *, new_ticket: bool
     ) -> None:
-        message, mailbox = event.message, event.mailbox
+        message = event.message
         author = message.from_email.lower()
-        agents = [agent for agent in _agents_to_notify(session, mailbox.id, new_ticket) if agent.email != author]
+        agents = [agent for agent in _agents_to_notify(session, event.ticket, new_ticket) if agent.email != author]
         self._queue_notifications(session, event, agents, _notification_context(event, new_ticket=new_ticket))
 
     def on_ticket_rated(self, session: Session, event: TicketRated) -> None:
@@ -186,7 +214,7 @@ class Notifier:
             "customer": contact.name or contact.email,
             "classification": "normal",
         }
-        self._queue_notifications(session, event, _agents_to_notify(session, event.mailbox.id, False), context)
+        self._queue_notifications(session, event, _agents_to_notify(session, event.ticket, False), context)
 
     def _queue_notifications(
         self,

@@ -32,7 +32,7 @@ import logging
 from email.message import EmailMessage
 from email.policy import SMTP
 
-from sqlalchemy import update
+from sqlalchemy import insert, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
@@ -95,6 +95,26 @@ async def enqueue(
     session.add(row)
     await session.flush()
     return row
+
+
+def queue_email(
+    session: Session, *, mailbox: Mailbox, to: list[str], email: EmailMessage, kind: str, envelope_from: str | None = None
+) -> None:
+    """`enqueue` for a synchronous unit of work: a finished email with no link or code in it."""
+    message_id = email["Message-ID"]
+    if not message_id:
+        raise ValueError("outbound email needs a Message-ID before it is queued")
+    session.execute(
+        insert(OutboxMessage).values(
+            kind=kind,
+            mailbox_id=mailbox.id,
+            mail_from=envelope_from or mailbox.address,
+            rcpt_tos=to,
+            rfc_message_id=str(message_id).strip().strip("<>"),
+            raw=email.as_bytes(policy=SMTP),
+            next_attempt_at=utcnow(),
+        )
+    )
 
 
 def record_bounce(session: Session, mailbox_id: int, rfc_message_id: str, reason: str) -> None:

@@ -112,6 +112,39 @@ class TicketResolved:
 
 
 @dataclass(frozen=True, slots=True)
+class TicketChanged:
+    """A ticket's `status`, `owner`, `priority` or `tags` changed (as text: `before`, `after`).
+
+    `agent` made the change, or None when a customer's reply or Wicket itself did; `reason`
+    says which rule: `agent`, `first_reply`, `customer_reply`, `customer` (closed in the
+    portal) or `auto_resolve`.
+    """
+
+    mailbox: Mailbox
+    ticket: Ticket
+    field: str
+    before: str
+    after: str
+    agent: Agent | None
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class AgentAdvised:
+    """Something the agent must hear about their own mail, which the customer never sees.
+
+    Published when an emailed reply could not be carried out (a command not understood, no
+    text to send): the agent is told `problem` and given back `text`.
+    """
+
+    mailbox: Mailbox
+    ticket: Ticket
+    agent: Agent
+    problem: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
 class TicketRated:
     """A customer said how a resolution went (gateway/tickets/satisfaction.py)."""
 
@@ -121,8 +154,14 @@ class TicketRated:
     rating: SatisfactionRating
 
 
-Event = TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged | TicketResolved | TicketRated
-E = TypeVar("E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged, TicketResolved, TicketRated)
+Event = (
+    TicketCreated | MessageAdded | AgentReplied | MessageReceived | StatusChanged | TicketChanged | AgentAdvised
+    | TicketResolved | TicketRated
+)
+E = TypeVar(
+    "E", TicketCreated, MessageAdded, AgentReplied, MessageReceived, StatusChanged, TicketChanged, AgentAdvised,
+    TicketResolved, TicketRated,
+)
 Subscriber = Callable[[Session, Any], None]
 
 

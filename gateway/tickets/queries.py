@@ -1,18 +1,23 @@
 """Read-only views of tickets for operators (`wicket tickets list/show`), as plain dicts.
 
+`list_tickets` filters by status, owner (an agent's address or name), unassigned and age
+(`older_than`, against the ticket's creation); both views name the owner, priority and
+tags, and `show_ticket` marks every internal note as one.
 A shown ticket's messages list their files: name, type, size and sha256.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.mail.parse import shown_headers
-from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
+from gateway.models import Agent, Attachment, Contact, InboundEmail, Mailbox, Message, Ticket, utcnow
 from gateway.storage.database import Database
 from gateway.tickets.satisfaction import ratings_of
 
@@ -21,36 +26,72 @@ class TicketNotFound(LookupError):
     pass
 
 
-async def list_tickets(db: Database, *, limit: int = 50) -> list[dict[str, Any]]:
+@dataclass(frozen=True, slots=True)
+class TicketFilter:
+    statuses: tuple[str, ...] = ()
+    owner: str | None = None  # an agent's address or name, any case
+    unassigned: bool = False
+    older_than: timedelta | None = None
+    limit: int = 50
+
+
+def _owner_names(connection: Connection) -> dict[int, str]:
+    return {agent_id: email for agent_id, email in connection.execute(select(Agent.id, Agent.email))}
+
+
+async def list_tickets(db: Database, wanted: TicketFilter | None = None) -> list[dict[str, Any]]:
+    wanted = wanted or TicketFilter()
     counts = (
         select(Message.ticket_id, func.count(Message.id).label("messages"))
         .group_by(Message.ticket_id)
         .subquery()
     )
     query = (
-        select(Ticket, Mailbox.address, Contact.email, counts.c.messages)
+        select(
+            Ticket.__table__,
+            Mailbox.address.label("mailbox_address"),
+            Contact.email.label("requester_email"),
+            counts.c.messages,
+        )
         .join(Mailbox, Mailbox.id == Ticket.mailbox_id)
         .join(Contact, Contact.id == Ticket.requester_id)
         .outerjoin(counts, counts.c.ticket_id == Ticket.id)
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
-        .limit(limit)
+        .limit(wanted.limit)
     )
-    async with db.sessions() as session:
-        rows = (await session.execute(query)).all()
-    return [
-        {
-            "ref": ticket.ref,
-            "public_id": ticket.public_id,
-            "mailbox": address,
-            "status": ticket.status,
-            "flag": ticket.flag,
-            "requester": requester,
-            "subject": ticket.subject,
-            "messages": messages or 0,
-            "last_activity_at": ticket.last_activity_at.isoformat(timespec="seconds"),
-        }
-        for ticket, address, requester, messages in rows
-    ]
+    if wanted.statuses:
+        query = query.where(Ticket.status.in_(wanted.statuses))
+    if wanted.unassigned:
+        query = query.where(Ticket.owner_agent_id.is_(None))
+    if wanted.owner:
+        who = wanted.owner.strip().lower()
+        owners = select(Agent.id).where(or_(Agent.email == who, func.lower(Agent.name) == who))
+        query = query.where(Ticket.owner_agent_id.in_(owners))
+    if wanted.older_than is not None:
+        query = query.where(Ticket.created_at < utcnow() - wanted.older_than)
+
+    def read(connection: Connection) -> list[dict[str, Any]]:
+        owners = _owner_names(connection)
+        return [
+            {
+                "ref": ticket.ref,
+                "public_id": ticket.public_id,
+                "mailbox": ticket.mailbox_address,
+                "status": ticket.status,
+                "owner": owners.get(ticket.owner_agent_id) if ticket.owner_agent_id else None,
+                "priority": ticket.priority,
+                "tags": list(ticket.tags or []),
+                "flag": ticket.flag,
+                "requester": ticket.requester_email,
+                "subject": ticket.subject,
+                "messages": ticket.messages or 0,
+                "created_at": ticket.created_at.isoformat(timespec="seconds"),
+                "last_activity_at": ticket.last_activity_at.isoformat(timespec="seconds"),
+            }
+            for ticket in connection.execute(query)
+        ]
+
+    return await db.read(read)
 
 
 async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None) -> dict[str, Any]:
@@ -67,6 +108,8 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
     if mailbox is None or ticket is None:
         raise TicketNotFound(f"no ticket #{ref}" + (f" in {mailbox_address}" if mailbox_address else ""))
     requester = session.get_one(Contact, ticket.requester_id)
+    owner = session.get(Agent, ticket.owner_agent_id) if ticket.owner_agent_id else None
+    previous = session.get(Ticket, ticket.previous_ticket_id) if ticket.previous_ticket_id else None
     messages = list(session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
     inbound_ids = [m.inbound_email_id for m in messages if m.inbound_email_id is not None]
     raw_by_inbound = dict(
@@ -79,6 +122,10 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
         "mailbox": mailbox.address,
         "subject": ticket.subject,
         "status": ticket.status,
+        "owner": owner.email if owner else None,
+        "priority": ticket.priority,
+        "tags": list(ticket.tags or []),
+        "previous_ticket": previous.ref if previous else None,
         "flag": ticket.flag,
         "requester": requester.email,
         "messages": [

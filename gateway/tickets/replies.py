@@ -1,4 +1,4 @@
-"""What an agent does to a ticket: reply to the customer, add an internal note, change status.
+"""What an agent does to a ticket: reply to the customer, add an internal note, run commands.
 
 Emailed replies (gateway/inbound/agent_replies.py), the agent API and `wicket reply` all call these
 functions, so a reply is stored, mailed and threaded the same way whichever door it came
@@ -6,24 +6,25 @@ through. A reply is stored as an outgoing message and published as `AgentReplied
 outbound subscriber (gateway/outbound/notify.py) mails it to every customer on the ticket, each
 copy with its own fresh magic link. Files the agent attached are stored on the reply (the
 doors check them first with `gateway.tickets.files.check_files`) and go out with it.
-`#cc addr` lines add participants before the reply is published, so they receive it too.
-A status change leaves a note saying who changed what.
+Commands (`#status`, `#assign`, `#cc`, …) are read and carried out by
+gateway/tickets/commands.py; `#cc addr` adds participants before the reply is published,
+so they receive it too; each change leaves a note saying who changed what.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass
-from email.utils import getaddresses
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, AuthorType, Mailbox, Message, Ticket, TicketStatus, new_public_id, utcnow
-from gateway.tickets.events import AgentReplied, EventBus, StatusChanged, TicketResolved
+from gateway.tickets.commands import AssignError, Commands, apply_commands, find_assignee, read_commands, set_owner
+from gateway.tickets.events import AgentReplied, EventBus
 from gateway.tickets.files import TeamFile, store_files
 from gateway.tickets.notes import add_note
 from gateway.tickets.service import add_cc_participants
+from gateway.tickets.status import set_status
 
 
 class ReplyError(ValueError):
@@ -32,13 +33,21 @@ class ReplyError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class AgentReply:
-    """What an agent wrote: the text, whether it is an internal note, a new status, files, Cc."""
+    """What an agent wrote: the text, the commands above it (gateway/tickets/commands.py), files."""
 
     text: str
-    internal: bool = False
-    status: TicketStatus | None = None
+    commands: Commands = field(default_factory=Commands)
     files: tuple[TeamFile, ...] = ()
-    cc: tuple[str, ...] = ()
+
+    @property
+    def internal(self) -> bool:
+        return self.commands.internal
+
+
+def read_reply(text: str) -> AgentReply:
+    """An agent's text as commands and the words below them."""
+    commands, body = read_commands(text)
+    return AgentReply(body, commands)
 
 
 def parse_status(value: str) -> TicketStatus:
@@ -49,38 +58,18 @@ def parse_status(value: str) -> TicketStatus:
         raise ReplyError(f"unknown status {value!r} (use {choices})") from None
 
 
-def cc_command(words: list[str]) -> list[str] | None:
-    """The addresses of a `#cc addr, Name <addr>…` line, or None for other lines."""
-    if words[:1] != ["#cc"]:
-        return None
-    rest = " ".join(words[1:]).replace(";", ",")
-    if "<" in rest:  # Name <address>, as mail clients write them
-        addresses = [address for _, address in getaddresses([rest]) if address]
-    else:
-        addresses = [a for a in re.split(r"[,\s]+", rest) if a]
-    if not addresses or not all(a.count("@") == 1 and a.partition("@")[0] and "." in a for a in addresses):
-        raise ReplyError("write the people to add as '#cc name@example.com' (one or more addresses)")
-    return addresses
-
-
-def read_commands(text: str) -> AgentReply:
-    """Command lines at the top (`#internal`, `#status pending`, `#cc addr`) and the text below them."""
-    lines = text.strip().splitlines()
-    internal, status, cc = False, None, []
-    while lines:
-        words = lines[0].lower().split()
-        if words == ["#internal"]:
-            internal = True
-        elif (addresses := cc_command(words)) is not None:
-            cc += addresses
-        elif words[:1] == ["#status"]:
-            if len(words) != 2:
-                raise ReplyError("write a status change as '#status pending', '#status resolved' or '#status closed'")
-            status = parse_status(words[1])
-        elif words:
-            break
-        lines.pop(0)
-    return AgentReply("\n".join(lines).strip(), internal, status, cc=tuple(cc))
+def _check(session: Session, ticket: Ticket, agent: Agent, reply: AgentReply) -> None:
+    """ReplyError unless every command can be carried out and the reply does something."""
+    commands = reply.commands
+    if commands.problems:
+        raise ReplyError("not understood: " + "; ".join(commands.problems))
+    if commands.assign is not None:
+        try:
+            find_assignee(session, ticket, agent, commands.assign)
+        except AssignError as error:
+            raise ReplyError(str(error)) from None
+    if not reply.text.strip() and not commands.changes_ticket:
+        raise ReplyError("nothing to do: the reply has no text and changes nothing")
 
 
 def apply_reply(
@@ -93,38 +82,38 @@ def apply_reply(
     thread_rule: str,
     **origin: Any,
 ) -> Message:
-    """The text as a reply or an internal note, then the status change; returns the first stored.
+    """The text as a reply or an internal note, then the commands; returns the first stored.
 
-    `thread_rule` names the door (`reply_address`, `api`, `cli`); `origin` (`dedupe_key`,
-    `rfc_message_id`, `inbound_email_id`) describes the email it came in, if any, and goes
-    on the first message stored.
+    Nothing is changed when a command was not understood or names nobody, or when there is
+    neither text nor a change: ReplyError says why. `thread_rule` names the door
+    (`reply_address`, `api`, `cli`); `origin` (`dedupe_key`, `rfc_message_id`,
+    `inbound_email_id`) describes the email it came in, if any, and goes on the first
+    message stored. The first agent to answer the customers becomes the ticket's owner
+    unless it has one.
     """
-    text = reply.text.strip()
+    _check(session, ticket, agent, reply)
+    commands, text = reply.commands, reply.text.strip()
     stored: Message | None = None
-    resolves = reply.status is TicketStatus.RESOLVED and ticket.status is not TicketStatus.RESOLVED
-    if reply.cc:
-        add_cc_participants(session, ticket, reply.cc)
-    if text and reply.internal:
+    resolves = commands.status is TicketStatus.RESOLVED and ticket.status is not TicketStatus.RESOLVED
+    if commands.cc:
+        add_cc_participants(session, ticket, commands.cc)
+    if text and commands.internal:
         stored = _internal_note(session, ticket, agent, text, thread_rule=thread_rule, **origin)
         store_files(session, stored.id, reply.files)
     elif text:
         stored = _reply_to_customers(
             session, events, ticket, agent, text, reply.files, resolves=resolves, thread_rule=thread_rule, **origin
         )
-    if reply.status is not None:
-        first = {} if stored else origin
-        told = stored is not None and not reply.internal  # the reply's own mail says "resolved"
-        note = change_status(
-            session, events, ticket, agent, reply.status, announce=not told, thread_rule=thread_rule, **first
-        )
-        stored = stored or note
-    if reply.cc:
-        first = {} if stored else origin
-        added = f"{agent.name or agent.email} added {', '.join(reply.cc)} to the ticket."
-        note = add_note(session, ticket, added, agent=agent, thread_rule=thread_rule, **first)
+    told = stored is not None and not commands.internal  # the reply's own mail says "resolved"
+    first = {} if stored else origin
+    notes = apply_commands(session, events, ticket, agent, commands, announce=not told, thread_rule=thread_rule, **first)
+    stored = stored or next(iter(notes), None)
+    if commands.cc:
+        added = f"{agent.name or agent.email} added {', '.join(commands.cc)} to the ticket."
+        note = add_note(session, ticket, added, agent=agent, thread_rule=thread_rule, **({} if stored else origin))
         stored = stored or note
     if stored is None:
-        raise ReplyError("nothing to do: the reply has no text and changes nothing")
+        raise ReplyError("nothing to do: the ticket already is as the commands ask")
     return stored
 
 
@@ -165,6 +154,8 @@ def _reply_to_customers(
     ticket.last_activity_at = message.created_at
     session.flush()
     store_files(session, message.id, files)
+    if ticket.owner_agent_id is None:
+        set_owner(session, events, ticket, agent, agent=agent, reason="first_reply")
     events.publish(session, AgentReplied(mailbox, ticket, message, agent, resolves))
     return message
 
@@ -185,19 +176,9 @@ def change_status(
     announce: bool = True,
     **origin: Any,
 ) -> Message | None:
-    """Set the status and publish `StatusChanged`; returns the note recording the change, or None when nothing changed.
+    """Set the status; returns the note recording the change, or None when nothing changed.
 
-    Resolving also publishes `TicketResolved`, so the customers hear of it, unless `announce`
-    is false: the caller's own mail (an agent reply that resolves) already tells them.
+    Resolving also tells the customers (`TicketResolved`) unless `announce` is false: the
+    caller's own mail (an agent reply that resolves) already says so.
     """
-    if ticket.status == status:
-        return None
-    previous, ticket.status = TicketStatus(ticket.status), status
-    if status is TicketStatus.RESOLVED:
-        ticket.resolved_at = utcnow()  # names this resolution: it is rated once (gateway/tickets/satisfaction.py)
-    change = f"{agent.name or agent.email} changed the status from {previous} to {status}."
-    note = add_note(session, ticket, change, agent=agent, **origin)
-    events.publish(session, StatusChanged(ticket, previous, agent))
-    if announce and status is TicketStatus.RESOLVED:
-        events.publish(session, TicketResolved(session.get_one(Mailbox, ticket.mailbox_id), ticket, agent))
-    return note
+    return set_status(session, events, ticket, status, agent=agent, announce=announce, **origin)

@@ -1,7 +1,7 @@
-"""The ticket service layer: contacts, new tickets, participants and status changes.
+"""The ticket service layer: contacts, new tickets and participants (status: status.py).
 
 Mail processing, the portal and the agent API all change tickets through these functions,
-so a ticket is numbered, joined and reopened the same way whichever door a message came in.
+so a ticket is numbered and joined the same way whichever door a message came in.
 Like every ticket operation they are synchronous over an ORM `Session`: the processor runs
 them in its unit of work (`Database.run_write`), async code through `session.run_sync`.
 Statements on the processing path that need no ORM object run as Core on the session's
@@ -25,6 +25,7 @@ from gateway.models import (
     ParticipantRole,
     Ticket,
     TicketParticipant,
+    TicketPriority,
     TicketStatus,
     loaded,
     new_public_id,
@@ -110,6 +111,11 @@ def open_ticket(
         "status": TicketStatus.OPEN,
         "created_at": now,
         "last_activity_at": now,
+        "status_changed_at": now,
+        "owner_agent_id": None,
+        "priority": TicketPriority.NORMAL,
+        "tags": [],
+        "previous_ticket_id": None,
     }
     # A Core insert, then the row joins the session as a loaded object: the unit of work's
     # flush cost several times the INSERT itself on the processing path.
@@ -120,21 +126,6 @@ def open_ticket(
         {"ticket_id": ticket.id, "contact_id": requester.id, "role": ParticipantRole.REQUESTER, "created_at": now},
     )
     return ticket
-
-
-def reopen_on_customer_reply(ticket: Ticket) -> bool:
-    """A customer writing makes the ticket open: True when it had been resolved or closed.
-
-    A pending ticket waits on the customer, so their reply hands it back to the team
-    without counting as a reopening (agents are told "reopened" only for the other two).
-    """
-    if ticket.status == TicketStatus.PENDING:
-        ticket.status = TicketStatus.OPEN
-        return False
-    if ticket.status in (TicketStatus.RESOLVED, TicketStatus.CLOSED):
-        ticket.status = TicketStatus.OPEN
-        return True
-    return False
 
 
 def _dialect(session: Session) -> str:

@@ -1,4 +1,4 @@
-"""The agent JSON API under /api/v1: tickets, messages, replies, notes, status, contacts.
+"""The agent JSON API under /api/v1: tickets, messages, replies, notes, status, contacts, settings.
 
 Every request carries an agent API key (`Authorization: Bearer wk_…`) and sees only the
 tickets of that agent's mailboxes. Replies, notes and status changes go through
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from aiohttp import web
@@ -24,10 +24,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
-from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
+from gateway.directory.preferences import MailboxPreferences, NotTheirMailbox, preferences_of, set_preferences
+from gateway.models import Agent, Contact, Mailbox, Message, NotifyPolicy, OutboxMessage, Ticket, TicketParticipant
 from gateway.tickets.access import file_for_agent
+from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
 from gateway.tickets.satisfaction import ratings_of
+from gateway.tickets.replies import read_reply as reply_from_text  # api_files.read_reply reads the request
 from portal import keys
 from portal.csrf import csrf_exempt
 from portal.views.api_files import FormRefused, attachments_by_message, read_reply, validation_errors
@@ -38,7 +41,10 @@ from portal.views.api_schema import (
     ContactPage,
     ContactQuery,
     Delivery,
+    MailboxNotifications,
     NoteRequest,
+    NotificationRequest,
+    NotificationSettings,
     Person,
     StatusRequest,
     TicketDetail,
@@ -111,10 +117,11 @@ def ok(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(text=model.model_dump_json(), status=status)
 
 
-def _summary(ticket: Ticket, mailbox: str, requester: Contact) -> TicketSummary:
+def _summary(ticket: Ticket, mailbox: str, requester: Contact, owner: str | None) -> TicketSummary:
     return TicketSummary(
         id=ticket.public_id, ref=ticket.ref, mailbox=mailbox, subject=ticket.subject, status=ticket.status,
         flag=ticket.flag, requester=Person(email=requester.email, name=requester.name),
+        owner=owner, priority=ticket.priority, tags=list(ticket.tags or []),
         created_at=ticket.created_at, last_activity_at=ticket.last_activity_at,
     )
 
@@ -128,19 +135,24 @@ def _message(m: Message, files: dict[int, list[AttachmentOut]]) -> TicketMessage
     )
 
 
-_TICKETS = select(Ticket, Mailbox.address, Contact).join(Mailbox, Mailbox.id == Ticket.mailbox_id).join(
-    Contact, Contact.id == Ticket.requester_id
+_TICKETS = (
+    select(Ticket, Mailbox.address, Contact, Agent.email)
+    .join(Mailbox, Mailbox.id == Ticket.mailbox_id)
+    .join(Contact, Contact.id == Ticket.requester_id)
+    .outerjoin(Agent, Agent.id == Ticket.owner_agent_id)
 )
 
 
-async def _ticket(session: AsyncSession, request: web.Request, access: Access) -> tuple[Ticket, str, Contact]:
+async def _ticket(
+    session: AsyncSession, request: web.Request, access: Access
+) -> tuple[Ticket, str, Contact, str | None]:
     wanted = _TICKETS.where(
         Ticket.public_id == request.match_info["ticket_id"], Ticket.mailbox_id.in_(access.mailbox_ids)
     )
     row = (await session.execute(wanted)).first()
     if row is None:
         raise ApiFailure(404, "no such ticket in your mailboxes")
-    return row[0], row[1], row[2]
+    return row[0], row[1], row[2], row[3]
 
 
 def _next_offset(offset: int, limit: int, rows: Sequence[object]) -> int | None:
@@ -178,7 +190,7 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
 async def read_ticket(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     async with request.app[keys.DB].sessions() as session:
-        ticket, mailbox, requester = await _ticket(session, request, access)
+        ticket, mailbox, requester, owner = await _ticket(session, request, access)
         messages = await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
         sent = await session.scalars(
             select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id).order_by(OutboxMessage.id)
@@ -190,7 +202,7 @@ async def read_ticket(request: web.Request) -> web.StreamResponse:
         ]
         files = await attachments_by_message(session, ticket)
         ratings = await session.run_sync(lambda sync: _ratings(sync, ticket.id))
-        detail = TicketDetail(**_summary(ticket, mailbox, requester).model_dump(),
+        detail = TicketDetail(**_summary(ticket, mailbox, requester, owner).model_dump(),
                               messages=[_message(m, files) for m in messages], deliveries=deliveries, ratings=ratings)
     return ok(detail)
 
@@ -205,7 +217,7 @@ def _ratings(session: Session, ticket_id: int) -> list[Rating]:
 
 async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.StreamResponse:
     async with request.app[keys.DB].write() as session:
-        ticket, _, _ = await _ticket(session, request, access)
+        ticket, _, _, _ = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
         try:
             message = await session.run_sync(apply_reply, request.app[keys.PROCESSOR].events, ticket, agent, reply, thread_rule="api")
@@ -221,7 +233,10 @@ async def post_reply(request: web.Request) -> web.StreamResponse:
         body, files = await read_reply(request, request.app[keys.SETTINGS])
     except FormRefused as error:
         raise ApiFailure(400, str(error)) from None
-    return await _act(request, access, AgentReply(_clean(body.text), status=body.status, files=files))
+    reply = reply_from_text(_clean(body.text))
+    if body.status is not None:
+        reply = replace(reply, commands=replace(reply.commands, status=body.status))
+    return await _act(request, access, replace(reply, files=files))
 
 
 @api_view
@@ -239,7 +254,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 async def post_note(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(NoteRequest, request)
-    return await _act(request, access, AgentReply(_clean(body.text), internal=True))
+    return await _act(request, access, AgentReply(_clean(body.text), Commands(internal=True)))
 
 
 @api_view
@@ -247,11 +262,44 @@ async def post_status(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(StatusRequest, request)
     async with request.app[keys.DB].write() as session:
-        ticket, mailbox, requester = await _ticket(session, request, access)
+        ticket, mailbox, requester, owner = await _ticket(session, request, access)
         agent = await session.get_one(Agent, access.agent_id)
         events = request.app[keys.PROCESSOR].events
         await session.run_sync(change_status, events, ticket, agent, body.status, thread_rule="api")
-        return ok(_summary(ticket, mailbox, requester))
+        return ok(_summary(ticket, mailbox, requester, owner))
+
+
+def _notifications(found: list[MailboxPreferences]) -> NotificationSettings:
+    return NotificationSettings(mailboxes=[
+        MailboxNotifications(mailbox=p.mailbox, policy=NotifyPolicy(p.policy), daily_digest=p.daily_digest,
+                             digest_hour=p.digest_hour)
+        for p in found
+    ])
+
+
+@api_view
+async def read_notifications(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    found = await request.app[keys.DB].read(lambda connection: preferences_of(connection, access.agent_id))
+    return ok(_notifications(found))
+
+
+@api_view
+async def change_notifications(request: web.Request) -> web.StreamResponse:
+    access = await authenticate(request)
+    body = await read_body(NotificationRequest, request)
+
+    def change(session: Session) -> list[MailboxPreferences]:
+        agent = session.get_one(Agent, access.agent_id)
+        set_preferences(session, agent.email, mailboxes=body.mailboxes, policy=body.policy,
+                        daily_digest=body.daily_digest)
+        return preferences_of(session.connection(), agent.id)
+
+    try:
+        found = await request.app[keys.DB].run_write(change)
+    except NotTheirMailbox as error:
+        raise ApiFailure(404, str(error)) from None
+    return ok(_notifications(found))
 
 
 @api_view
@@ -289,3 +337,5 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_post("/api/v1/tickets/{ticket_id}/notes", post_note, name="api_notes")
     router.add_post("/api/v1/tickets/{ticket_id}/status", post_status, name="api_status")
     router.add_get("/api/v1/contacts", list_contacts, name="api_contacts")
+    router.add_get("/api/v1/me/notifications", read_notifications, name="api_notifications")
+    router.add_put("/api/v1/me/notifications", change_notifications, name="api_change_notifications")

@@ -17,7 +17,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
-from gateway.models import AuthorType, TicketStatus
+from gateway.models import AuthorType, NotifyPolicy, TicketPriority, TicketStatus
 from portal.views.webhook_schema import PAYLOADS, webhook_operations
 
 PUBLIC_ID = r"^[a-z2-7]{16}$"
@@ -46,6 +46,9 @@ class TicketSummary(BaseModel):
     status: TicketStatus
     flag: str | None = Field(description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list).")
     requester: Person
+    owner: str | None = Field(description="The owning agent's address; the first agent to answer, unless assigned.")
+    priority: TicketPriority
+    tags: list[str]
     created_at: datetime
     last_activity_at: datetime
 
@@ -128,7 +131,8 @@ Text = Annotated[str, Field(min_length=1, max_length=20_000, pattern=r"\S")]
 
 
 class ReplyRequest(_Body):
-    text: Text
+    text: Text = Field(description="The reply; command lines at the top (#internal, #status, #assign, #unassign, "
+                       "#priority, #tag) are carried out and left out of the customer's mail.")
     status: TicketStatus | None = Field(default=None, description="Also set this status.")
 
 
@@ -175,6 +179,28 @@ class RouteRequest(_Body):
     stop: bool = False
 
 
+class MailboxNotifications(BaseModel):
+    mailbox: str
+    policy: NotifyPolicy = Field(description="Which tickets the agent is mailed about: all, mine_and_unassigned, mine.")
+    daily_digest: bool
+    digest_hour: int = Field(description="The hour (UTC) the mailbox's digests go out.")
+
+
+class NotificationSettings(BaseModel):
+    mailboxes: list[MailboxNotifications]
+
+
+MailboxAddress = Annotated[str, Field(min_length=3, max_length=320, pattern=r"^[^@\x00-\x20\x7f]+@[^@\x00-\x20\x7f]+$")]
+
+
+class NotificationRequest(_Body):
+    policy: NotifyPolicy | None = None
+    daily_digest: bool | None = None
+    mailboxes: list[MailboxAddress] | None = Field(
+        default=None, max_length=50, description="Only these mailboxes (default: all the agent's)."
+    )
+
+
 class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -192,8 +218,9 @@ class ContactQuery(_Query):
     offset: QueryInt = Field(default=0, ge=0, le=1_000_000)
 
 
-RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, RoutePage, RouteOut, ApiError)
-REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest, HeaderCondition)
+RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, RoutePage, RouteOut, NotificationSettings,
+             ApiError)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest, HeaderCondition, NotificationRequest)
 
 
 def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -311,6 +338,13 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
         "Remove a route making tickets in one of the agent's mailboxes", "200", RouteOut, "The removed route.",
         on_route=True,
     ),
+    ("/api/v1/me/notifications", "get"): Operation(
+        "Read the agent's notification policy and digest, per mailbox", "200", NotificationSettings, "Settings."
+    ),
+    ("/api/v1/me/notifications", "put"): Operation(
+        "Change the agent's notification policy or digest", "200", NotificationSettings, "Settings after the change.",
+        body=NotificationRequest, refusals=(("404", "A named mailbox is not one of the agent's."),),
+    ),
     ("/api/v1/contacts", "get"): Operation(
         "List the contacts on the agent's tickets", "200", ContactPage, "Contacts.", query=ContactQuery
     ),
@@ -332,7 +366,7 @@ def openapi_document() -> dict[str, Any]:
             "title": "Wicket agent API",
             "version": "1",
             "description": "Tickets for agents: read, search, reply, add internal notes, change status; "
-            "and the signed webhooks Wicket posts (`wicket webhooks add URL`).",
+            "the agent's own notification settings, and the signed webhooks Wicket posts (`wicket webhooks add URL`).",
         },
         "servers": [{"url": "/"}],
         "security": [{"agentKey": []}],

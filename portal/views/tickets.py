@@ -26,6 +26,7 @@ from gateway.models import Attachment, Contact, Mailbox, Message, TicketStatus
 from gateway.tickets.access import TicketAccess, customer_thread, mark_read, ticket_for_contact
 from gateway.tickets.lists import STATUS_FILTERS, own_tickets, shared_tickets
 from gateway.tickets.notes import add_note
+from gateway.tickets.status import set_status
 from portal import keys
 from portal.listing import listed
 from portal.sessions import audit_context, current_contact, load_session, require_contact, sharing_accounts
@@ -151,7 +152,8 @@ async def close_ticket(request: web.Request) -> web.StreamResponse:
             raise web.HTTPForbidden()
         ticket = access.ticket
         if ticket.status != TicketStatus.CLOSED:
-            previous, ticket.status = ticket.status, TicketStatus.CLOSED
+            previous, events = ticket.status, request.app[keys.PROCESSOR].events
+            await session.run_sync(set_status, events, ticket, TicketStatus.CLOSED, reason="customer", note=False)
             await session.run_sync(add_note, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
             detail = {"from": previous}
             record(

@@ -26,7 +26,8 @@ from gateway.models import (
 )
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
-from gateway.tickets.replies import AgentReply, ReplyError, read_commands
+from gateway.tickets.commands import Commands
+from gateway.tickets.replies import AgentReply, read_reply
 from tests.mailflow import ALICE, TOM, add_tom, build_mail, settle, text_of
 from tests.support import ReceiveEmail
 
@@ -54,12 +55,12 @@ async def ticket_and_messages(gateway: Gateway) -> tuple[Ticket, list[Message]]:
 
 
 def test_commands_at_the_top_are_read_and_removed() -> None:
-    assert read_commands("#internal\n#status Pending\n\nCalled the customer.") == AgentReply(
-        "Called the customer.", internal=True, status=TicketStatus.PENDING
+    assert read_reply("#internal\n#Status Pending\n\nCalled the customer.") == AgentReply(
+        "Called the customer.", Commands(internal=True, status=TicketStatus.PENDING)
     )
-    assert read_commands("#1 priority: the tray.") == AgentReply("#1 priority: the tray.")
-    with pytest.raises(ReplyError, match="unknown status 'later'"):
-        read_commands("#status later\nsoon")
+    assert read_reply("#1 priority: the tray.") == AgentReply("#1 priority: the tray.")
+    [problem] = read_reply("#status later\nsoon").commands.problems
+    assert "'#status later'" in problem and "#status open|pending|resolved|closed" in problem
 
 
 async def test_adding_an_agent_joins_every_mailbox_unless_some_are_named(gateway: Gateway) -> None:
@@ -105,7 +106,7 @@ async def test_a_command_that_cannot_be_carried_out_sends_nothing(
     sender = await settle(gateway)
     ticket, messages = await ticket_and_messages(gateway)
     assert ticket.status == TicketStatus.OPEN
-    assert messages[-1].internal and messages[-1].body_text.startswith("Not sent to the customer: unknown status")
+    assert messages[-1].internal and messages[-1].body_text.startswith("Not sent to the customer: not understood: '#status someday'")
     assert len(sender.to(ALICE)) == 1
 
 
@@ -162,7 +163,7 @@ async def test_reply_from_the_command_line_takes_the_same_path(
 ) -> None:
     await notified_ticket(gateway, receive_email)
     async with gateway.db.sessions.begin() as session:
-        reply = AgentReply("Printer fixed.", status=TicketStatus.RESOLVED)
+        reply = AgentReply("Printer fixed.", Commands(status=TicketStatus.RESOLVED))
         message = await reply_as_agent(session, gateway.events, 1001, TOM, reply)
     sender = await settle(gateway)
     ticket, _ = await ticket_and_messages(gateway)
