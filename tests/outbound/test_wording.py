@@ -9,6 +9,7 @@ from gateway.cli.runtime import Gateway
 from gateway.models import Ticket, TicketStatus
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
+from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.mailflow import ALICE, add_tom, build_mail, html_of, settle
 from tests.mailflow import text_of as crlf_text_of
@@ -69,7 +70,7 @@ async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, r
     ticket = await only_ticket(gateway)
     async with gateway.db.sessions.begin() as session:
         current = await session.get_one(Ticket, ticket.id)
-        reply = AgentReply("Tray 2 is fixed.", status=TicketStatus.RESOLVED)
+        reply = AgentReply("Tray 2 is fixed.", Commands(status=TicketStatus.RESOLVED))
         await session.run_sync(apply_reply, gateway.events, current, tom, reply, thread_rule="api")
     [answer] = (await settle(gateway)).to(ALICE)[1:]
     assert "Tray 2 is fixed." in text_of(answer)
@@ -85,7 +86,7 @@ async def test_resolving_without_a_reply_mails_the_customer_that_the_ticket_is_r
     ticket = await only_ticket(gateway)
     async with gateway.db.sessions.begin() as session:
         current = await session.get_one(Ticket, ticket.id)
-        reply = AgentReply("", status=TicketStatus.RESOLVED)
+        reply = AgentReply("", Commands(status=TicketStatus.RESOLVED))
         await session.run_sync(apply_reply, gateway.events, current, tom, reply, thread_rule="cli")
     [resolved] = (await settle(gateway)).to(ALICE)[1:]
     assert "Tom Agent has marked your ticket [#1001] \"Printer on floor 3 is jammed\" as resolved." in text_of(resolved)

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from gateway.cli.runtime import Gateway
 from gateway.models import OutboxMessage, RatingLink, SatisfactionRating, Ticket, TicketStatus
 from gateway.tickets.queries import show_ticket
+from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.mailflow import ALICE, TOM, add_tom, settle, text_of
 from tests.portal.helpers import Client, audit_events, post_form
@@ -22,7 +23,7 @@ async def resolve(gateway: Gateway, status: TicketStatus = TicketStatus.RESOLVED
         ticket = await session.scalar(select(Ticket))
         assert ticket is not None
         agent = await add_tom(gateway)
-        await session.run_sync(apply_reply, gateway.events, ticket, agent, AgentReply(text, status=status),
+        await session.run_sync(apply_reply, gateway.events, ticket, agent, AgentReply(text, Commands(status=status)),
                                thread_rule="api")  # fmt: skip
 
 
