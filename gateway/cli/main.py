@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
@@ -29,9 +30,10 @@ from gateway.cli.links import OperatorLinkError, issue_operator_link
 from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message, summary
 from gateway.cli.routes import routes
 from gateway.cli.runtime import Gateway
-from gateway.cli.serve import ROLES, serve_processes
+from gateway.cli.serve import ROLES, serve_node
 from gateway.cli.serve import serve as serve_roles
 from gateway.cli.support import WicketGroup
+from gateway.cli.supervisor import node_layout, same_roles
 from gateway.cli.team import agents, dkim_group, reply
 from gateway.cli.webhooks import webhooks
 from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
@@ -79,9 +81,12 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
     default=None,
     help="Log lines as JSON objects or text (default: WICKET_LOG_FORMAT, json).",
 )
-def main(verbose: bool, log_format: str | None) -> None:
+@click.pass_context
+def main(context: click.Context, verbose: bool, log_format: str | None) -> None:
     """Wicket: email-to-ticket gateway with a passwordless customer portal."""
-    configure_logging(log_format or _settings().log_format, logging.DEBUG if verbose else logging.INFO)
+    # Kept for the processes `wicket serve` starts, which set up their own logging.
+    context.obj = (log_format or _settings().log_format, logging.DEBUG if verbose else logging.INFO)
+    configure_logging(*context.obj)
 
 
 @main.group()
@@ -293,20 +298,30 @@ def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
 
 @main.command()
 @click.option("--role", "roles", multiple=True, type=click.Choice(ROLES),
-              help="Run only these roles (repeatable); default: all.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes sharing the SMTP and HTTP ports (SO_REUSEPORT).")
-def serve(roles: tuple[str, ...], workers: int) -> None:
+              help="Run only these roles (repeatable), in one process unless --workers says more.")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="N processes, each running the chosen roles, sharing the SMTP and HTTP ports "
+                   "(SO_REUSEPORT). Default without --role: SMTP and portal in a process per core, "
+                   "processing and outbox in processes of their own.")
+@click.pass_obj
+def serve(logging_setup: tuple[str, int], roles: tuple[str, ...], workers: int | None) -> None:
     """Run the SMTP listener, processor, outbox worker and portal."""
     settings = _node_settings()
-    chosen = roles or ROLES
-    if workers > 1:
-        raise SystemExit(serve_processes(settings, chosen, workers, _start_portal))
-    asyncio.run(serve_roles(settings, chosen, start_portal=_start_portal))
+    if not roles and workers is None:
+        slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
+    elif (workers or 1) > 1:
+        slots = same_roles(roles or ROLES, workers or 1)
+    else:
+        asyncio.run(serve_roles(settings, roles or ROLES, start_portal=_start_portal))
+        return
+    log_format, log_level = logging_setup
+    raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
+                                log_level=log_level))
 
 
 @main.command()
-def demo() -> None:
+@click.pass_obj
+def demo(logging_setup: tuple[str, int]) -> None:
     """`make run`: migrate, seed a demo mailbox and serve with the dev mail viewer."""
     settings = _node_settings(dev=True)
     asyncio.run(_with_db(migrate.upgrade, settings))
@@ -320,8 +335,11 @@ def demo() -> None:
         f"  another link:    .venv/bin/wicket link issue {DEMO_CONTACT} --ticket 1001\n"
         f"  sign in as Alice (works once, expires in {settings.reply_link_ttl_minutes} minutes):\n    {link}\n"
     )
-    asyncio.run(serve_roles(settings, ROLES, start_portal=_start_portal,
-                            ready=lambda: console.print(welcome, highlight=False, soft_wrap=True)))
+    slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
+    log_format, log_level = logging_setup
+    raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
+                                log_level=log_level, ready=lambda: console.print(welcome, highlight=False,
+                                                                                 soft_wrap=True)))
 
 
 async def _seed_demo(settings: Settings) -> None:
