@@ -13,10 +13,12 @@ It only reaches processes of the same node; other nodes on a shared PostgreSQL p
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from collections.abc import Callable
-from multiprocessing.context import SpawnContext
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from multiprocessing.context import SpawnContext
 
 LISTEN_TIMEOUT = 0.5  # how soon a listening thread notices that its process is stopping
 
@@ -32,6 +34,8 @@ class Doorbell:
 
     def listen(self, wake: Callable[[], None]) -> Callable[[], None]:
         """Call `wake` on the running event loop whenever the bell rings; returns `stop`."""
+        import asyncio  # here, not above: `wicket --help` loads this module but needs no asyncio
+
         loop = asyncio.get_running_loop()
         stopping = threading.Event()
 

@@ -8,54 +8,83 @@ gateway (imported lazily, so the gateway package itself never depends on the por
 
 from __future__ import annotations
 
-import asyncio
-import json
+import importlib
 import logging
-import os
 from collections.abc import Awaitable, Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import Progress
-from rich.table import Table
-from sqlalchemy import select
 
-from gateway.cli import migrate, support
-from gateway.cli.content import accounts, articles, mailbox_brand
-from gateway.cli.demo import seed_demo_agent_answers, seed_demo_content
-from gateway.cli.links import OperatorLinkError, issue_operator_link
-from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message, summary
-from gateway.cli.routes import routes
-from gateway.cli.runtime import Gateway
-from gateway.cli.serve import ROLES, serve_node
-from gateway.cli.serve import serve as serve_roles
+from gateway.cli import support
+from gateway.cli.content import mailbox_brand
+from gateway.cli.supervisor import ROLES
 from gateway.cli.support import WicketGroup
-from gateway.cli.supervisor import node_layout, same_roles
-from gateway.cli.team import agents, dkim_group, reply
-from gateway.cli.webhooks import webhooks
-from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
-from gateway.logs import configure_logging
-from gateway.metrics import queue_depths
-from gateway.models import InboundEmail, InboundStatus, Ticket
-from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
-from gateway.tickets.queries import TicketNotFound, list_tickets, show_ticket
 
-console = Console()
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gateway.cli.replay import Replayed
+    from gateway.settings import Settings
+    from gateway.storage.database import Database
+
+# Every import of the domain, the database layer, Alembic or rich happens inside the command
+# that needs it: `wicket --help` loads click and nothing else, and each command only what it
+# runs (tests/cli/test_cli_imports.py holds it; bench/cli_bench.py times it). The command
+# groups kept in modules of their own are loaded when one of them runs.
+ELSEWHERE = {
+    "accounts": ("gateway.cli.content", "accounts", "Company accounts: who belongs together, who shares tickets."),
+    "agents": ("gateway.cli.team", "agents", "Support agents: who is notified and who may answer by email."),
+    "articles": ("gateway.cli.content", "articles", "Help-center articles."),
+    "dkim": ("gateway.cli.team", "dkim_group", "DKIM signing keys for outbound mail."),
+    "reply": ("gateway.cli.team", "reply", "Answer ticket REF as an agent."),
+    "routes": ("gateway.cli.routes", "routes", "Routes: which recipients make tickets, post to webhooks, or both."),
+    "webhooks": ("gateway.cli.webhooks", "webhooks", "Webhook endpoints: signed POSTs of mail and ticket events."),
+}
 P = ParamSpec("P")
 R = TypeVar("R")
 DEMO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "emails"
 DEMO_CONTACT = "alice@customer.test"
 DEMO_MAIL = ("new-request.eml", "reply-gmail.eml", "reply-outlook.eml", "same-subject-other-sender.eml",
              "html-only.eml", "inline-image.eml", "attachments-encoded-names.eml")
+_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console()
+    return _console
+
+
+class Commands(WicketGroup):
+    """`wicket`: its own commands, and the groups of `ELSEWHERE`, imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *ELSEWHERE])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in ELSEWHERE:
+            module, attribute, _ = ELSEWHERE[name]
+            return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = [(name, ELSEWHERE[name][2] if name in ELSEWHERE else self.commands[name].get_short_help_str(limit))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def run_async(func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import asyncio
+
         return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
 
     return wrapper
@@ -66,6 +95,8 @@ _node_settings = support.node_settings
 
 
 async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Settings | None = None) -> R:
+    from gateway.storage.database import open_database
+
     db = open_database(settings or _settings())
     try:
         return await action(db)
@@ -73,7 +104,7 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
         await db.dispose()
 
 
-@click.group(cls=WicketGroup)
+@click.group(cls=Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @click.option(
     "--log-format",
@@ -85,6 +116,8 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
 def main(context: click.Context, verbose: bool, log_format: str | None) -> None:
     """Wicket: email-to-ticket gateway with a passwordless customer portal."""
     # Kept for the processes `wicket serve` starts, which set up their own logging.
+    from gateway.logs import configure_logging
+
     context.obj = (log_format or _settings().log_format, logging.DEBUG if verbose else logging.INFO)
     configure_logging(*context.obj)
 
@@ -98,8 +131,10 @@ def db() -> None:
 @run_async
 async def db_upgrade() -> None:
     """Apply all migrations."""
+    from gateway.cli import migrate  # Alembic: only the `db` commands and the demo load it
+
     await _with_db(migrate.upgrade)
-    console.print("database is up to date")
+    console().print("database is up to date")
 
 
 @main.group()
@@ -112,6 +147,9 @@ def mailbox() -> None:
 @run_async
 async def mailbox_list(as_json: bool) -> None:
     """The mailboxes Wicket receives mail for."""
+    import json
+
+    from gateway.directory.mailboxes import list_mailboxes
 
     async def action(database: Database) -> list[dict[str, str]]:
         async with database.sessions() as session:
@@ -131,13 +169,15 @@ async def mailbox_list(as_json: bool) -> None:
 @click.option("--name", default="", help="Display name, e.g. 'Example Support'.")
 @run_async
 async def mailbox_add(address: str, name: str) -> None:
+    from gateway.directory.mailboxes import MailboxError, add_mailbox
+
     async def action(database: Database) -> str:
         async with database.sessions.begin() as session:
             box = await add_mailbox(session, address, name)
             return box.address
 
     try:
-        console.print(f"mailbox {await _with_db(action)} is ready")
+        console().print(f"mailbox {await _with_db(action)} is ready")
     except MailboxError as error:
         raise click.ClickException(str(error)) from error
 
@@ -151,6 +191,9 @@ async def mailbox_add(address: str, name: str) -> None:
 @run_async
 async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: bool, send_mail: bool, as_json: bool) -> None:
     """Feed .eml files, directories and mbox files through the production path."""
+    import json
+
+    from gateway.cli.replay import summary
     if not paths and not failed:
         raise click.UsageError("give PATH... or --failed")
     replayed = await _replay(_node_settings(), list(paths), recipients, failed, send_mail)
@@ -167,6 +210,12 @@ async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: b
 async def _replay(
     settings: Settings, paths: list[Path], recipients: tuple[str, ...], failed: bool, send_mail: bool
 ) -> list[Replayed]:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message
+    from gateway.cli.runtime import Gateway
+
     gateway = Gateway(settings)
     await gateway.start()
     try:
@@ -201,6 +250,8 @@ def link() -> None:
 @run_async
 async def link_issue(email: str, ticket_ref: str | None) -> None:
     """Print a single-use portal link for a contact (shown once, never logged)."""
+    from gateway.cli.links import OperatorLinkError, issue_operator_link
+
     settings = _node_settings()
     try:
         url = await _with_db(lambda database: issue_operator_link(database, settings, email, ticket_ref), settings)
@@ -214,6 +265,11 @@ async def link_issue(email: str, ticket_ref: str | None) -> None:
 @run_async
 async def status(errors: int) -> None:
     """Backlog, failures and the last errors."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from gateway.metrics import queue_depths
+    from gateway.models import InboundEmail, InboundStatus
 
     async def action(database: Database) -> tuple[dict[str, int], list[InboundEmail]]:
         depths = await queue_depths(database)
@@ -230,10 +286,10 @@ async def status(errors: int) -> None:
     table = Table("queue", "count")
     for name, count in depths.items():
         table.add_row(name.replace("_", " "), str(count))
-    console.print(table)
+    console().print(table)
     for row in failed:
         retry = "dead-lettered" if row.next_attempt_at is None else f"retry at {row.next_attempt_at:%H:%M:%S}"
-        console.print(
+        console().print(
             f"#{row.id} from {row.mail_from or '<>'} ({row.attempts} attempts, {retry}): {row.last_error}",
             markup=False,
             highlight=False,
@@ -250,6 +306,12 @@ def tickets() -> None:
 @click.option("--limit", default=50, show_default=True)
 @run_async
 async def tickets_list(as_json: bool, limit: int) -> None:
+    import json
+
+    from rich.table import Table
+
+    from gateway.tickets.queries import list_tickets
+
     rows = await _with_db(lambda database: list_tickets(database, limit=limit))
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -260,7 +322,7 @@ async def tickets_list(as_json: bool, limit: int) -> None:
             str(row["ref"]), row["mailbox"], row["status"], row["flag"] or "", row["requester"],
             row["subject"], str(row["messages"]), row["last_activity_at"],
         )
-    console.print(table)
+    console().print(table)
 
 
 @tickets.command("show")
@@ -269,6 +331,10 @@ async def tickets_list(as_json: bool, limit: int) -> None:
 @click.option("--json", "as_json", is_flag=True)
 @run_async
 async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> None:
+    import json
+
+    from gateway.tickets.queries import TicketNotFound, show_ticket
+
     try:
         ticket = await _with_db(lambda database: show_ticket(database, ref, mailbox_address))
     except TicketNotFound as error:
@@ -276,18 +342,18 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(ticket, indent=2))
         return
-    console.print(f"[bold]#{ticket['ref']} {ticket['subject']}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
+    console().print(f"[bold]#{ticket['ref']} {ticket['subject']}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
     for message in ticket["messages"]:
-        console.rule(f"{message['from']} · {message['created_at']} · {message['classification']} · {message['thread_rule']}")
-        console.print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
+        console().rule(f"{message['from']} · {message['created_at']} · {message['classification']} · {message['thread_rule']}")
+        console().print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
         for file in message["attachments"]:
-            console.print(
+            console().print(
                 f"  attached: {file['filename']} ({file['content_type']}, {file['size']} bytes, sha256 {file['sha256']})",
                 markup=False, highlight=False,
             )
     for rating in ticket["ratings"]:
         comment = f": {rating['comment']}" if rating["comment"] else ""
-        console.print(f"Rated {rating['rating']} by {rating['by']} at {rating['rated_at']}{comment}", markup=False)
+        console().print(f"Rated {rating['rating']} by {rating['by']} at {rating['rated_at']}{comment}", markup=False)
 
 
 def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -306,6 +372,13 @@ def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
 @click.pass_obj
 def serve(logging_setup: tuple[str, int], roles: tuple[str, ...], workers: int | None) -> None:
     """Run the SMTP listener, processor, outbox worker and portal."""
+    import asyncio
+    import os
+
+    from gateway.cli.serve import serve as serve_roles
+    from gateway.cli.serve import serve_node
+    from gateway.cli.supervisor import node_layout, same_roles
+
     settings = _node_settings()
     if not roles and workers is None:
         slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
@@ -323,6 +396,14 @@ def serve(logging_setup: tuple[str, int], roles: tuple[str, ...], workers: int |
 @click.pass_obj
 def demo(logging_setup: tuple[str, int]) -> None:
     """`make run`: migrate, seed a demo mailbox and serve with the dev mail viewer."""
+    import asyncio
+    import os
+
+    from gateway.cli import migrate
+    from gateway.cli.links import issue_operator_link
+    from gateway.cli.serve import serve_node
+    from gateway.cli.supervisor import node_layout
+
     settings = _node_settings(dev=True)
     asyncio.run(_with_db(migrate.upgrade, settings))
     asyncio.run(_seed_demo(settings))
@@ -338,11 +419,17 @@ def demo(logging_setup: tuple[str, int]) -> None:
     slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
     log_format, log_level = logging_setup
     raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
-                                log_level=log_level, ready=lambda: console.print(welcome, highlight=False,
+                                log_level=log_level, ready=lambda: console().print(welcome, highlight=False,
                                                                                  soft_wrap=True)))
 
 
 async def _seed_demo(settings: Settings) -> None:
+    from sqlalchemy import select
+
+    from gateway.cli.demo import seed_demo_content
+    from gateway.directory.mailboxes import add_mailbox
+    from gateway.models import Ticket
+
     async def action(database: Database) -> bool:
         async with database.sessions.begin() as session:
             await add_mailbox(session, "support@example.test", "Example Support")
@@ -356,16 +443,12 @@ async def _seed_demo(settings: Settings) -> None:
 
 async def _answer_and_send(db: Database, settings: Settings) -> None:
     """Tom's answers, and every mail they queue sent now, so no delivery logs bury the banner."""
+    from gateway.cli.demo import seed_demo_agent_answers
+    from gateway.cli.runtime import Gateway
+
     gateway = Gateway(settings, db)
     await seed_demo_agent_answers(db, gateway.events)
     await gateway.outbox.drain()
 
 
-main.add_command(agents)
-main.add_command(reply)
-main.add_command(dkim_group)
-main.add_command(articles)
-main.add_command(accounts)
-main.add_command(routes)
-main.add_command(webhooks)
 mailbox.add_command(mailbox_brand)

@@ -26,13 +26,12 @@ from typing import Any
 
 from gateway.cli.doorbell import Doorbell
 from gateway.cli.runtime import Gateway
-from gateway.cli.supervisor import Slot, Supervisor
+from gateway.cli.supervisor import ROLES, Slot, Supervisor
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("smtp", "worker", "outbox", "portal")
 PortalStarter = Callable[..., Awaitable[Any]]
 
 

@@ -40,6 +40,7 @@ from gateway.cli.doorbell import Doorbell
 
 log = logging.getLogger(__name__)
 
+ROLES = ("smtp", "worker", "outbox", "portal")
 FRONT_ROLES = ("smtp", "portal")  # answer the network; every other role drains a queue
 RESTARTS, RESTART_WINDOW = 5, 60.0
 STOP_SECONDS = 30.0

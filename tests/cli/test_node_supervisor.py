@@ -12,7 +12,6 @@ import asyncio
 import os
 import signal
 import smtplib
-import subprocess
 import time
 from pathlib import Path
 
