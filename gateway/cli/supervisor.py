@@ -22,12 +22,10 @@ a power cut would, instead of leaving listeners behind.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import multiprocessing
 import os
 import signal
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -37,6 +35,7 @@ from multiprocessing.process import BaseProcess
 from typing import Any
 
 from gateway.cli.doorbell import Doorbell
+from gateway.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +43,6 @@ ROLES = ("smtp", "worker", "outbox", "portal")
 FRONT_ROLES = ("smtp", "portal")  # answer the network; every other role drains a queue
 RESTARTS, RESTART_WINDOW = 5, 60.0
 STOP_SECONDS = 30.0
-PR_SET_PDEATHSIG = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,15 +93,6 @@ class RestartBudget:
 # The child's side. `run_roles` is the function that serves roles in one process
 # (gateway/cli/serve.py), passed in so this module stays below it.
 ChildTarget = Callable[..., None]
-
-
-def die_with_parent(parent: int) -> None:
-    """Ask the kernel to SIGKILL this process when the supervisor dies (Linux)."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # it died before the request was made
-        os._exit(1)
 
 
 def _child_main(parent: int, target: ChildTarget, ready: Connection, args: tuple[Any, ...]) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from gateway.cli.runtime import Gateway
 from gateway.cli.supervisor import RestartBudget, Slot, node_layout
 from gateway.models import Ticket
 from gateway.settings import Settings
@@ -54,6 +55,34 @@ def children(pid: int) -> list[int]:
 def spawned(pid: int) -> list[int]:
     """The node's role processes (multiprocessing's resource tracker is not one)."""
     return [child for child in children(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def descendants(pid: int) -> list[int]:
+    """Every role process and every process they started (parse workers), recursively."""
+    found = []
+    for child in spawned(pid) if pid else []:
+        found += [child, *_below(child)]
+    return found
+
+
+def _below(pid: int) -> list[int]:
+    try:
+        direct = children(pid)
+    except OSError:
+        return []
+    return [p for child in direct for p in (child, *_below(child))]
+
+
+async def store_backlog(url: str, count: int) -> None:
+    gateway = Gateway(Settings(database_url=url, secret_keys=["reliability-test-key"]))
+    await gateway.start()
+    try:
+        for n in range(count):
+            raw = f"From: b{n}@customer.test\r\nTo: {SUPPORT}\r\nSubject: Backlog {n}\r\n\r\nHello.\r\n".encode()
+            await gateway.receive(raw, mail_from=f"b{n}@customer.test", rcpt_tos=(SUPPORT,))
+    finally:
+        await gateway.stop()
+        await gateway.db.dispose()
 
 
 def send(port: int, n: int) -> None:
@@ -160,17 +189,19 @@ async def test_a_child_that_cannot_start_stops_the_node_with_a_message(
 
 @pytest.mark.slow
 @pytest.mark.timeout(120)
-async def test_kill_9_of_the_supervisor_takes_every_child_with_it(
+async def test_kill_9_of_the_supervisor_takes_every_child_and_parse_worker_with_it(
     shared_url: str, node_env: dict[str, str], tmp_path: Path
 ) -> None:
     await prepare_database(shared_url)
+    await store_backlog(shared_url, 40)  # a backlog: the back process starts a parse worker for it
     node = Node.start(node_env, tmp_path / "node.log")
     try:
         await node.wait_listening(int(node_env["WICKET_SMTP_PORT"]))
         deadline = time.monotonic() + 60
-        while len(spawned(node.process.pid)) < expected_children(shared_url) and time.monotonic() < deadline:
+        while len(descendants(node.process.pid)) < expected_children(shared_url) + 1:
+            assert time.monotonic() < deadline, "no parse worker was started"
             time.sleep(0.1)
-        orphans = spawned(node.process.pid)
+        orphans = descendants(node.process.pid)
         node.kill()
         assert gone(orphans), "a child outlived its supervisor"
     finally:
