@@ -436,7 +436,7 @@ async def _seed_demo(settings: Settings) -> None:
             return await session.scalar(select(Ticket.id).limit(1)) is None
 
     if await _with_db(action, settings):
-        await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)
+        await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False, send_mail=True)
     await _with_db(lambda database: seed_demo_content(database, settings), settings)
     await _with_db(lambda database: _answer_and_send(database, settings), settings)
 
