@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from gateway.mail.parse import shown_headers
 from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
 from gateway.storage.database import Database
 from gateway.tickets.satisfaction import ratings_of
@@ -93,6 +92,9 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
 
 
 def _message(message: Message, raw: bytes | None, files: list[dict[str, Any]]) -> dict[str, Any]:
+    # Imported here: `wicket tickets list`, which loads this module, needs no mail parser.
+    from gateway.mail.parse import shown_headers
+
     headers = shown_headers(raw) if raw is not None else []
     return {
         "from": message.from_email,
