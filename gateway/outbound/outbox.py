@@ -13,7 +13,8 @@ with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every 
 (a fresh link each time, the earlier attempt's revoked; the row keeps only the copy with
 link and code replaced, written while the row is still ours), DKIM-signs the email and
 hands it to the Sender, then marks it `sent` in its own short transaction right after the
-relay said 250. The drafts of one claim render in one transaction, each in a savepoint.
+relay said 250. On PostgreSQL the drafts of one claim render in one transaction, each in
+a savepoint.
 A 4xx, a timeout or an unreachable relay puts the row back in the queue
 with exponential backoff; a 5xx, or the last attempt, marks it `failed` and writes an
 internal note on the ticket, as does a claim that finds a row's worker lost on its last
@@ -209,9 +210,11 @@ class OutboxWorker:
     async def _render_all(self, rows: list[OutboxMessage]) -> dict[int, bytes | Exception | None]:
         """Each row's email to send: its draft rendered, its link issued and its copy kept.
 
-        The drafts of a claim render in one transaction, each in a savepoint, so a batch
-        costs one commit rather than one per email; a row whose lease was lost maps to
-        None (its link rolled back), one whose rendering failed to the error, recorded as a
+        On PostgreSQL the drafts of a claim render in one transaction, each in a savepoint,
+        so a batch costs one commit rather than one per email; on SQLite each renders in a
+        transaction of its own, as a transaction there holds the database's one write lock,
+        which the SMTP listeners' commits wait for. A row whose lease was lost maps to None
+        (its link rolled back), one whose rendering failed to the error, recorded as a
         failed attempt. The bytes sent are never stored.
         """
         emails: dict[int, bytes | Exception | None] = {row.id: row.raw for row in rows if row.draft is None}
@@ -219,10 +222,23 @@ class OutboxWorker:
         if not drafts:
             return emails
         rendered: dict[int, Rendered] = {}
+        size = 1 if self._db.is_sqlite else len(drafts)
+        for start in range(0, len(drafts), size):
+            await self._render_together(drafts[start : start + size], rendered, emails)
+        for row in drafts:
+            if row.id in rendered:
+                email = rendered[row.id]
+                row.raw, row.link_id = email.kept, email.link_id
+                emails[row.id] = email.raw
+        return emails
+
+    async def _render_together(
+        self, drafts: list[OutboxMessage], rendered: dict[int, Rendered], emails: dict[int, bytes | Exception | None]
+    ) -> None:
         async with self._db.write() as session:
             # A write before the first savepoint: on SQLite the transaction then holds the write
             # lock (waiting for it if need be), where a savepoint that reads first could not take
-            # it later and every draft of the batch would fail as "database is locked".
+            # it later and fail as "database is locked".
             ours = OutboxMessage.id.in_([row.id for row in drafts])
             await session.execute(update(OutboxMessage).where(ours).values(status=OutboxMessage.status))
             for row in drafts:
@@ -233,12 +249,6 @@ class OutboxWorker:
                     emails[row.id] = None
                 except Exception as error:  # noqa: BLE001 - the row's own failed attempt
                     emails[row.id] = error
-        for row in drafts:
-            if row.id in rendered:
-                email = rendered[row.id]
-                row.raw, row.link_id = email.kept, email.link_id
-                emails[row.id] = email.raw
-        return emails
 
     async def _render(self, session: AsyncSession, row: OutboxMessage) -> Rendered:
         render = {SIGNIN: render_signin_draft, REQUEST_CONFIRMATION: render_request_confirmation}.get(
