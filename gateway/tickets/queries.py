@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
 from gateway.storage.database import Database
-from gateway.tickets.satisfaction import ratings_of
 
 
 class TicketNotFound(LookupError):
@@ -58,6 +57,9 @@ async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None
 
 
 def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:
+    # Imported here: `wicket tickets list`, which loads this module, needs no ratings (nor links).
+    from gateway.tickets.satisfaction import ratings_of
+
     mailbox_query = select(Mailbox).order_by(Mailbox.id)
     if mailbox_address:
         mailbox_query = mailbox_query.where(Mailbox.address == mailbox_address.lower())
