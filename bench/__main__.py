@@ -21,17 +21,19 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import growth, portal_bench, processing, smtp_bench
+from bench import cli_bench, growth, node_bench, portal_bench, processing, smtp_bench
 from bench.plan import DRY, FULL, QUICK, Plan
 from bench.report import Row, generated_section, load_average, render_table, write_results
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 BENCHMARKS: dict[str, Callable[[Plan, bool], list[Row]]] = {
     "smtp": smtp_bench.run,
+    "node": node_bench.run,
     "processing": processing.run,
     "portal": lambda plan, _profile: portal_bench.run(plan),
     "memory": lambda plan, _profile: growth.run_memory(plan),
     "growth": lambda plan, _profile: growth.run_growth(plan),
+    "cli": cli_bench.run,
 }
 
 

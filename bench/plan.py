@@ -21,6 +21,8 @@ class Plan:
     backlog: int  # mixed fixture messages processed from the pending backlog
     wrk_seconds: int
     links: int  # magic links issued for the link-exchange run
+    end_to_end_seconds: float = 60.0  # the whole node loaded at half its best rate
+    cli_runs: int = 10  # whole-process runs of each timed command (the median counts)
     memory_counts: tuple[int, int] | None = None
     growth_counts: tuple[int, int] | None = None
 
@@ -29,10 +31,13 @@ class Plan:
         return self.mode == "dry"
 
 
-DRY = Plan("dry", smtp_rounds=1, smtp_single=0, smtp_multi=0, latency_seconds=0, backlog=20, wrk_seconds=0, links=3)
+DRY = Plan(
+    "dry", smtp_rounds=1, smtp_single=0, smtp_multi=0, latency_seconds=0, backlog=20, wrk_seconds=0, links=3,
+    end_to_end_seconds=1, cli_runs=1,
+)
 QUICK = Plan(
     "quick", smtp_rounds=2, smtp_single=600, smtp_multi=1000, latency_seconds=4, backlog=600, wrk_seconds=4,
-    links=3000,
+    links=3000, end_to_end_seconds=10, cli_runs=5,
 )
 FULL = Plan(
     "full", smtp_rounds=3, smtp_single=4000, smtp_multi=10000, latency_seconds=15, backlog=10_000,

@@ -26,14 +26,19 @@ import mailparser
 from sqlalchemy import func, select
 
 from bench.corpus import Mail, backlog
-from bench.databases import SUPPORT, fresh_database
+from bench.databases import SUPPORT, bench_settings, fresh_database, postgres_available
+from bench.node import Node, NodeDatabase, counts, fresh_node_database
 from bench.plan import Plan
-from bench.procs import OUT, announce, run_job
+from bench.procs import OUT, ChildFailed, announce, run_job
+from bench.smtp_bench import NAMES
 from bench.report import Row, Target
 from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail, Ticket
 
 TARGET = Target(">=", 0.3)
+NODE_TARGET = Target(">=", 0.5)
+SECOND_WORKER_TARGET = Target(">=", 1.6)
+WORKER_ROLES = ("--role", "worker", "--role", "outbox")
 
 
 def _parse_seconds(mails: list[Mail]) -> tuple[float, float]:
@@ -100,7 +105,82 @@ async def measure(count: int, db_kind: str, workdir: Path, profile: Path | None)
     }
 
 
+async def store_backlog(count: int, url: str, workdir: Path) -> dict[str, object]:
+    """Store `count` corpus messages pending in the node database at `url`; time bare mail-parser on them."""
+    mails = backlog(count)
+    parse = _parse_seconds(mails)
+    settings = bench_settings(url, workdir)
+    gateway = Gateway(settings)
+    await gateway.start()
+    try:
+        await _store(gateway, mails)
+    finally:
+        await gateway.stop()
+        await gateway.db.dispose()
+    return {"messages": count, "parse_seconds": parse[0], "parse_cpu_seconds": parse[1]}
+
+
+def _node_drain(database: NodeDatabase, name: str, count: int, *args: str) -> tuple[float, dict[str, object]]:
+    """Seconds from `wicket serve ARGS` claiming the first row to inbound and outbox both finished."""
+    with Node(database, name, *args) as node:
+        first = done = None
+        deadline = time.monotonic() + 3600
+        while done is None and time.monotonic() < deadline:
+            seen = asyncio.run(counts(database))
+            now = time.perf_counter()
+            inbound, outbox = seen["inbound"], seen["outbox"]
+            assert isinstance(inbound, dict) and isinstance(outbox, dict)
+            if first is None and inbound.get("pending", 0) < count:
+                first = now
+            finished = sum(n for status, n in inbound.items() if status not in ("pending", "processing"))
+            if finished >= count and not outbox.get("queued", 0) and not outbox.get("sending", 0):
+                done = now
+            time.sleep(0.1)
+        if first is None or done is None:
+            raise ChildFailed(f"{name} did not finish {count} messages within the hour; see {node.log_path}")
+    return done - first, seen
+
+
+def _listed(by_status: dict[str, int]) -> str:
+    return ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
+
+
+def _through_node(kind: str, plan: Plan) -> list[Row]:
+    """The backlog processed by `wicket serve --role worker --role outbox`, one process and then two."""
+    rates: dict[int, float] = {}
+    notes: dict[int, str] = {}
+    parser = 0.0
+    for workers in (1, 2):
+        with fresh_node_database(kind, OUT / f"processing-node-{kind}") as database:
+            stored = run_job("bench.processing", "--messages", str(plan.backlog), "--store", database.url,
+                             "--workdir", str(OUT / f"processing-node-{kind}"), timeout=3600)
+            parser = max(parser, plan.backlog / float(stored["parse_seconds"]))
+            args = WORKER_ROLES + (("--workers", "2") if workers == 2 else ())
+            seconds, seen = _node_drain(database, f"processing-{kind}-{workers}", plan.backlog, *args)
+        rates[workers] = plan.backlog / seconds
+        inbound, outbox = seen["inbound"], seen["outbox"]
+        assert isinstance(inbound, dict) and isinstance(outbox, dict)
+        notes[workers] = (f"{plan.backlog} msgs: {_listed(inbound)}; {seen['tickets']} tickets; "
+                          f"outbox {_listed(outbox)}")
+    name = NAMES[kind]
+    return [
+        Row(f"processing + outbox, `wicket serve --role worker --role outbox`, {name}", rates[1], "msg/s", parser,
+            "mail-parser alone", NODE_TARGET, notes[1]),
+        Row(f"the same with `--workers 2`, {name}", rates[2], "msg/s", rates[1], "one worker process",
+            SECOND_WORKER_TARGET if kind == "postgres" else None, notes[2]),
+    ]
+
+
 def run(plan: Plan, profile: bool = False) -> list[Row]:
+    rows = _in_process(plan, profile)
+    if plan.dry:
+        return rows
+    for kind in ["sqlite"] + (["postgres"] if asyncio.run(postgres_available()) else []):
+        rows += _through_node(kind, plan)
+    return rows
+
+
+def _in_process(plan: Plan, profile: bool = False) -> list[Row]:
     args = ["--messages", str(plan.backlog), "--workdir", str(OUT / "processing")]
     if profile:
         args += ["--profile", str(OUT / "profile-processing.txt")]
@@ -124,7 +204,11 @@ def main() -> None:
     parser.add_argument("--db", choices=("sqlite", "postgres"), default="sqlite")
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--profile", type=Path, help="write a pyinstrument profile of the drain here")
+    parser.add_argument("--store", metavar="URL", help="only store the backlog pending in the database at URL")
     options = parser.parse_args()
+    if options.store:
+        announce("RESULT", **asyncio.run(store_backlog(options.messages, options.store, options.workdir)))
+        return
     result = asyncio.run(measure(options.messages, options.db, options.workdir, options.profile))
     announce("RESULT", **result)
 

@@ -46,10 +46,10 @@ def to_data(raw: bytes) -> bytes:
     return b"".join((b"." + line if line.startswith(b".") else line) + b"\r\n" for line in lines)
 
 
-def make_message(seq: int, size: int = MESSAGE_SIZE) -> bytes:
+def make_message(seq: int, size: int = MESSAGE_SIZE, subject: str = "load test") -> bytes:
     """A plain-text message of exactly `size` bytes with a unique Message-ID, ready for DATA."""
     head = (
-        f"From: Bench Client <{SENDER}>\r\nTo: {SUPPORT}\r\nSubject: load test {seq}\r\n"
+        f"From: Bench Client <{SENDER}>\r\nTo: {SUPPORT}\r\nSubject: {subject} {seq}\r\n"
         f"Message-ID: <bench-{seq}-{time.monotonic_ns()}@client.test>\r\n"
         "Date: Tue, 24 Nov 2026 10:00:00 +0000\r\n\r\n"
     ).encode()
@@ -146,8 +146,14 @@ async def blast(
     return LoadResult(accepted, refused, time.perf_counter() - started)
 
 
-async def paced(host: str, port: int, *, rate: float, seconds: float, connections: int) -> list[float]:
-    """DATA-to-250 latencies of messages started at a steady `rate` for `seconds`."""
+async def paced(
+    host: str, port: int, *, rate: float, seconds: float, connections: int,
+    accepted: Callable[[int, float], None] | None = None, subject: str = "load test",
+) -> list[float]:
+    """DATA-to-250 latencies of messages started at a steady `rate` for `seconds`.
+
+    `accepted(seq, when)` hears of each 250 as it arrives (`time.perf_counter()`).
+    """
     total = max(1, int(rate * seconds))
     counter = itertools.count()
     latencies: list[float] = []
@@ -159,7 +165,9 @@ async def paced(host: str, port: int, *, rate: float, seconds: float, connection
             delay = start + seq / rate - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
-            latencies.append(await connection.send(make_message(seq)))
+            latencies.append(await connection.send(make_message(seq, subject=subject)))
+            if accepted is not None:
+                accepted(seq, time.perf_counter())
         await connection.close()
 
     await asyncio.gather(*(worker() for _ in range(connections)))

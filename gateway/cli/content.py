@@ -11,9 +11,8 @@ from pathlib import Path
 import click
 
 from gateway.cli.support import in_transaction
-from gateway.directory.accounts import AccountError, add_account, add_member, list_accounts, remove_member
-from gateway.directory.branding import BrandError, set_brand
-from gateway.help.articles import ArticleError, import_articles
+
+# The domain is imported inside each command, so that loading the command line stays cheap.
 
 
 @click.group()
@@ -25,6 +24,8 @@ def articles() -> None:
 @click.argument("directory", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def articles_import(directory: Path) -> None:
     """Load every Markdown article (with front matter) under DIRECTORY."""
+    from gateway.help.articles import ArticleError, import_articles
+
     summary = in_transaction(lambda session, _settings: import_articles(session, directory), errors=(ArticleError,))
     click.echo(f"created {len(summary.created)}, updated {len(summary.updated)}, unchanged {len(summary.unchanged)}")
 
@@ -39,6 +40,8 @@ def accounts() -> None:
 @click.option("--domain", "domains", multiple=True, help="An email domain whose addresses belong to the account.")
 @click.option("--share/--no-share", default=None, help="Members see each other's tickets.")
 def accounts_add(name: str, domains: tuple[str, ...], share: bool | None) -> None:
+    from gateway.directory.accounts import AccountError, add_account
+
     in_transaction(lambda session, _settings: add_account(session, name, domains=domains, share_tickets=share),
                    errors=(AccountError,))
     click.echo(f"account {name} is ready")
@@ -53,6 +56,8 @@ def accounts_member() -> None:
 @click.argument("account")
 @click.argument("email")
 def accounts_member_add(account: str, email: str) -> None:
+    from gateway.directory.accounts import AccountError, add_member
+
     in_transaction(lambda session, _settings: add_member(session, account, email), errors=(AccountError,))
     click.echo(f"{email} is a member of {account}")
 
@@ -61,12 +66,16 @@ def accounts_member_add(account: str, email: str) -> None:
 @click.argument("account")
 @click.argument("email")
 def accounts_member_remove(account: str, email: str) -> None:
+    from gateway.directory.accounts import AccountError, remove_member
+
     removed = in_transaction(lambda session, _settings: remove_member(session, account, email), errors=(AccountError,))
     click.echo("removed" if removed else f"{email} was not an explicit member")
 
 
 @accounts.command("list")
 def accounts_list() -> None:
+    from gateway.directory.accounts import list_accounts
+
     for summary in in_transaction(lambda session, _settings: list_accounts(session)):
         sharing = "shares tickets" if summary.share_tickets else "private tickets"
         click.echo(f"{summary.name}  ({sharing})  domains: {', '.join(summary.domains) or '-'}  "
@@ -91,6 +100,8 @@ def _footer_link(value: str) -> tuple[str, str]:
 def mailbox_brand(address: str, name: str | None, logo_url: str | None, primary_color: str | None,
                   accent_color: str | None, custom_domain: str | None, links: tuple[str, ...]) -> None:
     """Set a mailbox's brand: name, logo, colours, custom domain, footer links."""
+    from gateway.directory.branding import BrandError, set_brand
+
     footer = [_footer_link(link) for link in links] if links else None
     in_transaction(lambda session, _settings: set_brand(
         session, address, name=name, logo_url=logo_url, primary_color=primary_color,

@@ -8,55 +8,84 @@ gateway (imported lazily, so the gateway package itself never depends on the por
 
 from __future__ import annotations
 
-import asyncio
-import json
+import importlib
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.progress import Progress
-from rich.table import Table
-from sqlalchemy import select
 
-from gateway.cli import migrate, support
-from gateway.cli.content import accounts, articles, mailbox_brand
-from gateway.cli.demo import seed_demo_agent_answers, seed_demo_content
-from gateway.cli.links import OperatorLinkError, issue_operator_link
-from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message, summary
-from gateway.cli.routes import routes
-from gateway.cli.runtime import Gateway
-from gateway.cli.serve import ROLES, serve_processes
-from gateway.cli.serve import serve as serve_roles
-from gateway.cli.support import WicketGroup, in_unit
-from gateway.cli.team import agents, dkim_group, reply
-from gateway.cli.webhooks import webhooks
-from gateway.directory.mailboxes import MailboxError, add_mailbox, list_mailboxes
-from gateway.directory.preferences import PreferenceError, set_digest_hour
-from gateway.logs import configure_logging
-from gateway.metrics import queue_depths
-from gateway.models import InboundEmail, InboundStatus, Ticket, TicketStatus
-from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
-from gateway.tickets.queries import TicketFilter, TicketNotFound, list_tickets, show_ticket
+from gateway.cli import support
+from gateway.cli.content import mailbox_brand
+from gateway.cli.supervisor import ROLES
+from gateway.cli.support import WicketGroup
 
-console = Console()
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from gateway.cli.replay import Replayed
+    from gateway.settings import Settings
+    from gateway.storage.database import Database
+
+# Every import of the domain, the database layer, Alembic or rich happens inside the command
+# that needs it: `wicket --help` loads click and nothing else, and each command only what it
+# runs (tests/cli/test_cli_imports.py holds it; bench/cli_bench.py times it). The command
+# groups kept in modules of their own are loaded when one of them runs.
+ELSEWHERE = {
+    "accounts": ("gateway.cli.content", "accounts", "Company accounts: who belongs together, who shares tickets."),
+    "agents": ("gateway.cli.team", "agents", "Support agents: who is notified and who may answer by email."),
+    "articles": ("gateway.cli.content", "articles", "Help-center articles."),
+    "dkim": ("gateway.cli.team", "dkim_group", "DKIM signing keys for outbound mail."),
+    "reply": ("gateway.cli.team", "reply", "Answer ticket REF as an agent."),
+    "routes": ("gateway.cli.routes", "routes", "Routes: which recipients make tickets, post to webhooks, or both."),
+    "webhooks": ("gateway.cli.webhooks", "webhooks", "Webhook endpoints: signed POSTs of mail and ticket events."),
+}
 P = ParamSpec("P")
 R = TypeVar("R")
 DEMO_FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "emails"
 DEMO_CONTACT = "alice@customer.test"
 DEMO_MAIL = ("new-request.eml", "reply-gmail.eml", "reply-outlook.eml", "same-subject-other-sender.eml",
              "html-only.eml", "inline-image.eml", "attachments-encoded-names.eml")
+_console: Console | None = None
+
+
+def console() -> Console:
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console()
+    return _console
+
+
+class Commands(WicketGroup):
+    """`wicket`: its own commands, and the groups of `ELSEWHERE`, imported only when used."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *ELSEWHERE])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in ELSEWHERE:
+            module, attribute, _ = ELSEWHERE[name]
+            return getattr(importlib.import_module(module), attribute)  # type: ignore[no-any-return]
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in self.list_commands(ctx))
+        rows = [(name, ELSEWHERE[name][2] if name in ELSEWHERE else self.commands[name].get_short_help_str(limit))
+                for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def run_async(func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import asyncio
+
         return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
 
     return wrapper
@@ -67,6 +96,8 @@ _node_settings = support.node_settings
 
 
 async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Settings | None = None) -> R:
+    from gateway.storage.database import open_database
+
     db = open_database(settings or _settings())
     try:
         return await action(db)
@@ -74,7 +105,7 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
         await db.dispose()
 
 
-@click.group(cls=WicketGroup)
+@click.group(cls=Commands)
 @click.option("-v", "--verbose", is_flag=True, help="Log at debug level.")
 @click.option(
     "--log-format",
@@ -82,9 +113,14 @@ async def _with_db(action: Callable[[Database], Awaitable[R]], settings: Setting
     default=None,
     help="Log lines as JSON objects or text (default: WICKET_LOG_FORMAT, json).",
 )
-def main(verbose: bool, log_format: str | None) -> None:
+@click.pass_context
+def main(context: click.Context, verbose: bool, log_format: str | None) -> None:
     """Wicket: email-to-ticket gateway with a passwordless customer portal."""
-    configure_logging(log_format or _settings().log_format, logging.DEBUG if verbose else logging.INFO)
+    # Kept for the processes `wicket serve` starts, which set up their own logging.
+    from gateway.logs import configure_logging
+
+    context.obj = (log_format or _settings().log_format, logging.DEBUG if verbose else logging.INFO)
+    configure_logging(*context.obj)
 
 
 @main.group()
@@ -96,8 +132,10 @@ def db() -> None:
 @run_async
 async def db_upgrade() -> None:
     """Apply all migrations."""
+    from gateway.cli import migrate  # Alembic: only the `db` commands and the demo load it
+
     await _with_db(migrate.upgrade)
-    console.print("database is up to date")
+    console().print("database is up to date")
 
 
 @main.group()
@@ -110,6 +148,9 @@ def mailbox() -> None:
 @run_async
 async def mailbox_list(as_json: bool) -> None:
     """The mailboxes Wicket receives mail for."""
+    import json
+
+    from gateway.directory.mailboxes import list_mailboxes
 
     async def action(database: Database) -> list[dict[str, str]]:
         async with database.sessions() as session:
@@ -129,13 +170,15 @@ async def mailbox_list(as_json: bool) -> None:
 @click.option("--name", default="", help="Display name, e.g. 'Example Support'.")
 @run_async
 async def mailbox_add(address: str, name: str) -> None:
+    from gateway.directory.mailboxes import MailboxError, add_mailbox
+
     async def action(database: Database) -> str:
         async with database.sessions.begin() as session:
             box = await add_mailbox(session, address, name)
             return box.address
 
     try:
-        console.print(f"mailbox {await _with_db(action)} is ready")
+        console().print(f"mailbox {await _with_db(action)} is ready")
     except MailboxError as error:
         raise click.ClickException(str(error)) from error
 
@@ -145,8 +188,11 @@ async def mailbox_add(address: str, name: str) -> None:
 @click.option("--hour", type=click.IntRange(0, 23), required=True, help="Hour of the day (UTC) the digest goes out.")
 def mailbox_digest(address: str, hour: int) -> None:
     """When the agents who want it get the mailbox's daily digest."""
+    from gateway.cli.support import in_unit
+    from gateway.directory.preferences import PreferenceError, set_digest_hour
+
     box = in_unit(lambda session, _settings: set_digest_hour(session, address, hour).address,
-                          errors=(PreferenceError,))
+                  errors=(PreferenceError,))
     click.echo(f"{box}: daily digest at {hour:02d}:00 UTC for agents who want one "
                f"(`wicket agents set-notify EMAIL --digest`)")
 
@@ -160,6 +206,9 @@ def mailbox_digest(address: str, hour: int) -> None:
 @run_async
 async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: bool, send_mail: bool, as_json: bool) -> None:
     """Feed .eml files, directories and mbox files through the production path."""
+    import json
+
+    from gateway.cli.replay import summary
     if not paths and not failed:
         raise click.UsageError("give PATH... or --failed")
     replayed = await _replay(_node_settings(), list(paths), recipients, failed, send_mail)
@@ -176,6 +225,12 @@ async def replay(paths: tuple[Path, ...], recipients: tuple[str, ...], failed: b
 async def _replay(
     settings: Settings, paths: list[Path], recipients: tuple[str, ...], failed: bool, send_mail: bool
 ) -> list[Replayed]:
+    from rich.console import Console
+    from rich.progress import Progress
+
+    from gateway.cli.replay import Replayed, collect_messages, outcomes, requeue_failed, store_message
+    from gateway.cli.runtime import Gateway
+
     gateway = Gateway(settings)
     await gateway.start()
     try:
@@ -210,6 +265,8 @@ def link() -> None:
 @run_async
 async def link_issue(email: str, ticket_ref: str | None) -> None:
     """Print a single-use portal link for a contact (shown once, never logged)."""
+    from gateway.cli.links import OperatorLinkError, issue_operator_link
+
     settings = _node_settings()
     try:
         url = await _with_db(lambda database: issue_operator_link(database, settings, email, ticket_ref), settings)
@@ -223,6 +280,11 @@ async def link_issue(email: str, ticket_ref: str | None) -> None:
 @run_async
 async def status(errors: int) -> None:
     """Backlog, failures and the last errors."""
+    from rich.table import Table
+    from sqlalchemy import select
+
+    from gateway.metrics import queue_depths
+    from gateway.models import InboundEmail, InboundStatus
 
     async def action(database: Database) -> tuple[dict[str, int], list[InboundEmail]]:
         depths = await queue_depths(database)
@@ -239,10 +301,10 @@ async def status(errors: int) -> None:
     table = Table("queue", "count")
     for name, count in depths.items():
         table.add_row(name.replace("_", " "), str(count))
-    console.print(table)
+    console().print(table)
     for row in failed:
         retry = "dead-lettered" if row.next_attempt_at is None else f"retry at {row.next_attempt_at:%H:%M:%S}"
-        console.print(
+        console().print(
             f"#{row.id} from {row.mail_from or '<>'} ({row.attempts} attempts, {retry}): {row.last_error}",
             markup=False,
             highlight=False,
@@ -255,6 +317,9 @@ def tickets() -> None:
 
 
 _AGE = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+# TicketStatus's values, written out so that `--help` need not import the models
+# (tests/cli/test_cli_imports.py checks they agree).
+TICKET_STATUSES = ("open", "pending", "resolved", "closed")
 
 
 def _age(value: str | None) -> timedelta | None:
@@ -270,7 +335,7 @@ def _age(value: str | None) -> timedelta | None:
 @tickets.command("list")
 @click.option("--json", "as_json", is_flag=True)
 @click.option("--limit", default=50, show_default=True)
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in TicketStatus]),
+@click.option("--status", "statuses", multiple=True, type=click.Choice(TICKET_STATUSES),
               help="Only tickets with this status (repeatable).")
 @click.option("--owner", default=None, help="Only tickets this agent owns (address or name).")
 @click.option("--unassigned", is_flag=True, help="Only tickets nobody owns.")
@@ -280,6 +345,12 @@ async def tickets_list(
     as_json: bool, limit: int, statuses: tuple[str, ...], owner: str | None, unassigned: bool, older_than: str | None
 ) -> None:
     """Tickets, the most recently active first."""
+    import json
+
+    from rich.table import Table
+
+    from gateway.tickets.queries import TicketFilter, list_tickets
+
     if owner and unassigned:
         raise click.UsageError("--owner and --unassigned exclude each other; give one")
     wanted = TicketFilter(statuses, owner, unassigned, _age(older_than), limit)
@@ -294,7 +365,7 @@ async def tickets_list(
             str(row["ref"]), row["mailbox"], row["status"], row["owner"] or "-", row["priority"],
             " ".join(row["tags"]), row["requester"], row["subject"], str(row["messages"]), row["last_activity_at"],
         )
-    console.print(table)
+    console().print(table)
 
 
 @tickets.command("show")
@@ -304,6 +375,12 @@ async def tickets_list(
 @run_async
 async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> None:
     """One ticket: owner, priority, tags and every message, internal notes marked."""
+    import json
+
+    from rich.markup import escape
+
+    from gateway.tickets.queries import TicketNotFound, show_ticket
+
     try:
         ticket = await _with_db(lambda database: show_ticket(database, ref, mailbox_address))
     except TicketNotFound as error:
@@ -311,25 +388,25 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(ticket, indent=2))
         return
-    console.print(f"[bold]#{ticket['ref']} {escape(ticket['subject'])}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
+    console().print(f"[bold]#{ticket['ref']} {escape(ticket['subject'])}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
     tags = " ".join(ticket["tags"]) or "-"
-    console.print(f"owner: {ticket['owner'] or 'unassigned'} · priority: {ticket['priority']} · tags: {tags}",
-                  markup=False, highlight=False)
+    console().print(f"owner: {ticket['owner'] or 'unassigned'} · priority: {ticket['priority']} · tags: {tags}",
+                    markup=False, highlight=False)
     if ticket["previous_ticket"]:
-        console.print(f"continues #{ticket['previous_ticket']}", markup=False, highlight=False)
+        console().print(f"continues #{ticket['previous_ticket']}", markup=False, highlight=False)
     for message in ticket["messages"]:
         kind = "INTERNAL NOTE · " if message["internal"] else ""
-        console.rule(escape(f"{kind}{message['from'] or 'Wicket'} · {message['created_at']} · "
-                            f"{message['classification']} · {message['thread_rule']}"))
-        console.print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
+        console().rule(escape(f"{kind}{message['from'] or 'Wicket'} · {message['created_at']} · "
+                              f"{message['classification']} · {message['thread_rule']}"))
+        console().print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
         for file in message["attachments"]:
-            console.print(
+            console().print(
                 f"  attached: {file['filename']} ({file['content_type']}, {file['size']} bytes, sha256 {file['sha256']})",
                 markup=False, highlight=False,
             )
     for rating in ticket["ratings"]:
         comment = f": {rating['comment']}" if rating["comment"] else ""
-        console.print(f"Rated {rating['rating']} by {rating['by']} at {rating['rated_at']}{comment}", markup=False)
+        console().print(f"Rated {rating['rating']} by {rating['by']} at {rating['rated_at']}{comment}", markup=False)
 
 
 def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
@@ -340,21 +417,46 @@ def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
 
 @main.command()
 @click.option("--role", "roles", multiple=True, type=click.Choice(ROLES),
-              help="Run only these roles (repeatable); default: all.")
-@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64),
-              help="Processes sharing the SMTP and HTTP ports (SO_REUSEPORT).")
-def serve(roles: tuple[str, ...], workers: int) -> None:
+              help="Run only these roles (repeatable), in one process unless --workers says more.")
+@click.option("--workers", default=None, type=click.IntRange(1, 64),
+              help="N processes, each running the chosen roles, sharing the SMTP and HTTP ports "
+                   "(SO_REUSEPORT). Default without --role: SMTP and portal in a process per core, "
+                   "processing and outbox in processes of their own.")
+@click.pass_obj
+def serve(logging_setup: tuple[str, int], roles: tuple[str, ...], workers: int | None) -> None:
     """Run the SMTP listener, processor, outbox worker and portal."""
+    import asyncio
+    import os
+
+    from gateway.cli.serve import serve as serve_roles
+    from gateway.cli.serve import serve_node
+    from gateway.cli.supervisor import node_layout, same_roles
+
     settings = _node_settings()
-    chosen = roles or ROLES
-    if workers > 1:
-        raise SystemExit(serve_processes(settings, chosen, workers, _start_portal))
-    asyncio.run(serve_roles(settings, chosen, start_portal=_start_portal))
+    if not roles and workers is None:
+        slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
+    elif (workers or 1) > 1:
+        slots = same_roles(roles or ROLES, workers or 1)
+    else:
+        asyncio.run(serve_roles(settings, roles or ROLES, start_portal=_start_portal))
+        return
+    log_format, log_level = logging_setup
+    raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
+                                log_level=log_level))
 
 
 @main.command()
-def demo() -> None:
+@click.pass_obj
+def demo(logging_setup: tuple[str, int]) -> None:
     """`make run`: migrate, seed a demo mailbox and serve with the dev mail viewer."""
+    import asyncio
+    import os
+
+    from gateway.cli import migrate
+    from gateway.cli.links import issue_operator_link
+    from gateway.cli.serve import serve_node
+    from gateway.cli.supervisor import node_layout
+
     settings = _node_settings(dev=True)
     asyncio.run(_with_db(migrate.upgrade, settings))
     asyncio.run(_seed_demo(settings))
@@ -367,34 +469,39 @@ def demo() -> None:
         f"  another link:    .venv/bin/wicket link issue {DEMO_CONTACT} --ticket 1001\n"
         f"  sign in as Alice (works once, expires in {settings.reply_link_ttl_minutes} minutes):\n    {link}\n"
     )
-    asyncio.run(serve_roles(settings, ROLES, start_portal=_start_portal,
-                            ready=lambda: console.print(welcome, highlight=False, soft_wrap=True)))
+    slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
+    log_format, log_level = logging_setup
+    raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
+                                log_level=log_level, ready=lambda: console().print(welcome, highlight=False,
+                                                                                 soft_wrap=True)))
 
 
 async def _seed_demo(settings: Settings) -> None:
+    from sqlalchemy import select
+
+    from gateway.cli.demo import seed_demo_content
+    from gateway.directory.mailboxes import add_mailbox
+    from gateway.models import Ticket
+
     async def action(database: Database) -> bool:
         async with database.sessions.begin() as session:
             await add_mailbox(session, "support@example.test", "Example Support")
             return await session.scalar(select(Ticket.id).limit(1)) is None
 
     if await _with_db(action, settings):
-        await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)
+        await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False, send_mail=True)
     await _with_db(lambda database: seed_demo_content(database, settings), settings)
     await _with_db(lambda database: _answer_and_send(database, settings), settings)
 
 
 async def _answer_and_send(db: Database, settings: Settings) -> None:
     """Tom's answers, and every mail they queue sent now, so no delivery logs bury the banner."""
+    from gateway.cli.demo import seed_demo_agent_answers
+    from gateway.cli.runtime import Gateway
+
     gateway = Gateway(settings, db)
     await seed_demo_agent_answers(db, gateway.events)
     await gateway.outbox.drain()
 
 
-main.add_command(agents)
-main.add_command(reply)
-main.add_command(dkim_group)
-main.add_command(articles)
-main.add_command(accounts)
-main.add_command(routes)
-main.add_command(webhooks)
 mailbox.add_command(mailbox_brand)

@@ -8,13 +8,19 @@ group-committing store, and the processor turns stored rows into tickets.
 The portal does not build one: `wicket serve` hands this one to `portal.app.create_app`,
 which processes the portal's replies and requests through it at once, whether or not this
 node also runs the background `worker` role (docs/architecture.md, "The portal").
+
+In a node of several processes the store also rings the node's doorbell after each commit,
+and a process running the processor listens to it (gateway/cli/doorbell.py), so mail
+stored by a listener in another process is processed at once rather than at the next poll.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 
+from gateway.cli.doorbell import Doorbell
 from gateway.inbound.processor import Processor
 from gateway.inbound.routing import Router
 from gateway.inbound.smtp import WicketHandler, start_smtp_server
@@ -31,26 +37,35 @@ from gateway.storage.database import Database, open_database
 class Gateway:
     """A node's parts over one database; `start` readies them, the `run_*`/`serve_*` methods start roles."""
 
-    def __init__(self, settings: Settings, db: Database | None = None) -> None:
+    def __init__(self, settings: Settings, db: Database | None = None, *, doorbell: Doorbell | None = None) -> None:
         self.settings = settings
+        self.doorbell = doorbell
         self.db = db or open_database(settings)
         self.webhooks = WebhookWorker(self.db, settings)
         self.events = ticket_events(settings, self.webhooks.wake)
         self.router = Router(self.db, settings.keys)
         self.processor = Processor(self.db, settings, self.router, self.events)
-        self.store = InboundStore(self.db, on_stored=self.processor.wake)
+        self.store = InboundStore(self.db, on_stored=self._stored)
         # Outbound mail: the sender and its delivery worker.
         self.sender: Sender = build_sender(settings)
         self.outbox = OutboxWorker(self.db, settings, self.sender)
         self.periodic = PeriodicJobs(self.db, settings, self.events)
         self._tasks: list[asyncio.Task[None]] = []
         self._servers: list[asyncio.Server] = []
+        self._stop_listening: Callable[[], None] | None = None
 
     async def start(self) -> None:
         await self.router.reload()
         await self.store.start()
 
+    def _stored(self) -> None:
+        self.processor.wake()
+        if self.doorbell is not None:
+            self.doorbell.ring()
+
     async def stop(self) -> None:
+        if self._stop_listening is not None:
+            self._stop_listening()
         for server in self._servers:
             server.close()
             await server.wait_closed()
@@ -74,6 +89,8 @@ class Gateway:
 
     def run_processor(self) -> None:
         self._tasks.append(asyncio.create_task(self.processor.run(), name="processor"))
+        if self.doorbell is not None:
+            self._stop_listening = self.doorbell.listen(self.processor.wake)
 
     def run_outbox(self) -> None:
         """Outbound delivery, and the periodic job whose work ends in the outbox (auto-resolve, digests)."""

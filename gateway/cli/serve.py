@@ -1,12 +1,14 @@
-"""Running Wicket: roles in one process, and N processes sharing the ports.
+"""Running Wicket: the roles of one process, and a node of several processes.
 
 Every node is stateless apart from the database, so any number of processes may run any
 mix of roles: `smtp` (the listener), `worker` (the inbound processor), `outbox` (outbound
 delivery) and `portal` (the web portal). The webhook worker runs with `worker` and with
 `outbox`, so the node that wrote an event posts it the moment its transaction commits.
-With `workers > 1` the parent starts that many child processes that bind the same SMTP
-and HTTP ports with SO_REUSEPORT, and the kernel spreads connections over them; the
-parent only supervises and forwards SIGTERM.
+`serve` runs roles in this process. Plain `wicket serve` and `--workers N` run a node of
+several processes instead (`serve_node`, through gateway/cli/supervisor.py): child
+processes bind the same SMTP and HTTP ports with SO_REUSEPORT, the kernel spreads
+connections over them, and listeners wake the processing processes through the node's
+doorbell (gateway/cli/doorbell.py).
 
 The portal is handed in as a starter function by the command line, so this module (like
 the whole gateway package) does not import the portal. Each process builds one `Gateway`
@@ -18,17 +20,18 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import multiprocessing
 import signal
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
+from gateway.cli.doorbell import Doorbell
 from gateway.cli.runtime import Gateway
+from gateway.cli.supervisor import ROLES, Slot, Supervisor
+from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-ROLES = ("smtp", "worker", "outbox", "portal")
 PortalStarter = Callable[..., Awaitable[Any]]
 
 
@@ -39,20 +42,22 @@ async def serve(
     start_portal: PortalStarter | None = None,
     reuse_port: bool = False,
     ready: Callable[[], None] | None = None,
+    doorbell: Doorbell | None = None,
+    stop_signals: tuple[int, ...] = (signal.SIGINT, signal.SIGTERM),
 ) -> None:
-    """Run the given roles until SIGINT or SIGTERM."""
+    """Run the given roles until one of `stop_signals`."""
     roles = set(roles)
     unknown = roles - set(ROLES)
     if unknown:
         raise ValueError(f"unknown role(s): {', '.join(sorted(unknown))}")
-    gateway = Gateway(settings)
-    await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in stop_signals:
         loop.add_signal_handler(signum, stop.set)
+    gateway = Gateway(settings, doorbell=doorbell)
     portal_runner = None
     try:
+        await gateway.start()
         if "smtp" in roles:
             await gateway.serve_smtp(reuse_port=reuse_port)
             log.info("SMTP listening on %s:%d", settings.smtp_host, settings.smtp_port)
@@ -78,29 +83,38 @@ async def serve(
         await gateway.db.dispose()
 
 
-def _child(settings: Settings, roles: list[str], start_portal: PortalStarter | None) -> None:
-    asyncio.run(serve(settings, roles, start_portal=start_portal, reuse_port=True))
+def run_child(
+    settings: Settings,
+    roles: tuple[str, ...],
+    start_portal: PortalStarter | None,
+    log_format: str,
+    log_level: int,
+    doorbell: Doorbell,
+    *,
+    ready: Callable[[], None],
+) -> None:
+    """A node's child process: its roles until SIGTERM (Ctrl-C is the supervisor's to decide)."""
+    configure_logging(log_format, log_level)
+    try:
+        asyncio.run(serve(settings, roles, start_portal=start_portal, reuse_port=True, ready=ready,
+                          doorbell=doorbell, stop_signals=(signal.SIGTERM,)))
+    except Exception as error:  # noqa: BLE001 - the supervisor reports the exit; one line, no traceback
+        log.critical("%s could not run: %s", "+".join(roles), error, exc_info=log.isEnabledFor(logging.DEBUG))
+        raise SystemExit(1) from None
 
 
-def serve_processes(
-    settings: Settings, roles: Iterable[str], workers: int, start_portal: PortalStarter | None = None
+def serve_node(
+    settings: Settings,
+    slots: list[Slot],
+    *,
+    start_portal: PortalStarter | None,
+    log_format: str,
+    log_level: int,
+    ready: Callable[[], None] | None = None,
 ) -> int:
-    """Start `workers` processes sharing the ports; return the worst exit code."""
-    context = multiprocessing.get_context("spawn")
-    children = [
-        context.Process(target=_child, args=(settings, list(roles), start_portal), name=f"wicket-{n}")
-        for n in range(workers)
-    ]
-    for child in children:
-        child.start()
+    """Run `slots` as child processes under a supervisor; returns the exit status."""
 
-    def forward(signum: int, _frame: object) -> None:
-        for child in children:
-            if child.is_alive():
-                child.terminate()
+    def child_args(slot: Slot, doorbell: Doorbell) -> tuple[Any, ...]:
+        return settings, slot.roles, start_portal, log_format, log_level, doorbell
 
-    signal.signal(signal.SIGTERM, forward)
-    signal.signal(signal.SIGINT, forward)
-    for child in children:
-        child.join()
-    return max((child.exitcode or 0) for child in children)
+    return Supervisor(slots, run_child, child_args, on_ready=ready).run()

@@ -8,17 +8,20 @@ install works in any order. `WicketGroup` turns the database errors a user can f
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import click
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
 
-from gateway.settings import Settings, ensure_secret_key
-from gateway.storage.database import Database, open_database
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+    from sqlalchemy.orm import Session
+
+    from gateway.settings import Settings
+    from gateway.storage.database import Database
+
+# Settings, SQLAlchemy and the database are imported inside the functions that use them, so
+# that `wicket --help`, which loads this module, loads none of them.
 
 R = TypeVar("R")
 
@@ -27,6 +30,11 @@ def in_transaction(
     action: Callable[[AsyncSession, Settings], Awaitable[R]], *, errors: tuple[type[Exception], ...] = ()
 ) -> R:
     """Run `action` in one transaction; the given domain errors become clean CLI errors."""
+    import asyncio
+
+    from gateway.settings import Settings
+    from gateway.storage.database import open_database
+
     try:
         settings = Settings()
     except ValueError as error:
@@ -47,6 +55,8 @@ def in_transaction(
 
 
 def settings(**overrides: object) -> Settings:
+    from gateway.settings import Settings
+
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValueError as error:
@@ -55,6 +65,8 @@ def settings(**overrides: object) -> Settings:
 
 def node_settings(**overrides: object) -> Settings:
     """Settings for a command that signs links: the key file is created on first use."""
+    from gateway.settings import ensure_secret_key
+
     chosen = settings(**overrides)
     try:
         ensure_secret_key(chosen)
@@ -83,6 +95,8 @@ class WicketGroup(click.Group):
 
 def database_advice(error: BaseException) -> str | None:
     """The fix for a database error a user can fix (also when wrapped, e.g. by the store)."""
+    from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
+
     cause: BaseException | None = error
     while cause is not None and not isinstance(cause, (OperationalError, ProgrammingError)):
         cause = cause.__cause__ or cause.__context__
@@ -108,6 +122,10 @@ def with_database(
 
     `signing`: the command derives secrets from the server key, created on first use.
     """
+    import asyncio
+
+    from gateway.storage.database import open_database
+
     chosen = node_settings() if signing else settings()
 
     async def run() -> R:

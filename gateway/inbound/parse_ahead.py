@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import signal
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from gateway.mail.parse import ParsedEmail, parse_email
 from gateway.mail.parse.display import DEFAULT_MAX_BYTES
+from gateway.processes import die_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +37,8 @@ def parse_many(raws: list[bytes], max_display_html: int = DEFAULT_MAX_BYTES) -> 
     return [parse_email(raw, max_display_html=max_display_html) for raw in raws]
 
 
-def _ignore_interrupts() -> None:
+def _start_worker(parent: int) -> None:
+    die_with_parent(parent)  # a serving process killed outright leaves no worker behind
     # Ctrl-C reaches the whole process group; the serving process decides when workers stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
@@ -61,7 +64,9 @@ class ParseAhead:
         if self._pool is None:
             # spawn: a forked child would inherit the serving process's threads and locks.
             context = multiprocessing.get_context("spawn")
-            self._pool = ProcessPoolExecutor(self._workers, mp_context=context, initializer=_ignore_interrupts)
+            self._pool = ProcessPoolExecutor(
+                self._workers, mp_context=context, initializer=_start_worker, initargs=(os.getpid(),)
+            )
         try:
             for start in range(0, len(rows), MESSAGES_PER_TASK):
                 task = rows[start : start + MESSAGES_PER_TASK]

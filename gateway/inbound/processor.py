@@ -41,6 +41,13 @@ from gateway.tickets.events import EventBus, mail_muted
 log = logging.getLogger(__name__)
 
 UNIT_ROWS = 32  # claimed rows one processing transaction takes on at most
+# ... and on PostgreSQL at least this many when claimed, however long they take: a
+# transaction's own statements (renewing the leases, loading the mailbox and the agents) and
+# its commit are shared by its messages, and when each message takes longer than
+# `process_commit_seconds` (a busy host, a round trip per statement) one message per
+# transaction would pay them all. SQLite keeps the time bound alone: there the transaction
+# holds the database's one write lock, which the SMTP listeners' commits wait for.
+MIN_UNIT_ROWS = 8
 DEFER_SECONDS = 0.2  # a message waiting for an earlier one from its sender looks again this soon
 
 # The inbound queue (docs/architecture.md, "The leased queue"): its statements are built once,
@@ -60,6 +67,7 @@ INBOUND_QUEUE = QueueTable(
 class Processor:
     def __init__(self, db: Database, settings: Settings, router: Router, events: EventBus) -> None:
         self._db = db
+        self._min_unit = 1 if db.is_sqlite else MIN_UNIT_ROWS
         self._settings = settings
         self._router = router
         self.events = events
@@ -128,7 +136,8 @@ class Processor:
         Each message runs in a savepoint, so one that fails or must wait rolls back alone
         and its outcome is recorded in the same transaction. Committing several messages
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
-        the transaction (and, on SQLite, the write lock) is held. The transaction is one
+        the transaction (and, on SQLite, the write lock) is held (on PostgreSQL once it has
+        `MIN_UNIT_ROWS` messages). The transaction is one
         synchronous unit of work (`Database.run_write`): on SQLite it runs on the writer
         thread in one hop, where each statement through aiosqlite would be several.
         """
@@ -141,7 +150,7 @@ class Processor:
         ours = self._still_ours(session, window)
         began = time.monotonic()
         for position, inbound_id in enumerate(window):
-            if position and time.monotonic() - began >= self._settings.process_commit_seconds:
+            if position >= self._min_unit and time.monotonic() - began >= self._settings.process_commit_seconds:
                 return ids[position:]
             started = time.perf_counter()
             with bound(inbound_id=inbound_id):

@@ -25,7 +25,7 @@ from sqlalchemy.pool import SingletonThreadPool
 
 from gateway.mail.charsets import storable
 from gateway.models import InboundEmail, utcnow
-from gateway.storage.database import Database, sqlite_pragmas
+from gateway.storage.database import Database, ListenersFirst, sqlite_pragmas
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +91,10 @@ class _SqliteWriter:
         )
         event.listen(self.engine, "connect", sqlite_pragmas)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="inbound-store")
+        self._listeners_first = ListenersFirst(self.engine.url)
 
     def _insert(self, rows: list[dict[str, object]]) -> list[int]:
-        with self.engine.begin() as conn:
+        with self._listeners_first.listening(), self.engine.begin() as conn:
             return list(conn.execute(_INSERT, rows).scalars())
 
     async def insert(self, rows: list[dict[str, object]]) -> list[int]:
@@ -102,6 +103,7 @@ class _SqliteWriter:
     async def close(self) -> None:
         await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
         self._thread.shutdown(wait=True)
+        self._listeners_first.close()
 
 
 class _ConnectionWriter:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from sqlalchemy import (
     JSON,
@@ -26,8 +27,10 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from gateway.mail.parse.display import DisplayHtml
 from gateway.models.base import Base, BigId, UTCDateTime, created_column, public_id_column, utcnow
+
+if TYPE_CHECKING:
+    from gateway.mail.parse.display import DisplayHtml
 
 
 class Contact(Base):
@@ -189,6 +192,9 @@ class Message(Base):
 
     @property
     def display(self) -> DisplayHtml:
+        # Imported here: the tables load without the mail parser (a CLI listing tickets needs none).
+        from gateway.mail.parse.display import DisplayHtml
+
         return DisplayHtml(self.display_html or "", self.display_quoted_html, self.html_too_large)
 
     @display.setter

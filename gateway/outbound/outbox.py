@@ -13,7 +13,9 @@ with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every 
 (a fresh link each time, the earlier attempt's revoked; the row keeps only the copy with
 link and code replaced, written while the row is still ours), DKIM-signs the email and
 hands it to the Sender, then marks it `sent` in its own short transaction right after the
-relay said 250. A 4xx, a timeout or an unreachable relay puts the row back in the queue
+relay said 250. On PostgreSQL the drafts of one claim render in one transaction, each in
+a savepoint.
+A 4xx, a timeout or an unreachable relay puts the row back in the queue
 with exponential backoff; a 5xx, or the last attempt, marks it `failed` and writes an
 internal note on the ticket, as does a claim that finds a row's worker lost on its last
 attempt. Delivery is at-least-once: only a crash in the window between the relay's 250 and the
@@ -191,9 +193,27 @@ class OutboxWorker:
         return total
 
     async def deliver_batch(self) -> int:
+        """Claim due rows, render their drafts together, send each and mark it sent."""
         rows = await self._claim()
+        emails = await self._render_all(rows)
         for row in rows:
-            await self._deliver(row)
+            email = emails[row.id]
+            if email is None:
+                continue  # the lease went to another worker meanwhile
+            try:
+                if isinstance(email, Exception):
+                    raise email
+                domain = row.mail_from.rpartition("@")[2]
+                await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(email, domain))
+            except Exception as error:  # every failure is recorded on the row, never raised
+                await self._record_failure(row, error)
+                continue
+            marking = asyncio.ensure_future(self._mark_sent(row))
+            try:
+                await asyncio.shield(marking)
+            except asyncio.CancelledError:
+                await marking  # the relay has the message: record that before the worker stops
+                raise
         return len(rows)
 
     async def _claim(self) -> list[OutboxMessage]:
@@ -207,43 +227,60 @@ class OutboxWorker:
             _record_webhook(session, _outbox_row(lost), "delivery.failed", {"error": LOST})
         return [_outbox_row(values) for values in claim.rows]
 
-    async def _deliver(self, row: OutboxMessage) -> None:
-        domain = row.mail_from.rpartition("@")[2]
-        try:
-            raw = row.raw if row.draft is None else await self._render(row)
-            if raw is None:
-                return  # the lease went to another worker meanwhile
-            await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(raw, domain))
-        except Exception as error:  # every failure is recorded on the row, never raised
-            await self._record_failure(row, error)
-            return
-        marking = asyncio.ensure_future(self._mark_sent(row))
-        try:
-            await asyncio.shield(marking)
-        except asyncio.CancelledError:
-            await marking  # the relay has the message: record that before the worker stops
-            raise
+    async def _render_all(self, rows: list[OutboxMessage]) -> dict[int, bytes | Exception | None]:
+        """Each row's email to send: its draft rendered, its link issued and its copy kept.
 
-    async def _render(self, row: OutboxMessage) -> bytes | None:
-        """This attempt's email: its link issued and its copy kept while the row is ours.
-
-        Returns the bytes to send (they are never stored), or None when the lease was lost.
+        On PostgreSQL the drafts of a claim render in one transaction, each in a savepoint,
+        so a batch costs one commit rather than one per email; on SQLite each renders in a
+        transaction of its own, as a transaction there holds the database's one write lock,
+        which the SMTP listeners' commits wait for. A row whose lease was lost maps to None
+        (its link rolled back), one whose rendering failed to the error, recorded as a
+        failed attempt. The bytes sent are never stored.
         """
+        emails: dict[int, bytes | Exception | None] = {row.id: row.raw for row in rows if row.draft is None}
+        drafts = [row for row in rows if row.draft is not None]
+        if not drafts:
+            return emails
+        rendered: dict[int, Rendered] = {}
+        size = 1 if self._db.is_sqlite else len(drafts)
+        for start in range(0, len(drafts), size):
+            await self._render_together(drafts[start : start + size], rendered, emails)
+        for row in drafts:
+            if row.id in rendered:
+                email = rendered[row.id]
+                row.raw, row.link_id = email.kept, email.link_id
+                emails[row.id] = email.raw
+        return emails
+
+    async def _render_together(
+        self, drafts: list[OutboxMessage], rendered: dict[int, Rendered], emails: dict[int, bytes | Exception | None]
+    ) -> None:
+        async with self._db.write() as session:
+            # A write before the first savepoint: on SQLite the transaction then holds the write
+            # lock (waiting for it if need be), where a savepoint that reads first could not take
+            # it later and fail as "database is locked".
+            ours = OutboxMessage.id.in_([row.id for row in drafts])
+            await session.execute(update(OutboxMessage).where(ours).values(status=OutboxMessage.status))
+            for row in drafts:
+                try:
+                    async with session.begin_nested():
+                        rendered[row.id] = await self._render(session, row)
+                except _LeaseLost:
+                    emails[row.id] = None
+                except Exception as error:  # noqa: BLE001 - the row's own failed attempt
+                    emails[row.id] = error
+
+    async def _render(self, session: AsyncSession, row: OutboxMessage) -> Rendered:
         render = {SIGNIN: render_signin_draft, REQUEST_CONFIRMATION: render_request_confirmation}.get(
             row.kind, render_draft
         )
-        try:
-            async with self._db.sessions.begin() as session:
-                email: Rendered = await render(session, self._settings, row)
-                kept = {"raw": email.kept, "link_id": email.link_id}
-                ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
-                stored = await session.execute(update(OutboxMessage).where(ours).values(**kept))
-                if not stored.rowcount:
-                    raise _LeaseLost  # roll back the link the draft issued
-        except _LeaseLost:
-            return None
-        row.raw, row.link_id = email.kept, email.link_id
-        return email.raw
+        email: Rendered = await render(session, self._settings, row)
+        kept = {"raw": email.kept, "link_id": email.link_id}
+        ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
+        stored = await session.execute(update(OutboxMessage).where(ours).values(**kept))
+        if not stored.rowcount:
+            raise _LeaseLost  # roll back the link the draft issued
+        return email
 
     async def _mark_sent(self, row: OutboxMessage) -> None:
         def mark(session: Session) -> None:

@@ -30,11 +30,13 @@ much larger WAL.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import threading
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -156,6 +158,7 @@ class SqliteWriter:
         event.listen(self.engine, "connect", _driver_autocommit)
         event.listen(self.engine, "begin", _begin_immediate)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._listeners_first = ListenersFirst(url)
         self._lock = threading.Lock()
         self._pending: list[tuple[Callable[[Session], Any], asyncio.Future[Any]]] = []
 
@@ -170,6 +173,7 @@ class SqliteWriter:
         return await future
 
     def _write_batch(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._listeners_first.give_way()
         with self._lock:
             batch, self._pending = self._pending, []
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
@@ -189,6 +193,50 @@ class SqliteWriter:
     def close(self) -> None:
         self._thread.submit(self.engine.dispose).result()
         self._thread.shutdown()
+        self._listeners_first.close()
+
+
+class ListenersFirst:
+    """On SQLite, a background writer gives way to the SMTP listeners' commits before each transaction.
+
+    SQLite has one write lock, and a connection that finds it taken sleeps in SQLite's busy
+    handler (1, 2, 5 … up to 100 ms) and tries again. A processor committing transaction
+    after transaction in another process therefore holds the lock nearly all the time,
+    and a listener's commit, waiting by sleeping, rarely finds the gap: every 250 waits. So
+    the node's writers also meet at a lock file next to the database: a listener holds it
+    shared while it commits (listeners never wait for one another there), and a background
+    writer takes it exclusively, and lets go at once, before it begins a transaction, so it
+    waits while any listener is committing or waiting to commit. Acknowledging mail goes
+    first; processing, which may lag, takes the gaps (docs/architecture.md, "One node,
+    several processes"). Each user holds its own descriptor, since `flock` on one
+    descriptor converts rather than waits. Used from writer threads only: it blocks.
+    """
+
+    def __init__(self, url: URL) -> None:
+        # A database in memory has no other process to make way for.
+        shared = _is_sqlite_file(url)
+        self._fd = os.open(f"{url.database}-listeners", os.O_RDWR | os.O_CREAT, 0o600) if shared else None
+
+    @contextmanager
+    def listening(self) -> Iterator[None]:
+        if self._fd is None:
+            yield
+            return
+        fcntl.flock(self._fd, fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def give_way(self) -> None:
+        if self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_EX)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class WalCheckpointer:

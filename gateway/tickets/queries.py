@@ -16,10 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.orm import Session
 
-from gateway.mail.parse import shown_headers
 from gateway.models import Agent, Attachment, Contact, InboundEmail, Mailbox, Message, Ticket, utcnow
 from gateway.storage.database import Database
-from gateway.tickets.satisfaction import ratings_of
 
 
 class TicketNotFound(LookupError):
@@ -100,6 +98,9 @@ async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None
 
 
 def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:
+    # Imported here: `wicket tickets list`, which loads this module, needs no ratings (nor links).
+    from gateway.tickets.satisfaction import ratings_of
+
     mailbox_query = select(Mailbox).order_by(Mailbox.id)
     if mailbox_address:
         mailbox_query = mailbox_query.where(Mailbox.address == mailbox_address.lower())
@@ -140,6 +141,9 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
 
 
 def _message(message: Message, raw: bytes | None, files: list[dict[str, Any]]) -> dict[str, Any]:
+    # Imported here: `wicket tickets list`, which loads this module, needs no mail parser.
+    from gateway.mail.parse import shown_headers
+
     headers = shown_headers(raw) if raw is not None else []
     return {
         "from": message.from_email,
