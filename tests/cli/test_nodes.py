@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base, InboundEmail, InboundStatus, Message, Ticket
 from gateway.settings import Settings
@@ -100,7 +101,7 @@ def thread_message(thread: int, index: int) -> bytes:
 
 async def store_backlog(url: str) -> None:
     settings = Settings(database_url=url, secret_keys=["nodes-test-key"])
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, resolver=FixedResolver())
     await gateway.start()
     try:
         # Interleave threads so every batch mixes originals and replies.

@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.directory.agents import add_agent, create_api_key
 from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base
@@ -175,7 +176,7 @@ async def _seed(settings: Settings, options: dict[str, Any]) -> tuple[Any, dict[
         await conn.run_sync(Base.metadata.create_all)
     async with db.sessions.begin() as session:
         await add_mailbox(session, SUPPORT, "Example Support")
-    gateway = Gateway(settings, db)
+    gateway = Gateway(settings, db, resolver=FixedResolver())
     await gateway.start()
     try:
         await add_tom(gateway)
