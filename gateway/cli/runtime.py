@@ -41,7 +41,7 @@ class Gateway:
         self.router = Router(self.db, settings.keys)
         # The node's one DNS resolver: every sender check looks up through it (tests pass a fixed one).
         self.resolver = resolver or DnsResolver(settings.dns_nameservers, settings.dns_timeout_seconds)
-        checks = SenderChecks(self.resolver, settings.dns_timeout_seconds)
+        checks = SenderChecks(self.resolver, settings.dns_timeout_seconds) if settings.sender_checks else None
         self.processor = Processor(self.db, settings, self.router, self.events, checks)
         self.store = InboundStore(self.db, on_stored=self.processor.wake)
         # Outbound mail: the sender and its delivery worker.

@@ -63,7 +63,9 @@ INBOUND_QUEUE = QueueTable(
 
 
 class Processor:
-    def __init__(self, db: Database, settings: Settings, router: Router, events: EventBus, checks: SenderChecks) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, router: Router, events: EventBus, checks: SenderChecks | None
+    ) -> None:
         self._db = db
         self._settings = settings
         self._router = router
@@ -118,7 +120,8 @@ class Processor:
     def close(self) -> None:
         """Stop the parse workers and the checks' threads (after the processing task has stopped)."""
         self._parsing.close()
-        self._checks.close()
+        if self._checks is not None:
+            self._checks.close()
 
     async def process(self, inbound_id: int) -> None:
         """Run one claimed row through the pipeline, recording the outcome either way."""
@@ -138,9 +141,13 @@ class Processor:
         from an SMTP client. A row processed without a verdict here (the portal's immediate
         processing) stores none.
         """
+        checks = self._checks
+        if checks is None:  # switched off: no verdicts are stored
+            self._verdicts = {}
+            return
         checked = [row for row in rows if row.source != PORTAL_SOURCE]
         verdicts = await asyncio.gather(*(
-            self._checks.check(row.raw, peer=row.peer, helo=row.helo or "", mail_from=row.mail_from)
+            checks.check(row.raw, peer=row.peer, helo=row.helo or "", mail_from=row.mail_from)
             for row in checked
         ))  # fmt: skip
         self._verdicts = {row.id: verdict for row, verdict in zip(checked, verdicts, strict=True)}

@@ -44,7 +44,10 @@ class TicketSummary(BaseModel):
     mailbox: str
     subject: str
     status: TicketStatus
-    flag: str | None = Field(description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list).")
+    flag: str | None = Field(
+        description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list), or dmarc_fail "
+        "when its first mail failed DMARC for its From domain."
+    )
     requester: Person
     owner: str | None = Field(description="The owning agent's address; the first agent to answer, unless assigned.")
     priority: TicketPriority
@@ -63,6 +66,44 @@ class AttachmentOut(BaseModel):
     url: str = Field(description="Where the API serves the bytes to agents of the ticket's mailbox.")
 
 
+Result = Literal["pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"]
+
+
+class SpfVerdict(BaseModel):
+    result: Result
+    domain: str = Field(description="The MAIL FROM domain checked (the HELO name for the null sender).")
+    scope: Literal["mailfrom", "helo"]
+    reason: str
+
+
+class DkimVerdict(BaseModel):
+    result: Result
+    domain: str = Field(description="The signature's d= domain.")
+    selector: str
+    reason: str
+
+
+class DmarcVerdict(BaseModel):
+    result: Result
+    domain: str = Field(description="The From header's domain.")
+    policy: Literal["none", "quarantine", "reject"] | None = Field(description="The policy that applied, if a record did.")
+    aligned: list[Literal["spf", "dkim"]] = Field(description="The passing mechanisms aligned with the From domain.")
+
+
+class ArcVerdict(BaseModel):
+    result: Result
+    reason: str
+
+
+class SenderVerdicts(BaseModel):
+    """What SPF, DKIM, DMARC and ARC said about an inbound message when it arrived."""
+
+    spf: SpfVerdict
+    dkim: list[DkimVerdict] = Field(description="One per DKIM-Signature (at most five); empty when unsigned.")
+    dmarc: DmarcVerdict
+    arc: ArcVerdict
+
+
 class TicketMessage(BaseModel):
     id: str
     author_type: AuthorType
@@ -73,6 +114,9 @@ class TicketMessage(BaseModel):
     subject: str
     text: str = Field(description="The new text without quoted history.")
     body_text: str
+    sender_verdicts: SenderVerdicts | None = Field(
+        default=None, description="Inbound mail's sender checks; null when the message was never checked."
+    )
     created_at: datetime
     attachments: list[AttachmentOut] = Field(default_factory=list)
 

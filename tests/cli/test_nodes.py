@@ -46,6 +46,7 @@ async def node_env(shared_url: str, tmp_path: Path) -> AsyncIterator[dict[str, s
         "WICKET_DATABASE_URL": shared_url,
         "WICKET_VAR_DIR": str(tmp_path / "var"),
         "WICKET_SECRET_KEYS": '["nodes-test-key"]',
+        "WICKET_SENDER_CHECKS": "false",  # no DNS from tests (the checks have tests/inbound/test_sender_verdicts.py)
         "WICKET_PROCESS_POLL_SECONDS": "0.1",
         "WICKET_PROCESS_LEASE_SECONDS": "3",
         "WICKET_OUTBOUND_SENDER": "memory",
