@@ -212,7 +212,7 @@ class SenderChecks:
             log.warning("sender checks took longer than %.1fs: temperror", self._timeout)
             return all_temperror(f"the checks took longer than {self._timeout:g}s")
         except Exception as error:  # noqa: BLE001 - a bug in a check must not hold the mail back
-            log.exception("sender checks failed: %r", error)
+            log.exception("sender checks failed")
             return all_temperror(f"the checks failed: {type(error).__name__}")
 
     def close(self) -> None:
