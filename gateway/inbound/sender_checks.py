@@ -101,13 +101,22 @@ def check_spf(ip: str | None, mail_from: str, helo: str) -> SpfVerdict:
     return SpfVerdict(result, domain, scope, str(explanation)[:200])
 
 
-def _has_header(raw: bytes, name: bytes) -> bool:
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0].lower()
-    return head.startswith(name) or b"\n" + name in head
+def header_block(raw: bytes) -> bytes:
+    """The message's header block (a slice: the body is never searched or copied)."""
+    end = raw.find(b"\r\n\r\n")
+    bare = raw.find(b"\n\n", 0, end if end >= 0 else len(raw))
+    if bare >= 0:
+        return raw[:bare]
+    return raw[:end] if end >= 0 else raw
 
 
-def check_dkim(raw: bytes, resolver: Resolver) -> tuple[DkimVerdict, ...]:
-    if not _has_header(raw, b"dkim-signature:"):
+def _has_header(lowered_head: bytes, name: bytes) -> bool:
+    """Whether a header field `name` (lowercase, with its colon) is in the lowercased header block."""
+    return lowered_head.startswith(name) or b"\n" + name in lowered_head
+
+
+def check_dkim(raw: bytes, resolver: Resolver, head: bytes) -> tuple[DkimVerdict, ...]:
+    if not _has_header(head, b"dkim-signature:"):
         return ()
     keys = _DkimKeys(resolver)
     try:
@@ -140,8 +149,8 @@ def _signer(verifier: dkim.DKIM) -> tuple[str, str]:
     return fields.get(b"d", b"").decode("ascii", "replace").lower(), fields.get(b"s", b"").decode("ascii", "replace")
 
 
-def check_arc(raw: bytes, resolver: Resolver) -> ArcVerdict:
-    if not _has_header(raw, b"arc-seal:"):
+def check_arc(raw: bytes, resolver: Resolver, head: bytes) -> ArcVerdict:
+    if not _has_header(head, b"arc-seal:"):
         return ArcVerdict()
     keys = _DkimKeys(resolver)
     try:
@@ -154,22 +163,36 @@ def check_arc(raw: bytes, resolver: Resolver) -> ArcVerdict:
     return ArcVerdict(words.get(result, "fail"), "" if result == dkim.CV_Pass else str(reason)[:200])
 
 
-_FROM_HEADER = re.compile(rb"^from:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
 _QUOTED_OR_COMMENT = re.compile(r'"(?:[^"\\]|\\.)*"|\((?:[^()\\]|\\.)*\)')
 _ADDRESS_DOMAIN = re.compile(r"@([^\s<>,;:@\"()\[\]]*)")
 
 
-def from_domains(raw: bytes) -> list[str]:
+def _field_values(head: bytes, lowered_head: bytes, name: bytes) -> list[bytes]:
+    """Every value of the header field `name` (lowercase, with its colon), continuation lines included."""
+    starts = [0] if lowered_head.startswith(name) else []
+    found = lowered_head.find(b"\n" + name)
+    while found >= 0:
+        starts.append(found + 1)
+        found = lowered_head.find(b"\n" + name, found + 1)
+    values = []
+    for start in starts:
+        end = head.find(b"\n", start)
+        while end >= 0 and head[end + 1 : end + 2] in (b" ", b"\t"):
+            end = head.find(b"\n", end + 1)
+        values.append(head[start + len(name) : end if end >= 0 else len(head)])
+    return values
+
+
+def from_domains(head: bytes, lowered_head: bytes) -> list[str]:
     """The domain of every address in the From header(s); "" when From has an address without one.
 
-    Read from the header block with a pattern rather than a full header parse, which would
-    cost more than the checks themselves: display names and comments are dropped first, so
-    an `@` inside them names no domain.
+    Read from the header block by plain searches rather than a full header parse, which
+    would cost more than the checks themselves: display names and comments are dropped
+    first, so an `@` inside them names no domain.
     """
-    head = raw.split(b"\r\n\r\n", 1)[0].split(b"\n\n", 1)[0]
     domains: list[str] = []
-    for match in _FROM_HEADER.finditer(head):
-        value = _QUOTED_OR_COMMENT.sub(" ", match.group(1).decode("utf-8", "replace"))
+    for raw_value in _field_values(head, lowered_head, b"from:"):
+        value = _QUOTED_OR_COMMENT.sub(" ", raw_value.decode("utf-8", "replace"))
         found = [domain.lower().rstrip(".") for domain in _ADDRESS_DOMAIN.findall(value)]
         domains.extend(found or ([""] if value.strip() else []))
     return domains
@@ -179,16 +202,18 @@ def evaluate(raw: bytes, peer: str, helo: str, mail_from: str, resolver: Resolve
     """Every check, synchronously (run on the checks' thread pool)."""
     token = _RESOLVER.set(resolver)
     try:
+        head = header_block(raw)
         spf_verdict = check_spf(connecting_ip(peer), mail_from, helo)
-        dkim_verdicts = check_dkim(raw, resolver)
+        lowered = head.lower()
+        dkim_verdicts = check_dkim(raw, resolver, lowered)
 
         def txt(name: str) -> tuple[bytes, ...]:
             return tuple(v for v in resolver.lookup(name, "TXT") if isinstance(v, bytes))
 
         dmarc_verdict = dmarc.evaluate(
-            from_domains(raw), spf_verdict, dkim_verdicts, txt, lambda e: isinstance(e, DnsTemporaryError)
+            from_domains(head, lowered), spf_verdict, dkim_verdicts, txt, lambda e: isinstance(e, DnsTemporaryError)
         )
-        return SenderVerdicts(spf_verdict, dkim_verdicts, dmarc_verdict, check_arc(raw, resolver))
+        return SenderVerdicts(spf_verdict, dkim_verdicts, dmarc_verdict, check_arc(raw, resolver, lowered))
     finally:
         _RESOLVER.reset(token)
 
