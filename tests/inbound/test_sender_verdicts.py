@@ -287,3 +287,16 @@ async def test_dmarc_failing_reply_by_headers_threads_but_brings_nobody_in_by_cc
             .where(TicketParticipant.ticket_id == ticket.id)
         )).scalars().all()  # fmt: skip
     assert list(people) == [ALICE]
+
+
+async def test_dmarc_failing_mail_opening_a_ticket_brings_nobody_in_by_cc(
+    receive_email: ReceiveEmail, gateway: Gateway, resolver: FixedResolver
+) -> None:
+    publish(resolver, spf="v=spf1 ip4:198.51.100.0/24 -all", dmarc="v=DMARC1; p=reject")
+    inbound = await receive_email(mail(extra="Cc: mallory@attacker.test\r\n"), mail_from=ALICE, peer=PEER)
+    async with gateway.db.sessions() as session:
+        people = (await session.execute(
+            select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
+            .where(TicketParticipant.ticket_id == inbound.ticket_id)
+        )).scalars().all()  # fmt: skip
+    assert list(people) == [ALICE]
