@@ -278,9 +278,9 @@ def _ticket(
     ticket = conversation.ticket
     if ticket is None:
         ticket = _open(session, mail, verdict, mailbox, sender)
-        if verdict.answerable:
+        if verdict.answerable and sender.trusted:
             # Whoever opens a conversation chooses who is in it, as in any mail thread; this
-            # gives the people in Cc this new ticket and nothing else.
+            # gives the people in Cc this new ticket and nothing else (unless From may be forged).
             add_cc_participants(session, ticket, (a.email for a in mail.cc))
         return OnTicket(ticket, created=True, reopened=False)
     reopened = False
