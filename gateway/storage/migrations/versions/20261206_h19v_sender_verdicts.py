@@ -7,7 +7,7 @@ the checks was never checked, and saying so is the truth. Written by hand; batch
 SQLite.
 
 Revision ID: h19v_sender_verdicts
-Revises: h20_inbound_send_mail
+Revises: h19_routes_webhooks
 Create Date: 2026-12-06 08:00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "h19v_sender_verdicts"
-down_revision: str | None = "h20_inbound_send_mail"
+down_revision: str | None = "h19_routes_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
