@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from gateway.models import AuthorType, NotifyPolicy, TicketPriority, TicketStatus
+from portal.views.verdict_schema import SenderVerdicts
 from portal.views.webhook_schema import PAYLOADS, webhook_operations
 
 PUBLIC_ID = r"^[a-z2-7]{16}$"
@@ -64,44 +65,6 @@ class AttachmentOut(BaseModel):
     sha256: str = Field(description="Hex SHA-256 of the bytes.")
     inline: bool = Field(description="A picture shown in the message's HTML (cid:).")
     url: str = Field(description="Where the API serves the bytes to agents of the ticket's mailbox.")
-
-
-Result = Literal["pass", "fail", "softfail", "neutral", "none", "temperror", "permerror"]
-
-
-class SpfVerdict(BaseModel):
-    result: Result
-    domain: str = Field(description="The MAIL FROM domain checked (the HELO name for the null sender).")
-    scope: Literal["mailfrom", "helo"]
-    reason: str
-
-
-class DkimVerdict(BaseModel):
-    result: Result
-    domain: str = Field(description="The signature's d= domain.")
-    selector: str
-    reason: str
-
-
-class DmarcVerdict(BaseModel):
-    result: Result
-    domain: str = Field(description="The From header's domain.")
-    policy: Literal["none", "quarantine", "reject"] | None = Field(description="The policy that applied, if a record did.")
-    aligned: list[Literal["spf", "dkim"]] = Field(description="The passing mechanisms aligned with the From domain.")
-
-
-class ArcVerdict(BaseModel):
-    result: Result
-    reason: str
-
-
-class SenderVerdicts(BaseModel):
-    """What SPF, DKIM, DMARC and ARC said about an inbound message when it arrived."""
-
-    spf: SpfVerdict
-    dkim: list[DkimVerdict] = Field(description="One per DKIM-Signature (at most five); empty when unsigned.")
-    dmarc: DmarcVerdict
-    arc: ArcVerdict
 
 
 class TicketMessage(BaseModel):
