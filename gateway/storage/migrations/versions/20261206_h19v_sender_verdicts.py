@@ -7,7 +7,7 @@ the checks was never checked, and saying so is the truth. Written by hand; batch
 SQLite.
 
 Revision ID: h19v_sender_verdicts
-Revises: h18b_ownership_digest
+Revises: 20261206_h18b_ownership_digest
 Create Date: 2026-12-06 08:00:00
 """
 
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "h19v_sender_verdicts"
-down_revision: str | None = "h18b_ownership_digest"
+down_revision: str | None = "20261206_h18b_ownership_digest"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
