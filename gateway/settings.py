@@ -77,6 +77,12 @@ class Settings(BaseSettings):
     process_poll_seconds: float = Field(default=1.0, gt=0)
     process_retry_base_seconds: float = Field(default=30.0, ge=0)
     process_parse_workers: int = Field(default=1, ge=0)  # processes parsing a backlog ahead; 0: inline
+    # Sender checks (SPF, DKIM, DMARC, ARC): off stores no verdicts (a node without DNS, or one
+    # behind an MTA that checks already); the DNS servers asked (empty: the system's, from
+    # /etc/resolv.conf) and the time one message's checks may take before they give temperror.
+    sender_checks: bool = True
+    dns_nameservers: list[str] = Field(default_factory=list)
+    dns_timeout_seconds: float = Field(default=5.0, gt=0)
 
     dev: bool = False
     log_format: Literal["json", "text"] = "json"

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from gateway.cli.replay import header_envelope
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
+from gateway.inbound.dns import FixedResolver
 from gateway.models import Base, InboundEmail, Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
@@ -89,8 +90,14 @@ async def mailbox(db: Database) -> Mailbox:
 
 
 @pytest.fixture
-async def gateway(settings: Settings, db: Database, mailbox: Mailbox) -> AsyncIterator[Gateway]:
-    running = Gateway(settings, db)
+def resolver() -> FixedResolver:
+    """The gateway's DNS: fixed answers a test adds (`resolver.add(name, "TXT", ...)`), never the network."""
+    return FixedResolver()
+
+
+@pytest.fixture
+async def gateway(settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver) -> AsyncIterator[Gateway]:
+    running = Gateway(settings, db, resolver=resolver)
     await running.start()
     yield running
     await running.stop()
@@ -101,12 +108,17 @@ def receive_email(gateway: Gateway) -> ReceiveEmail:
     """`await receive_email("reply-gmail.eml", to=...)`: store and process, as production does."""
 
     async def receive(
-        name_or_bytes: str | bytes, *, to: str | tuple[str, ...] = SUPPORT, mail_from: str | None = None
+        name_or_bytes: str | bytes,
+        *,
+        to: str | tuple[str, ...] = SUPPORT,
+        mail_from: str | None = None,
+        peer: str = "local",
+        helo: str | None = None,
     ) -> InboundEmail:
         raw = fixture_bytes(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes
         envelope_sender = header_envelope(raw)[0] if mail_from is None else mail_from
         recipients = (to,) if isinstance(to, str) else to
-        inbound_id = await gateway.receive(raw, mail_from=envelope_sender, rcpt_tos=recipients)
+        inbound_id = await gateway.receive(raw, mail_from=envelope_sender, rcpt_tos=recipients, peer=peer, helo=helo)
         await gateway.processor.drain()
         async with gateway.db.sessions() as session:
             return await session.get_one(InboundEmail, inbound_id)

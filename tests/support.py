@@ -12,6 +12,7 @@ from pathlib import Path
 from aiohttp import web
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.models import InboundEmail
 from gateway.settings import Settings
 from gateway.storage.database import Database
@@ -34,7 +35,7 @@ def portal_app(settings: Settings, db: Database) -> web.Application:
     `gateway.processor` to `create_app` themselves). The Gateway is not started: the portal
     uses only its processor, whose router loads the mailboxes when it first routes.
     """
-    return create_app(settings, db, processor=Gateway(settings, db).processor)
+    return create_app(settings, db, processor=Gateway(settings, db, resolver=FixedResolver()).processor)
 
 
 Server = tuple[str, int]

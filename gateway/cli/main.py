@@ -379,6 +379,7 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
 
     from rich.markup import escape
 
+    from gateway.mail.verdicts import SenderVerdicts
     from gateway.tickets.queries import TicketNotFound, show_ticket
 
     try:
@@ -388,7 +389,8 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps(ticket, indent=2))
         return
-    console().print(f"[bold]#{ticket['ref']} {escape(ticket['subject'])}[/bold]  ({ticket['status']}, {ticket['mailbox']})")
+    flag = f", flagged {ticket['flag']}" if ticket["flag"] else ""
+    console().print(f"[bold]#{ticket['ref']} {escape(ticket['subject'])}[/bold]  ({ticket['status']}{flag}, {ticket['mailbox']})")
     tags = " ".join(ticket["tags"]) or "-"
     console().print(f"owner: {ticket['owner'] or 'unassigned'} · priority: {ticket['priority']} · tags: {tags}",
                     markup=False, highlight=False)
@@ -398,6 +400,10 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
         kind = "INTERNAL NOTE · " if message["internal"] else ""
         console().rule(escape(f"{kind}{message['from'] or 'Wicket'} · {message['created_at']} · "
                               f"{message['classification']} · {message['thread_rule']}"))
+        verdicts = SenderVerdicts.from_json(message["sender_verdicts"])
+        if verdicts is not None:
+            warning = "  (DMARC failed: the sender may not be who From says)" if verdicts.dmarc_failed else ""
+            console().print(f"sender checks: {verdicts.summary()}{warning}", markup=False, highlight=False)
         console().print(message["reply_text"] or message["body_text"], markup=False, highlight=False)
         for file in message["attachments"]:
             console().print(

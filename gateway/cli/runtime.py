@@ -21,7 +21,9 @@ import contextlib
 from collections.abc import Callable
 
 from gateway.cli.doorbell import Doorbell
+from gateway.inbound.dns import DnsResolver, Resolver
 from gateway.inbound.processor import Processor
+from gateway.inbound.sender_checks import SenderChecks
 from gateway.inbound.routing import Router
 from gateway.inbound.smtp import WicketHandler, start_smtp_server
 from gateway.inbound.store import InboundStore, IncomingMail
@@ -37,14 +39,24 @@ from gateway.storage.database import Database, open_database
 class Gateway:
     """A node's parts over one database; `start` readies them, the `run_*`/`serve_*` methods start roles."""
 
-    def __init__(self, settings: Settings, db: Database | None = None, *, doorbell: Doorbell | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database | None = None,
+        *,
+        doorbell: Doorbell | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
         self.settings = settings
         self.doorbell = doorbell
         self.db = db or open_database(settings)
         self.webhooks = WebhookWorker(self.db, settings)
         self.events = ticket_events(settings, self.webhooks.wake)
         self.router = Router(self.db, settings.keys)
-        self.processor = Processor(self.db, settings, self.router, self.events)
+        # The node's one DNS resolver: every sender check looks up through it (tests pass a fixed one).
+        self.resolver = resolver or DnsResolver(settings.dns_nameservers, settings.dns_timeout_seconds)
+        checks = SenderChecks(self.resolver, settings.dns_timeout_seconds) if settings.sender_checks else None
+        self.processor = Processor(self.db, settings, self.router, self.events, checks)
         self.store = InboundStore(self.db, on_stored=self._stored)
         # Outbound mail: the sender and its delivery worker.
         self.sender: Sender = build_sender(settings)
@@ -109,9 +121,10 @@ class Gateway:
         peer: str = "local",
         source: str = "replay",
         send_mail: bool = True,
+        helo: str | None = None,
     ) -> int:
         """Store a message exactly as the SMTP listener would; returns the InboundEmail id.
 
         With `send_mail=False` it is processed the same way but nobody is mailed about it.
         """
-        return await self.store.save(IncomingMail(raw, mail_from, rcpt_tos, peer, source, send_mail))
+        return await self.store.save(IncomingMail(raw, mail_from, rcpt_tos, peer, source, send_mail, helo))

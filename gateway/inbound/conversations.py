@@ -8,6 +8,9 @@
 4. `subject_tag` — the subject carries `[#<ref>]` and the sender already takes part in
    that ticket.
 
+Rules 3 and 4 never apply to mail that failed DMARC for its From domain: anyone can write
+a From header, and only DMARC says the domain stands behind it.
+
 The first rule that matches wins and its name is stored on the message. Subjects are never
 compared for similarity. A marker or tag that names a ticket the sender does not take part
 in threads nothing: the mail opens a ticket of its own, and the tickets it mentioned are
@@ -78,8 +81,14 @@ def find_conversation(
     mail: ParsedEmail,
     reply: ReplyAddress | None,
     sender_contact_id: int,
+    *,
+    sender_trusted: bool = True,
 ) -> Conversation:
-    """The ticket the message continues and the rule that said so, or a new conversation."""
+    """The ticket the message continues and the rule that said so, or a new conversation.
+
+    Rules 3 and 4 rest on the sender being who From says; for mail that failed DMARC
+    (`sender_trusted` False) they thread nothing, and the tickets they name are mentions.
+    """
     if reply is not None:
         ticket = _by_public_id(session, mailbox.id, reply.ticket_public_id)
         if ticket is not None:
@@ -99,7 +108,7 @@ def find_conversation(
         if ticket is None:
             continue
         emails = _participant_emails(session, ticket.id)
-        if sender_contact_id in emails and verifies(marker, keys, mailbox.address, emails.values()):
+        if sender_trusted and sender_contact_id in emails and verifies(marker, keys, mailbox.address, emails.values()):
             return Conversation(ticket, ThreadRule.MARKER)
     for public_id in mentioned_public_ids(body):
         ticket = _by_public_id(session, mailbox.id, public_id)
@@ -110,7 +119,7 @@ def find_conversation(
         ticket = session.scalar(_TICKET_BY_REF, {"mailbox_id": mailbox.id, "ref": int(ref)})
         if ticket is None:
             continue
-        if sender_contact_id in _participant_emails(session, ticket.id):
+        if sender_trusted and sender_contact_id in _participant_emails(session, ticket.id):
             return Conversation(ticket, ThreadRule.SUBJECT_TAG)
         mentions[ticket.id] = ticket
 

@@ -45,6 +45,7 @@ from gateway.inbound.routing import Route
 from gateway.mail.addresses import is_valid_address
 from gateway.mail.classify import Classification, MailKind
 from gateway.mail.parse import ParsedEmail
+from gateway.mail.verdicts import SenderVerdicts
 from gateway.models import (
     Agent,
     Attachment,
@@ -73,6 +74,7 @@ from gateway.tickets.service import add_cc_participants, add_participant, open_t
 from gateway.tickets.status import Continuation, on_customer_reply, reply_continues
 
 UNKNOWN_SENDER = "unknown-sender@invalid"
+DMARC_FAIL_FLAG = "dmarc_fail"  # the flag on a ticket opened by mail that failed DMARC
 
 # Statements built once: building and cache-keying an expression costs more than running it.
 _MESSAGES = Message.__table__
@@ -123,6 +125,9 @@ class Claimed:
     sha256: str
     attempts: int
     send_mail: bool
+    peer: str = ""
+    helo: str | None = None
+    source: str = "smtp"
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,11 +146,21 @@ class WaitForEarlier(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Sender:
-    """Who the message is from: the address and name as stored on it, and their contact."""
+    """Who the message is from: the address and name as stored on it, their contact, and the checks.
+
+    `trusted` is False when the mail failed DMARC for its From domain: then nothing that
+    rests on the sender being who From says (a marker, a subject tag, bringing people in by
+    Cc) applies, and a ticket it opens is flagged.
+    """
 
     email: str
     name: str
     contact: Contact
+    verdicts: SenderVerdicts | None = None
+
+    @property
+    def trusted(self) -> bool:
+        return self.verdicts is None or not self.verdicts.dmarc_failed
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,8 +180,14 @@ def deliver_to_mailbox(
     mail: ParsedEmail,
     verdict: Classification,
     route: Route,
+    checked: SenderVerdicts | None = None,
 ) -> Delivery:
-    """Store one message on its ticket in one mailbox (opening the ticket when it is new)."""
+    """Store one message on its ticket in one mailbox (opening the ticket when it is new).
+
+    `checked` are the message's sender verdicts (None when it was not checked); mail that
+    fails DMARC for its From domain is not trusted to be from its sender (docs/architecture.md,
+    "Sender verdicts").
+    """
     key = dedupe_key(mail, inbound.sha256)
     duplicate = _duplicate(session, route.mailbox_id, key)
     if duplicate is not None:
@@ -182,7 +203,7 @@ def deliver_to_mailbox(
 
     mailbox_id = route.mailbox_id
     mailbox = held(session, "mailbox", mailbox_id, lambda: session.get_one(Mailbox, mailbox_id))
-    sender = _sender(session, inbound, mail)
+    sender = _sender(session, inbound, mail, checked)
     conversation = _conversation(session, settings, inbound, mail, route, mailbox, sender)
     on_ticket = _ticket(session, settings, events, mail, verdict, mailbox, sender, conversation)
     message = _store(session, inbound, mail, verdict, key, mailbox, sender, conversation, on_ticket)
@@ -199,14 +220,14 @@ def _duplicate(session: Session, mailbox_id: int, key: str) -> Delivery | None:
 
 
 # 3. sender
-def _sender(session: Session, inbound: Claimed, mail: ParsedEmail) -> Sender:
+def _sender(session: Session, inbound: Claimed, mail: ParsedEmail, verdicts: SenderVerdicts | None) -> Sender:
     """The sender the headers name (From, Sender, Reply-To: `gateway.mail.parse` picks the
     first valid one), else a valid envelope sender, and its contact, created on first sight."""
     envelope = inbound.mail_from if is_valid_address(inbound.mail_from) else ""
     # Column sizes bound what junk headers can put here (PostgreSQL refuses longer values).
     email = ((mail.sender.email if mail.sender else "") or envelope or UNKNOWN_SENDER)[:320]
     name = (mail.sender.name if mail.sender else "")[:200]
-    return Sender(email, name, contact_for(session, email, name))
+    return Sender(email, name, contact_for(session, email, name), verdicts)
 
 
 # 4. conversation
@@ -220,7 +241,9 @@ def _conversation(
     sender: Sender,
 ) -> Conversation:
     """The ticket the message continues, or a new conversation once no earlier message is pending."""
-    conversation = find_conversation(session, mailbox, settings.keys, mail, route.reply, sender.contact.id)
+    conversation = find_conversation(
+        session, mailbox, settings.keys, mail, route.reply, sender.contact.id, sender_trusted=sender.trusted
+    )
     if conversation.ticket is None:
         _wait_for_earlier(session, inbound, mail)
     return conversation
@@ -255,9 +278,9 @@ def _ticket(
     ticket = conversation.ticket
     if ticket is None:
         ticket = _open(session, mail, verdict, mailbox, sender)
-        if verdict.answerable:
+        if verdict.answerable and sender.trusted:
             # Whoever opens a conversation chooses who is in it, as in any mail thread; this
-            # gives the people in Cc this new ticket and nothing else.
+            # gives the people in Cc this new ticket and nothing else (unless From may be forged).
             add_cc_participants(session, ticket, (a.email for a in mail.cc))
         return OnTicket(ticket, created=True, reopened=False)
     reopened = False
@@ -266,7 +289,7 @@ def _ticket(
             return OnTicket(_follow_up(session, mail, verdict, mailbox, sender, ticket), created=True, reopened=False)
         # Replying never makes anyone a participant; the requester may bring people in by
         # Cc on mail that threaded through something only recipients of our mail hold.
-        if conversation.rule in _CC_RULES and ticket.requester_id == sender.contact.id:
+        if conversation.rule in _CC_RULES and ticket.requester_id == sender.contact.id and sender.trusted:
             add_cc_participants(session, ticket, (a.email for a in mail.cc))
         reopened = on_customer_reply(session, events, ticket)
     return OnTicket(ticket, created=False, reopened=reopened)
@@ -288,11 +311,13 @@ def _open(session: Session, mail: ParsedEmail, verdict: Classification, mailbox:
     """A new ticket; mail a team member forwarded is opened for the original sender, with the member taking part."""
     requester = sender.contact
     subject = mail.subject
-    if mail.forwarded is not None and _is_team_member(session, sender.email):
+    if mail.forwarded is not None and sender.trusted and _is_team_member(session, sender.email):
         original = mail.forwarded.sender
         requester = contact_for(session, original.email or sender.email, original.name)
         subject = mail.forwarded.subject or subject
     flag = None if verdict.kind is MailKind.NORMAL else str(verdict.kind)
+    if not sender.trusted:
+        flag = DMARC_FAIL_FLAG  # above the classification: agents must see it before they trust the sender
     ticket = open_ticket(session, mailbox, requester, subject, flag)
     if requester.id != sender.contact.id:
         add_participant(session, ticket, sender.contact)
@@ -326,7 +351,7 @@ def _store(
     if not on_ticket.created:  # a new ticket's row already says so: nothing for the ORM to flush
         ticket.last_activity_at = message.created_at
     for mentioned in conversation.mentions:
-        add_note(session, ticket, _mention_note(mentioned), thread_rule="mention")
+        add_note(session, ticket, _mention_note(mentioned, sender.trusted), thread_rule="mention")
     return message
 
 
@@ -368,6 +393,7 @@ def _message(
         reply_text=mail.reply_text,
         quoted_text=mail.quoted_text,
         defects=list(mail.defects),
+        sender_verdicts=sender.verdicts.to_json() if sender.verdicts is not None else None,
         sent_at=mail.date,
         # One moment for a new ticket and its first message: no second ticket UPDATE.
         created_at=ticket.created_at if on_ticket.created else utcnow(),
@@ -394,7 +420,13 @@ def _attachment_rows(message_id: int, mail: ParsedEmail) -> list[dict[str, objec
     ]
 
 
-def _mention_note(mentioned: Ticket) -> str:
+def _mention_note(mentioned: Ticket, trusted: bool) -> str:
+    if not trusted:
+        return (
+            f"This message mentions #{mentioned.ref} ({mentioned.subject}). It failed DMARC for its "
+            "From domain, so its sender may not be who From says: it was not added there and "
+            "gained no access to it."
+        )
     return (
         f"This message mentions #{mentioned.ref} ({mentioned.subject}). Its sender does not take "
         "part in that ticket, so it was not added there and gained no access to it."

@@ -3,7 +3,9 @@
 The rows are a leased queue (gateway/storage/queue.py; docs/architecture.md, "The leased
 queue"): a worker claims a batch (`FOR UPDATE SKIP LOCKED` on PostgreSQL; on SQLite the
 claim holds the write lock, so claimers take turns), leasing each row for a while so a
-crashed worker's rows are reclaimed. Each row is then parsed, scrubbed of Wicket's own
+crashed worker's rows are reclaimed. The claim's sender verdicts (SPF, DKIM, DMARC, ARC:
+gateway/inbound/sender_checks.py) are computed first, concurrently and before any
+transaction, as they wait on DNS. Each row is then parsed, scrubbed of Wicket's own
 links and codes (burning them: gateway/inbound/exposed_secrets.py), classified, routed
 and, per mailbox, delivered (gateway/inbound/delivery.py) in a savepoint of a transaction
 that gathers several rows (one commit, one disk flush, for all of them; the transaction
@@ -29,8 +31,10 @@ from gateway.inbound.delivery import Claimed, WaitForEarlier, deliver_to_mailbox
 from gateway.inbound.exposed_secrets import ExposedSecrets
 from gateway.inbound.parse_ahead import ParseAhead
 from gateway.inbound.routing import Router
+from gateway.inbound.sender_checks import SenderChecks
 from gateway.logs import bound
 from gateway.mail.classify import MailKind, classify
+from gateway.mail.verdicts import SenderVerdicts
 from gateway.metrics import PROCESSED, PROCESSING_SECONDS
 from gateway.models import InboundEmail, InboundStatus
 from gateway.settings import Settings
@@ -49,6 +53,7 @@ UNIT_ROWS = 32  # claimed rows one processing transaction takes on at most
 # holds the database's one write lock, which the SMTP listeners' commits wait for.
 MIN_UNIT_ROWS = 8
 DEFER_SECONDS = 0.2  # a message waiting for an earlier one from its sender looks again this soon
+PORTAL_SOURCE = "portal"  # InboundEmail.source of the portal's own submissions
 
 # The inbound queue (docs/architecture.md, "The leased queue"): its statements are built once,
 # as building and cache-keying an UPDATE per message cost a tenth of processing.
@@ -58,14 +63,16 @@ INBOUND_QUEUE = QueueTable(
         ready=InboundStatus.PENDING, leased=InboundStatus.PROCESSING,
         retrying=InboundStatus.FAILED, dead=InboundStatus.FAILED,
     ),
-    returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts", "send_mail"),  # a `Claimed`, after the id
+    returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts", "send_mail", "peer", "helo", "source"),  # a `Claimed`
     settle_values=("outcome", "ticket_id"),
     lost_error="gave up: a worker was lost while processing this message",
 )  # fmt: skip
 
 
 class Processor:
-    def __init__(self, db: Database, settings: Settings, router: Router, events: EventBus) -> None:
+    def __init__(
+        self, db: Database, settings: Settings, router: Router, events: EventBus, checks: SenderChecks | None
+    ) -> None:
         self._db = db
         self._min_unit = 1 if db.is_sqlite else MIN_UNIT_ROWS
         self._settings = settings
@@ -75,6 +82,8 @@ class Processor:
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
         self._parsing = ParseAhead(settings.process_parse_workers, settings.max_display_html_bytes)
         self._exposed = ExposedSecrets(settings)
+        self._checks = checks
+        self._verdicts: dict[int, SenderVerdicts] = {}  # the current claim's, by row id
         self._queue = LeasedQueue(INBOUND_QUEUE, Policy(
             batch=settings.process_batch_size, lease_seconds=settings.process_lease_seconds,
             max_attempts=settings.process_max_attempts, retry_base_seconds=settings.process_retry_base_seconds,
@@ -117,8 +126,10 @@ class Processor:
         return len(ids)
 
     def close(self) -> None:
-        """Stop the parse workers (after the processing task has stopped)."""
+        """Stop the parse workers and the checks' threads (after the processing task has stopped)."""
         self._parsing.close()
+        if self._checks is not None:
+            self._checks.close()
 
     async def process(self, inbound_id: int) -> None:
         """Run one claimed row through the pipeline, recording the outcome either way."""
@@ -128,7 +139,26 @@ class Processor:
         async with self._db.sessions.begin() as session:
             claim = await session.run_sync(lambda sync: self._queue.claim(sync.connection()))
         self._parsing.submit([(row[0], row[1]) for row in claim.rows])
+        await self._check_senders([Claimed(*row) for row in claim.rows])
         return [row[0] for row in claim.rows]
+
+    async def _check_senders(self, rows: list[Claimed]) -> None:
+        """The claim's sender verdicts, all at once, before any transaction (they wait on DNS).
+
+        The portal's own submissions are not checked: they come from a signed-in contact, not
+        from an SMTP client. A row processed without a verdict here (the portal's immediate
+        processing) stores none.
+        """
+        checks = self._checks
+        if checks is None:  # switched off: no verdicts are stored
+            self._verdicts = {}
+            return
+        checked = [row for row in rows if row.source != PORTAL_SOURCE]
+        verdicts = await asyncio.gather(*(
+            checks.check(row.raw, peer=row.peer, helo=row.helo or "", mail_from=row.mail_from)
+            for row in checked
+        ))  # fmt: skip
+        self._verdicts = {row.id: verdict for row, verdict in zip(checked, verdicts, strict=True)}
 
     async def _process_claimed(self, ids: list[int]) -> list[int]:
         """Process claimed rows in one transaction until its time is up; return the rest.
@@ -204,8 +234,9 @@ class Processor:
             return InboundStatus.BOUNCED, "no recipient is a mailbox or routed any more", None
         if verdict.kind is MailKind.LOOP:
             return InboundStatus.IGNORED, "mail loop: " + "; ".join(verdict.reasons), None
+        checked = self._verdicts.get(inbound.id)
         deliveries = [
-            deliver_to_mailbox(session, self._settings, self.events, inbound, mail, verdict, route)
+            deliver_to_mailbox(session, self._settings, self.events, inbound, mail, verdict, route, checked)
             for route in plan.mailboxes.values()
         ]
         stored = [d for d in deliveries if not d.duplicate]
@@ -213,7 +244,12 @@ class Processor:
         if deliveries and not stored:
             return InboundStatus.IGNORED, "duplicate of a message already on the ticket", ticket_id
         if plan.pushes:
-            publish_received(session, self.events, inbound, mail, verdict, plan.pushes, stored, verdicts=None)
+            publish_received(
+                session, self.events, inbound, mail, verdict, plan.pushes, stored,
+                verdicts=checked.to_json() if checked is not None else None,
+            )
         notes = [f"{verdict.kind}"] + ([f"rule {d.rule}" for d in stored if d.rule]) + list(mail.defects[:5])
         notes += [f"pushed to {len(plan.pushes)} webhook(s)"] if plan.pushes else []
+        if checked is not None and checked.dmarc_failed:
+            notes.append(f"DMARC fail for {checked.dmarc.domain}")
         return InboundStatus.DELIVERED, "; ".join(notes), ticket_id

@@ -87,6 +87,7 @@ class WicketHandler:
             mail_from=envelope.mail_from or "",
             rcpt_tos=tuple(envelope.rcpt_tos),
             peer=f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer),
+            helo=session.host_name or "",
         )
         try:
             row_id = await self._store.save(mail)

@@ -49,6 +49,7 @@ class IncomingMail:
     peer: str
     source: str = "smtp"
     send_mail: bool = True
+    helo: str | None = None  # the EHLO/HELO name; None for mail that did not come over SMTP
 
 
 def header_message_id(raw: bytes) -> str | None:
@@ -71,6 +72,7 @@ def _row(mail: IncomingMail) -> dict[str, object]:
         "mail_from": storable(mail.mail_from)[:320],
         "rcpt_tos": [storable(address) for address in mail.rcpt_tos],
         "peer": storable(mail.peer)[:100],
+        "helo": storable(mail.helo)[:255] if mail.helo else None,
         "source": mail.source,
         "send_mail": mail.send_mail,
         "received_at": now,

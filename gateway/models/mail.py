@@ -81,6 +81,7 @@ class InboundEmail(Base):
     mail_from: Mapped[str] = mapped_column(String(320))
     rcpt_tos: Mapped[list[str]] = mapped_column(JSON)
     peer: Mapped[str] = mapped_column(String(100))
+    helo: Mapped[str | None] = mapped_column(String(255))  # the EHLO/HELO name (SPF for bounces); NULL when not SMTP
     source: Mapped[str] = mapped_column(String(16), default="smtp")
     # False for replayed mail: processed the same way, but nobody is mailed about it.
     send_mail: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())

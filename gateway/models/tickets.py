@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     JSON,
@@ -185,6 +185,9 @@ class Message(Base):
     reply_text: Mapped[str] = mapped_column(Text, default="")
     quoted_text: Mapped[str] = mapped_column(Text, default="")
     defects: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # SPF, DKIM, DMARC and ARC as checked when the mail came in (gateway/mail/verdicts.py has the
+    # shape); NULL when it was never checked (agent replies, notes, the portal's own submissions).
+    sender_verdicts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = created_column()
 

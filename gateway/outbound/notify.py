@@ -30,7 +30,8 @@ from sqlalchemy.orm import Session
 
 from gateway.mail.classify import MailKind
 from gateway.mail.quotes import REPLY_MARKER
-from gateway.models import Agent, Contact, MailboxMembership, OutboxMessage, Ticket, utcnow
+from gateway.mail.verdicts import SenderVerdicts
+from gateway.models import Agent, Contact, MailboxMembership, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import OutboundKind, display_name
 from gateway.outbound.customer_mail import (
     customer_recipients,
@@ -267,7 +268,16 @@ def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bo
         "text": (message.reply_text or message.body_text).strip()[:MAX_NOTIFIED_TEXT],
         "customer": message.from_name or message.from_email,
         "classification": message.classification,
+        **_sender_checks(message),
     }
+
+
+def _sender_checks(message: Message) -> dict[str, str]:
+    """The message's sender verdicts in one line, and whether to warn that From may be forged."""
+    verdicts = SenderVerdicts.from_json(message.sender_verdicts)
+    if verdicts is None:
+        return {"sender_checks": "", "dmarc_failed": ""}
+    return {"sender_checks": verdicts.summary(), "dmarc_failed": "yes" if verdicts.dmarc_failed else ""}
 
 
 def _mark_bounced(session: Session, event: MessageAdded) -> None:

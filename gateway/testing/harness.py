@@ -34,6 +34,7 @@ from gateway.cli.links import issue_operator_link
 from gateway.cli.replay import Replayed, header_envelope, outcomes
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
+from gateway.inbound.dns import FixedResolver
 from gateway.inbound.route_admin import RouteSpec, add_route
 from gateway.models import RouteMatch
 from gateway.outbound.webhooks.endpoints import add_endpoint
@@ -71,7 +72,10 @@ class Harness:
         self.settings = settings
         self.mailbox = mailbox
         self.mailbox_name = mailbox_name
-        self.gateway = Gateway(settings)
+        # DNS for the sender checks: fixed answers a test publishes (`harness.resolver.add(name,
+        # "TXT", record)`), never the network; unknown names are NXDOMAIN.
+        self.resolver = FixedResolver()
+        self.gateway = Gateway(settings, resolver=self.resolver)
         self._capture: _Capture | None = None
 
     @property
@@ -99,12 +103,19 @@ class Harness:
         to: str | tuple[str, ...] | None = None,
         mail_from: str | None = None,
         fixtures: Path | None = None,
+        peer: str = "local",
+        helo: str | None = None,
     ) -> Received:
-        """Store `source` as the SMTP listener would, process it, and say what became of it."""
+        """Store `source` as the SMTP listener would, process it, and say what became of it.
+
+        `peer` ("203.0.113.5:41234") and `helo` are the SMTP client's, for the SPF check.
+        """
         raw = _raw(source, fixtures)
         envelope_sender = header_envelope(raw)[0] if mail_from is None else mail_from
         recipients = (to,) if isinstance(to, str) else (to or (self.mailbox,))
-        inbound_id = await self.gateway.receive(raw, mail_from=envelope_sender, rcpt_tos=recipients, source="test")
+        inbound_id = await self.gateway.receive(
+            raw, mail_from=envelope_sender, rcpt_tos=recipients, source="test", peer=peer, helo=helo
+        )
         await self.gateway.processor.drain()
         (replayed,) = await outcomes(self.gateway, [("", inbound_id)])
         return await self._received(inbound_id, replayed)

@@ -156,6 +156,7 @@ def _message(message: Message, raw: bytes | None, files: list[dict[str, Any]]) -
         "headers": [{"name": name, "value": value} for name, value in [*headers, ("Subject", message.subject)]],
         "reply_text": message.reply_text,
         "body_text": message.body_text,
+        "sender_verdicts": message.sender_verdicts,  # shape: gateway/mail/verdicts.py
         "created_at": message.created_at.isoformat(timespec="seconds"),
         "attachments": files,
     }

@@ -46,6 +46,7 @@ from portal.views.api_schema import (
     NotificationRequest,
     NotificationSettings,
     Person,
+    SenderVerdicts,
     StatusRequest,
     TicketDetail,
     TicketMessage,
@@ -132,6 +133,7 @@ def _message(m: Message, files: dict[int, list[AttachmentOut]]) -> TicketMessage
         internal=m.internal, classification=m.classification, thread_rule=m.thread_rule, subject=m.subject,
         text=m.reply_text or m.body_text, body_text=m.body_text, created_at=m.created_at,
         attachments=files.get(m.id, []),
+        sender_verdicts=SenderVerdicts.model_validate(m.sender_verdicts) if m.sender_verdicts else None,
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic.json_schema import models_json_schema
 
 from gateway.models import AuthorType, NotifyPolicy, TicketPriority, TicketStatus
+from portal.views.verdict_schema import SenderVerdicts
 from portal.views.webhook_schema import PAYLOADS, webhook_operations
 
 PUBLIC_ID = r"^[a-z2-7]{16}$"
@@ -44,7 +45,10 @@ class TicketSummary(BaseModel):
     mailbox: str
     subject: str
     status: TicketStatus
-    flag: str | None = Field(description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list).")
+    flag: str | None = Field(
+        description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list), or dmarc_fail "
+        "when its first mail failed DMARC for its From domain."
+    )
     requester: Person
     owner: str | None = Field(description="The owning agent's address; the first agent to answer, unless assigned.")
     priority: TicketPriority
@@ -73,6 +77,9 @@ class TicketMessage(BaseModel):
     subject: str
     text: str = Field(description="The new text without quoted history.")
     body_text: str
+    sender_verdicts: SenderVerdicts | None = Field(
+        default=None, description="Inbound mail's sender checks; null when the message was never checked."
+    )
     created_at: datetime
     attachments: list[AttachmentOut] = Field(default_factory=list)
 

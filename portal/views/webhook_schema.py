@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
+from portal.views.verdict_schema import SenderVerdicts
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -73,9 +75,8 @@ class ReceivedMessage(_Strict):
     envelope: WebhookEnvelope
     mailbox_hash: str = Field(description="The +tag of the recipient, if any.")
     classification: str
-    verdicts: dict[str, Any] | None = Field(
-        description="What SPF, DKIM, DMARC and ARC said when the message arrived: keys spf, dkim, dmarc and arc, "
-        "each with its `result`; null when the message was not checked."
+    verdicts: SenderVerdicts | None = Field(
+        description="What SPF, DKIM, DMARC and ARC said when the message arrived; null when the message was not checked."
     )
     tickets: list[WebhookTicket] = Field(description="The tickets the message was stored on (none: webhook only).")
     route: str

@@ -19,6 +19,7 @@ def wicket(tmp_path: Path):
         "WICKET_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'cli.db'}",
         "WICKET_VAR_DIR": str(tmp_path / "var"),
         "WICKET_SECRET_KEYS": '["cli-test-key"]',
+        "WICKET_SENDER_CHECKS": "false",  # no DNS from tests (the checks have tests/inbound/test_sender_verdicts.py)
     }
     runner = CliRunner()
 

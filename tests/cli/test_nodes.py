@@ -24,6 +24,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base, InboundEmail, InboundStatus, Message, Ticket
 from gateway.settings import Settings
@@ -45,6 +46,7 @@ async def node_env(shared_url: str, tmp_path: Path) -> AsyncIterator[dict[str, s
         "WICKET_DATABASE_URL": shared_url,
         "WICKET_VAR_DIR": str(tmp_path / "var"),
         "WICKET_SECRET_KEYS": '["nodes-test-key"]',
+        "WICKET_SENDER_CHECKS": "false",  # no DNS from tests (the checks have tests/inbound/test_sender_verdicts.py)
         "WICKET_PROCESS_POLL_SECONDS": "0.1",
         "WICKET_PROCESS_LEASE_SECONDS": "3",
         "WICKET_OUTBOUND_SENDER": "memory",
@@ -100,7 +102,7 @@ def thread_message(thread: int, index: int) -> bytes:
 
 async def store_backlog(url: str) -> None:
     settings = Settings(database_url=url, secret_keys=["nodes-test-key"])
-    gateway = Gateway(settings)
+    gateway = Gateway(settings, resolver=FixedResolver())
     await gateway.start()
     try:
         # Interleave threads so every batch mixes originals and replies.

@@ -21,6 +21,7 @@ class FreshInstall:
             "WICKET_DATABASE_URL": f"sqlite+aiosqlite:///{self.database}",
             "WICKET_VAR_DIR": str(tmp_path / "var"),
             "WICKET_SECRET_KEYS": None,  # unset: a fresh install has no key configured
+            "WICKET_SENDER_CHECKS": "false",  # no DNS from tests
         }
 
     def __call__(self, *args: str) -> tuple[int, str, str]:

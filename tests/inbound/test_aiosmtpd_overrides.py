@@ -25,6 +25,7 @@ from aiosmtpd.handlers import Sink
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.inbound.smtp import REPLY_TOO_BIG, WicketHandler, WicketSMTP, protocol_options
 from gateway.models import Mailbox
 from gateway.settings import Settings
@@ -66,7 +67,7 @@ async def serve_stock(settings: Settings, handler: object) -> tuple[asyncio.Serv
 async def pair(settings: Settings, db: Database, mailbox: Mailbox, tmp_path: Path) -> AsyncIterator[Pair]:
     cert, key = self_signed_certificate(tmp_path)
     configured = with_settings(settings, smtp_tls_cert_file=cert, smtp_tls_key_file=key, max_message_size=LIMIT)
-    gateway = Gateway(configured, db)
+    gateway = Gateway(configured, db, resolver=FixedResolver())
     await gateway.start()
     stock, stock_address = await serve_stock(configured, Sink())
     try:

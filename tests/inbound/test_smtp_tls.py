@@ -12,6 +12,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.models import InboundEmail, Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database
@@ -44,7 +45,7 @@ async def test_mail_sent_after_starttls_is_encrypted_and_stored(
     settings: Settings, db: Database, mailbox: Mailbox, certificate: tuple[Path, Path]
 ) -> None:
     cert, key = certificate
-    gateway = Gateway(with_settings(settings, smtp_tls_cert_file=cert, smtp_tls_key_file=key), db)
+    gateway = Gateway(with_settings(settings, smtp_tls_cert_file=cert, smtp_tls_key_file=key), db, resolver=FixedResolver())
     await gateway.start()
     try:
         server = await gateway.serve_smtp(host="127.0.0.1", port=0)

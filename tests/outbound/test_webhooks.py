@@ -16,6 +16,7 @@ from sqlalchemy import select
 from standardwebhooks import Webhook
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.inbound.route_admin import RouteSpec, add_route
 from gateway.models import RouteMatch, Ticket, TicketStatus, WebhookEndpoint, WebhookEvent, WebhookStatus
 from gateway.outbound.webhooks.endpoints import add_endpoint, rotate_secret
@@ -73,8 +74,10 @@ def verified(secret: str, body: bytes, headers: dict[str, str]) -> dict:
 
 
 async def test_mail_over_smtp_reaches_the_receiver_signed_within_a_second(
-    gateway: Gateway, smtp_server: tuple[str, int]
+    gateway: Gateway, smtp_server: tuple[str, int], resolver: FixedResolver
 ) -> None:
+    resolver.add("customer.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+    resolver.add("_dmarc.customer.test", "TXT", "v=DMARC1; p=reject")
     async with running(Receiver()) as receiver:
         hook, secret = await endpoint(gateway, receiver.url, ["ticket.created"])
         await route(gateway, RouteSpec(RouteMatch.PLUS, SUPPORT, webhook=hook))
@@ -95,7 +98,7 @@ async def test_mail_over_smtp_reaches_the_receiver_signed_within_a_second(
     assert data["mailbox_hash"] == "billing"
     assert data["envelope"]["rcpt_to"] == ["support+billing@example.test"]
     assert {"name": "Subject", "value": "Printer on fire"} in data["headers"]
-    assert "verdicts" in data
+    assert (data["verdicts"]["spf"]["result"], data["verdicts"]["dmarc"]["result"]) == ("pass", "pass")
     [ticket] = data["tickets"]  # the mailbox's own address keeps making tickets
     assert ticket["mailbox"] == SUPPORT and ticket["ref"] == 1001
     created = verified(secret, by_type["ticket.created"].body, by_type["ticket.created"].headers)

@@ -17,6 +17,7 @@ from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.directory.agents import add_agent, create_api_key
 from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Base
@@ -89,6 +90,28 @@ async def test_a_ticket_reads_with_its_messages_and_deliveries(
     deliveries = {(d["kind"], d["status"]) for d in ticket["deliveries"]}
     assert deliveries == {("acknowledgement", "sent"), ("notification", "sent")}
     assert (await api.get("/api/v1/tickets/aaaaaaaaaaaaaaaa", headers=headers)).status == 404
+
+
+async def test_a_message_reads_with_its_sender_verdicts_and_a_reply_without(
+    api: TestClient, gateway: Gateway, receive_email: ReceiveEmail, resolver: FixedResolver
+) -> None:
+    headers = await key_for(gateway)
+    resolver.add("customer.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+    resolver.add("_dmarc.customer.test", "TXT", "v=DMARC1; p=quarantine")
+    await receive_email("new-request.eml", peer="192.0.2.10:41000", helo="mail.customer.test")
+    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
+    url = f"/api/v1/tickets/{summary['id']}"
+    await api.post(f"{url}/notes", json={"text": "Looking."}, headers=headers)
+    first, note = (await (await api.get(url, headers=headers)).json())["messages"]
+    assert first["sender_verdicts"] == {
+        "spf": {"result": "pass", "domain": "customer.test", "scope": "mailfrom", "reason": "sender SPF authorized"},
+        "dkim": [],
+        "dmarc": {"result": "pass", "domain": "customer.test", "policy": "quarantine", "aligned": ["spf"]},
+        "arc": {"result": "none", "reason": ""},
+    }
+    assert note["sender_verdicts"] is None
+    schemas = openapi_document()["components"]["schemas"]
+    assert schemas["TicketMessage"]["properties"]["sender_verdicts"]["anyOf"][0] == {"$ref": "#/components/schemas/SenderVerdicts"}
 
 
 async def test_an_api_reply_reaches_the_customer_like_an_emailed_one(
@@ -175,7 +198,7 @@ async def _seed(settings: Settings, options: dict[str, Any]) -> tuple[Any, dict[
         await conn.run_sync(Base.metadata.create_all)
     async with db.sessions.begin() as session:
         await add_mailbox(session, SUPPORT, "Example Support")
-    gateway = Gateway(settings, db)
+    gateway = Gateway(settings, db, resolver=FixedResolver())
     await gateway.start()
     try:
         await add_tom(gateway)

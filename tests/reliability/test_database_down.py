@@ -21,6 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.models import InboundEmail, InboundStatus, Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database
@@ -89,7 +90,7 @@ async def test_while_the_database_is_away_smtp_says_451_the_portal_503_and_both_
     outage: Outage, db: Database, settings: Settings, mailbox: Mailbox, portal_on: PortalOn
 ) -> None:
     await add_contact(db)
-    gateway = Gateway(with_settings(settings, process_poll_seconds=0.2), outage.db)
+    gateway = Gateway(with_settings(settings, process_poll_seconds=0.2), outage.db, resolver=FixedResolver())
     await gateway.start()
     listener = await gateway.serve_smtp(host="127.0.0.1", port=0)
     smtp: Server = listener.sockets[0].getsockname()[:2]

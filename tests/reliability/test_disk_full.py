@@ -20,6 +20,7 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.models import Attachment, InboundEmail, InboundStatus, Mailbox, Message, Ticket
 from gateway.settings import Settings
 from gateway.storage.database import Database
@@ -74,7 +75,7 @@ async def test_a_full_disk_while_storing_attachments_leaves_the_message_unwritte
         settings, process_retry_base_seconds=0.05, process_max_attempts=30, process_lease_seconds=2,
         process_poll_seconds=0.1,
     )
-    gateway = Gateway(patient, db)
+    gateway = Gateway(patient, db, resolver=FixedResolver())
     await gateway.start()
     try:
         raw, digests = mail_with_attachments()

@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.models import Mailbox, OutboxMessage, OutboxStatus
 from gateway.settings import Settings
 from gateway.storage.database import Database
@@ -79,7 +80,7 @@ async def test_the_outbox_keeps_mail_while_the_relay_is_down_and_delivers_each_o
         relay_timeout_seconds=5, outbox_retry_base_seconds=0.05, outbox_retry_max_seconds=0.3,
         outbox_max_attempts=200, outbox_poll_seconds=0.05,
     )
-    gateway = Gateway(relayed, db)
+    gateway = Gateway(relayed, db, resolver=FixedResolver())
     await gateway.start()
     relay = Relay()
     server: asyncio.Server | None = None

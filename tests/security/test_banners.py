@@ -12,6 +12,7 @@ import re
 import smtplib
 
 from gateway.cli.runtime import Gateway
+from gateway.inbound.dns import FixedResolver
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from portal.app import start_portal
@@ -50,7 +51,7 @@ async def raw_http(host: str, port: int, request: bytes) -> bytes:
 
 
 async def test_a_request_no_route_sees_gets_no_version_either(settings: Settings, db: Database) -> None:
-    runner = await start_portal(settings, db, processor=Gateway(settings, db).processor, host="127.0.0.1", port=0)
+    runner = await start_portal(settings, db, processor=Gateway(settings, db, resolver=FixedResolver()).processor, host="127.0.0.1", port=0)
     try:
         host, port = runner.addresses[0][:2]
         for request in (

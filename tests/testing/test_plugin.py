@@ -106,3 +106,17 @@ async def test_events(receive_email, webhook_events):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_sender_checks_answer_from_dns_records_the_test_publishes(pytester: pytest.Pytester) -> None:
+    _project(pytester, '''
+async def test_spf_and_dmarc(wicket, receive_email):
+    wicket.resolver.add("customer.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
+    wicket.resolver.add("_dmarc.customer.test", "TXT", "v=DMARC1; p=reject")
+    passed = await receive_email("new-request.eml", peer="192.0.2.10:41000", helo="mail.customer.test")
+    assert passed.message["sender_verdicts"]["dmarc"]["result"] == "pass"
+    other = await receive_email("same-subject-other-sender.eml", peer="198.51.100.7:41000")
+    assert other.message["sender_verdicts"]["spf"]["result"] == "none"
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
