@@ -23,8 +23,7 @@ or a password change. `start_session` (synchronous, run in the caller's transact
 rotates: the browser's previous session is revoked and a fresh id issued; raise the
 redirect after that transaction commits (cookie changes are written by `apply_cookies` as
 the response is prepared, so a raised redirect carries them). Views that audit pass
-`**audit_context(request)` (client IP, user agent) to `gateway.auth.audit.record` (or, in a
-synchronous unit of work, `gateway.auth.audit.write_event`).
+`**audit_context(request)` (client IP, user agent) to `gateway.auth.audit.record`.
 """
 
 from __future__ import annotations
@@ -39,11 +38,10 @@ from http.cookies import Morsel
 
 from aiohttp import hdrs, web
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from yarl import URL
 
-from gateway.auth.audit import record, write_event
+from gateway.auth.audit import record
 from gateway.directory.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.models import Contact, PortalSession, loaded, utcnow
 from gateway.settings import Settings
@@ -184,10 +182,8 @@ async def current_session(request: web.Request) -> LiveSession | None:
     if state.touch_due and state.row is not None:
         state.touch_due = False
         now = utcnow()
-        async with request.app[keys.DB].sessions.begin() as db_session:  # not db.write(): this may run inside one
-            await db_session.execute(
-                update(PortalSession).where(PortalSession.id == state.row.id).values(last_seen_at=now)
-            )
+        touch = update(PortalSession).where(PortalSession.id == state.row.id).values(last_seen_at=now)
+        await request.app[keys.DB].write(lambda db_session: db_session.execute(touch))
         state.row.last_seen_at = now
     return state.row
 
@@ -214,9 +210,8 @@ async def require_contact(request: web.Request) -> Contact:
 def start_session(db_session: Session, request: web.Request, contact_id: int, *, method: str) -> None:
     """Sign the contact in on this browser (in the caller's transaction), rotating the session id.
 
-    Synchronous, for `Database.run_write`; in an async transaction
-    `await session.run_sync(start_session, request, contact.id, method=…)`. Core statements
-    (no ORM flush); the rest of the request sees the new session, looked up if asked for.
+    Synchronous, for `Database.write`. Core statements (no ORM flush); the rest of the
+    request sees the new session, looked up if asked for.
     """
     settings = request.app[keys.SETTINGS]
     now = utcnow()
@@ -236,18 +231,17 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
     }
     row_id = _INSERT.scalar(db_session.connection(), values)
     detail = {"method": method, "session": row_id}
-    write_event(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
+    record(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
     request[keys.SESSION] = SessionState(new_cookie=session_id)  # looked up afresh if asked for
 
 
-async def end_session(request: web.Request, db_session: AsyncSession, *, audit: bool = True) -> bool:
-    """Sign this browser out (revoke its row, clear its cookie); False when nobody was signed in."""
-    row = await current_session(request)
+def end_session(db_session: Session, request: web.Request, row: LiveSession | None, *, audit: bool = True) -> bool:
+    """Sign this browser out (revoke `row`, its `current_session`, and clear its cookie); False when nobody was signed in."""
     state = _state(request)
     state.clear_cookie, state.new_cookie = True, None
     if row is None:
         return False
-    await db_session.execute(update(PortalSession).where(PortalSession.id == row.id).values(revoked_at=utcnow()))
+    db_session.execute(update(PortalSession).where(PortalSession.id == row.id).values(revoked_at=utcnow()))
     if audit:
         record(
             db_session,
@@ -260,7 +254,7 @@ async def end_session(request: web.Request, db_session: AsyncSession, *, audit: 
     return True
 
 
-async def end_other_sessions(db_session: AsyncSession, contact_id: int, keep: LiveSession | None = None) -> int:
+def end_other_sessions(db_session: Session, contact_id: int, keep: LiveSession | None = None) -> int:
     """Revoke every live session of a contact except `keep`; how many ended."""
     statement = (
         update(PortalSession)
@@ -270,7 +264,7 @@ async def end_other_sessions(db_session: AsyncSession, contact_id: int, keep: Li
     )
     if keep is not None:
         statement = statement.where(PortalSession.id != keep.id)
-    return len((await db_session.execute(statement)).all())
+    return len(db_session.execute(statement).all())
 
 
 def write_cookie(

@@ -6,7 +6,7 @@ only HMAC(key, token), HMAC(key, code) and the key id; lookups try every configu
 newest first, so rotating keys keeps links already sent working, while a link signed with
 a key that is no longer configured stops working. The small functions at the top are pure
 (they take `now`); the others take the caller's session (`consume_link` a synchronous one,
-so the link exchange is one unit of work: see `Database.run_write`). A refusal is logged once
+so the link exchange is one unit of work: see `Database.write`). A refusal is logged once
 with its reason and the link id, never with the token or the code. Consumption is a
 single `UPDATE … WHERE consumed_at IS NULL AND expires_at > now RETURNING`, so of many
 concurrent exchanges of one token exactly one wins. A link whose token or code was seen
@@ -29,7 +29,6 @@ from enum import StrEnum
 from typing import Any
 
 from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
@@ -195,8 +194,8 @@ def _consuming(key_ids: tuple[str, ...] | None) -> Update:
 # -- database operations --------------------------------------------------------------
 
 
-async def issue_link(
-    session: AsyncSession,
+def issue_link(
+    session: Session,
     settings: Settings,
     contact: Contact,
     *,
@@ -227,7 +226,7 @@ async def issue_link(
         expires_at=now + ttl,
     )
     session.add(link)
-    await session.flush()
+    session.flush()
     record(
         session,
         "link.issued",
@@ -238,33 +237,33 @@ async def issue_link(
     return IssuedLink(token=token, code=code, link=link)
 
 
-async def find_link(session: AsyncSession, settings: Settings, token: str) -> MagicLink | None:
+def find_link(session: Session, settings: Settings, token: str) -> MagicLink | None:
     """The stored link for `token` in any state, or None (no logging: see `check_link`)."""
     if not well_formed(token):
         return None
-    return await session.scalar(_by_token(_key_ids(settings)), _token_values(settings, token))
+    return session.scalar(_by_token(_key_ids(settings)), _token_values(settings, token))
 
 
-async def check_link(
-    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+def check_link(
+    session: Session, settings: Settings, token: str, *, now: datetime | None = None
 ) -> LinkCheck:
     """Look at a token without consuming it; a refusal is logged with its reason."""
     now = now or utcnow()
     if not well_formed(token):
         _log_refusal(Refusal.MALFORMED, None)
         return LinkCheck(None, Refusal.MALFORMED)
-    link = await find_link(session, settings, token)
+    link = find_link(session, settings, token)
     refusal = link_refusal(link, now)
     if refusal is not None:
         _log_refusal(refusal, link)
     return LinkCheck(link, refusal)
 
 
-async def verify_link(
-    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+def verify_link(
+    session: Session, settings: Settings, token: str, *, now: datetime | None = None
 ) -> MagicLink | None:
     """The usable link for `token`, or None (and a log line saying why)."""
-    outcome = await check_link(session, settings, token, now=now)
+    outcome = check_link(session, settings, token, now=now)
     return outcome.link if outcome.ok else None
 
 
@@ -277,7 +276,7 @@ def _consume(session: Session, statement: Update, values: dict[str, Any]) -> Mag
 def consume_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> LinkCheck:
     """Use a token up: one atomic UPDATE; of concurrent callers exactly one gets the link.
 
-    Synchronous, for `Database.run_write`; in an async transaction `await session.run_sync(consume_link, …)`.
+    Synchronous, for `Database.write`; in an async transaction `consume_link(session, …)`.
     """
     now = now or utcnow()
     if not well_formed(token):
@@ -293,8 +292,8 @@ def consume_link(session: Session, settings: Settings, token: str, *, now: datet
     return LinkCheck(link, refusal)
 
 
-async def consume_code(
-    session: AsyncSession,
+def consume_code(
+    session: Session,
     settings: Settings,
     contact: Contact | None,
     typed: str,
@@ -314,11 +313,11 @@ async def consume_code(
     if contact is not None:
         active = (MagicLink.contact_id == contact.id, MagicLink.consumed_at.is_(None), MagicLink.expires_at > now)
         query = select(MagicLink).where(*active).order_by(MagicLink.id.desc()).limit(_MAX_CODE_CANDIDATES)
-        candidates = list((await session.scalars(query)).all())
+        candidates = list((session.scalars(query)).all())
     matches = [c for c in candidates if hmac.compare_digest(c.code_hmac, digests.get(c.key_id, ""))]
     match = matches[0] if matches else None
     if match is not None:
-        link = await session.run_sync(_consume, _consuming(None), {"link_id": match.id, "now": now})
+        link = _consume(session, _consuming(None), {"link_id": match.id, "now": now})
         if link is not None:
             return LinkCheck(link)
         _log_refusal(Refusal.USED, match)
@@ -328,11 +327,11 @@ async def consume_code(
         ids = [c.id for c in candidates]
         quietly = {"synchronize_session": False}
         count = update(MagicLink).where(MagicLink.id.in_(ids)).values(code_attempts=MagicLink.code_attempts + 1)
-        await session.execute(count.execution_options(**quietly))
+        session.execute(count.execution_options(**quietly))
         limit = settings.code_max_attempts
         exhausted = (MagicLink.id.in_(ids), MagicLink.consumed_at.is_(None), MagicLink.code_attempts >= limit)
         burn = update(MagicLink).where(*exhausted).values(consumed_at=now, burned=True).returning(MagicLink.id)
-        burned = len((await session.scalars(burn.execution_options(**quietly))).all())
+        burned = len((session.scalars(burn.execution_options(**quietly))).all())
     _log_refusal(Refusal.WRONG_CODE, None)
     if burned:
         log.info("sign-in code: %d link(s) burned after %d wrong codes", burned, settings.code_max_attempts)

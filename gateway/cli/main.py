@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli import migrate, support
 from gateway.cli.content import accounts, articles, mailbox_brand
@@ -37,7 +38,7 @@ from gateway.logs import configure_logging
 from gateway.metrics import queue_depths
 from gateway.models import InboundEmail, InboundStatus, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
+from gateway.storage.database import Database, open_database, orm
 from gateway.tickets.queries import TicketNotFound, list_tickets, show_ticket
 
 console = Console()
@@ -107,8 +108,8 @@ async def mailbox_list(as_json: bool) -> None:
     """The mailboxes Wicket receives mail for."""
 
     async def action(database: Database) -> list[dict[str, str]]:
-        async with database.sessions() as session:
-            return [{"address": box.address, "name": box.name} for box in await list_mailboxes(session)]
+        boxes = await database.read(orm(list_mailboxes))
+        return [{"address": box.address, "name": box.name} for box in boxes]
 
     boxes = await _with_db(action)
     if as_json:
@@ -125,9 +126,8 @@ async def mailbox_list(as_json: bool) -> None:
 @run_async
 async def mailbox_add(address: str, name: str) -> None:
     async def action(database: Database) -> str:
-        async with database.sessions.begin() as session:
-            box = await add_mailbox(session, address, name)
-            return box.address
+        box = await database.write(lambda session: add_mailbox(session, address, name))
+        return box.address
 
     try:
         console.print(f"mailbox {await _with_db(action)} is ready")
@@ -210,14 +210,10 @@ async def status(errors: int) -> None:
 
     async def action(database: Database) -> tuple[dict[str, int], list[InboundEmail]]:
         depths = await queue_depths(database)
-        async with database.sessions() as session:
-            failed = await session.execute(
-                select(InboundEmail)
-                .where(InboundEmail.status == InboundStatus.FAILED)
-                .order_by(InboundEmail.id.desc())
-                .limit(errors)
-            )
-            return depths, list(failed.scalars())
+        recent = select(InboundEmail).where(InboundEmail.status == InboundStatus.FAILED)
+        recent = recent.order_by(InboundEmail.id.desc()).limit(errors)
+        failed = await database.read(orm(lambda session: list(session.scalars(recent))))
+        return depths, failed
 
     depths, failed = await _with_db(action)
     table = Table("queue", "count")
@@ -320,9 +316,11 @@ def demo() -> None:
 
 async def _seed_demo(settings: Settings) -> None:
     async def action(database: Database) -> bool:
-        async with database.sessions.begin() as session:
-            await add_mailbox(session, "support@example.test", "Example Support")
-            return await session.scalar(select(Ticket.id).limit(1)) is None
+        def seed(session: Session) -> bool:
+            add_mailbox(session, "support@example.test", "Example Support")
+            return session.scalar(select(Ticket.id).limit(1)) is None
+
+        return await database.write(seed)
 
     if await _with_db(action, settings):
         await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False)

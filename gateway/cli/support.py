@@ -9,12 +9,12 @@ install works in any order. `WicketGroup` turns the database errors a user can f
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import TypeVar
 
 import click
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.settings import Settings, ensure_secret_key
 from gateway.storage.database import open_database
@@ -23,7 +23,7 @@ R = TypeVar("R")
 
 
 def in_transaction(
-    action: Callable[[AsyncSession, Settings], Awaitable[R]], *, errors: tuple[type[Exception], ...] = ()
+    action: Callable[[Session, Settings], R], *, errors: tuple[type[Exception], ...] = ()
 ) -> R:
     """Run `action` in one transaction; the given domain errors become clean CLI errors."""
     try:
@@ -34,8 +34,7 @@ def in_transaction(
     async def run() -> R:
         db = open_database(settings)
         try:
-            async with db.sessions.begin() as session:
-                return await action(session, settings)
+            return await db.write(lambda session: action(session, settings))
         finally:
             await db.dispose()
 

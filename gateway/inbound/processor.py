@@ -117,8 +117,7 @@ class Processor:
         await self._process_claimed([inbound_id])
 
     async def _claim(self) -> list[int]:
-        async with self._db.sessions.begin() as session:
-            claim = await session.run_sync(lambda sync: self._queue.claim(sync.connection()))
+        claim = await self._db.write(lambda session: self._queue.claim(session.connection()))
         self._parsing.submit([(row[0], row[1]) for row in claim.rows])
         return [row[0] for row in claim.rows]
 
@@ -129,10 +128,10 @@ class Processor:
         and its outcome is recorded in the same transaction. Committing several messages
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
         the transaction (and, on SQLite, the write lock) is held. The transaction is one
-        synchronous unit of work (`Database.run_write`): on SQLite it runs on the writer
+        synchronous unit of work (`Database.write`): on SQLite it runs on the writer
         thread in one hop, where each statement through aiosqlite would be several.
         """
-        return await self._db.run_write(partial(self._process_unit, ids))
+        return await self._db.write(partial(self._process_unit, ids))
 
     def _process_unit(self, ids: list[int], session: Session) -> list[int]:
         # A transaction takes on a window of the claim: renewing (and reading back) every
@@ -192,7 +191,7 @@ class Processor:
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
         routes: dict[int, Route] = {}
         for recipient in inbound.rcpt_tos:
-            route = self._router.resolve_in(session, recipient)
+            route = self._router.resolve(session.connection(), recipient)
             if route is not None:
                 routes.setdefault(route.mailbox_id, route)
         if not routes:

@@ -13,8 +13,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from gateway.models import Mailbox
 from gateway.settings import SecretKey
@@ -43,23 +42,23 @@ class Router:
         self._loaded_at = float("-inf")
 
     async def reload(self) -> None:
-        async with self._db.sessions() as session:
-            self._load(await session.execute(_MAILBOXES))
+        await self._db.read(self.load)
 
-    async def resolve(self, address: str) -> Route | None:
-        """The route for an envelope recipient, or None when it must be refused."""
-        route = self._lookup(address)
-        if route is None and self._stale():
-            await self.reload()
-            route = self._lookup(address)
-        return route
+    def load(self, connection: Connection) -> None:
+        """Read the mailbox addresses afresh (for `Database.read`, or inside a unit of work)."""
+        self._load(connection.execute(_MAILBOXES))
 
-    def resolve_in(self, session: Session, address: str) -> Route | None:
-        """`resolve` inside a synchronous unit of work (the processor's), reloading through `session`."""
-        route = self._lookup(address)
+    def resolve(self, connection: Connection, address: str) -> Route | None:
+        """The route for an envelope recipient, or None when it must be refused.
+
+        An unknown address reloads the table through `connection` (at most once a second).
+        Callers outside a unit of work try `lookup` first and read only on a miss, so a
+        known address costs no connection.
+        """
+        route = self.lookup(address)
         if route is None and self._stale():
-            self._load(session.execute(_MAILBOXES))
-            route = self._lookup(address)
+            self.load(connection)
+            route = self.lookup(address)
         return route
 
     def _stale(self) -> bool:
@@ -69,7 +68,8 @@ class Router:
         self._mailboxes = {address.lower(): id_ for address, id_ in rows}
         self._loaded_at = time.monotonic()
 
-    def _lookup(self, address: str) -> Route | None:
+    def lookup(self, address: str) -> Route | None:
+        """The route for `address` in the table as last loaded (no database)."""
         address = address.strip().lower()
         mailbox_id = self._mailboxes.get(address)
         if mailbox_id is not None:

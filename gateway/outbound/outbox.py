@@ -33,7 +33,6 @@ from email.policy import SMTP
 
 from sqlalchemy import update
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, loaded, utcnow
@@ -62,8 +61,8 @@ OUTBOX_QUEUE = QueueTable(
 )
 
 
-async def enqueue(
-    session: AsyncSession,
+def enqueue(
+    session: Session,
     *,
     mailbox: Mailbox,
     to: list[str],
@@ -89,7 +88,7 @@ async def enqueue(
         next_attempt_at=utcnow(),
     )
     session.add(row)
-    await session.flush()
+    session.flush()
     return row
 
 
@@ -162,8 +161,7 @@ class OutboxWorker:
         return len(rows)
 
     async def _claim(self) -> list[OutboxMessage]:
-        async with self._db.sessions.begin() as session:
-            return await session.run_sync(self._claim_in)
+        return await self._db.write(self._claim_in)
 
     def _claim_in(self, session: Session) -> list[OutboxMessage]:
         claim = self._queue.claim(session.connection())
@@ -194,14 +192,18 @@ class OutboxWorker:
         Returns the bytes to send (they are never stored), or None when the lease was lost.
         """
         render = render_signin_draft if row.kind == SIGNIN else render_draft
+
+        def render_and_keep(session: Session) -> Rendered:
+            email = render(session, self._settings, row)
+            kept = {"raw": email.kept, "link_id": email.link_id}
+            ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
+            stored = session.execute(update(OutboxMessage).where(ours).values(**kept))
+            if not stored.rowcount:
+                raise _LeaseLost  # roll back the link the draft issued
+            return email
+
         try:
-            async with self._db.sessions.begin() as session:
-                email: Rendered = await render(session, self._settings, row)
-                kept = {"raw": email.kept, "link_id": email.link_id}
-                ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
-                stored = await session.execute(update(OutboxMessage).where(ours).values(**kept))
-                if not stored.rowcount:
-                    raise _LeaseLost  # roll back the link the draft issued
+            email = await self._db.write(render_and_keep)
         except _LeaseLost:
             return None
         row.raw, row.link_id = email.kept, email.link_id
@@ -211,8 +213,7 @@ class OutboxWorker:
         def mark(session: Session) -> None:
             self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=utcnow())
 
-        async with self._db.sessions.begin() as session:
-            await session.run_sync(mark)
+        await self._db.write(mark)
 
     async def _record_failure(self, row: OutboxMessage, error: Exception) -> None:
         reason = f"{error}"[:4000] or type(error).__name__
@@ -224,5 +225,4 @@ class OutboxWorker:
             if status == OutboxStatus.FAILED:
                 _note_failure(session, row, reason)
 
-        async with self._db.sessions.begin() as session:
-            await session.run_sync(fail)
+        await self._db.write(fail)

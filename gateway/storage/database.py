@@ -1,50 +1,54 @@
-"""Database engine and session factory for SQLite (embedded default) and PostgreSQL.
+"""The database: engines for SQLite (the embedded default) and PostgreSQL, and the one way to use them.
 
-SQLite runs in WAL mode with `synchronous=FULL`, so a committed row survives a power cut,
-and with a busy timeout so the SMTP writer and the processor can share the file. PostgreSQL
-gets a pool sized from settings and a statement timeout. `Database` bundles the engine, its
-session factory and the read path, so one object travels through the application.
+Code reaches the database in exactly two ways (docs/architecture.md, "Reaching the
+database"): `await db.read(work)`, where `work` takes a synchronous Core `Connection` and
+only looks, and `await db.write(work)`, where `work` takes a synchronous ORM `Session` and
+runs as one transaction, committed when it returns (rolled back if it raises). Services
+are therefore plain synchronous functions; `orm(work)` lets a read use the ORM over its
+connection.
 
-Reads that only look (`await db.read(work)`, where `work` takes a synchronous
-`Connection` and runs SQLAlchemy Core) cost one call on SQLite: a synchronous pysqlite
-connection answers inline on the event loop, since WAL readers never wait for the writer
-and an indexed read takes microseconds; the connection stays open for the thread
-(`SqliteReader`) instead of being taken from a pool and given back per read. On
-PostgreSQL the same function runs on a pooled async connection through `run_sync`.
-Writes stay on the async engine, where they may wait for locks and fsync:
-`async with db.write() as session` is one write transaction, and on
-SQLite such transactions take turns in asyncio instead of colliding on the file's write
-lock and sleeping in SQLite's busy handler. A hot write path (the processor's transactions,
-the link exchange) is a synchronous unit instead,
-`await db.run_write(work)` where `work` takes an ORM `Session`: on SQLite it runs on a
-writer thread, in one hop (through aiosqlite every cursor, fetch and close would be a hop
-of its own) and sharing its commit with the units that queued meanwhile (`SqliteWriter`);
-on PostgreSQL `work` runs through `run_sync` in an async transaction of its own.
+SQLite runs in WAL mode with `synchronous=FULL`, so a committed row survives a power cut.
+A SQLite file has one reader and one writer, shared by everything in the process (the
+SMTP store, the processor, the outbox, the portal):
 
-SQLite's WAL is copied back into the database file by a checkpointer thread of its own
-(`WalCheckpointer`), so no commit waits for a checkpoint; SQLite's own automatic
-checkpoint, run by whichever commit crosses the threshold, remains as a backstop at a
-much larger WAL.
+- `SqliteReader`: a read costs one call. A kept synchronous pysqlite connection answers
+  inline on the event loop, since WAL readers never wait for the writer and an indexed
+  read takes microseconds.
+- `SqliteWriter`: every write runs on one writer thread, in one hop (through aiosqlite
+  every cursor, fetch and close would be a hop of its own), and the units that queued
+  meanwhile share one commit, one fsync (group commit). Writes never collide on the
+  file's lock.
+- `WalCheckpointer`: copies the WAL back into the database file on a thread of its own
+  (on a connection of the reader's engine), so no commit waits for a checkpoint; SQLite's
+  own automatic checkpoint, run by whichever commit crosses the threshold, remains as a
+  backstop at a much larger WAL.
+
+PostgreSQL has one async engine (asyncpg) with a pool sized from settings and a statement
+timeout; `work` runs on a pooled connection through `run_sync`. `append` is the SMTP
+store's bulk insert, named here because it is a fast path: on PostgreSQL a kept
+autocommitting connection makes a batch one round trip instead of a checkout, BEGIN,
+INSERT and COMMIT; on SQLite it is an ordinary `write`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator, Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 from sqlalchemy import Connection, event
 from sqlalchemy import create_engine as create_sync_engine
-from sqlalchemy.engine import URL, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy.sql import Executable
 
 from gateway.settings import Settings
 
@@ -52,54 +56,153 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+# Failures that say the database itself is away (not that one statement is bad).
+OUTAGE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
 
-@dataclass(frozen=True, slots=True)
+
 class Database:
-    """The engine, the session factory built from it, and (SQLite) the inline reader."""
+    """The one way to the database: `read(work)` and `write(work)` (see the module docstring)."""
 
-    engine: AsyncEngine
-    sessions: async_sessionmaker[AsyncSession]
-    reader: SqliteReader | None = None
-    write_turn: asyncio.Lock | None = field(default=None, compare=False)
-    writer: SqliteWriter | None = None
-    checkpointer: WalCheckpointer | None = None
+    def __init__(self, url: URL, engine: AsyncEngine | None = None) -> None:
+        self.url = url
+        self.dialect_name = url.get_backend_name()
+        self._engine = engine
+        self._sessions = async_sessionmaker(engine, expire_on_commit=False) if engine is not None else None
+        self._reader: SqliteReader | None = None
+        self._writer: SqliteWriter | None = None
+        self._checkpointer: WalCheckpointer | None = None
+        if engine is None:
+            self._reader = SqliteReader(url)
+            self._writer = SqliteWriter(url)
+            self._checkpointer = WalCheckpointer(self._reader.engine)
 
     @property
     def is_sqlite(self) -> bool:
-        return self.engine.dialect.name == "sqlite"
+        return self.dialect_name == "sqlite"
 
-    async def read(self, work: Callable[[Connection], T]) -> T:
-        """`work(connection)` for reads: inline on SQLite, through `run_sync` on PostgreSQL."""
-        if self.reader is not None:
-            return self.reader.run(work)
-        async with self.engine.connect() as connection:
+    @property
+    def engines(self) -> list[Engine]:
+        """The synchronous engines underneath, for instrumentation (event listeners) only.
+
+        SQLite: the reader's and the writer's; PostgreSQL: the async engine's sync facade.
+        """
+        if self._engine is not None:
+            return [self._engine.sync_engine]
+        assert self._reader is not None and self._writer is not None
+        return [self._reader.engine, self._writer.engine]
+
+    async def read(self, work: Callable[[Connection], T], *, large: bool = False) -> T:
+        """`work(connection)`, a read: inline on SQLite, on a pooled connection on PostgreSQL.
+
+        `large`: the read may bring back megabytes (a stored mail body), which SQLite takes
+        tens of milliseconds to copy out; it runs on the reader's own thread instead, so the
+        event loop keeps serving meanwhile.
+        """
+        if self._reader is not None:
+            return await self._reader.run_aside(work) if large else self._reader.run(work)
+        assert self._engine is not None
+        async with self._engine.connect() as connection:
             return await connection.run_sync(work)
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[AsyncSession]:
-        """A write transaction, committed on leaving the block (on SQLite, one at a time)."""
-        if self.write_turn is None:
-            async with self.sessions.begin() as session:
-                yield session
-            return
-        async with self.write_turn, self.sessions.begin() as session:
-            yield session
-
-    async def run_write(self, work: Callable[[Session], T]) -> T:
+    async def write(self, work: Callable[[Session], T]) -> T:
         """`work(session)` as one write transaction, committed when it returns."""
-        if self.writer is not None:
-            return await self.writer.run(work)
-        async with self.sessions.begin() as session:
+        if self._writer is not None:
+            return await self._writer.run(work)
+        assert self._sessions is not None
+        async with self._sessions.begin() as session:
             return await session.run_sync(work)
 
+    def appender(self, statement: Executable, *, batch: int) -> Appender:
+        """A bulk inserter of up to `batch` rows at a time with `statement` (an INSERT … RETURNING)."""
+        if self._engine is None:
+            return _WritingAppender(self, statement)
+        return _KeptConnectionAppender(self._engine, statement, batch)
+
     async def dispose(self) -> None:
-        if self.checkpointer is not None:
-            self.checkpointer.close()
-        if self.writer is not None:
-            self.writer.close()
-        if self.reader is not None:
-            self.reader.close()
-        await self.engine.dispose()
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+        if self._writer is not None:
+            self._writer.close()
+        if self._reader is not None:
+            self._reader.close()
+        if self._engine is not None:
+            await self._engine.dispose()
+
+
+def orm(work: Callable[[Session], T]) -> Callable[[Connection], T]:
+    """For `Database.read`: `work(session)` with an ORM Session over the read's connection.
+
+    The session closes when `work` returns; the objects it loaded stay usable, detached.
+    """
+
+    def run(connection: Connection) -> T:
+        with Session(connection, expire_on_commit=False) as session:
+            return work(session)
+
+    return run
+
+
+class Appender:
+    """Inserts batches of rows with one INSERT … RETURNING; `insert` returns the first returned column."""
+
+    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        """Let go of anything kept between batches."""
+
+
+class _WritingAppender(Appender):
+    def __init__(self, db: Database, statement: Executable) -> None:
+        self._db = db
+        self._statement = statement
+
+    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        def insert(session: Session) -> list[Any]:
+            return list(session.connection().execute(self._statement, list(rows)).scalars())
+
+        return await self._db.write(insert)
+
+
+class _KeptConnectionAppender(Appender):
+    """Keeps one pooled connection for its batches (no checkout, ping or reset per batch).
+
+    The connection autocommits and a batch is one INSERT statement, so the statement is the
+    transaction: one round trip per batch instead of BEGIN, INSERT and COMMIT.
+    """
+
+    def __init__(self, engine: AsyncEngine, statement: Executable, batch: int) -> None:
+        self._engine = engine
+        self._statement = statement
+        self._batch = batch
+        self._conn: AsyncConnection | None = None
+
+    async def _connect(self) -> AsyncConnection:
+        conn = await self._engine.connect()
+        # A page as large as a batch keeps every batch in one statement (one transaction).
+        return await conn.execution_options(isolation_level="AUTOCOMMIT", insertmanyvalues_page_size=self._batch)
+
+    async def insert(self, rows: Sequence[Mapping[str, Any]]) -> list[Any]:
+        kept = self._conn is not None
+        if self._conn is None:
+            self._conn = await self._connect()
+        try:
+            async with self._conn.begin():  # no BEGIN or COMMIT is sent under AUTOCOMMIT
+                return list((await self._conn.execute(self._statement, list(rows))).scalars())
+        except Exception as error:
+            await self.close()
+            if kept and isinstance(error, OUTAGE):
+                # The kept connection died while idle (a database restart, a cut network):
+                # one more try on a fresh one. Should the lost commit have happened after all,
+                # a duplicate row is the caller's to catch (the processor dedupes mail).
+                return await self.insert(rows)
+            raise
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
 
 
 class SqliteReader:
@@ -112,7 +215,9 @@ class SqliteReader:
     statement reads the newest WAL snapshot and lets it go when it finishes), and a read
     that left a transaction open, at SQLAlchemy's level (`connection.scalar` begins one)
     or at SQLite's, is rolled back as it ends. `query_only` makes the connections refuse
-    writes, so none can ever hold SQLite's write lock. Used on the event loop's thread.
+    writes, so none can ever hold SQLite's write lock (a checkpoint is still allowed).
+    Used on the event loop's thread; `run_aside` runs a large read on a thread of the
+    reader's own, and the checkpointer connects from its thread.
     """
 
     def __init__(self, url: URL) -> None:
@@ -121,6 +226,10 @@ class SqliteReader:
         event.listen(self.engine, "connect", _query_only)
         self._kept = threading.local()
         self._opened: list[Connection] = []
+        self._aside = ThreadPoolExecutor(1, thread_name_prefix="sqlite-reader")
+
+    async def run_aside(self, work: Callable[[Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._aside, self.run, work)
 
     def run(self, work: Callable[[Connection], T]) -> T:
         connection: Connection | None = getattr(self._kept, "connection", None)
@@ -136,6 +245,7 @@ class SqliteReader:
                 connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
     def close(self) -> None:
+        self._aside.shutdown()
         for connection in self._opened:
             connection.close()
         self.engine.dispose()
@@ -176,6 +286,7 @@ class SqliteWriter:
         try:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
                 for work, future in batch:
+                    session.info.clear()  # what one unit memoised (`held`) is not another's
                     try:
                         with session.begin_nested():
                             outcomes.append((future, work(session), None))
@@ -197,25 +308,28 @@ class WalCheckpointer:
     Left to SQLite, the commit that takes the WAL past 1,000 pages also runs the checkpoint
     (copying the pages back and flushing the database file) before it returns: a spike in
     the SMTP listener's DATA-to-250 latency every few hundred messages. A PASSIVE
-    checkpoint here never blocks writers or readers and skips pages still in use.
+    checkpoint here never blocks writers or readers and skips pages still in use. It runs
+    on a connection of the reader's engine (`query_only` still allows checkpoints), its
+    own thread's, so it needs no engine of its own.
     """
 
-    def __init__(self, url: URL, interval: float = 1.0) -> None:
-        self._engine = create_sync_engine(url.set(drivername="sqlite"), poolclass=SingletonThreadPool)
-        event.listen(self._engine, "connect", sqlite_pragmas)
+    def __init__(self, engine: Engine, interval: float = 1.0) -> None:
+        self._engine = engine
         self._interval = interval
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="wal-checkpointer", daemon=True)
         self._thread.start()
 
     def _run(self) -> None:
+        connection: Connection | None = None
         while not self._stop.wait(self._interval):
             try:
-                with self._engine.connect() as connection:
-                    connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+                connection = connection or self._engine.connect()
+                connection.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
             except Exception as error:  # noqa: BLE001 - the backstop checkpoint still runs
                 log.warning("WAL checkpoint failed (%s); SQLite checkpoints on commit instead", error)
-        self._engine.dispose()
+        if connection is not None:
+            connection.close()
 
     def close(self) -> None:
         self._stop.set()
@@ -223,7 +337,7 @@ class WalCheckpointer:
 
 
 def held(session: Session, kind: str, key: Hashable, load: Callable[[], T]) -> T:
-    """`load()`, run once per `kind` and `key` for the session's life (one transaction in `run_write`).
+    """`load()`, run once per `kind` and `key` for one unit of work (`Database.write`).
 
     The identity map holds objects only weakly, so an object every message of a processing
     transaction needs (its mailbox, the agents to notify) would be loaded again per message.
@@ -271,16 +385,13 @@ def _is_sqlite_file(url: URL) -> bool:
     return url.get_backend_name() == "sqlite" and bool(url.database) and url.database != ":memory:"
 
 
-def create_engine(settings: Settings, url: str | URL | None = None, **options: Any) -> AsyncEngine:
-    """Build the async engine for `url` (default: the configured database)."""
-    parsed = make_url(url or settings.database_url)
+def _async_engine(settings: Settings, url: URL, **options: Any) -> AsyncEngine:
+    """The async engine for PostgreSQL (and for an in-memory SQLite database, which has no file to share)."""
     # An error's text must not quote statement parameters (mail bodies with
     # quoted magic links, outgoing mail); it reaches logs and `last_error` (`wicket status`).
     options.setdefault("hide_parameters", True)
-    if parsed.get_backend_name() == "sqlite":
-        if _is_sqlite_file(parsed):
-            Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(parsed, **options)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, **options)
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         return engine
     connect_args = dict(options.pop("connect_args", {}))
@@ -290,16 +401,13 @@ def create_engine(settings: Settings, url: str | URL | None = None, **options: A
     connect_args["server_settings"] = server_settings
     options.setdefault("pool_size", settings.database_pool_size)
     options.setdefault("pool_pre_ping", True)
-    return create_async_engine(parsed, connect_args=connect_args, **options)
+    return create_async_engine(url, connect_args=connect_args, **options)
 
 
 def open_database(settings: Settings, url: str | None = None, **options: Any) -> Database:
+    """The Database for `url` (default: the configured one); `options` go to the PostgreSQL engine."""
     parsed = make_url(url or settings.database_url)
     if not _is_sqlite_file(parsed):
-        engine = create_engine(settings, parsed, **options)
-        return Database(engine, async_sessionmaker(engine, expire_on_commit=False))
-    engine = create_engine(settings, parsed, **options)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
-    return Database(
-        engine, sessions, SqliteReader(parsed), asyncio.Lock(), SqliteWriter(parsed), WalCheckpointer(parsed)
-    )
+        return Database(parsed, _async_engine(settings, parsed, **options))
+    Path(parsed.database or "").parent.mkdir(parents=True, exist_ok=True)
+    return Database(parsed)

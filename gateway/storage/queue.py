@@ -17,7 +17,7 @@ its lease is still the caller's: the same row, still leased, at the same attempt
 worker whose lease was taken over cannot settle the newer attempt. `fail` schedules a
 retry with exponential backoff, or dead-letters the row (its status `dead`, no next
 attempt) after the last attempt. Every move runs on a synchronous `Connection` in the
-caller's transaction (async callers go through `run_sync`), so a row is settled in the
+caller's unit of work (`Database.write`), so a row is settled in the
 same commit as the work it settles.
 """
 

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from gateway.mail.parse import shown_headers
 from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, Ticket
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 
 
 class TicketNotFound(LookupError):
@@ -34,8 +34,7 @@ async def list_tickets(db: Database, *, limit: int = 50) -> list[dict[str, Any]]
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
         .limit(limit)
     )
-    async with db.sessions() as session:
-        rows = (await session.execute(query)).all()
+    rows = await db.read(orm(lambda session: session.execute(query).all()))
     return [
         {
             "ref": ticket.ref,
@@ -54,7 +53,7 @@ async def list_tickets(db: Database, *, limit: int = 50) -> list[dict[str, Any]]
 
 async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None) -> dict[str, Any]:
     """One ticket and its thread; each message with its Message-ID and shown headers."""
-    return await db.read(lambda connection: _show(Session(connection), ref, mailbox_address))
+    return await db.read(orm(lambda session: _show(session, ref, mailbox_address)), large=True)
 
 
 def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:

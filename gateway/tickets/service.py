@@ -3,7 +3,7 @@
 Mail processing, the portal and the agent API all change tickets through these functions,
 so a ticket is numbered, joined and reopened the same way whichever door a message came in.
 Like every ticket operation they are synchronous over an ORM `Session`: the processor runs
-them in its unit of work (`Database.run_write`), async code through `session.run_sync`.
+them in its unit of work and the portal, the agent API and the CLI through `Database.write`.
 Statements on the processing path that need no ORM object run as Core on the session's
 connection (`session.connection().execute`): through `Session.execute` each costs about
 three times as much (150 against 50 µs on SQLite).

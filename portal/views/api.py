@@ -20,10 +20,11 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, defer
 
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
 from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket, TicketParticipant
+from gateway.storage.database import orm
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
 from portal import keys
@@ -83,10 +84,14 @@ class Access:
 async def authenticate(request: web.Request) -> Access:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and key.strip():
-        async with request.app[keys.DB].write() as session:
-            agent = await agent_for_api_key(session, key.strip())
-            if agent is not None:
-                return Access(agent.id, await mailbox_ids_of(session, agent))
+
+        def find(session: Session) -> Access | None:
+            agent = agent_for_api_key(session, key.strip())
+            return None if agent is None else Access(agent.id, mailbox_ids_of(session, agent))
+
+        access = await request.app[keys.DB].write(find)
+        if access is not None:
+            return access
     raise ApiFailure(401, "send a valid agent API key as 'Authorization: Bearer <key>'")
 
 
@@ -130,11 +135,11 @@ _TICKETS = select(Ticket, Mailbox.address, Contact).join(Mailbox, Mailbox.id == 
 )
 
 
-async def _ticket(session: AsyncSession, request: web.Request, access: Access) -> tuple[Ticket, str, Contact]:
+def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Ticket, str, Contact]:
     wanted = _TICKETS.where(
         Ticket.public_id == request.match_info["ticket_id"], Ticket.mailbox_id.in_(access.mailbox_ids)
     )
-    row = (await session.execute(wanted)).first()
+    row = session.execute(wanted).first()
     if row is None:
         raise ApiFailure(404, "no such ticket in your mailboxes")
     return row[0], row[1], row[2]
@@ -165,8 +170,8 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
             matches.append(Ticket.ref == int(number))
         statement = statement.where(or_(*matches))
     statement = statement.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
-    async with request.app[keys.DB].sessions() as session:
-        rows = (await session.execute(statement.offset(query.offset).limit(query.limit + 1))).all()
+    page = statement.offset(query.offset).limit(query.limit + 1)
+    rows = await request.app[keys.DB].read(orm(lambda session: session.execute(page).all()))
     tickets = [_summary(*row) for row in rows[: query.limit]]
     return ok(TicketPage(tickets=tickets, next_offset=_next_offset(query.offset, query.limit, rows)))
 
@@ -174,10 +179,12 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
 @api_view
 async def read_ticket(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
-    async with request.app[keys.DB].sessions() as session:
-        ticket, mailbox, requester = await _ticket(session, request, access)
-        messages = await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
-        sent = await session.scalars(
+
+    def read(session: Session) -> TicketDetail:
+        ticket, mailbox, requester = _ticket(session, request, access)
+        thread = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+        messages = list(session.scalars(thread.options(defer(Message.body_html))))  # the API answers with the text
+        sent = session.scalars(
             select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id).order_by(OutboxMessage.id)
         )
         deliveries = [
@@ -185,21 +192,26 @@ async def read_ticket(request: web.Request) -> web.StreamResponse:
                      last_error=o.last_error, sent_at=o.sent_at)
             for o in sent
         ]
-        files = await attachments_by_message(session, ticket)
-        detail = TicketDetail(**_summary(ticket, mailbox, requester).model_dump(),
-                              messages=[_message(m, files) for m in messages], deliveries=deliveries)
-    return ok(detail)
+        files = attachments_by_message(session, ticket)
+        return TicketDetail(**_summary(ticket, mailbox, requester).model_dump(),
+                            messages=[_message(m, files) for m in messages], deliveries=deliveries)
+
+    return ok(await request.app[keys.DB].read(orm(read), large=True))  # mail bodies: megabytes at times
 
 
 async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.StreamResponse:
-    async with request.app[keys.DB].write() as session:
-        ticket, _, _ = await _ticket(session, request, access)
-        agent = await session.get_one(Agent, access.agent_id)
+    events = request.app[keys.PROCESSOR].events
+
+    def act(session: Session) -> TicketMessage:
+        ticket, _, _ = _ticket(session, request, access)
+        agent = session.get_one(Agent, access.agent_id)
         try:
-            message = await session.run_sync(apply_reply, request.app[keys.PROCESSOR].events, ticket, agent, reply, thread_rule="api")
+            message = apply_reply(session, events, ticket, agent, reply, thread_rule="api")
         except ReplyError as error:
             raise ApiFailure(400, str(error)) from None
-        return ok(_message(message, await attachments_by_message(session, ticket)), status=201)
+        return _message(message, attachments_by_message(session, ticket))
+
+    return ok(await request.app[keys.DB].write(act), status=201)
 
 
 @api_view
@@ -217,7 +229,9 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     """The bytes of a file on a ticket of the agent's mailboxes, always as a download."""
     access = await authenticate(request)
     ticket_id, attachment_id = request.match_info["ticket_id"], request.match_info["attachment_id"]
-    file = await request.app[keys.DB].read(lambda rows: file_for_agent(rows, access.agent_id, attachment_id, ticket_id))
+    file = await request.app[keys.DB].read(
+        lambda rows: file_for_agent(rows, access.agent_id, attachment_id, ticket_id), large=True
+    )
     if file is None:
         raise ApiFailure(404, "no such file on a ticket in your mailboxes")
     return file_download(file)
@@ -234,11 +248,14 @@ async def post_note(request: web.Request) -> web.StreamResponse:
 async def post_status(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(StatusRequest, request)
-    async with request.app[keys.DB].write() as session:
-        ticket, mailbox, requester = await _ticket(session, request, access)
-        agent = await session.get_one(Agent, access.agent_id)
-        await session.run_sync(change_status, ticket, agent, body.status, thread_rule="api")
-        return ok(_summary(ticket, mailbox, requester))
+
+    def change(session: Session) -> TicketSummary:
+        ticket, mailbox, requester = _ticket(session, request, access)
+        agent = session.get_one(Agent, access.agent_id)
+        change_status(session, ticket, agent, body.status, thread_rule="api")
+        return _summary(ticket, mailbox, requester)
+
+    return ok(await request.app[keys.DB].write(change))
 
 
 @api_view
@@ -256,8 +273,7 @@ async def list_contacts(request: web.Request) -> web.StreamResponse:
             or_(Contact.email.icontains(words, autoescape=True), Contact.name.icontains(words, autoescape=True))
         )
     statement = statement.order_by(Contact.id).offset(query.offset).limit(query.limit + 1)
-    async with request.app[keys.DB].sessions() as session:
-        rows = list((await session.scalars(statement)).all())
+    rows = await request.app[keys.DB].read(orm(lambda session: list(session.scalars(statement))))
     contacts = [ContactOut(id=c.public_id, email=c.email, name=c.name, created_at=c.created_at) for c in rows]
     return ok(ContactPage(contacts=contacts[: query.limit], next_offset=_next_offset(query.offset, query.limit, rows)))
 
