@@ -45,7 +45,7 @@ from gateway.auth.audit import record
 from gateway.directory.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.models import Contact, PortalSession, loaded, utcnow
 from gateway.settings import Settings
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 from portal import keys
 from portal.client_address import client_ip
 
@@ -57,7 +57,7 @@ _SESSION_COLUMNS = (
 )
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
-_SIGNED_IN = Prepared(with_sharing_accounts(
+_SIGNED_IN = statements.prepare("portal.signed_in", with_sharing_accounts(
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
     .where(
@@ -68,8 +68,9 @@ _SIGNED_IN = Prepared(with_sharing_accounts(
     )
 ))  # the sharing accounts come along: the ticket list needs them, and a statement costs more than a join
 _SESSIONS = PortalSession.__table__  # sign-in writes plain Core on the table: no ORM flush
-_INSERT = Prepared(insert(_SESSIONS).returning(_SESSIONS.c.id))
-_REVOKE = Prepared(
+_INSERT = statements.prepare("portal.start_session", insert(_SESSIONS).returning(_SESSIONS.c.id))
+_REVOKE = statements.prepare(
+    "portal.revoke_previous_session",
     update(_SESSIONS)
     .where(_SESSIONS.c.id_hash == bindparam("previous"), _SESSIONS.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
@@ -155,7 +156,7 @@ def load_session(connection: Connection, request: web.Request) -> Contact | None
         "now": now,
         "seen_after": now - timedelta(minutes=settings.session_idle_minutes),
     }
-    found = _SIGNED_IN.rows(connection, values)
+    found = statements.rows(_SIGNED_IN, connection, values)
     if not found:
         state.clear_cookie = True
         return None
@@ -217,7 +218,7 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
     now = utcnow()
     previous = request.cookies.get(cookie_name(settings))
     if previous:
-        _REVOKE.rows(db_session.connection(), {"previous": hash_session_id(previous), "now": now})
+        statements.rows(_REVOKE, db_session.connection(), {"previous": hash_session_id(previous), "now": now})
     session_id = secrets.token_urlsafe(32)
     values = {
         "id_hash": hash_session_id(session_id),
@@ -229,14 +230,17 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
         "ip": client_ip(request)[:64],
         "user_agent": user_agent(request),
     }
-    row_id = _INSERT.scalar(db_session.connection(), values)
+    row_id = statements.scalar(_INSERT, db_session.connection(), values)
     detail = {"method": method, "session": row_id}
     record(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
     request[keys.SESSION] = SessionState(new_cookie=session_id)  # looked up afresh if asked for
 
 
 def end_session(db_session: Session, request: web.Request, row: LiveSession | None, *, audit: bool = True) -> bool:
-    """Sign this browser out (revoke `row`, its `current_session`, and clear its cookie); False when nobody was signed in."""
+    """Sign this browser out: revoke `row` (its `current_session`) and clear its cookie.
+
+    False when nobody was signed in.
+    """
     state = _state(request)
     state.clear_cookie, state.new_cookie = True, None
     if row is None:

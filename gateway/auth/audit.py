@@ -19,12 +19,12 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from gateway.models import AuditEvent, Contact, Ticket, utcnow
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 
 log = logging.getLogger(__name__)
 
 FORBIDDEN_DETAIL_KEYS = frozenset({"token", "code", "password", "jwt", "secret", "url", "link_url"})
-_INSERT = Prepared(insert(AuditEvent.__table__))
+_INSERT = statements.prepare("audit.insert", insert(AuditEvent.__table__))
 
 
 def _event_values(
@@ -58,4 +58,4 @@ def _event_values(
 
 def record(session: Session, event: str, **details: Any) -> None:
     """Insert an audit event now, in `session`'s transaction (one Core statement, no ORM flush)."""
-    _INSERT.rows(session.connection(), _event_values(event, **details))
+    statements.rows(_INSERT, session.connection(), _event_values(event, **details))

@@ -52,8 +52,8 @@ from gateway.models import (
     utcnow,
 )
 from gateway.settings import Settings
+from gateway.storage import statements
 from gateway.storage.database import held
-from gateway.storage.statements import Prepared
 from gateway.tickets.events import EventBus, MessageAdded, TicketCreated
 from gateway.tickets.notes import add_note
 from gateway.tickets.service import (
@@ -67,7 +67,8 @@ UNKNOWN_SENDER = "unknown-sender@invalid"
 
 # Statements built once: building and cache-keying an expression costs more than running it.
 _MESSAGES = Message.__table__
-_DUPLICATE = Prepared(
+_DUPLICATE = statements.prepare(
+    "delivery.duplicate",
     select(Message.id, Message.ticket_id).where(
         Message.mailbox_id == bindparam("mailbox_id"), Message.dedupe_key == bindparam("key")
     )
@@ -82,7 +83,9 @@ _EARLIER_UNPROCESSED = (
     .limit(1)
 )
 _TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.active.is_(True))
-_INSERT_MESSAGE = Prepared(insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id))
+_INSERT_MESSAGE = statements.prepare(
+    "delivery.insert_message", insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id)
+)
 _MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
 _INSERT_ATTACHMENTS = insert(Attachment.__table__)
 # Threading rules that only recipients of our own mail can have used (docs/architecture.md, "Threading").
@@ -177,7 +180,8 @@ def deliver_to_mailbox(
 # 1. duplicate
 def _duplicate(session: Session, mailbox_id: int, key: str) -> Delivery | None:
     """The earlier delivery of this very message to this mailbox, if there was one."""
-    for message_id, ticket_id in _DUPLICATE.rows(session.connection(), {"mailbox_id": mailbox_id, "key": key}):
+    duplicates = statements.rows(_DUPLICATE, session.connection(), {"mailbox_id": mailbox_id, "key": key})
+    for message_id, ticket_id in duplicates:
         return Delivery(ticket_id, message_id, duplicate=True, rule=None)
     return None
 
@@ -286,7 +290,7 @@ def _store(
     message = _message(inbound, mail, verdict, key, mailbox, sender, conversation.rule, on_ticket)
     # Core inserts: the ORM's unit of work cost more than everything else in this step.
     rows = session.connection()
-    [(message.id, message.public_id)] = _INSERT_MESSAGE.rows(rows, _column_values(message))
+    [(message.id, message.public_id)] = statements.rows(_INSERT_MESSAGE, rows, _column_values(message))
     if mail.attachments:
         rows.execute(_INSERT_ATTACHMENTS, _attachment_rows(message.id, mail))
     if not on_ticket.created:  # a new ticket's row already says so: nothing for the ORM to flush

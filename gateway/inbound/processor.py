@@ -54,6 +54,7 @@ INBOUND_QUEUE = QueueTable(
     returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts", "send_mail"),  # a `Claimed`, after the id
     settle_values=("outcome", "ticket_id"),
     lost_error="gave up: a worker was lost while processing this message",
+    name="inbound",
 )  # fmt: skip
 
 
@@ -129,7 +130,7 @@ class Processor:
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
         the transaction (and, on SQLite, the write lock) is held. The transaction is one
         synchronous unit of work (`Database.write`): on SQLite it runs on the writer
-        thread in one hop, where each statement through aiosqlite would be several.
+        thread in one hop.
         """
         return await self._db.write(partial(self._process_unit, ids))
 

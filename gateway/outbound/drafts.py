@@ -36,10 +36,11 @@ from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utc
 from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
 from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
 from gateway.settings import Settings
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 from gateway.tickets.events import is_mail_muted
 
-_QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
+# No unit of work for a row nobody reads back here.
+_QUEUE = statements.prepare("outbox.queue_draft", insert(OutboxMessage.__table__))
 LINK_SENT = "[sign-in link sent]"
 CODE_SENT = "[sign-in code sent]"
 
@@ -98,7 +99,8 @@ def queue_draft(
     """
     if is_mail_muted(session):
         return
-    _QUEUE.rows(
+    statements.rows(
+        _QUEUE,
         session.connection(),
         {
             "kind": kind,

@@ -58,6 +58,7 @@ OUTBOX_QUEUE = QueueTable(
     returning=_COLUMNS[1:],
     settle_values=("sent_at",),
     lost_error=LOST,
+    name="outbox",
 )
 
 

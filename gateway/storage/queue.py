@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Table, Update, and_, bindparam, or_, select, update
 
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 
 Row = Sequence[Any]  # `(id, *returning)`: a tuple, or SQLAlchemy's Row, which behaves as one
 
@@ -86,7 +86,8 @@ class QueueTable:
 
     Rows come back as `(id, *returning)` tuples. `settle_values` are the table's own
     columns `finish` also writes (e.g. the outcome); `lost_error` is the error a row
-    dead-lettered by `claim` keeps.
+    dead-lettered by `claim` keeps. `name` names the queue's prepared statements
+    (`queue.<name>.finish`, gateway/storage/statements.py).
     """
 
     def __init__(
@@ -94,6 +95,7 @@ class QueueTable:
         table: Table,
         statuses: Statuses,
         *,
+        name: str,
         returning: Sequence[str],
         lost_error: str,
         settle_values: Sequence[str] = (),
@@ -124,15 +126,16 @@ class QueueTable:
         # Once per row: compiled once per dialect and run on the driver's cursor.
         settle = update(table).where(self.fence(bindparam("row_id"), bindparam("attempt"))).returning(self._id)
         cleared = {self._lease: None, self._due: None, c[names.error]: None}
-        self.finishing = Prepared(settle.values({
+        self.finishing = statements.prepare(f"queue.{name}.finish", settle.values({
             self._status: bindparam("new_status", type_=self._status.type), **cleared,
             **{c[name]: bindparam(name, type_=c[name].type) for name in settle_values},
         }))  # fmt: skip
         retry_at = bindparam("retry_at", type_=self._due.type)
-        self.deferring = Prepared(settle.values({  # back to ready, the attempt not spent
+        # Back to ready, the attempt not spent.
+        self.deferring = statements.prepare(f"queue.{name}.defer", settle.values({
             self._status: statuses.ready, self._lease: None, self._due: retry_at, self._attempts: self._attempts - 1,
         }))  # fmt: skip
-        self.failing = Prepared(settle.values({
+        self.failing = statements.prepare(f"queue.{name}.fail", settle.values({
             self._status: bindparam("new_status", type_=self._status.type), self._lease: None, self._due: retry_at,
             c[names.error]: bindparam("error", type_=c[names.error].type),
         }))  # fmt: skip
@@ -191,12 +194,13 @@ class LeasedQueue:
     def finish(self, connection: Connection, row_id: int, attempt: int, status: str, **values: Any) -> bool:
         """Settle the row with a final `status` (and the table's `settle_values`); False if not ours."""
         params = {"row_id": row_id, "attempt": attempt, "new_status": status, **values}
-        return bool(self.table.finishing.rows(connection, params))
+        return bool(statements.rows(self.table.finishing, connection, params))
 
     def defer(self, connection: Connection, row_id: int, attempt: int, seconds: float) -> bool:
         """Put the row back to wait `seconds`, its attempt not spent; False if not ours."""
         retry_at = _now() + timedelta(seconds=seconds)
-        return bool(self.table.deferring.rows(connection, {"row_id": row_id, "attempt": attempt, "retry_at": retry_at}))
+        values = {"row_id": row_id, "attempt": attempt, "retry_at": retry_at}
+        return bool(statements.rows(self.table.deferring, connection, values))
 
     def fail(
         self,
@@ -222,7 +226,7 @@ class LeasedQueue:
         else:
             status, retry_at = statuses.retrying, _now() + timedelta(seconds=self.policy.backoff(attempt))
         params = {"row_id": row_id, "attempt": attempt, "new_status": status, "retry_at": retry_at, "error": error}
-        return status if self.table.failing.rows(connection, params) else None
+        return status if statements.rows(self.table.failing, connection, params) else None
 
 
 def _now() -> datetime:

@@ -1,4 +1,12 @@
-"""Prepared statements: a Core statement compiled once per dialect, run on the DBAPI cursor.
+"""Prepared statements, by name: a Core statement compiled once per dialect, run on the DBAPI cursor.
+
+The module that owns a statement registers it once, at import, under a dotted name
+(`prepare("delivery.duplicate", select(...))`, which returns the name), and runs it by
+that name (`rows(name, connection, params)`, `scalar(...)`). This module is the one list
+of what runs prepared (`prepared_names()`); it cannot build the statements itself, since
+storage sits below the models. Only statements on a path where a benchmark row shows the
+difference are prepared; bench/RESULTS.md, "Prepared statements", says which and by how
+much. Everything else goes through `Connection.execute` and SQLAlchemy's compiled cache.
 
 The processor runs about ten statements per message and the portal's ticket list two per
 request. Through `Connection.execute` each costs 25–80 µs of SQLAlchemy (cache key,
@@ -73,6 +81,32 @@ class _Plan:
                 values[position] = convert(values[position])
             converted.append(tuple(values))
         return converted
+
+
+_PREPARED: dict[str, Prepared] = {}
+
+
+def prepare(name: str, statement: Executable) -> str:
+    """Register `statement` to run prepared under `name` (once, at import); returns the name."""
+    if name in _PREPARED:
+        raise ValueError(f"a statement is already prepared as {name!r}")
+    _PREPARED[name] = Prepared(statement)
+    return name
+
+
+def rows(name: str, connection: Connection, params: Mapping[str, Any]) -> list[Row]:
+    """Run the statement prepared as `name` with `params` (by bind name); its rows as tuples."""
+    return _PREPARED[name].rows(connection, params)
+
+
+def scalar(name: str, connection: Connection, params: Mapping[str, Any]) -> Any:
+    """The first column of the first row of the statement prepared as `name`, or None."""
+    return _PREPARED[name].scalar(connection, params)
+
+
+def prepared_names() -> tuple[str, ...]:
+    """Every statement that runs prepared, by name, in the order they were registered."""
+    return tuple(_PREPARED)
 
 
 class Prepared:

@@ -25,6 +25,7 @@ SHARED = QueueTable(
     returning=("attempts",),
     settle_values=("outcome",),
     lost_error="lost",
+    name="test-shared",
 )
 # The outbox's shape: a retry waits as ready.
 APART = QueueTable(
@@ -32,6 +33,7 @@ APART = QueueTable(
     Statuses(InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.PENDING, InboundStatus.FAILED),
     returning=("attempts",),
     lost_error="lost",
+    name="test-apart",
 )
 
 

@@ -10,8 +10,9 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, OutboxMessage, loaded, utcnow
+from gateway.storage import statements
 from gateway.storage.database import Database, orm
-from gateway.storage.statements import Prepared, Row
+from gateway.storage.statements import Prepared, Row, prepare
 
 _ADD_CONTACT = Prepared(insert(Contact.__table__).returning(Contact.__table__.c.id, Contact.__table__.c.public_id))
 _INBOUND = InboundEmail.__table__
@@ -139,3 +140,20 @@ async def test_a_row_inserted_with_core_joins_the_session_as_a_loaded_contact(db
 
     stored = await db.read(orm(look))
     assert (stored.name, stored.public_id) == ("Erin", public_id)
+
+
+_BY_EMAIL = prepare("test.contact_by_email", select(Contact.name).where(Contact.email == bindparam("email")))
+
+
+async def test_a_statement_is_run_by_the_name_it_was_prepared_under(db: Database) -> None:
+    await db.write(lambda session: session.add(Contact(email="alice@customer.test", name="Alice")))
+    found = await db.read(lambda connection: statements.rows(_BY_EMAIL, connection, {"email": "alice@customer.test"}))
+    assert found == [("Alice",)]
+    nobody = {"email": "nobody@customer.test"}
+    assert await db.read(lambda connection: statements.scalar(_BY_EMAIL, connection, nobody)) is None
+    assert _BY_EMAIL in statements.prepared_names()
+
+
+def test_a_name_is_prepared_once() -> None:
+    with pytest.raises(ValueError, match="already prepared"):
+        prepare(_BY_EMAIL, select(Contact.id))
