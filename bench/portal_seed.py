@@ -24,7 +24,8 @@ from sqlalchemy import func, insert, select
 
 from bench.databases import SUPPORT, fresh_database
 from bench.procs import announce
-from gateway.auth.tokens import LinkPurpose, code_digest, new_code, new_token, token_digest
+from gateway.auth.link_secrets import code_digest, new_code, new_token, token_digest
+from gateway.auth.tokens import LinkPurpose
 from gateway.cli.runtime import Gateway
 from gateway.models import Contact, MagicLink, PortalSession, utcnow
 from gateway.settings import Settings

@@ -15,14 +15,15 @@ page", step 3). It reads top-down as the flow of one message, and so does this m
 5. **ticket**: a new one is opened (for a forwarded mail from the team, on behalf of the
    original sender) with the people in Cc taking part, or an existing one may gain Cc
    participants and is reopened;
-6. **store**: the message and its attachments, and a note for each ticket it mentions;
+6. **store**: the message and its attachments (gateway/inbound/messages.py), and a note
+   for each ticket it mentions;
 7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
 
 Every statement that needs no ORM object is Core, built once at import and run on the
 session's connection, the hottest ones `Prepared` (gateway/storage/statements.py; see
 docs/architecture.md, "Reaching the database"): processing runs them for every message.
-The steps stay in this one module, longer than most, so that one message's flow reads in
-one place.
+The steps stay in this one module so that one message's flow reads in one place; how a
+parsed mail becomes Message and Attachment rows is gateway/inbound/messages.py's.
 """
 
 from __future__ import annotations
@@ -30,26 +31,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.directory.contacts import contact_for
 from gateway.inbound.agent_replies import deliver_agent_mail
 from gateway.inbound.conversations import Conversation, ThreadRule, find_conversation
+from gateway.inbound.messages import customer_message, insert_message
 from gateway.inbound.routing import Route
 from gateway.mail.classify import Classification, MailKind
 from gateway.mail.parse import ParsedEmail
 from gateway.models import (
     Agent,
-    Attachment,
-    AuthorType,
     Contact,
     InboundEmail,
     InboundStatus,
     Mailbox,
     Message,
     Ticket,
-    utcnow,
 )
 from gateway.settings import Settings
 from gateway.storage import statements
@@ -83,11 +82,6 @@ _EARLIER_UNPROCESSED = (
     .limit(1)
 )
 _TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.active.is_(True))
-_INSERT_MESSAGE = statements.prepare(
-    "delivery.insert_message", insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id)
-)
-_MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
-_INSERT_ATTACHMENTS = insert(Attachment.__table__)
 # Threading rules that only recipients of our own mail can have used (docs/architecture.md, "Threading").
 _CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 
@@ -287,81 +281,17 @@ def _store(
 ) -> Message:
     """Insert the message and its attachments, move the ticket's activity, note mentioned tickets."""
     ticket = on_ticket.ticket
-    message = _message(inbound, mail, verdict, key, mailbox, sender, conversation.rule, on_ticket)
-    # Core inserts: the ORM's unit of work cost more than everything else in this step.
-    rows = session.connection()
-    [(message.id, message.public_id)] = statements.rows(_INSERT_MESSAGE, rows, _column_values(message))
-    if mail.attachments:
-        rows.execute(_INSERT_ATTACHMENTS, _attachment_rows(message.id, mail))
+    message = customer_message(
+        mail, inbound_id=inbound.id, mailbox_id=mailbox.id, ticket=ticket, dedupe_key=key,
+        contact_id=sender.contact.id, email=sender.email, name=sender.name, verdict=verdict,
+        rule=conversation.rule, with_ticket=on_ticket.created,
+    )  # fmt: skip
+    insert_message(session.connection(), message, mail)
     if not on_ticket.created:  # a new ticket's row already says so: nothing for the ORM to flush
         ticket.last_activity_at = message.created_at
     for mentioned in conversation.mentions:
         add_note(session, ticket, _mention_note(mentioned), thread_rule="mention")
     return message
-
-
-def _message(
-    inbound: Claimed,
-    mail: ParsedEmail,
-    verdict: Classification,
-    key: str,
-    mailbox: Mailbox,
-    sender: Sender,
-    rule: ThreadRule,
-    on_ticket: OnTicket,
-) -> Message:
-    """The customer's message as a model object, not added to the session (it is inserted by Core)."""
-    ticket = on_ticket.ticket
-    return Message(
-        ticket_id=ticket.id,
-        mailbox_id=mailbox.id,
-        dedupe_key=key,
-        inbound_email_id=inbound.id,
-        direction="in",
-        author_type=AuthorType.CUSTOMER,
-        author_contact_id=sender.contact.id,
-        author_agent_id=None,
-        internal=False,
-        classification=str(verdict.kind),
-        thread_rule=str(rule),
-        rfc_message_id=mail.message_id,
-        in_reply_to=list(mail.in_reply_to),
-        references=list(mail.references),
-        subject=mail.subject,
-        from_email=sender.email,
-        from_name=sender.name,
-        to=[a.email for a in mail.to],
-        cc=[a.email for a in mail.cc],
-        body_text=mail.text,
-        body_html=mail.html,
-        display=mail.display,
-        reply_text=mail.reply_text,
-        quoted_text=mail.quoted_text,
-        defects=list(mail.defects),
-        sent_at=mail.date,
-        # One moment for a new ticket and its first message: no second ticket UPDATE.
-        created_at=ticket.created_at if on_ticket.created else utcnow(),
-    )
-
-
-def _column_values(message: Message) -> dict[str, object]:
-    return {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
-
-
-def _attachment_rows(message_id: int, mail: ParsedEmail) -> list[dict[str, object]]:
-    return [
-        {
-            "message_id": message_id,
-            "filename": a.filename,
-            "content_type": a.content_type,
-            "size": a.size,
-            "sha256": a.sha256,
-            "content_id": a.content_id,
-            "inline": a.inline,
-            "data": a.data,
-        }
-        for a in mail.attachments
-    ]
 
 
 def _mention_note(mentioned: Ticket) -> str:

@@ -27,7 +27,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
-from gateway.auth.tokens import CODE_ALPHABET, burn_exposed, issued_codes, normalize_code
+from gateway.auth.exposed import burn_exposed, issued_codes
+from gateway.auth.link_secrets import CODE_ALPHABET, normalize_code
 from gateway.mail.parse import ParsedEmail
 from gateway.models import Mailbox
 from gateway.settings import Settings

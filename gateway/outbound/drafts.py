@@ -30,7 +30,9 @@ from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from gateway.auth.downloads import REDACTED
-from gateway.auth.tokens import IssuedLink, LinkPurpose, format_code, issue_link, revoke_link
+from gateway.auth.exposed import revoke_link
+from gateway.auth.link_secrets import format_code
+from gateway.auth.tokens import IssuedLink, LinkPurpose, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id

@@ -21,7 +21,8 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy.orm import Session
 
-from gateway.auth.tokens import LinkPurpose, format_code, issue_link
+from gateway.auth.link_secrets import format_code
+from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import mailbox_for_host, portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import mail_address

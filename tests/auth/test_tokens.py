@@ -11,18 +11,16 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.auth.link_secrets import CODE_ALPHABET, format_code, normalize_code
 from gateway.auth.ratelimit import RateLimited, Rule, check, hit, window_start
 from gateway.auth.tokens import (
-    CODE_ALPHABET,
     LinkPurpose,
     Refusal,
     check_link,
     consume_code,
     consume_link,
-    format_code,
     issue_link,
     link_refusal,
-    normalize_code,
     verify_link,
 )
 from gateway.cli.links import OperatorLinkError, issue_operator_link

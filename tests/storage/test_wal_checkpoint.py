@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
-from gateway.storage.database import SqliteReader, SqliteWriter, WalCheckpointer
+from gateway.storage.sqlite import SqliteReader, SqliteWriter, WalCheckpointer
 
 ROWS = 1_500  # about 1,500 pages: past SQLite's default autocheckpoint of 1,000
 
