@@ -139,7 +139,7 @@ def hit(
         )
         .returning(RateLimitCounter.hits)
     )
-    hits = int((session.execute(statement)).scalar_one())
+    hits = int(session.execute(statement).scalar_one())
     if hits == 1:
         session.execute(delete(RateLimitCounter).where(RateLimitCounter.window_start < now - _KEEP))
     if enforce and hits > rule.limit:

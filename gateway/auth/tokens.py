@@ -272,7 +272,7 @@ def consume_code(
     if contact is not None:
         active = (MagicLink.contact_id == contact.id, MagicLink.consumed_at.is_(None), MagicLink.expires_at > now)
         query = select(MagicLink).where(*active).order_by(MagicLink.id.desc()).limit(_MAX_CODE_CANDIDATES)
-        candidates = list((session.scalars(query)).all())
+        candidates = list(session.scalars(query).all())
     matches = [c for c in candidates if hmac.compare_digest(c.code_hmac, digests.get(c.key_id, ""))]
     match = matches[0] if matches else None
     if match is not None:
@@ -290,7 +290,7 @@ def consume_code(
         limit = settings.code_max_attempts
         exhausted = (MagicLink.id.in_(ids), MagicLink.consumed_at.is_(None), MagicLink.code_attempts >= limit)
         burn = update(MagicLink).where(*exhausted).values(consumed_at=now, burned=True).returning(MagicLink.id)
-        burned = len((session.scalars(burn.execution_options(**quietly))).all())
+        burned = len(session.scalars(burn.execution_options(**quietly)).all())
     _log_refusal(Refusal.WRONG_CODE, None)
     if burned:
         log.info("sign-in code: %d link(s) burned after %d wrong codes", burned, settings.code_max_attempts)

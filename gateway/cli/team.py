@@ -156,7 +156,7 @@ def reply_as_agent(
     query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(mailbox_ids_of(session, agent)))
     if mailbox:
         query = query.join(Mailbox, Mailbox.id == Ticket.mailbox_id).where(Mailbox.address == mailbox.strip().lower())
-    tickets = list((session.scalars(query)).all())
+    tickets = list(session.scalars(query).all())
     if not tickets:
         raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
     if len(tickets) > 1:

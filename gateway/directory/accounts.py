@@ -142,7 +142,7 @@ def remove_member(session: Session, account_name: str, email: str) -> bool:
 
 
 def list_accounts(session: Session) -> list[AccountSummary]:
-    accounts = (session.scalars(select(Account).order_by(Account.name))).all()
+    accounts = session.scalars(select(Account).order_by(Account.name)).all()
     summaries = []
     for account in accounts:
         domains = session.scalars(

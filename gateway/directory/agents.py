@@ -59,7 +59,7 @@ def add_agent(
     wanted = {m.strip().lower() for m in mailboxes or ()}
     if mailboxes is not None:
         query = query.where(Mailbox.address.in_(wanted))
-    boxes = list((session.scalars(query)).all())
+    boxes = list(session.scalars(query).all())
     if mailboxes is not None and len(boxes) != len(wanted):
         raise AgentError(f"unknown mailbox among {', '.join(sorted(wanted))}")
     for box in boxes:
@@ -152,7 +152,7 @@ class AgentSummary:
 
 def list_agents(session: Session) -> list[AgentSummary]:
     """Every agent, active or removed, with the mailboxes they work, by address."""
-    agents = (session.scalars(select(Agent).order_by(Agent.email))).all()
+    agents = session.scalars(select(Agent).order_by(Agent.email)).all()
     rows = session.execute(
         select(MailboxMembership.agent_id, Mailbox.address)
         .join(Mailbox, Mailbox.id == MailboxMembership.mailbox_id)

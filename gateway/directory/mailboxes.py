@@ -37,4 +37,4 @@ def add_mailbox(session: Session, address: str, name: str) -> Mailbox:
 
 def list_mailboxes(session: Session) -> list[Mailbox]:
     """Every mailbox, by address."""
-    return list((session.scalars(select(Mailbox).order_by(Mailbox.address))).all())
+    return list(session.scalars(select(Mailbox).order_by(Mailbox.address)).all())

@@ -201,7 +201,7 @@ async def test_issuing_records_an_audit_event_without_token_or_code(db: Database
     issued = await db.write(lambda session: issue_link(session, settings, contact))
 
     def look(session: Session):
-        [event] = (session.scalars(select(AuditEvent))).all()
+        [event] = session.scalars(select(AuditEvent)).all()
         return event
 
     event = await db.read(orm(look))

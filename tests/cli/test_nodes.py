@@ -135,9 +135,9 @@ async def assert_each_message_once_and_threaded(db: Database) -> None:
     def look(session: Session):
         messages = session.scalar(select(func.count(Message.id)))
         distinct_inbound = session.scalar(select(func.count(Message.inbound_email_id.distinct())))
-        per_ticket = (session.execute(
+        per_ticket = session.execute(
             select(func.count(Message.id)).group_by(Message.ticket_id)
-        )).scalars().all()
+        ).scalars().all()
         tickets = session.scalar(select(func.count(Ticket.id)))
         return messages, distinct_inbound, per_ticket, tickets
 
@@ -223,7 +223,7 @@ async def test_two_smtp_nodes_feed_one_worker(
     try:
         seen = await wait_until_delivered(db, 20, seconds=60)
         assert seen == {InboundStatus.DELIVERED: 20}
-        peers = await db.read(orm(lambda session: (session.execute(select(InboundEmail.peer))).scalars().all()))
+        peers = await db.read(orm(lambda session: session.execute(select(InboundEmail.peer)).scalars().all()))
         assert all(peer.startswith("127.0.0.1:") for peer in peers)
     finally:
         await db.dispose()

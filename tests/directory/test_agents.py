@@ -51,8 +51,8 @@ async def ticket_and_messages(gateway: Gateway) -> tuple[Ticket, list[Message]]:
     """Ticket 1001 and every stored message, oldest first."""
 
     def look(session: Session):
-        ticket = (session.scalars(select(Ticket).where(Ticket.ref == 1001))).one()
-        messages = (session.scalars(select(Message).order_by(Message.id))).all()
+        ticket = session.scalars(select(Ticket).where(Ticket.ref == 1001)).one()
+        messages = session.scalars(select(Message).order_by(Message.id)).all()
         return ticket, list(messages)
 
     return await gateway.db.read(orm(look))
@@ -74,7 +74,7 @@ async def test_adding_an_agent_joins_every_mailbox_unless_some_are_named(gateway
         billing = add_agent(session, "uma@example.test", "Uma", mailboxes=["billing@example.test"])
         with pytest.raises(AgentError):
             add_agent(session, "vic@example.test", mailboxes=["nobody@example.test"])
-        rows = (session.execute(select(MailboxMembership.agent_id, MailboxMembership.mailbox_id))).all()
+        rows = session.execute(select(MailboxMembership.agent_id, MailboxMembership.mailbox_id)).all()
         return everywhere, billing, rows
 
     everywhere, billing, rows = await gateway.db.write(change)
@@ -195,7 +195,7 @@ async def test_api_keys_are_stored_hashed_and_identify_their_agent(gateway: Gate
     keys = await gateway.db.write(lambda session: [create_api_key(session, TOM, f"laptop {n}") for n in range(20)])
 
     def change(session: Session):
-        stored = (session.scalars(select(AgentApiKey))).all()
+        stored = session.scalars(select(AgentApiKey)).all()
         assert all(row.digest not in keys and row.prefix in key for row, key in zip(stored, keys, strict=True))
         for key in keys:
             found = agent_for_api_key(session, key)

@@ -29,7 +29,7 @@ from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 async def tickets(gateway: Gateway) -> list[Ticket]:
     def look(session: Session):
-        return list((session.execute(select(Ticket).order_by(Ticket.id))).scalars())
+        return list(session.execute(select(Ticket).order_by(Ticket.id)).scalars())
 
     return await gateway.db.read(orm(look))
 
@@ -37,7 +37,7 @@ async def tickets(gateway: Gateway) -> list[Ticket]:
 async def messages_of(gateway: Gateway, ticket: Ticket) -> list[Message]:
     def look(session: Session):
         query = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
-        return list((session.execute(query)).scalars())
+        return list(session.execute(query).scalars())
 
     return await gateway.db.read(orm(look))
 
@@ -266,7 +266,7 @@ async def test_malformed_mail_is_stored_and_marked(receive_email: ReceiveEmail, 
                  "broken-encoded-words.eml"]:
         inbound = await receive_email(name)
         assert inbound.status == InboundStatus.DELIVERED, (name, inbound.last_error)
-    marked = await gateway.db.read(orm(lambda session: (session.execute(select(Message.defects))).scalars().all()))
+    marked = await gateway.db.read(orm(lambda session: session.execute(select(Message.defects)).scalars().all()))
     assert sum(1 for defects in marked if defects) >= 3
 
 
@@ -277,7 +277,7 @@ async def test_attachments_and_inline_images_are_stored_with_decoded_names(
     await receive_email("inline-image.eml")
 
     def look(session: Session):
-        rows = (session.execute(select(Message).order_by(Message.id))).scalars().all()
+        rows = session.execute(select(Message).order_by(Message.id)).scalars().all()
         files = {}
         for row in rows:
             session.refresh(row, ["attachments"])

@@ -161,8 +161,8 @@ async def test_every_fixture_is_accepted_and_the_listener_keeps_serving(
     await gateway.processor.drain()
 
     def look(session: Session):
-        statuses = (session.execute(select(InboundEmail.status))).scalars().all()
-        malformed = sum(1 for defects in (session.execute(select(Message.defects))).scalars() if defects)
+        statuses = session.execute(select(InboundEmail.status)).scalars().all()
+        malformed = sum(1 for defects in session.execute(select(Message.defects)).scalars() if defects)
         return statuses, malformed
 
     statuses, malformed = await gateway.db.read(orm(look))

@@ -37,7 +37,7 @@ def settings(settings: Settings) -> Settings:
 
 async def stored(gateway: Gateway) -> list[InboundEmail]:
     def look(session: Session):
-        return list((session.scalars(select(InboundEmail).order_by(InboundEmail.id))).all())
+        return list(session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all())
 
     return await gateway.db.read(orm(look))
 

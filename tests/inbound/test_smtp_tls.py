@@ -53,7 +53,7 @@ async def test_mail_sent_after_starttls_is_encrypted_and_stored(
     finally:
         await gateway.stop()
     assert version in ("TLSv1.2", "TLSv1.3") and code == 250
-    stored = await db.read(orm(lambda session: (session.scalars(select(InboundEmail))).one()))
+    stored = await db.read(orm(lambda session: session.scalars(select(InboundEmail)).one()))
     assert b"Subject: Over TLS" in stored.raw
 
 

@@ -67,7 +67,7 @@ def relay_settings(settings: Settings, relay: Relay, **overrides: Any) -> Settin
 
 async def queued_acknowledgement(receive_email: ReceiveEmail, gateway: Gateway) -> OutboxMessage:
     await receive_email("new-request.eml")
-    return await gateway.db.read(orm(lambda session: (session.scalars(select(OutboxMessage))).one()))
+    return await gateway.db.read(orm(lambda session: session.scalars(select(OutboxMessage)).one()))
 
 
 async def outbox_row(gateway: Gateway, row_id: int) -> OutboxMessage:
@@ -76,7 +76,7 @@ async def outbox_row(gateway: Gateway, row_id: int) -> OutboxMessage:
 
 async def ticket_notes(gateway: Gateway) -> list[str]:
     def look(session: OrmSession):
-        return list((session.scalars(select(Message.body_text).where(Message.internal.is_(True)))).all())
+        return list(session.scalars(select(Message.body_text).where(Message.internal.is_(True))).all())
 
     return await gateway.db.read(orm(look))
 

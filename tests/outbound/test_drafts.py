@@ -35,7 +35,7 @@ async def test_processing_queues_a_draft_and_issues_no_link_until_delivery(
     await receive_email("new-request.eml")
 
     def look(session: Session):
-        [row] = (session.scalars(select(OutboxMessage))).all()
+        [row] = session.scalars(select(OutboxMessage)).all()
         return row
 
     row = await gateway.db.read(orm(look))
@@ -61,8 +61,8 @@ async def test_a_retried_draft_keeps_its_message_id_and_sends_a_fresh_link_revok
     assert first_link is not None and second_link is not None and first_link.group(1) != second_link.group(1)
 
     def look(session: Session):
-        row = (session.scalars(select(OutboxMessage))).one()
-        links = (session.scalars(select(MagicLink).order_by(MagicLink.id))).all()
+        row = session.scalars(select(OutboxMessage)).one()
+        links = session.scalars(select(MagicLink).order_by(MagicLink.id)).all()
         return row, links
 
     row, links = await gateway.db.read(orm(look))

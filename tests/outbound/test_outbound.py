@@ -19,7 +19,7 @@ from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 async def only_ticket(gateway: Gateway) -> Ticket:
     def look(session: Session):
-        [ticket] = (session.scalars(select(Ticket))).all()
+        [ticket] = session.scalars(select(Ticket)).all()
         return ticket
 
     return await gateway.db.read(orm(look))
@@ -121,7 +121,7 @@ async def test_mail_answering_a_notification_threads_by_its_stored_message_id(
     )
 
     def look(session: Session):
-        assert len((session.scalars(select(Ticket))).all()) == 1
+        assert len(session.scalars(select(Ticket)).all()) == 1
 
     await gateway.db.read(orm(look))
 

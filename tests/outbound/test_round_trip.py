@@ -22,8 +22,8 @@ from tests.support import SUPPORT, fixture_bytes
 
 async def ticket_messages(gateway: Gateway) -> tuple[list[Ticket], list[Message]]:
     def look(session: Session):
-        tickets = list((session.scalars(select(Ticket))).all())
-        messages = list((session.scalars(select(Message).order_by(Message.id))).all())
+        tickets = list(session.scalars(select(Ticket)).all())
+        messages = list(session.scalars(select(Message).order_by(Message.id)).all())
         return tickets, messages
 
     tickets, messages = await gateway.db.read(orm(look))

@@ -125,7 +125,7 @@ async def sent_signin_emails(db: Database, settings: Settings) -> list[SentEmail
 
     def look(session: Session):
         query = select(OutboxMessage).where(OutboxMessage.kind == "signin").order_by(OutboxMessage.id)
-        rows = (session.scalars(query)).all()
+        rows = session.scalars(query).all()
         return rows
 
     rows = await db.read(orm(look))
@@ -147,14 +147,14 @@ async def audit_events(db: Database, event: str | None = None) -> list[AuditEven
     query = select(AuditEvent).order_by(AuditEvent.id)
     if event is not None:
         query = query.where(AuditEvent.event == event)
-    return await db.read(orm(lambda session: list((session.scalars(query)).all())))
+    return await db.read(orm(lambda session: list(session.scalars(query).all())))
 
 
 async def live_sessions(db: Database, contact: Contact | None = None) -> list[PortalSession]:
     query = select(PortalSession).where(PortalSession.revoked_at.is_(None))
     if contact is not None:
         query = query.where(PortalSession.contact_id == contact.id)
-    return await db.read(orm(lambda session: list((session.scalars(query)).all())))
+    return await db.read(orm(lambda session: list(session.scalars(query).all())))
 
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:

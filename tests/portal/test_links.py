@@ -213,7 +213,7 @@ async def test_fifty_concurrent_exchanges_give_exactly_one_session(
     statuses = sorted(r.status for r in responses)
     assert statuses.count(303) == 1, statuses
     assert set(statuses) == {303, 410}
-    sessions = await db.read(orm(lambda session: (session.scalars(select(PortalSession))).all()))
+    sessions = await db.read(orm(lambda session: session.scalars(select(PortalSession)).all()))
     assert len(sessions) == 1
     assert len(await audit_events(db, "link.exchanged")) == 1
 

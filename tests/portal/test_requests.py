@@ -28,7 +28,7 @@ PDF = b"%PDF-1.4\n% a tiny test document\n"
 
 async def inbound_rows(db: Database) -> list[InboundEmail]:
     def look(session: Session):
-        return list((session.scalars(select(InboundEmail).order_by(InboundEmail.id))).all())
+        return list(session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all())
 
     return await db.read(orm(look))
 

@@ -79,7 +79,7 @@ async def test_signing_in_again_rotates_the_session(client: Client, db: Database
     first = await sign_in_with_link(client, await issue(db, settings, alice))
     second = await sign_in_with_link(client, await issue(db, settings, alice))
     assert _set_cookie(first, "wicket") != _set_cookie(second, "wicket")
-    rows = await db.read(orm(lambda session: (session.scalars(select(PortalSession).order_by(PortalSession.id))).all()))
+    rows = await db.read(orm(lambda session: session.scalars(select(PortalSession).order_by(PortalSession.id)).all()))
     assert [r.revoked_at is not None for r in rows] == [True, False]
 
 

@@ -74,7 +74,7 @@ async def outage(
 
 async def statuses(db: Database) -> list[str]:
     def look(session: Session):
-        return list((session.scalars(select(InboundEmail.status).order_by(InboundEmail.id))).all())
+        return list(session.scalars(select(InboundEmail.status).order_by(InboundEmail.id)).all())
 
     return await db.read(orm(look))
 

@@ -107,6 +107,6 @@ async def test_a_full_disk_while_storing_attachments_leaves_the_message_unwritte
     finally:
         await gateway.stop()
     assert await counts(db) == (1, 1, len(SIZES))
-    stored = await db.read(orm(lambda session: (session.scalars(select(Attachment))).all()))
+    stored = await db.read(orm(lambda session: session.scalars(select(Attachment)).all()))
     assert {a.filename: hashlib.sha256(a.data).hexdigest() for a in stored} == digests
     assert sorted(a.size for a in stored) == sorted(SIZES)

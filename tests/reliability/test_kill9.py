@@ -144,9 +144,9 @@ async def test_kill_9_under_load_loses_no_acknowledged_message_and_duplicates_no
             named = dict((session.execute(
                 select(InboundEmail.id, InboundEmail.message_id).where(InboundEmail.id.in_(list(ledger.acked.values())))
             )).all())
-            ticket_messages = (session.execute(
+            ticket_messages = session.execute(
                 select(Message.rfc_message_id, func.count()).group_by(Message.rfc_message_id)
-            )).all()
+            ).all()
             return named, ticket_messages
 
         named, ticket_messages = await db.read(orm(look))

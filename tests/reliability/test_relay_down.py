@@ -61,7 +61,7 @@ def free_port() -> int:
 
 async def outbox(db: Database) -> list[OutboxMessage]:
     def look(session: OrmSession):
-        return list((session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all())
 
     return await db.read(orm(look))
 

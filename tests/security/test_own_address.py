@@ -33,8 +33,8 @@ async def test_mail_from_the_mailbox_address_is_stored_and_not_acknowledged(
     sender = await settle(gateway)
 
     def look(session: Session):
-        stored = (session.scalars(select(Message).where(Message.inbound_email_id == inbound.id))).all()
-        kinds = (session.scalars(select(OutboxMessage.kind))).all()
+        stored = session.scalars(select(Message).where(Message.inbound_email_id == inbound.id)).all()
+        kinds = session.scalars(select(OutboxMessage.kind)).all()
         return stored, kinds
 
     stored, kinds = await gateway.db.read(orm(look))

@@ -63,7 +63,7 @@ async def stored_hash(world: World) -> str | None:
 
 async def notices(world: World) -> list[OutboxMessage]:
     def look(session: Session):
-        rows = (session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
         return rows
 
     rows = await world.db.read(orm(look))

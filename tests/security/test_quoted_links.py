@@ -93,9 +93,9 @@ async def test_a_link_and_code_quoted_back_in_a_reply_are_burned_and_replaced_wh
     assert by_code.status == 400
 
     def look(session: Session):
-        links = (session.scalars(select(MagicLink))).all()
-        inbound = (session.scalars(select(InboundEmail).order_by(InboundEmail.id))).all()
-        stored = (session.scalars(select(Message).order_by(Message.id))).all()
+        links = session.scalars(select(MagicLink)).all()
+        inbound = session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all()
+        stored = session.scalars(select(Message).order_by(Message.id)).all()
         ticket = session.get_one(Ticket, stored[-1].ticket_id)
         return links, inbound, stored, ticket
 
@@ -145,7 +145,7 @@ async def test_only_wicket_hosts_and_codes_wicket_issued_are_removed(
     row = await receive_email(mail.as_bytes())
 
     def look(session: Session):
-        [message] = (session.scalars(select(Message).where(Message.inbound_email_id == row.id))).all()
+        [message] = session.scalars(select(Message).where(Message.inbound_email_id == row.id)).all()
         return message
 
     message = await gateway.db.read(orm(look))
@@ -175,8 +175,8 @@ async def test_a_code_wicket_issued_is_removed_even_without_its_dash(
     row = await receive_email(mail.as_bytes(), to=acknowledgement.message["Reply-To"])
 
     def look(session: Session):
-        [message] = (session.scalars(select(Message).where(Message.inbound_email_id == row.id))).all()
-        [link] = (session.scalars(select(MagicLink))).all()
+        [message] = session.scalars(select(Message).where(Message.inbound_email_id == row.id)).all()
+        [link] = session.scalars(select(MagicLink)).all()
         return message, link
 
     message, link = await gateway.db.read(orm(look))

@@ -221,7 +221,7 @@ async def test_no_secret_reaches_a_log_line_an_audit_row_or_any_stored_column(
 
 
 async def _audit(db: Database) -> list[AuditEvent]:
-    return await db.read(orm(lambda session: list((session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())))
+    return await db.read(orm(lambda session: list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all())))
 
 
 async def test_a_failing_database_write_never_copies_a_link_into_logs_or_the_error_kept_on_the_message(
@@ -269,7 +269,7 @@ async def test_rcpt_to_anything_but_a_wicket_mailbox_is_refused_so_nothing_is_re
     assert (await session.command(b"RCPT TO:<Support@Example.TEST>")).code == 250  # the mailbox itself is fine
 
     def look(db_session: Session):
-        assert (db_session.scalars(select(InboundEmail.id))).all() == []
+        assert db_session.scalars(select(InboundEmail.id)).all() == []
 
     await gateway.db.read(orm(look))
 

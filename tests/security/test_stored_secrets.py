@@ -112,7 +112,7 @@ async def test_after_a_full_flow_no_column_of_any_table_holds_a_token_or_code_th
     assert len(secrets) == 9
 
     def look(session: Session):
-        kept = (session.scalars(select(OutboxMessage.raw).where(OutboxMessage.kind == "signin"))).one()
+        kept = session.scalars(select(OutboxMessage.raw).where(OutboxMessage.kind == "signin")).one()
         return kept
 
     kept = await gateway.db.read(orm(look))

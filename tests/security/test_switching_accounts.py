@@ -109,7 +109,7 @@ def sso_token(address: str) -> str:
 
 
 async def used_sso_tokens(world: World) -> int:
-    return await world.db.read(orm(lambda session: len((session.scalars(select(UsedSsoToken.id))).all())))
+    return await world.db.read(orm(lambda session: len(session.scalars(select(UsedSsoToken.id)).all())))
 
 
 async def test_an_sso_handoff_for_someone_else_asks_before_switching(world: World, new_browser: NewBrowser) -> None:

@@ -35,8 +35,8 @@ SIGNED_MARKER = re.compile(r"\[wicket:[^\]\s]+\]")
 
 async def tickets_and_messages(gateway: Gateway) -> tuple[list[Ticket], list[Message]]:
     def look(session: Session):
-        tickets = list((session.scalars(select(Ticket).order_by(Ticket.id))).all())
-        messages = list((session.scalars(select(Message).order_by(Message.id))).all())
+        tickets = list(session.scalars(select(Ticket).order_by(Ticket.id)).all())
+        messages = list(session.scalars(select(Message).order_by(Message.id)).all())
         return tickets, messages
 
     tickets, messages = await gateway.db.read(orm(look))

@@ -153,7 +153,7 @@ class World:
     async def ticket_state(self) -> tuple[str, int]:
         def look(session: Session):
             ticket = session.get_one(Ticket, self.ticket.id)
-            messages = (session.scalars(select(Message.id).where(Message.ticket_id == ticket.id))).all()
+            messages = session.scalars(select(Message.id).where(Message.ticket_id == ticket.id)).all()
             return ticket, messages
 
         ticket, messages = await self.db.read(orm(look))

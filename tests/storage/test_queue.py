@@ -224,7 +224,7 @@ async def test_claims_take_the_oldest_rows_first(db: Database) -> None:
     assert [row[0] for row in taken.rows] == ids[:3]
 
     def look(session: Session):
-        waiting = (session.scalars(select(InboundEmail.id).where(InboundEmail.status == "pending"))).all()
+        waiting = session.scalars(select(InboundEmail.id).where(InboundEmail.status == "pending")).all()
         return waiting
 
     waiting = await db.read(orm(look))

@@ -78,7 +78,7 @@ async def test_rows_roll_back_with_their_savepoint(db: Database) -> None:
 
     await db.write(add_then_undo)
 
-    emails = await db.read(orm(lambda session: (session.scalars(select(Contact.email))).all()))
+    emails = await db.read(orm(lambda session: session.scalars(select(Contact.email)).all()))
     assert emails == ["kept@example.test"]
 
 
@@ -135,7 +135,7 @@ async def test_a_row_inserted_with_core_joins_the_session_as_a_loaded_contact(db
     public_id = await db.write(add_then_rename)
 
     def look(session: Session):
-        stored = (session.scalars(select(Contact).where(Contact.email == "erin@example.test"))).one()
+        stored = session.scalars(select(Contact).where(Contact.email == "erin@example.test")).one()
         return stored
 
     stored = await db.read(orm(look))
