@@ -142,16 +142,19 @@ async def test_a_row_inserted_with_core_joins_the_session_as_a_loaded_contact(db
     assert (stored.name, stored.public_id) == ("Erin", public_id)
 
 
-_BY_EMAIL = prepare("test.contact_by_email", select(Contact.name).where(Contact.email == bindparam("email")))
+_NAME_OF = select(Contact.name).where(Contact.email == bindparam("email"))
+_BY_EMAIL = prepare("test.contact_by_email", _NAME_OF)
+_BY_EMAIL_UNCOMPILED = prepare("test.contact_by_email.uncompiled", _NAME_OF, compiled=False)
 
 
-async def test_a_statement_is_run_by_the_name_it_was_prepared_under(db: Database) -> None:
+@pytest.mark.parametrize("name", [_BY_EMAIL, _BY_EMAIL_UNCOMPILED])
+async def test_a_statement_is_run_by_the_name_it_was_registered_under(db: Database, name: str) -> None:
     await db.write(lambda session: session.add(Contact(email="alice@customer.test", name="Alice")))
-    found = await db.read(lambda connection: statements.rows(_BY_EMAIL, connection, {"email": "alice@customer.test"}))
+    found = await db.read(lambda connection: statements.rows(name, connection, {"email": "alice@customer.test"}))
     assert found == [("Alice",)]
     nobody = {"email": "nobody@customer.test"}
-    assert await db.read(lambda connection: statements.scalar(_BY_EMAIL, connection, nobody)) is None
-    assert _BY_EMAIL in statements.prepared_names()
+    assert await db.read(lambda connection: statements.scalar(name, connection, nobody)) is None
+    assert (name in statements.prepared_names()) is (name == _BY_EMAIL)
 
 
 def test_a_name_is_prepared_once() -> None:
