@@ -29,14 +29,12 @@ the response is prepared, so a raised redirect carries them). Views that audit p
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from http.cookies import Morsel
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from sqlalchemy import Connection, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 from yarl import URL
@@ -48,9 +46,9 @@ from gateway.settings import Settings
 from gateway.storage import statements
 from portal import keys
 from portal.client_address import client_ip
+from portal.cookies import write_cookie
 
 TOUCH_AFTER = timedelta(minutes=1)
-_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe gives
 _SESSION_COLUMNS = (
     PortalSession.id, PortalSession.id_hash, PortalSession.contact_id, PortalSession.last_seen_at,
     PortalSession.created_at,
@@ -269,33 +267,6 @@ def end_other_sessions(db_session: Session, contact_id: int, keep: LiveSession |
     if keep is not None:
         statement = statement.where(PortalSession.id != keep.id)
     return len(db_session.execute(statement).all())
-
-
-def write_cookie(
-    response: web.StreamResponse, name: str, value: str, *, secure: bool, max_age: int | None = None
-) -> None:
-    """Add a Set-Cookie header (HttpOnly, SameSite=Lax, Path=/) while the response is prepared.
-
-    aiohttp turns `response.cookies` into headers before `on_response_prepare` runs, so a
-    `set_cookie` from the hook would never be sent; the hook builds the header with the
-    standard library's `http.cookies.Morsel` (what aiohttp's cookie jar serialises with)
-    and adds it. Values are URL-safe tokens (empty to clear a cookie), which need no
-    quoting, so the value is also its coded form: a cleared cookie reads `name=`.
-    """
-    if not _COOKIE_VALUE.fullmatch(value):
-        raise ValueError("a cookie value must be a URL-safe token")
-    morsel: Morsel[str] = Morsel()
-    morsel.set(name, value, value)
-    morsel["httponly"] = True
-    morsel["path"] = "/"
-    morsel["samesite"] = "Lax"
-    if secure:
-        morsel["secure"] = True
-    if max_age is not None:
-        morsel["max-age"] = max_age
-        if max_age == 0:
-            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
-    response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
 
 
 def apply_cookies(request: web.Request, response: web.StreamResponse) -> None:
