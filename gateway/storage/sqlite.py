@@ -120,6 +120,9 @@ class SqliteWriter:
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             with Session(self.engine, expire_on_commit=False) as session, session.begin():
+                # BEGIN IMMEDIATE once, before any unit: a file that cannot be written (its
+                # lock held past the busy timeout) fails the batch at once, not once per unit.
+                session.connection()
                 for work, future in batch:
                     session.info.clear()  # what one unit memoised (`held`) is not another's
                     try:
