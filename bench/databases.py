@@ -19,6 +19,7 @@ from typing import Any, Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
+from sqlalchemy.orm import Session
 
 from gateway.directory.agents import add_agent
 from gateway.directory.mailboxes import add_mailbox
@@ -72,11 +73,12 @@ async def _postgres_schema() -> AsyncIterator[dict[str, Any]]:
 
 
 async def _prepare(db: Database) -> None:
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with db.sessions.begin() as session:
-        await add_mailbox(session, SUPPORT, "Example Support")
-        await add_agent(session, AGENT, "Tom Agent")
+    def prepare(session: Session) -> None:
+        Base.metadata.create_all(session.connection())
+        add_mailbox(session, SUPPORT, "Example Support")
+        add_agent(session, AGENT, "Tom Agent")
+
+    await db.write(prepare)
 
 
 @asynccontextmanager

@@ -93,8 +93,8 @@ def run_memory(plan: Plan) -> list[Row]:
 async def _generated(stored: int, workdir: Path) -> AsyncIterator[Gateway]:
     """A started Gateway over a SQLite database holding `stored` generated messages."""
     async with fresh_database("sqlite", workdir) as (settings, db):
-        async with db.sessions() as session:
-            mailbox_id = await session.scalar(select(Mailbox.id).where(Mailbox.address == SUPPORT))
+        support = select(Mailbox.id).where(Mailbox.address == SUPPORT)
+        mailbox_id = await db.read(lambda connection: connection.scalar(support))
     assert mailbox_id is not None
     # The generator writes the file alone (no WAL, no checkpointer holding it open); the
     # gateway then opens it as `wicket serve` would.

@@ -21,10 +21,12 @@ from pathlib import Path
 
 from aiohttp import web
 from sqlalchemy import func, insert, select
+from sqlalchemy.orm import Session
 
 from bench.databases import SUPPORT, fresh_database
 from bench.procs import announce
-from gateway.auth.tokens import LinkPurpose, code_digest, new_code, new_token, token_digest
+from gateway.auth.link_secrets import code_digest, new_code, new_token, token_digest
+from gateway.auth.tokens import LinkPurpose
 from gateway.cli.runtime import Gateway
 from gateway.models import Contact, MagicLink, PortalSession, utcnow
 from gateway.settings import Settings
@@ -56,8 +58,9 @@ async def seed_session_and_links(settings: Settings, db: Database, links: int, t
     key, now = settings.keys[0], utcnow()
     session_id = secrets.token_urlsafe(32)
     tokens = [new_token() for _ in range(links)]
-    async with db.sessions.begin() as session:
-        contact = await session.scalar(select(Contact).where(Contact.email == CUSTOMER))
+
+    def seed(session: Session) -> None:
+        contact = session.scalar(select(Contact).where(Contact.email == CUSTOMER))
         assert contact is not None, "the seeded mail made no contact"
         session.add(
             PortalSession(
@@ -75,7 +78,9 @@ async def seed_session_and_links(settings: Settings, db: Database, links: int, t
                 }
                 for token in tokens
             ]
-            await session.execute(insert(MagicLink), rows)
+            session.execute(insert(MagicLink), rows)
+
+    await db.write(seed)
     tokens_file.write_text("".join(f"{token}\n" for token in tokens))
     return session_id
 
@@ -104,6 +109,6 @@ async def serve_portal(workdir: Path, links: int, stop: asyncio.Event) -> None:
         )
         await stop.wait()
         await runner.cleanup()
-        async with db.sessions() as session:
-            used = await session.scalar(select(func.count()).where(MagicLink.consumed_at.is_not(None)))
+        consumed = select(func.count()).where(MagicLink.consumed_at.is_not(None))
+        used = await db.read(lambda connection: connection.scalar(consumed))
         announce("DONE", links_used=used)

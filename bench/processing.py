@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import mailparser
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from bench.corpus import Mail, backlog
 from bench.databases import SUPPORT, bench_settings, fresh_database, postgres_available
@@ -87,10 +87,13 @@ async def measure(count: int, db_kind: str, workdir: Path, profile: Path | None)
             drain, drain_cpu = time.perf_counter() - started, time.process_time() - cpu
         await gateway.stop()  # parse workers exit here, and their CPU time is counted
         workers = _children_cpu() - workers
-        async with db.sessions() as session:
-            rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
-            statuses = {status: number for status, number in rows}
-            tickets = await session.scalar(select(func.count()).select_from(Ticket))
+
+        def outcome(connection: Connection) -> tuple[dict[str, int], int]:
+            rows = connection.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
+            tickets = connection.scalar(select(func.count()).select_from(Ticket))
+            return {status: number for status, number in rows}, tickets
+
+        statuses, tickets = await db.read(outcome)
     parse_after = _parse_seconds(mails)
     return {
         "messages": count,

@@ -71,7 +71,7 @@ async def wicket_smtp(options: argparse.Namespace, stop: asyncio.Event) -> None:
             gateway.run_processor()
             gateway.run_outbox()
         server = await gateway.serve_smtp("127.0.0.1", 0)
-        announce("READY", port=server.sockets[0].getsockname()[1], database=db.engine.url.render_as_string())
+        announce("READY", port=server.sockets[0].getsockname()[1], database=db.url.render_as_string())
         if options.profile:
             from pyinstrument import Profiler
 
@@ -81,9 +81,8 @@ async def wicket_smtp(options: argparse.Namespace, stop: asyncio.Event) -> None:
         else:
             await stop.wait()
         await gateway.stop()
-        async with db.sessions() as session:
-            rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
-            statuses = {status: count for status, count in rows}
+        by_status = select(InboundEmail.status, func.count()).group_by(InboundEmail.status)
+        statuses = await db.read(lambda connection: {status: count for status, count in connection.execute(by_status)})
         announce("DONE", stored=sum(statuses.values()), statuses=statuses)
 
 

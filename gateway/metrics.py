@@ -10,8 +10,10 @@ burned).
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 
 from gateway.models import InboundEmail, InboundStatus, OutboxMessage, OutboxStatus
 from gateway.storage.database import Database
@@ -52,21 +54,21 @@ async def queue_depths(db: Database) -> dict[str, int]:
     """
     unfinished_inbound = (InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.FAILED)
     unfinished_outbox = (OutboxStatus.QUEUED, OutboxStatus.SENDING, OutboxStatus.FAILED)
-    async with db.sessions() as session:
-        inbound = dict(
-            (await session.execute(
-                select(InboundEmail.status, func.count())
-                .where(InboundEmail.status.in_(unfinished_inbound))
-                .group_by(InboundEmail.status)
-            )).all()
+
+    def count(connection: Connection) -> tuple[dict[Any, int], dict[Any, int]]:
+        inbound = connection.execute(
+            select(InboundEmail.status, func.count())
+            .where(InboundEmail.status.in_(unfinished_inbound))
+            .group_by(InboundEmail.status)
         )
-        outbox = dict(
-            (await session.execute(
-                select(OutboxMessage.status, func.count())
-                .where(OutboxMessage.status.in_(unfinished_outbox))
-                .group_by(OutboxMessage.status)
-            )).all()
+        outbox = connection.execute(
+            select(OutboxMessage.status, func.count())
+            .where(OutboxMessage.status.in_(unfinished_outbox))
+            .group_by(OutboxMessage.status)
         )
+        return {status: count for status, count in inbound}, {status: count for status, count in outbox}
+
+    inbound, outbox = await db.read(count)
     return {
         "inbound_backlog": inbound.get(InboundStatus.PENDING, 0) + inbound.get(InboundStatus.PROCESSING, 0),
         "inbound_failed": inbound.get(InboundStatus.FAILED, 0),

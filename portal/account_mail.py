@@ -16,7 +16,7 @@ from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.directory.branding import mailbox_for_host
 from gateway.models import Contact, Mailbox
@@ -59,8 +59,8 @@ def compose_password_notice(
     return message
 
 
-async def queue_password_notice(
-    session: AsyncSession,
+def queue_password_notice(
+    session: Session,
     settings: Settings,
     contact: Contact,
     *,
@@ -70,10 +70,10 @@ async def queue_password_notice(
     ip: str,
 ) -> bool:
     """Queue the notice to the contact's address on file; False when no mailbox can send it."""
-    mailbox = await mailbox_for_host(session, host)
+    mailbox = mailbox_for_host(session, host)
     if mailbox is None:
         log.warning("no mailbox is configured, so no password notice can be sent")
         return False
     notice = compose_password_notice(settings, mailbox, contact, what=what, when=when, ip=ip)
-    await enqueue(session, mailbox=mailbox, to=[contact.email], email=notice, kind=KIND)
+    enqueue(session, mailbox=mailbox, to=[contact.email], email=notice, kind=KIND)
     return True

@@ -6,7 +6,7 @@ nothing; `HEAD` answers 200 without even a lookup. When another contact is signe
 this browser the page asks before switching, and `POST` without the `switch=yes` field
 shows that question again and uses nothing up (see portal/switching.py). `POST /l/{token}` (CSRF-checked) consumes the link atomically,
 starts a fresh session and redirects to the link's ticket or stored local path; the
-success path is one unit of work (`Database.run_write`), one hop on SQLite, of plain Core
+success path is one unit of work (`Database.write`), one hop on SQLite, of plain Core
 statements (use the link, insert the session and two audit events; no ORM flush). An
 expired, used or burned link gets a page with one button, "Email me a new link", which
 posts to `/l/{token}/resend` and mails a fresh sign-in link to the address on file of the
@@ -25,12 +25,13 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.auth.audit import record, write_event
+from gateway.auth.audit import record
 from gateway.auth.ratelimit import check, failure_rules, hit, mail_rules
 from gateway.auth.tokens import LinkCheck, LinkPurpose, Refusal, check_link, consume_link, find_link, link_refusal
 from gateway.metrics import LINK_EXCHANGES
 from gateway.models import Contact, MagicLink, Ticket, utcnow
 from gateway.outbound.signin_mail import default_mailbox, queue_signin_email
+from gateway.storage.database import orm
 from portal import keys
 from portal.redirects import return_path_for
 from portal.sessions import audit_context, client_ip, current_contact, start_session
@@ -85,10 +86,8 @@ async def link_head(request: web.Request) -> web.Response:
 async def link_page(request: web.Request) -> web.Response:
     """GET /l/{token}: the "Continue" page, or the friendly page for a link that cannot be used."""
     token = request.match_info["token"]
-    async with request.app[keys.DB].sessions() as session:
-        outcome = await check_link(session, request.app[keys.SETTINGS], token)
-        link = outcome.link
-        address = await session.scalar(select(Contact.email).where(Contact.id == link.contact_id)) if link else None
+    outcome, address = await request.app[keys.DB].read(orm(partial(_look, request=request, token=token)))
+    link = outcome.link
     if outcome.ok and link is not None and address is not None:
         action = str(request.app.router["link"].url_for(token=token))
         if await must_ask(request, link.contact_id):
@@ -99,6 +98,14 @@ async def link_page(request: web.Request) -> web.Response:
     return await _refused(request, token, outcome.refusal, link)
 
 
+def _look(session: Session, request: web.Request, token: str) -> tuple[LinkCheck, str | None]:
+    """The token's link (not consumed) and its contact's address."""
+    outcome = check_link(session, request.app[keys.SETTINGS], token)
+    link = outcome.link
+    address = session.scalar(select(Contact.email).where(Contact.id == link.contact_id)) if link else None
+    return outcome, address
+
+
 async def _switch_question(request: web.Request, token: str) -> web.Response | None:
     """The switch question when this usable link is another contact's than the signed-in one's, else None.
 
@@ -107,12 +114,10 @@ async def _switch_question(request: web.Request, token: str) -> web.Response | N
     """
     if await current_contact(request) is None or confirmed(await request.post()):
         return None
-    async with request.app[keys.DB].sessions() as session:
-        outcome = await check_link(session, request.app[keys.SETTINGS], token)
-        link = outcome.link
-        if not outcome.ok or link is None or not await must_ask(request, link.contact_id):
-            return None
-        address = await session.scalar(select(Contact.email).where(Contact.id == link.contact_id))
+    outcome, address = await request.app[keys.DB].read(orm(partial(_look, request=request, token=token)))
+    link = outcome.link
+    if not outcome.ok or link is None or not await must_ask(request, link.contact_id):
+        return None
     action = str(request.app.router["link"].url_for(token=token))
     return await ask_to_switch(request, to_email=address or "", action=action, headers=LINK_HEADERS)
 
@@ -125,7 +130,7 @@ def _exchange(session: Session, request: web.Request, token: str) -> tuple[LinkC
         return outcome, None
     start_session(session, request, link.contact_id, method="link")
     detail = {"link_id": link.id, "purpose": link.purpose}
-    write_event(
+    record(
         session,
         "link.exchanged",
         contact_id=link.contact_id,
@@ -146,11 +151,12 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
     question = await _switch_question(request, token)
     if question is not None:
         return question
-    outcome, target = await db.run_write(partial(_exchange, request=request, token=token))
+    outcome, target = await db.write(partial(_exchange, request=request, token=token))
     link = outcome.link
     if target is None:
         await db.read(partial(check, settings=settings, rule=ip_rule, subject=ip))  # over it: the wait page
-        async with db.write() as session:
+
+        def refused(session: Session) -> None:
             record(
                 session,
                 "link.refused",
@@ -159,7 +165,9 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
                 detail={"reason": str(outcome.refusal), "link_id": link.id if link else None},
                 **audit_context(request),
             )
-            await hit(session, settings, ip_rule, ip, enforce=False)
+            hit(session, settings, ip_rule, ip, enforce=False)
+
+        await db.write(refused)
     LINK_EXCHANGES.labels("ok" if outcome.ok else str(outcome.refusal)).inc()  # /metrics
     if target is not None and link is not None and link.purpose == LinkPurpose.REQUEST:
         target = await open_pending_request(request, link)  # the link confirmed a new customer's request
@@ -169,8 +177,8 @@ async def link_exchange(request: web.Request) -> web.StreamResponse:
         signed_in = await current_contact(request)
         if signed_in is not None and signed_in.id == link.contact_id:
             # A second click from the browser this link already signed in: carry on.
-            async with db.sessions() as session:
-                raise web.HTTPSeeOther(await session.run_sync(return_path_for, link), headers=LINK_HEADERS)
+            target = await db.read(orm(partial(return_path_for, link=link)))
+            raise web.HTTPSeeOther(target, headers=LINK_HEADERS)
     return await _refused(request, token, outcome.refusal, link)
 
 
@@ -179,32 +187,29 @@ async def link_resend(request: web.Request) -> web.StreamResponse:
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     token, ip = request.match_info["token"], client_ip(request)
     per_address, per_ip = mail_rules(settings)
-    masked = None
-    async with db.write() as session:
-        link = await find_link(session, settings, token)
+
+    def resend(session: Session) -> tuple[MagicLink | None, str | None]:
+        """The old link, and the masked address a fresh one went to (None when none was sent)."""
+        link = find_link(session, settings, token)
         if link is None:
-            await hit(session, settings, failure_rules(settings)[1], ip, enforce=False)
-        elif link_refusal(link, utcnow()) is not None:
-            contact = await session.get_one(Contact, link.contact_id)
-            await hit(session, settings, per_ip, ip)
-            await hit(session, settings, per_address, contact.email)
-            ticket = await session.get(Ticket, link.ticket_id) if link.ticket_id is not None else None
-            mailbox = await default_mailbox(session, request.host)
-            if mailbox is None:
-                log.warning("no mailbox is configured, so no sign-in email can be sent")
-            else:
-                await queue_signin_email(
-                    session, contact, mailbox=mailbox, ticket=ticket, return_path=link.return_path
-                )
-            record(
-                session,
-                "link.resent",
-                contact=contact,
-                ticket=ticket,
-                detail={"previous_link_id": link.id},
-                **audit_context(request),
-            )
-            masked = mask_email(contact.email)
+            hit(session, settings, failure_rules(settings)[1], ip, enforce=False)
+            return None, None
+        if link_refusal(link, utcnow()) is None:
+            return link, None
+        contact = session.get_one(Contact, link.contact_id)
+        hit(session, settings, per_ip, ip)
+        hit(session, settings, per_address, contact.email)
+        ticket = session.get(Ticket, link.ticket_id) if link.ticket_id is not None else None
+        mailbox = default_mailbox(session, request.host)
+        if mailbox is None:
+            log.warning("no mailbox is configured, so no sign-in email can be sent")
+        else:
+            queue_signin_email(session, contact, mailbox=mailbox, ticket=ticket, return_path=link.return_path)
+        detail = {"previous_link_id": link.id}
+        record(session, "link.resent", contact=contact, ticket=ticket, detail=detail, **audit_context(request))
+        return link, mask_email(contact.email)
+
+    link, masked = await db.write(resend)
     if link is None:
         return await _refused(request, token, Refusal.UNKNOWN)
     if masked is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from aiohttp import web
@@ -19,6 +20,7 @@ from aiohttp import web
 from gateway.directory.branding import COLOUR, FooterLink, footer_links, hostname, mailbox_for_host
 from gateway.models import Mailbox
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal import keys
 
 CACHE_SECONDS = 30.0
@@ -87,8 +89,7 @@ async def load_brand(request: web.Request) -> Brand:
     cached = cache.get(host)
     if cached is not None:
         return cached
-    async with request.app[keys.DB].sessions() as session:
-        mailbox = await mailbox_for_host(session, host)
+    mailbox = await request.app[keys.DB].read(orm(partial(mailbox_for_host, host=host)))
     brand = fallback_brand(settings) if mailbox is None else brand_of(mailbox, settings)
     cache.put(host, brand)
     return brand

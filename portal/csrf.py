@@ -25,7 +25,8 @@ from aiohttp import web
 
 from gateway.settings import SecretKey, Settings
 from portal import keys
-from portal.sessions import current_session, write_cookie
+from portal.cookies import write_cookie
+from portal.sessions import current_session
 
 log = logging.getLogger(__name__)
 

@@ -6,21 +6,22 @@ and the event bus every door shares, and hands it to `portal.app.create_app`, wh
 it under `keys.PROCESSOR` (docs/architecture.md, "The portal"). The portal processes what
 it stores itself, at once, so a reply is on the page and a new request has its ticket when
 the browser is redirected, even on a node that runs the portal role alone. `process_now`
-runs one row the view stored (claimed, see `portal.submissions`) and returns it with its
-outcome; a failure leaves the row to the background processor's retries, like any failed
-mail.
+runs one row the view stored (claimed, see `portal.submissions`) and returns its outcome
+(status and ticket; not the row, whose raw mail may be megabytes); a failure leaves the
+row to the background processor's retries, like any failed mail.
 """
 
 from __future__ import annotations
 
 from aiohttp import web
+from sqlalchemy import Row, select
 
-from gateway.models import InboundEmail
+from gateway.models import InboundEmail, InboundStatus
 from portal import keys
 
 
-async def process_now(request: web.Request, inbound_id: int) -> InboundEmail:
-    """Process the claimed row `inbound_id` and return it as it ended up."""
+async def process_now(request: web.Request, inbound_id: int) -> Row[tuple[InboundStatus, int | None]]:
+    """Process the claimed row `inbound_id`; its status and ticket as it ended up."""
     await request.app[keys.PROCESSOR].process(inbound_id)
-    async with request.app[keys.DB].sessions() as session:
-        return await session.get_one(InboundEmail, inbound_id)
+    outcome = select(InboundEmail.status, InboundEmail.ticket_id).where(InboundEmail.id == inbound_id)
+    return await request.app[keys.DB].read(lambda connection: connection.execute(outcome).one())

@@ -23,43 +23,39 @@ or a password change. `start_session` (synchronous, run in the caller's transact
 rotates: the browser's previous session is revoked and a fresh id issued; raise the
 redirect after that transaction commits (cookie changes are written by `apply_cookies` as
 the response is prepared, so a raised redirect carries them). Views that audit pass
-`**audit_context(request)` (client IP, user agent) to `gateway.auth.audit.record` (or, in a
-synchronous unit of work, `gateway.auth.audit.write_event`).
+`**audit_context(request)` (client IP, user agent) to `gateway.auth.audit.record`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import partial
-from http.cookies import Morsel
 
-from aiohttp import hdrs, web
+from aiohttp import web
 from sqlalchemy import Connection, bindparam, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 from yarl import URL
 
-from gateway.auth.audit import record, write_event
+from gateway.auth.audit import record
 from gateway.directory.accounts import SharingAccount, sharing_accounts_in, with_sharing_accounts
 from gateway.models import Contact, PortalSession, loaded, utcnow
 from gateway.settings import Settings
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 from portal import keys
 from portal.client_address import client_ip
+from portal.cookies import write_cookie
 
 TOUCH_AFTER = timedelta(minutes=1)
-_COOKIE_VALUE = re.compile(r"[A-Za-z0-9_-]*")  # what secrets.token_urlsafe gives
 _SESSION_COLUMNS = (
     PortalSession.id, PortalSession.id_hash, PortalSession.contact_id, PortalSession.last_seen_at,
     PortalSession.created_at,
 )
 _CONTACT_COLUMNS = tuple(Contact.__table__.columns)
 _CONTACT_KEYS = tuple(column.key for column in _CONTACT_COLUMNS)
-_SIGNED_IN = Prepared(with_sharing_accounts(
+_SIGNED_IN = statements.prepare("portal.signed_in", with_sharing_accounts(
     select(*_SESSION_COLUMNS, *_CONTACT_COLUMNS)
     .join_from(PortalSession, Contact, Contact.id == PortalSession.contact_id)
     .where(
@@ -70,8 +66,9 @@ _SIGNED_IN = Prepared(with_sharing_accounts(
     )
 ))  # the sharing accounts come along: the ticket list needs them, and a statement costs more than a join
 _SESSIONS = PortalSession.__table__  # sign-in writes plain Core on the table: no ORM flush
-_INSERT = Prepared(insert(_SESSIONS).returning(_SESSIONS.c.id))
-_REVOKE = Prepared(
+_INSERT = statements.prepare("portal.start_session", insert(_SESSIONS).returning(_SESSIONS.c.id))
+_REVOKE = statements.prepare(
+    "portal.revoke_previous_session",
     update(_SESSIONS)
     .where(_SESSIONS.c.id_hash == bindparam("previous"), _SESSIONS.c.revoked_at.is_(None))
     .values(revoked_at=bindparam("now"))
@@ -157,7 +154,7 @@ def load_session(connection: Connection, request: web.Request) -> Contact | None
         "now": now,
         "seen_after": now - timedelta(minutes=settings.session_idle_minutes),
     }
-    found = _SIGNED_IN.rows(connection, values)
+    found = statements.rows(_SIGNED_IN, connection, values)
     if not found:
         state.clear_cookie = True
         return None
@@ -184,10 +181,8 @@ async def current_session(request: web.Request) -> LiveSession | None:
     if state.touch_due and state.row is not None:
         state.touch_due = False
         now = utcnow()
-        async with request.app[keys.DB].sessions.begin() as db_session:  # not db.write(): this may run inside one
-            await db_session.execute(
-                update(PortalSession).where(PortalSession.id == state.row.id).values(last_seen_at=now)
-            )
+        touch = update(PortalSession).where(PortalSession.id == state.row.id).values(last_seen_at=now)
+        await request.app[keys.DB].write(lambda db_session: db_session.execute(touch))
         state.row.last_seen_at = now
     return state.row
 
@@ -214,15 +209,14 @@ async def require_contact(request: web.Request) -> Contact:
 def start_session(db_session: Session, request: web.Request, contact_id: int, *, method: str) -> None:
     """Sign the contact in on this browser (in the caller's transaction), rotating the session id.
 
-    Synchronous, for `Database.run_write`; in an async transaction
-    `await session.run_sync(start_session, request, contact.id, method=…)`. Core statements
-    (no ORM flush); the rest of the request sees the new session, looked up if asked for.
+    Synchronous, for `Database.write`. Core statements (no ORM flush); the rest of the
+    request sees the new session, looked up if asked for.
     """
     settings = request.app[keys.SETTINGS]
     now = utcnow()
     previous = request.cookies.get(cookie_name(settings))
     if previous:
-        _REVOKE.rows(db_session.connection(), {"previous": hash_session_id(previous), "now": now})
+        statements.rows(_REVOKE, db_session.connection(), {"previous": hash_session_id(previous), "now": now})
     session_id = secrets.token_urlsafe(32)
     values = {
         "id_hash": hash_session_id(session_id),
@@ -234,20 +228,22 @@ def start_session(db_session: Session, request: web.Request, contact_id: int, *,
         "ip": client_ip(request)[:64],
         "user_agent": user_agent(request),
     }
-    row_id = _INSERT.scalar(db_session.connection(), values)
+    row_id = statements.scalar(_INSERT, db_session.connection(), values)
     detail = {"method": method, "session": row_id}
-    write_event(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
+    record(db_session, "session.started", contact_id=contact_id, detail=detail, **audit_context(request))
     request[keys.SESSION] = SessionState(new_cookie=session_id)  # looked up afresh if asked for
 
 
-async def end_session(request: web.Request, db_session: AsyncSession, *, audit: bool = True) -> bool:
-    """Sign this browser out (revoke its row, clear its cookie); False when nobody was signed in."""
-    row = await current_session(request)
+def end_session(db_session: Session, request: web.Request, row: LiveSession | None, *, audit: bool = True) -> bool:
+    """Sign this browser out: revoke `row` (its `current_session`) and clear its cookie.
+
+    False when nobody was signed in.
+    """
     state = _state(request)
     state.clear_cookie, state.new_cookie = True, None
     if row is None:
         return False
-    await db_session.execute(update(PortalSession).where(PortalSession.id == row.id).values(revoked_at=utcnow()))
+    db_session.execute(update(PortalSession).where(PortalSession.id == row.id).values(revoked_at=utcnow()))
     if audit:
         record(
             db_session,
@@ -260,7 +256,7 @@ async def end_session(request: web.Request, db_session: AsyncSession, *, audit: 
     return True
 
 
-async def end_other_sessions(db_session: AsyncSession, contact_id: int, keep: LiveSession | None = None) -> int:
+def end_other_sessions(db_session: Session, contact_id: int, keep: LiveSession | None = None) -> int:
     """Revoke every live session of a contact except `keep`; how many ended."""
     statement = (
         update(PortalSession)
@@ -270,34 +266,7 @@ async def end_other_sessions(db_session: AsyncSession, contact_id: int, keep: Li
     )
     if keep is not None:
         statement = statement.where(PortalSession.id != keep.id)
-    return len((await db_session.execute(statement)).all())
-
-
-def write_cookie(
-    response: web.StreamResponse, name: str, value: str, *, secure: bool, max_age: int | None = None
-) -> None:
-    """Add a Set-Cookie header (HttpOnly, SameSite=Lax, Path=/) while the response is prepared.
-
-    aiohttp turns `response.cookies` into headers before `on_response_prepare` runs, so a
-    `set_cookie` from the hook would never be sent; the hook builds the header with the
-    standard library's `http.cookies.Morsel` (what aiohttp's cookie jar serialises with)
-    and adds it. Values are URL-safe tokens (empty to clear a cookie), which need no
-    quoting, so the value is also its coded form: a cleared cookie reads `name=`.
-    """
-    if not _COOKIE_VALUE.fullmatch(value):
-        raise ValueError("a cookie value must be a URL-safe token")
-    morsel: Morsel[str] = Morsel()
-    morsel.set(name, value, value)
-    morsel["httponly"] = True
-    morsel["path"] = "/"
-    morsel["samesite"] = "Lax"
-    if secure:
-        morsel["secure"] = True
-    if max_age is not None:
-        morsel["max-age"] = max_age
-        if max_age == 0:
-            morsel["expires"] = "Thu, 01 Jan 1970 00:00:00 GMT"
-    response.headers.add(hdrs.SET_COOKIE, morsel.OutputString())
+    return len(db_session.execute(statement).all())
 
 
 def apply_cookies(request: web.Request, response: web.StreamResponse) -> None:

@@ -23,7 +23,7 @@ import jwt
 from aiohttp import web
 from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.auth.ratelimit import check, failure_rules, hit
@@ -117,9 +117,9 @@ def decode_handoff(settings: Settings, token: str, *, now: datetime) -> Handoff:
     )
 
 
-async def claim_jti(session: AsyncSession, settings: Settings, handoff: Handoff, now: datetime) -> bool:
+def claim_jti(session: Session, settings: Settings, handoff: Handoff, now: datetime) -> bool:
     """Record the handoff's `jti` as used; False when it was used before."""
-    await session.execute(delete(UsedSsoToken).where(UsedSsoToken.expires_at < now))
+    session.execute(delete(UsedSsoToken).where(UsedSsoToken.expires_at < now))
     digest = hashlib.sha256(f"{settings.sso_jwt_issuer or ''}|{handoff.jti}".encode()).hexdigest()
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = (
@@ -128,7 +128,7 @@ async def claim_jti(session: AsyncSession, settings: Settings, handoff: Handoff,
         .on_conflict_do_nothing(index_elements=["jti_hash"])
         .returning(UsedSsoToken.id)
     )
-    return (await session.execute(statement)).scalar() is not None
+    return session.execute(statement).scalar() is not None
 
 
 async def sso_jwt(request: web.Request) -> web.StreamResponse:
@@ -149,7 +149,7 @@ async def _handoff(request: web.Request, token: str, *, switch: bool) -> web.Str
         raise web.HTTPNotFound()
     ip_rule = failure_rules(settings)[1]
     now = utcnow()
-    handoff, reason, target = None, None, None
+    handoff, reason = None, None
     try:
         handoff = decode_handoff(settings, token, now=now)
     except SsoRefused as refused:
@@ -161,18 +161,24 @@ async def _handoff(request: web.Request, token: str, *, switch: bool) -> web.Str
     if handoff is not None and signed_in is not None and signed_in.email != handoff.email and not switch:
         action = str(request.app.router["sso_jwt"].url_for())
         return await ask_to_switch(request, to_email=handoff.email, action=action, fields={"jwt": token})
-    async with db.write() as session:
-        if handoff is not None and not await claim_jti(session, settings, handoff, now):
-            reason = "jti already used"
+
+    def sign_in(session: Session) -> str | None:
+        """Where to go once signed in, or None when refused (the refusal audited and counted)."""
+        refusal, target = reason, None
+        if handoff is not None and not claim_jti(session, settings, handoff, now):
+            refusal = "jti already used"
         elif handoff is not None:
-            contact = await session.run_sync(contact_for, handoff.email, handoff.name)
-            await session.run_sync(start_session, request, contact.id, method="sso")
+            contact = contact_for(session, handoff.email, handoff.name)
+            start_session(session, request, contact.id, method="sso")
             record(session, "sso.signin", contact=contact, **audit_context(request))
             target = return_path_or_list(handoff.return_to)
-        if reason is not None:
-            log.info("SSO sign-in refused: %s", reason)
-            record(session, "sso.refused", detail={"reason": reason}, **audit_context(request))
-            await hit(session, settings, ip_rule, client_ip(request), enforce=False)
+        if refusal is not None:
+            log.info("SSO sign-in refused: %s", refusal)
+            record(session, "sso.refused", detail={"reason": refusal}, **audit_context(request))
+            hit(session, settings, ip_rule, client_ip(request), enforce=False)
+        return target
+
+    target = await db.write(sign_in)
     if target is not None:
         raise web.HTTPSeeOther(target)
     return await render(request, "sso_refused.html", status=403)

@@ -21,7 +21,7 @@ from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.inbound.store import header_message_id
 from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, Ticket, utcnow
@@ -76,8 +76,8 @@ def portal_email(
     return email
 
 
-async def store_claimed(
-    session: AsyncSession, settings: Settings, email: EmailMessage, *, mail_from: str, rcpt_to: str, peer: str
+def store_claimed(
+    session: Session, settings: Settings, email: EmailMessage, *, mail_from: str, rcpt_to: str, peer: str
 ) -> InboundEmail:
     """Store `email` as an InboundEmail row claimed for immediate processing by the caller."""
     raw = email.as_bytes()
@@ -97,12 +97,12 @@ async def store_claimed(
         lease_expires_at=now + timedelta(seconds=settings.process_lease_seconds),
     )
     session.add(row)
-    await session.flush()
+    session.flush()
     return row
 
 
-async def submit_request(
-    session: AsyncSession,
+def submit_request(
+    session: Session,
     settings: Settings,
     *,
     contact: Contact,
@@ -114,11 +114,11 @@ async def submit_request(
 ) -> InboundEmail:
     """A new request from the portal: mail to the mailbox, as if the contact had written it."""
     email = portal_email(contact=contact, mailbox=mailbox, subject=subject, text=text, uploads=uploads)
-    return await store_claimed(session, settings, email, mail_from=contact.email, rcpt_to=mailbox.address, peer=peer)
+    return store_claimed(session, settings, email, mail_from=contact.email, rcpt_to=mailbox.address, peer=peer)
 
 
-async def submit_reply(
-    session: AsyncSession,
+def submit_reply(
+    session: Session,
     settings: Settings,
     *,
     contact: Contact,
@@ -128,8 +128,8 @@ async def submit_reply(
     peer: str = "portal",
 ) -> InboundEmail:
     """A reply from the portal: mail to the ticket's signed reply address, continuing its thread."""
-    mailbox = await session.get_one(Mailbox, ticket.mailbox_id)
-    thread = await conversation_thread(session, ticket, for_customer=True)
+    mailbox = session.get_one(Mailbox, ticket.mailbox_id)
+    thread = conversation_thread(session, ticket, for_customer=True)
     email = portal_email(
         contact=contact,
         mailbox=mailbox,
@@ -140,4 +140,4 @@ async def submit_reply(
         references=thread.references,
     )
     rcpt_to = customer_reply_address(settings, mailbox, ticket)
-    return await store_claimed(session, settings, email, mail_from=contact.email, rcpt_to=rcpt_to, peer=peer)
+    return store_claimed(session, settings, email, mail_from=contact.email, rcpt_to=rcpt_to, peer=peer)

@@ -22,6 +22,7 @@ from datetime import datetime
 
 from markupsafe import Markup
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.mail.parse.display import DisplayHtml, display_html
 from gateway.models import Attachment, AuthorType, Contact, Message
@@ -168,19 +169,22 @@ async def prepare_stored_html(db: Database, messages: list[Message], max_bytes: 
     waiting = {m.id: m for m in messages if m.author_type == AuthorType.CUSTOMER and m.display_html is None}
     if not waiting:
         return
-    async with db.sessions() as session:
-        rows = (await session.execute(select(Message.id, Message.body_html).where(Message.id.in_(waiting)))).all()
+    stored = select(Message.id, Message.body_html).where(Message.id.in_(waiting))
+    rows = await db.read(lambda connection: connection.execute(stored).all(), large=True)
 
     def sanitize() -> dict[int, DisplayHtml]:
         return {message_id: display_html(html, max_bytes) for message_id, html in rows}
 
     prepared = await asyncio.to_thread(sanitize)
-    async with db.write() as session:
+
+    def keep(session: Session) -> None:
         for message_id, shown in prepared.items():
-            await session.execute(
+            session.execute(
                 update(Message)
                 .where(Message.id == message_id, Message.display_html.is_(None))
                 .values(display_html=shown.body, display_quoted_html=shown.quoted, html_too_large=shown.too_large)
             )
+
+    await db.write(keep)
     for message_id, shown in prepared.items():
         waiting[message_id].display = shown

@@ -19,10 +19,10 @@ from gateway.cli.replay import header_envelope
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
 from gateway.inbound.dns import FixedResolver
-from gateway.models import Base, InboundEmail, Mailbox
+from gateway.models import InboundEmail, Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
-from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
+from gateway.storage.database import Database, open_database, orm
+from tests.support import SUPPORT, ReceiveEmail, create_schema, fixture_bytes
 
 pytest_plugins = ("pytester",)  # tests/testing runs the shipped plugin in projects of its own
 
@@ -77,16 +77,14 @@ def settings(tmp_path: Path, database_url: tuple[str, dict[str, object]]) -> Set
 @pytest.fixture
 async def db(settings: Settings, database_url: tuple[str, dict[str, object]]) -> AsyncIterator[Database]:
     database = open_database(settings, **database_url[1])
-    async with database.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
+    await create_schema(database)
     yield database
     await database.dispose()
 
 
 @pytest.fixture
 async def mailbox(db: Database) -> Mailbox:
-    async with db.sessions.begin() as session:
-        return await add_mailbox(session, SUPPORT, "Example Support")
+    return await db.write(lambda session: add_mailbox(session, SUPPORT, "Example Support"))
 
 
 @pytest.fixture
@@ -120,8 +118,7 @@ def receive_email(gateway: Gateway) -> ReceiveEmail:
         recipients = (to,) if isinstance(to, str) else to
         inbound_id = await gateway.receive(raw, mail_from=envelope_sender, rcpt_tos=recipients, peer=peer, helo=helo)
         await gateway.processor.drain()
-        async with gateway.db.sessions() as session:
-            return await session.get_one(InboundEmail, inbound_id)
+        return await gateway.db.read(orm(lambda session: session.get_one(InboundEmail, inbound_id)))
 
     return receive
 

@@ -24,8 +24,7 @@ LINK = re.compile(r"http://portal\.example\.test/l/([A-Za-z0-9_-]{43})")
 
 
 async def add_tom(gateway: Gateway) -> Agent:
-    async with gateway.db.sessions.begin() as session:
-        return await add_agent(session, TOM, "Tom Agent")
+    return await gateway.db.write(lambda session: add_agent(session, TOM, "Tom Agent"))
 
 
 def outbox_sender(gateway: Gateway) -> MemorySender:

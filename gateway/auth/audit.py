@@ -1,11 +1,9 @@
 """The audit trail: one event per sign-in, view, reply or credential change.
 
 Every door of the portal (and the agent API) writes its events in the caller's
-transaction, so an event exists exactly when the change it describes committed: code
-holding an `AsyncSession` calls `record(session, ...)`, which adds the event to the
-session (written with its next flush; nothing to await); a synchronous unit of work
-(`Database.run_write`) calls `write_event`, which inserts it at once with one Core
-statement, without the ORM's flush. Both take the same arguments and make the same row.
+transaction, so an event exists exactly when the change it describes committed:
+`record(session, ...)`, inside the caller's unit of work (`Database.write`), inserts it
+at once with one Core statement, without the ORM's flush.
 Events are dotted names (`link.issued`, `link.exchanged`, `link.refused`, `code.attempt`,
 `session.started`, `session.ended`, `sso.signin`, `password.changed`, …) with the
 contact, the ticket, the client IP and user agent, and a small JSON `detail`. Never put
@@ -18,16 +16,15 @@ import logging
 from typing import Any
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.models import AuditEvent, Contact, Ticket, utcnow
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 
 log = logging.getLogger(__name__)
 
 FORBIDDEN_DETAIL_KEYS = frozenset({"token", "code", "password", "jwt", "secret", "url", "link_url"})
-_INSERT = Prepared(insert(AuditEvent.__table__))
+_INSERT = statements.prepare("audit.insert", insert(AuditEvent.__table__))
 
 
 def _event_values(
@@ -59,13 +56,6 @@ def _event_values(
     return values
 
 
-def record(session: AsyncSession, event: str, **details: Any) -> AuditEvent:
-    """Add an audit event to `session`; it is written with the caller's next flush or commit."""
-    row = AuditEvent(**_event_values(event, **details))
-    session.add(row)
-    return row
-
-
-def write_event(session: Session, event: str, **details: Any) -> None:
-    """Insert an audit event now, in `session`'s transaction (for synchronous units of work)."""
-    _INSERT.rows(session.connection(), _event_values(event, **details))
+def record(session: Session, event: str, **details: Any) -> None:
+    """Insert an audit event now, in `session`'s transaction (one Core statement, no ORM flush)."""
+    statements.rows(_INSERT, session.connection(), _event_values(event, **details))

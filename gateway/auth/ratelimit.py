@@ -30,7 +30,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import RateLimitCounter, utcnow
 from gateway.settings import Settings
@@ -117,8 +117,8 @@ def _retry_after(rule: Rule, now: datetime) -> timedelta:
     return window_start(now, rule.window) + rule.window - now
 
 
-async def hit(
-    session: AsyncSession,
+def hit(
+    session: Session,
     settings: Settings,
     rule: Rule,
     subject: str,
@@ -139,19 +139,19 @@ async def hit(
         )
         .returning(RateLimitCounter.hits)
     )
-    hits = int((await session.execute(statement)).scalar_one())
+    hits = int(session.execute(statement).scalar_one())
     if hits == 1:
-        await session.execute(delete(RateLimitCounter).where(RateLimitCounter.window_start < now - _KEEP))
+        session.execute(delete(RateLimitCounter).where(RateLimitCounter.window_start < now - _KEEP))
     if enforce and hits > rule.limit:
         log.info("rate limit reached at %s per %s", rule.door, rule.scope)
         raise RateLimited(rule, _retry_after(rule, now))
     return hits
 
 
-async def give_back(session: AsyncSession, settings: Settings, rule: Rule, subject: str, *, now: datetime) -> None:
+def give_back(session: Session, settings: Settings, rule: Rule, subject: str, *, now: datetime) -> None:
     """Return an attempt counted by `hit` at `now` whose secret was right (successes never count)."""
     table = RateLimitCounter.__table__
-    await session.execute(
+    session.execute(
         update(table)
         .where(
             table.c.key_hash == key_hash(settings, rule, subject),

@@ -1,48 +1,39 @@
-"""Magic-link tokens and codes: issue, look up, verify and consume them.
+"""Magic links: issue them, look them up, verify them and use them up, by token or by code.
 
-A token is 256 random bits in URL-safe base64 and carries no data; a code is 8 characters
-from an alphabet without look-alikes, for typing on another device. The database keeps
-only HMAC(key, token), HMAC(key, code) and the key id; lookups try every configured key,
-newest first, so rotating keys keeps links already sent working, while a link signed with
-a key that is no longer configured stops working. The small functions at the top are pure
-(they take `now`); the others take the caller's session (`consume_link` a synchronous one,
-so the link exchange is one unit of work: see `Database.run_write`). A refusal is logged once
-with its reason and the link id, never with the token or the code. Consumption is a
-single `UPDATE … WHERE consumed_at IS NULL AND expires_at > now RETURNING`, so of many
+The token and the code are made and digested in gateway/auth/link_secrets.py; the
+database keeps only HMAC(key, token), HMAC(key, code) and the key id. Lookups try every
+configured key, newest first, so rotating keys keeps links already sent working, while a
+link signed with a key that is no longer configured stops working. The small functions at
+the top are pure (they take `now`); the others take the caller's synchronous session, so
+the link exchange is one unit of work (`Database.write`). A refusal is logged once with
+its reason and the link id, never with the token or the code. Consumption is a single
+`UPDATE … WHERE consumed_at IS NULL AND expires_at > now RETURNING`, so of many
 concurrent exchanges of one token exactly one wins. A link whose token or code was seen
-where it should not be (quoted back in inbound mail) is burned by `burn_exposed`; a burned
-link is refused like a used one, whatever its state before.
+where it should not be is burned (gateway/auth/exposed.py); a burned link is refused like
+a used one, whatever its state before.
 """
 
 from __future__ import annotations
 
 import functools
-import hashlib
 import hmac
 import logging
-import re
-import secrets
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import ColumnElement, Select, Update, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
+from gateway.auth.link_secrets import code_digest, new_code, new_token, normalize_code, token_digest, well_formed
 from gateway.models import Contact, MagicLink, Ticket, utcnow
-from gateway.settings import SecretKey, Settings
+from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
-CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
-CODE_LENGTH = 8
 MAX_LINK_TTL = timedelta(hours=24)
-_TOKEN_SHAPE = re.compile(r"[A-Za-z0-9_-]{43}")
-_CODE_NOISE = re.compile(r"[\s\-_.]")
 _MAX_CODE_CANDIDATES = 20
 
 
@@ -85,39 +76,6 @@ class LinkCheck:
     @property
     def ok(self) -> bool:
         return self.link is not None and self.refusal is None
-
-
-# -- pure functions -------------------------------------------------------------------
-
-
-def new_token() -> str:
-    return secrets.token_urlsafe(32)
-
-
-def new_code() -> str:
-    return "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_LENGTH))
-
-
-def format_code(code: str) -> str:
-    """`ABCDEFGH` -> `ABCD-EFGH`, the way the email shows it."""
-    return f"{code[:4]}-{code[4:]}"
-
-
-def normalize_code(text: str) -> str:
-    """What a person typed, as a code: upper case, without spaces or dashes."""
-    return _CODE_NOISE.sub("", text or "").upper()[:32]
-
-
-def well_formed(token: str) -> bool:
-    return bool(_TOKEN_SHAPE.fullmatch(token or ""))
-
-
-def token_digest(key: SecretKey, token: str) -> str:
-    return hmac.new(key.secret, b"wicket-link|" + token.encode(), hashlib.sha256).hexdigest()
-
-
-def code_digest(key: SecretKey, code: str) -> str:
-    return hmac.new(key.secret, b"wicket-code|" + code.encode(), hashlib.sha256).hexdigest()
 
 
 def default_ttl(settings: Settings, purpose: LinkPurpose) -> timedelta:
@@ -196,8 +154,8 @@ def _consuming(key_ids: tuple[str, ...] | None) -> Update:
 # -- database operations --------------------------------------------------------------
 
 
-async def issue_link(
-    session: AsyncSession,
+def issue_link(
+    session: Session,
     settings: Settings,
     contact: Contact,
     *,
@@ -228,7 +186,7 @@ async def issue_link(
         expires_at=now + ttl,
     )
     session.add(link)
-    await session.flush()
+    session.flush()
     record(
         session,
         "link.issued",
@@ -239,33 +197,33 @@ async def issue_link(
     return IssuedLink(token=token, code=code, link=link)
 
 
-async def find_link(session: AsyncSession, settings: Settings, token: str) -> MagicLink | None:
+def find_link(session: Session, settings: Settings, token: str) -> MagicLink | None:
     """The stored link for `token` in any state, or None (no logging: see `check_link`)."""
     if not well_formed(token):
         return None
-    return await session.scalar(_by_token(_key_ids(settings)), _token_values(settings, token))
+    return session.scalar(_by_token(_key_ids(settings)), _token_values(settings, token))
 
 
-async def check_link(
-    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+def check_link(
+    session: Session, settings: Settings, token: str, *, now: datetime | None = None
 ) -> LinkCheck:
     """Look at a token without consuming it; a refusal is logged with its reason."""
     now = now or utcnow()
     if not well_formed(token):
         _log_refusal(Refusal.MALFORMED, None)
         return LinkCheck(None, Refusal.MALFORMED)
-    link = await find_link(session, settings, token)
+    link = find_link(session, settings, token)
     refusal = link_refusal(link, now)
     if refusal is not None:
         _log_refusal(refusal, link)
     return LinkCheck(link, refusal)
 
 
-async def verify_link(
-    session: AsyncSession, settings: Settings, token: str, *, now: datetime | None = None
+def verify_link(
+    session: Session, settings: Settings, token: str, *, now: datetime | None = None
 ) -> MagicLink | None:
     """The usable link for `token`, or None (and a log line saying why)."""
-    outcome = await check_link(session, settings, token, now=now)
+    outcome = check_link(session, settings, token, now=now)
     return outcome.link if outcome.ok else None
 
 
@@ -278,7 +236,7 @@ def _consume(session: Session, statement: Update, values: dict[str, Any]) -> Mag
 def consume_link(session: Session, settings: Settings, token: str, *, now: datetime | None = None) -> LinkCheck:
     """Use a token up: one atomic UPDATE; of concurrent callers exactly one gets the link.
 
-    Synchronous, for `Database.run_write`; in an async transaction `await session.run_sync(consume_link, …)`.
+    Synchronous, for `Database.write`; in an async transaction `consume_link(session, …)`.
     """
     now = now or utcnow()
     if not well_formed(token):
@@ -294,8 +252,8 @@ def consume_link(session: Session, settings: Settings, token: str, *, now: datet
     return LinkCheck(link, refusal)
 
 
-async def consume_code(
-    session: AsyncSession,
+def consume_code(
+    session: Session,
     settings: Settings,
     contact: Contact | None,
     typed: str,
@@ -315,11 +273,11 @@ async def consume_code(
     if contact is not None:
         active = (MagicLink.contact_id == contact.id, MagicLink.consumed_at.is_(None), MagicLink.expires_at > now)
         query = select(MagicLink).where(*active).order_by(MagicLink.id.desc()).limit(_MAX_CODE_CANDIDATES)
-        candidates = list((await session.scalars(query)).all())
+        candidates = list(session.scalars(query).all())
     matches = [c for c in candidates if hmac.compare_digest(c.code_hmac, digests.get(c.key_id, ""))]
     match = matches[0] if matches else None
     if match is not None:
-        link = await session.run_sync(_consume, _consuming(None), {"link_id": match.id, "now": now})
+        link = _consume(session, _consuming(None), {"link_id": match.id, "now": now})
         if link is not None:
             return LinkCheck(link)
         _log_refusal(Refusal.USED, match)
@@ -329,87 +287,12 @@ async def consume_code(
         ids = [c.id for c in candidates]
         quietly = {"synchronize_session": False}
         count = update(MagicLink).where(MagicLink.id.in_(ids)).values(code_attempts=MagicLink.code_attempts + 1)
-        await session.execute(count.execution_options(**quietly))
+        session.execute(count.execution_options(**quietly))
         limit = settings.code_max_attempts
         exhausted = (MagicLink.id.in_(ids), MagicLink.consumed_at.is_(None), MagicLink.code_attempts >= limit)
         burn = update(MagicLink).where(*exhausted).values(consumed_at=now, burned=True).returning(MagicLink.id)
-        burned = len((await session.scalars(burn.execution_options(**quietly))).all())
+        burned = len(session.scalars(burn.execution_options(**quietly)).all())
     _log_refusal(Refusal.WRONG_CODE, None)
     if burned:
         log.info("sign-in code: %d link(s) burned after %d wrong codes", burned, settings.code_max_attempts)
     return LinkCheck(None, Refusal.WRONG_CODE, burned=burned)
-
-
-# -- links exposed outside the mail they were sent in -----------------------------------
-
-
-def issued_codes(session: Session, settings: Settings, codes: Iterable[str]) -> dict[str, list[int]]:
-    """Which of `codes` (as typed: any case, dashes allowed) Wicket issued, with their links' ids.
-
-    In any state: a used or expired code is still a code, and is still removed from text
-    Wicket shows. One indexed query over the codes' HMACs under every configured key.
-    """
-    by_digest: dict[str, str] = {}
-    for typed in codes:
-        code = normalize_code(typed)
-        for key in settings.keys:
-            by_digest[code_digest(key, code)] = code
-    if not by_digest:
-        return {}
-    table = MagicLink.__table__
-    rows = session.connection().execute(
-        select(table.c.id, table.c.code_hmac).where(table.c.code_hmac.in_(list(by_digest)))
-    )
-    found: dict[str, list[int]] = {}
-    for link_id, digest in rows:
-        found.setdefault(by_digest[digest], []).append(link_id)
-    return found
-
-
-@dataclass(frozen=True, slots=True)
-class BurnedLink:
-    id: int
-    contact_id: int
-    ticket_id: int | None
-
-
-def burn_exposed(
-    session: Session,
-    settings: Settings,
-    *,
-    tokens: Iterable[str] = (),
-    link_ids: Iterable[int] = (),
-    now: datetime | None = None,
-) -> list[BurnedLink]:
-    """Burn the links of `tokens` (by their HMAC under every key) and `link_ids`; return those burned now.
-
-    For a link seen where it should not be (quoted back in mail, say): whoever saw it could
-    use it, so it stops working at once, used or not. One UPDATE; unknown tokens burn nothing.
-    """
-    digests = [value for token in tokens if well_formed(token) for value in _token_values(settings, token).values()]
-    ids = list(link_ids)
-    if not digests and not ids:
-        return []
-    table = MagicLink.__table__
-    now = now or utcnow()
-    exposed = or_(table.c.token_hmac.in_(digests), table.c.id.in_(ids))
-    rows = session.connection().execute(
-        update(table)
-        .where(exposed, table.c.burned.is_(False))
-        .values(burned=True, consumed_at=func.coalesce(table.c.consumed_at, now))
-        .returning(table.c.id, table.c.contact_id, table.c.ticket_id)
-    )
-    burned = [BurnedLink(*row) for row in rows]
-    for link in burned:
-        log.info("magic link burned: it was exposed (link %d)", link.id)
-    return burned
-
-
-def revoke_link(session: Session, link_id: int, *, now: datetime | None = None) -> None:
-    """Burn one link by id (a retried email replaces the link the earlier attempt carried)."""
-    table = MagicLink.__table__
-    session.connection().execute(
-        update(table)
-        .where(table.c.id == link_id, table.c.burned.is_(False))
-        .values(burned=True, consumed_at=func.coalesce(table.c.consumed_at, now or utcnow()))
-    )

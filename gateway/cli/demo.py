@@ -12,9 +12,8 @@ last few hours: replayed mail would otherwise be stamped "just now", all at once
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -44,23 +43,25 @@ DEMO_LINKS = (("Service status", "https://status.example.test/"), ("Privacy", "h
 
 async def seed_demo_content(db: Database, settings: Settings) -> ImportSummary:
     """Brand the first mailbox, load the demo articles and the demo account; returns the import."""
-    async with db.sessions.begin() as session:
-        mailbox = await session.scalar(select(Mailbox).order_by(Mailbox.id).limit(1))
+
+    def seed(session: Session) -> ImportSummary:
+        mailbox = session.scalar(select(Mailbox).order_by(Mailbox.id).limit(1))
         if mailbox is not None and not mailbox.brand_name:
-            await set_brand(
+            set_brand(
                 session, mailbox.address, name=mailbox.name, primary_color="#3b5bdb", accent_color="#0ca678",
                 links=(("Help center", f"{settings.public_url}/help"), *DEMO_LINKS),
             )  # fmt: skip
-        summary = await import_articles(session, ARTICLES)
-        await add_account(session, "Customer Test Ltd", domains=["customer.test"], share_tickets=True)
-    return summary
+        summary = import_articles(session, ARTICLES)
+        add_account(session, "Customer Test Ltd", domains=["customer.test"], share_tickets=True)
+        return summary
+
+    return await db.write(seed)
 
 
 async def seed_demo_agent_answers(db: Database, events: EventBus) -> None:
     """Tom, an agent of every mailbox, answers ticket #1001 once per customer message he has not answered."""
-    async with db.sessions.begin() as session:
-        await add_agent(session, *DEMO_AGENT)
-    await db.run_write(lambda session: _answer_and_spread(session, events))
+    await db.write(lambda session: add_agent(session, *DEMO_AGENT))
+    await db.write(lambda session: _answer_and_spread(session, events))
 
 
 def _answer_and_spread(session: Session, events: EventBus) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.auth.tokens import LinkPurpose, issue_link
@@ -42,8 +43,9 @@ async def issue_operator_link(
 ) -> str:
     """Issue a link for the contact with `email` (optionally onto ticket `ticket_ref`); the URL."""
     address = email.strip().lower()
-    async with db.sessions.begin() as session:
-        contact = await session.scalar(select(Contact).where(Contact.email == address))
+
+    def issue(session: Session) -> str:
+        contact = session.scalar(select(Contact).where(Contact.email == address))
         if contact is None:
             raise OperatorLinkError(f"no contact with the address {address}; they must write in first")
         ticket: Ticket | None = None
@@ -53,14 +55,14 @@ async def issue_operator_link(
             mailboxes = select(Mailbox).order_by(Mailbox.id)
             if mailbox_address:
                 mailboxes = mailboxes.where(Mailbox.address == mailbox_address.strip().lower())
-            mailbox = await session.scalar(mailboxes.limit(1))
+            mailbox = session.scalar(mailboxes.limit(1))
             if mailbox is not None:
-                ticket = await session.scalar(select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.ref == ref))
+                ticket = session.scalar(select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.ref == ref))
             if ticket is None:
                 raise OperatorLinkError(f"no ticket #{ref}" + (f" in {mailbox_address}" if mailbox_address else ""))
-            if not await session.run_sync(is_participant, ticket.id, contact.id):
+            if not is_participant(session, ticket.id, contact.id):
                 raise OperatorLinkError(f"{address} does not take part in ticket #{ref}")
-        issued = await issue_link(
+        issued = issue_link(
             session,
             settings,
             contact,
@@ -71,3 +73,5 @@ async def issue_operator_link(
         detail = {"link_id": issued.link.id}
         record(session, "link.operator_issued", contact=contact, ticket=ticket, detail=detail)
         return issued.url(portal_url(settings, mailbox))
+
+    return await db.write(issue)

@@ -25,6 +25,7 @@ from gateway.cli.support import WicketGroup
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from sqlalchemy.orm import Session
 
     from gateway.cli.replay import Replayed
     from gateway.settings import Settings
@@ -151,10 +152,11 @@ async def mailbox_list(as_json: bool) -> None:
     import json
 
     from gateway.directory.mailboxes import list_mailboxes
+    from gateway.storage.database import orm
 
     async def action(database: Database) -> list[dict[str, str]]:
-        async with database.sessions() as session:
-            return [{"address": box.address, "name": box.name} for box in await list_mailboxes(session)]
+        boxes = await database.read(orm(list_mailboxes))
+        return [{"address": box.address, "name": box.name} for box in boxes]
 
     boxes = await _with_db(action)
     if as_json:
@@ -173,9 +175,8 @@ async def mailbox_add(address: str, name: str) -> None:
     from gateway.directory.mailboxes import MailboxError, add_mailbox
 
     async def action(database: Database) -> str:
-        async with database.sessions.begin() as session:
-            box = await add_mailbox(session, address, name)
-            return box.address
+        box = await database.write(lambda session: add_mailbox(session, address, name))
+        return box.address
 
     try:
         console().print(f"mailbox {await _with_db(action)} is ready")
@@ -285,17 +286,14 @@ async def status(errors: int) -> None:
 
     from gateway.metrics import queue_depths
     from gateway.models import InboundEmail, InboundStatus
+    from gateway.storage.database import orm
 
     async def action(database: Database) -> tuple[dict[str, int], list[InboundEmail]]:
         depths = await queue_depths(database)
-        async with database.sessions() as session:
-            failed = await session.execute(
-                select(InboundEmail)
-                .where(InboundEmail.status == InboundStatus.FAILED)
-                .order_by(InboundEmail.id.desc())
-                .limit(errors)
-            )
-            return depths, list(failed.scalars())
+        recent = select(InboundEmail).where(InboundEmail.status == InboundStatus.FAILED)
+        recent = recent.order_by(InboundEmail.id.desc()).limit(errors)
+        failed = await database.read(orm(lambda session: list(session.scalars(recent))))
+        return depths, failed
 
     depths, failed = await _with_db(action)
     table = Table("queue", "count")
@@ -490,9 +488,11 @@ async def _seed_demo(settings: Settings) -> None:
     from gateway.models import Ticket
 
     async def action(database: Database) -> bool:
-        async with database.sessions.begin() as session:
-            await add_mailbox(session, "support@example.test", "Example Support")
-            return await session.scalar(select(Ticket.id).limit(1)) is None
+        def seed(session: Session) -> bool:
+            add_mailbox(session, "support@example.test", "Example Support")
+            return session.scalar(select(Ticket.id).limit(1)) is None
+
+        return await database.write(seed)
 
     if await _with_db(action, settings):
         await _replay(settings, [DEMO_FIXTURES / name for name in DEMO_MAIL], (), False, send_mail=True)

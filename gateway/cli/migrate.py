@@ -1,7 +1,8 @@
 """Schema migrations through Alembic, on the application's own engine.
 
-`upgrade` runs on a connection of the given Database, so it honours everything the engine
-was built with (SQLite pragmas, a PostgreSQL search_path in tests). `pending_changes`
+`upgrade` is one write of the given Database (`Database.write`), so it honours everything
+its engine was built with (SQLite pragmas, a PostgreSQL search_path in tests) and takes
+its turn with any other writer. `pending_changes`
 compares the migrated schema with the models, which the test suite uses to prove the
 migrations and the models agree. The Alembic configuration is built here, in code, with
 the migrations found inside the installed package, so no `alembic.ini` and no checkout
@@ -39,8 +40,7 @@ def _upgrade(connection: Connection, revision: str) -> None:
 
 
 async def upgrade(db: Database, revision: str = "head") -> None:
-    async with db.engine.begin() as connection:
-        await connection.run_sync(_upgrade, revision)
+    await db.write(lambda session: _upgrade(session.connection(), revision))
 
 
 def _diff(connection: Connection) -> list[Any]:
@@ -51,5 +51,4 @@ def _diff(connection: Connection) -> list[Any]:
 
 async def pending_changes(db: Database) -> list[Any]:
     """Differences between the database schema and the models (empty when they agree)."""
-    async with db.engine.connect() as connection:
-        return await connection.run_sync(_diff)
+    return await db.read(_diff)

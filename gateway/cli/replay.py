@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
+from functools import partial
 from pathlib import Path
 
 from sqlalchemy import Connection, select, update
@@ -91,7 +92,8 @@ async def store_message(
     """Store one message: its InboundEmail id, or why it was refused."""
     mail_from, from_headers = header_envelope(raw)
     candidates = list(recipients or from_headers)
-    routable = tuple([r for r in candidates if await gateway.router.accepts(r)])
+    router, read = gateway.router, gateway.db.read
+    routable = tuple([r for r in candidates if router.accepted(r) or await read(partial(router.accepts, address=r))])
     if not routable:
         return refusal(candidates)
     return await gateway.receive(raw, mail_from=mail_from, rcpt_tos=routable, source="replay", send_mail=send_mail)
@@ -146,7 +148,7 @@ async def requeue_failed(gateway: Gateway) -> list[tuple[str, int]]:
         )
         return list(rows.scalars())
 
-    return [(f"inbound #{inbound_id}", inbound_id) for inbound_id in await gateway.db.run_write(requeue)]
+    return [(f"inbound #{inbound_id}", inbound_id) for inbound_id in await gateway.db.write(requeue)]
 
 
 def summary(replayed: list[Replayed], *, send_mail: bool) -> list[str]:

@@ -94,7 +94,7 @@ class Gateway:
     async def serve_smtp(
         self, host: str | None = None, port: int | None = None, *, reuse_port: bool = False
     ) -> asyncio.Server:
-        handler = WicketHandler(self.router, self.store, self.settings)
+        handler = WicketHandler(self.db, self.router, self.store, self.settings)
         server = await start_smtp_server(self.settings, handler, host=host, port=port, reuse_port=reuse_port)
         self._servers.append(server)
         return server

@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, TypeVar
 import click
 
 if TYPE_CHECKING:
-    from sqlalchemy.ext.asyncio import AsyncSession
     from sqlalchemy.orm import Session
 
     from gateway.settings import Settings
@@ -27,7 +26,7 @@ R = TypeVar("R")
 
 
 def in_transaction(
-    action: Callable[[AsyncSession, Settings], Awaitable[R]], *, errors: tuple[type[Exception], ...] = ()
+    action: Callable[[Session, Settings], R], *, errors: tuple[type[Exception], ...] = ()
 ) -> R:
     """Run `action` in one transaction; the given domain errors become clean CLI errors."""
     import asyncio
@@ -43,8 +42,7 @@ def in_transaction(
     async def run() -> R:
         db = open_database(settings)
         try:
-            async with db.sessions.begin() as session:
-                return await action(session, settings)
+            return await db.write(lambda session: action(session, settings))
         finally:
             await db.dispose()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.cli.support import in_transaction, in_unit
 from gateway.directory.agents import (
@@ -127,10 +127,10 @@ def reply(ref: str, text: str, agent_email: str, mailbox: str | None, attach: tu
         raise click.BadParameter("REF is a ticket number such as 1001")
     files = tuple(team_file(path.name, _read(path)) for path in attach)
 
-    async def answer(session: AsyncSession, settings: Settings) -> Message:
+    def answer(session: Session, settings: Settings) -> Message:
         check_files(files, settings, len(text))
         said = replace(read_reply(text), files=files)
-        return await reply_as_agent(session, ticket_events(settings), int(ref.lstrip("#")), agent_email, said,
+        return reply_as_agent(session, ticket_events(settings), int(ref.lstrip("#")), agent_email, said,
                                     mailbox=mailbox)  # fmt: skip
 
     message = in_transaction(answer, errors=TEAM_ERRORS)
@@ -162,8 +162,8 @@ def dkim_keygen(domain: str) -> None:
     click.echo(record.zone_line())
 
 
-async def reply_as_agent(
-    session: AsyncSession,
+def reply_as_agent(
+    session: Session,
     events: EventBus,
     ref: int,
     agent_email: str,
@@ -172,13 +172,13 @@ async def reply_as_agent(
     mailbox: str | None = None,
 ) -> Message:
     """`wicket reply`: the agent answers ticket `ref` (or adds a note, or changes status)."""
-    agent = await active_agent(session, agent_email)
-    query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(await mailbox_ids_of(session, agent)))
+    agent = active_agent(session, agent_email)
+    query = select(Ticket).where(Ticket.ref == ref, Ticket.mailbox_id.in_(mailbox_ids_of(session, agent)))
     if mailbox:
         query = query.join(Mailbox, Mailbox.id == Ticket.mailbox_id).where(Mailbox.address == mailbox.strip().lower())
-    tickets = list((await session.scalars(query)).all())
+    tickets = list(session.scalars(query).all())
     if not tickets:
         raise AgentError(f"no ticket #{ref} in {agent.email}'s mailboxes")
     if len(tickets) > 1:
         raise AgentError(f"ticket #{ref} exists in more than one mailbox; name one with --mailbox")
-    return await session.run_sync(apply_reply, events, tickets[0], agent, reply, thread_rule="cli")
+    return apply_reply(session, events, tickets[0], agent, reply, thread_rule="cli")

@@ -30,7 +30,6 @@ from sqlalchemy import (
     select,
     union,
 )
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, aliased
 
 from gateway.directory.contacts import contact_for
@@ -84,57 +83,57 @@ def normalize_domain(domain: str) -> str:
     return cleaned
 
 
-async def _account(session: AsyncSession, name: str) -> Account:
-    account = await session.scalar(select(Account).where(Account.name == name.strip()))
+def _account(session: Session, name: str) -> Account:
+    account = session.scalar(select(Account).where(Account.name == name.strip()))
     if account is None:
         raise AccountError(f"no account named {name!r}")
     return account
 
 
-async def add_account(
-    session: AsyncSession, name: str, *, domains: Iterable[str] = (), share_tickets: bool | None = None
+def add_account(
+    session: Session, name: str, *, domains: Iterable[str] = (), share_tickets: bool | None = None
 ) -> Account:
     """Create the account (or update an existing one) and attach `domains` to it."""
     name = " ".join(name.split())
     if not name:
         raise AccountError("an account needs a name")
     cleaned = [normalize_domain(d) for d in domains]
-    account = await session.scalar(select(Account).where(Account.name == name))
+    account = session.scalar(select(Account).where(Account.name == name))
     if account is None:
         account = Account(name=name, share_tickets=bool(share_tickets))
         session.add(account)
-        await session.flush()
+        session.flush()
     elif share_tickets is not None:
         account.share_tickets = share_tickets
     for domain in cleaned:
-        owner = await session.scalar(select(AccountDomain).where(AccountDomain.domain == domain))
+        owner = session.scalar(select(AccountDomain).where(AccountDomain.domain == domain))
         if owner is not None and owner.account_id != account.id:
             raise AccountError(f"{domain} already belongs to another account")
         if owner is None:
             session.add(AccountDomain(account_id=account.id, domain=domain))
-    await session.flush()
+    session.flush()
     return account
 
 
-async def add_member(session: AsyncSession, account_name: str, email: str) -> AccountMember:
+def add_member(session: Session, account_name: str, email: str) -> AccountMember:
     """Make the contact with `email` (created if new) an explicit member of the account."""
-    account = await _account(session, account_name)
-    contact = await session.run_sync(contact_for, email)
-    member = await session.scalar(
+    account = _account(session, account_name)
+    contact = contact_for(session, email)
+    member = session.scalar(
         select(AccountMember).where(AccountMember.account_id == account.id, AccountMember.contact_id == contact.id)
     )
     if member is None:
         member = AccountMember(account_id=account.id, contact_id=contact.id)
         session.add(member)
-        await session.flush()
+        session.flush()
     return member
 
 
-async def remove_member(session: AsyncSession, account_name: str, email: str) -> bool:
+def remove_member(session: Session, account_name: str, email: str) -> bool:
     """End an explicit membership; False when there was none (domain members stay members)."""
-    account = await _account(session, account_name)
+    account = _account(session, account_name)
     contact_id = select(Contact.id).where(Contact.email == email.strip().lower()).scalar_subquery()
-    result = await session.execute(
+    result = session.execute(
         delete(AccountMember)
         .where(AccountMember.account_id == account.id, AccountMember.contact_id == contact_id)
         .returning(AccountMember.id)
@@ -142,14 +141,14 @@ async def remove_member(session: AsyncSession, account_name: str, email: str) ->
     return result.first() is not None
 
 
-async def list_accounts(session: AsyncSession) -> list[AccountSummary]:
-    accounts = (await session.scalars(select(Account).order_by(Account.name))).all()
+def list_accounts(session: Session) -> list[AccountSummary]:
+    accounts = session.scalars(select(Account).order_by(Account.name)).all()
     summaries = []
     for account in accounts:
-        domains = await session.scalars(
+        domains = session.scalars(
             select(AccountDomain.domain).where(AccountDomain.account_id == account.id).order_by(AccountDomain.domain)
         )
-        members = await session.scalars(
+        members = session.scalars(
             select(Contact.email)
             .join(AccountMember, AccountMember.contact_id == Contact.id)
             .where(AccountMember.account_id == account.id)
@@ -229,13 +228,13 @@ def shared_requesters(account_ids: Iterable[int] | BindParameter[Any]) -> Select
     return select(union(explicit, by_domain).subquery().c[0])
 
 
-async def account_sharing_with(session: AsyncSession, viewer: Contact, requester_id: int) -> SharingAccount | None:
+def account_sharing_with(session: Session, viewer: Contact, requester_id: int) -> SharingAccount | None:
     """The sharing account through which `viewer` may see tickets of `requester_id`, if any."""
 
     def both(sync: Session) -> tuple[list[SharingAccount], list[SharingAccount]]:
         connection = sync.connection()
         return sharing_accounts(connection, viewer.id), sharing_accounts(connection, requester_id)
 
-    accounts, theirs = await session.run_sync(both)
+    accounts, theirs = both(session)
     shared = {account.id for account in theirs}  # an account that does not share lets nobody in anyway
     return next((account for account in accounts if account.id in shared), None)

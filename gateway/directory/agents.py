@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.directory.mailboxes import normalize_address
@@ -32,8 +31,8 @@ class AgentError(ValueError):
     """An agent operation that cannot be done as asked."""
 
 
-async def add_agent(
-    session: AsyncSession,
+def add_agent(
+    session: Session,
     email: str,
     name: str = "",
     mailboxes: list[str] | None = None,
@@ -49,25 +48,25 @@ async def add_agent(
         email = normalize_address(email)
     except ValueError as error:
         raise AgentError(f"{email!r} is not an email address like tom@example.com") from error
-    agent = await session.scalar(select(Agent).where(Agent.email == email))
+    agent = session.scalar(select(Agent).where(Agent.email == email))
     if agent is None:
         agent = Agent(email=email, name=name, created_at=utcnow())
         session.add(agent)
     agent.name = name or agent.name
     agent.active = True
-    await session.flush()
+    session.flush()
     query = select(Mailbox)
     wanted = {m.strip().lower() for m in mailboxes or ()}
     if mailboxes is not None:
         query = query.where(Mailbox.address.in_(wanted))
-    boxes = list((await session.scalars(query)).all())
+    boxes = list(session.scalars(query).all())
     if mailboxes is not None and len(boxes) != len(wanted):
         raise AgentError(f"unknown mailbox among {', '.join(sorted(wanted))}")
     for box in boxes:
         values = {"mailbox_id": box.id, "agent_id": agent.id, "created_at": utcnow()}
         dialect = session.get_bind().dialect.name
-        await session.execute(insert_ignore(dialect, MailboxMembership, values, ["mailbox_id", "agent_id"]))
-    await session.execute(
+        session.execute(insert_ignore(dialect, MailboxMembership, values, ["mailbox_id", "agent_id"]))
+    session.execute(
         update(MailboxMembership)
         .where(MailboxMembership.agent_id == agent.id, MailboxMembership.mailbox_id.in_([b.id for b in boxes]))
         .values(notify_new_ticket=notify_new_tickets, notify_customer_message=notify_customer_messages)
@@ -75,8 +74,8 @@ async def add_agent(
     return agent
 
 
-async def mailbox_ids_of(session: AsyncSession, agent: Agent) -> list[int]:
-    rows = await session.scalars(select(MailboxMembership.mailbox_id).where(MailboxMembership.agent_id == agent.id))
+def mailbox_ids_of(session: Session, agent: Agent) -> list[int]:
+    rows = session.scalars(select(MailboxMembership.mailbox_id).where(MailboxMembership.agent_id == agent.id))
     return list(rows.all())
 
 
@@ -94,20 +93,20 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
-async def create_api_key(session: AsyncSession, agent_email: str, label: str = "") -> str:
+def create_api_key(session: Session, agent_email: str, label: str = "") -> str:
     """A new API key for the agent; the caller shows it once, it cannot be recovered."""
-    agent = await active_agent(session, agent_email)
+    agent = active_agent(session, agent_email)
     prefix = base64.b32encode(secrets.token_bytes(5)).decode().lower()
     key = f"wk_{prefix}_{secrets.token_urlsafe(32)}"
     session.add(AgentApiKey(agent_id=agent.id, prefix=prefix, digest=_digest(key), label=label, created_at=utcnow()))
-    await session.flush()
+    session.flush()
     return key
 
 
-async def revoke_api_keys(session: AsyncSession, agent_email: str) -> int:
+def revoke_api_keys(session: Session, agent_email: str) -> int:
     """Revoke every key of the agent (a lost laptop); returns how many were still valid."""
-    agent = await active_agent(session, agent_email)
-    revoked = await session.execute(
+    agent = active_agent(session, agent_email)
+    revoked = session.execute(
         update(AgentApiKey)
         .where(AgentApiKey.agent_id == agent.id, AgentApiKey.revoked_at.is_(None))
         .values(revoked_at=utcnow())
@@ -115,17 +114,17 @@ async def revoke_api_keys(session: AsyncSession, agent_email: str) -> int:
     return revoked.rowcount
 
 
-async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:
+def agent_for_api_key(session: Session, key: str) -> Agent | None:
     """The active agent an unrevoked key belongs to, or None."""
     parts = key.split("_", 2)
     if len(parts) != 3 or parts[0] != "wk":
         return None
-    row = await session.scalar(
+    row = session.scalar(
         select(AgentApiKey).where(AgentApiKey.prefix == parts[1], AgentApiKey.revoked_at.is_(None))
     )
     if row is None or not hmac.compare_digest(row.digest, _digest(key)):
         return None
-    agent = await session.get(Agent, row.agent_id)
+    agent = session.get(Agent, row.agent_id)
     if agent is None or not agent.active:
         return None
     now = utcnow()
@@ -134,8 +133,8 @@ async def agent_for_api_key(session: AsyncSession, key: str) -> Agent | None:
     return agent
 
 
-async def active_agent(session: AsyncSession, email: str) -> Agent:
-    agent = await session.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
+def active_agent(session: Session, email: str) -> Agent:
+    agent = session.scalar(select(Agent).where(Agent.email == email.strip().lower(), Agent.active.is_(True)))
     if agent is None:
         raise AgentError(f"no active agent {email}; add one with `wicket agents add`")
     return agent
@@ -151,10 +150,10 @@ class AgentSummary:
     mailboxes: tuple[str, ...]
 
 
-async def list_agents(session: AsyncSession) -> list[AgentSummary]:
+def list_agents(session: Session) -> list[AgentSummary]:
     """Every agent, active or removed, with the mailboxes they work, by address."""
-    agents = (await session.scalars(select(Agent).order_by(Agent.email))).all()
-    rows = await session.execute(
+    agents = session.scalars(select(Agent).order_by(Agent.email)).all()
+    rows = session.execute(
         select(MailboxMembership.agent_id, Mailbox.address)
         .join(Mailbox, Mailbox.id == MailboxMembership.mailbox_id)
         .order_by(Mailbox.address)
@@ -165,13 +164,13 @@ async def list_agents(session: AsyncSession) -> list[AgentSummary]:
     return [AgentSummary(a.email, a.name, a.active, tuple(boxes.get(a.id, ()))) for a in agents]
 
 
-async def remove_agent(session: AsyncSession, email: str) -> Agent:
+def remove_agent(session: Session, email: str) -> Agent:
     """Take an agent off the team: no more notifications, emailed replies or API calls.
 
     The row stays, so the agent's past replies keep their author; `add_agent` brings them
     back. Their API keys are revoked, not kept for a return.
     """
-    agent = await active_agent(session, email)
-    await revoke_api_keys(session, agent.email)
+    agent = active_agent(session, email)
+    revoke_api_keys(session, agent.email)
     agent.active = False
     return agent

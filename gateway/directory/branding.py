@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.directory.accounts import AccountError, normalize_domain
 from gateway.directory.mailboxes import normalize_address
@@ -73,14 +73,14 @@ def portal_url(settings: Settings, mailbox: Mailbox | None) -> str:
     return parts._replace(netloc=host).geturl()
 
 
-async def mailbox_for_host(session: AsyncSession, host: str | None) -> Mailbox | None:
+def mailbox_for_host(session: Session, host: str | None) -> Mailbox | None:
     """The mailbox whose custom domain is `host`, else the first mailbox (None when there is none)."""
     name = hostname(host)
     if name:
-        mailbox = await session.scalar(select(Mailbox).where(Mailbox.custom_domain == name))
+        mailbox = session.scalar(select(Mailbox).where(Mailbox.custom_domain == name))
         if mailbox is not None:
             return mailbox
-    return await session.scalar(select(Mailbox).order_by(Mailbox.id).limit(1))
+    return session.scalar(select(Mailbox).order_by(Mailbox.id).limit(1))
 
 
 def _colour(value: str) -> str:
@@ -107,8 +107,8 @@ def _footer(links: Iterable[tuple[str, str]]) -> list[dict[str, str]]:
     return checked
 
 
-async def set_brand(
-    session: AsyncSession,
+def set_brand(
+    session: Session,
     address: str,
     *,
     name: str | None = None,
@@ -119,7 +119,7 @@ async def set_brand(
     links: Iterable[tuple[str, str]] | None = None,
 ) -> Mailbox:
     """Change the brand of the mailbox at `address`; arguments left None stay as they are."""
-    mailbox = await session.scalar(select(Mailbox).where(Mailbox.address == normalize_address(address)))
+    mailbox = session.scalar(select(Mailbox).where(Mailbox.address == normalize_address(address)))
     if mailbox is None:
         raise BrandError(f"no mailbox {address!r}")
     if name is not None:
@@ -136,5 +136,5 @@ async def set_brand(
         mailbox.custom_domain = _domain(custom_domain) if custom_domain else None
     if links is not None:
         mailbox.footer_links = _footer(links)
-    await session.flush()
+    session.flush()
     return mailbox

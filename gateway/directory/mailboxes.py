@@ -5,7 +5,7 @@ from __future__ import annotations
 from email.utils import parseaddr
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import Mailbox
 
@@ -22,19 +22,19 @@ def normalize_address(address: str) -> str:
     return f"{local}@{domain}"
 
 
-async def add_mailbox(session: AsyncSession, address: str, name: str) -> Mailbox:
+def add_mailbox(session: Session, address: str, name: str) -> Mailbox:
     """Create a mailbox; an existing address is updated with the new name."""
     address = normalize_address(address)
-    mailbox = await session.scalar(select(Mailbox).where(Mailbox.address == address))
+    mailbox = session.scalar(select(Mailbox).where(Mailbox.address == address))
     if mailbox is None:
         mailbox = Mailbox(address=address, name=name or address)
         session.add(mailbox)
     else:
         mailbox.name = name or mailbox.name
-    await session.flush()
+    session.flush()
     return mailbox
 
 
-async def list_mailboxes(session: AsyncSession) -> list[Mailbox]:
+def list_mailboxes(session: Session) -> list[Mailbox]:
     """Every mailbox, by address."""
-    return list((await session.scalars(select(Mailbox).order_by(Mailbox.address))).all())
+    return list(session.scalars(select(Mailbox).order_by(Mailbox.address)).all())

@@ -20,7 +20,7 @@ import nh3
 import yaml
 from markdown_it import MarkdownIt
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.mail.html_text import html_to_text
 from gateway.models import Article, ArticleCategory, utcnow
@@ -118,20 +118,20 @@ def parse_article(text: str, default_slug: str) -> ArticleSource:
     )
 
 
-async def category_named(session: AsyncSession, title: str) -> ArticleCategory:
+def category_named(session: Session, title: str) -> ArticleCategory:
     slug = slugify(title)
-    category = await session.scalar(select(ArticleCategory).where(ArticleCategory.slug == slug))
+    category = session.scalar(select(ArticleCategory).where(ArticleCategory.slug == slug))
     if category is None:
-        position = await session.scalar(select(func.count(ArticleCategory.id)))
+        position = session.scalar(select(func.count(ArticleCategory.id)))
         category = ArticleCategory(slug=slug, title=title, description="", position=position or 0)
         session.add(category)
-        await session.flush()
+        session.flush()
     return category
 
 
-async def save_article(session: AsyncSession, source: ArticleSource) -> tuple[Article, str]:
+def save_article(session: Session, source: ArticleSource) -> tuple[Article, str]:
     """Create or update the article with `source.slug`; returns it and "created"/"updated"/"unchanged"."""
-    category = await category_named(session, source.category)
+    category = category_named(session, source.category)
     html = render_markdown(source.body_markdown)
     text = html_to_text(html)
     values = {
@@ -144,7 +144,7 @@ async def save_article(session: AsyncSession, source: ArticleSource) -> tuple[Ar
         "published": source.published,
         "position": source.position,
     }
-    article = await session.scalar(select(Article).where(Article.slug == source.slug))
+    article = session.scalar(select(Article).where(Article.slug == source.slug))
     if article is None:
         article = Article(slug=source.slug, created_at=utcnow(), updated_at=utcnow(), **values)
         session.add(article)
@@ -156,11 +156,11 @@ async def save_article(session: AsyncSession, source: ArticleSource) -> tuple[Ar
         outcome = "updated"
     else:
         outcome = "unchanged"
-    await session.flush()
+    session.flush()
     return article, outcome
 
 
-async def import_articles(session: AsyncSession, directory: Path) -> ImportSummary:
+def import_articles(session: Session, directory: Path) -> ImportSummary:
     """Load every `*.md` file under `directory` (ArticleError names the file that failed)."""
     if not directory.is_dir():
         raise ArticleError(f"{directory} is not a directory")
@@ -172,15 +172,15 @@ async def import_articles(session: AsyncSession, directory: Path) -> ImportSumma
             source = parse_article(path.read_text(encoding="utf-8"), path.stem)
         except (ArticleError, UnicodeDecodeError) as error:
             raise ArticleError(f"{path}: {error}") from None
-        _, outcome = await save_article(session, source)
+        _, outcome = save_article(session, source)
         getattr(summary, outcome).append(source.slug)
     return summary
 
 
-async def list_categories(session: AsyncSession) -> list[tuple[ArticleCategory, int]]:
+def list_categories(session: Session) -> list[tuple[ArticleCategory, int]]:
     """Categories that have published articles, with how many, in their order."""
     count = func.count(Article.id)
-    rows = await session.execute(
+    rows = session.execute(
         select(ArticleCategory, count)
         .join(Article, Article.category_id == ArticleCategory.id)
         .where(Article.published.is_(True))
@@ -190,11 +190,11 @@ async def list_categories(session: AsyncSession) -> list[tuple[ArticleCategory, 
     return [(category, number) for category, number in rows.all()]
 
 
-async def category_page(session: AsyncSession, slug: str) -> tuple[ArticleCategory, list[Article]] | None:
-    category = await session.scalar(select(ArticleCategory).where(ArticleCategory.slug == slug))
+def category_page(session: Session, slug: str) -> tuple[ArticleCategory, list[Article]] | None:
+    category = session.scalar(select(ArticleCategory).where(ArticleCategory.slug == slug))
     if category is None:
         return None
-    articles = await session.scalars(
+    articles = session.scalars(
         select(Article)
         .where(Article.category_id == category.id, Article.published.is_(True))
         .order_by(Article.position, Article.title)
@@ -202,9 +202,9 @@ async def category_page(session: AsyncSession, slug: str) -> tuple[ArticleCatego
     return category, list(articles.all())
 
 
-async def published_article(session: AsyncSession, slug: str) -> tuple[Article, ArticleCategory] | None:
+def published_article(session: Session, slug: str) -> tuple[Article, ArticleCategory] | None:
     row = (
-        await session.execute(
+        session.execute(
             select(Article, ArticleCategory)
             .join(ArticleCategory, ArticleCategory.id == Article.category_id)
             .where(Article.slug == slug, Article.published.is_(True))
@@ -213,8 +213,8 @@ async def published_article(session: AsyncSession, slug: str) -> tuple[Article, 
     return None if row is None else (row[0], row[1])
 
 
-async def recent_articles(session: AsyncSession, limit: int = 5) -> list[Article]:
-    rows = await session.scalars(
+def recent_articles(session: Session, limit: int = 5) -> list[Article]:
+    rows = session.scalars(
         select(Article).where(Article.published.is_(True)).order_by(Article.updated_at.desc(), Article.id).limit(limit)
     )
     return list(rows.all())

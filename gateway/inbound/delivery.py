@@ -16,7 +16,8 @@ page", step 3). It reads top-down as the flow of one message, and so does this m
    original sender) with the people in Cc taking part, or an existing one may gain Cc
    participants and is reopened, and a reply after a resolved ticket's reopen window
    opens a new ticket linked to it;
-6. **store**: the message and its attachments, and a note for each ticket it mentions;
+6. **store**: the message and its attachments (gateway/inbound/messages.py), and a note
+   for each ticket it mentions;
 7. **publish**: `TicketCreated` or `MessageAdded`, for the subscribers that mail people.
 
 `publish_received` then tells the webhook subscriber, once per message, when routes push
@@ -25,8 +26,8 @@ it to endpoints (docs/architecture.md, "Routes and webhooks").
 Every statement that needs no ORM object is Core, built once at import and run on the
 session's connection, the hottest ones `Prepared` (gateway/storage/statements.py; see
 docs/architecture.md, "Reaching the database"): processing runs them for every message.
-The steps stay in this one module, longer than most, so that one message's flow reads in
-one place.
+The steps stay in this one module so that one message's flow reads in one place; how a
+parsed mail becomes Message and Attachment rows is gateway/inbound/messages.py's.
 """
 
 from __future__ import annotations
@@ -35,12 +36,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import bindparam, insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.directory.contacts import contact_for
 from gateway.inbound.agent_replies import deliver_agent_mail
 from gateway.inbound.conversations import Conversation, ThreadRule, find_conversation
+from gateway.inbound.messages import customer_message, insert_message
 from gateway.inbound.routing import Route
 from gateway.mail.addresses import is_valid_address
 from gateway.mail.classify import Classification, MailKind
@@ -48,19 +50,16 @@ from gateway.mail.parse import ParsedEmail
 from gateway.mail.verdicts import SenderVerdicts
 from gateway.models import (
     Agent,
-    Attachment,
-    AuthorType,
     Contact,
     InboundEmail,
     InboundStatus,
     Mailbox,
     Message,
     Ticket,
-    utcnow,
 )
 from gateway.settings import Settings
+from gateway.storage import statements
 from gateway.storage.database import held
-from gateway.storage.statements import Prepared
 from gateway.tickets.events import (
     EventBus,
     Landed,
@@ -78,7 +77,8 @@ DMARC_FAIL_FLAG = "dmarc_fail"  # the flag on a ticket opened by mail that faile
 
 # Statements built once: building and cache-keying an expression costs more than running it.
 _MESSAGES = Message.__table__
-_DUPLICATE = Prepared(
+_DUPLICATE = statements.prepare(
+    "delivery.duplicate",
     select(Message.id, Message.ticket_id).where(
         Message.mailbox_id == bindparam("mailbox_id"), Message.dedupe_key == bindparam("key")
     )
@@ -93,9 +93,6 @@ _EARLIER_UNPROCESSED = (
     .limit(1)
 )
 _TEAM_MEMBER = select(Agent.id).where(Agent.email == bindparam("email"), Agent.active.is_(True))
-_INSERT_MESSAGE = Prepared(insert(_MESSAGES).returning(_MESSAGES.c.id, _MESSAGES.c.public_id))
-_MESSAGE_COLUMNS = tuple(c.key for c in _MESSAGES.columns if c.key not in ("id", "public_id"))
-_INSERT_ATTACHMENTS = insert(Attachment.__table__)
 # Threading rules that only recipients of our own mail can have used (docs/architecture.md, "Threading").
 _CC_RULES = frozenset({ThreadRule.REPLY_ADDRESS, ThreadRule.HEADERS})
 
@@ -214,7 +211,8 @@ def deliver_to_mailbox(
 # 1. duplicate
 def _duplicate(session: Session, mailbox_id: int, key: str) -> Delivery | None:
     """The earlier delivery of this very message to this mailbox, if there was one."""
-    for message_id, ticket_id in _DUPLICATE.rows(session.connection(), {"mailbox_id": mailbox_id, "key": key}):
+    duplicates = statements.rows(_DUPLICATE, session.connection(), {"mailbox_id": mailbox_id, "key": key})
+    for message_id, ticket_id in duplicates:
         return Delivery(ticket_id, message_id, duplicate=True, rule=None)
     return None
 
@@ -342,82 +340,18 @@ def _store(
 ) -> Message:
     """Insert the message and its attachments, move the ticket's activity, note mentioned tickets."""
     ticket = on_ticket.ticket
-    message = _message(inbound, mail, verdict, key, mailbox, sender, conversation.rule, on_ticket)
-    # Core inserts: the ORM's unit of work cost more than everything else in this step.
-    rows = session.connection()
-    [(message.id, message.public_id)] = _INSERT_MESSAGE.rows(rows, _column_values(message))
-    if mail.attachments:
-        rows.execute(_INSERT_ATTACHMENTS, _attachment_rows(message.id, mail))
+    message = customer_message(
+        mail, inbound_id=inbound.id, mailbox_id=mailbox.id, ticket=ticket, dedupe_key=key,
+        contact_id=sender.contact.id, email=sender.email, name=sender.name, verdict=verdict,
+        rule=conversation.rule, with_ticket=on_ticket.created,
+        sender_verdicts=sender.verdicts.to_json() if sender.verdicts is not None else None,
+    )  # fmt: skip
+    insert_message(session.connection(), message, mail)
     if not on_ticket.created:  # a new ticket's row already says so: nothing for the ORM to flush
         ticket.last_activity_at = message.created_at
     for mentioned in conversation.mentions:
         add_note(session, ticket, _mention_note(mentioned, sender.trusted), thread_rule="mention")
     return message
-
-
-def _message(
-    inbound: Claimed,
-    mail: ParsedEmail,
-    verdict: Classification,
-    key: str,
-    mailbox: Mailbox,
-    sender: Sender,
-    rule: ThreadRule,
-    on_ticket: OnTicket,
-) -> Message:
-    """The customer's message as a model object, not added to the session (it is inserted by Core)."""
-    ticket = on_ticket.ticket
-    return Message(
-        ticket_id=ticket.id,
-        mailbox_id=mailbox.id,
-        dedupe_key=key,
-        inbound_email_id=inbound.id,
-        direction="in",
-        author_type=AuthorType.CUSTOMER,
-        author_contact_id=sender.contact.id,
-        author_agent_id=None,
-        internal=False,
-        classification=str(verdict.kind),
-        thread_rule=str(rule),
-        rfc_message_id=mail.message_id,
-        in_reply_to=list(mail.in_reply_to),
-        references=list(mail.references),
-        subject=mail.subject,
-        from_email=sender.email,
-        from_name=sender.name,
-        to=[a.email for a in mail.to],
-        cc=[a.email for a in mail.cc],
-        body_text=mail.text,
-        body_html=mail.html,
-        display=mail.display,
-        reply_text=mail.reply_text,
-        quoted_text=mail.quoted_text,
-        defects=list(mail.defects),
-        sender_verdicts=sender.verdicts.to_json() if sender.verdicts is not None else None,
-        sent_at=mail.date,
-        # One moment for a new ticket and its first message: no second ticket UPDATE.
-        created_at=ticket.created_at if on_ticket.created else utcnow(),
-    )
-
-
-def _column_values(message: Message) -> dict[str, object]:
-    return {key: getattr(message, key) for key in _MESSAGE_COLUMNS}
-
-
-def _attachment_rows(message_id: int, mail: ParsedEmail) -> list[dict[str, object]]:
-    return [
-        {
-            "message_id": message_id,
-            "filename": a.filename,
-            "content_type": a.content_type,
-            "size": a.size,
-            "sha256": a.sha256,
-            "content_id": a.content_id,
-            "inline": a.inline,
-            "data": a.data,
-        }
-        for a in mail.attachments
-    ]
 
 
 def _mention_note(mentioned: Ticket, trusted: bool) -> str:

@@ -26,8 +26,9 @@ from urllib.parse import urlsplit
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.auth.audit import write_event
-from gateway.auth.tokens import CODE_ALPHABET, burn_exposed, issued_codes, normalize_code
+from gateway.auth.audit import record
+from gateway.auth.exposed import burn_exposed, issued_codes
+from gateway.auth.link_secrets import CODE_ALPHABET, normalize_code
 from gateway.mail.parse import ParsedEmail
 from gateway.models import Mailbox
 from gateway.settings import Settings
@@ -110,7 +111,7 @@ class ExposedSecrets:
             return mail
         link_ids = [link_id for ids in issued.values() for link_id in ids]
         for burned in burn_exposed(session, self._settings, tokens=tokens, link_ids=link_ids):
-            write_event(
+            record(
                 session, "link.burned", contact_id=burned.contact_id, ticket_id=burned.ticket_id,
                 detail={"link_id": burned.id, "reason": "seen in inbound mail", "inbound_email_id": inbound_id},
             )  # fmt: skip

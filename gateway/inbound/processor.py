@@ -66,6 +66,7 @@ INBOUND_QUEUE = QueueTable(
     returning=("raw", "mail_from", "rcpt_tos", "sha256", "attempts", "send_mail", "peer", "helo", "source"),  # a `Claimed`
     settle_values=("outcome", "ticket_id"),
     lost_error="gave up: a worker was lost while processing this message",
+    name="inbound",
 )  # fmt: skip
 
 
@@ -136,8 +137,7 @@ class Processor:
         await self._process_claimed([inbound_id])
 
     async def _claim(self) -> list[int]:
-        async with self._db.sessions.begin() as session:
-            claim = await session.run_sync(lambda sync: self._queue.claim(sync.connection()))
+        claim = await self._db.write(lambda session: self._queue.claim(session.connection()))
         self._parsing.submit([(row[0], row[1]) for row in claim.rows])
         await self._check_senders([Claimed(*row) for row in claim.rows])
         return [row[0] for row in claim.rows]
@@ -168,10 +168,10 @@ class Processor:
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
         the transaction (and, on SQLite, the write lock) is held (on PostgreSQL once it has
         `MIN_UNIT_ROWS` messages). The transaction is one
-        synchronous unit of work (`Database.run_write`): on SQLite it runs on the writer
-        thread in one hop, where each statement through aiosqlite would be several.
+        synchronous unit of work (`Database.write`): on SQLite it runs on the writer
+        thread in one hop.
         """
-        return await self._db.run_write(partial(self._process_unit, ids))
+        return await self._db.write(partial(self._process_unit, ids))
 
     def _process_unit(self, ids: list[int], session: Session) -> list[int]:
         # A transaction takes on a window of the claim: renewing (and reading back) every
@@ -229,7 +229,7 @@ class Processor:
         # Our own links and codes quoted back are burned and never reach a stored or shown text.
         mail = self._exposed.scrub(session, self._parsing.parsed(inbound.id, inbound.raw), inbound.id)
         verdict = classify(mail, loop_token=self._settings.loop_token, envelope_sender=inbound.mail_from)
-        plan = self._router.plan_in(session, inbound.rcpt_tos, mail.headers)
+        plan = self._router.plan(session.connection(), inbound.rcpt_tos, mail.headers)
         if not plan.mailboxes and not plan.pushes:
             return InboundStatus.BOUNCED, "no recipient is a mailbox or routed any more", None
         if verdict.kind is MailKind.LOOP:

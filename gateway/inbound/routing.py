@@ -7,7 +7,7 @@ mailboxes and the rules are cached in memory and reloaded at most once a second 
 unknown address is seen, so a new mailbox or route works without a restart and a flood of
 unknown recipients cannot hammer the database.
 
-`plan_in` decides, during processing, what happens to one message: the mailboxes it makes
+`plan` decides, during processing, what happens to one message: the mailboxes it makes
 or threads a ticket in, and the webhook endpoints it is pushed to. A signed reply address
 always goes to its ticket; for other recipients the matching rules decide, and a mailbox
 address no rule matches makes a ticket in its mailbox, as it always has.
@@ -19,8 +19,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, select
 
 from gateway.inbound.route_rules import RULES, RouteRule, load_rules, matching, rule_domains
 from gateway.mail.parse.headers import Headers
@@ -63,43 +62,51 @@ class Router:
         self._loaded_at = float("-inf")
 
     async def reload(self) -> None:
-        async with self._db.sessions() as session:
-            mailboxes = (await session.execute(_MAILBOXES)).all()
-            self._load(mailboxes, (await session.execute(RULES)).all())
+        await self._db.read(self.load)
 
-    async def accepts(self, address: str) -> bool:
-        """Whether mail for an envelope recipient is taken (a mailbox, a reply address or a route)."""
-        if self._accepted(address):
+    def load(self, connection: Connection) -> None:
+        """Read the mailboxes and the route rules afresh (for `Database.read`, or inside a unit of work)."""
+        self._load(connection.execute(_MAILBOXES).all(), connection.execute(RULES).all())
+
+    def accepted(self, address: str) -> bool:
+        """Whether the table as last loaded takes mail for `address` (no database)."""
+        address = address.strip().lower()
+        return self.lookup(address) is not None or bool(matching(self._rules, address, self._local_domains, None))
+
+    def accepts(self, connection: Connection, address: str) -> bool:
+        """Whether mail for an envelope recipient is taken (a mailbox, a reply address or a route).
+
+        An unknown address reloads the table through `connection` (at most once a second);
+        callers outside a unit of work try `accepted` first and read only on a miss.
+        """
+        if self.accepted(address):
             return True
         if self._stale():
-            await self.reload()
-            return self._accepted(address)
+            self.load(connection)
+            return self.accepted(address)
         return False
 
-    async def resolve(self, address: str) -> Route | None:
-        """The mailbox route for an envelope recipient, or None when it has none."""
-        route = self._lookup(address)
+    def resolve(self, connection: Connection, address: str) -> Route | None:
+        """The mailbox route for an envelope recipient, or None when it has none.
+
+        An unknown address reloads the table through `connection` (at most once a second).
+        Callers outside a unit of work try `lookup` first and read only on a miss, so a
+        known address costs no connection.
+        """
+        route = self.lookup(address)
         if route is None and self._stale():
-            await self.reload()
-            route = self._lookup(address)
+            self.load(connection)
+            route = self.lookup(address)
         return route
 
-    def resolve_in(self, session: Session, address: str) -> Route | None:
-        """`resolve` inside a synchronous unit of work (the processor's), reloading through `session`."""
-        route = self._lookup(address)
-        if route is None and self._stale():
-            self._reload_in(session)
-            route = self._lookup(address)
-        return route
-
-    def plan_in(self, session: Session, recipients: Iterable[str], headers: Headers) -> Plan:
+    def plan(self, connection: Connection, recipients: Iterable[str], headers: Headers) -> Plan:
         """The tickets and pushes one message's recipients lead to (see the module docstring)."""
         if self._stale():
-            self._reload_in(session)
+            self.load(connection)
         plan = Plan()
         for recipient in recipients:
             address = recipient.strip().lower()
-            route = self._lookup(address)
+            route = self.lookup(address)
             rules = matching(self._rules, address, self._local_domains, headers)
             if route is not None and (route.reply is not None or not rules):
                 plan.mailboxes.setdefault(route.mailbox_id, route)
@@ -111,15 +118,8 @@ class Router:
                     plan.pushes.append(Push(rule.endpoint_id, rule.payload_format, address, rule.public_id))
         return plan
 
-    def _accepted(self, address: str) -> bool:
-        address = address.strip().lower()
-        return self._lookup(address) is not None or bool(matching(self._rules, address, self._local_domains, None))
-
     def _stale(self) -> bool:
         return time.monotonic() - self._loaded_at >= self.RELOAD_INTERVAL
-
-    def _reload_in(self, session: Session) -> None:
-        self._load(session.execute(_MAILBOXES).all(), session.execute(RULES).all())
 
     def _load(self, mailboxes: Iterable[tuple[str, int]], rules: Iterable[tuple[object, ...]]) -> None:
         self._mailboxes = {address.lower(): id_ for address, id_ in mailboxes}
@@ -129,7 +129,8 @@ class Router:
         self._local_domains = frozenset(domains)
         self._loaded_at = time.monotonic()
 
-    def _lookup(self, address: str) -> Route | None:
+    def lookup(self, address: str) -> Route | None:
+        """The route for `address` in the table as last loaded (no database)."""
         address = address.strip().lower()
         mailbox_id = self._mailboxes.get(address)
         if mailbox_id is not None:

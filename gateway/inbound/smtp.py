@@ -23,6 +23,7 @@ from gateway.inbound.routing import Router
 from gateway.inbound.store import InboundStore, IncomingMail, StoreUnavailable
 from gateway.metrics import SMTP_REPLIES
 from gateway.settings import Settings
+from gateway.storage.database import Database
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,8 @@ def _counted(stage: str, reply: str) -> str:
 class WicketHandler:
     """aiosmtpd hooks: EHLO without AUTH, RCPT policy and durable DATA."""
 
-    def __init__(self, router: Router, store: InboundStore, settings: Settings) -> None:
+    def __init__(self, db: Database, router: Router, store: InboundStore, settings: Settings) -> None:
+        self._db = db
         self._router = router
         self._store = store
         self._max_recipients = settings.max_recipients
@@ -75,7 +77,9 @@ class WicketHandler:
     ) -> str:
         if len(envelope.rcpt_tos) >= self._max_recipients:
             return _counted("rcpt", REPLY_TOO_MANY_RECIPIENTS)
-        if not await self._router.accepts(address):
+        # A known address costs no read; a miss reads the table afresh (at most once a second).
+        known = self._router.accepted(address)
+        if not known and not await self._db.read(functools.partial(self._router.accepts, address=address)):
             return _counted("rcpt", REPLY_UNKNOWN_RECIPIENT)
         envelope.rcpt_tos.append(address)
         return _counted("rcpt", "250 2.1.5 OK")

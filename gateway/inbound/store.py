@@ -15,26 +15,18 @@ import hashlib
 import logging
 import re
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine, event, insert
-from sqlalchemy import exc as sa_exc
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.pool import SingletonThreadPool
+from sqlalchemy import insert
 
 from gateway.mail.charsets import storable
 from gateway.models import InboundEmail, utcnow
-from gateway.storage.database import Database, ListenersFirst, sqlite_pragmas
+from gateway.storage.database import OUTAGE, Appender, Database
 
 log = logging.getLogger(__name__)
 
 _INSERT = insert(InboundEmail).returning(InboundEmail.id, sort_by_parameter_order=True)
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*(.*(?:\r?\n[ \t].*)*)", re.IGNORECASE | re.MULTILINE)
-
-
-# Failures that say the database itself is away (not that one row is bad).
-_OUTAGE = (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError, OSError)
 
 
 class StoreUnavailable(Exception):
@@ -80,84 +72,13 @@ def _row(mail: IncomingMail) -> dict[str, object]:
     }
 
 
-class _SqliteWriter:
-    """A synchronous SQLite connection used from one thread: a whole batch is one thread hop.
-
-    Through aiosqlite every cursor, fetch and commit would cross threads; here the insert and
-    its commit (the fsync) run back to back on the writer thread.
-    """
-
-    def __init__(self, db: Database) -> None:
-        self.engine = create_engine(
-            db.engine.url.set(drivername="sqlite"), poolclass=SingletonThreadPool, hide_parameters=True  # see gateway.storage.database
-        )
-        event.listen(self.engine, "connect", sqlite_pragmas)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="inbound-store")
-        self._listeners_first = ListenersFirst(self.engine.url)
-
-    def _insert(self, rows: list[dict[str, object]]) -> list[int]:
-        with self._listeners_first.listening(), self.engine.begin() as conn:
-            return list(conn.execute(_INSERT, rows).scalars())
-
-    async def insert(self, rows: list[dict[str, object]]) -> list[int]:
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._insert, rows)
-
-    async def close(self) -> None:
-        await asyncio.get_running_loop().run_in_executor(self._thread, self.engine.dispose)
-        self._thread.shutdown(wait=True)
-        self._listeners_first.close()
-
-
-class _ConnectionWriter:
-    """Keeps one pooled connection for its batches (no checkout, ping or reset per batch).
-
-    The connection autocommits and a batch is one INSERT statement, so the statement is the
-    transaction: one round trip per batch instead of BEGIN, INSERT and COMMIT.
-    """
-
-    def __init__(self, db: Database, max_batch: int) -> None:
-        self._db = db
-        self._max_batch = max_batch
-        self._conn: AsyncConnection | None = None
-
-    async def _connect(self) -> AsyncConnection:
-        conn = await self._db.engine.connect()
-        # A page as large as a batch keeps every batch in one statement (one transaction).
-        return await conn.execution_options(
-            isolation_level="AUTOCOMMIT", insertmanyvalues_page_size=self._max_batch
-        )
-
-    async def insert(self, rows: list[dict[str, object]]) -> list[int]:
-        kept = self._conn is not None
-        if self._conn is None:
-            self._conn = await self._connect()
-        try:
-            async with self._conn.begin():  # no BEGIN or COMMIT is sent under AUTOCOMMIT
-                return list((await self._conn.execute(_INSERT, rows)).scalars())
-        except Exception as error:
-            await self.close()
-            if kept and isinstance(error, _OUTAGE):
-                # The kept connection died while idle (a database restart, a cut network):
-                # one more try on a fresh one. Should the lost commit have happened after all,
-                # the duplicate row is caught by the processor's dedupe.
-                return await self.insert(rows)
-            raise
-
-    async def close(self) -> None:
-        conn, self._conn = self._conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
-
-
-Writer = _SqliteWriter | _ConnectionWriter
-
-
 class InboundStore:
     """Group-committing writer of InboundEmail rows.
 
-    SQLite has one writer thread; PostgreSQL gets two writers, so one batch is written while
-    the other's commit is being flushed.
+    Batches go through the database's appender (gateway/storage/database.py): on SQLite
+    the one writer thread, whose commit they share with whatever else is writing; on
+    PostgreSQL two writers, each a kept connection, so one batch is written while the
+    other's commit is being flushed.
     """
 
     POSTGRES_WRITERS = 2
@@ -173,16 +94,14 @@ class InboundStore:
         self._max_batch = max_batch
         self._on_stored = on_stored
         self._queue: asyncio.Queue[tuple[dict[str, object], asyncio.Future[int]]] = asyncio.Queue()
-        self.writers: list[Writer] = []
+        self.writers: list[Appender] = []
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         if self._tasks:
             return
-        if self._db.is_sqlite:
-            self.writers = [_SqliteWriter(self._db)]
-        else:
-            self.writers = [_ConnectionWriter(self._db, self._max_batch) for _ in range(self.POSTGRES_WRITERS)]
+        count = 1 if self._db.is_sqlite else self.POSTGRES_WRITERS
+        self.writers = [self._db.appender(_INSERT, batch=self._max_batch) for _ in range(count)]
         self._tasks = [
             asyncio.create_task(self._write_forever(writer), name=f"inbound-store-{n}")
             for n, writer in enumerate(self.writers)
@@ -205,18 +124,18 @@ class InboundStore:
         await self._queue.put((_row(mail), future))
         return await future
 
-    async def _write_forever(self, writer: Writer) -> None:
+    async def _write_forever(self, writer: Appender) -> None:
         while True:
             batch = [await self._queue.get()]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._commit(writer, batch)
 
-    async def _commit(self, writer: Writer, batch: list[tuple[dict[str, object], asyncio.Future[int]]]) -> None:
+    async def _commit(self, writer: Appender, batch: list[tuple[dict[str, object], asyncio.Future[int]]]) -> None:
         try:
             ids = await writer.insert([row for row, _ in batch])
         except Exception as error:  # any database failure refuses the whole batch
-            if len(batch) > 1 and not isinstance(error, _OUTAGE):
+            if len(batch) > 1 and not isinstance(error, OUTAGE):
                 # A row the database refuses (bad data, not an outage) must not refuse its
                 # neighbours, so the batch is retried one message at a time.
                 log.warning("inbound store: a batch of %d was refused (%s); storing one by one", len(batch), error)

@@ -33,7 +33,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 from sqlalchemy import select, union_all
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.directory.branding import portal_url
 from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
@@ -165,8 +165,8 @@ def thread_index(ticket: Ticket, now: datetime) -> str:
     return base64.b64encode(header + child).decode()
 
 
-async def conversation_thread(
-    session: AsyncSession, ticket: Ticket, *, for_customer: bool, before: OutboxMessage | None = None
+def conversation_thread(
+    session: Session, ticket: Ticket, *, for_customer: bool, before: OutboxMessage | None = None
 ) -> Thread:
     """Message-IDs of the customers' mail and of what Wicket sent, oldest first.
 
@@ -187,7 +187,7 @@ async def conversation_thread(
         received = received.where(Message.created_at <= before.created_at)
         sent = sent.where(OutboxMessage.id < before.id)
     both = union_all(received, sent).subquery()
-    rows = await session.execute(select(both.c.rfc).order_by(both.c.at))
+    rows = session.execute(select(both.c.rfc).order_by(both.c.at))
     ids = list(dict.fromkeys(rfc for rfc in rows.scalars() if rfc and _MESSAGE_ID.fullmatch(rfc)))
     if len(ids) > MAX_REFERENCES:
         ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]

@@ -28,21 +28,23 @@ from email.message import EmailMessage
 from email.policy import SMTP
 
 from sqlalchemy import insert
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.auth.downloads import REDACTED
-from gateway.auth.tokens import IssuedLink, LinkPurpose, default_ttl, format_code, issue_link, revoke_link
+from gateway.auth.exposed import revoke_link
+from gateway.auth.link_secrets import format_code
+from gateway.auth.tokens import IssuedLink, LinkPurpose, default_ttl, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
 from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
 from gateway.settings import Settings
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 from gateway.tickets.satisfaction import issue_rating_link
 from gateway.tickets.events import is_mail_muted
 
-_QUEUE = Prepared(insert(OutboxMessage.__table__))  # no unit of work for a row nobody reads back here
+# No unit of work for a row nobody reads back here.
+_QUEUE = statements.prepare("outbox.queue_draft", insert(OutboxMessage.__table__))
 LINK_SENT = "[sign-in link sent]"
 CODE_SENT = "[sign-in code sent]"
 RATING_SENT = "[rating link sent]"
@@ -103,7 +105,8 @@ def queue_draft(
     """
     if is_mail_muted(session):
         return
-    _QUEUE.rows(
+    statements.rows(
+        _QUEUE,
         session.connection(),
         {
             "kind": kind,
@@ -153,29 +156,28 @@ def rendered(
     return Rendered(raw, kept, issued.link.id if issued is not None else None)
 
 
-async def retire_earlier_link(session: AsyncSession, row: OutboxMessage) -> None:
+def retire_earlier_link(session: Session, row: OutboxMessage) -> None:
     """A retry sends a fresh link: the one the earlier attempt carried stops working."""
     if row.link_id is not None:
-        await session.run_sync(revoke_link, row.link_id)
+        revoke_link(session, row.link_id)
 
 
-async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+def render_draft(session: Session, settings: Settings, row: OutboxMessage) -> Rendered:
     """The email for a queued ticket-mail draft, issuing its magic link in `session`."""
     assert row.draft is not None and row.ticket_id is not None, "only ticket drafts are rendered here"
     draft = Draft(**row.draft)
-    mailbox = await session.get_one(Mailbox, row.mailbox_id)
-    ticket = await session.get_one(Ticket, row.ticket_id)
-    await retire_earlier_link(session, row)
+    mailbox = session.get_one(Mailbox, row.mailbox_id)
+    ticket = session.get_one(Ticket, row.ticket_id)
+    retire_earlier_link(session, row)
     link, issued, rating = None, None, None
     if draft.link_contact_id is not None:
-        contact = await session.get_one(Contact, draft.link_contact_id)
-        issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
+        contact = session.get_one(Contact, draft.link_contact_id)
+        issued = issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
         if draft.context.get("rate") and ticket.resolved_at is not None:  # "How did we do?"
-            portal = portal_url(settings, mailbox)
-            rating = await session.run_sync(lambda sync: issue_rating_link(sync, settings, ticket, contact, portal))
+            rating = issue_rating_link(session, settings, ticket, contact, portal_url(settings, mailbox))
         minutes = default_ttl(settings, LinkPurpose.REPLY) // timedelta(minutes=1)
         link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code), minutes)
-    files = await _files(session, settings, draft, row, mailbox)
+    files = _files(session, settings, draft, row, mailbox)
     email = compose(
         settings,
         mailbox,
@@ -187,7 +189,7 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
         template=draft.template,
         context=draft.context,
         reply_to=draft.reply_to,
-        thread=await conversation_thread(session, ticket, for_customer=draft.for_customer, before=row),
+        thread=conversation_thread(session, ticket, for_customer=draft.for_customer, before=row),
         automatic=draft.automatic,
         message_id=row.rfc_message_id,
         from_name=draft.from_name,
@@ -197,13 +199,13 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
     return rendered(email, issued, files.secrets, rating.token if rating else None)
 
 
-async def _files(
-    session: AsyncSession, settings: Settings, draft: Draft, row: OutboxMessage, mailbox: Mailbox
+def _files(
+    session: Session, settings: Settings, draft: Draft, row: OutboxMessage, mailbox: Mailbox
 ) -> OutgoingFiles:
     """The files of the row's message: all attached for a customer, for an agent within the limit."""
     if not draft.with_files or row.message_id is None:
         return NO_FILES
-    files = await message_files(session, row.message_id)
+    files = message_files(session, row.message_id)
     if draft.agent_id is None:
         return OutgoingFiles(attached=files)
     return files_for_agent(settings, files, agent_id=draft.agent_id, portal=portal_url(settings, mailbox))

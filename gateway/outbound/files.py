@@ -18,7 +18,7 @@ from datetime import timedelta
 from email.message import EmailMessage
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.auth.downloads import download_token
 from gateway.models import Attachment, utcnow
@@ -65,8 +65,8 @@ def _inline(attachment: Attachment) -> bool:
     return bool(attachment.inline and cid and _CONTENT_ID.fullmatch(cid) and attachment.content_type.startswith("image/"))
 
 
-async def message_files(session: AsyncSession, message_id: int) -> list[Attachment]:
-    rows = await session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id))
+def message_files(session: Session, message_id: int) -> list[Attachment]:
+    rows = session.scalars(select(Attachment).where(Attachment.message_id == message_id).order_by(Attachment.id))
     return list(rows.all())
 
 

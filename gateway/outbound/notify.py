@@ -44,8 +44,8 @@ from gateway.outbound.outbox import record_bounce
 from gateway.outbound.team_mail import advise_agent, copy_to_colleagues, follows
 from gateway.outbound.webhooks.recorder import WebhookRecorder
 from gateway.settings import Settings
+from gateway.storage import statements
 from gateway.storage.database import held
-from gateway.storage.statements import Prepared
 from gateway.tickets.events import (
     AgentAdvised,
     AgentReplied,
@@ -62,7 +62,8 @@ from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 MAX_NOTIFIED_TEXT = 20_000
 
 # Statements built once (per event, building and cache-keying them cost more than running them).
-_ACKNOWLEDGEMENTS_SINCE = Prepared(
+_ACKNOWLEDGEMENTS_SINCE = statements.prepare(
+    "notify.acknowledgements_since",
     select(func.count(OutboxMessage.id))
     .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
     .where(
@@ -193,7 +194,8 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        sent = _ACKNOWLEDGEMENTS_SINCE.scalar(session.connection(), {"requester_id": ticket.requester_id, "since": since})
+        values = {"requester_id": ticket.requester_id, "since": since}
+        sent = statements.scalar(_ACKNOWLEDGEMENTS_SINCE, session.connection(), values)
         return (sent or 0) < self._settings.ack_limit_per_sender
 
     def _notify_agents(

@@ -33,10 +33,10 @@ import asyncio
 import logging
 from email.message import EmailMessage
 from email.policy import SMTP
+from functools import partial
 
 from sqlalchemy import insert, update
 from sqlalchemy.exc import InterfaceError, OperationalError
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, loaded, utcnow
@@ -65,11 +65,13 @@ OUTBOX_QUEUE = QueueTable(
     returning=_COLUMNS[1:],
     settle_values=("sent_at",),
     lost_error=LOST,
+    name="outbox",
+    prepared=False,  # a row's send waits for a relay: compiling its UPDATE once saves nothing measurable
 )
 
 
-async def enqueue(
-    session: AsyncSession,
+def enqueue(
+    session: Session,
     *,
     mailbox: Mailbox,
     to: list[str],
@@ -95,7 +97,7 @@ async def enqueue(
         next_attempt_at=utcnow(),
     )
     session.add(row)
-    await session.flush()
+    session.flush()
     return row
 
 
@@ -217,8 +219,7 @@ class OutboxWorker:
         return len(rows)
 
     async def _claim(self) -> list[OutboxMessage]:
-        async with self._db.sessions.begin() as session:
-            return await session.run_sync(self._claim_in)
+        return await self._db.write(self._claim_in)
 
     def _claim_in(self, session: Session) -> list[OutboxMessage]:
         claim = self._queue.claim(session.connection())
@@ -244,7 +245,7 @@ class OutboxWorker:
         rendered: dict[int, Rendered] = {}
         size = 1 if self._db.is_sqlite else len(drafts)
         for start in range(0, len(drafts), size):
-            await self._render_together(drafts[start : start + size], rendered, emails)
+            await self._db.write(partial(self._render_together, drafts[start : start + size], rendered, emails))
         for row in drafts:
             if row.id in rendered:
                 email = rendered[row.id]
@@ -252,32 +253,35 @@ class OutboxWorker:
                 emails[row.id] = email.raw
         return emails
 
-    async def _render_together(
-        self, drafts: list[OutboxMessage], rendered: dict[int, Rendered], emails: dict[int, bytes | Exception | None]
+    def _render_together(
+        self,
+        drafts: list[OutboxMessage],
+        rendered: dict[int, Rendered],
+        emails: dict[int, bytes | Exception | None],
+        session: Session,
     ) -> None:
-        async with self._db.write() as session:
-            # A write before the first savepoint: on SQLite the transaction then holds the write
-            # lock (waiting for it if need be), where a savepoint that reads first could not take
-            # it later and fail as "database is locked".
-            ours = OutboxMessage.id.in_([row.id for row in drafts])
-            await session.execute(update(OutboxMessage).where(ours).values(status=OutboxMessage.status))
-            for row in drafts:
-                try:
-                    async with session.begin_nested():
-                        rendered[row.id] = await self._render(session, row)
-                except _LeaseLost:
-                    emails[row.id] = None
-                except Exception as error:  # noqa: BLE001 - the row's own failed attempt
-                    emails[row.id] = error
+        # A write before the first savepoint: on SQLite the transaction then holds the write
+        # lock (waiting for it if need be), where a savepoint that reads first could not take
+        # it later and fail as "database is locked".
+        ours = OutboxMessage.id.in_([row.id for row in drafts])
+        session.execute(update(OutboxMessage).where(ours).values(status=OutboxMessage.status))
+        for row in drafts:
+            try:
+                with session.begin_nested():
+                    rendered[row.id] = self._render(session, row)
+            except _LeaseLost:
+                emails[row.id] = None
+            except Exception as error:  # noqa: BLE001 - the row's own failed attempt
+                emails[row.id] = error
 
-    async def _render(self, session: AsyncSession, row: OutboxMessage) -> Rendered:
+    def _render(self, session: Session, row: OutboxMessage) -> Rendered:
         render = {SIGNIN: render_signin_draft, REQUEST_CONFIRMATION: render_request_confirmation}.get(
             row.kind, render_draft
         )
-        email: Rendered = await render(session, self._settings, row)
+        email: Rendered = render(session, self._settings, row)
         kept = {"raw": email.kept, "link_id": email.link_id}
         ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
-        stored = await session.execute(update(OutboxMessage).where(ours).values(**kept))
+        stored = session.execute(update(OutboxMessage).where(ours).values(**kept))
         if not stored.rowcount:
             raise _LeaseLost  # roll back the link the draft issued
         return email
@@ -288,8 +292,7 @@ class OutboxWorker:
             if self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=sent_at):
                 _record_webhook(session, row, "message.sent", {"sent_at": sent_at.isoformat()})
 
-        async with self._db.sessions.begin() as session:
-            await session.run_sync(mark)
+        await self._db.write(mark)
 
     async def _record_failure(self, row: OutboxMessage, error: Exception) -> None:
         reason = f"{error}"[:4000] or type(error).__name__
@@ -302,5 +305,4 @@ class OutboxWorker:
                 _note_failure(session, row, reason)
                 _record_webhook(session, row, "delivery.failed", {"error": reason})
 
-        async with self._db.sessions.begin() as session:
-            await session.run_sync(fail)
+        await self._db.write(fail)

@@ -19,9 +19,10 @@ from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from gateway.auth.tokens import LinkPurpose, format_code, issue_link
+from gateway.auth.link_secrets import format_code
+from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import mailbox_for_host, portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import mail_address
@@ -40,9 +41,9 @@ def _templates() -> Environment:
     )
 
 
-async def default_mailbox(session: AsyncSession, host: str | None = None) -> Mailbox | None:
+def default_mailbox(session: Session, host: str | None = None) -> Mailbox | None:
     """The mailbox (brand) for a portal request on `host` (see `gateway.directory.branding.mailbox_for_host`)."""
-    return await mailbox_for_host(session, host)
+    return mailbox_for_host(session, host)
 
 
 def compose_signin_email(
@@ -94,8 +95,8 @@ def _signin_draft(contact_id: int | None, email: str, name: str, return_path: st
     )
 
 
-async def queue_signin_email(
-    session: AsyncSession,
+def queue_signin_email(
+    session: Session,
     contact: Contact,
     *,
     mailbox: Mailbox,
@@ -104,23 +105,19 @@ async def queue_signin_email(
 ) -> None:
     """Queue a sign-in email to `contact`'s address on file; its link is issued when it is sent."""
     draft = _signin_draft(contact.id, contact.email, contact.name, return_path)
-    await session.run_sync(
-        lambda sync: queue_draft(
-            sync, mailbox=mailbox, ticket=ticket, kind=SIGNIN, draft=draft, envelope_from=mailbox.address
-        )
-    )
+    queue_draft(session, mailbox=mailbox, ticket=ticket, kind=SIGNIN, draft=draft, envelope_from=mailbox.address)
 
 
-async def render_signin_draft(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+def render_signin_draft(session: Session, settings: Settings, row: OutboxMessage) -> Rendered:
     """The sign-in email for a queued draft, issuing its link (valid from now) in `session`."""
     assert row.draft is not None, "only drafts are rendered"
     draft = Draft(**row.draft)
     assert draft.link_contact_id is not None, "a sign-in email signs someone in"
-    mailbox = await session.get_one(Mailbox, row.mailbox_id)
-    contact = await session.get_one(Contact, draft.link_contact_id)
-    ticket = await session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
-    await retire_earlier_link(session, row)
-    issued = await issue_link(
+    mailbox = session.get_one(Mailbox, row.mailbox_id)
+    contact = session.get_one(Contact, draft.link_contact_id)
+    ticket = session.get(Ticket, row.ticket_id) if row.ticket_id is not None else None
+    retire_earlier_link(session, row)
+    issued = issue_link(
         session, settings, contact, ticket=ticket, purpose=LinkPurpose.SIGNIN, return_path=draft.return_path
     )
     email = compose_signin_email(

@@ -3,8 +3,8 @@
 A queued row carries a status, an attempt count, when its next attempt is due, when the
 current lease runs out and its last error (docs/architecture.md, "The leased queue").
 `QueueTable` names a table's statuses and columns once and builds its statements once
-(those run per row `Prepared`, compiled per dialect on first use; those run per claim or
-unit of work through SQLAlchemy's compiled cache); `LeasedQueue` pairs it with a `Policy`
+(those run per row by name, gateway/storage/statements.py, prepared for the inbound queue;
+those run per claim or unit of work through SQLAlchemy's compiled cache); `LeasedQueue` pairs it with a `Policy`
 (batch, lease, attempts, backoff) and offers the moves. `claim` first dead-letters rows
 whose lease ran out on their last attempt (the worker was lost, too many times), then
 leases a batch: rows whose attempt is due and rows whose lease ran out with attempts
@@ -17,7 +17,7 @@ its lease is still the caller's: the same row, still leased, at the same attempt
 worker whose lease was taken over cannot settle the newer attempt. `fail` schedules a
 retry with exponential backoff, or dead-letters the row (its status `dead`, no next
 attempt) after the last attempt. Every move runs on a synchronous `Connection` in the
-caller's transaction (async callers go through `run_sync`), so a row is settled in the
+caller's unit of work (`Database.write`), so a row is settled in the
 same commit as the work it settles.
 """
 
@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Connection, Table, Update, and_, bindparam, or_, select, update
 
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 
 Row = Sequence[Any]  # `(id, *returning)`: a tuple, or SQLAlchemy's Row, which behaves as one
 
@@ -86,7 +86,10 @@ class QueueTable:
 
     Rows come back as `(id, *returning)` tuples. `settle_values` are the table's own
     columns `finish` also writes (e.g. the outcome); `lost_error` is the error a row
-    dead-lettered by `claim` keeps.
+    dead-lettered by `claim` keeps. `name` names the queue's per-row statements
+    (`queue.<name>.finish`, gateway/storage/statements.py); `prepared` compiles them once,
+    for a queue whose rows are many and cheap (inbound mail; not the outbox, whose rows
+    each wait for a relay).
     """
 
     def __init__(
@@ -94,6 +97,8 @@ class QueueTable:
         table: Table,
         statuses: Statuses,
         *,
+        name: str,
+        prepared: bool = True,
         returning: Sequence[str],
         lost_error: str,
         settle_values: Sequence[str] = (),
@@ -121,21 +126,24 @@ class QueueTable:
             .values({self._lease: bindparam("lease_until", type_=self._lease.type)})
             .returning(*self.returned)
         )
-        # Once per row: compiled once per dialect and run on the driver's cursor.
+        # Once per row: registered by name, compiled once per dialect when `prepared`.
         settle = update(table).where(self.fence(bindparam("row_id"), bindparam("attempt"))).returning(self._id)
         cleared = {self._lease: None, self._due: None, c[names.error]: None}
-        self.finishing = Prepared(settle.values({
-            self._status: bindparam("new_status", type_=self._status.type), **cleared,
-            **{c[name]: bindparam(name, type_=c[name].type) for name in settle_values},
-        }))  # fmt: skip
         retry_at = bindparam("retry_at", type_=self._due.type)
-        self.deferring = Prepared(settle.values({  # back to ready, the attempt not spent
+        finishing = settle.values({
+            self._status: bindparam("new_status", type_=self._status.type), **cleared,
+            **{c[value]: bindparam(value, type_=c[value].type) for value in settle_values},
+        })  # fmt: skip
+        deferring = settle.values({  # back to ready, the attempt not spent
             self._status: statuses.ready, self._lease: None, self._due: retry_at, self._attempts: self._attempts - 1,
-        }))  # fmt: skip
-        self.failing = Prepared(settle.values({
+        })  # fmt: skip
+        failing = settle.values({
             self._status: bindparam("new_status", type_=self._status.type), self._lease: None, self._due: retry_at,
             c[names.error]: bindparam("error", type_=c[names.error].type),
-        }))  # fmt: skip
+        })  # fmt: skip
+        self.finishing = statements.prepare(f"queue.{name}.finish", finishing, compiled=prepared)
+        self.deferring = statements.prepare(f"queue.{name}.defer", deferring, compiled=prepared)
+        self.failing = statements.prepare(f"queue.{name}.fail", failing, compiled=prepared)
 
     def fence(self, row_id: Any, attempt: Any) -> ColumnElement[bool]:
         """The row, only while it is leased at `attempt`: the claim's attempt number is its lease."""
@@ -191,12 +199,13 @@ class LeasedQueue:
     def finish(self, connection: Connection, row_id: int, attempt: int, status: str, **values: Any) -> bool:
         """Settle the row with a final `status` (and the table's `settle_values`); False if not ours."""
         params = {"row_id": row_id, "attempt": attempt, "new_status": status, **values}
-        return bool(self.table.finishing.rows(connection, params))
+        return bool(statements.rows(self.table.finishing, connection, params))
 
     def defer(self, connection: Connection, row_id: int, attempt: int, seconds: float) -> bool:
         """Put the row back to wait `seconds`, its attempt not spent; False if not ours."""
         retry_at = _now() + timedelta(seconds=seconds)
-        return bool(self.table.deferring.rows(connection, {"row_id": row_id, "attempt": attempt, "retry_at": retry_at}))
+        values = {"row_id": row_id, "attempt": attempt, "retry_at": retry_at}
+        return bool(statements.rows(self.table.deferring, connection, values))
 
     def fail(
         self,
@@ -222,7 +231,7 @@ class LeasedQueue:
         else:
             status, retry_at = statuses.retrying, _now() + timedelta(seconds=self.policy.backoff(attempt))
         params = {"row_id": row_id, "attempt": attempt, "new_status": status, "retry_at": retry_at, "error": error}
-        return status if self.table.failing.rows(connection, params) else None
+        return status if statements.rows(self.table.failing, connection, params) else None
 
 
 def _now() -> datetime:

@@ -1,4 +1,13 @@
-"""Prepared statements: a Core statement compiled once per dialect, run on the DBAPI cursor.
+"""Statements by name, the hot ones prepared: compiled once per dialect, run on the DBAPI cursor.
+
+The module that owns a statement registers it once, at import, under a dotted name
+(`prepare("delivery.duplicate", select(...))`, which returns the name), and runs it by
+that name (`rows(name, connection, params)`, `scalar(...)`). This module is the one list
+of what runs prepared (`prepared_names()`); it cannot build the statements itself, since
+storage sits below the models. A statement is prepared only where a benchmark row shows
+the difference (bench/RESULTS.md, "Prepared statements", says which rows and by how
+much); one registered with `compiled=False` runs by its name through `Connection.execute`
+and SQLAlchemy's compiled cache, like every statement that is not registered here.
 
 The processor runs about ten statements per message and the portal's ticket list two per
 request. Through `Connection.execute` each costs 25–80 µs of SQLAlchemy (cache key,
@@ -73,6 +82,37 @@ class _Plan:
                 values[position] = convert(values[position])
             converted.append(tuple(values))
         return converted
+
+
+_NAMED: dict[str, Prepared | Executable] = {}
+
+
+def prepare(name: str, statement: Executable, *, compiled: bool = True) -> str:
+    """Register `statement` under `name` (once, at import), prepared unless `compiled` is False; the name."""
+    if name in _NAMED:
+        raise ValueError(f"a statement is already prepared as {name!r}")
+    _NAMED[name] = Prepared(statement) if compiled else statement
+    return name
+
+
+def rows(name: str, connection: Connection, params: Mapping[str, Any]) -> list[Row]:
+    """Run the statement registered as `name` with `params` (by bind name); its rows as tuples."""
+    statement = _NAMED[name]
+    if isinstance(statement, Prepared):
+        return statement.rows(connection, params)
+    result = connection.execute(statement, dict(params))
+    return [tuple(row) for row in result] if result.returns_rows else []
+
+
+def scalar(name: str, connection: Connection, params: Mapping[str, Any]) -> Any:
+    """The first column of the first row of the statement registered as `name`, or None."""
+    found = rows(name, connection, params)
+    return found[0][0] if found else None
+
+
+def prepared_names() -> tuple[str, ...]:
+    """Every statement that runs prepared, by name, in the order they were registered."""
+    return tuple(name for name, statement in _NAMED.items() if isinstance(statement, Prepared))
 
 
 class Prepared:

@@ -86,8 +86,7 @@ class Harness:
         """Migrate (unless the database is a copy of a migrated template), add the mailbox, start."""
         if not migrated:
             await migrate.upgrade(self.db)
-        async with self.db.sessions.begin() as session:
-            await add_mailbox(session, self.mailbox, self.mailbox_name)
+        await self.db.write(lambda session: add_mailbox(session, self.mailbox, self.mailbox_name))
         await self.gateway.start()
 
     async def stop(self) -> None:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, Connection, and_, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import defer, selectinload
+from sqlalchemy.orm import Session, defer, selectinload
 
 from gateway.directory.accounts import SharingAccount, account_sharing_with
 from gateway.mail.classify import MailKind
@@ -56,23 +55,23 @@ def customer_visible() -> ColumnElement[bool]:
     return and_(Message.internal.is_(False), *(Message.classification != str(kind) for kind in HIDDEN_KINDS))
 
 
-async def ticket_for_contact(session: AsyncSession, contact: Contact, public_id: str) -> TicketAccess | None:
+def ticket_for_contact(session: Session, contact: Contact, public_id: str) -> TicketAccess | None:
     """The ticket with `public_id` if `contact` may see it, else None."""
-    ticket = await session.scalar(select(Ticket).where(Ticket.public_id == public_id))
+    ticket = session.scalar(select(Ticket).where(Ticket.public_id == public_id))
     if ticket is None:
         return None
-    if await session.run_sync(is_participant, ticket.id, contact.id):
+    if is_participant(session, ticket.id, contact.id):
         return TicketAccess(ticket, participant=True)
-    account = await account_sharing_with(session, contact, ticket.requester_id)
+    account = account_sharing_with(session, contact, ticket.requester_id)
     return None if account is None else TicketAccess(ticket, participant=False, account=account)
 
 
-async def customer_thread(session: AsyncSession, ticket: Ticket) -> list[Message]:
+def customer_thread(session: Session, ticket: Ticket) -> list[Message]:
     """The ticket's messages a customer sees, oldest first, with their attachments loaded.
 
     The HTML as sent is not loaded (readers see the sanitized copy; it can be megabytes).
     """
-    rows = await session.scalars(
+    rows = session.scalars(
         select(Message)
         .where(Message.ticket_id == ticket.id, customer_visible())
         .options(selectinload(Message.attachments), defer(Message.body_html, raiseload=True))
@@ -81,9 +80,9 @@ async def customer_thread(session: AsyncSession, ticket: Ticket) -> list[Message
     return list(rows.all())
 
 
-async def visible_attachment(session: AsyncSession, ticket: Ticket, public_id: str) -> Attachment | None:
+def visible_attachment(session: Session, ticket: Ticket, public_id: str) -> Attachment | None:
     """The attachment with `public_id` when it belongs to a message of `ticket`'s customer thread."""
-    return await session.scalar(
+    return session.scalar(
         select(Attachment)
         .join(Message, Message.id == Attachment.message_id)
         .where(Attachment.public_id == public_id, Message.ticket_id == ticket.id, customer_visible())
@@ -119,11 +118,11 @@ def file_for_agent(
     return None if row is None else AgentFile(*row)
 
 
-async def mark_read(session: AsyncSession, contact: Contact, ticket: Ticket) -> None:
+def mark_read(session: Session, contact: Contact, ticket: Ticket) -> None:
     """Remember that `contact` has seen `ticket` as it is now."""
     now = utcnow()
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     statement = module.insert(TicketRead).values(contact_id=contact.id, ticket_id=ticket.id, read_at=now)
-    await session.execute(
+    session.execute(
         statement.on_conflict_do_update(index_elements=["contact_id", "ticket_id"], set_={"read_at": now})
     )

@@ -21,7 +21,7 @@ from sqlalchemy import ColumnElement, Connection, and_, bindparam, case, func, o
 
 from gateway.directory.accounts import shared_requesters
 from gateway.models import Contact, Message, Ticket, TicketParticipant, TicketRead, TicketStatus
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 from gateway.tickets.access import customer_visible
 
 PER_PAGE = 20
@@ -59,13 +59,13 @@ class TicketPage:
 
 
 class Listing(NamedTuple):
-    """The statements of one list: a page of its rows, and how many rows it has in all."""
+    """The statements of one list, by name: a page of its rows, and how many rows it has in all."""
 
-    rows: Prepared
-    count: Prepared
+    rows: str
+    count: str
 
 
-def _listing(*conditions: ColumnElement[bool]) -> Listing:
+def _listing(name: str, *conditions: ColumnElement[bool]) -> Listing:
     """Tickets meeting `conditions`, with activity, unread marker and requester, for `:contact_id`."""
     viewer = bindparam("contact_id")
     is_open = or_(*(Ticket.status == str(status) for status in OPEN_STATUSES))
@@ -100,7 +100,8 @@ def _listing(*conditions: ColumnElement[bool]) -> Listing:
         .limit(bindparam("limit"))
         .offset(bindparam("offset"))
     )
-    return Listing(Prepared(rows), Prepared(select(func.count()).select_from(Ticket).where(*conditions)))
+    count = select(func.count()).select_from(Ticket).where(*conditions)
+    return Listing(statements.prepare(f"{name}.rows", rows), statements.prepare(f"{name}.count", count))
 
 
 def _status_in(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
@@ -109,9 +110,11 @@ def _status_in(statuses: tuple[str, ...] | None) -> list[ColumnElement[bool]]:
 
 _TAKING_PART = select(TicketParticipant.ticket_id).where(TicketParticipant.contact_id == bindparam("contact_id"))
 _OWN = {
-    status: _listing(Ticket.id.in_(_TAKING_PART), *_status_in(statuses)) for status, statuses in STATUS_FILTERS.items()
+    status: _listing(f"tickets.own.{status}", Ticket.id.in_(_TAKING_PART), *_status_in(statuses))
+    for status, statuses in STATUS_FILTERS.items()
 }
 _SHARED = _listing(
+    "tickets.shared",
     Ticket.requester_id.in_(shared_requesters(bindparam("account_ids", expanding=True))),
     Ticket.id.not_in(_TAKING_PART),
 )
@@ -120,7 +123,7 @@ _SHARED = _listing(
 def _page(connection: Connection, listing: Listing, values: dict[str, Any], page: int, per_page: int) -> TicketPage:
     page = max(1, page)
     window = {**values, "limit": per_page + 1, "offset": (page - 1) * per_page}
-    found = listing.rows.rows(connection, window)
+    found = statements.rows(listing.rows, connection, window)
     rows = [
         TicketRow(public_id, ref, subject, status, last_at, bool(unread), name or email)
         for public_id, ref, subject, status, last_at, unread, name, email in found[:per_page]
@@ -128,7 +131,7 @@ def _page(connection: Connection, listing: Listing, values: dict[str, Any], page
     if page == 1 and len(found) <= per_page:
         total = len(rows)  # the whole list is on this page
     else:
-        total = listing.count.scalar(connection, values)
+        total = statements.scalar(listing.count, connection, values)
     pages = max(1, -(-total // per_page))
     if not rows and page > 1:  # past the end: show the last page
         return _page(connection, listing, values, pages, per_page)

@@ -17,7 +17,7 @@ from sqlalchemy import Connection, func, or_, select
 from sqlalchemy.orm import Session
 
 from gateway.models import Agent, Attachment, Contact, InboundEmail, Mailbox, Message, Ticket, utcnow
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 
 
 class TicketNotFound(LookupError):
@@ -94,7 +94,7 @@ async def list_tickets(db: Database, wanted: TicketFilter | None = None) -> list
 
 async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None) -> dict[str, Any]:
     """One ticket and its thread; each message with its Message-ID and shown headers."""
-    return await db.read(lambda connection: _show(Session(connection), ref, mailbox_address))
+    return await db.read(orm(lambda session: _show(session, ref, mailbox_address)), large=True)
 
 
 def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 Mail processing, the portal and the agent API all change tickets through these functions,
 so a ticket is numbered and joined the same way whichever door a message came in.
 Like every ticket operation they are synchronous over an ORM `Session`: the processor runs
-them in its unit of work (`Database.run_write`), async code through `session.run_sync`.
+them in its unit of work and the portal, the agent API and the CLI through `Database.write`.
 Statements on the processing path that need no ORM object run as Core on the session's
 connection (`session.connection().execute`): through `Session.execute` each costs about
 three times as much (150 against 50 µs on SQLite).
@@ -31,7 +31,7 @@ from gateway.models import (
     new_public_id,
     utcnow,
 )
-from gateway.storage.statements import Prepared
+from gateway.storage import statements
 from gateway.storage.upsert import insert_ignore
 from gateway.tickets.reply_address import split_plus
 
@@ -42,14 +42,15 @@ MAX_CC_PARTICIPANTS = 20
 
 # Statements built once: building and cache-keying an expression costs more than running it.
 _MAILBOXES = Mailbox.__table__
-_TAKE_NEXT_REF = Prepared(  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
+_TAKE_NEXT_REF = statements.prepare(  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
+    "tickets.take_next_ref",
     update(_MAILBOXES)
     .where(_MAILBOXES.c.id == bindparam("mailbox_id"))
     .values(next_ref=_MAILBOXES.c.next_ref + 1)
     .returning(_MAILBOXES.c.next_ref - 1)
 )
-_INSERT_TICKET = Prepared(insert(Ticket.__table__).returning(Ticket.__table__.c.id))
-_INSERT_PARTICIPANT = Prepared(insert(TicketParticipant.__table__))
+_INSERT_TICKET = statements.prepare("tickets.insert", insert(Ticket.__table__).returning(Ticket.__table__.c.id))
+_INSERT_PARTICIPANT = statements.prepare("tickets.insert_participant", insert(TicketParticipant.__table__))
 
 
 def clean_subject(subject: str) -> str:
@@ -98,7 +99,7 @@ def open_ticket(
 ) -> Ticket:
     """A new ticket with the mailbox's next reference number."""
     rows = session.connection()
-    ref = _TAKE_NEXT_REF.scalar(rows, {"mailbox_id": mailbox.id})
+    ref = statements.scalar(_TAKE_NEXT_REF, rows, {"mailbox_id": mailbox.id})
     assert ref is not None
     now = utcnow()
     values = {
@@ -119,9 +120,10 @@ def open_ticket(
     }
     # A Core insert, then the row joins the session as a loaded object: the unit of work's
     # flush cost several times the INSERT itself on the processing path.
-    ticket = loaded(Ticket, {"id": _INSERT_TICKET.scalar(rows, values), **values})
+    ticket = loaded(Ticket, {"id": statements.scalar(_INSERT_TICKET, rows, values), **values})
     session.add(ticket)
-    _INSERT_PARTICIPANT.rows(
+    statements.rows(
+        _INSERT_PARTICIPANT,
         rows,
         {"ticket_id": ticket.id, "contact_id": requester.id, "role": ParticipantRole.REQUESTER, "created_at": now},
     )

@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.auth.ratelimit import failure_rules, give_back, hit
@@ -47,19 +47,23 @@ async def logout_page(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """POST /logout: end this browser's session."""
-    async with request.app[keys.DB].write() as session:
-        await end_session(request, session)
+    row = await current_session(request)
+    await request.app[keys.DB].write(lambda session: end_session(session, request, row))
     raise web.HTTPSeeOther(request.app.router["login"].url_for().with_query(signed_out="1"))
 
 
 async def logout_everywhere(request: web.Request) -> web.StreamResponse:
     """POST /logout-everywhere: end every session of the signed-in contact, on every device."""
     contact = await require_contact(request)
-    async with request.app[keys.DB].write() as session:
-        ended = await end_other_sessions(session, contact.id)
-        await end_session(request, session, audit=False)
+    row = await current_session(request)
+
+    def end_all(session: Session) -> None:
+        ended = end_other_sessions(session, contact.id)
+        end_session(session, request, row, audit=False)
         detail = {"scope": "everywhere", "sessions": ended}
         record(session, "session.ended", contact=contact, detail=detail, **audit_context(request))
+
+    await request.app[keys.DB].write(end_all)
     raise web.HTTPSeeOther(request.app.router["login"].url_for().with_query(signed_out="1"))
 
 
@@ -76,10 +80,8 @@ WRONG_CURRENT = "That is not your current password. Try again, or sign in again 
 
 
 async def _stored_password(request: web.Request, contact_id: int) -> str | None:
-    async with request.app[keys.DB].sessions() as session:
-        return await session.scalar(
-            select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact_id)
-        )
+    stored = select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact_id)
+    return await request.app[keys.DB].read(lambda connection: connection.scalar(stored))
 
 
 async def _has_password(request: web.Request, contact_id: int) -> bool:
@@ -112,24 +114,30 @@ async def _current_password_ok(request: web.Request, contact: Contact, typed: st
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     per_address, per_ip = failure_rules(settings)
     subjects = [(per_ip, client_ip(request)), (per_address, contact.email)]
-    async with db.write() as session:  # the try counts before the comparison (see gateway/auth/ratelimit.py)
+
+    def count(session: Session) -> None:  # the try counts before the comparison (see gateway/auth/ratelimit.py)
         for rule, subject in subjects:
-            await hit(session, settings, rule, subject, now=now)
+            hit(session, settings, rule, subject, now=now)
+
+    def give_all_back(session: Session) -> None:
+        for rule, subject in subjects:
+            give_back(session, settings, rule, subject, now=now)
+
+    await db.write(count)
     if await verify_password(await _stored_password(request, contact.id), typed):
-        async with db.write() as session:
-            for rule, subject in subjects:
-                await give_back(session, settings, rule, subject, now=now)
+        await db.write(give_all_back)
         return True
-    async with db.write() as session:
-        record(session, "password.refused", contact=contact, detail={"where": "account"}, **audit_context(request))
+    detail = {"where": "account"}
+    context = audit_context(request)
+    await db.write(lambda session: record(session, "password.refused", contact=contact, detail=detail, **context))
     return False
 
 
-async def _store_password(session: AsyncSession, contact_id: int, password_hash: str) -> None:
+def _store_password(session: Session, contact_id: int, password_hash: str) -> None:
     module = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
     values = {"contact_id": contact_id, "password_hash": password_hash, "updated_at": utcnow()}
     statement = module.insert(ContactPassword).values(**values)
-    await session.execute(
+    session.execute(
         statement.on_conflict_do_update(
             index_elements=["contact_id"], set_={"password_hash": password_hash, "updated_at": values["updated_at"]}
         )
@@ -174,16 +182,15 @@ async def password_change(request: web.Request) -> web.Response:
             return await _page(request, contact, status=403, error=WRONG_CURRENT)
     password_hash = await hash_password(password) if action == "set" else None
     had_password = await _has_password(request, contact.id)
-    async with request.app[keys.DB].write() as session:
+
+    def change(session: Session) -> None:
         if password_hash is not None:
-            await _store_password(session, contact.id, password_hash)
+            _store_password(session, contact.id, password_hash)
         else:
-            await session.execute(delete(ContactPassword).where(ContactPassword.contact_id == contact.id))
-        ended = await end_other_sessions(session, contact.id, keep=keep)
+            session.execute(delete(ContactPassword).where(ContactPassword.contact_id == contact.id))
+        ended = end_other_sessions(session, contact.id, keep=keep)
         what = "remove" if action == "remove" else "changed" if had_password else "set"
-        await queue_password_notice(
-            session, settings, contact, host=request.host, what=what, when=now, ip=client_ip(request)
-        )
+        queue_password_notice(session, settings, contact, host=request.host, what=what, when=now, ip=client_ip(request))
         record(
             session,
             "password.changed",
@@ -191,6 +198,8 @@ async def password_change(request: web.Request) -> web.Response:
             detail={"action": action, "other_sessions_ended": ended},
             **audit_context(request),
         )
+
+    await request.app[keys.DB].write(change)
     notice = "Your password is set. Your other devices have been signed out." if action == "set" else (
         "Your password is removed. You sign in with emailed links from now on."
     )

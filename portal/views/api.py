@@ -20,12 +20,12 @@ from typing import TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
 from gateway.directory.preferences import MailboxPreferences, NotTheirMailbox, preferences_of, set_preferences
 from gateway.models import Agent, Contact, Mailbox, Message, NotifyPolicy, OutboxMessage, Ticket, TicketParticipant
+from gateway.storage.database import orm
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
@@ -93,10 +93,14 @@ class Access:
 async def authenticate(request: web.Request) -> Access:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and key.strip():
-        async with request.app[keys.DB].write() as session:
-            agent = await agent_for_api_key(session, key.strip())
-            if agent is not None:
-                return Access(agent.id, await mailbox_ids_of(session, agent))
+
+        def find(session: Session) -> Access | None:
+            agent = agent_for_api_key(session, key.strip())
+            return None if agent is None else Access(agent.id, mailbox_ids_of(session, agent))
+
+        access = await request.app[keys.DB].write(find)
+        if access is not None:
+            return access
     raise ApiFailure(401, "send a valid agent API key as 'Authorization: Bearer <key>'")
 
 
@@ -145,13 +149,11 @@ _TICKETS = (
 )
 
 
-async def _ticket(
-    session: AsyncSession, request: web.Request, access: Access
-) -> tuple[Ticket, str, Contact, str | None]:
+def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Ticket, str, Contact, str | None]:
     wanted = _TICKETS.where(
         Ticket.public_id == request.match_info["ticket_id"], Ticket.mailbox_id.in_(access.mailbox_ids)
     )
-    row = (await session.execute(wanted)).first()
+    row = session.execute(wanted).first()
     if row is None:
         raise ApiFailure(404, "no such ticket in your mailboxes")
     return row[0], row[1], row[2], row[3]
@@ -182,8 +184,8 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
             matches.append(Ticket.ref == int(number))
         statement = statement.where(or_(*matches))
     statement = statement.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
-    async with request.app[keys.DB].sessions() as session:
-        rows = (await session.execute(statement.offset(query.offset).limit(query.limit + 1))).all()
+    page = statement.offset(query.offset).limit(query.limit + 1)
+    rows = await request.app[keys.DB].read(orm(lambda session: session.execute(page).all()))
     tickets = [_summary(*row) for row in rows[: query.limit]]
     return ok(TicketPage(tickets=tickets, next_offset=_next_offset(query.offset, query.limit, rows)))
 
@@ -191,10 +193,12 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
 @api_view
 async def read_ticket(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
-    async with request.app[keys.DB].sessions() as session:
-        ticket, mailbox, requester, owner = await _ticket(session, request, access)
-        messages = await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
-        sent = await session.scalars(
+
+    def read(session: Session) -> TicketDetail:
+        ticket, mailbox, requester, owner = _ticket(session, request, access)
+        thread = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
+        messages = list(session.scalars(thread.options(defer(Message.body_html))))  # the API answers with the text
+        sent = session.scalars(
             select(OutboxMessage).where(OutboxMessage.ticket_id == ticket.id).order_by(OutboxMessage.id)
         )
         deliveries = [
@@ -202,11 +206,12 @@ async def read_ticket(request: web.Request) -> web.StreamResponse:
                      last_error=o.last_error, sent_at=o.sent_at)
             for o in sent
         ]
-        files = await attachments_by_message(session, ticket)
-        ratings = await session.run_sync(lambda sync: _ratings(sync, ticket.id))
-        detail = TicketDetail(**_summary(ticket, mailbox, requester, owner).model_dump(),
-                              messages=[_message(m, files) for m in messages], deliveries=deliveries, ratings=ratings)
-    return ok(detail)
+        files = attachments_by_message(session, ticket)
+        return TicketDetail(**_summary(ticket, mailbox, requester, owner).model_dump(),
+                            messages=[_message(m, files) for m in messages], deliveries=deliveries,
+                            ratings=_ratings(session, ticket.id))
+
+    return ok(await request.app[keys.DB].read(orm(read), large=True))  # mail bodies: megabytes at times
 
 
 def _ratings(session: Session, ticket_id: int) -> list[Rating]:
@@ -218,14 +223,18 @@ def _ratings(session: Session, ticket_id: int) -> list[Rating]:
 
 
 async def _act(request: web.Request, access: Access, reply: AgentReply) -> web.StreamResponse:
-    async with request.app[keys.DB].write() as session:
-        ticket, _, _, _ = await _ticket(session, request, access)
-        agent = await session.get_one(Agent, access.agent_id)
+    events = request.app[keys.PROCESSOR].events
+
+    def act(session: Session) -> TicketMessage:
+        ticket, _, _, _ = _ticket(session, request, access)
+        agent = session.get_one(Agent, access.agent_id)
         try:
-            message = await session.run_sync(apply_reply, request.app[keys.PROCESSOR].events, ticket, agent, reply, thread_rule="api")
+            message = apply_reply(session, events, ticket, agent, reply, thread_rule="api")
         except ReplyError as error:
             raise ApiFailure(400, str(error)) from None
-        return ok(_message(message, await attachments_by_message(session, ticket)), status=201)
+        return _message(message, attachments_by_message(session, ticket))
+
+    return ok(await request.app[keys.DB].write(act), status=201)
 
 
 @api_view
@@ -246,7 +255,9 @@ async def download_file(request: web.Request) -> web.StreamResponse:
     """The bytes of a file on a ticket of the agent's mailboxes, always as a download."""
     access = await authenticate(request)
     ticket_id, attachment_id = request.match_info["ticket_id"], request.match_info["attachment_id"]
-    file = await request.app[keys.DB].read(lambda rows: file_for_agent(rows, access.agent_id, attachment_id, ticket_id))
+    file = await request.app[keys.DB].read(
+        lambda rows: file_for_agent(rows, access.agent_id, attachment_id, ticket_id), large=True
+    )
     if file is None:
         raise ApiFailure(404, "no such file on a ticket in your mailboxes")
     return file_download(file)
@@ -263,12 +274,15 @@ async def post_note(request: web.Request) -> web.StreamResponse:
 async def post_status(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(StatusRequest, request)
-    async with request.app[keys.DB].write() as session:
-        ticket, mailbox, requester, owner = await _ticket(session, request, access)
-        agent = await session.get_one(Agent, access.agent_id)
-        events = request.app[keys.PROCESSOR].events
-        await session.run_sync(change_status, events, ticket, agent, body.status, thread_rule="api")
-        return ok(_summary(ticket, mailbox, requester, owner))
+    events = request.app[keys.PROCESSOR].events
+
+    def change(session: Session) -> TicketSummary:
+        ticket, mailbox, requester, owner = _ticket(session, request, access)
+        agent = session.get_one(Agent, access.agent_id)
+        change_status(session, events, ticket, agent, body.status, thread_rule="api")
+        return _summary(ticket, mailbox, requester, owner)
+
+    return ok(await request.app[keys.DB].write(change))
 
 
 def _notifications(found: list[MailboxPreferences]) -> NotificationSettings:
@@ -298,7 +312,7 @@ async def change_notifications(request: web.Request) -> web.StreamResponse:
         return preferences_of(session.connection(), agent.id)
 
     try:
-        found = await request.app[keys.DB].run_write(change)
+        found = await request.app[keys.DB].write(change)
     except NotTheirMailbox as error:
         raise ApiFailure(404, str(error)) from None
     return ok(_notifications(found))
@@ -319,8 +333,7 @@ async def list_contacts(request: web.Request) -> web.StreamResponse:
             or_(Contact.email.icontains(words, autoescape=True), Contact.name.icontains(words, autoescape=True))
         )
     statement = statement.order_by(Contact.id).offset(query.offset).limit(query.limit + 1)
-    async with request.app[keys.DB].sessions() as session:
-        rows = list((await session.scalars(statement)).all())
+    rows = await request.app[keys.DB].read(orm(lambda session: list(session.scalars(statement))))
     contacts = [ContactOut(id=c.public_id, email=c.email, name=c.name, created_at=c.created_at) for c in rows]
     return ok(ContactPage(contacts=contacts[: query.limit], next_offset=_next_offset(query.offset, query.limit, rows)))
 

@@ -16,7 +16,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 from pydantic import ValidationError
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.models import Attachment, Message, Ticket
 from gateway.settings import Settings
@@ -34,9 +34,9 @@ def validation_errors(error: ValidationError) -> str:
     return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'body'}: {e['msg']}" for e in error.errors()[:5])
 
 
-async def attachments_by_message(session: AsyncSession, ticket: Ticket) -> dict[int, list[AttachmentOut]]:
+def attachments_by_message(session: Session, ticket: Ticket) -> dict[int, list[AttachmentOut]]:
     """The files of the ticket's messages (without their bytes), by message id."""
-    rows = await session.execute(
+    rows = session.execute(
         select(
             Attachment.message_id, Attachment.public_id, Attachment.filename, Attachment.content_type,
             Attachment.size, Attachment.sha256, Attachment.inline,

@@ -22,11 +22,11 @@ from urllib.parse import quote
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.orm import undefer
+from sqlalchemy.orm import Session, undefer
 
-from gateway.auth.audit import record, write_event
+from gateway.auth.audit import record
 from gateway.auth.downloads import read_download_token
-from gateway.models import AuthorType, Message, utcnow
+from gateway.models import Attachment, AuthorType, Message, utcnow
 from gateway.tickets.access import AgentFile, customer_visible, file_for_agent, ticket_for_contact, visible_attachment
 from portal import keys
 from portal.sessions import audit_context, require_contact
@@ -43,20 +43,24 @@ def content_disposition(kind: str, filename: str) -> str:
 
 async def download(request: web.Request) -> web.Response:
     contact = await require_contact(request)
-    async with request.app[keys.DB].write() as session:
-        access = await ticket_for_contact(session, contact, request.match_info["public_id"])
+
+    def find(session: Session) -> Attachment:
+        access = ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()
-        attachment = await visible_attachment(session, access.ticket, request.match_info["attachment_id"])
+        attachment = visible_attachment(session, access.ticket, request.match_info["attachment_id"])
         if attachment is None:
             raise web.HTTPNotFound()
-        image = attachment.content_type in IMAGE_TYPES
-        if not image:
+        if attachment.content_type not in IMAGE_TYPES:
             detail = {"attachment": attachment.public_id, "shared": access.shared}
             record(
                 session, "attachment.downloaded", contact=contact, ticket=access.ticket, detail=detail,
                 **audit_context(request),
             )  # fmt: skip
+        return attachment
+
+    attachment = await request.app[keys.DB].write(find)
+    image = attachment.content_type in IMAGE_TYPES
     headers = {
         "Content-Disposition": content_disposition("inline" if image else "attachment", attachment.filename),
         "Content-Security-Policy": "default-src 'none'; sandbox",
@@ -69,11 +73,12 @@ async def download(request: web.Request) -> web.Response:
 async def original(request: web.Request) -> web.Response:
     """GET a message of the customer thread as it was sent: its HTML, or else its text."""
     contact = await require_contact(request)
-    async with request.app[keys.DB].write() as session:
-        access = await ticket_for_contact(session, contact, request.match_info["public_id"])
+
+    def find(session: Session) -> Message:
+        access = ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()
-        message = await session.scalar(
+        message = session.scalar(
             select(Message)
             .where(
                 Message.public_id == request.match_info["message_id"],
@@ -89,6 +94,9 @@ async def original(request: web.Request) -> web.Response:
             session, "message.original_downloaded", contact=contact, ticket=access.ticket, detail=detail,
             **audit_context(request),
         )  # fmt: skip
+        return message
+
+    message = await request.app[keys.DB].write(find)
     html = message.body_html if message.author_type == AuthorType.CUSTOMER else None
     content, extension = (html, "html") if html is not None else (message.body_text, "txt")
     headers = {**DOWNLOAD_HEADERS, "Content-Disposition": content_disposition("attachment", f"message.{extension}")}
@@ -108,11 +116,11 @@ async def agent_download(request: web.Request) -> web.Response:
     grant = read_download_token(request.app[keys.SETTINGS].keys, request.match_info["download"], utcnow())
     if grant is None:
         raise web.HTTPNotFound()
-    file = await db.read(lambda rows: file_for_agent(rows, grant.agent_id, grant.attachment_public_id))
+    file = await db.read(lambda rows: file_for_agent(rows, grant.agent_id, grant.attachment_public_id), large=True)
     if file is None:
         raise web.HTTPNotFound()
     detail = {"attachment": file.attachment_public_id, "agent": grant.agent_id}
-    await db.run_write(lambda session: write_event(
+    await db.write(lambda session: record(
         session, "attachment.downloaded_by_agent", ticket_id=file.ticket_id, detail=detail, **audit_context(request)
     ))  # fmt: skip
     return file_download(file)

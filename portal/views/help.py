@@ -11,9 +11,12 @@ from __future__ import annotations
 from functools import partial
 
 from aiohttp import web
+from sqlalchemy.orm import Session
 
 from gateway.help.articles import category_page, list_categories, published_article, recent_articles
 from gateway.help.search import search_articles
+from gateway.models import Article, ArticleCategory
+from gateway.storage.database import orm
 from portal import keys
 from portal.templating import render
 
@@ -26,15 +29,14 @@ def _query(request: web.Request) -> str:
 
 
 async def help_index(request: web.Request) -> web.Response:
-    async with request.app[keys.DB].sessions() as session:
-        categories = await list_categories(session)
-        recent = await recent_articles(session, 6)
+    categories, recent = await request.app[keys.DB].read(
+        orm(lambda session: (list_categories(session), recent_articles(session, 6)))
+    )
     return await render(request, "help_index.html", {"categories": categories, "recent": recent, "query": ""})
 
 
 async def help_category(request: web.Request) -> web.Response:
-    async with request.app[keys.DB].sessions() as session:
-        found = await category_page(session, request.match_info["slug"])
+    found = await request.app[keys.DB].read(orm(partial(category_page, slug=request.match_info["slug"])))
     if found is None:
         raise web.HTTPNotFound()
     category, articles = found
@@ -42,13 +44,17 @@ async def help_category(request: web.Request) -> web.Response:
 
 
 async def help_article(request: web.Request) -> web.Response:
-    async with request.app[keys.DB].sessions() as session:
-        found = await published_article(session, request.match_info["slug"])
+
+    def read(session: Session) -> tuple[Article, ArticleCategory, list[Article]]:
+        found = published_article(session, request.match_info["slug"])
         if found is None:
             raise web.HTTPNotFound()
         article, category = found
-        found_category = await category_page(session, category.slug)
-    related = [a for a in (found_category[1] if found_category else []) if a.id != article.id][:5]
+        found_category = category_page(session, category.slug)
+        return article, category, found_category[1] if found_category else []
+
+    article, category, siblings = await request.app[keys.DB].read(orm(read))
+    related = [a for a in siblings if a.id != article.id][:5]
     context = {"article": article, "category": category, "related": related, "query": ""}
     return await render(request, "help_article.html", context)
 

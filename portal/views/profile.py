@@ -12,9 +12,11 @@ from datetime import timedelta
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.models import AuditEvent, Contact, PortalSession, utcnow
+from gateway.storage.database import orm
 from portal import keys
 from portal.sessions import audit_context, current_session, require_contact
 from portal.templating import render
@@ -30,8 +32,9 @@ async def profile_page(
     settings = request.app[keys.SETTINGS]
     this_session = await current_session(request)
     now = utcnow()
-    async with request.app[keys.DB].sessions() as session:
-        live = await session.scalars(
+
+    def read(session: Session) -> tuple[list[PortalSession], list[AuditEvent]]:
+        live = session.scalars(
             select(PortalSession)
             .where(
                 PortalSession.contact_id == contact.id,
@@ -41,19 +44,22 @@ async def profile_page(
             )
             .order_by(PortalSession.last_seen_at.desc())
         )
-        signins = await session.scalars(
+        signins = session.scalars(
             select(AuditEvent)
             .where(AuditEvent.contact_id == contact.id, AuditEvent.event == "session.started")
             .order_by(AuditEvent.created_at.desc(), AuditEvent.id.desc())
             .limit(RECENT_SIGNINS)
         )
-        context = {
-            "sessions": list(live.all()),
-            "this_session_id": this_session.id if this_session else None,
-            "signins": list(signins.all()),
-            "error": error,
-            "notice": notice,
-        }
+        return list(live.all()), list(signins.all())
+
+    live, signins = await request.app[keys.DB].read(orm(read))
+    context = {
+        "sessions": live,
+        "this_session_id": this_session.id if this_session else None,
+        "signins": signins,
+        "error": error,
+        "notice": notice,
+    }
     return await render(request, "profile.html", context, status=status)
 
 
@@ -67,8 +73,11 @@ async def profile_update(request: web.Request) -> web.Response:
     name = " ".join(str((await request.post()).get("name") or "").split())
     if len(name) > MAX_NAME:
         return await profile_page(request, error=f"Keep your name under {MAX_NAME} characters.", status=400)
-    async with request.app[keys.DB].write() as session:
-        await session.execute(update(Contact).where(Contact.id == contact.id).values(name=name))
+
+    def rename(session: Session) -> None:
+        session.execute(update(Contact).where(Contact.id == contact.id).values(name=name))
         record(session, "profile.changed", contact=contact, detail={"fields": ["name"]}, **audit_context(request))
+
+    await request.app[keys.DB].write(rename)
     contact.name = name
     return await profile_page(request, notice="Your name is saved.")

@@ -12,13 +12,18 @@ A refused form is shown again with what was typed and a sentence saying what to 
 
 from __future__ import annotations
 
+from functools import partial
+
 from aiohttp import web
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.auth.ratelimit import hit, portal_post_rule
 from gateway.help.articles import recent_articles
-from gateway.models import InboundStatus, Mailbox, Ticket
-from gateway.tickets.access import ticket_for_contact
+from gateway.models import InboundEmail, InboundStatus, Mailbox, Ticket
+from gateway.storage.database import orm
+from gateway.tickets.access import TicketAccess, ticket_for_contact
 from gateway.tickets.service import add_participant
 from portal import keys
 from portal.branding import brand_for
@@ -38,8 +43,7 @@ async def new_request_page(
 ) -> web.Response:
     """GET /requests/new: subject, message and files, with articles that may help."""
     await require_contact(request)
-    async with request.app[keys.DB].sessions() as session:
-        suggestions = await recent_articles(session, 5)
+    suggestions = await request.app[keys.DB].read(orm(partial(recent_articles, limit=5)))
     context = {
         "error": error,
         "subject": subject,
@@ -80,20 +84,25 @@ async def new_request(request: web.Request) -> web.StreamResponse:
     brand = await brand_for(request)
     if brand.mailbox_id is None:
         raise web.HTTPServiceUnavailable()
-    async with request.app[keys.DB].write() as session:
-        await hit(session, settings, portal_post_rule(settings), contact.public_id)
-        mailbox = await session.get_one(Mailbox, brand.mailbox_id)
-        inbound = await submit_request(
+    mailbox_id = brand.mailbox_id
+
+    def submit(session: Session) -> InboundEmail:
+        hit(session, settings, portal_post_rule(settings), contact.public_id)
+        mailbox = session.get_one(Mailbox, mailbox_id)
+        inbound = submit_request(
             session, settings, contact=contact, mailbox=mailbox, subject=subject, text=text, uploads=uploads,
             peer=client_ip(request),
         )  # fmt: skip
         detail = {"inbound_email": inbound.id, "attachments": len(uploads)}
         record(session, "request.submitted", contact=contact, detail=detail, **audit_context(request))
+        return inbound
+
+    inbound = await request.app[keys.DB].write(submit)
     processed = await process_now(request, inbound.id)
     if processed.status == InboundStatus.DELIVERED and processed.ticket_id is not None:
-        async with request.app[keys.DB].sessions() as session:
-            ticket = await session.get_one(Ticket, processed.ticket_id)
-        url = request.app.router["ticket"].url_for(public_id=ticket.public_id).with_query(notice="created")
+        public_id = select(Ticket.public_id).where(Ticket.id == processed.ticket_id)
+        ticket_public_id = await request.app[keys.DB].read(lambda connection: connection.scalar(public_id))
+        url = request.app.router["ticket"].url_for(public_id=ticket_public_id).with_query(notice="created")
         raise web.HTTPSeeOther(url)
     return await render(request, "request_received.html", {"subject": subject}, status=202)
 
@@ -112,14 +121,15 @@ async def reply(request: web.Request) -> web.StreamResponse:
             raise UploadRejected("That reply is very long; attach it as a file instead.")
     except UploadRejected as rejected:
         return await show_ticket(request, contact, reply_error=str(rejected), reply_text=text, status=400)
-    async with request.app[keys.DB].write() as session:
-        await hit(session, settings, portal_post_rule(settings), contact.public_id)
-        access = await ticket_for_contact(session, contact, request.match_info["public_id"])
+
+    def submit(session: Session) -> tuple[TicketAccess, InboundEmail]:
+        hit(session, settings, portal_post_rule(settings), contact.public_id)
+        access = ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()
         if access.shared:  # a colleague through account sharing takes part once they write
-            await session.run_sync(add_participant, access.ticket, contact)
-        inbound = await submit_reply(
+            add_participant(session, access.ticket, contact)
+        inbound = submit_reply(
             session, settings, contact=contact, ticket=access.ticket, text=text, uploads=uploads,
             peer=client_ip(request),
         )  # fmt: skip
@@ -127,6 +137,9 @@ async def reply(request: web.Request) -> web.StreamResponse:
         record(
             session, "ticket.replied", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request)
         )
+        return access, inbound
+
+    access, inbound = await request.app[keys.DB].write(submit)
     processed = await process_now(request, inbound.id)
     notice = "sent" if processed.status == InboundStatus.DELIVERED else "queued"
     url = request.app.router["ticket"].url_for(public_id=access.ticket.public_id).with_query(notice=notice)

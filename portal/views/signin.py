@@ -21,7 +21,7 @@ from functools import partial
 
 from aiohttp import web
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.auth.ratelimit import Rule, check, failure_rules, give_back, hit, mail_rules
@@ -81,19 +81,22 @@ async def login_request(request: web.Request) -> web.Response:
         context = {"error": BAD_EMAIL, "email": _text(form, "email")[:320], "next": next_path}
         return await render(request, "login.html", _with_lifetime(request, context), status=400)
     per_address, per_ip = mail_rules(settings)
-    async with db.write() as session:
-        await hit(session, settings, per_ip, client_ip(request))
-        await hit(session, settings, per_address, email)
-        contact = await session.scalar(select(Contact).where(Contact.email == email))
-        mailbox = await default_mailbox(session, request.host)
+
+    def request_link(session: Session) -> None:
+        hit(session, settings, per_ip, client_ip(request))
+        hit(session, settings, per_address, email)
+        contact = session.scalar(select(Contact).where(Contact.email == email))
+        mailbox = default_mailbox(session, request.host)
         if mailbox is None:
             log.warning("no mailbox is configured, so no sign-in email can be sent")
         if contact is not None and mailbox is not None:
-            await queue_signin_email(session, contact, mailbox=mailbox, return_path=next_path)
+            queue_signin_email(session, contact, mailbox=mailbox, return_path=next_path)
         else:
             rehearse_signin_email(email, next_path)
         detail = {"known": contact is not None}
         record(session, "signin.requested", contact=contact, detail=detail, **audit_context(request))
+
+    await db.write(request_link)
     context = {"email": email, "next": next_path, "minutes": settings.signin_link_ttl_minutes}
     return await render(request, "login_sent.html", context)
 
@@ -112,10 +115,10 @@ async def _check_failure_limits(request: web.Request, email: str | None) -> None
         await db.read(partial(check, settings=settings, rule=per_address, subject=email))
 
 
-async def _contact_by_email(session: AsyncSession, email: str | None) -> Contact | None:
+def _contact_by_email(session: Session, email: str | None) -> Contact | None:
     if email is None:
         return None
-    return await session.scalar(select(Contact).where(Contact.email == email))
+    return session.scalar(select(Contact).where(Contact.email == email))
 
 
 def _attempt_subjects(request: web.Request, email: str | None) -> list[tuple[Rule, str]]:
@@ -124,17 +127,17 @@ def _attempt_subjects(request: web.Request, email: str | None) -> list[tuple[Rul
     return subjects + [(per_address, email)] if email is not None else subjects
 
 
-async def _take_attempt(request: web.Request, session: AsyncSession, email: str | None, now: datetime) -> None:
+def _take_attempt(session: Session, request: web.Request, email: str | None, now: datetime) -> None:
     """Count this try of a code or password against the client's IP and the address tried,
     before it is compared (RateLimited past the limit), so parallel guesses cannot all get in."""
     for rule, subject in _attempt_subjects(request, email):
-        await hit(session, request.app[keys.SETTINGS], rule, subject, now=now)
+        hit(session, request.app[keys.SETTINGS], rule, subject, now=now)
 
 
-async def _give_back_attempt(request: web.Request, session: AsyncSession, email: str | None, now: datetime) -> None:
+def _give_back_attempt(session: Session, request: web.Request, email: str | None, now: datetime) -> None:
     """The code or password was right: it does not count as a failure."""
     for rule, subject in _attempt_subjects(request, email):
-        await give_back(session, request.app[keys.SETTINGS], rule, subject, now=now)
+        give_back(session, request.app[keys.SETTINGS], rule, subject, now=now)
 
 
 async def code_signin(request: web.Request) -> web.StreamResponse:
@@ -153,34 +156,27 @@ async def code_signin(request: web.Request) -> web.StreamResponse:
         return await ask_to_switch(request, to_email=email, action=str(request.app.router["code"].url_for()),
                                    fields=fields)
     await _check_failure_limits(request, email)  # a read: refuses a client already over the limit cheaply
-    target, now = None, utcnow()
-    async with db.write() as session:
-        await _take_attempt(request, session, email, now)
-        contact = await _contact_by_email(session, email)
-        outcome = await consume_code(session, settings, contact, _text(form, "code"), now=now)
-        if outcome.ok and outcome.link is not None and contact is not None:
-            link = outcome.link
-            await _give_back_attempt(request, session, email, now)
-            await session.run_sync(start_session, request, contact.id, method="code")
-            record(
-                session,
-                "code.attempt",
-                contact=contact,
-                ticket_id=link.ticket_id,
-                detail={"ok": True, "link_id": link.id},
-                **audit_context(request),
-            )
-            target = await session.run_sync(return_path_for, link)
-            if target == TICKET_LIST and next_path:
-                target = next_path
-        else:
-            record(
-                session,
-                "code.attempt",
-                contact=contact,
-                detail={"ok": False, "reason": str(outcome.refusal), "burned": outcome.burned},
-                **audit_context(request),
-            )
+    now = utcnow()
+
+    def try_code(session: Session) -> str | None:
+        """Where the signed-in contact goes, or None for a wrong code (audited either way)."""
+        _take_attempt(session, request, email, now)
+        contact = _contact_by_email(session, email)
+        outcome = consume_code(session, settings, contact, _text(form, "code"), now=now)
+        if not outcome.ok or outcome.link is None or contact is None:
+            detail = {"ok": False, "reason": str(outcome.refusal), "burned": outcome.burned}
+            record(session, "code.attempt", contact=contact, detail=detail, **audit_context(request))
+            return None
+        link = outcome.link
+        _give_back_attempt(session, request, email, now)
+        start_session(session, request, contact.id, method="code")
+        detail = {"ok": True, "link_id": link.id}
+        context = audit_context(request)
+        record(session, "code.attempt", contact=contact, ticket_id=link.ticket_id, detail=detail, **context)
+        target = return_path_for(session, link)
+        return next_path if target == TICKET_LIST and next_path else target
+
+    target = await db.write(try_code)
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"error": BAD_CODE, "email": email or _text(form, "email")[:320], "next": next_path}
@@ -194,21 +190,27 @@ async def password_signin(request: web.Request) -> web.StreamResponse:
     email, next_path = normalize_email(form.get("email")), safe_return_path(form.get("next"))
     await _check_failure_limits(request, email)
     target, now = None, utcnow()
-    async with db.write() as session:
-        await _take_attempt(request, session, email, now)
-        contact = await _contact_by_email(session, email)
-        stored = None
-        if contact is not None:
-            stored = await session.scalar(
-                select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact.id)
-            )
-        if await verify_password(stored, _text(form, "password")) and contact is not None:
-            await _give_back_attempt(request, session, email, now)
-            await session.run_sync(start_session, request, contact.id, method="password")
-            record(session, "password.signin", contact=contact, **audit_context(request))
-            target = next_path or TICKET_LIST
-        else:
-            record(session, "password.refused", contact=contact, **audit_context(request))
+
+    def take_attempt(session: Session) -> tuple[Contact | None, str | None]:
+        """Count the try (committed before the comparison); the contact and their password hash."""
+        _take_attempt(session, request, email, now)
+        contact = _contact_by_email(session, email)
+        if contact is None:
+            return None, None
+        stored = select(ContactPassword.password_hash).where(ContactPassword.contact_id == contact.id)
+        return contact, session.scalar(stored)
+
+    def signed_in(session: Session, contact: Contact) -> None:
+        _give_back_attempt(session, request, email, now)
+        start_session(session, request, contact.id, method="password")
+        record(session, "password.signin", contact=contact, **audit_context(request))
+
+    contact, stored = await db.write(take_attempt)
+    if await verify_password(stored, _text(form, "password")) and contact is not None:
+        await db.write(partial(signed_in, contact=contact))
+        target = next_path or TICKET_LIST
+    else:
+        await db.write(lambda session: record(session, "password.refused", contact=contact, **audit_context(request)))
     if target is not None:
         raise web.HTTPSeeOther(target)
     context = {"password_error": BAD_PASSWORD, "email": email or _text(form, "email")[:320], "next": next_path}

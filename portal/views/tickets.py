@@ -20,9 +20,10 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 from sqlalchemy import Connection
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
-from gateway.models import Attachment, Contact, Mailbox, Message, TicketStatus
+from gateway.models import Attachment, Contact, Mailbox, Message, Ticket, TicketStatus
 from gateway.tickets.access import TicketAccess, customer_thread, mark_read, ticket_for_contact
 from gateway.tickets.lists import STATUS_FILTERS, own_tickets, shared_tickets
 from gateway.tickets.notes import add_note
@@ -93,17 +94,21 @@ async def show_ticket(
 ) -> web.Response:
     """The ticket page for `contact` (also re-rendered by a refused reply with its error)."""
     public_id = request.match_info["public_id"]
-    async with request.app[keys.DB].write() as session:
-        access = await ticket_for_contact(session, contact, public_id)
+
+    def view(session: Session) -> tuple[TicketAccess, list[Message], Mailbox]:
+        access = ticket_for_contact(session, contact, public_id)
         if access is None:
             raise web.HTTPNotFound()
-        messages = await customer_thread(session, access.ticket)
-        mailbox = await session.get_one(Mailbox, access.ticket.mailbox_id)
-        await mark_read(session, contact, access.ticket)
+        messages = customer_thread(session, access.ticket)
+        mailbox = session.get_one(Mailbox, access.ticket.mailbox_id)
+        mark_read(session, contact, access.ticket)
         detail = _audit_detail(access)
         record(
             session, "ticket.viewed", contact=contact, ticket=access.ticket, detail=detail, **audit_context(request)
         )
+        return access, messages, mailbox
+
+    access, messages, mailbox = await request.app[keys.DB].write(view)
 
     settings = request.app[keys.SETTINGS]
     await prepare_stored_html(request.app[keys.DB], messages, settings.max_display_html_bytes)
@@ -144,20 +149,25 @@ async def ticket_page(request: web.Request) -> web.Response:
 async def close_ticket(request: web.Request) -> web.StreamResponse:
     """POST /tickets/{id}/close: the requester or a participant closes the ticket."""
     contact = await require_contact(request)
-    async with request.app[keys.DB].write() as session:
-        access = await ticket_for_contact(session, contact, request.match_info["public_id"])
+    events = request.app[keys.PROCESSOR].events
+
+    def close(session: Session) -> Ticket:
+        access = ticket_for_contact(session, contact, request.match_info["public_id"])
         if access is None:
             raise web.HTTPNotFound()
         if not access.participant:
             raise web.HTTPForbidden()
         ticket = access.ticket
         if ticket.status != TicketStatus.CLOSED:
-            previous, events = ticket.status, request.app[keys.PROCESSOR].events
-            await session.run_sync(set_status, events, ticket, TicketStatus.CLOSED, reason="customer", note=False)
-            await session.run_sync(add_note, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
+            previous = ticket.status
+            set_status(session, events, ticket, TicketStatus.CLOSED, reason="customer", note=False)
+            add_note(session, ticket, f"{contact.name or contact.email} closed this ticket in the portal.")
             detail = {"from": previous}
             record(
                 session, "ticket.closed", contact=contact, ticket=ticket, detail=detail, **audit_context(request)
             )
+        return ticket
+
+    ticket = await request.app[keys.DB].write(close)
     url = request.app.router["ticket"].url_for(public_id=ticket.public_id).with_query(notice="closed")
     raise web.HTTPSeeOther(url)

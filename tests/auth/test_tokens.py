@@ -9,32 +9,30 @@ from functools import partial
 import pytest
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from gateway.auth.link_secrets import CODE_ALPHABET, format_code, normalize_code
 from gateway.auth.ratelimit import RateLimited, Rule, check, hit, window_start
 from gateway.auth.tokens import (
-    CODE_ALPHABET,
     LinkPurpose,
     Refusal,
     check_link,
     consume_code,
     consume_link,
-    format_code,
     issue_link,
     link_refusal,
-    normalize_code,
     verify_link,
 )
 from gateway.cli.links import OperatorLinkError, issue_operator_link
 from gateway.directory.contacts import contact_for
 from gateway.models import AuditEvent, Contact, MagicLink, Mailbox, utcnow
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.tickets.service import open_ticket
 
 
 async def alice(db: Database) -> Contact:
-    async with db.sessions.begin() as session:
-        return await session.run_sync(contact_for, "alice@example.test", "Alice")
+    return await db.write(lambda session: contact_for(session, "alice@example.test", "Alice"))
 
 
 def other_keys(settings: Settings, *keys: str) -> Settings:
@@ -43,8 +41,7 @@ def other_keys(settings: Settings, *keys: str) -> Settings:
 
 async def test_a_token_is_256_random_bits_and_the_code_avoids_look_alikes(db: Database, settings: Settings) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = [await issue_link(session, settings, contact) for _ in range(20)]
+    issued = await db.write(lambda session: [issue_link(session, settings, contact) for _ in range(20)])
     assert all(len(i.token) == 43 and i.token.replace("-", "").replace("_", "").isalnum() for i in issued)
     assert len({i.token for i in issued}) == 20
     assert all(len(i.code) == 8 and set(i.code) <= set(CODE_ALPHABET) for i in issued)
@@ -54,10 +51,8 @@ async def test_a_token_is_256_random_bits_and_the_code_avoids_look_alikes(db: Da
 
 async def test_only_hmacs_and_the_key_id_are_stored(db: Database, settings: Settings) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact)
-    async with db.sessions() as session:
-        row = await session.get_one(MagicLink, issued.link.id)
+    issued = await db.write(lambda session: issue_link(session, settings, contact))
+    row = await db.read(orm(lambda session: session.get_one(MagicLink, issued.link.id)))
     stored = " ".join(str(getattr(row, c.key)) for c in MagicLink.__table__.columns)
     assert issued.token not in stored and issued.code not in stored
     assert row.key_id == settings.keys[0].kid
@@ -68,9 +63,13 @@ async def test_default_lifetimes_are_an_hour_for_replies_and_15_minutes_for_sign
     db: Database, settings: Settings
 ) -> None:
     contact, now = await alice(db), utcnow()
-    async with db.sessions.begin() as session:
-        reply = await issue_link(session, settings, contact, now=now)
-        signin = await issue_link(session, settings, contact, purpose=LinkPurpose.SIGNIN, now=now)
+
+    def change(session: Session):
+        reply = issue_link(session, settings, contact, now=now)
+        signin = issue_link(session, settings, contact, purpose=LinkPurpose.SIGNIN, now=now)
+        return reply, signin
+
+    reply, signin = await db.write(change)
     assert reply.link.expires_at - now == timedelta(minutes=60)
     assert signin.link.expires_at - now == timedelta(minutes=15)
 
@@ -85,21 +84,26 @@ def test_settings_refuse_link_lifetimes_over_24_hours(settings: Settings) -> Non
 
 async def test_issuing_a_link_longer_than_a_day_is_refused(db: Database, settings: Settings) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
+
+    def change(session: Session):
         with pytest.raises(ValueError, match="24 hours"):
-            await issue_link(session, settings, contact, ttl=timedelta(hours=25))
+            issue_link(session, settings, contact, ttl=timedelta(hours=25))
+
+    await db.write(change)
 
 
 async def test_a_fresh_link_verifies_and_an_expired_one_logs_why(
     db: Database, settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
     contact, now = await alice(db), utcnow()
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact, now=now)
+    issued = await db.write(lambda session: issue_link(session, settings, contact, now=now))
     caplog.set_level(logging.DEBUG)
-    async with db.sessions() as session:
-        assert await verify_link(session, settings, issued.token, now=now + timedelta(minutes=59)) is not None
-        assert await verify_link(session, settings, issued.token, now=now + timedelta(minutes=60)) is None
+
+    def look(session: Session):
+        assert verify_link(session, settings, issued.token, now=now + timedelta(minutes=59)) is not None
+        assert verify_link(session, settings, issued.token, now=now + timedelta(minutes=60)) is None
+
+    await db.read(orm(look))
     assert "magic link refused: expired" in caplog.text
     assert issued.token not in caplog.text
 
@@ -115,22 +119,19 @@ async def test_a_mangled_token_is_refused_with_its_reason(
     db: Database, settings: Settings, caplog: pytest.LogCaptureFixture, mangle, reason, message
 ) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact)
+    issued = await db.write(lambda session: issue_link(session, settings, contact))
     caplog.set_level(logging.DEBUG)
-    async with db.sessions() as session:
-        outcome = await check_link(session, settings, mangle(issued.token))
+    outcome = await db.read(orm(lambda session: check_link(session, settings, mangle(issued.token))))
     assert outcome.refusal is reason
     assert message in caplog.text
 
 
 async def test_a_link_is_used_once(db: Database, settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact)
+    issued = await db.write(lambda session: issue_link(session, settings, contact))
     caplog.set_level(logging.DEBUG)
-    first = await db.run_write(partial(consume_link, settings=settings, token=issued.token))
-    second = await db.run_write(partial(consume_link, settings=settings, token=issued.token))
+    first = await db.write(partial(consume_link, settings=settings, token=issued.token))
+    second = await db.write(partial(consume_link, settings=settings, token=issued.token))
     assert first.ok and first.link is not None and first.link.consumed_at is not None
     assert second.refusal is Refusal.USED and not second.ok
     assert f"magic link refused: already used (link {issued.link.id})" in caplog.text
@@ -139,12 +140,14 @@ async def test_a_link_is_used_once(db: Database, settings: Settings, caplog: pyt
 async def test_rotation_keeps_old_links_and_removing_the_key_ends_them(db: Database, settings: Settings) -> None:
     contact = await alice(db)
     old = other_keys(settings, "old-key")
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, old, contact)
-    async with db.sessions() as session:
-        assert await verify_link(session, other_keys(settings, "new-key", "old-key"), issued.token) is not None
-        assert await verify_link(session, other_keys(settings, "new-key"), issued.token) is None
-        assert await verify_link(session, other_keys(settings, "someone-elses-key"), issued.token) is None
+    issued = await db.write(lambda session: issue_link(session, old, contact))
+
+    def look(session: Session):
+        assert verify_link(session, other_keys(settings, "new-key", "old-key"), issued.token) is not None
+        assert verify_link(session, other_keys(settings, "new-key"), issued.token) is None
+        assert verify_link(session, other_keys(settings, "someone-elses-key"), issued.token) is None
+
+    await db.read(orm(look))
 
 
 def test_refusal_reasons_are_decided_by_a_pure_function() -> None:
@@ -165,43 +168,43 @@ def test_codes_are_forgiving_about_case_spaces_and_dashes() -> None:
 
 async def test_a_code_signs_in_once(db: Database, settings: Settings) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact)
-    async with db.sessions.begin() as session:
-        outcome = await consume_code(session, settings, contact, format_code(issued.code).lower())
+    issued = await db.write(lambda session: issue_link(session, settings, contact))
+    outcome = await db.write(lambda session: consume_code(session, settings, contact, format_code(issued.code).lower()))
     assert outcome.ok and outcome.link is not None and outcome.link.id == issued.link.id
-    async with db.sessions.begin() as session:
-        again = await consume_code(session, settings, contact, issued.code)
+    again = await db.write(lambda session: consume_code(session, settings, contact, issued.code))
     assert again.refusal is Refusal.WRONG_CODE
 
 
 async def test_wrong_codes_burn_the_link_after_the_allowed_attempts(db: Database, settings: Settings) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact)
+    issued = await db.write(lambda session: issue_link(session, settings, contact))
     wrong = "ZZZZZZZZ" if issued.code != "ZZZZZZZZ" else "YYYYYYYY"
     outcomes = []
     for _ in range(settings.code_max_attempts):
-        async with db.sessions.begin() as session:
-            outcomes.append(await consume_code(session, settings, contact, wrong))
+        await db.write(lambda session: outcomes.append(consume_code(session, settings, contact, wrong)))
     assert [o.burned for o in outcomes] == [0] * (settings.code_max_attempts - 1) + [1]
-    async with db.sessions.begin() as session:
-        assert (await consume_code(session, settings, contact, issued.code)).refusal is Refusal.WRONG_CODE
-        assert (await check_link(session, settings, issued.token)).refusal is Refusal.BURNED
+
+    def change(session: Session):
+        assert (consume_code(session, settings, contact, issued.code)).refusal is Refusal.WRONG_CODE
+        assert (check_link(session, settings, issued.token)).refusal is Refusal.BURNED
+
+    await db.write(change)
 
 
 async def test_a_code_for_an_unknown_address_is_refused_like_a_wrong_one(db: Database, settings: Settings) -> None:
-    async with db.sessions.begin() as session:
-        outcome = await consume_code(session, settings, None, "ABCDEFGH")
+    outcome = await db.write(lambda session: consume_code(session, settings, None, "ABCDEFGH"))
     assert outcome.refusal is Refusal.WRONG_CODE and outcome.link is None
 
 
 async def test_issuing_records_an_audit_event_without_token_or_code(db: Database, settings: Settings) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        issued = await issue_link(session, settings, contact)
-    async with db.sessions() as session:
-        [event] = (await session.scalars(select(AuditEvent))).all()
+    issued = await db.write(lambda session: issue_link(session, settings, contact))
+
+    def look(session: Session):
+        [event] = session.scalars(select(AuditEvent)).all()
+        return event
+
+    event = await db.read(orm(look))
     assert event.event == "link.issued" and event.contact_id == contact.id
     assert issued.token not in str(event.detail) and issued.code not in str(event.detail)
 
@@ -210,8 +213,7 @@ async def test_operator_link_is_a_portal_url_onto_the_ticket_and_is_not_logged(
     db: Database, settings: Settings, mailbox: Mailbox, caplog: pytest.LogCaptureFixture
 ) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        ticket = await session.run_sync(open_ticket, await session.get_one(Mailbox, mailbox.id), contact, "Help")
+    ticket = await db.write(lambda session: open_ticket(session, session.get_one(Mailbox, mailbox.id), contact, "Help"))
     caplog.set_level(logging.DEBUG)
 
     url = await issue_operator_link(db, settings, "Alice@Example.test", f"#{ticket.ref}")
@@ -219,8 +221,7 @@ async def test_operator_link_is_a_portal_url_onto_the_ticket_and_is_not_logged(
     assert url.startswith("http://portal.example.test/l/")
     token = url.rsplit("/", 1)[1]
     assert token not in caplog.text
-    async with db.sessions() as session:
-        link = await verify_link(session, settings, token)
+    link = await db.read(orm(lambda session: verify_link(session, settings, token)))
     assert link is not None and link.ticket_id == ticket.id
 
 
@@ -228,9 +229,13 @@ async def test_operator_link_needs_a_known_contact_on_the_ticket(
     db: Database, settings: Settings, mailbox: Mailbox
 ) -> None:
     contact = await alice(db)
-    async with db.sessions.begin() as session:
-        bob = await session.run_sync(contact_for, "bob@example.test")
-        ticket = await session.run_sync(open_ticket, await session.get_one(Mailbox, mailbox.id), bob, "Bob's")
+
+    def change(session: Session):
+        bob = contact_for(session, "bob@example.test")
+        ticket = open_ticket(session, session.get_one(Mailbox, mailbox.id), bob, "Bob's")
+        return ticket
+
+    ticket = await db.write(change)
     with pytest.raises(OperatorLinkError, match="no contact"):
         await issue_operator_link(db, settings, "nobody@example.test")
     with pytest.raises(OperatorLinkError, match="does not take part"):
@@ -242,16 +247,26 @@ async def test_operator_link_needs_a_known_contact_on_the_ticket(
 async def test_rate_limit_trips_over_the_limit_and_resets_in_the_next_window(db: Database, settings: Settings) -> None:
     rule = Rule("signin-mail", "address", 2, timedelta(minutes=15))
     now = window_start(utcnow(), rule.window) + timedelta(minutes=5)
-    async with db.sessions.begin() as session:
-        assert await hit(session, settings, rule, "a@example.test", now=now) == 1
-        assert await hit(session, settings, rule, "A@example.test ", now=now) == 2
-    async with db.sessions.begin() as session:
+
+    def change(session: Session):
+        assert hit(session, settings, rule, "a@example.test", now=now) == 1
+        assert hit(session, settings, rule, "A@example.test ", now=now) == 2
+
+    await db.write(change)
+
+    def change(session: Session):
         with pytest.raises(RateLimited) as limited:
-            await hit(session, settings, rule, "a@example.test", now=now)
+            hit(session, settings, rule, "a@example.test", now=now)
+        return limited
+
+    limited = await db.write(change)
     assert limited.value.minutes == 10
     with pytest.raises(RateLimited):
         await db.read(partial(check, settings=settings, rule=rule, subject="a@example.test", now=now))
     await db.read(partial(check, settings=settings, rule=rule, subject="b@example.test", now=now))
     await db.read(partial(check, settings=settings, rule=rule, subject="a@example.test", now=now + timedelta(minutes=10)))
-    async with db.sessions.begin() as session:
-        assert await hit(session, settings, rule, "a@example.test", now=now + timedelta(minutes=10)) == 1
+
+    def change(session: Session):
+        assert hit(session, settings, rule, "a@example.test", now=now + timedelta(minutes=10)) == 1
+
+    await db.write(change)

@@ -11,7 +11,7 @@ from gateway.auth.tokens import LinkPurpose
 from gateway.help.articles import import_articles
 from gateway.models import Contact, InboundEmail, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.browser.conftest import Watch, screenshot
 from tests.portal.helpers import add_contact, issue
 from tests.portal.story import agent_replies, messages_of, tom
@@ -26,8 +26,7 @@ PNG = bytes.fromhex(  # a 1x1 pixel
 
 
 async def ticket_of(db: Database, inbound: InboundEmail) -> Ticket:
-    async with db.sessions() as session:
-        return await session.get_one(Ticket, inbound.ticket_id)
+    return await db.read(orm(lambda session: session.get_one(Ticket, inbound.ticket_id)))
 
 
 async def sign_in_from_link(page: Page, portal: str, db: Database, settings: Settings, contact: Contact,
@@ -41,8 +40,7 @@ async def sign_in_from_link(page: Page, portal: str, db: Database, settings: Set
 
 @pytest.fixture
 async def articles(db: Database) -> None:
-    async with db.sessions.begin() as session:
-        await import_articles(session, ARTICLES)
+    await db.write(lambda session: import_articles(session, ARTICLES))
 
 
 @pytest.mark.usefixtures("articles")

@@ -22,16 +22,17 @@ from pathlib import Path
 import aiohttp
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
 from gateway.directory.mailboxes import add_mailbox
-from gateway.models import Base, InboundEmail, InboundStatus, Message, Ticket
+from gateway.models import InboundEmail, InboundStatus, Message, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
+from gateway.storage.database import Database, open_database, orm
 from tests.portal.helpers import add_contact
 from tests.portal.story import post_multipart, signed_in
-from tests.support import SUPPORT
+from tests.support import SUPPORT, create_schema
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
@@ -53,10 +54,8 @@ async def node_env(shared_url: str, tmp_path: Path) -> AsyncIterator[dict[str, s
     }
     settings = Settings(database_url=shared_url, secret_keys=["nodes-test-key"], var_dir=tmp_path / "var")
     db = open_database(settings)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with db.sessions.begin() as session:
-        await add_mailbox(session, SUPPORT, "Example Support")
+    await create_schema(db)
+    await db.write(lambda session: add_mailbox(session, SUPPORT, "Example Support"))
     await db.dispose()
     yield env
 
@@ -117,9 +116,11 @@ async def store_backlog(url: str) -> None:
 
 
 async def counts(db: Database) -> dict[str, int]:
-    async with db.sessions() as session:
-        rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
+    def look(session: Session):
+        rows = session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
         return {status: n for status, n in rows}
+
+    return await db.read(orm(look))
 
 
 async def wait_until_delivered(db: Database, expected: int, *, seconds: float = 360) -> dict[str, int]:
@@ -133,13 +134,16 @@ async def wait_until_delivered(db: Database, expected: int, *, seconds: float = 
 
 
 async def assert_each_message_once_and_threaded(db: Database) -> None:
-    async with db.sessions() as session:
-        messages = await session.scalar(select(func.count(Message.id)))
-        distinct_inbound = await session.scalar(select(func.count(Message.inbound_email_id.distinct())))
-        per_ticket = (await session.execute(
+    def look(session: Session):
+        messages = session.scalar(select(func.count(Message.id)))
+        distinct_inbound = session.scalar(select(func.count(Message.inbound_email_id.distinct())))
+        per_ticket = session.execute(
             select(func.count(Message.id)).group_by(Message.ticket_id)
-        )).scalars().all()
-        tickets = await session.scalar(select(func.count(Ticket.id)))
+        ).scalars().all()
+        tickets = session.scalar(select(func.count(Ticket.id)))
+        return messages, distinct_inbound, per_ticket, tickets
+
+    messages, distinct_inbound, per_ticket, tickets = await db.read(orm(look))
     assert messages == distinct_inbound == BACKLOG
     assert tickets == THREADS
     assert set(per_ticket) == {PER_THREAD}
@@ -221,8 +225,7 @@ async def test_two_smtp_nodes_feed_one_worker(
     try:
         seen = await wait_until_delivered(db, 20, seconds=60)
         assert seen == {InboundStatus.DELIVERED: 20}
-        async with db.sessions() as session:
-            peers = (await session.execute(select(InboundEmail.peer))).scalars().all()
+        peers = await db.read(orm(lambda session: session.execute(select(InboundEmail.peer)).scalars().all()))
         assert all(peer.startswith("127.0.0.1:") for peer in peers)
     finally:
         await db.dispose()
@@ -273,7 +276,10 @@ async def test_a_portal_only_node_processes_a_portal_request_at_once(
             response = await post_multipart(browser, "/requests/new", fields)
             assert response.status == 303 and response.headers["Location"].endswith("?notice=created")
         assert await counts(db) == {InboundStatus.DELIVERED: 1}
-        async with db.sessions() as session:
-            assert await session.scalar(select(func.count(Ticket.id))) == 1
+
+        def look(session: Session):
+            assert session.scalar(select(func.count(Ticket.id))) == 1
+
+        await db.read(orm(look))
     finally:
         await db.dispose()

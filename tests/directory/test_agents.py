@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.cli.team import reply_as_agent
@@ -26,6 +27,7 @@ from gateway.models import (
 )
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, read_reply
 from tests.mailflow import ALICE, TOM, add_tom, build_mail, settle, text_of
@@ -48,10 +50,13 @@ async def tom_answers(receive_email: ReceiveEmail, notification: SentMail, body:
 
 async def ticket_and_messages(gateway: Gateway) -> tuple[Ticket, list[Message]]:
     """Ticket 1001 and every stored message, oldest first."""
-    async with gateway.db.sessions() as session:
-        ticket = (await session.scalars(select(Ticket).where(Ticket.ref == 1001))).one()
-        messages = (await session.scalars(select(Message).order_by(Message.id))).all()
+
+    def look(session: Session):
+        ticket = session.scalars(select(Ticket).where(Ticket.ref == 1001)).one()
+        messages = session.scalars(select(Message).order_by(Message.id)).all()
         return ticket, list(messages)
+
+    return await gateway.db.read(orm(look))
 
 
 def test_commands_at_the_top_are_read_and_removed() -> None:
@@ -64,13 +69,16 @@ def test_commands_at_the_top_are_read_and_removed() -> None:
 
 
 async def test_adding_an_agent_joins_every_mailbox_unless_some_are_named(gateway: Gateway) -> None:
-    async with gateway.db.sessions.begin() as session:
-        await add_mailbox(session, "billing@example.test", "Billing")
-        everywhere = await add_agent(session, "Tom@Example.test", "Tom")
-        billing = await add_agent(session, "uma@example.test", "Uma", mailboxes=["billing@example.test"])
+    def change(session: Session):
+        add_mailbox(session, "billing@example.test", "Billing")
+        everywhere = add_agent(session, "Tom@Example.test", "Tom")
+        billing = add_agent(session, "uma@example.test", "Uma", mailboxes=["billing@example.test"])
         with pytest.raises(AgentError):
-            await add_agent(session, "vic@example.test", mailboxes=["nobody@example.test"])
-        rows = (await session.execute(select(MailboxMembership.agent_id, MailboxMembership.mailbox_id))).all()
+            add_agent(session, "vic@example.test", mailboxes=["nobody@example.test"])
+        rows = session.execute(select(MailboxMembership.agent_id, MailboxMembership.mailbox_id)).all()
+        return everywhere, billing, rows
+
+    everywhere, billing, rows = await gateway.db.write(change)
     assert everywhere.email == "tom@example.test"
     assert sorted(agent for agent, _ in rows) == [everywhere.id, everywhere.id, billing.id]
 
@@ -162,58 +170,87 @@ async def test_reply_from_the_command_line_takes_the_same_path(
     gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
 ) -> None:
     await notified_ticket(gateway, receive_email)
-    async with gateway.db.sessions.begin() as session:
+
+    def change(session: Session):
         reply = AgentReply("Printer fixed.", Commands(status=TicketStatus.RESOLVED))
-        message = await reply_as_agent(session, gateway.events, 1001, TOM, reply)
+        message = reply_as_agent(session, gateway.events, 1001, TOM, reply)
+        return message
+
+    message = await gateway.db.write(change)
     sender = await settle(gateway)
     ticket, _ = await ticket_and_messages(gateway)
     assert (message.author_type, message.thread_rule, ticket.status) == (AuthorType.AGENT, "cli", TicketStatus.RESOLVED)
     assert "Printer fixed." in text_of(sender.to(ALICE)[-1])
-    async with gateway.db.sessions.begin() as session:
+
+    def change(session: Session):
         with pytest.raises(AgentError, match="no ticket #999"):
-            await reply_as_agent(session, gateway.events, 999, TOM, AgentReply("Hello"))
+            reply_as_agent(session, gateway.events, 999, TOM, AgentReply("Hello"))
         with pytest.raises(AgentError, match="no active agent"):
-            await reply_as_agent(session, gateway.events, 1001, "mallory@evil.test", AgentReply("Hello"))
+            reply_as_agent(session, gateway.events, 1001, "mallory@evil.test", AgentReply("Hello"))
+
+    await gateway.db.write(change)
 
 
 async def test_api_keys_are_stored_hashed_and_identify_their_agent(gateway: Gateway) -> None:
     tom = await add_tom(gateway)
-    async with gateway.db.sessions.begin() as session:
-        keys = [await create_api_key(session, TOM, f"laptop {n}") for n in range(20)]
-    async with gateway.db.sessions.begin() as session:
-        stored = (await session.scalars(select(AgentApiKey))).all()
+    keys = await gateway.db.write(lambda session: [create_api_key(session, TOM, f"laptop {n}") for n in range(20)])
+
+    def change(session: Session):
+        stored = session.scalars(select(AgentApiKey)).all()
         assert all(row.digest not in keys and row.prefix in key for row, key in zip(stored, keys, strict=True))
         for key in keys:
-            found = await agent_for_api_key(session, key)
+            found = agent_for_api_key(session, key)
             assert found is not None and found.id == tom.id
-        assert await agent_for_api_key(session, keys[0][:-1] + ("A" if keys[0][-1] != "A" else "B")) is None
-        assert await agent_for_api_key(session, "not-a-key") is None
+        assert agent_for_api_key(session, keys[0][:-1] + ("A" if keys[0][-1] != "A" else "B")) is None
+        assert agent_for_api_key(session, "not-a-key") is None
+
+    await gateway.db.write(change)
 
 
 async def test_revoked_api_keys_no_longer_identify_anyone(gateway: Gateway) -> None:
     await add_tom(gateway)
-    async with gateway.db.sessions.begin() as session:
-        key = await create_api_key(session, TOM)
-        assert await revoke_api_keys(session, TOM) == 1
-    async with gateway.db.sessions.begin() as session:
-        assert await agent_for_api_key(session, key) is None
+
+    def change(session: Session):
+        key = create_api_key(session, TOM)
+        assert revoke_api_keys(session, TOM) == 1
+        return key
+
+    key = await gateway.db.write(change)
+
+    def change(session: Session):
+        assert agent_for_api_key(session, key) is None
+
+    await gateway.db.write(change)
 
 
 async def test_a_removed_agent_is_not_notified_and_their_keys_and_replies_are_refused(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
     await add_tom(gateway)
-    async with gateway.db.sessions.begin() as session:
-        key = await create_api_key(session, TOM)
-        await remove_agent(session, TOM)
-    async with gateway.db.sessions() as session:
-        assert await agent_for_api_key(session, key) is None
+
+    def change(session: Session):
+        key = create_api_key(session, TOM)
+        remove_agent(session, TOM)
+        return key
+
+    key = await gateway.db.write(change)
+
+    def look(session: Session):
+        assert agent_for_api_key(session, key) is None
+
+    await gateway.db.read(orm(look))
     await receive_email("new-request.eml")
     sender = await settle(gateway)
     assert sender.to(TOM) == [] and sender.to(ALICE), "the customer is acknowledged, the removed agent not told"
-    async with gateway.db.sessions.begin() as session:
+
+    def change(session: Session):
         with pytest.raises(AgentError, match="no active agent"):
-            await reply_as_agent(session, gateway.events, 1001, TOM, AgentReply("Hello"))
-        await add_agent(session, TOM, "Tom Agent")
-    async with gateway.db.sessions() as session:
-        assert await agent_for_api_key(session, key) is None, "coming back does not revive old keys"
+            reply_as_agent(session, gateway.events, 1001, TOM, AgentReply("Hello"))
+        add_agent(session, TOM, "Tom Agent")
+
+    await gateway.db.write(change)
+
+    def look(session: Session):
+        assert agent_for_api_key(session, key) is None, "coming back does not revive old keys"
+
+    await gateway.db.read(orm(look))

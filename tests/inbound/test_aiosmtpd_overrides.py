@@ -31,7 +31,7 @@ from gateway.models import Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database
 from tests.portal.helpers import with_settings
-from tests.support import SUPPORT, Server, send, self_signed_certificate, simple_mail
+from tests.support import SUPPORT, Server, self_signed_certificate, send, simple_mail
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl makes the test certificate")
 
@@ -227,7 +227,7 @@ async def test_the_fast_path_reader_gives_aiosmtpds_own_result() -> None:
 async def test_the_listener_knows_every_verb_and_mechanism_aiosmtpd_does(gateway: Gateway) -> None:
     # WicketSMTP lists its protocol methods once per class instead of aiosmtpd's dir() walk
     # per connection; the tables aiosmtpd builds from them must not change.
-    handler = WicketHandler(gateway.router, gateway.store, gateway.settings)
+    handler = WicketHandler(gateway.db, gateway.router, gateway.store, gateway.settings)
     stock = SMTP(handler, hostname="mx.example.test")
     ours = WicketSMTP(handler, hostname="mx.example.test")
     assert ours._smtp_methods.keys() == stock._smtp_methods.keys()

@@ -9,12 +9,14 @@ from concurrent.futures import wait
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound import parse_ahead as parse_ahead_module
 from gateway.inbound.parse_ahead import MIN_BACKLOG, ParseAhead
 from gateway.mail.parse import ParsedEmail, parse_email
 from gateway.models import InboundEmail, InboundStatus, Ticket
+from gateway.storage.database import orm
 from tests.support import FIXTURES, SUPPORT
 
 # Every fixture: each shape of ParsedEmail (attachments, forwards, reports, defects) crosses
@@ -91,9 +93,12 @@ async def test_the_processor_drains_a_backlog_with_a_parse_worker(gateway: Gatew
 
     assert await gateway.processor.drain() == len(backlog)
 
-    async with gateway.db.sessions() as session:
-        rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
+    def look(session: Session):
+        rows = session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
         statuses = {status: count for status, count in rows}
-        tickets = await session.scalar(select(func.count()).select_from(Ticket))
+        tickets = session.scalar(select(func.count()).select_from(Ticket))
+        return statuses, tickets
+
+    statuses, tickets = await gateway.db.read(orm(look))
     assert set(statuses) <= {InboundStatus.DELIVERED, InboundStatus.IGNORED}
     assert tickets

@@ -20,6 +20,7 @@ from gateway.models import (
     TicketStatus,
     utcnow,
 )
+from gateway.storage.database import orm
 from gateway.tickets.events import MessageAdded, TicketCreated
 from gateway.tickets.markers import format_marker
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
@@ -27,30 +28,36 @@ from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 
 async def tickets(gateway: Gateway) -> list[Ticket]:
-    async with gateway.db.sessions() as session:
-        return list((await session.execute(select(Ticket).order_by(Ticket.id))).scalars())
+    def look(session: Session):
+        return list(session.execute(select(Ticket).order_by(Ticket.id)).scalars())
+
+    return await gateway.db.read(orm(look))
 
 
 async def messages_of(gateway: Gateway, ticket: Ticket) -> list[Message]:
-    async with gateway.db.sessions() as session:
+    def look(session: Session):
         query = select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)
-        return list((await session.execute(query)).scalars())
+        return list(session.execute(query).scalars())
+
+    return await gateway.db.read(orm(look))
 
 
 async def requester_email(gateway: Gateway, ticket: Ticket) -> str:
-    async with gateway.db.sessions() as session:
-        return (await session.get_one(Contact, ticket.requester_id)).email
+    return await gateway.db.read(orm(lambda session: (session.get_one(Contact, ticket.requester_id)).email))
 
 
 async def seed_outbound(gateway: Gateway, ticket: Ticket, rfc_message_id: str) -> None:
     """Record that Wicket sent `rfc_message_id` on `ticket` (as the outbox would)."""
-    async with gateway.db.sessions.begin() as session:
+
+    def change(session: Session):
         session.add(
             OutboxMessage(
                 kind="agent_reply", mailbox_id=ticket.mailbox_id, ticket_id=ticket.id, mail_from=SUPPORT,
                 rcpt_tos=["alice@customer.test"], rfc_message_id=rfc_message_id, raw=b"", status="sent",
             )
         )
+
+    await gateway.db.write(change)
 
 
 async def test_new_request_opens_ticket_1001_for_its_sender(receive_email: ReceiveEmail, gateway: Gateway) -> None:
@@ -166,8 +173,7 @@ async def test_mail_without_message_id_is_deduplicated_by_its_bytes(
 async def test_auto_replies_are_stored_flagged_and_never_reopen(receive_email: ReceiveEmail, gateway: Gateway) -> None:
     await receive_email("new-request.eml")
     [ticket] = await tickets(gateway)
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(Ticket).values(status=TicketStatus.CLOSED))
+    await gateway.db.write(lambda session: session.execute(update(Ticket).values(status=TicketStatus.CLOSED)))
     await seed_outbound(gateway, ticket, "outbound-2@example.test")
     await receive_email("auto-reply-rfc3834.eml")
     [ticket] = await tickets(gateway)
@@ -188,9 +194,13 @@ async def test_each_automatic_style_is_classified(receive_email: ReceiveEmail, g
     }
     for name, kind in expected.items():
         inbound = await receive_email(name)
-        async with gateway.db.sessions() as session:
-            message = await session.scalar(select(Message).where(Message.inbound_email_id == inbound.id))
-            ticket = await session.get_one(Ticket, message.ticket_id)
+
+        def look(session: Session):
+            message = session.scalar(select(Message).where(Message.inbound_email_id == inbound.id))
+            ticket = session.get_one(Ticket, message.ticket_id)
+            return message, ticket
+
+        message, ticket = await gateway.db.read(orm(look))
         assert message.classification == kind, name
         assert ticket.flag == kind, name
 
@@ -217,8 +227,7 @@ async def test_our_own_mail_coming_back_is_ignored_as_a_loop(receive_email: Rece
 async def test_forward_by_team_member_makes_the_original_sender_requester(
     receive_email: ReceiveEmail, gateway: Gateway
 ) -> None:
-    async with gateway.db.sessions.begin() as session:
-        session.add(Agent(email="tom@example.test", name="Tom Agent"))
+    await gateway.db.write(lambda session: session.add(Agent(email="tom@example.test", name="Tom Agent")))
     await receive_email("forward-inline-gmail.eml")
     await receive_email("forward-attached-rfc822.eml")
     inline, attached = await tickets(gateway)
@@ -236,8 +245,7 @@ async def test_forward_by_a_stranger_keeps_the_forwarder_as_requester(
 
 async def test_customer_reply_reopens_a_closed_ticket(receive_email: ReceiveEmail, gateway: Gateway) -> None:
     await receive_email("new-request.eml")
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(Ticket).values(status=TicketStatus.CLOSED))
+    await gateway.db.write(lambda session: session.execute(update(Ticket).values(status=TicketStatus.CLOSED)))
     await receive_email("reply-apple-mail.eml")
     [ticket] = await tickets(gateway)
     assert ticket.status == TicketStatus.OPEN
@@ -249,8 +257,7 @@ async def test_customer_reply_to_a_ticket_waiting_on_them_makes_it_open_again(
     events: list[MessageAdded] = []
     gateway.events.subscribe(MessageAdded, lambda _session, event: events.append(event))
     await receive_email("new-request.eml")
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(Ticket).values(status=TicketStatus.PENDING))
+    await gateway.db.write(lambda session: session.execute(update(Ticket).values(status=TicketStatus.PENDING)))
     await receive_email("reply-apple-mail.eml")
     [ticket] = await tickets(gateway)
     assert ticket.status == TicketStatus.OPEN
@@ -272,8 +279,7 @@ async def test_malformed_mail_is_stored_and_marked(receive_email: ReceiveEmail, 
                  "broken-encoded-words.eml"]:
         inbound = await receive_email(name)
         assert inbound.status == InboundStatus.DELIVERED, (name, inbound.last_error)
-    async with gateway.db.sessions() as session:
-        marked = (await session.execute(select(Message.defects))).scalars().all()
+    marked = await gateway.db.read(orm(lambda session: session.execute(select(Message.defects)).scalars().all()))
     assert sum(1 for defects in marked if defects) >= 3
 
 
@@ -282,12 +288,16 @@ async def test_attachments_and_inline_images_are_stored_with_decoded_names(
 ) -> None:
     await receive_email("attachments-encoded-names.eml")
     await receive_email("inline-image.eml")
-    async with gateway.db.sessions() as session:
-        rows = (await session.execute(select(Message).order_by(Message.id))).scalars().all()
+
+    def look(session: Session):
+        rows = session.execute(select(Message).order_by(Message.id)).scalars().all()
         files = {}
         for row in rows:
-            await session.refresh(row, ["attachments"])
+            session.refresh(row, ["attachments"])
             files.update({a.filename: a for a in row.attachments})
+        return files
+
+    files = await gateway.db.read(orm(look))
     assert {"Résumé 2026.pdf", "Überweisung.txt", "notes.txt", "logo.png"} <= set(files)
     assert files["Résumé 2026.pdf"].data.startswith(b"%PDF-1.4")
     logo = files["logo.png"]
@@ -328,25 +338,29 @@ async def test_failure_is_kept_retried_and_dead_lettered_after_the_last_attempt(
 async def test_row_left_processing_by_a_dead_worker_is_reclaimed(gateway: Gateway) -> None:
     inbound_id = await gateway.receive(fixture_bytes("new-request.eml"), mail_from="alice@customer.test",
                                        rcpt_tos=(SUPPORT,))
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(
+
+    def change(session: Session):
+        session.execute(
             update(InboundEmail).where(InboundEmail.id == inbound_id).values(
                 status=InboundStatus.PROCESSING, attempts=1, lease_expires_at=utcnow() - timedelta(seconds=1)
             )
         )
+
+    await gateway.db.write(change)
     assert await gateway.processor.drain() == 1
-    async with gateway.db.sessions() as session:
-        row = await session.get_one(InboundEmail, inbound_id)
+    row = await gateway.db.read(orm(lambda session: session.get_one(InboundEmail, inbound_id)))
     assert (row.status, row.attempts) == (InboundStatus.DELIVERED, 2)
 
 
 async def test_ticket_refs_count_per_mailbox(receive_email: ReceiveEmail, gateway: Gateway) -> None:
-    async with gateway.db.sessions.begin() as session:
-        session.add(Mailbox(address="sales@example.test", name="Sales"))
+    await gateway.db.write(lambda session: session.add(Mailbox(address="sales@example.test", name="Sales")))
     await gateway.router.reload()
     await receive_email("new-request.eml")
     await receive_email("same-subject-other-sender.eml", to="sales@example.test")
     await receive_email("duplicate-a.eml")
     assert sorted(t.ref for t in await tickets(gateway)) == [1001, 1001, 1002]
-    async with gateway.db.sessions() as session:
-        assert await session.scalar(select(func.count(Ticket.public_id.distinct()))) == 3
+
+    def look(session: Session):
+        assert session.scalar(select(func.count(Ticket.public_id.distinct()))) == 3
+
+    await gateway.db.read(orm(look))

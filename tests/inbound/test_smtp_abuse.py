@@ -14,10 +14,12 @@ import asyncio
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail, InboundStatus, Message
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from tests.portal.helpers import with_settings
 from tests.smtp_wire import WireSession, still_serving
 from tests.support import Server, send
@@ -34,8 +36,10 @@ def settings(settings: Settings) -> Settings:
 
 
 async def stored(gateway: Gateway) -> list[InboundEmail]:
-    async with gateway.db.sessions() as session:
-        return list((await session.scalars(select(InboundEmail).order_by(InboundEmail.id))).all())
+    def look(session: Session):
+        return list(session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all())
+
+    return await gateway.db.read(orm(look))
 
 
 async def greeted(server: Server) -> WireSession:
@@ -89,8 +93,12 @@ async def test_ten_thousand_recipients_get_452_past_the_limit_and_the_mail_is_st
     await gateway.processor.drain()
     rows = [row for row in await stored(gateway) if b"many recipients" in row.raw]
     assert len(rows) == 1 and len(rows[0].rcpt_tos) == limit
-    async with gateway.db.sessions() as db_session:
-        messages = await db_session.scalar(select(func.count(Message.id)).where(Message.inbound_email_id == rows[0].id))
+
+    def look(db_session: Session):
+        messages = db_session.scalar(select(func.count(Message.id)).where(Message.inbound_email_id == rows[0].id))
+        return messages
+
+    messages = await gateway.db.read(orm(look))
     assert messages == 1
 
 

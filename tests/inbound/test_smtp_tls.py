@@ -15,7 +15,7 @@ from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
 from gateway.models import InboundEmail, Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import with_settings
 from tests.support import SUPPORT, self_signed_certificate, simple_mail
 
@@ -54,8 +54,7 @@ async def test_mail_sent_after_starttls_is_encrypted_and_stored(
     finally:
         await gateway.stop()
     assert version in ("TLSv1.2", "TLSv1.3") and code == 250
-    async with db.sessions() as session:
-        stored = (await session.scalars(select(InboundEmail))).one()
+    stored = await db.read(orm(lambda session: session.scalars(select(InboundEmail)).one()))
     assert b"Subject: Over TLS" in stored.raw
 
 

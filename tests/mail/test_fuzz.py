@@ -14,10 +14,12 @@ from collections.abc import Iterator
 
 from hypothesis import HealthCheck, given, settings
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.mail.parse import ParsedEmail, parse_email
 from gateway.models import InboundEmail, InboundStatus, Message
+from gateway.storage.database import orm
 from tests.mime_strategies import hostile_emails
 from tests.support import SUPPORT, recombines
 
@@ -72,9 +74,13 @@ def test_the_parser_never_raises_and_returns_only_storable_text(raw: bytes) -> N
 async def test_every_input_is_stored_and_processed_without_failing(gateway: Gateway, raw: bytes) -> None:
     inbound_id = await gateway.receive(raw, mail_from="fuzz@customer.test", rcpt_tos=(SUPPORT,), source="fuzz")
     await gateway.processor.drain()
-    async with gateway.db.sessions() as session:
-        row = await session.get_one(InboundEmail, inbound_id)
-        messages = await session.scalar(select(func.count(Message.id)).where(Message.inbound_email_id == inbound_id))
+
+    def look(session: Session):
+        row = session.get_one(InboundEmail, inbound_id)
+        messages = session.scalar(select(func.count(Message.id)).where(Message.inbound_email_id == inbound_id))
+        return row, messages
+
+    row, messages = await gateway.db.read(orm(look))
     assert row.raw == raw
     assert row.status in (InboundStatus.DELIVERED, InboundStatus.IGNORED), (row.status, row.last_error)
     assert messages == (1 if row.status == InboundStatus.DELIVERED else 0)

@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.auth.downloads import REDACTED, download_token
 from gateway.cli.runtime import Gateway
@@ -25,6 +26,7 @@ from gateway.directory.agents import add_agent, remove_agent
 from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Attachment, OutboxMessage, utcnow
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal.app import create_app, runner_options
 from tests.mailflow import TOM, add_tom, settle, text_of
 from tests.portal.helpers import audit_events, with_settings
@@ -71,9 +73,12 @@ async def test_an_agent_gets_a_link_instead_of_a_file_over_the_limit_and_it_serv
     assert response.headers["Referrer-Policy"] == "no-referrer"
     assert [e.detail["attachment"] for e in await audit_events(gateway.db, "attachment.downloaded_by_agent")]
 
-    async with gateway.db.sessions() as session:
-        kept = await session.scalar(select(OutboxMessage.raw).where(OutboxMessage.rcpt_tos.is_not(None))
+    def look(session: Session):
+        kept = session.scalar(select(OutboxMessage.raw).where(OutboxMessage.rcpt_tos.is_not(None))
                                     .where(OutboxMessage.kind == "notification"))  # fmt: skip
+        return kept
+
+    kept = await gateway.db.read(orm(look))
     assert kept is not None and token.encode() not in kept and REDACTED.encode() in kept
     assert token not in caplog.text and "/agent/files/[redacted]" in caplog.text
 
@@ -82,13 +87,16 @@ async def test_a_link_for_another_agent_an_expired_forged_or_removed_agents_link
     gateway: Gateway, settings: Settings, receive_email: ReceiveEmail, aiohttp_client: Any
 ) -> None:
     tom = await add_tom(gateway)
-    async with gateway.db.sessions.begin() as session:
-        await add_mailbox(session, "sales@example.test", "Sales")
-        sam = await add_agent(session, "sam@example.test", "Sam", mailboxes=["sales@example.test"])
+
+    def change(session: Session):
+        add_mailbox(session, "sales@example.test", "Sales")
+        sam = add_agent(session, "sam@example.test", "Sam", mailboxes=["sales@example.test"])
+        return sam
+
+    sam = await gateway.db.write(change)
     await receive_email(mail_with_a_large_file())
     await settle(gateway)
-    async with gateway.db.sessions() as session:
-        file = await session.scalar(select(Attachment.public_id))
+    file = await gateway.db.read(orm(lambda session: session.scalar(select(Attachment.public_id))))
     assert file is not None
     key, soon = settings.keys[0], utcnow() + timedelta(hours=1)
     browser = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
@@ -102,6 +110,5 @@ async def test_a_link_for_another_agent_an_expired_forged_or_removed_agents_link
     assert await status(download_token(key, file, tom.id, utcnow() - timedelta(seconds=1))) == 404
     assert await status(valid[:-2] + ("AA" if not valid.endswith("AA") else "BB")) == 404
     assert await status(valid.replace(f".{tom.id}.", f".{sam.id}.")) == 404, "the agent is part of what is signed"
-    async with gateway.db.sessions.begin() as session:
-        await remove_agent(session, TOM)
+    await gateway.db.write(lambda session: remove_agent(session, TOM))
     assert await status(valid) == 404, "a removed agent's links stop working"

@@ -12,12 +12,14 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session as OrmSession
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Message, OutboxMessage, OutboxStatus, utcnow
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import MaildirSender, MemorySender, SmtpSender
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from tests.mailflow import ALICE
 from tests.support import ReceiveEmail
 
@@ -65,18 +67,18 @@ def relay_settings(settings: Settings, relay: Relay, **overrides: Any) -> Settin
 
 async def queued_acknowledgement(receive_email: ReceiveEmail, gateway: Gateway) -> OutboxMessage:
     await receive_email("new-request.eml")
-    async with gateway.db.sessions() as session:
-        return (await session.scalars(select(OutboxMessage))).one()
+    return await gateway.db.read(orm(lambda session: session.scalars(select(OutboxMessage)).one()))
 
 
 async def outbox_row(gateway: Gateway, row_id: int) -> OutboxMessage:
-    async with gateway.db.sessions() as session:
-        return await session.get_one(OutboxMessage, row_id)
+    return await gateway.db.read(orm(lambda session: session.get_one(OutboxMessage, row_id)))
 
 
 async def ticket_notes(gateway: Gateway) -> list[str]:
-    async with gateway.db.sessions() as session:
-        return list((await session.scalars(select(Message.body_text).where(Message.internal.is_(True)))).all())
+    def look(session: OrmSession):
+        return list(session.scalars(select(Message.body_text).where(Message.internal.is_(True))).all())
+
+    return await gateway.db.read(orm(look))
 
 
 async def test_relay_delivery_authenticates_and_marks_the_row_sent(
@@ -193,8 +195,11 @@ async def test_a_crash_between_send_and_mark_resends_once_with_the_same_message_
 
     second = MemorySender()
     assert await OutboxWorker(gateway.db, settings, second).drain() == 0  # the lease still holds
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(OutboxMessage).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+    def change(session: OrmSession):
+        session.execute(update(OutboxMessage).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+    await gateway.db.write(change)
     assert await OutboxWorker(gateway.db, settings, second).drain() == 1
     assert await OutboxWorker(gateway.db, settings, second).drain() == 0
     [resent] = second.sent
@@ -234,8 +239,11 @@ async def test_an_email_whose_worker_dies_on_the_last_attempt_fails_with_a_note(
     once = Settings(**{**settings.model_dump(), "outbox_max_attempts": 1})
     with pytest.raises(Crash):
         await OutboxWorker(gateway.db, once, CrashAfterSend()).drain()
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(OutboxMessage).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+    def change(session: OrmSession):
+        session.execute(update(OutboxMessage).values(lease_expires_at=utcnow() - timedelta(seconds=1)))
+
+    await gateway.db.write(change)
     assert await OutboxWorker(gateway.db, once, MemorySender()).drain() == 0
     assert (await outbox_row(gateway, row.id)).status == OutboxStatus.FAILED
     [note] = await ticket_notes(gateway)

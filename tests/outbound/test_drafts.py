@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import MagicLink, OutboxMessage, OutboxStatus
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import MemorySender, SentMail
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from tests.mailflow import ALICE, LINK, add_tom, build_mail, settle, text_of
 from tests.support import SUPPORT, ReceiveEmail
 
@@ -24,16 +26,19 @@ class RefusingOnce(MemorySender):
 
 
 async def links_issued(gateway: Gateway) -> int:
-    async with gateway.db.sessions() as session:
-        return await session.scalar(select(func.count(MagicLink.id))) or 0
+    return await gateway.db.read(orm(lambda session: session.scalar(select(func.count(MagicLink.id))) or 0))
 
 
 async def test_processing_queues_a_draft_and_issues_no_link_until_delivery(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
     await receive_email("new-request.eml")
-    async with gateway.db.sessions() as session:
-        [row] = (await session.scalars(select(OutboxMessage))).all()
+
+    def look(session: Session):
+        [row] = session.scalars(select(OutboxMessage)).all()
+        return row
+
+    row = await gateway.db.read(orm(look))
     assert row.raw is None and row.draft is not None and row.draft["template"] == "acknowledgement"
     assert await links_issued(gateway) == 0
     [ack] = (await settle(gateway)).to(ALICE)
@@ -54,9 +59,13 @@ async def test_a_retried_draft_keeps_its_message_id_and_sends_a_fresh_link_revok
     assert first.message["Message-ID"] == sent.message["Message-ID"]
     first_link, second_link = LINK.search(text_of(first)), LINK.search(text_of(sent))
     assert first_link is not None and second_link is not None and first_link.group(1) != second_link.group(1)
-    async with gateway.db.sessions() as session:
-        row = (await session.scalars(select(OutboxMessage))).one()
-        links = (await session.scalars(select(MagicLink).order_by(MagicLink.id))).all()
+
+    def look(session: Session):
+        row = session.scalars(select(OutboxMessage)).one()
+        links = session.scalars(select(MagicLink).order_by(MagicLink.id)).all()
+        return row, links
+
+    row, links = await gateway.db.read(orm(look))
     assert (row.status, row.attempts) == (OutboxStatus.SENT, 2)
     assert [link.burned for link in links] == [True, False] and row.link_id == links[1].id
 

@@ -5,20 +5,24 @@ from __future__ import annotations
 import base64
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent
 from gateway.models import Mailbox, OutboxMessage, OutboxStatus, Ticket
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from gateway.tickets.markers import format_marker
 from tests.mailflow import ALICE, LINK, TOM, add_tom, build_mail, html_of, settle, text_of
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 
 async def only_ticket(gateway: Gateway) -> Ticket:
-    async with gateway.db.sessions() as session:
-        [ticket] = (await session.scalars(select(Ticket))).all()
+    def look(session: Session):
+        [ticket] = session.scalars(select(Ticket)).all()
         return ticket
+
+    return await gateway.db.read(orm(look))
 
 
 async def test_new_ticket_is_acknowledged_with_threading_headers_link_and_code(
@@ -77,8 +81,7 @@ async def test_acknowledgements_are_capped_per_sender_within_the_window(
 
 
 async def test_a_mailbox_can_turn_acknowledgements_off(gateway: Gateway, receive_email: ReceiveEmail) -> None:
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(Mailbox).values(auto_acknowledge=False))
+    await gateway.db.write(lambda session: session.execute(update(Mailbox).values(auto_acknowledge=False)))
     await receive_email("new-request.eml")
     assert (await settle(gateway)).sent == []
 
@@ -100,8 +103,7 @@ async def test_agents_hear_of_new_tickets_and_customer_replies_with_their_signed
 
 
 async def test_notification_preferences_are_respected(gateway: Gateway, receive_email: ReceiveEmail) -> None:
-    async with gateway.db.sessions.begin() as session:
-        await add_agent(session, TOM, "Tom Agent", notify_customer_messages=False)
+    await gateway.db.write(lambda session: add_agent(session, TOM, "Tom Agent", notify_customer_messages=False))
     await receive_email("new-request.eml")
     await receive_email("reply-gmail.eml")
     assert len((await settle(gateway)).to(TOM)) == 1
@@ -117,16 +119,18 @@ async def test_mail_answering_a_notification_threads_by_its_stored_message_id(
         build_mail(sender="Jo Colleague <jo@customer.test>", to=SUPPORT, subject="Fwd: printer",
                    body="Same here.\n", in_reply_to=notification.message["Message-ID"])
     )
-    async with gateway.db.sessions() as session:
-        assert len((await session.scalars(select(Ticket))).all()) == 1
+
+    def look(session: Session):
+        assert len(session.scalars(select(Ticket)).all()) == 1
+
+    await gateway.db.read(orm(look))
 
 
 async def test_a_team_forward_notifies_the_other_agents_and_acknowledges_nobody(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
     await add_tom(gateway)
-    async with gateway.db.sessions.begin() as session:
-        await add_agent(session, "uma@example.test", "Uma Agent")
+    await gateway.db.write(lambda session: add_agent(session, "uma@example.test", "Uma Agent"))
     await receive_email("forward-inline-gmail.eml")
     sender = await settle(gateway)
     assert [m.rcpt_tos for m in sender.sent] == [["uma@example.test"]]
@@ -140,8 +144,12 @@ async def test_a_delivery_report_on_the_signed_return_address_marks_the_email_bo
     message_id = ack.message["Message-ID"].strip("<>")
     report = fixture_bytes("bounce-dsn.eml").replace(b"outbound-1@example.test", message_id.encode())
     await receive_email(report, to=ack.mail_from, mail_from="")
-    async with gateway.db.sessions() as session:
-        row = await session.scalar(select(OutboxMessage).where(OutboxMessage.rfc_message_id == message_id))
+
+    def look(session: Session):
+        row = session.scalar(select(OutboxMessage).where(OutboxMessage.rfc_message_id == message_id))
+        return row
+
+    row = await gateway.db.read(orm(look))
     assert row is not None and row.status == OutboxStatus.BOUNCED
     assert row.last_error and "5.1.1" in row.last_error
 
@@ -157,8 +165,10 @@ async def test_a_sender_address_that_cannot_be_mailed_still_opens_a_ticket_witho
 
 
 async def test_customer_mail_wears_the_mailbox_brand(gateway: Gateway, receive_email: ReceiveEmail) -> None:
-    async with gateway.db.sessions.begin() as session:
-        await session.execute(update(Mailbox).values(brand_name="Acme Help", primary_color="#aa3300"))
+    def change(session: Session):
+        session.execute(update(Mailbox).values(brand_name="Acme Help", primary_color="#aa3300"))
+
+    await gateway.db.write(change)
     await receive_email("new-request.eml")
     [ack] = (await settle(gateway)).to(ALICE)
     assert ack.message["From"] == f"Acme Help <{SUPPORT}>"

@@ -8,20 +8,25 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import AuthorType, Message, Ticket
 from gateway.outbound.dkim import keygen
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal.app import create_app
 from tests.mailflow import ALICE, LINK, TOM, add_tom, build_mail, dkim_valid, settle, smtp_send, text_of
 from tests.support import SUPPORT, fixture_bytes
 
 
 async def ticket_messages(gateway: Gateway) -> tuple[list[Ticket], list[Message]]:
-    async with gateway.db.sessions() as session:
-        tickets = list((await session.scalars(select(Ticket))).all())
-        messages = list((await session.scalars(select(Message).order_by(Message.id))).all())
+    def look(session: Session):
+        tickets = list(session.scalars(select(Ticket)).all())
+        messages = list(session.scalars(select(Message).order_by(Message.id)).all())
+        return tickets, messages
+
+    tickets, messages = await gateway.db.read(orm(look))
     return tickets, messages
 
 

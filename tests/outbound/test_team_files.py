@@ -11,12 +11,14 @@ from email.utils import getaddresses, make_msgid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Attachment, Contact, Message, Ticket, TicketParticipant
 from gateway.outbound.files import OutgoingFiles, attach
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal.app import create_app
 from tests.mailflow import LINK, TOM, add_tom, build_mail, settle, smtp_send, text_of
 from tests.portal.helpers import link_path, post_form
@@ -53,8 +55,10 @@ def tom_answers(notification: SentMail, text: str, html: str | None = None, **fi
 
 
 async def ticket_messages(gateway: Gateway) -> list[Message]:
-    async with gateway.db.sessions() as session:
-        return list((await session.scalars(select(Message).order_by(Message.id))).all())
+    def look(session: Session):
+        return list((session.scalars(select(Message).order_by(Message.id))).all())
+
+    return await gateway.db.read(orm(look))
 
 
 async def test_an_agents_inline_picture_reaches_the_customer_in_place_and_shows_in_the_portal(
@@ -75,9 +79,13 @@ async def test_an_agents_inline_picture_reaches_the_customer_in_place_and_shows_
 
     browser = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
     assert (await post_form(browser, link_path(LINK.search(text_of(copy)).group(1)), {})).status == 303  # type: ignore[union-attr]
-    async with gateway.db.sessions() as session:
-        ticket = await session.scalar(select(Ticket))
-        stored = await session.scalar(select(Attachment).where(Attachment.filename == "map.png"))
+
+    def look(session: Session):
+        ticket = session.scalar(select(Ticket))
+        stored = session.scalar(select(Attachment).where(Attachment.filename == "map.png"))
+        return ticket, stored
+
+    ticket, stored = await gateway.db.read(orm(look))
     assert ticket is not None and stored is not None and stored.inline
     page = await (await browser.get(f"/tickets/{ticket.public_id}")).text()
     assert f'<img class="inline-image" src="/tickets/{ticket.public_id}/attachments/{stored.public_id}"' in page
@@ -95,8 +103,12 @@ async def test_a_file_the_portal_would_refuse_keeps_the_agents_reply_from_the_cu
     assert not [m for m in sender.to(BOB) if "Run this tool" in text_of(m)]
     note = (await ticket_messages(gateway))[-1]
     assert note.internal and "tool.exe: files of this type cannot be attached" in note.body_text
-    async with gateway.db.sessions() as session:
-        kept = await session.scalar(select(Attachment.filename).where(Attachment.message_id == note.id))
+
+    def look(session: Session):
+        kept = session.scalar(select(Attachment.filename).where(Attachment.message_id == note.id))
+        return kept
+
+    kept = await gateway.db.read(orm(look))
     assert kept == "tool.exe", "nothing the agent sent is lost"
 
 
@@ -131,9 +143,12 @@ async def test_an_agent_adds_a_participant_with_cc_who_then_receives_the_answer_
     await smtp_send(smtp_server, TOM, [address], answer)
     sender = await settle(gateway)
 
-    async with gateway.db.sessions() as session:
-        joined = set((await session.scalars(
+    def look(session: Session):
+        joined = set((session.scalars(
             select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id))).all())
+        return joined
+
+    joined = await gateway.db.read(orm(look))
     assert joined == {BOB, DAVE}
     copies = {reader: [m for m in sender.to(reader) if "Dave from logistics" in text_of(m)] for reader in (BOB, DAVE)}
     assert all(len(found) == 1 for found in copies.values())

@@ -15,11 +15,13 @@ from email.utils import getaddresses, make_msgid
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Attachment, AuthorType, Message, Ticket
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal.app import create_app
 from tests.mailflow import LINK, TOM, add_tom, settle, smtp_send, text_of
 from tests.portal.helpers import link_path, post_form
@@ -110,9 +112,13 @@ async def test_a_customer_a_colleague_in_cc_and_an_agent_exchange_files_and_answ
     carol = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
     carol_link = LINK.search(text_of(to_carol[0])).group(1)  # type: ignore[union-attr]
     assert (await post_form(carol, link_path(carol_link), {})).status == 303
-    async with gateway.db.sessions() as session:
-        ticket = await session.scalar(select(Ticket))
-        pdf = await session.scalar(select(Attachment).where(Attachment.filename == "credit-note.pdf"))
+
+    def look(session: Session):
+        ticket = session.scalar(select(Ticket))
+        pdf = session.scalar(select(Attachment).where(Attachment.filename == "credit-note.pdf"))
+        return ticket, pdf
+
+    ticket, pdf = await gateway.db.read(orm(look))
     assert ticket is not None and pdf is not None and pdf.sha256
     page = await (await carol.get(f"/tickets/{ticket.public_id}")).text()
     assert "credit-note.pdf" in page and "credit note is attached" in page
@@ -124,7 +130,11 @@ async def test_a_customer_a_colleague_in_cc_and_an_agent_exchange_files_and_answ
                                          page=f"/tickets/{ticket.public_id}")  # fmt: skip
     assert answer_from_portal.status == 303
     sender = await settle(gateway)
-    async with gateway.db.sessions() as session:
-        last = await session.scalar(select(Message).order_by(Message.id.desc()).limit(1))
+
+    def look(session: Session):
+        last = session.scalar(select(Message).order_by(Message.id.desc()).limit(1))
+        return last
+
+    last = await gateway.db.read(orm(look))
     assert last is not None and (last.author_type, last.from_email) == (AuthorType.CUSTOMER, CAROL)
     assert [m for m in sender.to(TOM) if "credit note looks right" in text_of(m)], "the agent hears of it"

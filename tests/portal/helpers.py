@@ -15,6 +15,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.auth.tokens import IssuedLink, LinkPurpose, issue_link
 from gateway.directory.contacts import contact_for
@@ -22,7 +23,7 @@ from gateway.models import AuditEvent, Contact, Mailbox, OutboxMessage, PortalSe
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import MaildirSender
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.tickets.service import add_participant, open_ticket
 
 ALICE = "alice@example.test"
@@ -36,16 +37,17 @@ MakeClient = Callable[..., Awaitable[Client]]
 
 
 async def add_contact(db: Database, address: str = ALICE, name: str = "Alice Doe") -> Contact:
-    async with db.sessions.begin() as session:
-        return await session.run_sync(contact_for, address, name)
+    return await db.write(lambda session: contact_for(session, address, name))
 
 
 async def add_ticket(db: Database, mailbox: Mailbox, contact: Contact, subject: str = "Printer jams") -> Ticket:
-    async with db.sessions.begin() as session:
-        box = await session.get_one(Mailbox, mailbox.id)
-        ticket = await session.run_sync(open_ticket, box, contact, subject)
-        await session.run_sync(add_participant, ticket, contact)
+    def change(session: Session):
+        box = session.get_one(Mailbox, mailbox.id)
+        ticket = open_ticket(session, box, contact, subject)
+        add_participant(session, ticket, contact)
         return ticket
+
+    return await db.write(change)
 
 
 async def issue(
@@ -59,10 +61,12 @@ async def issue(
     ttl: timedelta | None = None,
     return_path: str | None = None,
 ) -> IssuedLink:
-    async with db.sessions.begin() as session:
-        return await issue_link(
+    def change(session: Session):
+        return issue_link(
             session, settings, contact, ticket=ticket, purpose=purpose, now=now, ttl=ttl, return_path=return_path
         )
+
+    return await db.write(change)
 
 
 def link_path(token: str) -> str:
@@ -118,9 +122,13 @@ async def sent_signin_emails(db: Database, settings: Settings) -> list[SentEmail
     dev maildir as `make run` does, and read back from there (only the email as sent holds
     its link and code)."""
     await OutboxWorker(db, settings, MaildirSender(settings.maildir_dir)).drain()
-    async with db.sessions() as session:
+
+    def look(session: Session):
         query = select(OutboxMessage).where(OutboxMessage.kind == "signin").order_by(OutboxMessage.id)
-        rows = (await session.scalars(query)).all()
+        rows = session.scalars(query).all()
+        return rows
+
+    rows = await db.read(orm(look))
     delivered: dict[str, EmailMessage] = {}
     if settings.maildir_dir.exists():
         for message in maildirs.Maildir(settings.maildir_dir, create=False):
@@ -139,16 +147,14 @@ async def audit_events(db: Database, event: str | None = None) -> list[AuditEven
     query = select(AuditEvent).order_by(AuditEvent.id)
     if event is not None:
         query = query.where(AuditEvent.event == event)
-    async with db.sessions() as session:
-        return list((await session.scalars(query)).all())
+    return await db.read(orm(lambda session: list(session.scalars(query).all())))
 
 
 async def live_sessions(db: Database, contact: Contact | None = None) -> list[PortalSession]:
     query = select(PortalSession).where(PortalSession.revoked_at.is_(None))
     if contact is not None:
         query = query.where(PortalSession.contact_id == contact.id)
-    async with db.sessions() as session:
-        return list((await session.scalars(query)).all())
+    return await db.read(orm(lambda session: list(session.scalars(query).all())))
 
 
 def with_settings(settings: Settings, **changes: Any) -> Settings:

@@ -16,13 +16,13 @@ from typing import Any
 
 import aiohttp
 from sqlalchemy import select
-from sqlalchemy.orm import selectinload
+from sqlalchemy.orm import Session, selectinload
 
 from gateway.directory.agents import add_agent
 from gateway.models import Agent, Contact, Message, OutboxMessage, Ticket
 from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.tickets.notes import add_note
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.portal.helpers import Client, form_token, issue, sign_in_with_link
@@ -39,26 +39,25 @@ async def signed_in(client: Client, db: Database, settings: Settings, contact: C
 
 async def tom(db: Database) -> Agent:
     """Tom, an agent of every mailbox (so he is notified of customer mail)."""
-    async with db.sessions.begin() as session:
-        return await add_agent(session, TOM, "Tom Agent")
+    return await db.write(lambda session: add_agent(session, TOM, "Tom Agent"))
 
 
 async def agent_replies(db: Database, settings: Settings, ticket: Ticket, agent: Agent, text: str) -> Message:
-    async with db.sessions.begin() as session:
-        current = await session.get_one(Ticket, ticket.id)
-        return await session.run_sync(
-            apply_reply, ticket_events(settings), current, agent, AgentReply(text), thread_rule="api"
+    def change(session: Session):
+        current = session.get_one(Ticket, ticket.id)
+        return apply_reply(session, ticket_events(settings), current, agent, AgentReply(text), thread_rule="api"
         )
+
+    return await db.write(change)
 
 
 async def internal_note(db: Database, ticket: Ticket, text: str) -> Message:
-    async with db.sessions.begin() as session:
-        return await session.run_sync(add_note, await session.get_one(Ticket, ticket.id), text)
+    return await db.write(lambda session: add_note(session, session.get_one(Ticket, ticket.id), text))
 
 
 async def messages_of(db: Database, ticket_id: int) -> list[Message]:
-    async with db.sessions() as session:
-        rows = await session.scalars(
+    def look(session: Session):
+        rows = session.scalars(
             select(Message)
             .where(Message.ticket_id == ticket_id)
             .options(selectinload(Message.attachments))
@@ -66,22 +65,27 @@ async def messages_of(db: Database, ticket_id: int) -> list[Message]:
         )
         return list(rows.all())
 
+    return await db.read(orm(look))
+
 
 async def reload(db: Database, ticket: Ticket) -> Ticket:
-    async with db.sessions() as session:
-        return await session.get_one(Ticket, ticket.id)
+    return await db.read(orm(lambda session: session.get_one(Ticket, ticket.id)))
 
 
 async def tickets_of(db: Database, contact: Contact) -> list[Ticket]:
-    async with db.sessions() as session:
-        rows = await session.scalars(select(Ticket).where(Ticket.requester_id == contact.id).order_by(Ticket.id))
+    def look(session: Session):
+        rows = session.scalars(select(Ticket).where(Ticket.requester_id == contact.id).order_by(Ticket.id))
         return list(rows.all())
+
+    return await db.read(orm(look))
 
 
 async def outbox_kinds(db: Database) -> list[tuple[str, list[str]]]:
-    async with db.sessions() as session:
-        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+    def look(session: Session):
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
         return [(row.kind, list(row.rcpt_tos)) for row in rows.all()]
+
+    return await db.read(orm(look))
 
 
 async def post_multipart(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.orm import Session
 
 from gateway.directory.accounts import (
     AccountError,
@@ -15,7 +16,7 @@ from gateway.directory.accounts import (
 )
 from gateway.models import Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import Client, MakeClient, add_contact, add_ticket, audit_events, post_form
 from tests.portal.story import TICKET_LINK, signed_in
 
@@ -23,13 +24,11 @@ ALICE, CAROL = "alice@customer.test", "carol@customer.test"
 
 
 async def account(db: Database, name: str = "Customer Ltd", **options: object) -> None:
-    async with db.sessions.begin() as session:
-        await add_account(session, name, **options)  # type: ignore[arg-type]
+    await db.write(lambda session: add_account(session, name, **options))
 
 
 async def member(db: Database, email: str, name: str = "Customer Ltd") -> None:
-    async with db.sessions.begin() as session:
-        await add_member(session, name, email)
+    await db.write(lambda session: add_member(session, name, email))
 
 
 async def test_a_colleague_without_account_sharing_gets_a_404(
@@ -160,13 +159,15 @@ async def test_operators_list_accounts_with_domains_members_and_sharing(db: Data
 
     assert summary.name == "Customer Ltd" and summary.share_tickets is True
     assert summary.domains == ("customer.test",) and summary.members == ("alice@customer.test",)
-    async with db.sessions.begin() as session:
-        assert await remove_member(session, "Customer Ltd", "alice@customer.test") is True
-        assert await remove_member(session, "Customer Ltd", "alice@customer.test") is False
+
+    def change(session: Session):
+        assert remove_member(session, "Customer Ltd", "alice@customer.test") is True
+        assert remove_member(session, "Customer Ltd", "alice@customer.test") is False
         with pytest.raises(AccountError, match="no account"):
-            await add_member(session, "Nobody Inc", "x@y.test")
+            add_member(session, "Nobody Inc", "x@y.test")
+
+    await db.write(change)
 
 
 async def list_accounts_in(db: Database) -> list[AccountSummary]:
-    async with db.sessions() as session:
-        return await list_accounts(session)
+    return await db.read(orm(lambda session: list_accounts(session)))

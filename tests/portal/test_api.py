@@ -15,18 +15,18 @@ from aiohttp.test_utils import TestClient
 from hypothesis import HealthCheck
 from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
 from gateway.directory.agents import add_agent, create_api_key
 from gateway.directory.mailboxes import add_mailbox
-from gateway.models import Base
 from gateway.settings import Settings
 from gateway.storage.database import open_database
 from portal.app import create_app
 from portal.views.api_schema import openapi_document
 from tests.mailflow import ALICE, LINK, TOM, add_tom, settle, text_of
-from tests.support import SUPPORT, ReceiveEmail, fixture_bytes, portal_app
+from tests.support import SUPPORT, ReceiveEmail, create_schema, fixture_bytes, portal_app
 
 ClientFactory = Any
 
@@ -37,9 +37,11 @@ async def api(aiohttp_client: ClientFactory, settings: Settings, gateway: Gatewa
 
 
 async def key_for(gateway: Gateway, email: str = TOM, mailboxes: list[str] | None = None) -> dict[str, str]:
-    async with gateway.db.sessions.begin() as session:
-        agent = await add_agent(session, email, email.split("@")[0].title(), mailboxes)
-        return {"Authorization": f"Bearer {await create_api_key(session, agent.email)}"}
+    def change(session: Session):
+        agent = add_agent(session, email, email.split("@")[0].title(), mailboxes)
+        return {"Authorization": f"Bearer {create_api_key(session, agent.email)}"}
+
+    return await gateway.db.write(change)
 
 
 async def test_requests_without_a_valid_key_are_refused(api: TestClient, gateway: Gateway) -> None:
@@ -70,8 +72,7 @@ async def test_agents_list_and_search_the_tickets_of_their_mailboxes(
     closed = await (await api.get("/api/v1/tickets", params={"status": "closed"}, headers=headers)).json()
     assert closed["tickets"] == []
 
-    async with gateway.db.sessions.begin() as session:
-        await add_mailbox(session, "billing@example.test", "Billing")
+    await gateway.db.write(lambda session: add_mailbox(session, "billing@example.test", "Billing"))
     outsider = await key_for(gateway, "uma@example.test", ["billing@example.test"])
     assert (await (await api.get("/api/v1/tickets", headers=outsider)).json())["tickets"] == []
 
@@ -194,10 +195,8 @@ class LiveApi:
 
 async def _seed(settings: Settings, options: dict[str, Any]) -> tuple[Any, dict[str, str]]:
     db = open_database(settings, **options)
-    async with db.engine.begin() as conn:
-        await conn.run_sync(Base.metadata.create_all)
-    async with db.sessions.begin() as session:
-        await add_mailbox(session, SUPPORT, "Example Support")
+    await create_schema(db)
+    await db.write(lambda session: add_mailbox(session, SUPPORT, "Example Support"))
     gateway = Gateway(settings, db, resolver=FixedResolver())
     await gateway.start()
     try:

@@ -41,8 +41,7 @@ async def test_a_ticket_lists_each_messages_files_and_serves_them_to_agents_of_i
         assert response.status == 200 and response.content_type == "application/octet-stream"
         assert (len(body), hashlib.sha256(body).hexdigest()) == (file["size"], file["sha256"])
 
-    async with gateway.db.sessions.begin() as session:
-        await add_mailbox(session, "billing@example.test", "Billing")
+    await gateway.db.write(lambda session: add_mailbox(session, "billing@example.test", "Billing"))
     outsider = await key_for(gateway, "uma@example.test", ["billing@example.test"])
     refused = await api.get(files[0]["url"], headers=outsider)
     assert refused.status == 404 and (await refused.json())["status"] == 404

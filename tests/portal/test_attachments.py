@@ -4,15 +4,14 @@ from __future__ import annotations
 
 from gateway.models import Attachment, InboundEmail, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import Client, add_contact, audit_events
 from tests.portal.story import messages_of, signed_in
 from tests.support import ReceiveEmail
 
 
 async def ticket_and_files(db: Database, inbound: InboundEmail) -> tuple[Ticket, dict[str, Attachment]]:
-    async with db.sessions() as session:
-        ticket = await session.get_one(Ticket, inbound.ticket_id)
+    ticket = await db.read(orm(lambda session: session.get_one(Ticket, inbound.ticket_id)))
     files = {a.filename: a for m in await messages_of(db, ticket.id) for a in m.attachments}
     return ticket, files
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from sqlalchemy.orm import Session
 
 from gateway.cli.demo import seed_demo_content
 from gateway.cli.runtime import Gateway
@@ -13,22 +14,20 @@ from gateway.directory.branding import BrandError, set_brand
 from gateway.directory.mailboxes import add_mailbox
 from gateway.models import Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.mailflow import ALICE, build_mail, settle, text_of
 from tests.portal.helpers import Client, MakeClient, add_contact, post_form, sent_signin_emails, with_settings
 from tests.portal.story import post_multipart, signed_in, tickets_of
 
 
 async def brand(db: Database, address: str, **changes: object) -> None:
-    async with db.sessions.begin() as session:
-        await set_brand(session, address, **changes)  # type: ignore[arg-type]
+    await db.write(lambda session: set_brand(session, address, **changes))
 
 
 @pytest.fixture
 async def acme(db: Database, mailbox: Mailbox) -> None:
     """A second mailbox with its own brand on help.acme.test."""
-    async with db.sessions.begin() as session:
-        await add_mailbox(session, "help@acme.test", "Acme")
+    await db.write(lambda session: add_mailbox(session, "help@acme.test", "Acme"))
     await brand(
         db, "help@acme.test", name="Acme Help", primary_color="#AA3300", accent_color="#112233",
         custom_domain="Help.Acme.Test", logo_url="https://cdn.acme.test/logo.png",
@@ -69,8 +68,11 @@ async def test_a_new_request_on_a_brand_domain_goes_to_that_mailbox(
 
     assert response.status == 303
     [ticket] = await tickets_of(db, alice)
-    async with db.sessions() as session:
-        assert (await session.get_one(Mailbox, ticket.mailbox_id)).address == "help@acme.test"
+
+    def look(session: Session):
+        assert (session.get_one(Mailbox, ticket.mailbox_id)).address == "help@acme.test"
+
+    await db.read(orm(look))
 
 
 @pytest.mark.usefixtures("acme")
@@ -147,9 +149,13 @@ async def test_the_demo_seed_brands_the_mailbox_loads_articles_and_an_account_on
     again = await seed_demo_content(db, settings)
 
     assert len(first.created) == 5 and again.created == again.updated == []
-    async with db.sessions() as session:
-        branded = await session.get_one(Mailbox, mailbox.id)
-        [account] = await list_accounts(session)
+
+    def look(session: Session):
+        branded = session.get_one(Mailbox, mailbox.id)
+        [account] = list_accounts(session)
+        return branded, account
+
+    branded, account = await db.read(orm(look))
     assert branded.primary_color == "#3b5bdb"
     assert branded.footer_links[0] == {"label": "Help center", "url": "http://portal.example.test/help"}
     assert account.domains == ("customer.test",) and account.share_tickets

@@ -7,7 +7,7 @@ from http.cookies import SimpleCookie
 import pytest
 from aiohttp import web
 
-from portal.sessions import write_cookie
+from portal.cookies import write_cookie
 
 
 def written(name: str, value: str, *, secure: bool, max_age: int | None = None) -> str:

@@ -1,7 +1,7 @@
 """The portal's database paths: inline reads, and units of work that share one commit.
 
 `Database.read` runs a synchronous function on a connection (inline on SQLite, through
-`run_sync` on PostgreSQL) and `Database.run_write` runs a unit of work as a transaction
+`run_sync` on PostgreSQL) and `Database.write` runs a unit of work as a transaction
 (on SQLite batched with the units queued beside it, each in its own savepoint). Every
 test here runs on whichever database the suite runs on, so both executions give the same
 answers.
@@ -10,17 +10,23 @@ answers.
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection, Engine, event, select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from gateway.models import Contact, Mailbox
+from gateway.cli.runtime import Gateway
+from gateway.models import Contact, InboundStatus, Mailbox
+from gateway.settings import Settings
 from gateway.storage.database import Database
 from gateway.tickets.lists import own_tickets
 from tests.portal.helpers import add_contact, add_ticket
+from tests.support import ReceiveEmail
 
 
 def _emails(connection: Connection) -> list[str]:
@@ -45,16 +51,16 @@ def _fail(session: Session) -> None:
 
 async def test_a_read_sees_what_was_committed_by_either_write_path(db: Database) -> None:
     await add_contact(db, "alice@customer.test")
-    await db.run_write(_add("bob@customer.test"))
+    await db.write(_add("bob@customer.test"))
     assert await db.read(_emails) == ["alice@customer.test", "bob@customer.test"]
 
 
 async def test_concurrent_units_commit_together_and_a_failing_one_stores_nothing(db: Database) -> None:
     units = [_add(f"user{n}@customer.test") for n in range(5)]
     results = await asyncio.gather(
-        *(db.run_write(unit) for unit in units[:2]),
-        db.run_write(_fail),
-        *(db.run_write(unit) for unit in units[2:]),
+        *(db.write(unit) for unit in units[:2]),
+        db.write(_fail),
+        *(db.write(unit) for unit in units[2:]),
         return_exceptions=True,
     )
     assert isinstance(results[2], ValueError)
@@ -65,7 +71,7 @@ async def test_concurrent_units_commit_together_and_a_failing_one_stores_nothing
 async def test_a_unit_that_breaks_a_constraint_fails_alone(db: Database) -> None:
     await add_contact(db, "alice@customer.test")
     duplicate, fresh = _add("alice@customer.test"), _add("bob@customer.test")
-    first, second = await asyncio.gather(db.run_write(duplicate), db.run_write(fresh), return_exceptions=True)
+    first, second = await asyncio.gather(db.write(duplicate), db.write(fresh), return_exceptions=True)
     assert isinstance(first, Exception) and isinstance(second, int)
     assert await db.read(_emails) == ["alice@customer.test", "bob@customer.test"]
 
@@ -91,12 +97,38 @@ async def test_a_page_past_the_end_shows_the_last_page(db: Database, mailbox: Ma
 
 
 async def test_the_kept_reader_sees_each_commit_and_never_writes(db: Database) -> None:
-    if db.reader is None:
+    if not db.is_sqlite:
         pytest.skip("PostgreSQL reads through the async engine")
     assert await db.read(_emails) == []
     await add_contact(db, "alice@customer.test")
     assert await db.read(_emails) == ["alice@customer.test"]  # the same kept connection, a fresh snapshot
     with pytest.raises(OperationalError, match="readonly"):
         await db.read(lambda connection: connection.execute(text("DELETE FROM contact")))
-    await db.run_write(_add("bob@customer.test"))
+    await db.write(_add("bob@customer.test"))
     assert await db.read(_emails) == ["alice@customer.test", "bob@customer.test"]
+
+
+async def test_a_sqlite_file_has_one_reader_and_one_writer_shared_by_the_store_and_the_processor(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    if not gateway.db.is_sqlite or not Path("/proc/self/fd").is_dir():
+        pytest.skip("SQLite on Linux: counts the process's open handles on the database file")
+    reader, writer = gateway.db.engines
+    committed: list[Engine] = []
+    for engine in (reader, writer):
+        event.listen(engine, "commit", lambda _conn, engine=engine: committed.append(engine))
+    inbound = await receive_email("new-request.eml")  # the store's insert, then the processor's units
+    assert inbound.status == InboundStatus.DELIVERED
+    assert committed and set(committed) == {writer}
+    path = str(make_url(settings.database_url).database)
+    handles = [fd for fd in Path("/proc/self/fd").iterdir() if _points_at(fd, path)]
+    # The reader's connection on the event loop's thread and the writer's; the checkpointer,
+    # once it has run, reads through the reader's engine on a thread of its own.
+    assert 2 <= len(handles) <= 3
+
+
+def _points_at(fd: Path, path: str) -> bool:
+    try:
+        return os.readlink(fd) == path
+    except OSError:
+        return False

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from gateway.cli import migrate
 from gateway.help.articles import ArticleError, import_articles, parse_article, render_markdown
@@ -14,7 +15,7 @@ from gateway.help.search import search_articles
 from gateway.models import Mailbox
 from gateway.models.help import SEARCH_INDEX
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
+from gateway.storage.database import Database, open_database, orm
 from tests.portal.helpers import Client, add_contact, add_ticket
 from tests.portal.story import elements, signed_in
 
@@ -23,8 +24,7 @@ ARTICLES = Path(__file__).resolve().parents[2] / "fixtures" / "articles"
 
 @pytest.fixture
 async def articles(db: Database) -> None:
-    async with db.sessions.begin() as session:
-        await import_articles(session, ARTICLES)
+    await db.write(lambda session: import_articles(session, ARTICLES))
 
 
 async def search(db: Database, query: str) -> list[str]:
@@ -105,11 +105,9 @@ async def test_articles_that_may_help_sit_next_to_the_ticket_list_and_the_new_re
 async def test_reimporting_updates_articles_and_their_search_entries(db: Database, tmp_path: Path) -> None:
     folder = tmp_path / "articles"
     write_article(folder, "wifi.md", "---\ntitle: Wi-Fi setup\ncategory: Network\n---\nUse the guest network.\n")
-    async with db.sessions.begin() as session:
-        first = await import_articles(session, folder)
+    first = await db.write(lambda session: import_articles(session, folder))
     write_article(folder, "wifi.md", "---\ntitle: Wi-Fi setup\ncategory: Network\n---\nUse the office network.\n")
-    async with db.sessions.begin() as session:
-        second = await import_articles(session, folder)
+    second = await db.write(lambda session: import_articles(session, folder))
 
     assert first.created == ["wifi"] and second.updated == ["wifi"]
     assert await search(db, "office") == ["wifi"] and await search(db, "guest") == []
@@ -147,9 +145,12 @@ async def test_an_import_names_the_file_that_failed(db: Database, tmp_path: Path
     folder = tmp_path / "articles"
     write_article(folder, "good.md", "---\ntitle: Good\ncategory: C\n---\nFine.\n")
     write_article(folder, "bad.md", "---\ntitle: Bad\n---\nNo category.\n")
-    async with db.sessions.begin() as session:
+
+    def change(session: Session):
         with pytest.raises(ArticleError, match=r"bad\.md: front matter needs both title and category"):
-            await import_articles(session, folder)
+            import_articles(session, folder)
+
+    await db.write(change)
 
 
 async def test_the_migrated_schema_searches_too(
@@ -158,12 +159,14 @@ async def test_the_migrated_schema_searches_too(
     migrated = open_database(settings, **database_url[1])
     try:
         await migrate.upgrade(migrated)
-        async with migrated.sessions.begin() as session:
-            await import_articles(session, ARTICLES)
+        await migrated.write(lambda session: import_articles(session, ARTICLES))
         assert await search(migrated, "printers jamming") == ["printer-jams"]
         if not migrated.is_sqlite:  # PostgreSQL searches without the index too, only slowly
-            async with migrated.sessions() as session:
+
+            def look(session: Session):
                 query = "SELECT count(*) FROM pg_indexes WHERE indexname = :name AND schemaname = current_schema()"
-                assert await session.scalar(text(query), {"name": SEARCH_INDEX}) == 1
+                assert session.scalar(text(query), {"name": SEARCH_INDEX}) == 1
+
+            await migrated.read(orm(look))
     finally:
         await migrated.dispose()

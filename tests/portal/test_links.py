@@ -6,10 +6,11 @@ import asyncio
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.models import MagicLink, Mailbox, PortalSession, utcnow
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import (
     Client,
     MakeClient,
@@ -68,8 +69,7 @@ async def test_get_shows_a_continue_button_and_never_consumes(client: Client, db
     head = await client.head(link_path(issued.token))
     assert head.status == 200
 
-    async with db.sessions() as session:
-        link = await session.get_one(MagicLink, issued.link.id)
+    link = await db.read(orm(lambda session: session.get_one(MagicLink, issued.link.id)))
     assert link.consumed_at is None
     assert await live_sessions(db) == []
     assert (await sign_in_with_link(client, issued)).status == 303
@@ -161,8 +161,11 @@ async def test_tampered_link_is_refused_with_friendly_page(client: Client, db: D
         posted = await post_to_link(client, token)
         assert posted.status == 404 and "This link does not work" in await posted.text()
     assert await live_sessions(db) == []
-    async with db.sessions() as session:
-        assert (await session.get_one(MagicLink, issued.link.id)).consumed_at is None
+
+    def look(session: Session):
+        assert (session.get_one(MagicLink, issued.link.id)).consumed_at is None
+
+    await db.read(orm(look))
 
 
 async def test_link_signed_with_another_installations_key_is_refused(
@@ -210,8 +213,7 @@ async def test_fifty_concurrent_exchanges_give_exactly_one_session(
     statuses = sorted(r.status for r in responses)
     assert statuses.count(303) == 1, statuses
     assert set(statuses) == {303, 410}
-    async with db.sessions() as session:
-        sessions = (await session.scalars(select(PortalSession))).all()
+    sessions = await db.read(orm(lambda session: session.scalars(select(PortalSession)).all()))
     assert len(sessions) == 1
     assert len(await audit_events(db, "link.exchanged")) == 1
 
@@ -229,8 +231,11 @@ async def test_post_without_csrf_token_is_refused_and_consumes_nothing(
     for response in (missing, forged):
         assert response.status == 403
         assert "This form has expired" in await response.text()
-    async with db.sessions() as session:
-        assert (await session.get_one(MagicLink, issued.link.id)).consumed_at is None
+
+    def look(session: Session):
+        assert (session.get_one(MagicLink, issued.link.id)).consumed_at is None
+
+    await db.read(orm(look))
 
 
 async def test_resend_mails_a_fresh_link_only_to_the_address_on_file(

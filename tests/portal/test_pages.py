@@ -107,7 +107,7 @@ async def test_create_app_opens_its_own_database_when_none_is_given(
     app = create_app(settings, processor=gateway.processor)
     client = await serve(app)
     assert (await client.get("/login")).status == 200
-    assert app[keys.DB] is not db and app[keys.DB].engine.url.render_as_string() == settings.database_url
+    assert app[keys.DB] is not db and app[keys.DB].url.render_as_string() == settings.database_url
 
 
 async def test_the_portal_has_a_favicon_so_no_page_asks_for_a_missing_one(client: Client) -> None:

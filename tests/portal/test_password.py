@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from gateway.models import ContactPassword
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import (
     ALICE,
     Client,
@@ -40,8 +40,7 @@ async def test_a_contact_sets_a_password_and_signs_in_with_it_elsewhere(
 
     assert response.status == 200  # type: ignore[attr-defined]
     assert "Your password is set" in await response.text()  # type: ignore[attr-defined]
-    async with db.sessions() as session:
-        stored = await session.scalar(select(ContactPassword.password_hash))
+    stored = await db.read(orm(lambda session: session.scalar(select(ContactPassword.password_hash))))
     assert stored is not None and stored.startswith("$argon2id$") and PASSWORD not in stored
     other = await make_client(settings)
     signed_in = await post_form(other, "/login/password", {"email": ALICE, "password": PASSWORD}, page="/login")

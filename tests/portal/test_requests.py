@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.mail.parse import parse_email
 from gateway.models import InboundEmail, Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.tickets.reply_address import parse_reply_address
 from tests.portal.helpers import Client, MakeClient, add_contact, add_ticket, audit_events, post_form, with_settings
 from tests.portal.story import (
@@ -26,8 +27,10 @@ PDF = b"%PDF-1.4\n% a tiny test document\n"
 
 
 async def inbound_rows(db: Database) -> list[InboundEmail]:
-    async with db.sessions() as session:
-        return list((await session.scalars(select(InboundEmail).order_by(InboundEmail.id))).all())
+    def look(session: Session):
+        return list(session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all())
+
+    return await db.read(orm(look))
 
 
 async def test_a_new_request_becomes_a_ticket_exactly_like_an_email(

@@ -6,11 +6,12 @@ import json
 import logging
 
 import pytest
+from sqlalchemy.orm import Session
 
 from gateway.cli.links import issue_operator_link
 from gateway.models import Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from portal.app import redact
 from tests.portal.helpers import (
     ALICE,
@@ -93,6 +94,8 @@ def test_audit_refuses_details_that_name_a_secret() -> None:
 async def test_recording_a_secret_in_audit_detail_is_an_error(db: Database) -> None:
     from gateway.auth.audit import record
 
-    async with db.sessions() as session:
+    def look(session: Session):
         with pytest.raises(ValueError, match="must not carry secrets"):
             record(session, "link.issued", detail={"token": "abc"})
+
+    await db.read(orm(look))

@@ -6,10 +6,11 @@ import hashlib
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.models import PortalSession, utcnow
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import (
     Client,
     MakeClient,
@@ -78,8 +79,7 @@ async def test_signing_in_again_rotates_the_session(client: Client, db: Database
     first = await sign_in_with_link(client, await issue(db, settings, alice))
     second = await sign_in_with_link(client, await issue(db, settings, alice))
     assert _set_cookie(first, "wicket") != _set_cookie(second, "wicket")
-    async with db.sessions() as session:
-        rows = (await session.scalars(select(PortalSession).order_by(PortalSession.id))).all()
+    rows = await db.read(orm(lambda session: session.scalars(select(PortalSession).order_by(PortalSession.id)).all()))
     assert [r.revoked_at is not None for r in rows] == [True, False]
 
 
@@ -93,9 +93,12 @@ async def test_idle_session_expires(client: Client, db: Database, settings: Sett
     alice = await add_contact(db)
     await sign_in_with_link(client, await issue(db, settings, alice))
     assert (await client.get("/tickets", allow_redirects=False)).status == 200
-    async with db.sessions.begin() as session:
+
+    def change(session: Session):
         idle = utcnow() - timedelta(minutes=settings.session_idle_minutes + 1)
-        await session.execute(update(PortalSession).values(last_seen_at=idle))
+        session.execute(update(PortalSession).values(last_seen_at=idle))
+
+    await db.write(change)
     response = await client.get("/tickets", allow_redirects=False)
     assert response.status == 302
     assert "wicket=;" in _set_cookie(response, "wicket") or "Max-Age=0" in _set_cookie(response, "wicket")
@@ -107,8 +110,7 @@ async def _last_seen(db: Database) -> datetime:
 
 
 async def _seen(db: Database, moment: datetime) -> None:
-    async with db.sessions.begin() as session:
-        await session.execute(update(PortalSession).values(last_seen_at=moment))
+    await db.write(lambda session: session.execute(update(PortalSession).values(last_seen_at=moment)))
 
 
 async def test_pages_touch_the_session_at_most_once_a_minute_and_the_idle_timeout_still_holds(
@@ -138,8 +140,11 @@ async def test_session_ends_at_the_absolute_timeout_however_active(
 ) -> None:
     alice = await add_contact(db)
     await sign_in_with_link(client, await issue(db, settings, alice))
-    async with db.sessions.begin() as session:
-        await session.execute(update(PortalSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+    def change(session: Session):
+        session.execute(update(PortalSession).values(expires_at=utcnow() - timedelta(seconds=1)))
+
+    await db.write(change)
     assert (await client.get("/tickets", allow_redirects=False)).status == 302
 
 

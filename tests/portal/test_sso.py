@@ -15,11 +15,12 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from yarl import URL
 
 from gateway.models import Contact
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import Client, MakeClient, add_contact, audit_events, live_sessions, with_settings
 
 SHARED = "a-shared-secret-that-is-long-enough-for-hs256"
@@ -50,8 +51,12 @@ async def test_sso_token_creates_the_contact_and_signs_in_without_a_second_step(
     response = await sso.get(handoff(jwt.encode(claims(), SHARED, algorithm="HS256")), allow_redirects=False)
 
     assert response.status == 303 and response.headers["Location"] == "/tickets"
-    async with db.sessions() as session:
-        carol = await session.scalar(select(Contact).where(Contact.email == "carol@example.test"))
+
+    def look(session: Session):
+        carol = session.scalar(select(Contact).where(Contact.email == "carol@example.test"))
+        return carol
+
+    carol = await db.read(orm(look))
     assert carol is not None and carol.name == "Carol"
     [session_row] = await live_sessions(db, carol)
     assert session_row.method == "sso"

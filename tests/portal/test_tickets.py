@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 
+from sqlalchemy.orm import Session
+
 from gateway.models import InboundEmail, Mailbox, Ticket, TicketStatus
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import Client, MakeClient, add_contact, add_ticket, audit_events, post_form
 from tests.portal.story import (
     TICKET_LINK,
@@ -23,13 +25,14 @@ ALICE = "alice@customer.test"
 
 
 async def set_status(db: Database, ticket_id: int, status: TicketStatus) -> None:
-    async with db.sessions.begin() as session:
-        (await session.get_one(Ticket, ticket_id)).status = status
+    def change(session: Session):
+        (session.get_one(Ticket, ticket_id)).status = status
+
+    await db.write(change)
 
 
 async def ticket_of(db: Database, inbound: InboundEmail) -> Ticket:
-    async with db.sessions() as session:
-        return await session.get_one(Ticket, inbound.ticket_id)
+    return await db.read(orm(lambda session: session.get_one(Ticket, inbound.ticket_id)))
 
 
 def thread_of(body: str) -> str:

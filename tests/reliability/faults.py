@@ -17,10 +17,12 @@ import asyncio
 import contextlib
 import sqlite3
 from collections.abc import AsyncIterator
+from functools import partial
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
-from sqlalchemy import event, text
+from sqlalchemy import text
+from sqlalchemy.orm import Session
 
 from gateway.storage.database import Database
 
@@ -125,54 +127,59 @@ class DiskFull:
 
     async def __aenter__(self) -> Self:
         if self._db.is_sqlite:
-            async with self._db.engine.connect() as conn:
-                pages = (await conn.execute(text("PRAGMA page_count"))).scalar_one()
-            self._limit = int(pages) + self._spare_pages
-            event.listen(self._db.engine.sync_engine, "connect", self._limit_pages)
-            await self._db.engine.dispose()  # every connection from now on gets the limit
+            # The page limit is a setting of the connection; every write goes through the
+            # database's one writer connection, so limiting it limits them all.
+            pages = await self._db.read(lambda connection: connection.exec_driver_sql("PRAGMA page_count").scalar_one())
+            self._limit = await self._db.write(partial(_max_pages, pages=int(pages) + self._spare_pages))
         else:
-            async with self._db.engine.begin() as conn:
-                await conn.execute(text(_PG_DISK_FULL))
+            def full(session: Session) -> None:
+                session.execute(text(_PG_DISK_FULL))
                 for table in self._tables:
-                    await conn.execute(text(
+                    session.execute(text(
                         f"CREATE TRIGGER wicket_test_disk_full BEFORE INSERT ON {table} "
                         "FOR EACH ROW EXECUTE FUNCTION wicket_test_disk_full()"
                     ))
+
+            await self._db.write(full)
         return self
 
     async def __aexit__(self, *_exc: object) -> None:
         if self._db.is_sqlite:
-            event.remove(self._db.engine.sync_engine, "connect", self._limit_pages)
-            await self._db.engine.dispose()
+            await self._db.write(partial(_max_pages, pages=_SQLITE_MAX_PAGES))
         else:
-            async with self._db.engine.begin() as conn:
+            def room(session: Session) -> None:
                 for table in self._tables:
-                    await conn.execute(text(f"DROP TRIGGER IF EXISTS wicket_test_disk_full ON {table}"))
+                    session.execute(text(f"DROP TRIGGER IF EXISTS wicket_test_disk_full ON {table}"))
 
-    def _limit_pages(self, dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA max_page_count={self._limit}")
-        cursor.close()
+            await self._db.write(room)
+
+
+_SQLITE_MAX_PAGES = 4294967294  # SQLite's own ceiling: no limit of ours
+
+
+def _max_pages(session: Session, pages: int) -> int:
+    return int(session.connection().exec_driver_sql(f"PRAGMA max_page_count={int(pages)}").scalar_one())
 
 
 @contextlib.asynccontextmanager
 async def refusing_inserts(db: Database, table: str) -> AsyncIterator[None]:
     """Every insert into `table` fails (as on a full disk) inside the block."""
-    async with db.engine.begin() as conn:
+    def refuse(session: Session) -> None:
         if db.is_sqlite:
-            await conn.execute(text(
+            session.execute(text(
                 f"CREATE TRIGGER wicket_test_refuse BEFORE INSERT ON {table} "
                 "BEGIN SELECT RAISE(ABORT, 'could not write: No space left on device'); END"
             ))
         else:
-            await conn.execute(text(_PG_DISK_FULL))
-            await conn.execute(text(
+            session.execute(text(_PG_DISK_FULL))
+            session.execute(text(
                 f"CREATE TRIGGER wicket_test_refuse BEFORE INSERT ON {table} "
                 "FOR EACH ROW EXECUTE FUNCTION wicket_test_disk_full()"
             ))
+
+    await db.write(refuse)
     try:
         yield
     finally:
-        async with db.engine.begin() as conn:
-            suffix = "" if db.is_sqlite else f" ON {table}"
-            await conn.execute(text(f"DROP TRIGGER IF EXISTS wicket_test_refuse{suffix}"))
+        suffix = "" if db.is_sqlite else f" ON {table}"
+        await db.write(lambda session: session.execute(text(f"DROP TRIGGER IF EXISTS wicket_test_refuse{suffix}")))

@@ -18,12 +18,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from gateway.directory.mailboxes import add_mailbox
-from gateway.models import Base, Mailbox
+from gateway.models import Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import open_database
-from tests.support import SUPPORT
+from tests.support import SUPPORT, create_schema
 
 SECRET = "reliability-test-key"
 
@@ -37,11 +38,13 @@ def free_port() -> int:
 async def prepare_database(url: str, *, acknowledge: bool = True) -> None:
     db = open_database(Settings(database_url=url, secret_keys=[SECRET]))
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(Base.metadata.create_all)
-        async with db.sessions.begin() as session:
-            box = await add_mailbox(session, SUPPORT, "Example Support")
-            await session.execute(update(Mailbox).where(Mailbox.id == box.id).values(auto_acknowledge=acknowledge))
+        await create_schema(db)
+
+        def change(session: Session):
+            box = add_mailbox(session, SUPPORT, "Example Support")
+            session.execute(update(Mailbox).where(Mailbox.id == box.id).values(auto_acknowledge=acknowledge))
+
+        await db.write(change)
     finally:
         await db.dispose()
 

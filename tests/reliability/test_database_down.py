@@ -19,12 +19,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
 from gateway.models import InboundEmail, InboundStatus, Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
+from gateway.storage.database import Database, open_database, orm
 from tests.portal.helpers import ALICE, add_contact, form_token, with_settings
 from tests.reliability.conftest import PortalOn
 from tests.reliability.faults import SqliteWriteLock, TcpProxy
@@ -73,8 +74,10 @@ async def outage(
 
 
 async def statuses(db: Database) -> list[str]:
-    async with db.sessions() as session:
-        return list((await session.scalars(select(InboundEmail.status).order_by(InboundEmail.id))).all())
+    def look(session: Session):
+        return list(session.scalars(select(InboundEmail.status).order_by(InboundEmail.id)).all())
+
+    return await db.read(orm(look))
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
@@ -125,10 +128,14 @@ async def test_while_the_database_is_away_smtp_says_451_the_portal_503_and_both_
             return await statuses(db) == [InboundStatus.DELIVERED, InboundStatus.DELIVERED]
 
         assert await wait_for(both_delivered, seconds=30), await statuses(db)
-        async with db.sessions() as session:
-            during = await session.scalar(
+
+        def look(session: Session):
+            during = session.scalar(
                 select(func.count(InboundEmail.id)).where(InboundEmail.raw.contains(b"during the outage"))
             )
+            return during
+
+        during = await db.read(orm(look))
         assert during == 0  # refused means not stored, not even half
     finally:
         await gateway.stop()

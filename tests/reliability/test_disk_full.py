@@ -18,12 +18,13 @@ from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
 from gateway.models import Attachment, InboundEmail, InboundStatus, Mailbox, Message, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import with_settings
 from tests.reliability.faults import DiskFull
 from tests.support import SUPPORT
@@ -49,16 +50,18 @@ def mail_with_attachments() -> tuple[bytes, dict[str, str]]:
 
 
 async def counts(db: Database) -> tuple[int, int, int]:
-    async with db.sessions() as session:
-        tickets = await session.scalar(select(func.count(Ticket.id)))
-        messages = await session.scalar(select(func.count(Message.id)))
-        attachments = await session.scalar(select(func.count(Attachment.id)))
+    def look(session: Session):
+        tickets = session.scalar(select(func.count(Ticket.id)))
+        messages = session.scalar(select(func.count(Message.id)))
+        attachments = session.scalar(select(func.count(Attachment.id)))
+        return tickets, messages, attachments
+
+    tickets, messages, attachments = await db.read(orm(look))
     return tickets or 0, messages or 0, attachments or 0
 
 
 async def row(db: Database, inbound_id: int) -> InboundEmail:
-    async with db.sessions() as session:
-        return await session.get_one(InboundEmail, inbound_id)
+    return await db.read(orm(lambda session: session.get_one(InboundEmail, inbound_id)))
 
 
 async def until(check: Callable[[], Awaitable[bool]], seconds: float) -> None:
@@ -105,7 +108,6 @@ async def test_a_full_disk_while_storing_attachments_leaves_the_message_unwritte
     finally:
         await gateway.stop()
     assert await counts(db) == (1, 1, len(SIZES))
-    async with db.sessions() as session:
-        stored = (await session.scalars(select(Attachment))).all()
+    stored = await db.read(orm(lambda session: session.scalars(select(Attachment)).all()))
     assert {a.filename: hashlib.sha256(a.data).hexdigest() for a in stored} == digests
     assert sorted(a.size for a in stored) == sorted(SIZES)

@@ -22,10 +22,11 @@ from pathlib import Path
 import aiosmtplib
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.models import InboundEmail, InboundStatus, Message
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
+from gateway.storage.database import Database, open_database, orm
 from tests.reliability.nodes import Node, free_port, node_environment, prepare_database
 from tests.support import SUPPORT
 
@@ -88,9 +89,11 @@ async def client(number: int, port: int, ledger: Ledger, deadline: float) -> Non
 
 
 async def counts(db: Database) -> dict[str, int]:
-    async with db.sessions() as session:
-        rows = await session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
+    def look(session: Session):
+        rows = session.execute(select(InboundEmail.status, func.count()).group_by(InboundEmail.status))
         return {status: n for status, n in rows}
+
+    return await db.read(orm(look))
 
 
 async def settle(db: Database, seconds: float) -> dict[str, int]:
@@ -137,13 +140,16 @@ async def test_kill_9_under_load_loses_no_acknowledged_message_and_duplicates_no
         assert at_kill.get(InboundStatus.DELIVERED, 0) < acked_before_kill, "nothing was left to process at the kill"
         assert set(settled) <= {InboundStatus.DELIVERED, InboundStatus.IGNORED}, settled
 
-        async with db.sessions() as session:
-            named = dict((await session.execute(
+        def look(session: Session):
+            named = dict((session.execute(
                 select(InboundEmail.id, InboundEmail.message_id).where(InboundEmail.id.in_(list(ledger.acked.values())))
             )).all())
-            ticket_messages = (await session.execute(
+            ticket_messages = session.execute(
                 select(Message.rfc_message_id, func.count()).group_by(Message.rfc_message_id)
-            )).all()
+            ).all()
+            return named, ticket_messages
+
+        named, ticket_messages = await db.read(orm(look))
         assert {named.get(row_id) for row_id in ledger.acked.values()} == set(ledger.acked), (
             "a 250 named a row that is not there, or holds another message"
         )

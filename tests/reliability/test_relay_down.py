@@ -17,12 +17,13 @@ from email import message_from_bytes
 import pytest
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
+from sqlalchemy.orm import Session as OrmSession
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
 from gateway.models import Mailbox, OutboxMessage, OutboxStatus
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import with_settings
 from tests.support import SUPPORT, simple_mail
 
@@ -60,8 +61,10 @@ def free_port() -> int:
 
 
 async def outbox(db: Database) -> list[OutboxMessage]:
-    async with db.sessions() as session:
-        return list((await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all())
+    def look(session: OrmSession):
+        return list(session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all())
+
+    return await db.read(orm(look))
 
 
 async def until(check: Callable[[], Awaitable[bool]], seconds: float) -> None:

@@ -18,12 +18,13 @@ import pytest
 from aiohttp import CookieJar
 from aiohttp.test_utils import TestServer
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.auth.tokens import LinkPurpose
 from gateway.directory.accounts import add_account
 from gateway.models import AuditEvent, ContactPassword
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from portal.app import runner_options
 from portal.passwords import hash_password
 from tests.portal.helpers import add_contact, sent_signin_emails, with_settings
@@ -82,8 +83,7 @@ async def test_every_route_with_an_object_id_answers_404_to_another_contact_or_a
     world: World, new_browser: NewBrowser, db: Database
 ) -> None:
     app = portal_app(world.settings, db)
-    async with db.sessions.begin() as session:  # Alice's company, which does not share tickets
-        await add_account(session, "Example Inc", domains=["example.test"], share_tickets=False)
+    await db.write(lambda session: add_account(session, "Example Inc", domains=["example.test"], share_tickets=False))
     colleague = await new_browser()
     await colleague.sign_in(await world.link(await add_contact(db, COLLEAGUE, "Colin")))
     alice, mallory = await signed_in(new_browser, world, "alice"), await signed_in(new_browser, world, "mallory")
@@ -126,8 +126,7 @@ async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csr
         (alice, "another browser's token", {"csrf_token": await mallory.csrf_token("/tickets")}),
         (stale_browser, "the token it had before signing in", {"csrf_token": stale}),
     ]
-    async with db.sessions() as session:
-        audited = await session.scalar(select(func.count(AuditEvent.id)))
+    audited = await db.read(orm(lambda session: session.scalar(select(func.count(AuditEvent.id)))))
     before = await world.ticket_state()
     checked = 0
     for route in routes_of(app):
@@ -146,8 +145,11 @@ async def test_every_state_changing_route_refuses_missing_forged_and_foreign_csr
         assert header.status == 403
         checked += 1
     assert checked >= 8
-    async with db.sessions() as session:
-        assert await session.scalar(select(func.count(AuditEvent.id))) == audited, "a refused request did something"
+
+    def look(session: Session):
+        assert session.scalar(select(func.count(AuditEvent.id))) == audited, "a refused request did something"
+
+    await db.read(orm(look))
     assert await world.ticket_state() == before
     assert (await alice.get("/tickets")).status == 200, "a refused sign-out signed Alice out"
     assert (await (await new_browser()).sign_in(unused)).status == 303, "a refused exchange used the link up"
@@ -207,8 +209,8 @@ DOORS: dict[str, Door] = {
 
 
 async def set_password(world: World) -> None:
-    async with world.db.sessions.begin() as session:
-        session.add(ContactPassword(contact_id=world.alice.id, password_hash=await hash_password(PASSWORD)))
+    stored = ContactPassword(contact_id=world.alice.id, password_hash=await hash_password(PASSWORD))
+    await world.db.write(lambda session: session.add(stored))
 
 
 @pytest.mark.parametrize("door", DOORS)

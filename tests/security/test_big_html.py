@@ -15,11 +15,12 @@ from email.message import EmailMessage
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Contact, InboundEmail, Mailbox, Message, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import Client, add_contact, add_ticket, issue, with_settings
 from tests.security.world import NewBrowser
 from tests.support import SUPPORT
@@ -78,13 +79,17 @@ async def _signed_in(new_browser: NewBrowser, settings: Settings, db: Database, 
 async def _big_ticket(gateway: Gateway, db: Database, html: str) -> tuple[Ticket, Contact, Message]:
     inbound_id = await gateway.receive(big_mail(html), mail_from=OWNER, rcpt_tos=(SUPPORT,))
     await gateway.processor.drain()
-    async with db.sessions() as session:
-        inbound = await session.get_one(InboundEmail, inbound_id)
+
+    def look(session: Session):
+        inbound = session.get_one(InboundEmail, inbound_id)
         assert inbound.ticket_id is not None, (inbound.status, inbound.last_error)
-        ticket = await session.get_one(Ticket, inbound.ticket_id)
-        owner = await session.get_one(Contact, ticket.requester_id)
-        message = await session.scalar(select(Message).where(Message.ticket_id == ticket.id))
+        ticket = session.get_one(Ticket, inbound.ticket_id)
+        owner = session.get_one(Contact, ticket.requester_id)
+        message = session.scalar(select(Message).where(Message.ticket_id == ticket.id))
         assert message is not None
+        return ticket, owner, message
+
+    ticket, owner, message = await db.read(orm(look))
     return ticket, owner, message
 
 
@@ -173,12 +178,18 @@ async def test_a_message_stored_before_sanitizing_at_ingest_is_sanitized_on_firs
 ) -> None:
     html = "<p>Old <i>message</i><script>alert(1)</script></p>"
     ticket, owner, message = await _big_ticket(gateway, db, html)
-    async with db.sessions.begin() as session:  # as rows stored by an older version look
-        stored = await session.get_one(Message, message.id)
+
+    def change(session: Session):
+        stored = session.get_one(Message, message.id)
         stored.display_html = None
+
+    await db.write(change)
     client = await _signed_in(new_browser, settings, db, owner)
     page = await (await client.get(f"/tickets/{ticket.public_id}")).text()
     assert "Old <i>message</i>" in page and "alert(1)" not in page
-    async with db.sessions() as session:
-        kept = await session.get_one(Message, message.id)
+
+    def look(session: Session):
+        kept = session.get_one(Message, message.id)
         assert kept.display_html is not None and "<i>message</i>" in kept.display_html
+
+    await db.read(orm(look))

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import InboundStatus, Message, OutboxMessage
 from gateway.outbound.compose import OutboundKind
+from gateway.storage.database import orm
 from tests.mailflow import build_mail, settle
 from tests.support import SUPPORT, ReceiveEmail
 
@@ -29,9 +31,13 @@ async def test_mail_from_the_mailbox_address_is_stored_and_not_acknowledged(
     )
     assert inbound.status == InboundStatus.DELIVERED and inbound.ticket_id is not None
     sender = await settle(gateway)
-    async with gateway.db.sessions() as session:
-        stored = (await session.scalars(select(Message).where(Message.inbound_email_id == inbound.id))).all()
-        kinds = (await session.scalars(select(OutboxMessage.kind))).all()
+
+    def look(session: Session):
+        stored = session.scalars(select(Message).where(Message.inbound_email_id == inbound.id)).all()
+        kinds = session.scalars(select(OutboxMessage.kind)).all()
+        return stored, kinds
+
+    stored, kinds = await gateway.db.read(orm(look))
     assert len(stored) == 1 and stored[0].body_text.strip() == "Pay now."
     assert OutboundKind.ACKNOWLEDGEMENT not in kinds
     assert sender.sent == []

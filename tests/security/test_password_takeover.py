@@ -16,8 +16,10 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.models import ContactPassword, OutboxMessage, PortalSession, utcnow
+from gateway.storage.database import orm
 from portal.sessions import cookie_name, hash_session_id
 from tests.portal.helpers import CODE_IN_MAIL, TOKEN_FIELD
 from tests.security.world import OWNER, Browser, NewBrowser, World
@@ -33,12 +35,15 @@ async def signed_in_at(world: World, browser: Browser, minutes_ago: int) -> None
     session_id = browser.cookie(cookie_name(world.settings))
     assert session_id
     moment = utcnow() - timedelta(minutes=minutes_ago)
-    async with world.db.sessions.begin() as session:
-        await session.execute(
+
+    def change(session: Session):
+        session.execute(
             update(PortalSession)
             .where(PortalSession.id_hash == hash_session_id(session_id))
             .values(created_at=moment)
         )
+
+    await world.db.write(change)
 
 
 async def set_password(browser: Browser, password: str, **extra: str) -> tuple[int, str]:
@@ -48,15 +53,20 @@ async def set_password(browser: Browser, password: str, **extra: str) -> tuple[i
 
 
 async def stored_hash(world: World) -> str | None:
-    async with world.db.sessions() as session:
-        return await session.scalar(
+    def look(session: Session):
+        return session.scalar(
             select(ContactPassword.password_hash).where(ContactPassword.contact_id == world.alice.id)
         )
 
+    return await world.db.read(orm(look))
+
 
 async def notices(world: World) -> list[OutboxMessage]:
-    async with world.db.sessions() as session:
-        rows = (await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))).all()
+    def look(session: Session):
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id)).all()
+        return rows
+
+    rows = await world.db.read(orm(look))
     return [row for row in rows if row.kind == "password-notice"]
 
 

@@ -18,12 +18,14 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestServer
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import create_api_key
 from gateway.directory.branding import set_brand
 from gateway.models import InboundEmail, MagicLink, Mailbox, Message, Ticket
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal.app import create_app, runner_options
 from tests.mailflow import ALICE, TOM, add_tom, settle, smtp_send, text_of
 from tests.portal.helpers import Client, post_form
@@ -68,8 +70,7 @@ async def test_a_link_and_code_quoted_back_in_a_reply_are_burned_and_replaced_wh
     gateway: Gateway, settings: Settings, smtp_server: tuple[str, int], aiohttp_client: Any
 ) -> None:
     await add_tom(gateway)
-    async with gateway.db.sessions.begin() as session:
-        api_key = await create_api_key(session, TOM)
+    api_key = await gateway.db.write(lambda session: create_api_key(session, TOM))
     await smtp_send(smtp_server, ALICE, [SUPPORT], fixture_bytes("new-request.eml"))
     [acknowledgement] = (await settle(gateway)).to(ALICE)
     text = text_of(acknowledgement)
@@ -90,11 +91,15 @@ async def test_a_link_and_code_quoted_back_in_a_reply_are_burned_and_replaced_wh
     assert "Set-Cookie" not in answer.headers or "session" not in answer.headers["Set-Cookie"]
     by_code = await post_form(browser, "/code", {"email": ALICE, "code": code.group(1)})
     assert by_code.status == 400
-    async with gateway.db.sessions() as session:
-        links = (await session.scalars(select(MagicLink))).all()
-        inbound = (await session.scalars(select(InboundEmail).order_by(InboundEmail.id))).all()
-        stored = (await session.scalars(select(Message).order_by(Message.id))).all()
-        ticket = await session.get_one(Ticket, stored[-1].ticket_id)
+
+    def look(session: Session):
+        links = session.scalars(select(MagicLink)).all()
+        inbound = session.scalars(select(InboundEmail).order_by(InboundEmail.id)).all()
+        stored = session.scalars(select(Message).order_by(Message.id)).all()
+        ticket = session.get_one(Ticket, stored[-1].ticket_id)
+        return links, inbound, stored, ticket
+
+    links, inbound, stored, ticket = await gateway.db.read(orm(look))
     assert [link_.burned for link_ in links] == [True]
 
     # The raw message is kept as it came; everything derived from it holds placeholders.
@@ -122,8 +127,7 @@ async def test_a_link_and_code_quoted_back_in_a_reply_are_burned_and_replaced_wh
 async def test_only_wicket_hosts_and_codes_wicket_issued_are_removed(
     gateway: Gateway, settings: Settings, mailbox: Mailbox, receive_email: ReceiveEmail
 ) -> None:
-    async with gateway.db.sessions.begin() as session:
-        await set_brand(session, SUPPORT, custom_domain="help.brand.test")
+    await gateway.db.write(lambda session: set_brand(session, SUPPORT, custom_domain="help.brand.test"))
     unknown, other, third = "A" * 21 + "-" + "b" * 21, "C" * 21 + "_" + "d" * 21, "E" * 43
     body = (
         "ATTACHED: the INVOICE. Ref ABCD-EFGH and part XK42-ZZ9P.\n"
@@ -139,8 +143,12 @@ async def test_only_wicket_hosts_and_codes_wicket_issued_are_removed(
     mail["Message-ID"] = "<ordinary-1@customer.test>"
     mail.set_content(body)
     row = await receive_email(mail.as_bytes())
-    async with gateway.db.sessions() as session:
-        [message] = (await session.scalars(select(Message).where(Message.inbound_email_id == row.id))).all()
+
+    def look(session: Session):
+        [message] = session.scalars(select(Message).where(Message.inbound_email_id == row.id)).all()
+        return message
+
+    message = await gateway.db.read(orm(look))
     assert message.subject == "ATTACHED INVOICE ABCD-EFGH"
     assert "ATTACHED: the INVOICE. Ref ABCD-EFGH and part XK42-ZZ9P." in message.body_text
     assert f"Our portal: {LINK_REMOVED}\n" in message.body_text
@@ -165,8 +173,12 @@ async def test_a_code_wicket_issued_is_removed_even_without_its_dash(
     mail["Message-ID"] = "<typed-code@customer.test>"
     mail.set_content(f"I typed {typed} but it did not work.\n")
     row = await receive_email(mail.as_bytes(), to=acknowledgement.message["Reply-To"])
-    async with gateway.db.sessions() as session:
-        [message] = (await session.scalars(select(Message).where(Message.inbound_email_id == row.id))).all()
-        [link] = (await session.scalars(select(MagicLink))).all()
+
+    def look(session: Session):
+        [message] = session.scalars(select(Message).where(Message.inbound_email_id == row.id)).all()
+        [link] = session.scalars(select(MagicLink)).all()
+        return message, link
+
+    message, link = await gateway.db.read(orm(look))
     assert message.body_text.startswith(f"I typed {CODE_REMOVED} but it did not work.")
     assert link.burned

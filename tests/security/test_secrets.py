@@ -26,7 +26,8 @@ import pytest
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import Connection, select
+from sqlalchemy.orm import Session
 
 from gateway.auth.tokens import LinkPurpose
 from gateway.cli.links import issue_operator_link
@@ -35,7 +36,7 @@ from gateway.inbound.store import StoreUnavailable
 from gateway.logs import QUIET_LOGGERS, JsonFormatter, bound
 from gateway.models import AuditEvent, Base, ContactPassword, InboundEmail, InboundStatus, Mailbox
 from gateway.settings import Settings
-from gateway.storage.database import Database, open_database
+from gateway.storage.database import Database, open_database, orm
 from portal.passwords import hash_password
 from tests.portal.helpers import sent_signin_emails, with_settings
 from tests.reliability.faults import refusing_inserts
@@ -51,8 +52,8 @@ LINK_TOKEN = re.compile(r"/l/[A-Za-z0-9_-]{43}")
 
 
 async def set_password(world: World) -> None:
-    async with world.db.sessions.begin() as session:
-        session.add(ContactPassword(contact_id=world.alice.id, password_hash=await hash_password(PASSWORD)))
+    stored = ContactPassword(contact_id=world.alice.id, password_hash=await hash_password(PASSWORD))
+    await world.db.write(lambda session: session.add(stored))
 
 
 ROUNDS = {"/login": 30, "/login/password": 10, "/code": 30}  # argon2 makes password checks slow
@@ -159,12 +160,11 @@ def production_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCapt
 async def stored_text(db: Database) -> str:
     """Every column of every table, as text, sent emails included (they keep only a copy
     with the link and code replaced)."""
-    dump = []
-    async with db.engine.connect() as conn:
-        for table in Base.metadata.sorted_tables:
-            for row in (await conn.execute(select(table))).all():
-                dump.append(repr(tuple(row)))
-    return "\n".join(dump)
+
+    def dump(connection: Connection) -> list[str]:
+        return [repr(tuple(row)) for table in Base.metadata.sorted_tables for row in connection.execute(select(table))]
+
+    return "\n".join(await db.read(dump))
 
 
 async def test_no_secret_reaches_a_log_line_an_audit_row_or_any_stored_column(
@@ -221,8 +221,7 @@ async def test_no_secret_reaches_a_log_line_an_audit_row_or_any_stored_column(
 
 
 async def _audit(db: Database) -> list[AuditEvent]:
-    async with db.sessions() as session:
-        return list((await session.scalars(select(AuditEvent).order_by(AuditEvent.id))).all())
+    return await db.read(orm(lambda session: list(session.scalars(select(AuditEvent).order_by(AuditEvent.id)).all())))
 
 
 async def test_a_failing_database_write_never_copies_a_link_into_logs_or_the_error_kept_on_the_message(
@@ -234,8 +233,7 @@ async def test_a_failing_database_write_never_copies_a_link_into_logs_or_the_err
         inbound_id = await gateway.receive(simple_mail("Please help"), mail_from="alice@customer.test",
                                            rcpt_tos=(SUPPORT,))
         await gateway.processor.process_batch()
-    async with db.sessions() as session:
-        row = await session.get_one(InboundEmail, inbound_id)
+    row = await db.read(orm(lambda session: session.get_one(InboundEmail, inbound_id)))
     assert row.status == InboundStatus.FAILED and "No space left" in (row.last_error or "")
     # A customer's reply quoting a link reaches a store that cannot write.
     quoted = simple_mail("Re: help", body="> Continue: http://portal.example.test/l/" + "Q" * 43)
@@ -269,8 +267,11 @@ async def test_rcpt_to_anything_but_a_wicket_mailbox_is_refused_so_nothing_is_re
         assert reply.code >= 500, (address, reply)
     assert (await session.command(b"DATA")).code == 503  # no recipient was accepted
     assert (await session.command(b"RCPT TO:<Support@Example.TEST>")).code == 250  # the mailbox itself is fine
-    async with gateway.db.sessions() as db_session:
-        assert (await db_session.scalars(select(InboundEmail.id))).all() == []
+
+    def look(db_session: Session):
+        assert db_session.scalars(select(InboundEmail.id)).all() == []
+
+    await gateway.db.read(orm(look))
 
 
 _labels = st.text(string.ascii_lowercase + string.digits + "-", min_size=1, max_size=12)
@@ -282,4 +283,5 @@ _local_parts = st.text(string.ascii_letters + string.digits + ".+_-%!=", min_siz
                      suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(local=_local_parts, domain=_domains)
 async def test_no_address_at_another_domain_is_ever_routable(gateway: Gateway, local: str, domain: str) -> None:
-    assert await gateway.router.resolve(f"{local}@{domain}") is None
+    address = f"{local}@{domain}"
+    assert await gateway.db.read(lambda connection: gateway.router.resolve(connection, address)) is None

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from gateway.auth.tokens import LinkPurpose
 from gateway.models import MagicLink, UsedSsoToken
+from gateway.storage.database import orm
 from tests.portal.helpers import link_path
 from tests.security.world import OWNER, SSO_SECRET, STRANGER, Browser, NewBrowser, World
 
@@ -37,8 +38,7 @@ async def who(browser: Browser) -> str:
 
 
 async def link_used(world: World, link_id: int) -> bool:
-    async with world.db.sessions() as session:
-        return (await session.get_one(MagicLink, link_id)).consumed_at is not None
+    return await world.db.read(orm(lambda session: (session.get_one(MagicLink, link_id)).consumed_at is not None))
 
 
 async def test_the_continue_page_names_the_account_masked(world: World, new_browser: NewBrowser) -> None:
@@ -109,8 +109,7 @@ def sso_token(address: str) -> str:
 
 
 async def used_sso_tokens(world: World) -> int:
-    async with world.db.sessions() as session:
-        return len((await session.scalars(select(UsedSsoToken.id))).all())
+    return await world.db.read(orm(lambda session: len(session.scalars(select(UsedSsoToken.id)).all())))
 
 
 async def test_an_sso_handoff_for_someone_else_asks_before_switching(world: World, new_browser: NewBrowser) -> None:

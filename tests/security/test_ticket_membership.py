@@ -15,12 +15,14 @@ import re
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.auth.tokens import issue_link
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent
 from gateway.models import Contact, Message, Ticket, TicketParticipant
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from gateway.tickets.replies import AgentReply, apply_reply
 from portal.app import create_app
 from tests.mailflow import TOM, add_tom, build_mail, outbox_sender, settle, smtp_send, text_of
@@ -32,19 +34,24 @@ SIGNED_MARKER = re.compile(r"\[wicket:[^\]\s]+\]")
 
 
 async def tickets_and_messages(gateway: Gateway) -> tuple[list[Ticket], list[Message]]:
-    async with gateway.db.sessions() as session:
-        tickets = list((await session.scalars(select(Ticket).order_by(Ticket.id))).all())
-        messages = list((await session.scalars(select(Message).order_by(Message.id))).all())
+    def look(session: Session):
+        tickets = list(session.scalars(select(Ticket).order_by(Ticket.id)).all())
+        messages = list(session.scalars(select(Message).order_by(Message.id)).all())
+        return tickets, messages
+
+    tickets, messages = await gateway.db.read(orm(look))
     return tickets, messages
 
 
 async def participants(gateway: Gateway, ticket: Ticket) -> set[str]:
-    async with gateway.db.sessions() as session:
-        rows = await session.scalars(
+    def look(session: Session):
+        rows = session.scalars(
             select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
             .where(TicketParticipant.ticket_id == ticket.id)
         )
         return set(rows.all())
+
+    return await gateway.db.read(orm(look))
 
 
 async def bob_opens_a_ticket(gateway: Gateway, smtp: tuple[str, int]) -> tuple[Ticket, Any]:
@@ -60,22 +67,26 @@ async def portal_status_as(
     aiohttp_client: Any, settings: Settings, gateway: Gateway, email: str, path: str
 ) -> int:
     """Sign `email` in with a link of their own, as anyone can, and open `path`."""
-    async with gateway.db.sessions.begin() as session:
-        contact = await session.scalar(select(Contact).where(Contact.email == email))
+
+    def change(session: Session):
+        contact = session.scalar(select(Contact).where(Contact.email == email))
         assert contact is not None
-        issued = await issue_link(session, settings, contact)
+        issued = issue_link(session, settings, contact)
+        return issued
+
+    issued = await gateway.db.write(change)
     browser = await aiohttp_client(create_app(settings, gateway.db, processor=gateway.processor))
     assert (await sign_in_with_link(browser, issued)).status == 303
     return (await browser.get(path, allow_redirects=False)).status
 
 
 async def agent_replies(gateway: Gateway, settings: Settings, ticket: Ticket, text: str) -> None:
-    async with gateway.db.sessions.begin() as session:
-        tom = await add_agent(session, "tom@example.test", "Tom Agent")
-        box_ticket = await session.get_one(Ticket, ticket.id)
-        await session.run_sync(
-            lambda s: apply_reply(s, gateway.events, box_ticket, tom, AgentReply(text=text), thread_rule="cli")
-        )
+    def change(session: Session):
+        tom = add_agent(session, "tom@example.test", "Tom Agent")
+        box_ticket = session.get_one(Ticket, ticket.id)
+        apply_reply(session, gateway.events, box_ticket, tom, AgentReply(text=text), thread_rule="cli")
+
+    await gateway.db.write(change)
 
 
 async def test_a_stranger_quoting_a_tickets_public_id_opens_her_own_ticket_and_sees_nothing(

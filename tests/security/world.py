@@ -24,6 +24,7 @@ from urllib.parse import urljoin, urlsplit
 from aiohttp import web
 from multidict import CIMultiDict
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.auth.downloads import download_token
 from gateway.auth.tokens import IssuedLink
@@ -33,7 +34,7 @@ from gateway.directory.mailboxes import add_mailbox
 from gateway.inbound.route_admin import RouteSpec, add_route
 from gateway.models import Attachment, Contact, InboundEmail, Mailbox, Message, RouteMatch, Ticket, utcnow
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import TOKEN_FIELD, Client, add_contact, add_ticket, issue, link_path
 from tests.support import SUPPORT
 
@@ -153,9 +154,12 @@ class World:
         return issued
 
     async def ticket_state(self) -> tuple[str, int]:
-        async with self.db.sessions() as session:
-            ticket = await session.get_one(Ticket, self.ticket.id)
-            messages = (await session.scalars(select(Message.id).where(Message.ticket_id == ticket.id))).all()
+        def look(session: Session):
+            ticket = session.get_one(Ticket, self.ticket.id)
+            messages = session.scalars(select(Message.id).where(Message.ticket_id == ticket.id)).all()
+            return ticket, messages
+
+        ticket, messages = await self.db.read(orm(look))
         return ticket.status, len(messages)
 
 
@@ -173,27 +177,31 @@ def mail_with_attachment() -> bytes:
 async def build_world(gateway: Gateway, db: Database, settings: Settings, support: Mailbox) -> World:
     inbound_id = await gateway.receive(mail_with_attachment(), mail_from=OWNER, rcpt_tos=(SUPPORT,))
     await gateway.processor.drain()
-    async with db.sessions.begin() as session:
-        inbound = await session.get_one(InboundEmail, inbound_id)
+
+    def change(session: Session):
+        inbound = session.get_one(InboundEmail, inbound_id)
         assert inbound.ticket_id is not None, (inbound.status, inbound.last_error)
-        ticket = await session.get_one(Ticket, inbound.ticket_id)
-        alice = await session.get_one(Contact, ticket.requester_id)
-        attachment = await session.scalar(
+        ticket = session.get_one(Ticket, inbound.ticket_id)
+        alice = session.get_one(Contact, ticket.requester_id)
+        attachment = session.scalar(
             select(Attachment.public_id).join(Message).where(Message.ticket_id == ticket.id)
         )
-        message = await session.scalar(select(Message.public_id).where(Message.ticket_id == ticket.id))
-        await add_mailbox(session, OTHER_MAILBOX, "Sales")
-        tom = await add_agent(session, OWNER_AGENT, "Tom Agent", mailboxes=[SUPPORT])
-        sam = await add_agent(session, OTHER_AGENT, "Sam Agent", mailboxes=[OTHER_MAILBOX])
-        tom_key = await create_api_key(session, OWNER_AGENT)
-        sam_key = await create_api_key(session, OTHER_AGENT)
+        message = session.scalar(select(Message.public_id).where(Message.ticket_id == ticket.id))
+        add_mailbox(session, OTHER_MAILBOX, "Sales")
+        tom = add_agent(session, OWNER_AGENT, "Tom Agent", mailboxes=[SUPPORT])
+        sam = add_agent(session, OTHER_AGENT, "Sam Agent", mailboxes=[OTHER_MAILBOX])
+        tom_key = create_api_key(session, OWNER_AGENT)
+        sam_key = create_api_key(session, OTHER_AGENT)
+        return ticket, alice, attachment, message, tom_key, sam_key, tom.id, sam.id
+
+    ticket, alice, attachment, message, tom_key, sam_key, tom_id, sam_id = await db.write(change)
     assert attachment is not None and message is not None
     mallory = await add_contact(db, STRANGER, "Mallory")
     mallory_ticket = await add_ticket(db, support, mallory, "Mallory's own question")
     spec = RouteSpec(RouteMatch.EXACT, "help@example.test", mailbox=SUPPORT)
-    route_id = await db.run_write(lambda session: add_route(session, spec).public_id)
+    route_id = await db.write(lambda session: add_route(session, spec).public_id)
     world = World(settings, db, alice, mallory, ticket, attachment, message, mallory_ticket, tom_key, sam_key,
-                  tom.id, sam.id, route_id)
+                  tom_id, sam_id, route_id)
     world.secrets |= {tom_key, sam_key}
     return world
 

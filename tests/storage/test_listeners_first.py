@@ -9,7 +9,7 @@ from pathlib import Path
 
 from sqlalchemy.engine import make_url
 
-from gateway.storage.database import ListenersFirst
+from gateway.storage.sqlite import ListenersFirst
 
 
 def test_a_background_writer_gives_way_while_a_listener_commits_and_listeners_share(tmp_path: Path) -> None:

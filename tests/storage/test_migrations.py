@@ -35,10 +35,9 @@ async def test_the_message_thread_index_downgrades_and_upgrades_again(
     db = open_database(settings, **database_url[1])
     try:
         await migrate.upgrade(db)
-        async with db.engine.begin() as connection:
-            assert "ix_message_ticket_thread" in await connection.run_sync(indexes)
-            await connection.run_sync(downgrade)
-            assert "ix_message_ticket_thread" not in await connection.run_sync(indexes)
+        assert "ix_message_ticket_thread" in await db.read(indexes)
+        await db.write(lambda session: downgrade(session.connection()))
+        assert "ix_message_ticket_thread" not in await db.read(indexes)
         await migrate.upgrade(db)
         assert await migrate.pending_changes(db) == []
     finally:

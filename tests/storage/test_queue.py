@@ -12,7 +12,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.models import InboundEmail, InboundStatus, utcnow
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.storage.queue import Claim, LeasedQueue, Policy, QueueTable, Statuses
 
 T = TypeVar("T")
@@ -25,6 +25,7 @@ SHARED = QueueTable(
     returning=("attempts",),
     settle_values=("outcome",),
     lost_error="lost",
+    name="test-shared",
 )
 # The outbox's shape: a retry waits as ready.
 APART = QueueTable(
@@ -32,6 +33,7 @@ APART = QueueTable(
     Statuses(InboundStatus.PENDING, InboundStatus.PROCESSING, InboundStatus.PENDING, InboundStatus.FAILED),
     returning=("attempts",),
     lost_error="lost",
+    name="test-apart",
 )
 
 
@@ -41,19 +43,20 @@ def queue(table: QueueTable = SHARED, **policy: float) -> LeasedQueue:
 
 
 async def add_rows(db: Database, count: int) -> list[int]:
-    async with db.sessions.begin() as session:
+    def change(session: Session):
         rows = [
             InboundEmail(raw=b"x", sha256="0" * 64, mail_from="a@b.test", rcpt_tos=["s@b.test"], peer="p")
             for _ in range(count)
         ]
         session.add_all(rows)
-        await session.flush()
+        session.flush()
         return [row.id for row in rows]
+
+    return await db.write(change)
 
 
 async def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
-    async with db.sessions.begin() as session:
-        return await session.run_sync(work)
+    return await db.write(lambda session: work(session))
 
 
 async def claim(db: Database, leased: LeasedQueue) -> Claim:
@@ -65,28 +68,29 @@ async def fail(db: Database, leased: LeasedQueue, row_id: int, attempt: int) -> 
 
 
 async def stored(db: Database, row_id: int) -> InboundEmail:
-    async with db.sessions() as session:
-        return await session.get_one(InboundEmail, row_id)
+    return await db.read(orm(lambda session: session.get_one(InboundEmail, row_id)))
 
 
 async def make_due(db: Database) -> None:
-    async with db.sessions.begin() as session:
-        await session.execute(
+    def change(session: Session):
+        session.execute(
             update(InboundEmail).where(InboundEmail.next_attempt_at.is_not(None)).values(next_attempt_at=utcnow())
         )
+
+    await db.write(change)
 
 
 async def test_two_claimers_take_disjoint_rows(db: Database) -> None:
     ids = await add_rows(db, 8)
     leased = queue(batch=5)
 
-    async def claimer() -> list[int]:
-        async with db.sessions.begin() as session:
-            taken = await session.run_sync(lambda sync: leased.claim(sync.connection()))
-            await asyncio.sleep(0.05)  # hold the rows (PostgreSQL) or the write lock (SQLite) meanwhile
-            return [row[0] for row in taken.rows]
+    def claimer(session: Session) -> list[int]:
+        taken = leased.claim(session.connection())
+        if not db.is_sqlite:  # hold the rows meanwhile (SQLite's one writer takes the claims in turn anyway)
+            session.connection().exec_driver_sql("SELECT pg_sleep(0.05)")
+        return [row[0] for row in taken.rows]
 
-    first, second = await asyncio.gather(claimer(), claimer())
+    first, second = await asyncio.gather(db.write(claimer), db.write(claimer))
 
     assert not set(first) & set(second)
     assert sorted(first + second) == ids and sorted([len(first), len(second)]) == [3, 5]
@@ -218,8 +222,12 @@ async def test_claims_take_the_oldest_rows_first(db: Database) -> None:
     ids = await add_rows(db, 5)
     taken = await claim(db, queue(batch=3))
     assert [row[0] for row in taken.rows] == ids[:3]
-    async with db.sessions() as session:
-        waiting = (await session.scalars(select(InboundEmail.id).where(InboundEmail.status == "pending"))).all()
+
+    def look(session: Session):
+        waiting = session.scalars(select(InboundEmail.id).where(InboundEmail.status == "pending")).all()
+        return waiting
+
+    waiting = await db.read(orm(look))
     assert sorted(waiting) == ids[3:]
 
 

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Connection
 from gateway.models import Base
 from gateway.models.help import include_name
 from gateway.settings import Settings
-from gateway.storage.database import create_engine
+from gateway.storage.database import open_database
 
 target_metadata = Base.metadata
 
@@ -29,10 +29,11 @@ def _run(connection: Connection) -> None:
 
 
 async def _run_with_settings() -> None:
-    engine = create_engine(Settings())
-    async with engine.begin() as connection:
-        await connection.run_sync(_run)
-    await engine.dispose()
+    db = open_database(Settings())
+    try:
+        await db.write(lambda session: _run(session.connection()))
+    finally:
+        await db.dispose()
 
 
 connection = context.config.attributes.get("connection")
