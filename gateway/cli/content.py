@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from gateway.cli.support import in_transaction
+from gateway.cli.support import in_unit
 
 # The domain is imported inside each command, so that loading the command line stays cheap.
 
@@ -26,7 +26,7 @@ def articles_import(directory: Path) -> None:
     """Load every Markdown article (with front matter) under DIRECTORY."""
     from gateway.help.articles import ArticleError, import_articles
 
-    summary = in_transaction(lambda session, _settings: import_articles(session, directory), errors=(ArticleError,))
+    summary = in_unit(lambda session, _settings: import_articles(session, directory), errors=(ArticleError,))
     click.echo(f"created {len(summary.created)}, updated {len(summary.updated)}, unchanged {len(summary.unchanged)}")
 
 
@@ -42,7 +42,7 @@ def accounts() -> None:
 def accounts_add(name: str, domains: tuple[str, ...], share: bool | None) -> None:
     from gateway.directory.accounts import AccountError, add_account
 
-    in_transaction(lambda session, _settings: add_account(session, name, domains=domains, share_tickets=share),
+    in_unit(lambda session, _settings: add_account(session, name, domains=domains, share_tickets=share),
                    errors=(AccountError,))
     click.echo(f"account {name} is ready")
 
@@ -58,7 +58,7 @@ def accounts_member() -> None:
 def accounts_member_add(account: str, email: str) -> None:
     from gateway.directory.accounts import AccountError, add_member
 
-    in_transaction(lambda session, _settings: add_member(session, account, email), errors=(AccountError,))
+    in_unit(lambda session, _settings: add_member(session, account, email), errors=(AccountError,))
     click.echo(f"{email} is a member of {account}")
 
 
@@ -68,7 +68,7 @@ def accounts_member_add(account: str, email: str) -> None:
 def accounts_member_remove(account: str, email: str) -> None:
     from gateway.directory.accounts import AccountError, remove_member
 
-    removed = in_transaction(lambda session, _settings: remove_member(session, account, email), errors=(AccountError,))
+    removed = in_unit(lambda session, _settings: remove_member(session, account, email), errors=(AccountError,))
     click.echo("removed" if removed else f"{email} was not an explicit member")
 
 
@@ -76,7 +76,7 @@ def accounts_member_remove(account: str, email: str) -> None:
 def accounts_list() -> None:
     from gateway.directory.accounts import list_accounts
 
-    for summary in in_transaction(lambda session, _settings: list_accounts(session)):
+    for summary in in_unit(lambda session, _settings: list_accounts(session)):
         sharing = "shares tickets" if summary.share_tickets else "private tickets"
         click.echo(f"{summary.name}  ({sharing})  domains: {', '.join(summary.domains) or '-'}  "
                    f"members: {', '.join(summary.members) or '-'}")
@@ -103,7 +103,7 @@ def mailbox_brand(address: str, name: str | None, logo_url: str | None, primary_
     from gateway.directory.branding import BrandError, set_brand
 
     footer = [_footer_link(link) for link in links] if links else None
-    in_transaction(lambda session, _settings: set_brand(
+    in_unit(lambda session, _settings: set_brand(
         session, address, name=name, logo_url=logo_url, primary_color=primary_color,
         accent_color=accent_color, custom_domain=custom_domain, links=footer,
     ), errors=(BrandError,))

@@ -25,33 +25,6 @@ if TYPE_CHECKING:
 R = TypeVar("R")
 
 
-def in_transaction(
-    action: Callable[[Session, Settings], R], *, errors: tuple[type[Exception], ...] = ()
-) -> R:
-    """Run `action` in one transaction; the given domain errors become clean CLI errors."""
-    import asyncio
-
-    from gateway.settings import Settings
-    from gateway.storage.database import open_database
-
-    try:
-        settings = Settings()
-    except ValueError as error:
-        raise click.ClickException(f"invalid settings: {error}") from error
-
-    async def run() -> R:
-        db = open_database(settings)
-        try:
-            return await db.write(lambda session: action(session, settings))
-        finally:
-            await db.dispose()
-
-    try:
-        return asyncio.run(run())
-    except errors as error:
-        raise click.ClickException(str(error)) from error
-
-
 def settings(**overrides: object) -> Settings:
     from gateway.settings import Settings
 
@@ -142,7 +115,7 @@ def with_database(
 def in_unit(
     work: Callable[[Session, Settings], R], *, errors: tuple[type[Exception], ...] = (), signing: bool = False
 ) -> R:
-    """`work(session, settings)` as one synchronous write transaction (`Database.run_write`)."""
+    """`work(session, settings)` as one synchronous write transaction (`Database.write`)."""
     return with_database(
-        lambda db, chosen: db.run_write(lambda session: work(session, chosen)), errors=errors, signing=signing
+        lambda db, chosen: db.write(lambda session: work(session, chosen)), errors=errors, signing=signing
     )

@@ -15,7 +15,7 @@ import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.cli.support import in_transaction, in_unit
+from gateway.cli.support import in_unit
 from gateway.directory.agents import (
     AgentError,
     active_agent,
@@ -50,7 +50,7 @@ def agents() -> None:
 @click.option("--new-ticket-mail/--no-new-ticket-mail", default=True, help="Email me about new tickets.")
 @click.option("--reply-mail/--no-reply-mail", default=True, help="Email me when customers reply.")
 def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mail: bool, reply_mail: bool) -> None:
-    agent = in_transaction(lambda session, _settings: add_agent(
+    agent = in_unit(lambda session, _settings: add_agent(
         session, email, name, list(mailboxes) or None,
         notify_new_tickets=new_ticket_mail, notify_customer_messages=reply_mail,
     ), errors=TEAM_ERRORS)
@@ -61,7 +61,7 @@ def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mai
 @click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
 def agents_list(as_json: bool) -> None:
     """Who is on the team, whether they are active, and the mailboxes they work."""
-    found = in_transaction(lambda session, _settings: list_agents(session), errors=TEAM_ERRORS)
+    found = in_unit(lambda session, _settings: list_agents(session), errors=TEAM_ERRORS)
     if as_json:
         click.echo(json.dumps([asdict(agent) for agent in found], indent=2))
         return
@@ -76,7 +76,7 @@ def agents_list(as_json: bool) -> None:
 @click.argument("email")
 def agents_remove(email: str) -> None:
     """Take an agent off the team: no notifications, emailed replies or API keys from now on."""
-    agent = in_transaction(lambda session, _settings: remove_agent(session, email), errors=TEAM_ERRORS)
+    agent = in_unit(lambda session, _settings: remove_agent(session, email), errors=TEAM_ERRORS)
     click.echo(f"agent {agent.email} is removed; `wicket agents add {agent.email}` brings them back")
 
 
@@ -104,13 +104,13 @@ def agents_set_notify(email: str, policy: str | None, digest: bool | None, mailb
 @click.option("--label", default="", help="What the key is for, e.g. 'CRM sync'.")
 def agents_key(email: str, label: str) -> None:
     """Create an API key for the agent API (shown once; only its digest is kept)."""
-    click.echo(in_transaction(lambda session, _settings: create_api_key(session, email, label), errors=TEAM_ERRORS))
+    click.echo(in_unit(lambda session, _settings: create_api_key(session, email, label), errors=TEAM_ERRORS))
 
 
 @agents.command("revoke-keys")
 @click.argument("email")
 def agents_revoke_keys(email: str) -> None:
-    revoked = in_transaction(lambda session, _settings: revoke_api_keys(session, email), errors=TEAM_ERRORS)
+    revoked = in_unit(lambda session, _settings: revoke_api_keys(session, email), errors=TEAM_ERRORS)
     click.echo(f"revoked {revoked} key(s)")
 
 
@@ -133,7 +133,7 @@ def reply(ref: str, text: str, agent_email: str, mailbox: str | None, attach: tu
         return reply_as_agent(session, ticket_events(settings), int(ref.lstrip("#")), agent_email, said,
                                     mailbox=mailbox)  # fmt: skip
 
-    message = in_transaction(answer, errors=TEAM_ERRORS)
+    message = in_unit(answer, errors=TEAM_ERRORS)
     click.echo("internal note added" if message.internal else "reply queued for the customer")
 
 

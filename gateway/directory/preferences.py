@@ -5,7 +5,7 @@ theirs and unassigned ones, only theirs; the rule is `gateway.outbound.team_mail
 and the daily-digest opt-in; the mailbox says at which hour (UTC) its digests go out.
 `wicket agents set-notify`, `wicket mailbox digest` and the agent API's
 `/api/v1/me/notifications` change them through these functions. They are synchronous
-units of work (`Database.run_write`).
+units of work (`Database.write`).
 """
 
 from __future__ import annotations

@@ -38,8 +38,8 @@ class PeriodicJobs:
 
     async def run_once(self, now: datetime | None = None) -> JobRun:
         days = self._settings.pending_auto_resolve_days
-        resolved = await self._db.run_write(lambda session: auto_resolve_pending(session, self._events, days, now))
-        digests = await self._db.run_write(lambda session: queue_due_digests(session, self._settings, now))
+        resolved = await self._db.write(lambda session: auto_resolve_pending(session, self._events, days, now))
+        digests = await self._db.write(lambda session: queue_due_digests(session, self._settings, now))
         if resolved or digests:
             log.info("periodic job: %d pending ticket(s) resolved, %d digest(s) queued", resolved, digests)
         return JobRun(resolved, digests)

@@ -15,9 +15,10 @@ from __future__ import annotations
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
-from gateway.auth.tokens import LinkPurpose, format_code, issue_link
+from gateway.auth.link_secrets import format_code
+from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest, utcnow
 from gateway.outbound.compose import mail_address
@@ -28,8 +29,8 @@ from gateway.settings import Settings
 REQUEST_CONFIRMATION = "request_confirm"  # the outbox row's kind and the template's name
 
 
-async def queue_request_confirmation(
-    session: AsyncSession, contact: Contact, pending: PendingRequest, *, mailbox: Mailbox
+def queue_request_confirmation(
+    session: Session, contact: Contact, pending: PendingRequest, *, mailbox: Mailbox
 ) -> None:
     """Queue the confirmation email for `pending` to `contact`'s address; nothing is issued yet."""
     draft = Draft(
@@ -43,23 +44,21 @@ async def queue_request_confirmation(
         link_contact_id=contact.id,
         pending_request_id=pending.id,
     )
-    await session.run_sync(
-        lambda sync: queue_draft(
-            sync, mailbox=mailbox, ticket=None, kind=REQUEST_CONFIRMATION, draft=draft, envelope_from=mailbox.address
-        )
+    queue_draft(
+        session, mailbox=mailbox, ticket=None, kind=REQUEST_CONFIRMATION, draft=draft, envelope_from=mailbox.address
     )
 
 
-async def render_request_confirmation(session: AsyncSession, settings: Settings, row: OutboxMessage) -> Rendered:
+def render_request_confirmation(session: Session, settings: Settings, row: OutboxMessage) -> Rendered:
     """The confirmation email for a queued draft, issuing its link (valid from now) in `session`."""
     assert row.draft is not None, "only drafts are rendered"
     draft = Draft(**row.draft)
     assert draft.link_contact_id is not None and draft.pending_request_id is not None
-    mailbox = await session.get_one(Mailbox, row.mailbox_id)
-    contact = await session.get_one(Contact, draft.link_contact_id)
-    pending = await session.get_one(PendingRequest, draft.pending_request_id)
-    await retire_earlier_link(session, row)
-    issued = await issue_link(session, settings, contact, purpose=LinkPurpose.REQUEST)
+    mailbox = session.get_one(Mailbox, row.mailbox_id)
+    contact = session.get_one(Contact, draft.link_contact_id)
+    pending = session.get_one(PendingRequest, draft.pending_request_id)
+    retire_earlier_link(session, row)
+    issued = issue_link(session, settings, contact, purpose=LinkPurpose.REQUEST)
     pending.link_id = issued.link.id
     context = {
         "brand": mailbox.display_name,

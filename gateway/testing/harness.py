@@ -149,7 +149,7 @@ class Harness:
                 add_route(session, RouteSpec(RouteMatch.PLUS, self.mailbox, mailbox=self.mailbox, webhook=endpoint.public_id))
             return endpoint.public_id, secret
 
-        _, secret = await self.db.run_write(register)
+        _, secret = await self.db.write(register)
         await self.gateway.router.reload()
         return secret
 

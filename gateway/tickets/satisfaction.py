@@ -22,7 +22,7 @@ from enum import StrEnum
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.auth.audit import write_event
+from gateway.auth.audit import record
 from gateway.auth.tokens import new_token, well_formed
 from gateway.models import Contact, Mailbox, RatingLink, SatisfactionRating, Ticket, utcnow
 from gateway.settings import SecretKey, Settings
@@ -97,7 +97,7 @@ def rate(
     ticket = session.get_one(Ticket, link.ticket_id)
     contact = session.get_one(Contact, link.contact_id)
     detail = {"rating": "good" if good else "bad", "comment": bool(rating.comment), "rating_link": link.id}
-    write_event(session, "ticket.rated", contact_id=contact.id, ticket_id=ticket.id, detail=detail, **origin)
+    record(session, "ticket.rated", contact_id=contact.id, ticket_id=ticket.id, detail=detail, **origin)
     events.publish(session, TicketRated(session.get_one(Mailbox, ticket.mailbox_id), ticket, contact, rating))
     return RatingOutcome.RATED
 

@@ -24,7 +24,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.auth.audit import write_event
+from gateway.auth.audit import record
 from gateway.models import Agent, Mailbox, Message, Ticket, TicketStatus, utcnow
 from gateway.tickets.events import EventBus, StatusChanged, TicketChanged, TicketResolved
 from gateway.tickets.notes import add_note
@@ -45,7 +45,7 @@ def record_change(
 ) -> None:
     """Write the audit row and publish `TicketChanged` for a change already made to `ticket`."""
     detail = {"from": before, "to": after, "reason": reason, "agent": agent.email if agent else None}
-    write_event(session, f"ticket.{field}", ticket=ticket, detail=detail)
+    record(session, f"ticket.{field}", ticket=ticket, detail=detail)
     mailbox = session.get_one(Mailbox, ticket.mailbox_id)
     events.publish(session, TicketChanged(mailbox, ticket, field, before, after, agent, reason))
 

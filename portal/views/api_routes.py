@@ -60,7 +60,7 @@ async def post_route(request: web.Request) -> web.StreamResponse:
 
     db = request.app[keys.DB]
     try:
-        route_id = await db.run_write(add)
+        route_id = await db.write(add)
     except RouteRefused as error:
         raise ApiFailure(403, str(error)) from None
     except RouteNotFound as error:
@@ -78,7 +78,7 @@ async def delete_route(request: web.Request) -> web.StreamResponse:
     db = request.app[keys.DB]
     found = await db.read(lambda connection: list_routes(connection, access.mailbox_ids))
     try:
-        await db.run_write(lambda session: remove_route(session, route_id, access.mailbox_ids))
+        await db.write(lambda session: remove_route(session, route_id, access.mailbox_ids))
     except RouteNotFound:
         raise ApiFailure(404, "no such route making tickets in your mailboxes") from None
     return ok(_out(_view(found, route_id)))

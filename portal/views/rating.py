@@ -55,7 +55,7 @@ async def rating_submit(request: web.Request) -> web.Response:
         return await render(request, "rating.html", context, status=400, headers=TOKEN_HEADERS)
     work = partial(rate, settings=settings, events=request.app[keys.PROCESSOR].events, token=token,
                    good=ANSWERS[answer], comment=str(form.get("comment") or ""), **audit_context(request))  # fmt: skip
-    return await _done(request, await request.app[keys.DB].run_write(work))
+    return await _done(request, await request.app[keys.DB].write(work))
 
 
 async def _done(request: web.Request, outcome: RatingOutcome) -> web.Response:

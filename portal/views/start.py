@@ -17,11 +17,12 @@ import logging
 
 from aiohttp import web
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
 from gateway.auth.ratelimit import hit, mail_rules
 from gateway.directory.contacts import contact_for
-from gateway.models import Contact, InboundStatus, MagicLink, Mailbox, PendingRequest, Ticket, utcnow
+from gateway.models import Contact, InboundEmail, InboundStatus, MagicLink, Mailbox, PendingRequest, Ticket, utcnow
 from gateway.outbound.request_mail import queue_request_confirmation
 from gateway.outbound.signin_mail import default_mailbox
 from portal import keys
@@ -60,21 +61,24 @@ async def start_request(request: web.Request) -> web.Response:
         form["email"] = form["email"][:320]
         return await start_page(request, error=problem, form=form, status=400)
     per_address, per_ip = mail_rules(settings)
-    async with db.write() as session:
-        await hit(session, settings, per_ip, client_ip(request))
-        await hit(session, settings, per_address, email)
-        mailbox = await default_mailbox(session, request.host)
+
+    def keep(session: Session) -> None:
+        hit(session, settings, per_ip, client_ip(request))
+        hit(session, settings, per_address, email)
+        mailbox = default_mailbox(session, request.host)
         if mailbox is None:
             log.warning("no mailbox is configured, so no request can be confirmed")
             raise web.HTTPServiceUnavailable()
-        contact = await session.run_sync(contact_for, email, form["name"])
+        contact = contact_for(session, email, form["name"])
         pending = PendingRequest(mailbox_id=mailbox.id, contact_id=contact.id, subject=form["subject"],
                                  body=form["text"].strip(), created_at=utcnow())  # fmt: skip
         session.add(pending)
-        await session.flush()
-        await queue_request_confirmation(session, contact, pending, mailbox=mailbox)
+        session.flush()
+        queue_request_confirmation(session, contact, pending, mailbox=mailbox)
         record(session, "request.pending", contact=contact, detail={"pending_request": pending.id},
                **audit_context(request))  # fmt: skip
+
+    await db.write(keep)
     context = {"email": email, "minutes": settings.signin_link_ttl_minutes}
     return await render(request, "request_start_sent.html", context)
 
@@ -83,8 +87,9 @@ async def open_pending_request(request: web.Request, link: MagicLink) -> str:
     """The request a just-used `request` link confirms, opened as a ticket; where to go next."""
     settings, db = request.app[keys.SETTINGS], request.app[keys.DB]
     tickets = str(request.app.router["tickets"].url_for())
-    async with db.write() as session:
-        claimed = await session.execute(
+
+    def claim(session: Session) -> InboundEmail | None:
+        claimed = session.execute(
             update(PendingRequest)
             .where(PendingRequest.link_id == link.id, PendingRequest.opened_at.is_(None))
             .values(opened_at=utcnow())
@@ -92,16 +97,21 @@ async def open_pending_request(request: web.Request, link: MagicLink) -> str:
         )
         pending_id = claimed.scalar_one_or_none()
         if pending_id is None:
-            return tickets  # opened already (or never sent): the customer is signed in all the same
-        pending = await session.get_one(PendingRequest, pending_id)
-        contact = await session.get_one(Contact, pending.contact_id)
-        mailbox = await session.get_one(Mailbox, pending.mailbox_id)
-        inbound = await submit_request(
+            return None  # opened already (or never sent): the customer is signed in all the same
+        pending = session.get_one(PendingRequest, pending_id)
+        contact = session.get_one(Contact, pending.contact_id)
+        mailbox = session.get_one(Mailbox, pending.mailbox_id)
+        inbound = submit_request(
             session, settings, contact=contact, mailbox=mailbox, subject=pending.subject, text=pending.body,
             uploads=[], peer=client_ip(request),
         )  # fmt: skip
         detail = {"inbound_email": inbound.id, "pending_request": pending.id}
         record(session, "request.submitted", contact=contact, detail=detail, **audit_context(request))
+        return inbound
+
+    inbound = await db.write(claim)
+    if inbound is None:
+        return tickets
     processed = await process_now(request, inbound.id)
     if processed.status != InboundStatus.DELIVERED or processed.ticket_id is None:
         return tickets

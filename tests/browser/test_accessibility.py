@@ -101,7 +101,7 @@ async def signed_out_pages(audit: Audit, portal: str, db: Database, settings: Se
     await page.locator("#start-message").fill("It says offline.")
     await page.get_by_role("button", name="Email me a link to confirm").click()
     await audit.check("start-request-sent")
-    rating = await db.run_write(lambda session: rating_link_for(session, settings, contact, portal))
+    rating = await db.write(lambda session: rating_link_for(session, settings, contact, portal))
     await page.goto(rating.good_url)
     await audit.check("rating")
     await page.get_by_role("button", name="Good").click()

@@ -39,8 +39,8 @@ async def test_an_agent_who_asked_gets_one_digest_a_day_after_the_mailboxs_hour(
     gateway: Gateway, settings: Settings, db: Database, receive_email: ReceiveEmail
 ) -> None:
     await three_tickets(gateway, receive_email)
-    await db.run_write(lambda s: set_preferences(s, ANN, daily_digest=True))
-    await db.run_write(lambda s: set_digest_hour(s, SUPPORT, 9))
+    await db.write(lambda s: set_preferences(s, ANN, daily_digest=True))
+    await db.write(lambda s: set_digest_hour(s, SUPPORT, 9))
     assert (await gateway.periodic.run_once(MORNING - timedelta(hours=1))).digests == 0, "before the hour"
     assert (await gateway.periodic.run_once(MORNING)).digests == 1
     assert (await gateway.periodic.run_once(MORNING + timedelta(hours=3))).digests == 0, "once a day"
@@ -69,7 +69,7 @@ async def test_the_digest_follows_the_agents_notification_policy(
     gateway: Gateway, db: Database, receive_email: ReceiveEmail
 ) -> None:
     await three_tickets(gateway, receive_email)
-    await db.run_write(lambda s: set_preferences(s, ANN, daily_digest=True, policy=NotifyPolicy.MINE))
+    await db.write(lambda s: set_preferences(s, ANN, daily_digest=True, policy=NotifyPolicy.MINE))
     await gateway.periodic.run_once(MORNING.replace(hour=23))
     [digest] = [m for m in (await settle(gateway)).to(ANN) if "daily digest" in m.message["Subject"]]
     text = text_of(digest)

@@ -14,8 +14,8 @@ from tests.tickets.helpers import ANN, BOB, add_agents, answer, outbox_kinds
 async def team_with_policies(gateway: Gateway) -> None:
     """Tom hears of everything, Ann of her tickets and unassigned ones, Bob of his own only."""
     await add_agents(gateway, (TOM, "Tom Agent"), (ANN, "Ann Agent"), (BOB, "Bob Agent"))
-    await gateway.db.run_write(lambda s: set_preferences(s, ANN, policy=NotifyPolicy.MINE_AND_UNASSIGNED))
-    await gateway.db.run_write(lambda s: set_preferences(s, BOB, policy=NotifyPolicy.MINE))
+    await gateway.db.write(lambda s: set_preferences(s, ANN, policy=NotifyPolicy.MINE_AND_UNASSIGNED))
+    await gateway.db.write(lambda s: set_preferences(s, BOB, policy=NotifyPolicy.MINE))
 
 
 def count_to(sender: MemorySender, *addresses: str) -> list[int]:

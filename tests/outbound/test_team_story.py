@@ -17,7 +17,7 @@ async def test_two_agents_answer_by_mail_and_the_ticket_flows_from_owner_to_dige
     gateway: Gateway, smtp_server: tuple[str, int]
 ) -> None:
     await add_agents(gateway, (TOM, "Tom Agent"), (ANN, "Ann Agent"))
-    await gateway.db.run_write(lambda s: set_preferences(s, ANN, daily_digest=True))
+    await gateway.db.write(lambda s: set_preferences(s, ANN, daily_digest=True))
     await smtp_send(smtp_server, ALICE, [SUPPORT], fixture_bytes("new-request.eml"))
     sender = await settle(gateway)
     [to_tom], [to_ann] = sender.to(TOM), sender.to(ANN)

@@ -34,11 +34,11 @@ async def endpoint(gateway: Gateway, url: str, events: list[str] | None = None) 
         found, secret = add_endpoint(session, gateway.settings, url, events=events or [])
         return found.public_id, secret
 
-    return await gateway.db.run_write(add)
+    return await gateway.db.write(add)
 
 
 async def route(gateway: Gateway, spec: RouteSpec) -> str:
-    found = await gateway.db.run_write(lambda session: add_route(session, spec).public_id)
+    found = await gateway.db.write(lambda session: add_route(session, spec).public_id)
     await gateway.router.reload()
     return found
 
@@ -201,7 +201,7 @@ async def test_rotating_the_secret_signs_with_both_until_the_overlap_ends(
 ) -> None:
     async with running(Receiver()) as receiver:
         hook, old = await endpoint(gateway, receiver.url, ["ticket.created"])
-        new = await gateway.db.run_write(lambda session: rotate_secret(session, settings, hook))
+        new = await gateway.db.write(lambda session: rotate_secret(session, settings, hook))
         await receive_email(simple_mail("Rotated"))
         await gateway.webhooks.drain()
     [request] = receiver.requests
@@ -290,7 +290,7 @@ async def test_status_changes_are_events_written_with_the_change(gateway: Gatewa
         def resolve(session):  # type: ignore[no-untyped-def]
             session.get_one(Ticket, first.ticket_id).status = TicketStatus.RESOLVED
 
-        await gateway.db.run_write(resolve)
+        await gateway.db.write(resolve)
         await receive_email(simple_mail("Re: [#1001] Status"))
         await gateway.webhooks.drain()
     changes = [verified(secret, r.body, r.headers)["data"] for r in receiver.requests]

@@ -15,7 +15,7 @@ async def test_an_agent_routes_an_address_of_their_mailbox_and_mail_to_it_makes_
     api: TestClient, gateway: Gateway, receive_email: ReceiveEmail  # noqa: F811
 ) -> None:
     headers = await key_for(gateway)
-    hook = await gateway.db.run_write(
+    hook = await gateway.db.write(
         lambda session: add_endpoint(session, gateway.settings, "http://127.0.0.1:9/", events=[])[0].public_id
     )
     body = {"match": "plus", "pattern": "help@example.test", "mailbox": SUPPORT, "webhook": hook, "raw": True}

@@ -62,7 +62,7 @@ async def test_a_killed_webhook_worker_loses_nothing_and_repeats_only_what_was_i
     async with running(receiver):
         db = open_database(settings)
         try:
-            secret = await db.run_write(lambda session: _webhook_route(session, settings, receiver.url))
+            secret = await db.write(lambda session: _webhook_route(session, settings, receiver.url))
             smtp_port = free_port()
             env = node_environment(shared_url, tmp_path / "var", smtp_port=str(smtp_port), **QUICK)
             first = Node.start(env, tmp_path / "first.log", "--role", "smtp", "--role", "worker")

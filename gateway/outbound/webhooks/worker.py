@@ -139,7 +139,7 @@ class WebhookWorker:
             self._client = None
 
     async def deliver_batch(self) -> int:
-        rows = await self._db.run_write(lambda session: self._claim(session))
+        rows = await self._db.write(lambda session: self._claim(session))
         if not rows:
             return 0
         endpoints = await self._db.read(lambda connection: _endpoints(connection, {r.endpoint_id for r in rows}))
@@ -161,12 +161,12 @@ class WebhookWorker:
             wait = await self._db.read(lambda connection, row=row: _wait_for_earlier(connection, row))
             if wait is not None:
                 waiting = rows[position:]
-                await self._db.run_write(lambda session, waiting=waiting, wait=wait: self._defer(session, waiting, wait))
+                await self._db.write(lambda session, waiting=waiting, wait=wait: self._defer(session, waiting, wait))
                 return
             if not await self._deliver(row, endpoint):
                 rest = rows[position + 1:]
                 if rest:
-                    await self._db.run_write(lambda session, rest=rest: self._defer(session, rest, MIN_WAIT_SECONDS))
+                    await self._db.write(lambda session, rest=rest: self._defer(session, rest, MIN_WAIT_SECONDS))
                 return
 
     def _defer(self, session: Session, rows: list[Claimed], seconds: float) -> None:
@@ -229,7 +229,7 @@ class WebhookWorker:
                 connection.execute(update(WebhookEndpoint).where(WebhookEndpoint.id == row.endpoint_id)
                                    .values(active=False))  # fmt: skip
 
-        await self._db.run_write(settle)
+        await self._db.write(settle)
 
 
 def _endpoints(connection: Connection, ids: set[int]) -> dict[int, WebhookEndpoint]:
