@@ -15,15 +15,14 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page
-
-from gateway.auth.tokens import LinkPurpose
-from gateway.help.articles import import_articles
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from gateway.auth.tokens import LinkPurpose
+from gateway.help.articles import import_articles
 from gateway.models import Contact, Ticket, utcnow
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.tickets.satisfaction import RatingLinks, issue_rating_link
 from tests.browser.conftest import accessibility_violations, screenshot
 from tests.portal.helpers import issue
@@ -140,14 +139,20 @@ async def signed_in_pages(audit: Audit, portal: str, db: Database, settings: Set
 async def test_every_page_and_state_passes_axe_at_wcag_2_2_aa(
     width: str, portal: str, browser: Browser, db: Database, live_settings: Settings, receive_email: ReceiveEmail
 ) -> None:
-    async with db.sessions.begin() as session:
-        await import_articles(session, ARTICLES)
+    def _change(session: Session):
+        import_articles(session, ARTICLES)
+
+    await db.write(_change)
     inbound = await receive_email("new-request.eml")
     await receive_email("reply-gmail.eml")  # quotes the request below the reply
     await receive_email(mail_with_attachment())
-    async with db.sessions() as session:
-        ticket = await session.get_one(Ticket, inbound.ticket_id)
-        alice = await session.get_one(Contact, ticket.requester_id)
+
+    def _look(session: Session):
+        ticket = session.get_one(Ticket, inbound.ticket_id)
+        alice = session.get_one(Contact, ticket.requester_id)
+        return ticket, alice
+
+    ticket, alice = await db.read(orm(_look))
     context = await browser.new_context(viewport=WIDTHS[width])  # type: ignore[arg-type]
     audit = Audit(await context.new_page(), width)
     await signed_out_pages(audit, portal, db, live_settings, alice)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 from playwright.async_api import Browser, Page, expect
+from sqlalchemy.orm import Session
 
 from gateway.auth.tokens import LinkPurpose
 from gateway.cli.runtime import Gateway
 from gateway.models import Contact, Ticket
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.browser.conftest import screenshot
 from tests.portal.helpers import issue, with_settings
 from tests.support import ReceiveEmail
@@ -73,9 +74,13 @@ async def test_a_customer_signs_in_reads_replies_with_a_file_and_signs_out_by_ke
     tmp_path: Path,
 ) -> None:  # fmt: skip
     inbound = await receive_email("new-request.eml")
-    async with db.sessions() as session:
-        ticket = await session.get_one(Ticket, inbound.ticket_id)
-        alice = await session.get_one(Contact, ticket.requester_id)
+
+    def _look(session: Session):
+        ticket = session.get_one(Ticket, inbound.ticket_id)
+        alice = session.get_one(Contact, ticket.requester_id)
+        return ticket, alice
+
+    ticket, alice = await db.read(orm(_look))
     issued = await issue(db, live_settings, alice, ticket=ticket, purpose=LinkPurpose.REPLY)
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()

@@ -5,20 +5,24 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.demo import THREAD_STARTED, seed_demo_agent_answers
 from gateway.cli.runtime import Gateway
 from gateway.models import AuthorType, Message, Ticket, utcnow
+from gateway.storage.database import orm
 from tests.mailflow import ALICE, settle, text_of
 from tests.support import ReceiveEmail
 
 
 async def thread_of(gateway: Gateway) -> tuple[Ticket, list[Message]]:
-    async with gateway.db.sessions() as session:
-        ticket = await session.scalar(select(Ticket).where(Ticket.ref == 1001))
+    def _look(session: Session):
+        ticket = session.scalar(select(Ticket).where(Ticket.ref == 1001))
         assert ticket is not None
-        rows = await session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at))
+        rows = session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.created_at))
         return ticket, list(rows.all())
+
+    return await gateway.db.read(orm(_look))
 
 
 async def test_the_demo_agent_answers_between_the_customer_messages_at_plausible_times(

@@ -17,12 +17,13 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.cli.supervisor import RestartBudget, Slot, node_layout
 from gateway.models import Ticket
 from gateway.settings import Settings
-from gateway.storage.database import open_database
+from gateway.storage.database import open_database, orm
 from tests.reliability.nodes import Node, free_port, node_environment, prepare_database
 from tests.support import SUPPORT
 
@@ -95,8 +96,10 @@ def send(port: int, n: int) -> None:
 async def tickets(url: str) -> int:
     db = open_database(Settings(database_url=url))
     try:
-        async with db.sessions() as session:
-            return int(await session.scalar(select(func.count(Ticket.id))) or 0)
+        def _look(session: Session):
+            return int(session.scalar(select(func.count(Ticket.id))) or 0)
+
+        return await db.read(orm(_look))
     finally:
         await db.dispose()
 

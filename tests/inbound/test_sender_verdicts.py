@@ -17,12 +17,14 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import DnsTemporaryError, FixedResolver
 from gateway.inbound.sender_checks import SenderChecks
 from gateway.mail.verdicts import SenderVerdicts
 from gateway.models import Contact, InboundEmail, InboundStatus, Message, Ticket, TicketParticipant
+from gateway.storage.database import orm
 from gateway.tickets.markers import format_marker
 from tests.support import SUPPORT, ReceiveEmail
 
@@ -65,8 +67,11 @@ def publish(resolver: FixedResolver, *, spf: str | None = None, dmarc: str | Non
 
 
 async def verdicts_of(gateway: Gateway, inbound: InboundEmail) -> SenderVerdicts:
-    async with gateway.db.sessions() as session:
-        stored = await session.scalar(select(Message.sender_verdicts).where(Message.inbound_email_id == inbound.id))
+    def _look(session: Session):
+        stored = session.scalar(select(Message.sender_verdicts).where(Message.inbound_email_id == inbound.id))
+        return stored
+
+    stored = await gateway.db.read(orm(_look))
     verdicts = SenderVerdicts.from_json(stored)
     assert verdicts is not None
     return verdicts
@@ -84,8 +89,12 @@ async def test_signed_mail_over_smtp_passes_spf_dkim_and_dmarc(
 
     await asyncio.to_thread(send)
     await gateway.processor.drain()
-    async with gateway.db.sessions() as session:
-        inbound = (await session.execute(select(InboundEmail))).scalar_one()
+
+    def _look(session: Session):
+        inbound = (session.execute(select(InboundEmail))).scalar_one()
+        return inbound
+
+    inbound = await gateway.db.read(orm(_look))
     assert (inbound.helo, inbound.status) == ("mail.customer.test", InboundStatus.DELIVERED)
     verdicts = await verdicts_of(gateway, inbound)
     assert (verdicts.spf.result, verdicts.spf.domain) == ("pass", "customer.test")
@@ -205,8 +214,12 @@ async def test_slow_dns_gives_temperror_and_the_mail_still_arrives(settings, db,
     try:
         inbound_id = await gateway.receive(mail(), mail_from=ALICE, rcpt_tos=(SUPPORT,), peer=PEER)
         await gateway.processor.drain()
-        async with gateway.db.sessions() as session:
-            inbound = await session.get_one(InboundEmail, inbound_id)
+
+        def _look(session: Session):
+            inbound = session.get_one(InboundEmail, inbound_id)
+            return inbound
+
+        inbound = await gateway.db.read(orm(_look))
         verdicts = await verdicts_of(gateway, inbound)
     finally:
         await gateway.stop()
@@ -230,13 +243,18 @@ async def test_checks_ask_dns_once_per_name_across_a_backlog() -> None:
 
 async def _alice_ticket(receive_email: ReceiveEmail, gateway: Gateway) -> Ticket:
     await receive_email(mail(message_id="<first@customer.test>"), mail_from=ALICE)
-    async with gateway.db.sessions() as session:
-        return (await session.execute(select(Ticket))).scalar_one()
+
+    def _look(session: Session):
+        return (session.execute(select(Ticket))).scalar_one()
+
+    return await gateway.db.read(orm(_look))
 
 
 async def _tickets(gateway: Gateway) -> list[Ticket]:
-    async with gateway.db.sessions() as session:
-        return list((await session.execute(select(Ticket).order_by(Ticket.id))).scalars())
+    def _look(session: Session):
+        return list((session.execute(select(Ticket).order_by(Ticket.id))).scalars())
+
+    return await gateway.db.read(orm(_look))
 
 
 async def test_dmarc_failing_mail_with_a_valid_marker_from_a_participant_opens_a_new_flagged_ticket(
@@ -251,10 +269,14 @@ async def test_dmarc_failing_mail_with_a_valid_marker_from_a_participant_opens_a
     first, second = await _tickets(gateway)
     assert (first.id, second.flag) == (ticket.id, "dmarc_fail")
     assert inbound.ticket_id == second.id
-    async with gateway.db.sessions() as session:
-        rules = (await session.execute(
+
+    def _look(session: Session):
+        rules = (session.execute(
             select(Message.ticket_id, Message.thread_rule, Message.internal, Message.body_text).order_by(Message.id)
         )).all()  # fmt: skip
+        return rules
+
+    rules = await gateway.db.read(orm(_look))
     assert [(r.ticket_id, r.thread_rule) for r in rules] == [(first.id, "new"), (second.id, "new"), (second.id, "mention")]
     assert "failed DMARC" in rules[2].body_text
     assert (await verdicts_of(gateway, inbound)).dmarc_failed
@@ -281,11 +303,15 @@ async def test_dmarc_failing_reply_by_headers_threads_but_brings_nobody_in_by_cc
                  message_id="<reply@attacker.test>")
     inbound = await receive_email(reply, mail_from=ALICE, peer=PEER, helo="attacker.test")
     assert inbound.ticket_id == ticket.id
-    async with gateway.db.sessions() as session:
-        people = (await session.execute(
+
+    def _look(session: Session):
+        people = (session.execute(
             select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
             .where(TicketParticipant.ticket_id == ticket.id)
         )).scalars().all()  # fmt: skip
+        return people
+
+    people = await gateway.db.read(orm(_look))
     assert list(people) == [ALICE]
 
 
@@ -294,9 +320,13 @@ async def test_dmarc_failing_mail_opening_a_ticket_brings_nobody_in_by_cc(
 ) -> None:
     publish(resolver, spf="v=spf1 ip4:198.51.100.0/24 -all", dmarc="v=DMARC1; p=reject")
     inbound = await receive_email(mail(extra="Cc: mallory@attacker.test\r\n"), mail_from=ALICE, peer=PEER)
-    async with gateway.db.sessions() as session:
-        people = (await session.execute(
+
+    def _look(session: Session):
+        people = (session.execute(
             select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
             .where(TicketParticipant.ticket_id == inbound.ticket_id)
         )).scalars().all()  # fmt: skip
+        return people
+
+    people = await gateway.db.read(orm(_look))
     assert list(people) == [ALICE]

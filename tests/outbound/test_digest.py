@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.preferences import set_digest_hour, set_preferences
@@ -28,11 +29,14 @@ async def three_tickets(gateway: Gateway, receive_email: ReceiveEmail) -> None:
     await answer(receive_email, notifications["Invoice missing"], TOM, "Sent again.\n", name="Tom Agent")
     await answer(receive_email, notifications["Password reset"], TOM, "#status resolved\nDone.\n", name="Tom Agent")
     await settle(gateway)
-    async with gateway.db.sessions.begin() as session:
+
+    def _change(session: Session):
         two_days_ago = MORNING - timedelta(days=2)
         first = select(Ticket.id).where(Ticket.ref == 1001).scalar_subquery()
-        await session.execute(update(Message).where(Message.ticket_id == first).values(created_at=two_days_ago))
-        await session.execute(update(Ticket).where(Ticket.ref == 1001).values(created_at=two_days_ago))
+        session.execute(update(Message).where(Message.ticket_id == first).values(created_at=two_days_ago))
+        session.execute(update(Ticket).where(Ticket.ref == 1001).values(created_at=two_days_ago))
+
+    await gateway.db.write(_change)
 
 
 async def test_an_agent_who_asked_gets_one_digest_a_day_after_the_mailboxs_hour(

@@ -13,6 +13,7 @@ from email.message import EmailMessage
 import pytest
 from pytest_aiohttp import AiohttpClient
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from gateway.cli.runtime import Gateway
@@ -22,6 +23,7 @@ from gateway.models import RouteMatch, Ticket, TicketStatus, WebhookEndpoint, We
 from gateway.outbound.webhooks.endpoints import add_endpoint, rotate_secret
 from gateway.outbound.webhooks.worker import WebhookWorker, retry_window
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from portal.app import create_app
 from portal.views.webhook_schema import PAYLOADS
 from tests.outbound.webhook_receiver import Receiver, running
@@ -44,8 +46,10 @@ async def route(gateway: Gateway, spec: RouteSpec) -> str:
 
 
 async def events(gateway: Gateway) -> list[WebhookEvent]:
-    async with gateway.db.sessions() as session:
-        return list(await session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+    def _look(session: Session):
+        return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+    return await gateway.db.read(orm(_look))
 
 
 def retrying_at_once(gateway: Gateway, attempts: int = 35) -> WebhookWorker:
@@ -159,8 +163,11 @@ async def test_410_stops_delivery_and_turns_the_endpoint_off(gateway: Gateway, r
     assert len(receiver.requests) == 1
     [event] = await events(gateway)  # nothing more was written for the endpoint
     assert (event.status, event.response_status, event.next_attempt_at) == (WebhookStatus.DEAD, 410, None)
-    async with gateway.db.sessions() as session:
-        assert (await session.scalar(select(WebhookEndpoint.active))) is False
+
+    def _look(session: Session):
+        assert (session.scalar(select(WebhookEndpoint.active))) is False
+
+    await gateway.db.read(orm(_look))
 
 
 async def test_the_last_attempt_dead_letters_the_event_with_the_last_response(

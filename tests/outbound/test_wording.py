@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Ticket, TicketStatus
 from gateway.outbound.senders import SentMail
 from gateway.settings import Settings
+from gateway.storage.database import orm
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.mailflow import ALICE, add_tom, build_mail, html_of, settle
@@ -28,9 +30,11 @@ def text_of(mail: SentMail) -> str:
 
 
 async def only_ticket(gateway: Gateway) -> Ticket:
-    async with gateway.db.sessions() as session:
-        [ticket] = (await session.scalars(select(Ticket))).all()
+    def _look(session: Session):
+        [ticket] = (session.scalars(select(Ticket))).all()
         return ticket
+
+    return await gateway.db.read(orm(_look))
 
 
 async def test_the_acknowledgement_greets_by_display_name_with_a_capital_sentence_start(
@@ -68,10 +72,13 @@ async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, r
     await receive_email("new-request.eml")
     await settle(gateway)
     ticket = await only_ticket(gateway)
-    async with gateway.db.sessions.begin() as session:
-        current = await session.get_one(Ticket, ticket.id)
+
+    def _change(session: Session):
+        current = session.get_one(Ticket, ticket.id)
         reply = AgentReply("Tray 2 is fixed.", Commands(status=TicketStatus.RESOLVED))
-        await session.run_sync(apply_reply, gateway.events, current, tom, reply, thread_rule="api")
+        apply_reply(session, gateway.events, current, tom, reply, thread_rule="api")
+
+    await gateway.db.write(_change)
     [answer] = (await settle(gateway)).to(ALICE)[1:]
     assert "Tray 2 is fixed." in text_of(answer)
     assert "resolved" in text_of(answer).lower() and "resolved" in html_of(answer).lower()
@@ -84,10 +91,13 @@ async def test_resolving_without_a_reply_mails_the_customer_that_the_ticket_is_r
     await receive_email("new-request.eml")
     await settle(gateway)
     ticket = await only_ticket(gateway)
-    async with gateway.db.sessions.begin() as session:
-        current = await session.get_one(Ticket, ticket.id)
+
+    def _change(session: Session):
+        current = session.get_one(Ticket, ticket.id)
         reply = AgentReply("", Commands(status=TicketStatus.RESOLVED))
-        await session.run_sync(apply_reply, gateway.events, current, tom, reply, thread_rule="cli")
+        apply_reply(session, gateway.events, current, tom, reply, thread_rule="cli")
+
+    await gateway.db.write(_change)
     [resolved] = (await settle(gateway)).to(ALICE)[1:]
     assert "Tom Agent has marked your ticket [#1001] \"Printer on floor 3 is jammed\" as resolved." in text_of(resolved)
     assert resolved.message["Subject"] == "Re: [#1001] Printer on floor 3 is jammed"

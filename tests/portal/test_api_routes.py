@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from aiohttp.test_utils import TestClient
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
@@ -33,8 +34,11 @@ async def test_an_agent_routes_an_address_of_their_mailbox_and_mail_to_it_makes_
 
 
 async def test_an_agent_cannot_route_other_mailboxes_or_whole_domains(api: TestClient, gateway: Gateway) -> None:  # noqa: F811
-    async with gateway.db.sessions.begin() as session:
-        await add_mailbox(session, "billing@example.test", "Billing")
+
+    def _change(session: Session):
+        add_mailbox(session, "billing@example.test", "Billing")
+
+    await gateway.db.write(_change)
     headers = await key_for(gateway, mailboxes=[SUPPORT])
     refused = [
         {"match": "exact", "pattern": "billing@example.test", "mailbox": SUPPORT},  # another mailbox's address

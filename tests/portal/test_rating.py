@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import OutboxMessage, RatingLink, SatisfactionRating, Ticket, TicketStatus
-from gateway.tickets.queries import show_ticket
+from gateway.storage.database import orm
 from gateway.tickets.commands import Commands
+from gateway.tickets.queries import show_ticket
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.mailflow import ALICE, TOM, add_tom, settle, text_of
 from tests.portal.helpers import Client, audit_events, post_form
@@ -19,12 +21,14 @@ RATING_LINK = re.compile(r"http://portal\.example\.test(/rate/[A-Za-z0-9_-]{43})
 
 
 async def resolve(gateway: Gateway, status: TicketStatus = TicketStatus.RESOLVED, text: str = "") -> None:
-    async with gateway.db.sessions.begin() as session:
-        ticket = await session.scalar(select(Ticket))
+    def _change(session: Session):
+        ticket = session.scalar(select(Ticket))
         assert ticket is not None
-        agent = await add_tom(gateway)
-        await session.run_sync(apply_reply, gateway.events, ticket, agent, AgentReply(text, Commands(status=status)),
+        agent = add_tom(gateway)
+        apply_reply(session, gateway.events, ticket, agent, AgentReply(text, Commands(status=status)),
                                thread_rule="api")  # fmt: skip
+
+    await gateway.db.write(_change)
 
 
 async def rating_links(gateway: Gateway) -> dict[str, str]:
@@ -35,8 +39,10 @@ async def rating_links(gateway: Gateway) -> dict[str, str]:
 
 
 async def ratings(gateway: Gateway) -> list[SatisfactionRating]:
-    async with gateway.db.sessions() as session:
-        return list((await session.scalars(select(SatisfactionRating))).all())
+    def _look(session: Session):
+        return list((session.scalars(select(SatisfactionRating))).all())
+
+    return await gateway.db.read(orm(_look))
 
 
 async def test_the_resolved_mail_asks_how_we_did_and_keeps_no_rating_token(
@@ -46,9 +52,13 @@ async def test_the_resolved_mail_asks_how_we_did_and_keeps_no_rating_token(
     await resolve(gateway)
     links = await rating_links(gateway)
     token = links["good"].rsplit("/", 1)[1]
-    async with gateway.db.sessions() as session:
-        kept = b"".join(row.raw or b"" for row in (await session.scalars(select(OutboxMessage))).all())
-        stored = (await session.scalars(select(RatingLink))).all()
+
+    def _look(session: Session):
+        kept = b"".join(row.raw or b"" for row in (session.scalars(select(OutboxMessage))).all())
+        stored = (session.scalars(select(RatingLink))).all()
+        return kept, stored
+
+    kept, stored = await gateway.db.read(orm(_look))
     assert token.encode() not in kept and b"[rating link sent]" in kept
     assert len(stored) == 1 and token not in stored[0].token_hmac
 

@@ -8,12 +8,13 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from gateway.models import Contact, Mailbox, PendingRequest, Ticket
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import MaildirSender
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from tests.portal.helpers import LINK_IN_MAIL, Client, add_contact, audit_events, post_form, with_settings
 from tests.support import SUPPORT
 
@@ -42,8 +43,10 @@ def text_of(mail: EmailMessage) -> str:
 
 
 async def ticket_count(db: Database) -> int:
-    async with db.sessions() as session:
-        return int(await session.scalar(select(func.count(Ticket.id))) or 0)
+    def _look(session: Session):
+        return int(session.scalar(select(func.count(Ticket.id))) or 0)
+
+    return await db.read(orm(_look))
 
 
 async def test_the_sign_in_page_says_how_to_reach_support_and_offers_a_new_request(client: Client) -> None:
@@ -90,10 +93,14 @@ async def test_confirming_by_the_mailed_link_opens_the_ticket_once_and_signs_the
     assert opened.status == 200 and "Printer offline" in body and "The printer on floor 2 says offline." in body
     again = await post_form(client, path, {})
     assert again.status in (303, 410) and await ticket_count(db) == 1
-    async with db.sessions() as session:
-        ticket = await session.scalar(select(Ticket))
-        requester = await session.get_one(Contact, ticket.requester_id) if ticket else None
-        pending = await session.scalar(select(PendingRequest))
+
+    def _look(session: Session):
+        ticket = session.scalar(select(Ticket))
+        requester = session.get_one(Contact, ticket.requester_id) if ticket else None
+        pending = session.scalar(select(PendingRequest))
+        return requester, pending
+
+    requester, pending = await db.read(orm(_look))
     assert requester is not None and requester.email == STRANGER and requester.name == "New Person"
     assert pending is not None and pending.opened_at is not None
     assert [e.event for e in await audit_events(db, "request.pending")] == ["request.pending"]
@@ -104,8 +111,11 @@ async def test_a_request_with_problems_is_shown_again_with_what_to_change(client
     assert bad.status == 400 and "Enter your email address" in await bad.text() and "Printer offline" in await bad.text()
     empty = await post_form(client, "/requests/start", {"email": STRANGER, "subject": "", "message": "x"})
     assert empty.status == 400 and "Give your request a subject" in await empty.text()
-    async with db.sessions() as session:
-        assert await session.scalar(select(func.count(PendingRequest.id))) == 0
+
+    def _look(session: Session):
+        assert session.scalar(select(func.count(PendingRequest.id))) == 0
+
+    await db.read(orm(_look))
 
 
 async def test_new_requests_are_rate_limited_per_address_before_any_mail_is_queued(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
 from gateway.models import Agent, Ticket, TicketStatus
 from gateway.outbound.notify import ticket_events
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.portal.helpers import Client, add_contact, post_form
@@ -16,18 +18,24 @@ ALICE = "alice@customer.test"
 
 
 async def tom_answers(db: Database, settings: Settings, ticket: Ticket, agent: Agent, text: str, **commands: object) -> None:
-    async with db.sessions.begin() as session:
-        current = await session.get_one(Ticket, ticket.id)
+    def _change(session: Session):
+        current = session.get_one(Ticket, ticket.id)
         reply = AgentReply(text, Commands(**commands))  # type: ignore[arg-type]
-        await session.run_sync(apply_reply, ticket_events(settings), current, agent, reply, thread_rule="api")
+        apply_reply(session, ticket_events(settings), current, agent, reply, thread_rule="api")
+
+    await db.write(_change)
 
 
 async def test_a_customers_reply_to_a_pending_ticket_never_shows_waiting_for_your_reply(
     client: Client, db: Database, settings: Settings, receive_email: ReceiveEmail
 ) -> None:
     inbound = await receive_email("new-request.eml")
-    async with db.sessions() as session:
-        ticket = await session.get_one(Ticket, inbound.ticket_id)
+
+    def _look(session: Session):
+        ticket = session.get_one(Ticket, inbound.ticket_id)
+        return ticket
+
+    ticket = await db.read(orm(_look))
     await tom_answers(db, settings, ticket, await tom(db), "Which tray is it?", status=TicketStatus.PENDING)
     await signed_in(client, db, settings, await add_contact(db, ALICE))
     page = f"/tickets/{ticket.public_id}"

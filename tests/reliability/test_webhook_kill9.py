@@ -20,13 +20,14 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from standardwebhooks import Webhook
 
 from gateway.inbound.route_admin import RouteSpec, add_route
 from gateway.models import RouteMatch, WebhookEvent, WebhookStatus
 from gateway.outbound.webhooks.endpoints import add_endpoint
 from gateway.settings import Settings
-from gateway.storage.database import open_database
+from gateway.storage.database import open_database, orm
 from tests.outbound.webhook_receiver import Receiver, running
 from tests.reliability.nodes import SECRET, Node, free_port, node_environment, prepare_database
 from tests.support import SUPPORT, send, simple_mail
@@ -104,8 +105,11 @@ def _webhook_route(session, settings: Settings, url: str) -> str:  # type: ignor
 async def _all_settled(db, expected: int, seconds: float = 60) -> list[WebhookEvent]:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + seconds
     while True:
-        async with db.sessions() as session:
-            events = list(await session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+        def _look(session: Session):
+            events = list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+            return events
+
+        events = await db.read(orm(_look))
         if len(events) == expected and all(e.status == WebhookStatus.DELIVERED for e in events):
             return events
         assert time.monotonic() < deadline, Counter(e.status for e in events)

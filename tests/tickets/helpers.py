@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent
 from gateway.models import AuditEvent, Message, OutboxMessage, Ticket
 from gateway.outbound.senders import SentMail
+from gateway.storage.database import orm
 from tests.mailflow import build_mail
 from tests.support import ReceiveEmail
 
@@ -18,9 +20,11 @@ BOB = "bob@example.test"
 
 
 async def add_agents(gateway: Gateway, *pairs: tuple[str, str]) -> None:
-    async with gateway.db.sessions.begin() as session:
+    def _change(session: Session):
         for email, name in pairs:
-            await add_agent(session, email, name)
+            add_agent(session, email, name)
+
+    await gateway.db.write(_change)
 
 
 async def answer(
@@ -34,25 +38,33 @@ async def answer(
 
 
 async def ticket(gateway: Gateway, ref: int = 1001) -> Ticket:
-    async with gateway.db.sessions() as session:
-        return (await session.scalars(select(Ticket).where(Ticket.ref == ref))).one()
+    def _look(session: Session):
+        return (session.scalars(select(Ticket).where(Ticket.ref == ref))).one()
+
+    return await gateway.db.read(orm(_look))
 
 
 async def messages(gateway: Gateway, ref: int = 1001) -> list[Message]:
-    async with gateway.db.sessions() as session:
-        found = await session.scalars(
+    def _look(session: Session):
+        found = session.scalars(
             select(Message).join(Ticket, Ticket.id == Message.ticket_id).where(Ticket.ref == ref).order_by(Message.id)
         )
         return list(found.all())
 
+    return await gateway.db.read(orm(_look))
+
 
 async def audit(gateway: Gateway, prefix: str = "ticket.") -> list[tuple[str, dict[str, Any]]]:
-    async with gateway.db.sessions() as session:
-        rows = await session.scalars(select(AuditEvent).where(AuditEvent.event.startswith(prefix)).order_by(AuditEvent.id))
+    def _look(session: Session):
+        rows = session.scalars(select(AuditEvent).where(AuditEvent.event.startswith(prefix)).order_by(AuditEvent.id))
         return [(row.event, row.detail) for row in rows]
+
+    return await gateway.db.read(orm(_look))
 
 
 async def outbox_kinds(gateway: Gateway) -> list[tuple[str, list[str]]]:
-    async with gateway.db.sessions() as session:
-        rows = await session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
+    def _look(session: Session):
+        rows = session.scalars(select(OutboxMessage).order_by(OutboxMessage.id))
         return [(row.kind, row.rcpt_tos) for row in rows]
+
+    return await gateway.db.read(orm(_look))

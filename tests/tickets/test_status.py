@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Ticket, TicketStatus, utcnow
@@ -25,10 +26,12 @@ async def resolved_by_tom(gateway: Gateway, receive_email: ReceiveEmail, status:
 
 
 async def age_status(db: Database, days: float, ref: int = 1001) -> None:
-    async with db.sessions.begin() as session:
-        await session.execute(
+    def _change(session: Session):
+        session.execute(
             update(Ticket).where(Ticket.ref == ref).values(status_changed_at=utcnow() - timedelta(days=days))
         )
+
+    await db.write(_change)
 
 
 async def test_a_customer_reply_opens_a_pending_ticket_again_with_an_event_and_audit_row(
