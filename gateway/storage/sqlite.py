@@ -76,9 +76,9 @@ class SqliteReader:
         try:
             return work(connection)
         finally:
-            if connection.in_unit():
+            if connection.in_transaction():
                 connection.rollback()
-            if connection.connection.dbapi_connection.in_unit:  # type: ignore[union-attr]
+            if connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
                 connection.connection.dbapi_connection.rollback()  # type: ignore[union-attr]
 
     def close(self) -> None:

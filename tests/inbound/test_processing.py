@@ -310,7 +310,7 @@ async def test_processor_publishes_created_then_added_inside_the_transaction(
     seen: list[tuple[str, int]] = []
 
     def remember(session: Session, event: TicketCreated | MessageAdded) -> None:
-        assert session.in_unit()
+        assert session.in_transaction()
         seen.append((type(event).__name__, event.ticket.ref))
 
     gateway.events.subscribe(TicketCreated, remember)

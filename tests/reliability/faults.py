@@ -95,7 +95,7 @@ class SqliteWriteLock:
         self._connection.execute("BEGIN EXCLUSIVE")
 
     def release(self) -> None:
-        if self._connection.in_unit:
+        if self._connection.in_transaction:
             self._connection.execute("ROLLBACK")
 
     def close(self) -> None:

@@ -55,16 +55,16 @@ async def add_rows(db: Database, count: int) -> list[int]:
     return await db.write(change)
 
 
-async def in_unit(db: Database, work: Callable[[Session], T]) -> T:
+async def in_transaction(db: Database, work: Callable[[Session], T]) -> T:
     return await db.write(lambda session: work(session))
 
 
 async def claim(db: Database, leased: LeasedQueue) -> Claim:
-    return await in_unit(db, lambda session: leased.claim(session.connection()))
+    return await in_transaction(db, lambda session: leased.claim(session.connection()))
 
 
 async def fail(db: Database, leased: LeasedQueue, row_id: int, attempt: int) -> str | None:
-    return await in_unit(db, lambda session: leased.fail(session.connection(), row_id, attempt, "boom"))
+    return await in_transaction(db, lambda session: leased.fail(session.connection(), row_id, attempt, "boom"))
 
 
 async def stored(db: Database, row_id: int) -> InboundEmail:
@@ -119,8 +119,8 @@ async def test_an_expired_lease_is_claimed_again_and_fences_off_the_first_worker
     assert [tuple(row) for row in first.rows] == [(row_id, 1)]
     assert [tuple(row) for row in second.rows] == [(row_id, 2)]
     leased = queue()
-    late = await in_unit(db, lambda s: leased.finish(s.connection(), row_id, 1, "delivered", outcome="late"))
-    done = await in_unit(db, lambda s: leased.finish(s.connection(), row_id, 2, "delivered", outcome="ok"))
+    late = await in_transaction(db, lambda s: leased.finish(s.connection(), row_id, 1, "delivered", outcome="late"))
+    done = await in_transaction(db, lambda s: leased.finish(s.connection(), row_id, 2, "delivered", outcome="ok"))
     assert (late, done) == (False, True)
     row = await stored(db, row_id)
     assert (row.status, row.outcome, row.lease_expires_at, row.next_attempt_at) == ("delivered", "ok", None, None)
@@ -130,10 +130,10 @@ async def test_renew_extends_only_rows_still_leased(db: Database) -> None:
     ids = await add_rows(db, 2)
     leased = queue(lease_seconds=60)
     await claim(db, leased)
-    await in_unit(db, lambda s: leased.finish(s.connection(), ids[0], 1, "delivered", outcome="ok"))
+    await in_transaction(db, lambda s: leased.finish(s.connection(), ids[0], 1, "delivered", outcome="ok"))
     before = utcnow()
 
-    renewed = await in_unit(db, lambda s: leased.renew(s.connection(), ids))
+    renewed = await in_transaction(db, lambda s: leased.renew(s.connection(), ids))
 
     assert [tuple(row) for row in renewed] == [(ids[1], 1)]
     row = await stored(db, ids[1])
@@ -185,8 +185,8 @@ async def test_a_permanent_failure_dead_letters_at_once_and_retry_now_ignores_th
     leased = queue(max_attempts=1)
     await claim(db, leased)
 
-    permanent = await in_unit(db, lambda s: leased.fail(s.connection(), ids[0], 1, "no", permanent=True))
-    raced = await in_unit(db, lambda s: leased.fail(s.connection(), ids[1], 1, "race", retry_now=True))
+    permanent = await in_transaction(db, lambda s: leased.fail(s.connection(), ids[0], 1, "no", permanent=True))
+    raced = await in_transaction(db, lambda s: leased.fail(s.connection(), ids[1], 1, "race", retry_now=True))
 
     assert (permanent, raced) == ("failed", "failed")
     assert (await stored(db, ids[0])).next_attempt_at is None
@@ -210,7 +210,7 @@ async def test_defer_puts_the_row_back_without_spending_the_attempt(db: Database
     leased = queue()
     await claim(db, leased)
 
-    deferred = await in_unit(db, lambda s: leased.defer(s.connection(), row_id, 1, 0.0))
+    deferred = await in_transaction(db, lambda s: leased.defer(s.connection(), row_id, 1, 0.0))
 
     assert deferred
     row = await stored(db, row_id)
