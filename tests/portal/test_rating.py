@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
-from gateway.models import OutboxMessage, RatingLink, SatisfactionRating, Ticket, TicketStatus
+from gateway.models import Agent, OutboxMessage, RatingLink, SatisfactionRating, Ticket, TicketStatus
 from gateway.storage.database import orm
 from gateway.tickets.commands import Commands
 from gateway.tickets.queries import show_ticket
@@ -21,12 +21,13 @@ RATING_LINK = re.compile(r"http://portal\.example\.test(/rate/[A-Za-z0-9_-]{43})
 
 
 async def resolve(gateway: Gateway, status: TicketStatus = TicketStatus.RESOLVED, text: str = "") -> None:
+    agent = await add_tom(gateway)
+
     def _change(session: Session):
         ticket = session.scalar(select(Ticket))
         assert ticket is not None
-        agent = add_tom(gateway)
-        apply_reply(session, gateway.events, ticket, agent, AgentReply(text, Commands(status=status)),
-                               thread_rule="api")  # fmt: skip
+        apply_reply(session, gateway.events, ticket, session.get_one(Agent, agent.id), AgentReply(text, Commands(status=status)),
+                    thread_rule="api")  # fmt: skip
 
     await gateway.db.write(_change)
 
