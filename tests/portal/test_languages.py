@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from email.header import decode_header, make_header
+
 from sqlalchemy import select, update
 
 from gateway.models import Contact, Mailbox
@@ -76,4 +78,4 @@ async def test_the_sign_in_mail_speaks_the_contacts_language(client: Client, db:
     await db.run_write(lambda session: session.execute(update(Contact).values(language="de")))
     await post_form(client, "/login", {"email": alice.email})
     [mail] = await sent_signin_emails(db, settings)
-    assert str(mail.message["Subject"]).startswith("Ihr Anmeldelink für") and "Hier ist Ihr Link zur Anmeldung" in mail.text
+    assert str(make_header(decode_header(mail.message["Subject"]))).startswith("Ihr Anmeldelink für") and "Hier ist Ihr Link zur Anmeldung" in mail.text
