@@ -79,3 +79,9 @@ async def test_the_sign_in_mail_speaks_the_contacts_language(client: Client, db:
     await post_form(client, "/login", {"email": alice.email})
     [mail] = await sent_signin_emails(db, settings)
     assert str(make_header(decode_header(mail.message["Subject"]))).startswith("Ihr Anmeldelink für") and "Hier ist Ihr Link zur Anmeldung" in mail.text
+
+
+async def test_error_pages_speak_the_browsers_language(client: Client) -> None:
+    response = await client.get("/no/such/page", headers={"Accept-Language": "de"})
+    page = await response.text()
+    assert response.status == 404 and "Seite nicht gefunden" in page and '<html lang="de"' in page
