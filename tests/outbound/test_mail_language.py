@@ -7,6 +7,7 @@ from sqlalchemy import select, update
 from gateway.cli.runtime import Gateway
 from gateway.models import Contact, Mailbox, Ticket, TicketStatus
 from gateway.directory.contacts import contact_for
+from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, apply_reply
 from tests.mailflow import ALICE, add_tom, html_of, settle, text_of
 from tests.support import ReceiveEmail
@@ -34,7 +35,7 @@ async def test_a_contact_whose_profile_says_german_gets_german_mail(
         ticket = await session.scalar(select(Ticket))
         assert ticket is not None
         await session.run_sync(
-            apply_reply, gateway.events, ticket, tom, AgentReply("", status=TicketStatus.RESOLVED), thread_rule="cli"
+            apply_reply, gateway.events, ticket, tom, AgentReply("", Commands(status=TicketStatus.RESOLVED)), thread_rule="cli"
         )
     [resolved] = (await settle(gateway)).to(ALICE)[1:]
     assert "als gelöst markiert" in text_of(resolved) and "Wie waren wir?" in html_of(resolved)
