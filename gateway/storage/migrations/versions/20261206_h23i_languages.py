@@ -1,7 +1,7 @@
 """languages: a contact's language and time zone, a mailbox's default language
 
 Revision ID: h23i_languages
-Revises: 20261206_h18b_ownership_digest
+Revises: h19v_sender_verdicts
 Create Date: 2026-12-06 08:40:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "h23i_languages"
-down_revision: str | None = "20261206_h18b_ownership_digest"
+down_revision: str | None = "h19v_sender_verdicts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
