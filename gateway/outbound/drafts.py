@@ -35,7 +35,14 @@ from gateway.auth.downloads import REDACTED
 from gateway.auth.tokens import IssuedLink, LinkPurpose, default_ttl, format_code, issue_link, revoke_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
-from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
+from gateway.outbound.compose import (
+    LinkBlock,
+    compose,
+    conversation_thread,
+    mail_address,
+    mail_translator,
+    new_message_id,
+)
 from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
 from gateway.settings import Settings
 from gateway.storage.statements import Prepared
@@ -166,9 +173,10 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
     mailbox = await session.get_one(Mailbox, row.mailbox_id)
     ticket = await session.get_one(Ticket, row.ticket_id)
     await retire_earlier_link(session, row)
-    link, issued, rating = None, None, None
+    link, issued, rating, speaking = None, None, None, None
     if draft.link_contact_id is not None:
         contact = await session.get_one(Contact, draft.link_contact_id)
+        speaking = mail_translator(contact, mailbox)
         issued = await issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
         if draft.context.get("rate") and ticket.resolved_at is not None:  # "How did we do?"
             portal = portal_url(settings, mailbox)
@@ -193,6 +201,7 @@ async def render_draft(session: AsyncSession, settings: Settings, row: OutboxMes
         from_name=draft.from_name,
         link=link,
         rating=rating,
+        speaking=speaking,
     )
     return rendered(email, issued, files.secrets, rating.token if rating else None)
 
