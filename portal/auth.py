@@ -26,6 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
+from gateway.i18n import N_
 from gateway.auth.ratelimit import check, failure_rules, hit, mail_rules
 from gateway.auth.tokens import LinkCheck, LinkPurpose, Refusal, check_link, consume_link, find_link, link_refusal
 from gateway.metrics import LINK_EXCHANGES
@@ -43,24 +44,26 @@ log = logging.getLogger(__name__)
 
 LINK_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex, nofollow"}
 RESENDABLE = frozenset({Refusal.EXPIRED, Refusal.USED, Refusal.BURNED})
-REFUSAL_PAGES: dict[Refusal, tuple[str, str]] = {
+REFUSAL_PAGES: dict[Refusal, tuple[str, str]] = {  # translated where they are shown
     Refusal.EXPIRED: (
-        "This link has expired",
-        "Sign-in links work for a short time only, to keep your account safe.",
+        N_("This link has expired"),
+        N_("Sign-in links work for a short time only, to keep your account safe."),
     ),
     Refusal.USED: (
-        "This link has already been used",
-        "Each sign-in link works once, to keep your account safe.",
+        N_("This link has already been used"),
+        N_("Each sign-in link works once, to keep your account safe."),
     ),
     Refusal.BURNED: (
-        "This link has been switched off",
-        "Someone typed the code from this email wrongly too many times, so we switched the link off.",
+        N_("This link has been switched off"),
+        N_("Someone typed the code from this email wrongly too many times, so we switched the link off."),
     ),
 }
 NOT_WORKING = (
-    "This link does not work",
-    "It may be incomplete: some email programs break long links. Copy the whole link from the "
-    "email, or ask for a new one below.",
+    N_("This link does not work"),
+    N_(
+        "It may be incomplete: some email programs break long links. Copy the whole link from the "
+        "email, or ask for a new one below."
+    ),
 )
 
 

@@ -36,6 +36,7 @@ class Brand:
     support_email: str | None = None
     footer_links: tuple[FooterLink, ...] = ()
     mailbox_id: int | None = None
+    language: str | None = None  # the mailbox's default language
 
     @property
     def initial(self) -> str:
@@ -78,6 +79,7 @@ def brand_of(mailbox: Mailbox, settings: Settings) -> Brand:
         support_email=mailbox.address,
         footer_links=tuple(footer_links(mailbox)),
         mailbox_id=mailbox.id,
+        language=mailbox.language,
     )
 
 

@@ -1,27 +1,33 @@
 """Template filters: dates people read at a glance, file sizes, and status words.
 
-Registered on the Jinja environment by `portal.templating.setup_templates`: `when` (an
-exact UTC date and time, for `title` attributes and `<time>`), `ago` ("5 minutes ago",
-"3 Nov"), `filesize` ("1.2 MB") and `status_label` (what a ticket status means to the
-customer: "pending" is "Waiting for your reply").
+Registered on the Jinja environment by `portal.templating.setup_templates`: `when` (the
+exact date and time in the reader's locale and time zone, for `title` attributes and
+`<time>`), `ago` ("5 minutes ago", "3 Nov 2026"), `filesize` ("1.2 MB") and `status_label` (what a ticket status means to the
+customer: "pending" is "Waiting for your reply"). Inside templates each reads the page's
+`translator` (gateway.i18n); Python callers pass one.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from babel.dates import format_timedelta
+from jinja2 import pass_context
+from jinja2.runtime import Context
+
+from gateway.i18n import N_, Translator, translator
 from gateway.models import utcnow
 from gateway.tickets.files import filesize
 
-MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 STATUS_LABELS = {
-    "open": "Open",
-    "pending": "Waiting for your reply",
-    "resolved": "Resolved",
-    "closed": "Closed",
+    "open": N_("Open"),
+    "pending": N_("Waiting for your reply"),
+    "resolved": N_("Resolved"),
+    "closed": N_("Closed"),
 }
 
+ENGLISH = translator(None)
 BROWSERS = (("Edg/", "Edge"), ("OPR/", "Opera"), ("Firefox/", "Firefox"), ("Chrome/", "Chrome"), ("Safari/", "Safari"))
 SYSTEMS = (
     ("iPhone", "iPhone"), ("iPad", "iPad"), ("Android", "Android"), ("Windows", "Windows"),
@@ -29,54 +35,61 @@ SYSTEMS = (
 )  # fmt: skip
 
 
-def _day_month(moment: datetime) -> str:
-    """`3 Nov`: English month names whatever the server's locale (strftime's %b follows it)."""
-    return f"{moment.day} {MONTHS[moment.month - 1]}"
+def when(moment: datetime | None, speaking: Translator = ENGLISH) -> str:
+    """The exact date and time in the reader's locale and time zone."""
+    return speaking.datetime(moment, "medium")
 
 
-def when(moment: datetime | None) -> str:
+def ago(moment: datetime | None, now: datetime | None = None, speaking: Translator = ENGLISH) -> str:
+    """"5 minutes ago", or the date for anything older than a week, in the reader's words."""
     if moment is None:
         return ""
-    return f"{_day_month(moment)} {moment.year}, {moment.hour:02d}:{moment.minute:02d} UTC"
+    elapsed = (now or utcnow()) - moment
+    if elapsed < timedelta(minutes=1):
+        return speaking.gettext("just now")
+    if elapsed > timedelta(days=6):
+        return speaking.date(moment, "medium")
+    return format_timedelta(-elapsed, add_direction=True, locale=speaking.language)
 
 
-def ago(moment: datetime | None, now: datetime | None = None) -> str:
-    if moment is None:
-        return ""
-    seconds = int(((now or utcnow()) - moment).total_seconds())
-    if seconds < 60:
-        return "just now"
-    # Branches, not a loop over the units: a ticket list formats twenty of these a request.
-    if seconds < 3_600:
-        count, unit = seconds // 60, "minute"
-    elif seconds < 86_400:
-        count, unit = seconds // 3_600, "hour"
-    else:
-        count, unit = seconds // 86_400, "day"
-        if count > 6:
-            return _day_month(moment) if count < 300 else f"{_day_month(moment)} {moment.year}"
-    return f"{count} {unit}{'' if count == 1 else 's'} ago"
+def status_label(status: str, speaking: Translator = ENGLISH) -> str:
+    return speaking.gettext(STATUS_LABELS[status]) if status in STATUS_LABELS else status.capitalize()
 
 
-
-def status_label(status: str) -> str:
-    return STATUS_LABELS.get(status, status.capitalize())
-
-
-def device(user_agent: str | None) -> str:
+def device(user_agent: str | None, speaking: Translator = ENGLISH) -> str:
     """A readable browser and system from a User-Agent header ("Unknown device" when unclear)."""
     agent = user_agent or ""
     browser = next((name for token, name in BROWSERS if token in agent), None)
     system = next((name for token, name in SYSTEMS if token in agent), None)
     if browser and system:
-        return f"{browser} on {system}"
-    return browser or system or "Unknown device"
+        return speaking.gettext("%(browser)s on %(system)s") % {"browser": browser, "system": system}
+    return browser or system or speaking.gettext("Unknown device")
+
+
+@pass_context
+def _device(context: Context, user_agent: str | None) -> str:
+    return device(user_agent, context["translator"])
+
+
+@pass_context
+def _when(context: Context, moment: datetime | None) -> str:
+    return when(moment, context["translator"])
+
+
+@pass_context
+def _ago(context: Context, moment: datetime | None) -> str:
+    return ago(moment, speaking=context["translator"])
+
+
+@pass_context
+def _status_label(context: Context, status: str) -> str:
+    return status_label(status, context["translator"])
 
 
 FILTERS: dict[str, Callable[..., str]] = {
-    "when": when,
-    "ago": ago,
+    "when": _when,
+    "ago": _ago,
     "filesize": filesize,
-    "status_label": status_label,
-    "device": device,
+    "status_label": _status_label,
+    "device": _device,
 }

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from gateway.i18n import Translator
 from gateway.inbound.processor import Processor
 from gateway.settings import Settings
 from gateway.storage.database import Database
@@ -30,3 +31,4 @@ PROCESSOR = web.AppKey("processor", Processor)
 
 SESSION: web.RequestKey[SessionState] = web.RequestKey("session")
 CSRF: web.RequestKey[CsrfState] = web.RequestKey("csrf")
+TRANSLATOR: web.RequestKey[Translator] = web.RequestKey("translator")

@@ -22,10 +22,10 @@ from datetime import datetime
 from markupsafe import Markup, escape
 
 from gateway.models import utcnow
+from gateway.i18n import Translator
 from gateway.tickets.lists import TicketPage, TicketRow
 from portal.formatting import ago, status_label, when
 
-UNREAD_MARK = '<span class="unread-dot" title="New reply"></span><span class="visually-hidden">New reply: </span> '
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,39 +38,51 @@ class ListedPage:
 
 
 @functools.lru_cache(maxsize=64)
-def _status_badge(status: str) -> str:
-    """The status badge of a row (a handful of statuses, so each is built once)."""
-    return f'<span class="status status-{escape(status)!s}">{escape(status_label(status))!s}</span>'
+def _status_badge(status: str, speaking: Translator) -> str:
+    """The status badge of a row (a handful of statuses, so each is built once per language)."""
+    return f'<span class="status status-{escape(status)!s}">{escape(status_label(status, speaking))!s}</span>'
+
+
+@functools.lru_cache(maxsize=16)
+def _unread_mark(speaking: Translator) -> str:
+    new = escape(speaking.gettext("New reply"))
+    return f'<span class="unread-dot" title="{new!s}"></span><span class="visually-hidden">{new!s}: </span> '
 
 
 @functools.lru_cache(maxsize=4096)
-def _time_attributes(moment: datetime) -> str:
+def _time_attributes(moment: datetime, speaking: Translator) -> str:
     """The `datetime` and `title` attributes of a row's <time>: the same text for the same moment.
 
     A list shows the same moments request after request, and formatting them twice cost
     more than the rest of the row; the text depends on the moment alone.
     """
-    return f'datetime="{moment.isoformat()}" title="{when(moment)}"'
+    return f'datetime="{moment.isoformat()}" title="{escape(when(moment, speaking))!s}"'
 
 
-def _row(row: TicketRow, href: str, now: datetime, show_requester: bool) -> str:
+def _row(row: TicketRow, href: str, now: datetime, show_requester: bool, speaking: Translator) -> str:
     moment = row.last_activity_at
     unread = row.unread
-    requester = f" · opened by {escape(row.requester)!s}" if show_requester else ""
+    opened_by = speaking.gettext("opened by %(name)s") % {"name": escape(row.requester)}
+    requester = f" · {opened_by}" if show_requester else ""
+    updated = speaking.gettext("updated")
     return (
         f'<li class="ticket-row{" is-unread" if unread else ""}"><a class="ticket-link" href="{escape(href)!s}">'
-        f'<span class="ticket-main"><span class="ticket-subject">{UNREAD_MARK if unread else ""}'
-        f'{escape(row.subject)!s}</span><span class="ticket-meta">#{row.ref}{requester} · updated '
-        f"<time {_time_attributes(moment)}>{ago(moment, now)}</time></span></span>"
-        f"{_status_badge(row.status)}</a></li>\n"
+        f'<span class="ticket-main"><span class="ticket-subject">{_unread_mark(speaking) if unread else ""}'
+        f'{escape(row.subject)!s}</span><span class="ticket-meta">#{row.ref}{requester} · {escape(updated)!s} '
+        f"<time {_time_attributes(moment, speaking)}>{escape(ago(moment, now, speaking))!s}</time></span></span>"
+        f"{_status_badge(row.status, speaking)}</a></li>\n"
     )
 
 
-def listed(page: TicketPage, url: Callable[..., str], *, show_requester: bool = False) -> ListedPage:
-    """`page` as the template prints it; `url` is the templates' route-name link builder.
+def listed(
+    page: TicketPage, url: Callable[..., str], speaking: Translator, *, show_requester: bool = False
+) -> ListedPage:
+    """`page` as the template prints it in the reader's language; `url` builds route-name links.
 
     `show_requester` adds "opened by …" to each row (tickets shared by colleagues).
     """
     now = utcnow()
-    html = "".join(_row(row, url("ticket", public_id=row.public_id), now, show_requester) for row in page.rows)
+    html = "".join(
+        _row(row, url("ticket", public_id=row.public_id), now, show_requester, speaking) for row in page.rows
+    )
     return ListedPage(Markup(html), page.page, page.pages)

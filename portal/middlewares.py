@@ -21,6 +21,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from sqlalchemy import exc as sa_exc
 
+from gateway.i18n import N_
 from gateway.auth.ratelimit import RateLimited
 from portal import csrf, keys, sessions
 from portal.templating import SECRET_PATHS, render_error
@@ -40,13 +41,13 @@ DATABASE_DOWN: tuple[type[BaseException], ...] = (
     OSError,
 )
 MESSAGES: dict[int, tuple[str, str]] = {
-    400: ("That did not work", "Something in that request was not right. Go back and try again."),
-    403: ("Not allowed", "You do not have access to this page."),
-    404: ("Page not found", "We could not find that page. It may have moved, or the address may be incomplete."),
-    405: ("Not allowed", "That page cannot be used this way."),
-    413: ("Too large", "That upload is larger than we accept."),
-    500: ("Something went wrong", "Something went wrong on our side. Please try again in a moment."),
-    503: ("Back in a moment", "The portal is briefly unavailable. Please try again in a minute."),
+    400: (N_("That did not work"), N_("Something in that request was not right. Go back and try again.")),
+    403: (N_("Not allowed"), N_("You do not have access to this page.")),
+    404: (N_("Page not found"), N_("We could not find that page. It may have moved, or the address may be incomplete.")),
+    405: (N_("Not allowed"), N_("That page cannot be used this way.")),
+    413: (N_("Too large"), N_("That upload is larger than we accept.")),
+    500: (N_("Something went wrong"), N_("Something went wrong on our side. Please try again in a moment.")),
+    503: (N_("Back in a moment"), N_("The portal is briefly unavailable. Please try again in a minute.")),
 }
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 # What aiohttp's form parser raises for a body it cannot read: never the server's fault.
@@ -82,9 +83,11 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return await render_error(
             request,
             403,
-            "This form has expired",
-            "For your safety, forms stop working after a while or after you sign in or out. "
-            "Go back, reload the page and try again.",
+            N_("This form has expired"),
+            N_(
+                "For your safety, forms stop working after a while or after you sign in or out. "
+                "Go back, reload the page and try again."
+            ),
         )
     except web.HTTPException as error:
         if error.status < 400:
@@ -99,7 +102,7 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return await render_error(
             request,
             429,
-            "Please wait a little",
+            N_("Please wait a little"),
             f"There have been too many attempts. Please try again in {limited.minutes} minute{plural}.",
             headers=headers,
             context={"retry_minutes": limited.minutes},

@@ -27,6 +27,7 @@ from portal import keys
 from portal.branding import brand_for, fallback_brand
 from portal.csrf import csrf_token
 from portal.formatting import FILTERS
+from portal.languages import page_translator, visitor_translator
 from portal.sessions import current_contact
 
 SECRET_PATHS = ("/l/", "/sso/", "/agent/files/", "/rate/")  # paths whose URLs hold a link, SSO, download or rating token
@@ -98,7 +99,9 @@ def setup_templates(app: web.Application) -> None:
         lstrip_blocks=True,
         filters=FILTERS,
         auto_reload=False,
+        extensions=["jinja2.ext.i18n"],
     )
+    environment.install_null_translations()  # type: ignore[attr-defined]  # each page passes its own
     environment.globals["url"] = url_builder(app.router)
     environment.globals["paths"] = RoutePaths(app.router)
     app[aiohttp_jinja2.static_root_key] = "/static"
@@ -110,9 +113,13 @@ def _csrf_field(token: str) -> Markup:
 
 async def page_context(request: web.Request) -> dict[str, Any]:
     token = await csrf_token(request)
+    brand = await brand_for(request)
+    contact = await current_contact(request)
+    speaking = await page_translator(request)
     return {
-        "brand": await brand_for(request),
-        "contact": await current_contact(request),
+        **speaking.template_values(),
+        "brand": brand,
+        "contact": contact,
         "csrf_token": token,
         "csrf_field": _csrf_field(token),
         "current_path": request.path,  # the navigation marks its link aria-current
@@ -150,8 +157,10 @@ async def render_error(
     try:
         full = await page_context(request)
     except Exception:  # noqa: BLE001 - the page must render even when the session lookup fails
+        brand = request.app[keys.BRANDS].brand or fallback_brand(request.app[keys.SETTINGS])
         full = {
-            "brand": request.app[keys.BRANDS].brand or fallback_brand(request.app[keys.SETTINGS]),
+            **visitor_translator(request, brand).template_values(),
+            "brand": brand,
             "contact": None,
             "csrf_token": "",
             "csrf_field": Markup(""),

@@ -24,6 +24,7 @@ from markupsafe import Markup
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from gateway.i18n import N_
 from gateway.mail.parse.display import DisplayHtml, display_html
 from gateway.models import Attachment, AuthorType, Contact, Message
 from gateway.storage.database import Database
@@ -64,8 +65,8 @@ def author_of(message: Message, viewer: Contact, team_name: str) -> str:
         name = message.from_name or "Support"
         return f"{name} · {team_name}"
     if message.author_contact_id == viewer.id:
-        return "You"
-    return message.from_name or message.from_email or "Unknown sender"
+        return N_("You")  # the template translates it
+    return message.from_name or message.from_email or N_("Unknown sender")
 
 
 def _files(message: Message, attachment_url: AttachmentUrl, shown_inline: set[str]) -> list[FileLink]:

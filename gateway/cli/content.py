@@ -1,6 +1,7 @@
 """`wicket articles …`, `wicket accounts …` and `wicket mailbox brand …`: portal content.
 
-Each command runs one service function from gateway.help.articles, gateway.directory.accounts or
+Each command runs one service function from gateway.i18n import LANGUAGES
+from gateway.help.articles, gateway.directory.accounts or
 gateway.directory.branding in a transaction; the portal reads what they write.
 """
 
@@ -97,14 +98,16 @@ def _footer_link(value: str) -> tuple[str, str]:
 @click.option("--accent", "accent_color")
 @click.option("--domain", "custom_domain", help="The portal's own host name for this brand.")
 @click.option("--footer-link", "links", multiple=True, help="LABEL=URL, repeatable; replaces the footer links.")
+@click.option("--language", help="en, de, fr, es or ar: for customers who chose none and whose browser asks for none.")
 def mailbox_brand(address: str, name: str | None, logo_url: str | None, primary_color: str | None,
-                  accent_color: str | None, custom_domain: str | None, links: tuple[str, ...]) -> None:
-    """Set a mailbox's brand: name, logo, colours, custom domain, footer links."""
+                  accent_color: str | None, custom_domain: str | None, links: tuple[str, ...],
+                  language: str | None) -> None:
+    """Set a mailbox's brand: name, logo, colours, custom domain, footer links, default language."""
     from gateway.directory.branding import BrandError, set_brand
 
     footer = [_footer_link(link) for link in links] if links else None
     in_unit(lambda session, _settings: set_brand(
         session, address, name=name, logo_url=logo_url, primary_color=primary_color,
-        accent_color=accent_color, custom_domain=custom_domain, links=footer,
+        accent_color=accent_color, custom_domain=custom_domain, links=footer, language=language,
     ), errors=(BrandError,))
     click.echo(f"brand of {address} updated")

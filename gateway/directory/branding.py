@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from gateway.directory.accounts import AccountError, normalize_domain
 from gateway.directory.mailboxes import normalize_address
+from gateway.i18n import LANGUAGES, known_language
 from gateway.models import Mailbox
 from gateway.settings import Settings
 
@@ -117,6 +118,7 @@ def set_brand(
     accent_color: str | None = None,
     custom_domain: str | None = None,
     links: Iterable[tuple[str, str]] | None = None,
+    language: str | None = None,
 ) -> Mailbox:
     """Change the brand of the mailbox at `address`; arguments left None stay as they are."""
     mailbox = session.scalar(select(Mailbox).where(Mailbox.address == normalize_address(address)))
@@ -136,5 +138,9 @@ def set_brand(
         mailbox.custom_domain = _domain(custom_domain) if custom_domain else None
     if links is not None:
         mailbox.footer_links = _footer(links)
+    if language is not None:
+        if known_language(language) != language:
+            raise BrandError(f"Wicket speaks {', '.join(LANGUAGES)}, not {language!r}")
+        mailbox.language = language
     session.flush()
     return mailbox

@@ -39,6 +39,8 @@ class Mailbox(Base):
     logo_url: Mapped[str | None] = mapped_column(String(2000))
     primary_color: Mapped[str | None] = mapped_column(String(7))
     accent_color: Mapped[str | None] = mapped_column(String(7))
+    # The language of customers who chose none and whose browser asks for none Wicket speaks.
+    language: Mapped[str | None] = mapped_column(String(16))
     custom_domain: Mapped[str | None] = mapped_column(String(253), unique=True)
     footer_links: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
 

@@ -43,6 +43,10 @@ class Contact(Base):
     email: Mapped[str] = mapped_column(String(320), unique=True)
     name: Mapped[str] = mapped_column(String(200), default="")
     created_at: Mapped[datetime] = created_column()
+    # The portal's and the customer mails' language and time zone; None: not chosen yet
+    # (gateway.i18n.choose_language falls back to the browser, then the mailbox).
+    language: Mapped[str | None] = mapped_column(String(16))
+    time_zone: Mapped[str | None] = mapped_column(String(64))
 
 
 class Agent(Base):

@@ -36,7 +36,8 @@ from sqlalchemy import select, union_all
 from sqlalchemy.orm import Session
 
 from gateway.directory.branding import portal_url
-from gateway.models import AuthorType, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.i18n import Translator, choose_language, translator
+from gateway.models import AuthorType, Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
 from gateway.settings import Settings
 from gateway.tickets.markers import subject_tag, ticket_marker
@@ -93,20 +94,39 @@ def _paragraphs(text: str) -> Markup:
 
 @cache
 def _templates() -> Environment:
-    environment = Environment(
-        loader=PackageLoader("gateway.outbound", "templates/mail"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-    )
+    environment = mail_templates("templates/mail")
     environment.filters["paragraphs"] = _paragraphs
     return environment
+
+
+def mail_templates(folder: str, *, trim: bool = True) -> Environment:
+    """A Jinja environment for mail templates under `folder`, speaking through a `Translator`.
+
+    English is installed as the default; each render passes the reader's translator's
+    `template_values()`, which take the place of the default for that render.
+    """
+    environment = Environment(
+        loader=PackageLoader("gateway.outbound", folder),
+        autoescape=select_autoescape(["html"]),
+        trim_blocks=trim,
+        lstrip_blocks=trim,
+        keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
+    )
+    environment.install_null_translations()  # type: ignore[attr-defined]
+    return environment
+
+
+def mail_translator(contact: Contact | None, mailbox: Mailbox) -> Translator:
+    """The language and time zone a customer reads mail in: theirs, else the mailbox's."""
+    chosen = choose_language(contact.language if contact else None, None, mailbox.language)
+    return translator(chosen, contact.time_zone if contact else None)
 
 
 def render_parts(template: str, values: dict[str, Any]) -> tuple[str, str]:
     """The text and HTML parts of mail template `template` (for mail that is not about one ticket)."""
     environment = _templates()
+    values = {**translator(None).template_values(), **values}  # agents read English
     return (
         environment.get_template(f"{template}.txt").render(values),
         environment.get_template(f"{template}.html").render(values),
@@ -212,6 +232,7 @@ def compose(
     cc: Sequence[Address] = (),
     files: OutgoingFiles = NO_FILES,
     rating: RatingLinks | None = None,
+    speaking: Translator | None = None,
 ) -> EmailMessage:
     """One finished email for one recipient, under the Message-ID it was queued with.
 
@@ -221,8 +242,10 @@ def compose(
     now = utcnow()
     subject = one_line(f"{'Re: ' if thread.in_reply_to else ''}{subject_tag(ticket)} {ticket.subject}")
     brand = mailbox.display_name
+    speaking = speaking or translator(None)
     values = {
         **context,
+        **speaking.template_values(),
         "brand": brand,
         "ticket": ticket,
         "tag": subject_tag(ticket),

@@ -36,7 +36,14 @@ from gateway.auth.link_secrets import format_code
 from gateway.auth.tokens import IssuedLink, LinkPurpose, default_ttl, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
-from gateway.outbound.compose import LinkBlock, compose, conversation_thread, mail_address, new_message_id
+from gateway.outbound.compose import (
+    LinkBlock,
+    compose,
+    conversation_thread,
+    mail_address,
+    mail_translator,
+    new_message_id,
+)
 from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
 from gateway.settings import Settings
 from gateway.storage import statements
@@ -169,9 +176,10 @@ def render_draft(session: Session, settings: Settings, row: OutboxMessage) -> Re
     mailbox = session.get_one(Mailbox, row.mailbox_id)
     ticket = session.get_one(Ticket, row.ticket_id)
     retire_earlier_link(session, row)
-    link, issued, rating = None, None, None
+    link, issued, rating, speaking = None, None, None, None
     if draft.link_contact_id is not None:
         contact = session.get_one(Contact, draft.link_contact_id)
+        speaking = mail_translator(contact, mailbox)
         issued = issue_link(session, settings, contact, ticket=ticket, purpose=LinkPurpose.REPLY)
         if draft.context.get("rate") and ticket.resolved_at is not None:  # "How did we do?"
             rating = issue_rating_link(session, settings, ticket, contact, portal_url(settings, mailbox))
@@ -195,6 +203,7 @@ def render_draft(session: Session, settings: Settings, row: OutboxMessage) -> Re
         from_name=draft.from_name,
         link=link,
         rating=rating,
+        speaking=speaking,
     )
     return rendered(email, issued, files.secrets, rating.token if rating else None)
 

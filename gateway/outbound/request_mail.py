@@ -21,7 +21,7 @@ from gateway.auth.link_secrets import format_code
 from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest, utcnow
-from gateway.outbound.compose import mail_address
+from gateway.outbound.compose import mail_address, mail_translator
 from gateway.outbound.drafts import Draft, Rendered, queue_draft, rendered, retire_earlier_link
 from gateway.outbound.signin_mail import _templates
 from gateway.settings import Settings
@@ -60,7 +60,9 @@ def render_request_confirmation(session: Session, settings: Settings, row: Outbo
     retire_earlier_link(session, row)
     issued = issue_link(session, settings, contact, purpose=LinkPurpose.REQUEST)
     pending.link_id = issued.link.id
+    speaking = mail_translator(contact, mailbox)
     context = {
+        **speaking.template_values(),
         "brand": mailbox.display_name,
         "name": contact.name,
         "subject": pending.subject,
@@ -71,7 +73,7 @@ def render_request_confirmation(session: Session, settings: Settings, row: Outbo
     email = EmailMessage()
     email["From"] = mail_address(mailbox.display_name, mailbox.address)
     email["To"] = mail_address(draft.to_name, draft.to_email)
-    email["Subject"] = f"Confirm your request to {mailbox.display_name}"
+    email["Subject"] = speaking.gettext("Confirm your request to %(brand)s") % {"brand": mailbox.display_name}
     email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = f"<{row.rfc_message_id}>"
     email["Auto-Submitted"] = "auto-generated"

@@ -18,14 +18,15 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache
 
-from jinja2 import Environment, PackageLoader, select_autoescape
+from jinja2 import Environment
 from sqlalchemy.orm import Session
 
 from gateway.auth.link_secrets import format_code
 from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import mailbox_for_host, portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
-from gateway.outbound.compose import mail_address
+from gateway.i18n import Translator, translator
+from gateway.outbound.compose import mail_address, mail_templates, mail_translator
 from gateway.outbound.drafts import Draft, Rendered, draft_values, queue_draft, rendered, retire_earlier_link
 from gateway.settings import Settings
 
@@ -34,11 +35,7 @@ SIGNIN = "signin"  # the outbox row's kind and the draft's template
 
 @lru_cache(maxsize=1)
 def _templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("gateway.outbound", "templates"),
-        autoescape=select_autoescape(["html"]),
-        keep_trailing_newline=True,
-    )
+    return mail_templates("templates", trim=False)
 
 
 def default_mailbox(session: Session, host: str | None = None) -> Mailbox | None:
@@ -57,9 +54,12 @@ def compose_signin_email(
     minutes: int,
     now: datetime | None = None,
     message_id: str | None = None,
+    speaking: Translator | None = None,
 ) -> EmailMessage:
     """The finished sign-in message (From, To, Subject, Message-ID, text and HTML parts)."""
+    speaking = speaking or translator(None)
     context = {
+        **speaking.template_values(),
         "brand": mailbox.display_name,
         "name": to_name,
         "url": url,
@@ -70,7 +70,7 @@ def compose_signin_email(
     email = EmailMessage()
     email["From"] = mail_address(mailbox.display_name, mailbox.address)
     email["To"] = mail_address(to_name, to_email)
-    email["Subject"] = f"Your sign-in link for {mailbox.display_name}"
+    email["Subject"] = speaking.gettext("Your sign-in link for %(brand)s") % {"brand": mailbox.display_name}
     email["Date"] = format_datetime(now or utcnow())
     email["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain=mailbox.domain)
     email["Auto-Submitted"] = "auto-generated"
@@ -129,6 +129,7 @@ def render_signin_draft(session: Session, settings: Settings, row: OutboxMessage
         code=issued.code,
         minutes=settings.signin_link_ttl_minutes,
         message_id=row.rfc_message_id,
+        speaking=mail_translator(contact, mailbox),
     )
     return rendered(email, issued)
 

@@ -1,4 +1,4 @@
-"""The contact's profile: name, email, password, signed-in devices and recent sign-ins.
+"""The contact's profile: name, language, time zone, email, password, devices and sign-ins.
 
 `/account` shows who the contact is (the name is editable; the email address is the
 identity and changes only through support), links to the optional password page, lists
@@ -15,6 +15,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
+from gateway.i18n import N_, known_language, language_names, time_zones
 from gateway.models import AuditEvent, Contact, PortalSession, utcnow
 from gateway.storage.database import orm
 from portal import keys
@@ -59,6 +60,8 @@ async def profile_page(
         "signins": signins,
         "error": error,
         "notice": notice,
+        "languages": language_names(),
+        "time_zones": time_zones(),
     }
     return await render(request, "profile.html", context, status=status)
 
@@ -68,16 +71,23 @@ async def profile_show(request: web.Request) -> web.Response:
 
 
 async def profile_update(request: web.Request) -> web.Response:
-    """POST /account: change the display name."""
+    """POST /account: change the display name, the language and the time zone."""
     contact = await require_contact(request)
-    name = " ".join(str((await request.post()).get("name") or "").split())
+    form = await request.post()
+    name = " ".join(str(form.get("name") or "").split())
     if len(name) > MAX_NAME:
-        return await profile_page(request, error=f"Keep your name under {MAX_NAME} characters.", status=400)
+        return await profile_page(request, error=N_("Keep your name under 200 characters."), status=400)
+    language = known_language(str(form.get("language") or "")) or contact.language
+    time_zone = str(form.get("time_zone") or contact.time_zone or "UTC")
+    if time_zone not in time_zones():
+        return await profile_page(request, error=N_("Choose a time zone from the list."), status=400)
+    values = {"name": name, "language": language, "time_zone": time_zone}
 
-    def rename(session: Session) -> None:
-        session.execute(update(Contact).where(Contact.id == contact.id).values(name=name))
-        record(session, "profile.changed", contact=contact, detail={"fields": ["name"]}, **audit_context(request))
+    def change(session: Session) -> None:
+        session.execute(update(Contact).where(Contact.id == contact.id).values(**values))
+        record(session, "profile.changed", contact=contact, detail={"fields": sorted(values)}, **audit_context(request))
 
-    await request.app[keys.DB].write(rename)
-    contact.name = name
-    return await profile_page(request, notice="Your name is saved.")
+    await request.app[keys.DB].write(change)
+    contact.name, contact.language, contact.time_zone = name, language, time_zone
+    request.pop(keys.TRANSLATOR, None)  # the page after saving speaks the new choice
+    return await profile_page(request, notice=N_("Your details are saved."))

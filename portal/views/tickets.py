@@ -29,6 +29,7 @@ from gateway.tickets.lists import STATUS_FILTERS, own_tickets, shared_tickets
 from gateway.tickets.notes import add_note
 from gateway.tickets.status import set_status
 from portal import keys
+from portal.languages import page_translator
 from portal.listing import listed
 from portal.sessions import audit_context, current_contact, load_session, require_contact, sharing_accounts
 from portal.suggestions import suggestions_for
@@ -78,8 +79,9 @@ async def ticket_list(request: web.Request) -> web.Response:
     await require_contact(request)  # a visitor goes to /login (the lookup above already ran)
     context["suggestions"] = await suggestions_for(request, context["mine"].open_subjects)
     url = aiohttp_jinja2.get_env(request.app).globals["url"]
-    context["mine"] = listed(context["mine"], url)
-    context["shared"] = listed(context["shared"], url, show_requester=True)
+    speaking = await page_translator(request)
+    context["mine"] = listed(context["mine"], url, speaking)
+    context["shared"] = listed(context["shared"], url, speaking, show_requester=True)
     return await render(request, "tickets.html", context)
 
 

@@ -97,6 +97,13 @@ def test_the_wheel_installed_outside_the_checkout_migrates_and_adds_a_mailbox(in
     assert re.search(r"^\s+db\s", _run([wicket, "--help"], cwd=elsewhere, env=env).stdout, re.MULTILINE)
     _run([wicket, "db", "upgrade"], cwd=elsewhere, env=env)
     _run([wicket, "mailbox", "add", "support@example.test", "--name", "X"], cwd=elsewhere, env=env)
+    _run([wicket, "mailbox", "brand", "support@example.test", "--language", "de"], cwd=elsewhere, env=env)
+
+    package = Path(located.strip()).parent
+    for language in ("de", "fr", "es", "ar"):  # the catalogs ship, and the installed package speaks them
+        assert (package / "i18n" / "locale" / language / "LC_MESSAGES" / "messages.po").is_file()
+    spoken = "from gateway.i18n import translator; print(translator('de').gettext('Sign in'))"
+    assert _run([python, "-c", spoken], cwd=elsewhere, env=env).stdout.strip() == "Anmelden"
 
     with sqlite3.connect(database) as connection:
         tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
@@ -104,6 +111,7 @@ def test_the_wheel_installed_outside_the_checkout_migrates_and_adds_a_mailbox(in
         assert connection.execute("SELECT version_num FROM alembic_version").fetchone() is not None
         mailboxes = connection.execute("SELECT address, name FROM mailbox").fetchall()
         assert mailboxes == [("support@example.test", "X")]
+        assert connection.execute("SELECT language FROM mailbox").fetchone() == ("de",)
 
 
 def test_the_example_integration_passes_with_the_plugin_of_the_installed_wheel(installed: Path, tmp_path: Path) -> None:

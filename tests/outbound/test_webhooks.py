@@ -314,3 +314,26 @@ async def test_mail_sent_to_the_customer_is_an_event(gateway: Gateway, receive_e
     data = verified(secret, request.body, request.headers)["data"]
     assert (data["email"]["kind"], data["email"]["to"]) == ("acknowledgement", ["alice@customer.test"])
     assert data["ticket"]["ref"] == 1001
+
+
+async def test_a_new_owner_is_a_ticket_assigned_event(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+    from gateway.tickets.commands import Commands
+    from gateway.tickets.replies import AgentReply, apply_reply
+    from tests.mailflow import add_tom
+
+    async with running(Receiver()) as receiver:
+        _, secret = await endpoint(gateway, receiver.url, ["ticket.assigned"])
+        first = await receive_email(simple_mail("Who owns this?"))
+        tom = await add_tom(gateway)
+
+        def answer(session, commands):  # type: ignore[no-untyped-def]
+            ticket = session.get_one(Ticket, first.ticket_id)
+            apply_reply(session, gateway.events, ticket, tom, AgentReply("On it.", commands), thread_rule="api")
+
+        await gateway.db.write(lambda session: answer(session, Commands()))  # the first to answer owns it
+        await gateway.db.write(lambda session: answer(session, Commands(unassign=True)))
+        await gateway.webhooks.drain()
+    changes = [verified(secret, r.body, r.headers)["data"] for r in receiver.requests]
+    owners = [((c["owner"] or {}).get("email"), (c["previous_owner"] or {}).get("email")) for c in changes]
+    assert owners == [("tom@example.test", None), (None, "tom@example.test")]
+    assert {c["ticket"]["ref"] for c in changes} == {1001}

@@ -36,7 +36,7 @@ async def test_a_contact_changes_their_name(client: Client, db: Database, settin
     response = await post_form(client, "/account", {"name": "  Alice   Doe-Smith "})
     too_long = await post_form(client, "/account", {"name": "x" * 201})
 
-    assert response.status == 200 and "Your name is saved." in await response.text()
+    assert response.status == 200 and "Your details are saved." in await response.text()
     assert 'value="Alice Doe-Smith"' in await (await client.get("/account")).text()
     assert too_long.status == 400 and "under 200 characters" in await too_long.text()
     [changed] = await audit_events(db, "profile.changed")

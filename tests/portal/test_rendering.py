@@ -6,6 +6,7 @@ import pytest
 from aiohttp import web
 from markupsafe import escape
 
+from gateway.i18n import translator
 from gateway.models import utcnow
 from gateway.tickets.lists import TicketPage, TicketRow
 from portal.listing import listed
@@ -25,7 +26,7 @@ TRICKY = [
 @pytest.mark.parametrize("text", TRICKY)
 def test_ticket_rows_escape_exactly_as_markupsafe(text: str) -> None:
     row = TicketRow("pub", 7, text, "open", utcnow(), False, text)
-    html = str(listed(TicketPage([row], 1, 1, 1), lambda name, **parts: text, show_requester=True).rows)
+    html = str(listed(TicketPage([row], 1, 1, 1), lambda name, **parts: text, translator(None), show_requester=True).rows)
     escaped = str(escape(text))
     assert f'href="{escaped}"' in html
     assert f'<span class="ticket-subject">{escaped}</span>' in html

@@ -4,8 +4,8 @@
 ticket, a status change and a message routes push become `webhook_event` rows in the
 same transaction, so an event is never sent for a change that rolled back nor lost for
 one that committed. The outbox worker records `message.sent` and `delivery.failed` the
-same way (`record_event`, in the transaction that marks the mail), and whatever assigns a
-ticket an owner calls `record_ticket_assigned` in its own. Events about a ticket carry it
+same way (`record_event`, in the transaction that marks the mail), and a change of owner
+(`TicketChanged` with field `owner`) becomes `ticket.assigned`. Events about a ticket carry it
 as their ordering key, so each endpoint receives one ticket's events in order. After the
 commit `wake` (if given) tells this process's webhook worker to look at once.
 """
@@ -24,7 +24,7 @@ from gateway.outbound.webhooks.endpoints import MESSAGE_RECEIVED, TEST_EVENT, TI
 from gateway.outbound.webhooks.payloads import JSON, body, message_received, person, ticket_data
 from gateway.settings import Settings
 from gateway.storage.database import held
-from gateway.tickets.events import EventBus, MessageReceived, StatusChanged, TicketCreated
+from gateway.tickets.events import EventBus, MessageReceived, StatusChanged, TicketChanged, TicketCreated
 
 _ACTIVE = select(WebhookEndpoint.id, WebhookEndpoint.events).where(WebhookEndpoint.active.is_(True))
 _INSERT = insert(WebhookEvent.__table__)
@@ -108,6 +108,7 @@ class WebhookRecorder:
         bus.subscribe(TicketCreated, self.on_ticket_created)
         bus.subscribe(StatusChanged, self.on_status_changed)
         bus.subscribe(MessageReceived, self.on_message_received)
+        bus.subscribe(TicketChanged, self.on_ticket_changed)
 
     def _ready(self, session: Session) -> None:
         if self._wake is not None:
@@ -123,6 +124,17 @@ class WebhookRecorder:
         by = person(changed.by.email, changed.by.name) if changed.by else None
         data = {"ticket": about_ticket(session, changed.ticket), "previous_status": str(changed.previous), "by": by}
         record_event(session, "ticket.status_changed", data, changed.ticket)
+
+    def on_ticket_changed(self, session: Session, changed: TicketChanged) -> None:
+        """A new owner (or none) is `ticket.assigned`; status changes come as `StatusChanged`."""
+        if changed.field != "owner":
+            return
+        self._ready(session)
+
+        def agent(email: str) -> Agent | None:
+            return session.scalar(select(Agent).where(Agent.email == email)) if email else None
+
+        record_ticket_assigned(session, changed.ticket, agent(changed.after), agent(changed.before))
 
     def on_message_received(self, session: Session, received: MessageReceived) -> None:
         self._ready(session)
