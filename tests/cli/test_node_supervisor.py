@@ -155,6 +155,12 @@ async def test_plain_serve_runs_a_front_per_core_restarts_a_dead_child_and_stops
 
         send(port, 1)
         assert await wait_for_tickets(shared_url, 1, seconds=20) < 20
+        # A child killed before it reported running is a node that cannot start (and stops it):
+        # wait for the supervisor's word that every child is running, which a loaded machine delays.
+        deadline = time.monotonic() + 60
+        while "node running:" not in node.log.read_text():
+            assert time.monotonic() < deadline, node.log.read_text()[-3000:]
+            time.sleep(0.1)
 
         os.kill(first[0], signal.SIGKILL)
         deadline = time.monotonic() + 60
