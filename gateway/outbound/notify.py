@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 from gateway.mail.classify import MailKind
 from gateway.mail.quotes import REPLY_MARKER
 from gateway.mail.verdicts import SenderVerdicts
-from gateway.models import Agent, Contact, MailboxMembership, Message, OutboxMessage, Ticket, utcnow
+from gateway.models import Agent, Contact, Mailbox, MailboxMembership, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import OutboundKind, display_name
 from gateway.outbound.customer_mail import (
     customer_recipients,
@@ -140,37 +140,33 @@ class Notifier:
         agent = event.agent
         context = {"text": event.message.body_text, "agent_name": agent.name or agent.email,
                    "resolved": "yes" if event.resolves else "", "rate": "yes" if event.resolves else ""}  # fmt: skip
-        recipients = customer_recipients(session, event.ticket)
-        shown = reply_all_headers(recipients)
-        for contact in recipients:
-            mail_customer(
-                session,
-                self._settings,
-                mailbox=event.mailbox,
-                ticket=event.ticket,
-                contact=contact,
-                template="agent_reply",
-                context=context,
-                kind=OutboundKind.AGENT_REPLY,
-                automatic=False,
-                message=event.message,
-                shown=shown,
-            )
+        self._mail_every_customer(session, event.mailbox, event.ticket, "agent_reply", context,
+                                  OutboundKind.AGENT_REPLY, message=event.message, reply_all=True)
 
     def on_ticket_resolved(self, session: Session, event: TicketResolved) -> None:
         """Every customer on the ticket hears that it is resolved, each with a fresh link."""
         context = {"agent_name": event.agent.name or event.agent.email, "rate": "yes"}
-        for contact in customer_recipients(session, event.ticket):
+        self._mail_every_customer(session, event.mailbox, event.ticket, "resolved", context, OutboundKind.RESOLVED)
+
+    def _mail_every_customer(
+        self,
+        session: Session,
+        mailbox: Mailbox,
+        ticket: Ticket,
+        template: str,
+        context: dict[str, str],
+        kind: OutboundKind,
+        *,
+        message: Message | None = None,
+        reply_all: bool = False,
+    ) -> None:
+        """One email per customer on the ticket, each with its own link; `reply_all` shows them all in To/Cc."""
+        recipients = customer_recipients(session, ticket)
+        shown = reply_all_headers(recipients) if reply_all else ((), ())
+        for contact in recipients:
             mail_customer(
-                session,
-                self._settings,
-                mailbox=event.mailbox,
-                ticket=event.ticket,
-                contact=contact,
-                template="resolved",
-                context=context,
-                kind=OutboundKind.RESOLVED,
-                automatic=False,
+                session, self._settings, mailbox=mailbox, ticket=ticket, contact=contact, template=template,
+                context=context, kind=kind, automatic=False, message=message, shown=shown,
             )
 
     def on_ticket_changed(self, session: Session, event: TicketChanged) -> None:
