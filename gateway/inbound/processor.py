@@ -102,14 +102,18 @@ class Processor:
                 processed = await self.process_batch()
                 backoff = self._settings.process_poll_seconds
             except (OperationalError, InterfaceError, OSError) as error:
-                log.warning("processor cannot reach the database (%s); retrying in %.0fs", error, backoff)
-                await asyncio.sleep(backoff)
+                log.warning("processor cannot reach the database (%s); retrying in %.1fs", error, backoff)
+                # Mail stored meanwhile proves the database is back: it ends the wait early.
+                await self._wait_for_mail(backoff)
                 backoff = min(backoff * 2, 60.0)
                 continue
             if not processed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self._settings.process_poll_seconds)
-                self._wakeup.clear()
+                await self._wait_for_mail(self._settings.process_poll_seconds)
+
+    async def _wait_for_mail(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wakeup.wait(), seconds)
+        self._wakeup.clear()
 
     async def drain(self) -> int:
         """Process until nothing is claimable; return how many rows were handled."""

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
+import pytest
+
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
@@ -20,10 +24,13 @@ from gateway.models import (
     TicketStatus,
     utcnow,
 )
-from gateway.storage.database import orm
+from gateway.inbound.dns import FixedResolver
+from gateway.settings import Settings
+from gateway.storage.database import Database, orm
 from gateway.tickets.events import MessageAdded, TicketCreated
 from gateway.tickets.markers import format_marker
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
+from tests.portal.helpers import with_settings
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 
@@ -364,3 +371,39 @@ async def test_ticket_refs_count_per_mailbox(receive_email: ReceiveEmail, gatewa
         assert session.scalar(select(func.count(Ticket.public_id.distinct()))) == 3
 
     await gateway.db.read(orm(look))
+
+
+async def test_mail_stored_after_an_outage_is_processed_at_once_not_after_the_backoff(
+    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The processor failed to reach the database three times and now waits, doubling each
+    # time. A message stored successfully proves the database is back: it must not wait
+    # for the rest of the backoff.
+    gateway = Gateway(with_settings(settings, process_poll_seconds=0.5), db, resolver=resolver)  # backoff 0.5, 1, 2 s
+    await gateway.start()
+    outage = {"left": 3}
+    process_batch = gateway.processor.process_batch
+
+    async def unreachable_then_back() -> int:
+        if outage["left"]:
+            outage["left"] -= 1
+            raise OperationalError("BEGIN IMMEDIATE", {}, Exception("database is locked"))
+        return await process_batch()
+
+    monkeypatch.setattr(gateway.processor, "process_batch", unreachable_then_back)
+    gateway.run_processor()
+    while outage["left"]:
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)  # now sleeping in the backoff
+    inbound_id = await gateway.receive(
+        fixture_bytes("new-request.eml"), mail_from="alice@customer.test", rcpt_tos=(SUPPORT,)
+    )
+
+    async def delivered() -> None:
+        while (await gateway.db.read(orm(lambda s: s.get_one(InboundEmail, inbound_id).status))) != InboundStatus.DELIVERED:
+            await asyncio.sleep(0.05)
+
+    try:
+        await asyncio.wait_for(delivered(), timeout=1.0)
+    finally:
+        await gateway.stop()

@@ -11,6 +11,7 @@ write lock, so every write times out as "database is locked" while reads go on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from tests.reliability.conftest import PortalOn
 from tests.reliability.faults import SqliteWriteLock, TcpProxy
 from tests.support import Server, send, simple_mail
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
 
 @dataclass
@@ -80,6 +81,16 @@ async def statuses(db: Database) -> list[str]:
     return await db.read(orm(look))
 
 
+@contextlib.asynccontextmanager
+async def phase(name: str, seconds: float) -> AsyncIterator[None]:
+    """Fail with the phase's name, not the whole test's timeout, when a phase hangs."""
+    try:
+        async with asyncio.timeout(seconds):
+            yield
+    except TimeoutError:
+        pytest.fail(f"{name} took more than {seconds:.0f}s")
+
+
 async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float) -> bool:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -103,26 +114,28 @@ async def test_while_the_database_is_away_smtp_says_451_the_portal_503_and_both_
     try:
         assert (await send(smtp, simple_mail("before the outage")))[0] == 250
 
-        await outage.cut()
-        (code, reply), login = await asyncio.gather(
-            send(smtp, simple_mail("during the outage")),
-            browser.post("/login", data={"email": ALICE, "csrf_token": token}),
-        )
-        assert (code, reply[:5]) == (451, b"4.3.0")
-        page = await login.text()
-        assert login.status == 503 and login.headers["Retry-After"]
-        assert login.content_type == "text/html" and "Back in a moment" in page
-        assert "Traceback" not in page and "Error" not in page and "sqlalchemy" not in page.lower()
-        assert (await browser.get("/healthz")).status == 200
-        ready = await browser.get("/readyz")
-        assert ready.status == (200 if outage.reads_survive else 503)
+        async with phase("the outage", 50):
+            await outage.cut()
+            (code, reply), login = await asyncio.gather(
+                send(smtp, simple_mail("during the outage")),
+                browser.post("/login", data={"email": ALICE, "csrf_token": token}),
+            )
+            assert (code, reply[:5]) == (451, b"4.3.0")
+            page = await login.text()
+            assert login.status == 503 and login.headers["Retry-After"]
+            assert login.content_type == "text/html" and "Back in a moment" in page
+            assert "Traceback" not in page and "Error" not in page and "sqlalchemy" not in page.lower()
+            assert (await browser.get("/healthz")).status == 200
+            ready = await browser.get("/readyz")
+            assert ready.status == (200 if outage.reads_survive else 503)
 
-        await outage.restore()
-        assert (await send(smtp, simple_mail("after the outage")))[0] == 250
-        login = await browser.post("/login", data={"email": ALICE, "csrf_token": token})
-        assert login.status == 200 and "Check your email" in await login.text()
-        ready = await browser.get("/readyz")
-        assert ready.status == 200 and (await ready.json())["database"] == "ok"
+        async with phase("the recovery", 25):
+            await outage.restore()
+            assert (await send(smtp, simple_mail("after the outage")))[0] == 250
+            login = await browser.post("/login", data={"email": ALICE, "csrf_token": token})
+            assert login.status == 200 and "Check your email" in await login.text()
+            ready = await browser.get("/readyz")
+            assert ready.status == 200 and (await ready.json())["database"] == "ok"
 
         async def both_delivered() -> bool:
             return await statuses(db) == [InboundStatus.DELIVERED, InboundStatus.DELIVERED]
@@ -138,4 +151,5 @@ async def test_while_the_database_is_away_smtp_says_451_the_portal_503_and_both_
         during = await db.read(orm(look))
         assert during == 0  # refused means not stored, not even half
     finally:
-        await gateway.stop()
+        async with phase("stopping the gateway", 15):
+            await gateway.stop()
