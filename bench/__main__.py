@@ -69,11 +69,14 @@ def main() -> int:
     for name in chosen:
         print(f"== {name} ({plan.mode})", file=sys.stderr, flush=True)
         try:
-            rows += BENCHMARKS[name](plan, options.profile)
+            section = BENCHMARKS[name](plan, options.profile)
         except Exception as error:  # a broken benchmark is reported, and the others still run
             traceback.print_exc()
-            rows.append(Row(name, note=f"FAILED: {type(error).__name__}: {error}"))
+            section = [Row(name, note=f"FAILED: {type(error).__name__}: {error}")]
             failed = True
+        # Each section's rows as soon as it ends: a long run stopped halfway keeps what it measured.
+        print(render_table(section), file=sys.stderr, flush=True)
+        rows += section
     elapsed = time.perf_counter() - clock
     print(render_table(rows))
     print(f"\n{plan.mode} run: {elapsed:.0f} s", file=sys.stderr)

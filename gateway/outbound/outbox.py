@@ -12,8 +12,8 @@ docs/architecture.md, "The leased queue"): it claims due rows by marking them `s
 with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL), renders a draft at every attempt
 (a fresh link each time, the earlier attempt's revoked; the row keeps only the copy with
 link and code replaced, written while the row is still ours), DKIM-signs the email and
-hands it to the Sender, then marks it `sent` in its own short transaction right after the
-relay said 250. On PostgreSQL the drafts of one claim render in one transaction, each in
+hands it to the Sender, then marks it `sent` right after the relay said 250, in a short
+transaction that the rows sent meanwhile share (gateway/outbound/sent_marks.py). On PostgreSQL the drafts of one claim render in one transaction, each in
 a savepoint.
 A 4xx, a timeout or an unreachable relay puts the row back in the queue
 with exponential backoff; a 5xx, or the last attempt, marks it `failed` and writes an
@@ -35,7 +35,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from functools import partial
 
-from sqlalchemy import insert, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -44,6 +44,7 @@ from gateway.outbound.compose import CUSTOMER_KINDS
 from gateway.outbound.dkim import DkimSigner
 from gateway.outbound.drafts import Rendered, render_draft
 from gateway.outbound.senders import PermanentFailure, Sender
+from gateway.outbound.sent_marks import SentMarks
 from gateway.outbound.request_mail import REQUEST_CONFIRMATION, render_request_confirmation
 from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
 from gateway.outbound.webhooks.recorder import about_ticket, record_event
@@ -198,24 +199,23 @@ class OutboxWorker:
         """Claim due rows, render their drafts together, send each and mark it sent."""
         rows = await self._claim()
         emails = await self._render_all(rows)
-        for row in rows:
-            email = emails[row.id]
-            if email is None:
-                continue  # the lease went to another worker meanwhile
-            try:
-                if isinstance(email, Exception):
-                    raise email
-                domain = row.mail_from.rpartition("@")[2]
-                await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(email, domain))
-            except Exception as error:  # every failure is recorded on the row, never raised
-                await self._record_failure(row, error)
-                continue
-            marking = asyncio.ensure_future(self._mark_sent(row))
-            try:
-                await asyncio.shield(marking)
-            except asyncio.CancelledError:
-                await marking  # the relay has the message: record that before the worker stops
-                raise
+        sent = SentMarks(self._db, self._mark_sent)
+        try:
+            for row in rows:
+                email = emails[row.id]
+                if email is None:
+                    continue  # the lease went to another worker meanwhile
+                try:
+                    if isinstance(email, Exception):
+                        raise email
+                    domain = row.mail_from.rpartition("@")[2]
+                    await self._sender.send(row.mail_from, list(row.rcpt_tos), self._signer.sign(email, domain))
+                except Exception as error:  # every failure is recorded on the row, never raised
+                    await self._record_failure(row, error)
+                    continue
+                sent.add(row)
+        finally:
+            await sent.flush()  # the relay has these: record that, even when the worker stops
         return len(rows)
 
     async def _claim(self) -> list[OutboxMessage]:
@@ -265,6 +265,12 @@ class OutboxWorker:
         # it later and fail as "database is locked".
         ours = OutboxMessage.id.in_([row.id for row in drafts])
         session.execute(update(OutboxMessage).where(ours).values(status=OutboxMessage.status))
+        # Loaded once and held for the transaction: the session's identity map holds objects
+        # weakly, so each draft's `session.get` would otherwise read its mailbox and ticket again.
+        held: list[object] = []
+        if len(drafts) > 1:  # one draft reads each once anyway
+            held += session.scalars(select(Mailbox).where(Mailbox.id.in_({row.mailbox_id for row in drafts})))
+            held += session.scalars(select(Ticket).where(Ticket.id.in_({row.ticket_id for row in drafts})))
         for row in drafts:
             try:
                 with session.begin_nested():
@@ -273,6 +279,7 @@ class OutboxWorker:
                 emails[row.id] = None
             except Exception as error:  # noqa: BLE001 - the row's own failed attempt
                 emails[row.id] = error
+        del held  # released with the transaction
 
     def _render(self, session: Session, row: OutboxMessage) -> Rendered:
         render = {SIGNIN: render_signin_draft, REQUEST_CONFIRMATION: render_request_confirmation}.get(
@@ -286,13 +293,10 @@ class OutboxWorker:
             raise _LeaseLost  # roll back the link the draft issued
         return email
 
-    async def _mark_sent(self, row: OutboxMessage) -> None:
-        def mark(session: Session) -> None:
-            sent_at = utcnow()
-            if self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=sent_at):
-                _record_webhook(session, row, "message.sent", {"sent_at": sent_at.isoformat()})
-
-        await self._db.write(mark)
+    def _mark_sent(self, session: Session, row: OutboxMessage) -> None:
+        sent_at = utcnow()
+        if self._queue.finish(session.connection(), row.id, row.attempts, OutboxStatus.SENT, sent_at=sent_at):
+            _record_webhook(session, row, "message.sent", {"sent_at": sent_at.isoformat()})
 
     async def _record_failure(self, row: OutboxMessage, error: Exception) -> None:
         reason = f"{error}"[:4000] or type(error).__name__

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session as OrmSession
 
 from gateway.cli.runtime import Gateway
@@ -248,3 +248,44 @@ async def test_an_email_whose_worker_dies_on_the_last_attempt_fails_with_a_note(
     assert (await outbox_row(gateway, row.id)).status == OutboxStatus.FAILED
     [note] = await ticket_notes(gateway)
     assert note.startswith(f"Not delivered to {ALICE}: gave up")
+
+
+async def test_emails_sent_one_after_another_are_marked_sent_together_not_one_commit_each(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    # Marking a row sent is a transaction of its own; while it commits, the worker goes on
+    # sending, and the rows sent meanwhile share the next commit (a group commit).
+    for number in range(8):
+        await receive_email(
+            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
+            f"Message-ID: <m{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
+        )
+    marked_in: list[int] = []  # per commit: how many rows it marked sent
+    pending = [0]
+
+    def statement(conn, cursor, text, params, context, executemany) -> None:  # noqa: ANN001
+        values = params if isinstance(params, dict) else {}
+        if text.lstrip().upper().startswith("UPDATE OUTBOX_MESSAGE") and "sent" in (
+            list(values.values()) if values else list(params or ())
+        ):
+            pending[0] += 1
+
+    def commit(conn) -> None:  # noqa: ANN001
+        if pending[0]:
+            marked_in.append(pending[0])
+            pending[0] = 0
+
+    for engine in gateway.db.engines:
+        event.listen(engine, "before_cursor_execute", statement)
+        event.listen(engine, "commit", commit)
+    try:
+        sender = MemorySender()
+        await OutboxWorker(gateway.db, settings, sender).drain()
+    finally:
+        for engine in gateway.db.engines:
+            event.remove(engine, "before_cursor_execute", statement)
+            event.remove(engine, "commit", commit)
+    assert len(sender.sent) == 8
+    rows = await gateway.db.read(orm(lambda session: list(session.scalars(select(OutboxMessage.status)))))
+    assert rows == [OutboxStatus.SENT] * 8
+    assert sum(marked_in) == 8 and len(marked_in) < 8, marked_in

@@ -1,0 +1,62 @@
+"""Marking delivered outbox rows `sent`: a group commit beside the sending.
+
+After the relay's 250 a row must be marked sent in a committed transaction, or it is sent
+again once its lease runs out (delivery is at-least-once: docs/architecture.md, "The
+leased queue"). One transaction per email made the commit, not the relay, the outbox's
+pace: a commit and its disk flush per message. `SentMarks` commits marks while the worker
+sends the next email; the rows sent meanwhile share the next transaction. The window in
+which a crash resends an email grows from one row to the rows of one commit, and the
+resent copy keeps its Message-ID, so receivers that deduplicate show it once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from sqlalchemy.orm import Session
+
+from gateway.models import OutboxMessage
+from gateway.storage.database import Database
+
+
+class SentMarks:
+    """Rows the relay took, marked sent in shared transactions by `mark(session, row)`."""
+
+    def __init__(self, db: Database, mark: Callable[[Session, OutboxMessage], None]) -> None:
+        self._db = db
+        self._mark = mark
+        self._waiting: list[OutboxMessage] = []
+        self._committing: asyncio.Task[None] | None = None
+
+    def add(self, row: OutboxMessage) -> None:
+        """Mark `row` sent in the next commit; starts one if none is running."""
+        self._waiting.append(row)
+        if self._committing is None or self._committing.done():
+            self._committing = asyncio.ensure_future(self._commit_all())
+
+    async def flush(self) -> None:
+        """Wait until every row added is committed; re-raises a failed commit.
+
+        Shielded: a worker that is stopping still records what the relay already has.
+        """
+        while self._committing is not None:
+            committing = self._committing
+            try:
+                await asyncio.shield(committing)
+            except asyncio.CancelledError:
+                await committing
+                raise
+            finally:
+                if committing is self._committing and committing.done():
+                    self._committing = None
+
+    async def _commit_all(self) -> None:
+        while self._waiting:
+            rows, self._waiting = self._waiting, []
+
+            def mark(session: Session, rows: list[OutboxMessage] = rows) -> None:
+                for row in rows:
+                    self._mark(session, row)
+
+            await self._db.write(mark)
