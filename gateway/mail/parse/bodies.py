@@ -23,10 +23,12 @@ from email.message import Message
 
 from mailparser.utils import decode_base64_payload
 
-from gateway.mail.charsets import decode_bytes, decode_header_value, decode_parameter, storable
+from gateway.mail.charsets import decode_bytes, storable
+from gateway.mail.encoded_words import decode_header_value, decode_parameter
 from gateway.mail.parse.headers import _headers, _sender
 from gateway.mail.html_text import html_to_text
-from gateway.mail.quotes import Address, ForwardedOriginal, is_forward_subject
+from gateway.mail.addresses import Address
+from gateway.mail.forwards import ForwardedOriginal, is_forward_subject
 
 _MAX_FILENAME = 200
 _FILENAME_JUNK = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")

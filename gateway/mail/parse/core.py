@@ -6,8 +6,9 @@ Before the bytes are parsed, charset labels whose codecs decode in quadratic tim
 mail-parser reports, over-long header lines and missing or invalid Message-IDs become
 readable defect notes. The pieces are read by the sibling modules (`headers`, `bodies`,
 `reports`) and split into new and quoted text and any inline or attached forward by
-`gateway.mail.quotes`, then assembled into the frozen `ParsedEmail`. Any exception escaping all
-that still yields a `ParsedEmail`, holding the raw text and an "unparseable message" defect.
+`gateway.mail.quotes` and `gateway.mail.forwards`, then assembled into the frozen
+`ParsedEmail`. Any exception escaping all that still yields a `ParsedEmail`, holding the
+raw text and an "unparseable message" defect.
 """
 
 from __future__ import annotations
@@ -21,7 +22,9 @@ from email.parser import BytesParser
 from email.policy import compat32
 from urllib.parse import unquote
 
+from gateway.mail.addresses import Address
 from gateway.mail.charsets import mixed_decode, storable
+from gateway.mail.forwards import ForwardedOriginal, find_inline_forward, is_forward_subject
 from gateway.mail.parse.bodies import (
     ParsedAttachment,
     _attached_forward,
@@ -42,13 +45,7 @@ from gateway.mail.parse.headers import (
 )
 from gateway.mail.parse.recovery import recover_headers
 from gateway.mail.parse.reports import DeliveryReport, _delivery_report
-from gateway.mail.quotes import (
-    Address,
-    ForwardedOriginal,
-    find_inline_forward,
-    is_forward_subject,
-    split_reply,
-)
+from gateway.mail.quotes import split_reply
 
 _MAX_HEADER_LINE = 998
 _HEADER_END = re.compile(rb"\n\r?\n")

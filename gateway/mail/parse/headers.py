@@ -1,13 +1,13 @@
 """Reading a message's top-level headers: the `Headers` view, addresses, dates and message ids.
 
 The header section is decoded once into `Headers`, a case-insensitive, multi-valued,
-read-only view whose words are decoded through `gateway.mail.charsets`, alongside the raw
-values (8-bit bytes kept as surrogates) that the readers here start from. From/To/Cc/
+read-only view whose words are decoded through `gateway.mail.encoded_words`, alongside the
+raw values (8-bit bytes kept as surrogates) that the readers here start from. From/To/Cc/
 Reply-To are read by mail-parser's address parser (on a charset-repaired value where the
 header carries 8-bit bytes, with the stdlib's parser as a fallback), the first Date header
-by mail-parser's date parser, and Message-ID/In-Reply-To/References are
-normalized to ids without angle brackets. Anything unreadable becomes a note in the
-caller's defect list rather than an exception.
+by mail-parser's date parser, and Message-ID/In-Reply-To/References are normalized to ids
+without angle brackets. Anything unreadable becomes a note in the caller's defect list
+rather than an exception.
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from typing import overload
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
-from gateway.mail.addresses import is_valid_address
-from gateway.mail.charsets import decode_header_value, mixed_decode, wire_bytes
-from gateway.mail.quotes import Address
+from gateway.mail.addresses import Address, is_valid_address
+from gateway.mail.charsets import mixed_decode, wire_bytes
+from gateway.mail.encoded_words import decode_header_value
 
 _MAX_MESSAGE_ID = 998
 _EMPTY_GROUP = re.compile(r"\s*[^:<>@\s][^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
