@@ -2,13 +2,14 @@
 
 Before the bytes are parsed, charset labels whose codecs decode in quadratic time
 (punycode, idna) are renamed; they are then parsed once into the tree mail-parser builds
-(headers only when the nesting is too deep to walk), and the MIME structure defects
-mail-parser reports, over-long header lines and missing or invalid Message-IDs become
-readable defect notes. The pieces are read by the sibling modules (`headers`, `bodies`,
-`reports`) and split into new and quoted text and any inline or attached forward by
-`gateway.mail.quotes` and `gateway.mail.forwards`, then assembled into the frozen
-`ParsedEmail`. Any exception escaping all that still yields a `ParsedEmail`, holding the
-raw text and an "unparseable message" defect.
+(headers only when the nesting is too deep to walk), multiparts whose delimiter lines do
+not use their declared boundary are split by the one they use (`boundaries`), and the MIME
+structure defects mail-parser reports, over-long header lines and missing or invalid
+Message-IDs become readable defect notes. The pieces are read by the sibling modules
+(`headers`, `bodies`, `reports`) and split into new and quoted text and any inline or
+attached forward by `gateway.mail.quotes` and `gateway.mail.forwards`, then assembled into
+the frozen `ParsedEmail`. Any exception escaping all that still yields a `ParsedEmail`,
+holding the raw text and an "unparseable message" defect.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from gateway.mail.parse.bodies import (
     _body_text,
     _walk,
 )
+from gateway.mail.parse.boundaries import recover_boundaries
 from gateway.mail.parse.containers import unpack_containers
 from gateway.mail.parse.display import DEFAULT_MAX_BYTES, NO_HTML, DisplayHtml, display_html
 from gateway.mail.parse.headers import (
@@ -126,6 +128,7 @@ def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     raw = recover_headers(_refuse_slow_charsets(raw, notes), notes)
     try:  # the tree exactly as mail-parser's parse_from_bytes builds it
         message = email.message_from_bytes(raw)
+        recover_boundaries(message, notes)
         notes.extend(_mime_defects(message))
     except RecursionError:  # nesting too deep to walk: keep what the headers say
         message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
