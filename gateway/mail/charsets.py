@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import codecs
 
-from gateway.mail.detection import detect
+from gateway.mail.detection import NO_EVIDENCE, MessageCharsets, detect
 from gateway.mail.iso2022jp import decode_iso2022jp
 
 _LATIN1_FALLBACK = "wicket.latin1"
@@ -101,17 +101,25 @@ def mixed_decode(data: bytes) -> str:
     return data.decode("utf-8", _CP1252_FALLBACK)
 
 
-def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
-    """Decode body or header bytes declared as `charset`; returns (text, repair note or None)."""
+def decode_bytes(
+    data: bytes, charset: str | None, charsets: MessageCharsets = NO_EVIDENCE
+) -> tuple[str, str | None]:
+    """Decode body or header bytes declared as `charset`; returns (text, repair note or None).
+
+    `charsets` is what the rest of the message says, for text that declares no charset.
+    """
     label = normalize_charset(charset)
     if label is None or label in _ASCII:
-        return undeclared(data, label)
+        return undeclared(data, label, charsets)
     if label in _WESTERN:
         return data.decode("cp1252", _LATIN1_FALLBACK), None
     if label in ("utf-8", "utf8"):
         try:
             return data.decode("utf-8"), None
         except UnicodeDecodeError:
+            detected = detect(data, charsets)  # None for UTF-8 with a stray byte
+            if detected is not None:
+                return detected[0], f"8-bit text (declared {label}) detected as {detected[1]}"
             return mixed_decode(data), "invalid UTF-8 bytes decoded as windows-1252"
     if label in _ISO2022JP:
         return decode_iso2022jp(data, label) or _replace_decode(data, "iso2022_jp_ext", label)
@@ -142,14 +150,16 @@ def decode_bytes(data: bytes, charset: str | None) -> tuple[str, str | None]:
     return text, None
 
 
-def undeclared(data: bytes, label: str | None, hints: tuple[str, ...] = ()) -> tuple[str, str | None]:
-    """8-bit text with no (or an ASCII, or a wrong) charset: UTF-8, else what the message's
-    other charsets or the detector say, else UTF-8 with stretches of windows-1252."""
+def undeclared(
+    data: bytes, label: str | None, charsets: MessageCharsets = NO_EVIDENCE
+) -> tuple[str, str | None]:
+    """8-bit text with no (or an ASCII, or a wrong) charset: UTF-8, else what the rest of
+    the message or the detector says, else UTF-8 with stretches of windows-1252."""
     try:
         return data.decode("utf-8"), None
     except UnicodeDecodeError:
         declared = f"declared {label}" if label else "undeclared"
-        detected = detect(data, hints)
+        detected = detect(data, charsets)
         if detected is not None:
             return detected[0], f"8-bit text ({declared}) detected as {detected[1]}"
         return mixed_decode(data), f"8-bit text ({declared}) decoded as utf-8/windows-1252"

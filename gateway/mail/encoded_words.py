@@ -17,6 +17,7 @@ import binascii
 import re
 
 from gateway.mail.charsets import decode_bytes, normalize_charset, undeclared, wire_bytes
+from gateway.mail.detection import NO_EVIDENCE, MessageCharsets
 
 _ENCODED_WORD = re.compile(r"=\?([^?\s]*)\?([bBqQ])\?([^?]*)\?=")
 _FOLD = re.compile(r"\n(?=[ \t])")
@@ -24,7 +25,9 @@ _CONTROLS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _NOT_BASE64 = re.compile(rb"[^A-Za-z0-9+/]")
 
 
-def decode_header_value(raw: str, name: str = "header", hints: tuple[str, ...] = ()) -> tuple[str, list[str]]:
+def decode_header_value(
+    raw: str, name: str = "header", charsets: MessageCharsets = NO_EVIDENCE
+) -> tuple[str, list[str]]:
     """Unfold a raw header value, repair 8-bit bytes and decode RFC 2047 words leniently.
 
     `raw` is the value as the stdlib parser keeps it (8-bit bytes as surrogate escapes).
@@ -32,7 +35,7 @@ def decode_header_value(raw: str, name: str = "header", hints: tuple[str, ...] =
     """
     notes: list[str] = []
     if not raw.isascii():
-        raw, note = undeclared(wire_bytes(raw), None, hints)
+        raw, note = undeclared(wire_bytes(raw), None, charsets)
         if note:
             notes.append(f"{note} in {name} header")
     value = _FOLD.sub("", raw.replace("\r\n", "\n")).strip() if "\n" in raw else raw.strip()

@@ -36,6 +36,7 @@ from gateway.mail.parse.bodies import (
 from gateway.mail.parse.boundaries import recover_boundaries
 from gateway.mail.parse.containers import unpack_containers
 from gateway.mail.parse.display import DEFAULT_MAX_BYTES, NO_HTML, DisplayHtml, display_html
+from gateway.mail.parse.evidence import message_charsets
 from gateway.mail.parse.headers import (
     Headers,
     _addresses,
@@ -135,7 +136,8 @@ def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
         notes.append("multipart nesting too deep, body not read")
     if _has_long_header_line(raw):
         notes.append(f"header line over {_MAX_HEADER_LINE} characters")
-    headers, raw_headers = _headers(message, notes)
+    charsets = message_charsets(message)
+    headers, raw_headers = _headers(message, notes, charsets)
     subject = " ".join(headers.get("Subject", "").split())
     sender = _sender(raw_headers, headers, notes)
     message_id = normalize_message_id(headers.get("Message-ID") or "")
@@ -144,7 +146,7 @@ def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     elif message_id is None:
         notes.append("invalid Message-ID")
 
-    parts = _walk(message, notes)
+    parts = _walk(message, notes, charsets)
     html = "\n".join(parts.html) if parts.html else None
     text = _body_text(parts, html)
     cids = {unquote(cid).lower() for cid in _CID.findall(html)} if html else set()
