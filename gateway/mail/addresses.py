@@ -1,6 +1,6 @@
-"""Whether an address may become a contact: email-validator's syntax check, never DNS.
+"""Addresses as mail names them (`Address`), and whether one may become a contact.
 
-Special-use domains such as `.local`, `.invalid` and `localhost` and single-label domains
+Whether it may is email-validator's syntax check, never DNS. Special-use domains such as `.local`, `.invalid` and `localhost` and single-label domains
 are refused (mail cannot be answered there); `.test` is accepted because test and staging
 set-ups use it. Internationalized addresses are accepted as SMTPUTF8 mail carries them.
 Plain ASCII addresses take a pattern that accepts a subset of what email-validator
@@ -10,6 +10,7 @@ accepts, and the answers are cached: the check runs on every message and senders
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
 
 from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
@@ -19,6 +20,12 @@ _PLAIN = re.compile(
     rf"{_ATOM}(?:\.{_ATOM})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
 )
 _RESERVED = tuple(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    email: str  # lower-cased addr-spec, "" if unparseable
+    name: str  # decoded display name, "" if none
 
 
 def is_valid_address(address: str) -> bool:

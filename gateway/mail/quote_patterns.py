@@ -1,13 +1,13 @@
 """The words mail clients write around quoted history, in the languages Wicket reads.
 
-This module owns the vocabulary `gateway.mail.quotes` matches against: the verbs of
-attribution lines ("On <date>, <name> wrote:" in English, German, French, Spanish,
-Italian, Portuguese, Dutch, Danish, Norwegian, Swedish, Polish, Russian, Czech, Finnish,
-Hungarian, Turkish, Vietnamese, Japanese, Chinese and Korean), the field names of the
-From/Sent/To/Subject header blocks Outlook, Hotmail, Windows Mail and others print above
-a quote in the same languages, and the fenced separator lines ("-----Original
-Message-----", "---- Name wrote ----"). Nothing here decides where a quote starts; the
-patterns are data, so a new language is one line.
+This module owns the vocabulary the quote and forward readers (`gateway.mail.quotes`,
+`quote_lines`, `forwards`) match against: the verbs of attribution lines ("On <date>,
+<name> wrote:" in English, German, French, Spanish, Italian, Portuguese, Dutch, Danish,
+Norwegian, Swedish, Polish, Russian, Czech, Finnish, Hungarian, Turkish, Vietnamese,
+Japanese, Chinese and Korean), the field names of the From/Sent/To/Subject header blocks
+Outlook, Hotmail, Windows Mail and others print above a quote in the same languages, and
+the fenced separator lines ("-----Original Message-----", "---- Name wrote ----"). Nothing
+here decides where a quote starts; the patterns are data, so a new language is one line.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 
 from gateway.mail.charsets import decode_bytes
 from gateway.mail.parse import ParsedEmail, normalize_message_id, parse_email
-from gateway.mail.quotes import find_inline_forward, split_reply, split_reply_html
+from gateway.mail.forwards import find_inline_forward
+from gateway.mail.html_quotes import split_reply_html
+from gateway.mail.quotes import split_reply
 from tests.support import FIXTURES, recombines
 
 FIXTURE_NAMES = sorted(path.name for path in FIXTURES.glob("*.eml"))

@@ -11,14 +11,13 @@ epilogue, a NUL in a charset label). Everything else is read from the stdlib `em
 objects directly: body text and header words are decoded through `gateway.mail.charsets`,
 attachment names are decoded from their RFC 2231/2047 parameters, attached
 `message/rfc822` parts stay whole (forwards) instead of being merged into the body, and
-`message/delivery-status` parts become a `DeliveryReport`. Quoted history and
-inline forwards are found by `gateway.mail.quotes`. `parse_email` never raises, and charset
-labels whose codecs decode in quadratic time (punycode, idna) are renamed before the
-bytes are parsed.
-The package is laid out as: `core` (`parse_email` and the `ParsedEmail` it returns),
-`headers` (`Headers`, addresses, dates, message ids), `bodies` (walking the parts, body
-text, attachments and their file names) and `reports` (delivery reports and bounces);
-the public names are re-exported here.
+`message/delivery-status` parts become a `DeliveryReport`. Quoted history and inline
+forwards are found by `gateway.mail.quotes` and `gateway.mail.forwards`. `parse_email`
+never raises, and charset labels whose codecs decode in quadratic time (punycode, idna)
+are renamed before the bytes are parsed. The package is laid out as: `core` (`parse_email`
+and the `ParsedEmail` it returns), `headers` (`Headers`, addresses, dates, message ids),
+`bodies` (walking the parts, body text, attachments and their file names) and `reports`
+(delivery reports and bounces); the public names are re-exported here.
 """
 
 from __future__ import annotations
@@ -32,7 +31,8 @@ from gateway.mail.parse.reports import (
     is_bounce_subject,
     is_mailer_daemon,
 )
-from gateway.mail.quotes import Address, ForwardedOriginal
+from gateway.mail.addresses import Address
+from gateway.mail.forwards import ForwardedOriginal
 
 __all__ = [
     "Address",

@@ -23,10 +23,14 @@ from email.message import Message
 
 from mailparser.utils import decode_base64_payload
 
-from gateway.mail.charsets import decode_bytes, decode_header_value, decode_parameter, storable
-from gateway.mail.parse.headers import _headers, _sender
+from gateway.mail.addresses import Address
+from gateway.mail.charsets import decode_bytes, storable
+from gateway.mail.detection import NO_EVIDENCE, MessageCharsets
+from gateway.mail.encoded_words import decode_header_value, decode_parameter
+from gateway.mail.forwards import ForwardedOriginal, is_forward_subject
 from gateway.mail.html_text import html_to_text
-from gateway.mail.quotes import Address, ForwardedOriginal, is_forward_subject
+from gateway.mail.parse.evidence import message_charsets
+from gateway.mail.parse.headers import _headers, _sender
 
 _MAX_FILENAME = 200
 _FILENAME_JUNK = re.compile(r"[\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -66,8 +70,9 @@ class _Parts:
     returned: list[Message | str] = field(default_factory=list)  # a report's returned message
 
 
-def _walk(message: Message, notes: list[str]) -> _Parts:
-    """Sort the parts of `message` (without descending into attached messages)."""
+def _walk(message: Message, notes: list[str], charsets: MessageCharsets = NO_EVIDENCE) -> _Parts:
+    """Sort the parts of `message` (without descending into attached messages); text that
+    declares no charset is read with what the rest of the message says (`charsets`)."""
     parts = _Parts()
     stack: list[tuple[Message, bool]] = [(message, False)]
     while stack:
@@ -77,7 +82,7 @@ def _walk(message: Message, notes: list[str]) -> _Parts:
         if content_type == "message/delivery-status" and children is not None:
             parts.status.extend(children)
         elif report_data and content_type in ("message/rfc822", "text/rfc822-headers"):
-            parts.returned.append(children[0] if children else _part_text(part, notes))
+            parts.returned.append(children[0] if children else _part_text(part, notes, charsets))
         elif content_type == "message/rfc822" and children:
             parts.messages.append(children[0])
             parts.files.append(part)
@@ -88,21 +93,21 @@ def _walk(message: Message, notes: list[str]) -> _Parts:
                 for index, child in reversed(list(enumerate(children)))
             )
         elif _is_body(part, content_type):
-            text = _part_text(part, notes)
+            text = _part_text(part, notes, charsets)
             (parts.html if content_type == "text/html" else parts.plain).append(text)
         else:
             parts.files.append(part)
     if not parts.plain and not parts.html:
-        _read_named_text(parts, notes)
+        _read_named_text(parts, notes, charsets)
     return parts
 
 
-def _read_named_text(parts: _Parts, notes: list[str]) -> None:
+def _read_named_text(parts: _Parts, notes: list[str], charsets: MessageCharsets) -> None:
     """A message whose only text is a named inline text/plain part (`filename=msg.txt`) is
     read from that part, which stays an attachment too."""
     for part in parts.files:
         if part.get_content_type() == "text/plain" and part.get_content_disposition() != "attachment":
-            parts.plain.append(_part_text(part, notes))
+            parts.plain.append(_part_text(part, notes, charsets))
             return
 
 
@@ -147,9 +152,9 @@ def _payload_bytes(part: Message, what: str, notes: list[str]) -> bytes:
     return data
 
 
-def _part_text(part: Message, notes: list[str]) -> str:
+def _part_text(part: Message, notes: list[str], charsets: MessageCharsets) -> str:
     text, note = decode_bytes(
-        _payload_bytes(part, "body text", notes), part.get_content_charset(None)
+        _payload_bytes(part, "body text", notes), part.get_content_charset(None), charsets
     )
     if note:
         notes.append(note)
@@ -247,8 +252,9 @@ def _attached_forward(parts: _Parts, subject: str, text: str) -> ForwardedOrigin
     if not parts.messages or not (is_forward_subject(subject) or not text.strip()):
         return None
     inner = parts.messages[0]
-    headers, raw_headers = _headers(inner, [])
-    inner_parts = _walk(inner, [])
+    charsets = message_charsets(inner)
+    headers, raw_headers = _headers(inner, [], charsets)
+    inner_parts = _walk(inner, [], charsets)
     inner_html = "\n".join(inner_parts.html) if inner_parts.html else None
     return ForwardedOriginal(
         sender=_sender(raw_headers, headers, []) or Address(email="", name=""),

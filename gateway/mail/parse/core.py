@@ -2,12 +2,14 @@
 
 Before the bytes are parsed, charset labels whose codecs decode in quadratic time
 (punycode, idna) are renamed; they are then parsed once into the tree mail-parser builds
-(headers only when the nesting is too deep to walk), and the MIME structure defects
-mail-parser reports, over-long header lines and missing or invalid Message-IDs become
-readable defect notes. The pieces are read by the sibling modules (`headers`, `bodies`,
-`reports`) and split into new and quoted text and any inline or attached forward by
-`gateway.mail.quotes`, then assembled into the frozen `ParsedEmail`. Any exception escaping all
-that still yields a `ParsedEmail`, holding the raw text and an "unparseable message" defect.
+(headers only when the nesting is too deep to walk), multiparts whose delimiter lines do
+not use their declared boundary are split by the one they use (`boundaries`), and the MIME
+structure defects mail-parser reports, over-long header lines and missing or invalid
+Message-IDs become readable defect notes. The pieces are read by the sibling modules
+(`headers`, `bodies`, `reports`) and split into new and quoted text and any inline or
+attached forward by `gateway.mail.quotes` and `gateway.mail.forwards`, then assembled into
+the frozen `ParsedEmail`. Any exception escaping all that still yields a `ParsedEmail`,
+holding the raw text and an "unparseable message" defect.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from email.parser import BytesParser
 from email.policy import compat32
 from urllib.parse import unquote
 
+from gateway.mail.addresses import Address
 from gateway.mail.charsets import mixed_decode, storable
+from gateway.mail.forwards import ForwardedOriginal, find_inline_forward, is_forward_subject
 from gateway.mail.parse.bodies import (
     ParsedAttachment,
     _attached_forward,
@@ -29,8 +33,10 @@ from gateway.mail.parse.bodies import (
     _body_text,
     _walk,
 )
+from gateway.mail.parse.boundaries import recover_boundaries
 from gateway.mail.parse.containers import unpack_containers
 from gateway.mail.parse.display import DEFAULT_MAX_BYTES, NO_HTML, DisplayHtml, display_html
+from gateway.mail.parse.evidence import message_charsets
 from gateway.mail.parse.headers import (
     Headers,
     _addresses,
@@ -42,13 +48,7 @@ from gateway.mail.parse.headers import (
 )
 from gateway.mail.parse.recovery import recover_headers
 from gateway.mail.parse.reports import DeliveryReport, _delivery_report
-from gateway.mail.quotes import (
-    Address,
-    ForwardedOriginal,
-    find_inline_forward,
-    is_forward_subject,
-    split_reply,
-)
+from gateway.mail.quotes import split_reply
 
 _MAX_HEADER_LINE = 998
 _HEADER_END = re.compile(rb"\n\r?\n")
@@ -129,13 +129,15 @@ def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     raw = recover_headers(_refuse_slow_charsets(raw, notes), notes)
     try:  # the tree exactly as mail-parser's parse_from_bytes builds it
         message = email.message_from_bytes(raw)
+        recover_boundaries(message, notes)
         notes.extend(_mime_defects(message))
     except RecursionError:  # nesting too deep to walk: keep what the headers say
         message = BytesParser(policy=compat32).parsebytes(raw, headersonly=True)
         notes.append("multipart nesting too deep, body not read")
     if _has_long_header_line(raw):
         notes.append(f"header line over {_MAX_HEADER_LINE} characters")
-    headers, raw_headers = _headers(message, notes)
+    charsets = message_charsets(message)
+    headers, raw_headers = _headers(message, notes, charsets)
     subject = " ".join(headers.get("Subject", "").split())
     sender = _sender(raw_headers, headers, notes)
     message_id = normalize_message_id(headers.get("Message-ID") or "")
@@ -144,7 +146,7 @@ def _parse(raw: bytes, max_display_html: int) -> ParsedEmail:
     elif message_id is None:
         notes.append("invalid Message-ID")
 
-    parts = _walk(message, notes)
+    parts = _walk(message, notes, charsets)
     html = "\n".join(parts.html) if parts.html else None
     text = _body_text(parts, html)
     cids = {unquote(cid).lower() for cid in _CID.findall(html)} if html else set()

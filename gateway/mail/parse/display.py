@@ -8,7 +8,7 @@ portal points it at the ticket's attachment URL when it shows the page, since at
 URLs do not exist yet), a raster `data:` image, or a remote http(s) address (the portal
 replaces it with a placeholder unless the reader asks for pictures); anything else,
 including relative URLs that would point into the portal itself, is dropped. Quoted
-history (the quote containers `gateway.mail.quotes` knows) is kept apart so the page can fold
+history (the quote containers `gateway.mail.html_quotes` knows) is kept apart so the page can fold
 it away. HTML larger than the display limit, as sent or once sanitized, is not kept for
 display at all (`too_large`): sanitizing it costs seconds and showing it stalls browsers,
 so readers get the text version and the original as a download instead. The result is
@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 import nh3
 
-from gateway.mail.quotes import split_reply_html
+from gateway.mail.html_quotes import split_reply_html
 
 DEFAULT_MAX_BYTES = 1024 * 1024
 LINK_SCHEMES = frozenset({"http", "https", "mailto"})

@@ -1,13 +1,13 @@
 """Reading a message's top-level headers: the `Headers` view, addresses, dates and message ids.
 
 The header section is decoded once into `Headers`, a case-insensitive, multi-valued,
-read-only view whose words are decoded through `gateway.mail.charsets`, alongside the raw
-values (8-bit bytes kept as surrogates) that the readers here start from. From/To/Cc/
+read-only view whose words are decoded through `gateway.mail.encoded_words`, alongside the
+raw values (8-bit bytes kept as surrogates) that the readers here start from. From/To/Cc/
 Reply-To are read by mail-parser's address parser (on a charset-repaired value where the
 header carries 8-bit bytes, with the stdlib's parser as a fallback), the first Date header
-by mail-parser's date parser, and Message-ID/In-Reply-To/References are
-normalized to ids without angle brackets. Anything unreadable becomes a note in the
-caller's defect list rather than an exception.
+by mail-parser's date parser, and Message-ID/In-Reply-To/References are normalized to ids
+without angle brackets. Anything unreadable becomes a note in the caller's defect list
+rather than an exception.
 """
 
 from __future__ import annotations
@@ -24,15 +24,16 @@ from typing import overload
 from mailparser.dates import parse_mail_date
 from mailparser.utils import get_addresses
 
-from gateway.mail.addresses import is_valid_address
-from gateway.mail.charsets import decode_header_value, mixed_decode, wire_bytes
-from gateway.mail.quotes import Address
+from gateway.mail.addresses import Address, is_valid_address
+from gateway.mail.charsets import mixed_decode, wire_bytes
+from gateway.mail.detection import MessageCharsets
+from gateway.mail.encoded_words import decode_header_value
+from gateway.mail.parse.evidence import message_charsets
 
 _MAX_MESSAGE_ID = 998
 _EMPTY_GROUP = re.compile(r"\s*[^:<>@\s][^:<>@]*:\s*;\s*$")  # "undisclosed-recipients:;"
 _BRACKETED = re.compile(r"<([^<>]*)>")
 _COMMA_WORD = re.compile(r"=\?[^?\s]+\?[qQ]\?[^?\s]*,[^?\s]*\?=")
-_WORD_CHARSET = re.compile(r"=\?([^?*\s]+)[^?\s]*\?[bBqQ]\?")
 
 
 class Headers:
@@ -108,37 +109,23 @@ def normalize_message_id(value: str) -> str | None:
     return candidate if 0 < len(candidate) <= _MAX_MESSAGE_ID else None
 
 
-def _headers(message: Message, notes: list[str]) -> tuple[Headers, dict[str, list[str]]]:
+def _headers(
+    message: Message, notes: list[str], charsets: MessageCharsets | None = None
+) -> tuple[Headers, dict[str, list[str]]]:
     """The decoded header view, and the raw values (8-bit as surrogates) by lower-case name.
 
-    Raw 8-bit header bytes are tried first in the charsets the message declares elsewhere.
+    Raw 8-bit header bytes are read with what the rest of the message says (`charsets`).
     """
+    charsets = charsets or message_charsets(message)
     items = []
     raw: dict[str, list[str]] = {}
-    pairs = [(name, str(value)) for name, value in message.raw_items()]
-    hints = declared_charsets(message, pairs) if any(not value.isascii() for _, value in pairs) else ()
-    for name, text in pairs:
-        decoded, header_notes = decode_header_value(text, name, hints)
+    for name, value in message.raw_items():
+        text = str(value)
+        decoded, header_notes = decode_header_value(text, name, charsets)
         items.append((name, decoded))
         raw.setdefault(name.lower(), []).append(text)
         notes.extend(header_notes)
     return Headers(items), raw
-
-
-def declared_charsets(message: Message, pairs: list[tuple[str, str]]) -> tuple[str, ...]:
-    """The charsets a message names: its encoded words first, then its parts' labels."""
-    found: dict[str, None] = {}
-    for _, value in pairs:
-        for label in _WORD_CHARSET.findall(value):
-            found[label.lower()] = None
-    try:
-        for part in message.walk():
-            label = part.get_content_charset(None)
-            if label:
-                found[label] = None
-    except RecursionError:  # nesting too deep to walk: the labels found so far
-        pass
-    return tuple(found)[:8]
 
 
 def _addresses(

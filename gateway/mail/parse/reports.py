@@ -19,7 +19,7 @@ from email.message import Message
 
 from gateway.mail.parse.bodies import _Parts
 from gateway.mail.parse.headers import Headers, normalize_message_id
-from gateway.mail.quotes import Address
+from gateway.mail.addresses import Address
 
 _STATUS = re.compile(r"(?<![\d.])([245]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _BOUNCE_SUBJECT = re.compile(

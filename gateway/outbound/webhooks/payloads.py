@@ -18,7 +18,7 @@ from datetime import datetime
 from typing import Any
 
 from gateway.mail.parse import ParsedEmail
-from gateway.mail.quotes import Address
+from gateway.mail.addresses import Address
 from gateway.models import Contact, Mailbox, PayloadFormat, Ticket
 from gateway.outbound.webhooks.files import attachment_url
 from gateway.settings import Settings
