@@ -24,7 +24,7 @@ from gateway.directory.mailboxes import add_mailbox
 from gateway.settings import Settings
 from gateway.storage.database import open_database
 from portal.app import create_app
-from portal.views.api_schema import openapi_document
+from portal.views.api_document import openapi_document
 from tests.mailflow import ALICE, LINK, TOM, add_tom, settle, text_of
 from tests.support import SUPPORT, ReceiveEmail, create_schema, fixture_bytes, portal_app
 

@@ -10,7 +10,7 @@ from aiohttp.test_utils import TestClient
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
-from portal.views.api_schema import openapi_document
+from portal.views.api_document import openapi_document
 from tests.mailflow import ALICE, settle, text_of
 from tests.portal.test_api import api, key_for  # noqa: F401  (the fixture and the key helper)
 from tests.support import ReceiveEmail
