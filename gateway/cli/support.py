@@ -163,9 +163,10 @@ def print_list(items: Sequence[Any], *, as_json: bool, line: Callable[[Any], str
         from dataclasses import asdict, is_dataclass
 
         click.echo(json.dumps([asdict(item) if is_dataclass(item) else item for item in items], indent=2))  # type: ignore[arg-type]
-    elif not items:
+        return
+    if not items:
         click.echo(empty)
-    for item in [] if as_json else items:
+    for item in items:
         click.echo(line(item))
 
 
