@@ -162,7 +162,8 @@ def print_list(items: Sequence[Any], *, as_json: bool, line: Callable[[Any], str
         import json
         from dataclasses import asdict, is_dataclass
 
-        click.echo(json.dumps([asdict(item) if is_dataclass(item) else item for item in items], indent=2))  # type: ignore[arg-type]
+        as_objects = [asdict(item) if is_dataclass(item) else item for item in items]  # type: ignore[arg-type]
+        click.echo(json.dumps(as_objects, indent=2))
         return
     if not items:
         click.echo(empty)

@@ -31,7 +31,17 @@ from portal import keys
 from portal.views.api_contacts import list_contacts
 from portal.views.api_document import openapi_document
 from portal.views.api_files import FormRefused, attachments_by_message, read_reply
-from portal.views.api_http import Access, ApiFailure, api_view, authenticate, clean, next_offset, ok, read_body, read_query
+from portal.views.api_http import (
+    Access,
+    ApiFailure,
+    api_view,
+    authenticate,
+    clean,
+    next_offset,
+    ok,
+    read_body,
+    read_query,
+)
 from portal.views.api_notifications import change_notifications, read_notifications
 from portal.views.api_schema import (
     AttachmentOut,
