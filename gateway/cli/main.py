@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import importlib
 import logging
+import textwrap
 
 import click
-from click.utils import make_default_short_help
 
 from gateway.cli import support
 from gateway.cli.support import WicketGroup
@@ -57,7 +57,7 @@ class Commands(WicketGroup):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         limit = formatter.width - 4 - max(len(name) for name in COMMANDS)  # what write_dl leaves for one line
-        rows = [(name, make_default_short_help(COMMANDS[name][2], limit)) for name in self.list_commands(ctx)]
+        rows = [(name, textwrap.shorten(COMMANDS[name][2], limit, placeholder="...")) for name in self.list_commands(ctx)]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
