@@ -1,8 +1,8 @@
-"""`wicket articles …`, `wicket accounts …` and `wicket mailbox brand …`: portal content.
+"""`wicket articles …` and `wicket accounts …`: what the portal shows and who sees what.
 
-Each command runs one service function from gateway.i18n import LANGUAGES
-from gateway.help.articles, gateway.directory.accounts or
-gateway.directory.branding in a transaction; the portal reads what they write.
+Each command runs one service function from gateway.help.articles or
+gateway.directory.accounts in a transaction; the portal reads what they write. A
+mailbox's brand is set with the mailbox (`wicket mailbox brand`, gateway/cli/mailboxes.py).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def articles_import(directory: Path) -> None:
 
 @click.group()
 def accounts() -> None:
-    """Company accounts: who belongs together and whether they share tickets."""
+    """Company accounts: who belongs together, who shares tickets."""
 
 
 @accounts.command("add")
@@ -81,33 +81,3 @@ def accounts_list() -> None:
         sharing = "shares tickets" if summary.share_tickets else "private tickets"
         click.echo(f"{summary.name}  ({sharing})  domains: {', '.join(summary.domains) or '-'}  "
                    f"members: {', '.join(summary.members) or '-'}")
-
-
-def _footer_link(value: str) -> tuple[str, str]:
-    label, separator, url = value.partition("=")
-    if not separator:
-        raise click.BadParameter("write a footer link as LABEL=URL")
-    return label, url
-
-
-@click.command("brand")
-@click.argument("address")
-@click.option("--name")
-@click.option("--logo", "logo_url")
-@click.option("--primary", "primary_color")
-@click.option("--accent", "accent_color")
-@click.option("--domain", "custom_domain", help="The portal's own host name for this brand.")
-@click.option("--footer-link", "links", multiple=True, help="LABEL=URL, repeatable; replaces the footer links.")
-@click.option("--language", help="en, de, fr, es or ar: for customers who chose none and whose browser asks for none.")
-def mailbox_brand(address: str, name: str | None, logo_url: str | None, primary_color: str | None,
-                  accent_color: str | None, custom_domain: str | None, links: tuple[str, ...],
-                  language: str | None) -> None:
-    """Set a mailbox's brand: name, logo, colours, custom domain, footer links, default language."""
-    from gateway.directory.branding import BrandError, set_brand
-
-    footer = [_footer_link(link) for link in links] if links else None
-    in_unit(lambda session, _settings: set_brand(
-        session, address, name=name, logo_url=logo_url, primary_color=primary_color,
-        accent_color=accent_color, custom_domain=custom_domain, links=footer, language=language,
-    ), errors=(BrandError,))
-    click.echo(f"brand of {address} updated")

@@ -1,6 +1,6 @@
 """`wicket link issue EMAIL [--ticket REF]`: a portal sign-in URL for an operator to hand over.
 
-The URL is returned to the caller (the CLI prints it) and is never logged. The contact
+The URL is returned to the caller (the command prints it) and is never logged. The contact
 must already exist (they wrote in, or were copied on a ticket); with a ticket reference
 the contact must take part in that ticket, and the link lands on it. Links from here live
 as long as links in replies (`reply_link_ttl_minutes`), since they travel by hand.
@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from gateway.auth.audit import record
+from gateway.cli.support import node_settings, on_database, run_async
 from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, Ticket
@@ -75,3 +77,22 @@ async def issue_operator_link(
         return issued.url(portal_url(settings, mailbox))
 
     return await db.write(issue)
+
+
+@click.group()
+def link() -> None:
+    """Portal sign-in links."""
+
+
+@link.command("issue")
+@click.argument("email")
+@click.option("--ticket", "ticket_ref", help="Ticket number, e.g. 1001: the link opens that ticket.")
+@run_async
+async def link_issue(email: str, ticket_ref: str | None) -> None:
+    """Print a single-use portal link for a contact (shown once, never logged)."""
+    settings = node_settings()
+    try:
+        url = await on_database(lambda database: issue_operator_link(database, settings, email, ticket_ref), settings)
+    except OperatorLinkError as error:
+        raise click.ClickException(str(error)) from error
+    click.echo(url)

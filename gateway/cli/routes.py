@@ -6,13 +6,10 @@ a running node picks up a change within a second (gateway/inbound/routing.py).
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-
 import click
 
-from gateway.cli.support import in_unit, with_database
-from gateway.inbound.route_admin import RouteError, RouteSpec, add_route, list_routes, remove_route
+from gateway.cli.support import in_unit, json_list, print_list, remove_by_id, with_database
+from gateway.inbound.route_admin import RouteError, RouteSpec, RouteView, add_route, list_routes, remove_route
 from gateway.models import PayloadFormat, RouteMatch
 
 MATCHES = [m.value for m in RouteMatch]
@@ -45,26 +42,23 @@ def routes_add(match: str, pattern: str, mailbox: str | None, no_ticket: bool, w
 
 
 @routes.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of lines.")
+@json_list
 def routes_list(as_json: bool) -> None:
     """Every route, in the order they run."""
-    found = with_database(lambda db, _settings: db.read(list_routes))
-    if as_json:
-        click.echo(json.dumps([asdict(route) for route in found], indent=2))
-        return
-    if not found:
-        click.echo("no routes: mail to each mailbox address makes tickets; add one with `wicket routes add`")
-    for r in found:
-        actions = [f"ticket in {r.mailbox}"] if r.mailbox else []
-        actions += [f"webhook {r.webhook} ({r.payload_format})"] if r.webhook else []
-        condition = f" if {r.header}" if r.header else ""
-        click.echo(f"{r.id}  {r.priority:>4}  {r.match} {r.pattern or '*'}{condition} -> {', '.join(actions)}"
-                   f"{'  (stop)' if r.stop else ''}")  # fmt: skip
+    print_list(with_database(lambda db, _settings: db.read(list_routes)), as_json=as_json, line=_route_line,
+               empty="no routes: mail to each mailbox address makes tickets; add one with `wicket routes add`")
+
+
+def _route_line(r: RouteView) -> str:
+    actions = [f"ticket in {r.mailbox}"] if r.mailbox else []
+    actions += [f"webhook {r.webhook} ({r.payload_format})"] if r.webhook else []
+    condition = f" if {r.header}" if r.header else ""
+    stop = "  (stop)" if r.stop else ""
+    return f"{r.id}  {r.priority:>4}  {r.match} {r.pattern or '*'}{condition} -> {', '.join(actions)}{stop}"
 
 
 @routes.command("remove")
 @click.argument("route_id")
 def routes_remove(route_id: str) -> None:
     """Remove a route (its recipients are refused unless a mailbox or another route takes them)."""
-    in_unit(lambda session, _settings: remove_route(session, route_id), errors=(RouteError,))
-    click.echo(f"route {route_id} is removed")
+    remove_by_id("route", route_id, remove_route, errors=(RouteError,))

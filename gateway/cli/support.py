@@ -1,19 +1,24 @@
-"""What the command modules share: settings, one service call in a transaction, clean errors.
+"""What the command modules share: settings, the database, clean errors, list and remove output.
 
 `node_settings` is for the commands that act as the installation (serve, demo, replay,
 link issue): like `wicket serve` they create the secret key file on first use, so a fresh
-install works in any order. `WicketGroup` turns the database errors a user can fix
-(no tables yet, nothing listening) into one sentence that says what to run.
+install works in any order. `on_database` opens the database around an async action,
+`with_database` and `in_unit` around a synchronous command; the domain errors a command
+names become one clean line and exit status 1. `WicketGroup` turns the database errors a
+user can fix (no tables yet, nothing listening) into one sentence that says what to run.
+`print_list` and `remove_by_id` are the shapes every `list` and `remove` command shares.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from functools import wraps
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import click
 
 if TYPE_CHECKING:
+    from rich.console import Console
     from sqlalchemy.orm import Session
 
     from gateway.settings import Settings
@@ -22,7 +27,9 @@ if TYPE_CHECKING:
 # Settings, SQLAlchemy and the database are imported inside the functions that use them, so
 # that `wicket --help`, which loads this module, loads none of them.
 
+P = ParamSpec("P")
 R = TypeVar("R")
+_console: Console | None = None
 
 
 def settings(**overrides: object) -> Settings:
@@ -83,6 +90,39 @@ def database_advice(error: BaseException) -> str | None:
     return None
 
 
+def console() -> Console:
+    """The one rich console of the process, made when a command first prints through it."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console()
+    return _console
+
+
+def run_async(func: Callable[P, Awaitable[R]]) -> Callable[P, R]:
+    """An async command function as a click command: it runs in an event loop of its own."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        import asyncio
+
+        return asyncio.run(func(*args, **kwargs))  # type: ignore[arg-type]
+
+    return wrapper
+
+
+async def on_database(action: Callable[[Database], Awaitable[R]], chosen: Settings | None = None) -> R:
+    """`action(db)` on the database `chosen` (default: the environment's settings) names; disposed after."""
+    from gateway.storage.database import open_database
+
+    db = open_database(chosen or settings())
+    try:
+        return await action(db)
+    finally:
+        await db.dispose()
+
+
 def with_database(
     action: Callable[[Database, Settings], Awaitable[R]],
     *,
@@ -95,19 +135,9 @@ def with_database(
     """
     import asyncio
 
-    from gateway.storage.database import open_database
-
     chosen = node_settings() if signing else settings()
-
-    async def run() -> R:
-        db = open_database(chosen)
-        try:
-            return await action(db, chosen)
-        finally:
-            await db.dispose()
-
     try:
-        return asyncio.run(run())
+        return asyncio.run(on_database(lambda db: action(db, chosen), chosen))
     except errors as error:
         raise click.ClickException(str(error)) from error
 
@@ -119,3 +149,39 @@ def in_unit(
     return with_database(
         lambda db, chosen: db.write(lambda session: work(session, chosen)), errors=errors, signing=signing
     )
+
+
+# The `--json` flag of every `list` command.
+json_list = click.option("--json", "as_json", is_flag=True, help="One JSON list instead of lines.")
+
+
+def print_list(items: Sequence[Any], *, as_json: bool, line: Callable[[Any], str], empty: str) -> None:
+    """A `list` command's output: with `--json` one JSON list (dataclasses as objects), else a
+    line per item, or `empty`, which says how to add the first, when there is none."""
+    if as_json:
+        import json
+        from dataclasses import asdict, is_dataclass
+
+        as_objects = [asdict(item) if is_dataclass(item) else item for item in items]  # type: ignore[arg-type]
+        click.echo(json.dumps(as_objects, indent=2))
+        return
+    if not items:
+        click.echo(empty)
+    for item in items:
+        click.echo(line(item))
+
+
+def remove_by_id(
+    kind: str,
+    identifier: str,
+    remove: Callable[[Session, str], object],
+    *,
+    errors: tuple[type[Exception], ...],
+    then: str = "",
+) -> None:
+    """A `remove` command: `remove(session, identifier)` in one transaction, then
+    "<kind> <identifier> is removed" and `then`. An unknown id, or a row something still
+    needs, raises one of `errors`, whose message says where to look (`wicket routes list`):
+    it is printed as it is and the command exits 1."""
+    in_unit(lambda session, _settings: remove(session, identifier), errors=errors)
+    click.echo(f"{kind} {identifier} is removed{then}")

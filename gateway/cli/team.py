@@ -7,17 +7,17 @@ the same ones the email workflow and the agent API use.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 
 import click
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from gateway.cli.support import in_unit
+from gateway.cli.support import in_unit, json_list, print_list, remove_by_id
 from gateway.directory.agents import (
     AgentError,
+    AgentSummary,
     active_agent,
     add_agent,
     create_api_key,
@@ -58,26 +58,23 @@ def agents_add(email: str, name: str, mailboxes: tuple[str, ...], new_ticket_mai
 
 
 @agents.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of a table.")
+@json_list
 def agents_list(as_json: bool) -> None:
     """Who is on the team, whether they are active, and the mailboxes they work."""
-    found = in_unit(lambda session, _settings: list_agents(session), errors=TEAM_ERRORS)
-    if as_json:
-        click.echo(json.dumps([asdict(agent) for agent in found], indent=2))
-        return
-    if not found:
-        click.echo("no agents yet; add one with `wicket agents add EMAIL --name NAME`")
-    for agent in found:
-        state = "" if agent.active else " (removed)"
-        click.echo(f"{agent.email}  {agent.name}{state}  {', '.join(agent.mailboxes) or '-'}")
+    print_list(in_unit(lambda session, _settings: list_agents(session), errors=TEAM_ERRORS), as_json=as_json,
+               line=_agent_line, empty="no agents yet; add one with `wicket agents add EMAIL --name NAME`")
+
+
+def _agent_line(agent: AgentSummary) -> str:
+    return f"{agent.email}  {agent.name}{'' if agent.active else ' (removed)'}  {', '.join(agent.mailboxes) or '-'}"
 
 
 @agents.command("remove")
 @click.argument("email")
 def agents_remove(email: str) -> None:
     """Take an agent off the team: no notifications, emailed replies or API keys from now on."""
-    agent = in_unit(lambda session, _settings: remove_agent(session, email), errors=TEAM_ERRORS)
-    click.echo(f"agent {agent.email} is removed; `wicket agents add {agent.email}` brings them back")
+    remove_by_id("agent", email, remove_agent, errors=TEAM_ERRORS,
+                 then=f"; `wicket agents add {email}` brings them back")
 
 
 @agents.command("set-notify")
@@ -122,7 +119,10 @@ def agents_revoke_keys(email: str) -> None:
 @click.option("--attach", "attach", multiple=True, type=click.Path(dir_okay=False, path_type=Path),
               help="A file to send with the reply (repeat for more); the portal's upload limits apply.")
 def reply(ref: str, text: str, agent_email: str, mailbox: str | None, attach: tuple[Path, ...]) -> None:
-    """Answer ticket REF as an agent ("#internal", "#status X" or "#cc addr" on the first lines work too)."""
+    """Answer ticket REF as an agent.
+
+    "#internal", "#status X" or "#cc addr" on the first lines of TEXT work too.
+    """
     if not ref.lstrip("#").isdigit():
         raise click.BadParameter("REF is a ticket number such as 1001")
     files = tuple(team_file(path.name, _read(path)) for path in attach)

@@ -7,17 +7,15 @@ it shows the endpoint's real answer.
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict
-
 import click
 from sqlalchemy import Connection, select
 
-from gateway.cli.support import in_unit, with_database
+from gateway.cli.support import in_unit, json_list, print_list, remove_by_id, with_database
 from gateway.models import WebhookEndpoint, WebhookEvent
 from gateway.outbound.webhooks.endpoints import (
     TICKET_EVENTS,
     EndpointError,
+    EndpointView,
     add_endpoint,
     current_secret,
     find_endpoint,
@@ -36,7 +34,7 @@ ERRORS = (EndpointError,)
 
 @click.group()
 def webhooks() -> None:
-    """Webhook endpoints: signed POSTs of received mail and ticket events."""
+    """Webhook endpoints: signed POSTs of mail and ticket events."""
 
 
 @webhooks.command("add")
@@ -58,26 +56,23 @@ def _added(session, settings: Settings, url: str, events: list[str], description
 
 
 @webhooks.command("list")
-@click.option("--json", "as_json", is_flag=True, help="One JSON list instead of lines.")
+@json_list
 def webhooks_list(as_json: bool) -> None:
     """Endpoints, the events they get, and how many events wait or are dead letters."""
-    found = with_database(lambda db, _settings: db.read(list_endpoints))
-    if as_json:
-        click.echo(json.dumps([asdict(endpoint) for endpoint in found], indent=2))
-        return
-    if not found:
-        click.echo("no webhook endpoints; add one with `wicket webhooks add URL`")
-    for e in found:
-        state = "" if e.active else "  (off: it answered 410 Gone; `wicket webhooks redeliver` turns it on)"
-        click.echo(f"{e.id}  {e.url}  {', '.join(e.events)}  waiting {e.pending}, dead {e.dead}{state}")
+    print_list(with_database(lambda db, _settings: db.read(list_endpoints)), as_json=as_json, line=_endpoint_line,
+               empty="no webhook endpoints; add one with `wicket webhooks add URL`")
+
+
+def _endpoint_line(e: EndpointView) -> str:
+    state = "" if e.active else "  (off: it answered 410 Gone; `wicket webhooks redeliver` turns it on)"
+    return f"{e.id}  {e.url}  {', '.join(e.events)}  waiting {e.pending}, dead {e.dead}{state}"
 
 
 @webhooks.command("remove")
 @click.argument("endpoint_id")
 def webhooks_remove(endpoint_id: str) -> None:
     """Remove an endpoint and its events."""
-    in_unit(lambda session, _settings: remove_endpoint(session, endpoint_id), errors=ERRORS)
-    click.echo(f"endpoint {endpoint_id} is removed")
+    remove_by_id("endpoint", endpoint_id, remove_endpoint, errors=ERRORS)
 
 
 @webhooks.command("rotate-secret")

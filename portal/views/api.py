@@ -1,30 +1,26 @@
-"""The agent JSON API under /api/v1: tickets, messages, replies, notes, status, contacts, settings.
+"""The agent JSON API under /api/v1: its tickets (list, read, reply, note, status, files) and its URL table.
 
-Every request carries an agent API key (`Authorization: Bearer wk_…`) and sees only the
-tickets of that agent's mailboxes. Replies, notes and status changes go through
-`gateway.tickets.replies`, the same service emailed replies and `wicket reply` use, so an API
-reply is stored, mailed with a fresh link and threaded exactly like one sent by email.
-Requests are validated with the models in `api_schema`, which also make the OpenAPI
-document served at /api/v1/openapi.json. Errors are JSON: `{"error": …, "status": …}`.
-Each message lists its files, which agents of the mailbox download here; a reply may carry
-files as a multipart form (`api_files`).
+Every request carries an agent API key and sees only the tickets of that agent's
+mailboxes (`api_http`, which also makes errors JSON: `{"error": …, "status": …}`).
+Replies, notes and status changes go through `gateway.tickets.replies`, the same service
+emailed replies and `wicket reply` use, so an API reply is stored, mailed with a fresh
+link and threaded exactly like one sent by email. Requests are validated with the models
+in `api_schema`, which also make the OpenAPI document (`api_document`) served at
+/api/v1/openapi.json. Each message lists its files, which agents of the mailbox download
+here; a reply may carry files as a multipart form (`api_files`). Contacts, the agent's
+notification settings and routes are areas of their own (`api_contacts`,
+`api_notifications`, `api_routes`).
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, replace
-from typing import TypeVar
+from dataclasses import replace
 
 from aiohttp import web
-from pydantic import BaseModel, ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, defer
 
-from gateway.directory.agents import agent_for_api_key, mailbox_ids_of
-from gateway.directory.preferences import MailboxPreferences, NotTheirMailbox, preferences_of, set_preferences
-from gateway.models import Agent, Contact, Mailbox, Message, NotifyPolicy, OutboxMessage, Ticket, TicketParticipant
+from gateway.models import Agent, Contact, Mailbox, Message, OutboxMessage, Ticket
 from gateway.storage.database import orm
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.commands import Commands
@@ -32,20 +28,27 @@ from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_
 from gateway.tickets.satisfaction import ratings_of
 from gateway.tickets.replies import read_reply as reply_from_text  # api_files.read_reply reads the request
 from portal import keys
-from portal.csrf import csrf_exempt
-from portal.views.api_files import FormRefused, attachments_by_message, read_reply, validation_errors
+from portal.views.api_contacts import list_contacts
+from portal.views.api_document import openapi_document
+from portal.views.api_files import FormRefused, attachments_by_message, read_reply
+from portal.views.api_http import (
+    Access,
+    ApiFailure,
+    api_view,
+    authenticate,
+    clean,
+    next_offset,
+    ok,
+    read_body,
+    read_query,
+)
+from portal.views.api_notifications import change_notifications, read_notifications
 from portal.views.api_schema import (
     AttachmentOut,
-    Rating,
-    ContactOut,
-    ContactPage,
-    ContactQuery,
     Delivery,
-    MailboxNotifications,
     NoteRequest,
-    NotificationRequest,
-    NotificationSettings,
     Person,
+    Rating,
     SenderVerdicts,
     StatusRequest,
     TicketDetail,
@@ -53,73 +56,8 @@ from portal.views.api_schema import (
     TicketPage,
     TicketQuery,
     TicketSummary,
-    openapi_document,
 )
 from portal.views.attachments import file_download
-
-M = TypeVar("M", bound=BaseModel)
-View = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-class ApiFailure(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-
-    def response(self) -> web.Response:
-        headers = {"WWW-Authenticate": 'Bearer realm="wicket"'} if self.status == 401 else None
-        return web.json_response({"error": str(self), "status": self.status}, status=self.status, headers=headers)
-
-
-def api_view(handler: View) -> View:
-    """Bearer-key authenticated (so no CSRF token), with ApiFailure turned into JSON."""
-
-    @functools.wraps(handler)
-    async def view(request: web.Request) -> web.StreamResponse:
-        try:
-            return await handler(request)
-        except ApiFailure as failure:
-            return failure.response()
-
-    return csrf_exempt(view)
-
-
-@dataclass(frozen=True, slots=True)
-class Access:
-    agent_id: int
-    mailbox_ids: list[int]
-
-
-async def authenticate(request: web.Request) -> Access:
-    scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    if scheme.lower() == "bearer" and key.strip():
-
-        def find(session: Session) -> Access | None:
-            agent = agent_for_api_key(session, key.strip())
-            return None if agent is None else Access(agent.id, mailbox_ids_of(session, agent))
-
-        access = await request.app[keys.DB].write(find)
-        if access is not None:
-            return access
-    raise ApiFailure(401, "send a valid agent API key as 'Authorization: Bearer <key>'")
-
-
-def read_query(model: type[M], request: web.Request) -> M:
-    try:
-        return model.model_validate(dict(request.query))
-    except ValidationError as error:
-        raise ApiFailure(400, validation_errors(error)) from None
-
-
-async def read_body(model: type[M], request: web.Request) -> M:
-    try:
-        return model.model_validate_json(await request.read())
-    except ValidationError as error:
-        raise ApiFailure(400, validation_errors(error)) from None
-
-
-def ok(model: BaseModel, status: int = 200) -> web.Response:
-    return web.json_response(text=model.model_dump_json(), status=status)
 
 
 def _summary(ticket: Ticket, mailbox: str, requester: Contact, owner: str | None) -> TicketSummary:
@@ -159,16 +97,6 @@ def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Tic
     return row[0], row[1], row[2], row[3]
 
 
-def _next_offset(offset: int, limit: int, rows: Sequence[object]) -> int | None:
-    """Where the next page starts; the query fetched one row more than a page to know."""
-    return offset + limit if len(rows) > limit else None
-
-
-def _clean(text: str) -> str:
-    """Text without NUL characters (no database column takes them) and outer whitespace."""
-    return text.replace("\x00", "").strip()
-
-
 @api_view
 async def list_tickets(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
@@ -176,7 +104,7 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
     statement = _TICKETS.where(Ticket.mailbox_id.in_(access.mailbox_ids))
     if query.status is not None:
         statement = statement.where(Ticket.status == query.status)
-    if words := _clean(query.q):
+    if words := clean(query.q):
         matches = [Ticket.subject.icontains(words, autoescape=True), Contact.email.icontains(words, autoescape=True),
                    Contact.name.icontains(words, autoescape=True)]
         number = words.removeprefix("#")
@@ -187,7 +115,7 @@ async def list_tickets(request: web.Request) -> web.StreamResponse:
     page = statement.offset(query.offset).limit(query.limit + 1)
     rows = await request.app[keys.DB].read(orm(lambda session: session.execute(page).all()))
     tickets = [_summary(*row) for row in rows[: query.limit]]
-    return ok(TicketPage(tickets=tickets, next_offset=_next_offset(query.offset, query.limit, rows)))
+    return ok(TicketPage(tickets=tickets, next_offset=next_offset(query.offset, query.limit, rows)))
 
 
 @api_view
@@ -244,7 +172,7 @@ async def post_reply(request: web.Request) -> web.StreamResponse:
         body, files = await read_reply(request, request.app[keys.SETTINGS])
     except FormRefused as error:
         raise ApiFailure(400, str(error)) from None
-    reply = reply_from_text(_clean(body.text))
+    reply = reply_from_text(clean(body.text))
     if body.status is not None:
         reply = replace(reply, commands=replace(reply.commands, status=body.status))
     return await _act(request, access, replace(reply, files=files))
@@ -267,7 +195,7 @@ async def download_file(request: web.Request) -> web.StreamResponse:
 async def post_note(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(NoteRequest, request)
-    return await _act(request, access, AgentReply(_clean(body.text), Commands(internal=True)))
+    return await _act(request, access, AgentReply(clean(body.text), Commands(internal=True)))
 
 
 @api_view
@@ -283,59 +211,6 @@ async def post_status(request: web.Request) -> web.StreamResponse:
         return _summary(ticket, mailbox, requester, owner)
 
     return ok(await request.app[keys.DB].write(change))
-
-
-def _notifications(found: list[MailboxPreferences]) -> NotificationSettings:
-    return NotificationSettings(mailboxes=[
-        MailboxNotifications(mailbox=p.mailbox, policy=NotifyPolicy(p.policy), daily_digest=p.daily_digest,
-                             digest_hour=p.digest_hour)
-        for p in found
-    ])
-
-
-@api_view
-async def read_notifications(request: web.Request) -> web.StreamResponse:
-    access = await authenticate(request)
-    found = await request.app[keys.DB].read(lambda connection: preferences_of(connection, access.agent_id))
-    return ok(_notifications(found))
-
-
-@api_view
-async def change_notifications(request: web.Request) -> web.StreamResponse:
-    access = await authenticate(request)
-    body = await read_body(NotificationRequest, request)
-
-    def change(session: Session) -> list[MailboxPreferences]:
-        agent = session.get_one(Agent, access.agent_id)
-        set_preferences(session, agent.email, mailboxes=body.mailboxes, policy=body.policy,
-                        daily_digest=body.daily_digest)
-        return preferences_of(session.connection(), agent.id)
-
-    try:
-        found = await request.app[keys.DB].write(change)
-    except NotTheirMailbox as error:
-        raise ApiFailure(404, str(error)) from None
-    return ok(_notifications(found))
-
-
-@api_view
-async def list_contacts(request: web.Request) -> web.StreamResponse:
-    access = await authenticate(request)
-    query = read_query(ContactQuery, request)
-    on_tickets = (
-        select(TicketParticipant.contact_id)
-        .join(Ticket, Ticket.id == TicketParticipant.ticket_id)
-        .where(Ticket.mailbox_id.in_(access.mailbox_ids))
-    )
-    statement = select(Contact).where(Contact.id.in_(on_tickets))
-    if words := _clean(query.q):
-        statement = statement.where(
-            or_(Contact.email.icontains(words, autoescape=True), Contact.name.icontains(words, autoescape=True))
-        )
-    statement = statement.order_by(Contact.id).offset(query.offset).limit(query.limit + 1)
-    rows = await request.app[keys.DB].read(orm(lambda session: list(session.scalars(statement))))
-    contacts = [ContactOut(id=c.public_id, email=c.email, name=c.name, created_at=c.created_at) for c in rows]
-    return ok(ContactPage(contacts=contacts[: query.limit], next_offset=_next_offset(query.offset, query.limit, rows)))
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:

@@ -24,8 +24,8 @@ from gateway.inbound.route_admin import (
 )
 from gateway.models import PayloadFormat, RouteMatch
 from portal import keys
-from portal.views.api import ApiFailure, api_view, authenticate, ok, read_body
-from portal.views.api_schema import RouteOut, RoutePage, RouteRequest
+from portal.views.api_http import ApiFailure, api_view, authenticate, ok, read_body
+from portal.views.api_route_schema import RouteOut, RoutePage, RouteRequest
 
 
 def _out(view: RouteView) -> RouteOut:

@@ -202,3 +202,26 @@ def test_routes_and_webhooks_are_managed_from_the_command_line(wicket) -> None:
     wicket("routes", "remove", route)
     assert "no routes" in wicket("routes", "list")
     assert f"endpoint {endpoint} is removed" in wicket("webhooks", "remove", endpoint)
+
+
+@pytest.mark.parametrize(("group", "hint"), [
+    ("mailbox", "no mailboxes yet; add one with `wicket mailbox add"),
+    ("agents", "no agents yet; add one with `wicket agents add"),
+    ("routes", "no routes: mail to each mailbox address makes tickets; add one with `wicket routes add`"),
+    ("webhooks", "no webhook endpoints; add one with `wicket webhooks add URL`"),
+])
+def test_an_empty_list_says_how_to_add_the_first_and_its_json_is_an_empty_list(wicket, group: str, hint: str) -> None:
+    assert wicket(group, "list").strip().startswith(hint)
+    assert json.loads(wicket(group, "list", "--json")) == []
+
+
+@pytest.mark.parametrize(("group", "identifier", "answer"), [
+    ("agents", "nobody@example.test", "no active agent nobody@example.test; add one with `wicket agents add`"),
+    ("routes", "abcdefghijklmnop", "no route 'abcdefghijklmnop'; `wicket routes list` shows them"),
+    ("webhooks", "abcdefghijklmnop", "no webhook endpoint 'abcdefghijklmnop'; `wicket webhooks list` shows them"),
+])
+def test_removing_an_unknown_id_fails_with_one_line_that_says_where_to_look(
+    wicket, group: str, identifier: str, answer: str
+) -> None:
+    refused = wicket(group, "remove", identifier, expect_failure=True)
+    assert refused.strip() == f"Error: {answer}"

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import click
 import pytest
 
 PROBE = """
@@ -70,7 +71,17 @@ def test_only_the_db_commands_load_alembic(tmp_path: Path, empty_database: dict[
 
 
 def test_the_status_choices_of_tickets_list_are_the_ticket_statuses() -> None:
-    from gateway.cli.main import TICKET_STATUSES
+    from gateway.cli.tickets import TICKET_STATUSES
     from gateway.models import TicketStatus
 
     assert set(TICKET_STATUSES) == {status.value for status in TicketStatus}
+
+
+def test_the_listing_describes_each_command_by_its_own_first_sentence() -> None:
+    from gateway.cli.main import COMMANDS, main
+
+    context = click.Context(main)
+    for name, (_module, _attribute, listed) in COMMANDS.items():
+        command = main.get_command(context, name)
+        assert command is not None and command.name == name
+        assert command.get_short_help_str(limit=1000) == listed, f"`wicket --help` describes {name} otherwise"

@@ -24,7 +24,7 @@ from gateway.directory.mailboxes import add_mailbox
 from gateway.settings import Settings
 from gateway.storage.database import open_database
 from portal.app import create_app
-from portal.views.api_schema import openapi_document
+from portal.views.api_document import openapi_document
 from tests.mailflow import ALICE, LINK, TOM, add_tom, settle, text_of
 from tests.support import SUPPORT, ReceiveEmail, create_schema, fixture_bytes, portal_app
 
@@ -42,6 +42,12 @@ async def key_for(gateway: Gateway, email: str = TOM, mailboxes: list[str] | Non
         return {"Authorization": f"Bearer {create_api_key(session, agent.email)}"}
 
     return await gateway.db.write(change)
+
+
+async def only_ticket_url(api: TestClient, headers: dict[str, str]) -> str:
+    """The API's URL of the one ticket the agent sees."""
+    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
+    return f"/api/v1/tickets/{summary['id']}"
 
 
 async def test_requests_without_a_valid_key_are_refused(api: TestClient, gateway: Gateway) -> None:
@@ -84,8 +90,7 @@ async def test_a_ticket_reads_with_its_messages_and_deliveries(
     await receive_email("new-request.eml")
     await receive_email("reply-gmail.eml")
     await settle(gateway)
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    ticket = await (await api.get(f"/api/v1/tickets/{summary['id']}", headers=headers)).json()
+    ticket = await (await api.get(await only_ticket_url(api, headers), headers=headers)).json()
     assert [m["thread_rule"] for m in ticket["messages"]] == ["new", "headers"]
     assert ticket["messages"][1]["text"].startswith("Thanks, I tried turning it off and on again.")
     deliveries = {(d["kind"], d["status"]) for d in ticket["deliveries"]}
@@ -100,8 +105,7 @@ async def test_a_message_reads_with_its_sender_verdicts_and_a_reply_without(
     resolver.add("customer.test", "TXT", "v=spf1 ip4:192.0.2.0/24 -all")
     resolver.add("_dmarc.customer.test", "TXT", "v=DMARC1; p=quarantine")
     await receive_email("new-request.eml", peer="192.0.2.10:41000", helo="mail.customer.test")
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    url = f"/api/v1/tickets/{summary['id']}"
+    url = await only_ticket_url(api, headers)
     await api.post(f"{url}/notes", json={"text": "Looking."}, headers=headers)
     first, note = (await (await api.get(url, headers=headers)).json())["messages"]
     assert first["sender_verdicts"] == {
@@ -120,8 +124,7 @@ async def test_an_api_reply_reaches_the_customer_like_an_emailed_one(
 ) -> None:
     headers = await key_for(gateway)
     await receive_email("new-request.eml")
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    url = f"/api/v1/tickets/{summary['id']}"
+    url = await only_ticket_url(api, headers)
     answer = {"text": "A technician is coming.", "status": "pending"}
     response = await api.post(f"{url}/replies", json=answer, headers=headers)
     assert response.status == 201
@@ -143,8 +146,7 @@ async def test_requests_that_do_not_match_the_document_are_refused_with_400(
 ) -> None:
     headers = await key_for(gateway)
     await receive_email("new-request.eml")
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    url = f"/api/v1/tickets/{summary['id']}"
+    url = await only_ticket_url(api, headers)
     for body in ({"text": "hi", "cc": "x@evil.test"}, {"text": "  "}, {"text": 5}, {"status": "later"}, []):
         response = await api.post(f"{url}/replies", json=body, headers=headers)
         assert response.status == 400, body

@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
-from portal.views.api_schema import openapi_document
+from portal.views.api_document import openapi_document
 from tests.mailflow import ALICE, settle, text_of
-from tests.portal.test_api import api, key_for  # noqa: F401  (the fixture and the key helper)
+from tests.portal.test_api import api, key_for, only_ticket_url  # noqa: F401  (the fixture and helpers)
 from tests.support import ReceiveEmail
 
 PDF = b"%PDF-1.4\n% invoice\n" + b"1" * 500 + b"\n%%EOF\n"
@@ -31,8 +31,8 @@ async def test_a_ticket_lists_each_messages_files_and_serves_them_to_agents_of_i
 ) -> None:
     headers = await key_for(gateway)
     await receive_email("attachments-encoded-names.eml")
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    ticket = await (await api.get(f"/api/v1/tickets/{summary['id']}", headers=headers)).json()
+    url = await only_ticket_url(api, headers)
+    ticket = await (await api.get(url, headers=headers)).json()
     files = ticket["messages"][0]["attachments"]
     assert files and {"id", "filename", "content_type", "size", "sha256", "inline", "url"} <= files[0].keys()
     for file in files:
@@ -45,7 +45,7 @@ async def test_a_ticket_lists_each_messages_files_and_serves_them_to_agents_of_i
     outsider = await key_for(gateway, "uma@example.test", ["billing@example.test"])
     refused = await api.get(files[0]["url"], headers=outsider)
     assert refused.status == 404 and (await refused.json())["status"] == 404
-    other_ticket = files[0]["url"].replace(summary["id"], "aaaaaaaaaaaaaaaa")
+    other_ticket = files[0]["url"].replace(url, "/api/v1/tickets/aaaaaaaaaaaaaaaa")
     assert (await api.get(other_ticket, headers=headers)).status == 404, "the file must be on that ticket"
 
 
@@ -54,8 +54,7 @@ async def test_a_multipart_api_reply_sends_its_files_to_the_customer(
 ) -> None:
     headers = await key_for(gateway)
     await receive_email("new-request.eml")
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    url = f"/api/v1/tickets/{summary['id']}/replies"
+    url = f"{await only_ticket_url(api, headers)}/replies"
 
     response = await api.post(url, data=reply_form("Your invoice is attached.", invoice_pdf=PDF), headers=headers)
     assert response.status == 201
@@ -72,8 +71,8 @@ async def test_an_api_reply_with_a_refused_file_stores_and_sends_nothing(
 ) -> None:
     headers = await key_for(gateway)
     await receive_email("new-request.eml")
-    [summary] = (await (await api.get("/api/v1/tickets", headers=headers)).json())["tickets"]
-    url = f"/api/v1/tickets/{summary['id']}/replies"
+    ticket_url = await only_ticket_url(api, headers)
+    url = f"{ticket_url}/replies"
     for form, reason in (
         (reply_form("Run it.", setup_exe=b"MZ"), "cannot be attached"),
         (reply_form("Empty.", empty_pdf=b""), "is empty"),
@@ -81,7 +80,7 @@ async def test_an_api_reply_with_a_refused_file_stores_and_sends_nothing(
     ):
         response = await api.post(url, data=form, headers=headers)
         assert response.status == 400 and reason in (await response.json())["error"]
-    ticket = await (await api.get(f"/api/v1/tickets/{summary['id']}", headers=headers)).json()
+    ticket = await (await api.get(ticket_url, headers=headers)).json()
     assert [m["author_type"] for m in ticket["messages"]] == ["customer"]
 
 

@@ -7,7 +7,7 @@ from openapi_spec_validator import validate
 from openapi_spec_validator.validation.exceptions import OpenAPIValidationError
 
 from gateway.outbound.webhooks.endpoints import EVENT_TYPES, TEST_EVENT
-from portal.views.api_schema import openapi_document
+from portal.views.api_document import openapi_document
 
 
 def test_the_openapi_document_with_its_webhooks_validates() -> None:
