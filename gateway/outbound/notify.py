@@ -10,6 +10,8 @@ answerable (never for auto-replies, bounces, lists or loops), the requester wrot
 themselves (not an agent's forward) from an address that is not the mailbox's own, and
 the requester has had fewer than `ack_limit_per_sender` acknowledgements within
 `ack_window_seconds`, counted in the outbox.
+A ticket whose mail named no usable sender has no requester: nobody is mailed but the
+agents, whose notification shows what From said and how to name the requester.
 The mailbox's agents are notified of new tickets and of answerable customer messages, as
 their preferences and notification policy allow (gateway/outbound/team_mail.py, which also
 copies an agent's reply to the colleagues following the ticket and tells an agent when
@@ -28,6 +30,7 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
+from gateway.mail.addresses import escaped_header
 from gateway.mail.classify import MailKind
 from gateway.mail.quotes import REPLY_MARKER
 from gateway.mail.verdicts import SenderVerdicts
@@ -114,8 +117,8 @@ class Notifier:
         bus.subscribe(TicketRated, self.on_ticket_rated)
 
     def on_ticket_created(self, session: Session, event: TicketCreated) -> None:
-        if self._should_acknowledge(session, event):
-            requester = session.get_one(Contact, event.ticket.requester_id)
+        requester = _requester(session, event.ticket)
+        if requester is not None and self._should_acknowledge(session, event):
             mail_customer(
                 session,
                 self._settings,
@@ -171,9 +174,9 @@ class Notifier:
 
     def on_ticket_changed(self, session: Session, event: TicketChanged) -> None:
         """A pending ticket Wicket resolved on its own: the customer is told, with a link."""
-        if event.reason != "auto_resolve":
+        requester = _requester(session, event.ticket)
+        if event.reason != "auto_resolve" or requester is None:
             return
-        requester = session.get_one(Contact, event.ticket.requester_id)
         days = f"{self._settings.pending_auto_resolve_days:g}"
         mail_customer(
             session, self._settings, mailbox=event.mailbox, ticket=event.ticket, contact=requester,
@@ -252,9 +255,17 @@ class Notifier:
             )
 
 
+def _requester(session: Session, ticket: Ticket) -> Contact | None:
+    """The ticket's requester; None while its mail named no usable sender (nobody is mailed)."""
+    return session.get_one(Contact, ticket.requester_id) if ticket.requester_id is not None else None
+
+
 def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bool) -> dict[str, str]:
     message, tag = event.message, subject_tag(event.ticket)
     who = f"{message.from_name} <{message.from_email}>" if message.from_name else message.from_email
+    unclear = _unclear_from(event)
+    if unclear:
+        who = "an unclear sender"
     if new_ticket:
         headline = f"New ticket {tag} from {who}"
     else:
@@ -264,10 +275,21 @@ def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bo
         "reply_line": REPLY_MARKER,
         "headline": headline,
         "text": (message.reply_text or message.body_text).strip()[:MAX_NOTIFIED_TEXT],
-        "customer": message.from_name or message.from_email,
+        "customer": message.from_name or message.from_email or "the customer",
         "classification": message.classification,
+        "unclear_from": unclear,
+        "no_requester": "yes" if event.ticket.requester_id is None else "",
         **_sender_checks(message),
     }
+
+
+def _unclear_from(event: TicketCreated | MessageAdded) -> str:
+    """What From said, escaped, when it (and Sender, Reply-To, the envelope) named no usable
+    address; "" when the message has a sender (docs/architecture.md, "Mail with no usable sender")."""
+    if event.message.from_email:
+        return ""
+    said = escaped_header(event.parsed.headers.get("From", "")) if event.parsed else event.ticket.unclear_from
+    return f"From: {said}" if said else "no From header"
 
 
 def _sender_checks(message: Message) -> dict[str, str]:

@@ -7,7 +7,8 @@ reply is stored, mailed with a fresh link and threaded exactly like one sent by 
 Requests are validated with the models in `api_schema`, which also make the OpenAPI
 document served at /api/v1/openapi.json. Errors are JSON: `{"error": …, "status": …}`.
 Each message lists its files, which agents of the mailbox download here; a reply may carry
-files as a multipart form (`api_files`).
+files as a multipart form (`api_files`). A ticket whose mail named no usable sender has no
+requester (null) until an agent names one (`POST …/requester`, gateway/tickets/requester.py).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from gateway.storage.database import orm
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
+from gateway.tickets.requester import RequesterError, set_requester
 from gateway.tickets.satisfaction import ratings_of
 from gateway.tickets.replies import read_reply as reply_from_text  # api_files.read_reply reads the request
 from portal import keys
@@ -46,6 +48,7 @@ from portal.views.api_schema import (
     NotificationRequest,
     NotificationSettings,
     Person,
+    RequesterRequest,
     SenderVerdicts,
     StatusRequest,
     TicketDetail,
@@ -122,10 +125,11 @@ def ok(model: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(text=model.model_dump_json(), status=status)
 
 
-def _summary(ticket: Ticket, mailbox: str, requester: Contact, owner: str | None) -> TicketSummary:
+def _summary(ticket: Ticket, mailbox: str, requester: Contact | None, owner: str | None) -> TicketSummary:
     return TicketSummary(
         id=ticket.public_id, ref=ticket.ref, mailbox=mailbox, subject=ticket.subject, status=ticket.status,
-        flag=ticket.flag, requester=Person(email=requester.email, name=requester.name),
+        flag=ticket.flag, requester=Person(email=requester.email, name=requester.name) if requester else None,
+        unclear_from=ticket.unclear_from,
         owner=owner, priority=ticket.priority, tags=list(ticket.tags or []),
         created_at=ticket.created_at, last_activity_at=ticket.last_activity_at,
     )
@@ -144,12 +148,12 @@ def _message(m: Message, files: dict[int, list[AttachmentOut]]) -> TicketMessage
 _TICKETS = (
     select(Ticket, Mailbox.address, Contact, Agent.email)
     .join(Mailbox, Mailbox.id == Ticket.mailbox_id)
-    .join(Contact, Contact.id == Ticket.requester_id)
+    .outerjoin(Contact, Contact.id == Ticket.requester_id)  # none while the sender is unclear
     .outerjoin(Agent, Agent.id == Ticket.owner_agent_id)
 )
 
 
-def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Ticket, str, Contact, str | None]:
+def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Ticket, str, Contact | None, str | None]:
     wanted = _TICKETS.where(
         Ticket.public_id == request.match_info["ticket_id"], Ticket.mailbox_id.in_(access.mailbox_ids)
     )
@@ -285,6 +289,25 @@ async def post_status(request: web.Request) -> web.StreamResponse:
     return ok(await request.app[keys.DB].write(change))
 
 
+@api_view
+async def post_requester(request: web.Request) -> web.StreamResponse:
+    """Name the requester of a ticket whose mail named no usable sender (gateway/tickets/requester.py)."""
+    access = await authenticate(request)
+    body = await read_body(RequesterRequest, request)
+    events = request.app[keys.PROCESSOR].events
+
+    def name(session: Session) -> TicketSummary:
+        ticket, mailbox, _, owner = _ticket(session, request, access)
+        agent = session.get_one(Agent, access.agent_id)
+        try:
+            set_requester(session, events, ticket, body.email, agent=agent, name=_clean(body.name))
+        except RequesterError as error:
+            raise ApiFailure(409, str(error)) from None
+        return _summary(ticket, mailbox, session.get_one(Contact, ticket.requester_id), owner)
+
+    return ok(await request.app[keys.DB].write(name))
+
+
 def _notifications(found: list[MailboxPreferences]) -> NotificationSettings:
     return NotificationSettings(mailboxes=[
         MailboxNotifications(mailbox=p.mailbox, policy=NotifyPolicy(p.policy), daily_digest=p.daily_digest,
@@ -351,6 +374,7 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/v1/tickets/{ticket_id}/attachments/{attachment_id}", download_file, name="api_attachment")
     router.add_post("/api/v1/tickets/{ticket_id}/notes", post_note, name="api_notes")
     router.add_post("/api/v1/tickets/{ticket_id}/status", post_status, name="api_status")
+    router.add_post("/api/v1/tickets/{ticket_id}/requester", post_requester, name="api_requester")
     router.add_get("/api/v1/contacts", list_contacts, name="api_contacts")
     router.add_get("/api/v1/me/notifications", read_notifications, name="api_notifications")
     router.add_put("/api/v1/me/notifications", change_notifications, name="api_change_notifications")

@@ -46,10 +46,18 @@ class TicketSummary(BaseModel):
     subject: str
     status: TicketStatus
     flag: str | None = Field(
-        description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list), or dmarc_fail "
-        "when its first mail failed DMARC for its From domain."
+        description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list), dmarc_fail "
+        "when its first mail failed DMARC for its From domain, or sender_unclear when it named no usable "
+        "sender address (no requester until one is named)."
     )
-    requester: Person
+    requester: Person | None = Field(
+        description="null while the sender is unclear: nobody is mailed, and replies are refused until "
+        "POST /api/v1/tickets/{ticket_id}/requester names one."
+    )
+    unclear_from: str | None = Field(
+        description="What the From header of a sender-unclear ticket's mail said, escaped (control characters "
+        "as \\x.. escapes); null otherwise or when there was no From header."
+    )
     owner: str | None = Field(description="The owning agent's address; the first agent to answer, unless assigned.")
     priority: TicketPriority
     tags: list[str]
@@ -151,6 +159,12 @@ class StatusRequest(_Body):
     status: TicketStatus
 
 
+class RequesterRequest(_Body):
+    email: str = Field(min_length=3, max_length=320, description="The requester's address (a valid address: "
+                       "email-validator's syntax check, no DNS).")
+    name: str = Field(default="", max_length=200, description="Their name, if the contact is new.")
+
+
 class RouteOut(BaseModel):
     id: str
     priority: int = Field(description="Lower runs first.")
@@ -227,7 +241,7 @@ class ContactQuery(_Query):
 
 RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, RoutePage, RouteOut, NotificationSettings,
              ApiError)
-REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest, HeaderCondition, NotificationRequest)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RequesterRequest, RouteRequest, HeaderCondition, NotificationRequest)
 
 
 def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +344,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/tickets/{ticket_id}/status", "post"): Operation(
         "Change the status", "200", TicketSummary, "The ticket after the change.", body=StatusRequest, on_ticket=True
+    ),
+    ("/api/v1/tickets/{ticket_id}/requester", "post"): Operation(
+        "Name the requester of a ticket whose mail named no usable sender", "200", TicketSummary,
+        "The ticket with its requester.", body=RequesterRequest, on_ticket=True,
+        refusals=(("409", "The ticket has a requester already, or the address is not a customer's "
+                          "(invalid, the mailbox's own, a team member's)."),),
     ),
     ("/api/v1/routes", "get"): Operation(
         "List the routes making tickets in the agent's mailboxes", "200", RoutePage, "Routes, in the order they run."
