@@ -274,19 +274,27 @@ async def post_note(request: web.Request) -> web.StreamResponse:
     return await _act(request, access, AgentReply(_clean(body.text), Commands(internal=True)))
 
 
+async def _change(
+    request: web.Request, access: Access, change: Callable[[Session, Ticket, Agent], object]
+) -> web.StreamResponse:
+    """`change(session, ticket, agent)` in one unit of work; answers with the ticket after it."""
+    def run(session: Session) -> TicketSummary:
+        ticket, mailbox, _, owner = _ticket(session, request, access)
+        change(session, ticket, session.get_one(Agent, access.agent_id))
+        requester = session.get_one(Contact, ticket.requester_id) if ticket.requester_id is not None else None
+        return _summary(ticket, mailbox, requester, owner)
+
+    return ok(await request.app[keys.DB].write(run))
+
+
 @api_view
 async def post_status(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(StatusRequest, request)
     events = request.app[keys.PROCESSOR].events
-
-    def change(session: Session) -> TicketSummary:
-        ticket, mailbox, requester, owner = _ticket(session, request, access)
-        agent = session.get_one(Agent, access.agent_id)
-        change_status(session, events, ticket, agent, body.status, thread_rule="api")
-        return _summary(ticket, mailbox, requester, owner)
-
-    return ok(await request.app[keys.DB].write(change))
+    return await _change(request, access, lambda session, ticket, agent: change_status(
+        session, events, ticket, agent, body.status, thread_rule="api"
+    ))  # fmt: skip
 
 
 @api_view
@@ -296,16 +304,13 @@ async def post_requester(request: web.Request) -> web.StreamResponse:
     body = await read_body(RequesterRequest, request)
     events = request.app[keys.PROCESSOR].events
 
-    def name(session: Session) -> TicketSummary:
-        ticket, mailbox, _, owner = _ticket(session, request, access)
-        agent = session.get_one(Agent, access.agent_id)
+    def name(session: Session, ticket: Ticket, agent: Agent) -> None:
         try:
             set_requester(session, events, ticket, body.email, agent=agent, name=_clean(body.name))
         except RequesterError as error:
             raise ApiFailure(409, str(error)) from None
-        return _summary(ticket, mailbox, session.get_one(Contact, ticket.requester_id), owner)
 
-    return ok(await request.app[keys.DB].write(name))
+    return await _change(request, access, name)
 
 
 def _notifications(found: list[MailboxPreferences]) -> NotificationSettings:
