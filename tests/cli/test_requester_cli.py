@@ -20,7 +20,7 @@ async def wicket(settings: Settings, *args: str) -> Result:
     if not settings.database_url.startswith("sqlite"):
         pytest.skip("the command line opens the database by URL; the PostgreSQL test schema is not in it")
     env = {"WICKET_DATABASE_URL": settings.database_url, "WICKET_VAR_DIR": str(settings.var_dir),
-           "WICKET_SECRET_KEYS": json.dumps(settings.secret_keys)}
+           "WICKET_SECRET_KEYS": json.dumps(settings.secret_keys), "COLUMNS": "300"}  # a table on one line
     # The command runs its own event loop, so it runs on a thread of its own.
     return await asyncio.to_thread(CliRunner().invoke, main, list(args), env=env)
 
