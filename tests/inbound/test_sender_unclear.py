@@ -188,3 +188,19 @@ async def test_the_ticket_created_webhook_names_no_requester(receive_email: Rece
     PAYLOADS["ticket.created"].model_validate_json(event.payload)  # the documented shape, no extra fields
     ticket = json.loads(event.payload)["data"]["ticket"]
     assert (ticket["requester"], ticket["flag"]) == (None, "sender_unclear")
+
+
+async def test_mail_with_no_usable_sender_brings_nobody_in_by_cc_and_an_invalid_cc_makes_no_contact(
+    receive_email: ReceiveEmail, gateway: Gateway
+) -> None:
+    unclear = unclear_mail(4).replace(b"Subject:", b"Cc: carol@customer.test\r\nSubject:")
+    await receive_email(unclear, mail_from="")
+    assert await counts(gateway) == (1, 0, 0)
+    request = build_mail(sender="Alice Doe <alice@customer.test>", to=SUPPORT, subject="Printer",
+                         body="It jams.\n", Cc="printer@localhost, dan@customer.test")  # fmt: skip
+    await receive_email(request)
+
+    def contacts(session: Session) -> list[str]:
+        return sorted(session.scalars(select(Contact.email)))
+
+    assert await gateway.db.read(orm(contacts)) == ["alice@customer.test", "dan@customer.test"]
