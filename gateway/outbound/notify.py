@@ -18,7 +18,8 @@ copies an agent's reply to the colleagues following the ticket and tells an agen
 their emailed reply went nowhere); a customer is told when Wicket resolved their pending
 ticket on its own. Each notification's Reply-To is that agent's signed reply address, and
 its Message-ID is kept on the outbox row, so replies thread either way; it carries the
-customer's files (or links to them, gateway/outbound/files.py). A
+customer's files (or links to them, gateway/outbound/files.py); what it says is
+gateway/outbound/notification.py's. A
 delivery report about mail we sent marks that outbox row bounced.
 """
 
@@ -30,10 +31,8 @@ from datetime import timedelta
 from sqlalchemy import ColumnElement, Select, bindparam, func, select
 from sqlalchemy.orm import Session
 
-from gateway.mail.addresses import escaped_header
 from gateway.mail.classify import MailKind
 from gateway.mail.quotes import REPLY_MARKER
-from gateway.mail.verdicts import SenderVerdicts
 from gateway.models import Agent, Contact, Mailbox, MailboxMembership, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import OutboundKind, display_name
 from gateway.outbound.customer_mail import (
@@ -43,6 +42,7 @@ from gateway.outbound.customer_mail import (
     reply_all_headers,
 )
 from gateway.outbound.drafts import Draft, queue_draft
+from gateway.outbound.notification import notification_context
 from gateway.outbound.outbox import record_bounce
 from gateway.outbound.team_mail import advise_agent, copy_to_colleagues, follows
 from gateway.outbound.webhooks.recorder import WebhookRecorder
@@ -61,8 +61,6 @@ from gateway.tickets.events import (
 )
 from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
-
-MAX_NOTIFIED_TEXT = 20_000
 
 # Statements built once (per event, building and cache-keying them cost more than running them).
 _ACKNOWLEDGEMENTS_SINCE = statements.prepare(
@@ -203,7 +201,7 @@ class Notifier:
         message = event.message
         author = message.from_email.lower()
         agents = [agent for agent in _agents_to_notify(session, event.ticket, new_ticket) if agent.email != author]
-        self._queue_notifications(session, event, agents, _notification_context(event, new_ticket=new_ticket))
+        self._queue_notifications(session, event, agents, notification_context(event, new_ticket=new_ticket))
 
     def on_ticket_rated(self, session: Session, event: TicketRated) -> None:
         """The agents who hear of customer messages hear of a rating too."""
@@ -258,46 +256,6 @@ class Notifier:
 def _requester(session: Session, ticket: Ticket) -> Contact | None:
     """The ticket's requester; None while its mail named no usable sender (nobody is mailed)."""
     return session.get_one(Contact, ticket.requester_id) if ticket.requester_id is not None else None
-
-
-def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bool) -> dict[str, str]:
-    message, tag = event.message, subject_tag(event.ticket)
-    who = f"{message.from_name} <{message.from_email}>" if message.from_name else message.from_email
-    unclear = _unclear_from(event)
-    if unclear:
-        who = "an unclear sender"
-    if new_ticket:
-        headline = f"New ticket {tag} from {who}"
-    else:
-        reopened = isinstance(event, MessageAdded) and event.reopened
-        headline = f"{who} wrote on {tag}{' (reopened)' if reopened else ''}"
-    return {
-        "reply_line": REPLY_MARKER,
-        "headline": headline,
-        "text": (message.reply_text or message.body_text).strip()[:MAX_NOTIFIED_TEXT],
-        "customer": message.from_name or message.from_email or "the customer",
-        "classification": message.classification,
-        "unclear_from": unclear,
-        "no_requester": "yes" if event.ticket.requester_id is None else "",
-        **_sender_checks(message),
-    }
-
-
-def _unclear_from(event: TicketCreated | MessageAdded) -> str:
-    """What From said, escaped, when it (and Sender, Reply-To, the envelope) named no usable
-    address; "" when the message has a sender (docs/architecture.md, "Mail with no usable sender")."""
-    if event.message.from_email:
-        return ""
-    said = escaped_header(event.parsed.headers.get("From", "")) if event.parsed else event.ticket.unclear_from
-    return f"From: {said}" if said else "no From header"
-
-
-def _sender_checks(message: Message) -> dict[str, str]:
-    """The message's sender verdicts in one line, and whether to warn that From may be forged."""
-    verdicts = SenderVerdicts.from_json(message.sender_verdicts)
-    if verdicts is None:
-        return {"sender_checks": "", "dmarc_failed": ""}
-    return {"sender_checks": verdicts.summary(), "dmarc_failed": "yes" if verdicts.dmarc_failed else ""}
 
 
 def _mark_bounced(session: Session, event: MessageAdded) -> None:
