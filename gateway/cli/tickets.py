@@ -9,10 +9,16 @@ portal (tests/cli/test_cli_imports.py).
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from gateway.cli.support import console, on_database, run_async
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from gateway.settings import Settings
 
 _AGE = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 # TicketStatus's values, written out so that `--help` need not import the models
@@ -50,6 +56,7 @@ async def tickets_list(
     """Tickets, the most recently active first."""
     import json
 
+    from rich.markup import escape
     from rich.table import Table
 
     from gateway.tickets.queries import TicketFilter, list_tickets
@@ -63,10 +70,11 @@ async def tickets_list(
         return
     table = Table("ref", "mailbox", "status", "owner", "priority", "tags", "requester", "subject", "messages",
                   "last activity")
-    for row in rows:
+    for row in rows:  # cells are rich markup: what mail put there is escaped
         table.add_row(
             str(row["ref"]), row["mailbox"], row["status"], row["owner"] or "-", row["priority"],
-            " ".join(row["tags"]), row["requester"], row["subject"], str(row["messages"]), row["last_activity_at"],
+            " ".join(row["tags"]), escape(_requester_text(row)), escape(row["subject"]), str(row["messages"]),
+            row["last_activity_at"],
         )
     console().print(table)
 
@@ -97,11 +105,16 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     tags = " ".join(ticket["tags"]) or "-"
     console().print(f"owner: {ticket['owner'] or 'unassigned'} · priority: {ticket['priority']} · tags: {tags}",
                     markup=False, highlight=False)
+    console().print(f"requester: {_requester_text(ticket)}", markup=False, highlight=False)
+    if ticket["requester"] is None:
+        console().print(f"nobody is mailed until a requester is named: wicket tickets requester {ticket['ref']} ADDRESS",
+                        markup=False, highlight=False)
     if ticket["previous_ticket"]:
         console().print(f"continues #{ticket['previous_ticket']}", markup=False, highlight=False)
     for message in ticket["messages"]:
         kind = "INTERNAL NOTE · " if message["internal"] else ""
-        console().rule(escape(f"{kind}{message['from'] or 'Wicket'} · {message['created_at']} · "
+        author = message["from"] or ("sender unclear" if message["author_type"] == "customer" else "Wicket")
+        console().rule(escape(f"{kind}{author} · {message['created_at']} · "
                               f"{message['classification']} · {message['thread_rule']}"))
         verdicts = SenderVerdicts.from_json(message["sender_verdicts"])
         if verdicts is not None:
@@ -116,3 +129,31 @@ async def tickets_show(ref: int, mailbox_address: str | None, as_json: bool) -> 
     for rating in ticket["ratings"]:
         comment = f": {rating['comment']}" if rating["comment"] else ""
         console().print(f"Rated {rating['rating']} by {rating['by']} at {rating['rated_at']}{comment}", markup=False)
+
+
+def _requester_text(ticket: dict[str, Any]) -> str:
+    """The requester, or what From said when the mail named no usable sender (escaped already)."""
+    if ticket["requester"] is not None:
+        return str(ticket["requester"])
+    return f"none, sender unclear ({'From: ' + ticket['unclear_from'] if ticket['unclear_from'] else 'no From header'})"
+
+
+@tickets.command("requester")
+@click.argument("ref", type=int)
+@click.argument("address")
+@click.option("--name", default="", help="The requester's name, if the contact is new.")
+@click.option("--mailbox", "mailbox_address", default=None, help="Mailbox address (default: the first).")
+def tickets_requester(ref: int, address: str, name: str, mailbox_address: str | None) -> None:
+    """Name ADDRESS as the requester of ticket REF, whose mail named no usable sender."""
+    from gateway.cli.support import in_unit
+    from gateway.outbound.notify import ticket_events
+    from gateway.tickets.queries import TicketNotFound, ticket_by_ref
+    from gateway.tickets.requester import RequesterError, set_requester
+
+    def name_requester(session: Session, settings: Settings) -> str:
+        _, ticket = ticket_by_ref(session, ref, mailbox_address)
+        set_requester(session, ticket_events(settings), ticket, address, agent=None, name=name)
+        return address.strip().lower()
+
+    email = in_unit(name_requester, errors=(TicketNotFound, RequesterError))
+    click.echo(f"#{ref}: {email} is the requester; replies now reach them")

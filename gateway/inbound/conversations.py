@@ -80,7 +80,7 @@ def find_conversation(
     keys: tuple[SecretKey, ...],
     mail: ParsedEmail,
     reply: ReplyAddress | None,
-    sender_contact_id: int,
+    sender_contact_id: int | None,
     *,
     sender_trusted: bool = True,
 ) -> Conversation:

@@ -33,7 +33,7 @@ def customer_message(
     mailbox_id: int,
     ticket: Ticket,
     dedupe_key: str,
-    contact_id: int,
+    contact_id: int | None,
     email: str,
     name: str,
     verdict: Classification,

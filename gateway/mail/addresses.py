@@ -5,6 +5,7 @@ are refused (mail cannot be answered there); `.test` is accepted because test an
 set-ups use it. Internationalized addresses are accepted as SMTPUTF8 mail carries them.
 Plain ASCII addresses take a pattern that accepts a subset of what email-validator
 accepts, and the answers are cached: the check runs on every message and senders repeat.
+`escaped_header` is how a From that named no valid address is shown to the team.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ _PLAIN = re.compile(
     rf"{_ATOM}(?:\.{_ATOM})*@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{{0,61}}[A-Za-z0-9])?\.)+[A-Za-z]{{2,63}}"
 )
 _RESERVED = tuple(name for name in SPECIAL_USE_DOMAIN_NAMES if name != "test")
+MAX_SHOWN_HEADER = 500  # characters of a hostile header worth showing
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,3 +48,19 @@ def _is_valid(address: str) -> bool:
     except EmailNotValidError:
         return False
     return True
+
+
+def escaped_header(value: str) -> str:
+    """A header value as text that is safe to show anywhere: one line, control and format
+    characters (and backslashes) written as Python escapes, at most `MAX_SHOWN_HEADER`
+    characters. Pages and mail still escape it for their own markup."""
+    shown = []
+    for char in " ".join(value.split()):
+        if char == "\\":
+            shown.append("\\\\")
+        elif char.isprintable():
+            shown.append(char)
+        else:
+            shown.append(char.encode("unicode_escape", "backslashreplace").decode("ascii"))
+    text = "".join(shown)
+    return text if len(text) <= MAX_SHOWN_HEADER else text[: MAX_SHOWN_HEADER - 1] + "…"

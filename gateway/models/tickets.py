@@ -82,6 +82,8 @@ class Ticket(Base):
     `status_changed_at` dates the current status (the reopen window and the auto-resolve of
     pending tickets count from it); `previous_ticket_id` links a ticket opened by a reply
     that came after its old ticket's reopen window (docs/architecture.md, "Ticket status").
+    `requester_id` is None, and `flag` says `sender_unclear`, until an agent names the
+    requester of a ticket whose mail had no usable sender address.
     """
 
     __tablename__ = "ticket"
@@ -99,7 +101,11 @@ class Ticket(Base):
     ref: Mapped[int] = mapped_column(Integer)
     subject: Mapped[str] = mapped_column(Text, default="")
     status: Mapped[str] = mapped_column(String(12), default=TicketStatus.OPEN)
-    requester_id: Mapped[int] = mapped_column(ForeignKey("contact.id"))
+    # None while the ticket's mail named no usable sender: no contact is made up for it
+    # (docs/architecture.md, "Mail with no usable sender"); `unclear_from` keeps what its
+    # From header said, escaped, for the team.
+    requester_id: Mapped[int | None] = mapped_column(ForeignKey("contact.id"))
+    unclear_from: Mapped[str | None] = mapped_column(Text)
     flag: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = created_column()
     last_activity_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -110,7 +116,7 @@ class Ticket(Base):
     status_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     previous_ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
 
-    requester: Mapped[Contact] = relationship(lazy="raise")
+    requester: Mapped[Contact | None] = relationship(lazy="raise")
 
 
 class ParticipantRole(StrEnum):

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import format_datetime
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.models import (
@@ -42,6 +42,7 @@ from gateway.storage.upsert import insert_ignore
 from gateway.tickets.markers import subject_tag
 
 MAX_LISTED = 50  # tickets per section; the counts above them are complete
+UNCLEAR = "sender unclear"  # the requester of a ticket whose mail named no usable sender
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +79,8 @@ def digest_context(
 ) -> dict[str, object]:
     """What one agent's digest of one mailbox says."""
     tickets = session.execute(
-        select(Ticket, Contact.email)
-        .join(Contact, Contact.id == Ticket.requester_id)
+        select(Ticket, func.coalesce(Contact.email, UNCLEAR))
+        .outerjoin(Contact, Contact.id == Ticket.requester_id)  # none while the sender is unclear
         .where(Ticket.mailbox_id == mailbox.id, Ticket.status.in_([TicketStatus.OPEN, TicketStatus.PENDING]))
         .order_by(Ticket.created_at, Ticket.id)
     ).all()

@@ -10,13 +10,16 @@ answerable (never for auto-replies, bounces, lists or loops), the requester wrot
 themselves (not an agent's forward) from an address that is not the mailbox's own, and
 the requester has had fewer than `ack_limit_per_sender` acknowledgements within
 `ack_window_seconds`, counted in the outbox.
+A ticket whose mail named no usable sender has no requester: nobody is mailed but the
+agents, whose notification shows what From said and how to name the requester.
 The mailbox's agents are notified of new tickets and of answerable customer messages, as
 their preferences and notification policy allow (gateway/outbound/team_mail.py, which also
 copies an agent's reply to the colleagues following the ticket and tells an agent when
 their emailed reply went nowhere); a customer is told when Wicket resolved their pending
 ticket on its own. Each notification's Reply-To is that agent's signed reply address, and
 its Message-ID is kept on the outbox row, so replies thread either way; it carries the
-customer's files (or links to them, gateway/outbound/files.py). A
+customer's files (or links to them, gateway/outbound/files.py); what it says is
+gateway/outbound/notification.py's. A
 delivery report about mail we sent marks that outbox row bounced.
 """
 
@@ -30,7 +33,6 @@ from sqlalchemy.orm import Session
 
 from gateway.mail.classify import MailKind
 from gateway.mail.quotes import REPLY_MARKER
-from gateway.mail.verdicts import SenderVerdicts
 from gateway.models import Agent, Contact, Mailbox, MailboxMembership, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import OutboundKind, display_name
 from gateway.outbound.customer_mail import (
@@ -40,6 +42,7 @@ from gateway.outbound.customer_mail import (
     reply_all_headers,
 )
 from gateway.outbound.drafts import Draft, queue_draft
+from gateway.outbound.notification import notification_context
 from gateway.outbound.outbox import record_bounce
 from gateway.outbound.team_mail import advise_agent, copy_to_colleagues, follows
 from gateway.outbound.webhooks.recorder import WebhookRecorder
@@ -58,8 +61,6 @@ from gateway.tickets.events import (
 )
 from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
-
-MAX_NOTIFIED_TEXT = 20_000
 
 # Statements built once (per event, building and cache-keying them cost more than running them).
 _ACKNOWLEDGEMENTS_SINCE = statements.prepare(
@@ -114,8 +115,8 @@ class Notifier:
         bus.subscribe(TicketRated, self.on_ticket_rated)
 
     def on_ticket_created(self, session: Session, event: TicketCreated) -> None:
-        if self._should_acknowledge(session, event):
-            requester = session.get_one(Contact, event.ticket.requester_id)
+        requester = _requester(session, event.ticket)
+        if requester is not None and self._should_acknowledge(session, event):
             mail_customer(
                 session,
                 self._settings,
@@ -171,9 +172,9 @@ class Notifier:
 
     def on_ticket_changed(self, session: Session, event: TicketChanged) -> None:
         """A pending ticket Wicket resolved on its own: the customer is told, with a link."""
-        if event.reason != "auto_resolve":
+        requester = _requester(session, event.ticket)
+        if event.reason != "auto_resolve" or requester is None:
             return
-        requester = session.get_one(Contact, event.ticket.requester_id)
         days = f"{self._settings.pending_auto_resolve_days:g}"
         mail_customer(
             session, self._settings, mailbox=event.mailbox, ticket=event.ticket, contact=requester,
@@ -200,7 +201,7 @@ class Notifier:
         message = event.message
         author = message.from_email.lower()
         agents = [agent for agent in _agents_to_notify(session, event.ticket, new_ticket) if agent.email != author]
-        self._queue_notifications(session, event, agents, _notification_context(event, new_ticket=new_ticket))
+        self._queue_notifications(session, event, agents, notification_context(event, new_ticket=new_ticket))
 
     def on_ticket_rated(self, session: Session, event: TicketRated) -> None:
         """The agents who hear of customer messages hear of a rating too."""
@@ -252,30 +253,9 @@ class Notifier:
             )
 
 
-def _notification_context(event: TicketCreated | MessageAdded, *, new_ticket: bool) -> dict[str, str]:
-    message, tag = event.message, subject_tag(event.ticket)
-    who = f"{message.from_name} <{message.from_email}>" if message.from_name else message.from_email
-    if new_ticket:
-        headline = f"New ticket {tag} from {who}"
-    else:
-        reopened = isinstance(event, MessageAdded) and event.reopened
-        headline = f"{who} wrote on {tag}{' (reopened)' if reopened else ''}"
-    return {
-        "reply_line": REPLY_MARKER,
-        "headline": headline,
-        "text": (message.reply_text or message.body_text).strip()[:MAX_NOTIFIED_TEXT],
-        "customer": message.from_name or message.from_email,
-        "classification": message.classification,
-        **_sender_checks(message),
-    }
-
-
-def _sender_checks(message: Message) -> dict[str, str]:
-    """The message's sender verdicts in one line, and whether to warn that From may be forged."""
-    verdicts = SenderVerdicts.from_json(message.sender_verdicts)
-    if verdicts is None:
-        return {"sender_checks": "", "dmarc_failed": ""}
-    return {"sender_checks": verdicts.summary(), "dmarc_failed": "yes" if verdicts.dmarc_failed else ""}
+def _requester(session: Session, ticket: Ticket) -> Contact | None:
+    """The ticket's requester; None while its mail named no usable sender (nobody is mailed)."""
+    return session.get_one(Contact, ticket.requester_id) if ticket.requester_id is not None else None
 
 
 def _mark_bounced(session: Session, event: MessageAdded) -> None:

@@ -91,13 +91,13 @@ def copy_to_colleagues(session: Session, settings: Settings, event: AgentReplied
     colleagues = _followers(session, ticket, replier)
     if not colleagues:
         return
-    requester = session.get_one(Contact, ticket.requester_id)
+    requester = session.get(Contact, ticket.requester_id) if ticket.requester_id is not None else None
     agent_name = replier.name or replier.email
     context = {
         "headline": f"{agent_name} answered {subject_tag(ticket)}",
         "text": event.message.body_text[:MAX_COPIED_TEXT],
         "agent_name": agent_name,
-        "customer": requester.name or requester.email,
+        "customer": (requester.name or requester.email) if requester else "the customer",
     }
     for colleague in colleagues:
         queue_team_mail(

@@ -62,6 +62,8 @@ def ticket_for_contact(session: Session, contact: Contact, public_id: str) -> Ti
         return None
     if is_participant(session, ticket.id, contact.id):
         return TicketAccess(ticket, participant=True)
+    if ticket.requester_id is None:  # the sender was unclear: no colleague's ticket to share
+        return None
     account = account_sharing_with(session, contact, ticket.requester_id)
     return None if account is None else TicketAccess(ticket, participant=False, account=account)
 

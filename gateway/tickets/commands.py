@@ -11,12 +11,15 @@ agent API's reply text:
     #tag <word>…                   adds tags (lower case; letters, digits, - _ .)
     #cc addr, Name <addr>…         adds participants (gateway/tickets/replies.py adds them
                                    before the reply goes out, so they receive it)
+    #requester addr                names the requester of a ticket whose mail named no
+                                   usable sender (gateway/tickets/requester.py), before
+                                   the reply goes out
 
 `read_commands` takes command lines off the top until the first line that is not one and
 returns them with the text below; a line that looks like a command but is not understood
 is kept in `Commands.problems` (the caller refuses the whole reply and tells the agent,
 never the customer). `apply_commands` carries out the ticket changes (not `#internal`
-and `#cc`, which the reply itself uses), each through
+`#cc` and `#requester`, which the reply itself uses), each through
 `gateway.tickets.status.record_change` (an event and an audit row) plus a note.
 A new command is one entry in `_READERS` and, when it changes the ticket, one step in
 `apply_commands`.
@@ -54,11 +57,14 @@ class Commands:
     priority: TicketPriority | None = None
     tags: tuple[str, ...] = ()
     cc: tuple[str, ...] = ()  # addresses to add as participants
+    requester: str | None = None  # the address to make the requester of a ticket without one
     problems: tuple[str, ...] = field(default=())  # lines not understood, each with why
 
     @property
     def changes_ticket(self) -> bool:
-        return bool(self.status or self.assign or self.unassign or self.priority or self.tags or self.cc)
+        return bool(
+            self.status or self.assign or self.unassign or self.priority or self.tags or self.cc or self.requester
+        )
 
 
 def _choice(kind: type[TicketStatus | TicketPriority], name: str) -> Callable[[Commands, str], Commands]:
@@ -106,6 +112,13 @@ def _cc(commands: Commands, argument: str) -> Commands:
     return replace(commands, cc=tuple(dict.fromkeys((*commands.cc, *(a.lower() for a in addresses)))))
 
 
+def _requester(commands: Commands, argument: str) -> Commands:
+    found = [address for _, address in getaddresses([argument.strip()]) if address]
+    if len(found) != 1:
+        raise ValueError("write it as '#requester name@example.com' (one address)")
+    return replace(commands, requester=found[0].strip().lower())
+
+
 _READERS: dict[str, Callable[[Commands, str], Commands]] = {
     "internal": _no_argument("internal", internal=True),
     "status": _choice(TicketStatus, "status"),
@@ -114,6 +127,7 @@ _READERS: dict[str, Callable[[Commands, str], Commands]] = {
     "priority": _choice(TicketPriority, "priority"),
     "tag": _tag,
     "cc": _cc,
+    "requester": _requester,
 }
 
 

@@ -93,7 +93,7 @@ def _listing(name: str, *conditions: ColumnElement[bool]) -> Listing:
             Contact.name,
             Contact.email,
         )
-        .join(Contact, Contact.id == Ticket.requester_id)
+        .outerjoin(Contact, Contact.id == Ticket.requester_id)  # none while the sender is unclear
         .outerjoin(TicketRead, and_(TicketRead.ticket_id == Ticket.id, TicketRead.contact_id == viewer))
         .where(*conditions)
         .order_by(case((is_open, 0), else_=1), last.desc(), Ticket.id.desc())
@@ -125,7 +125,7 @@ def _page(connection: Connection, listing: Listing, values: dict[str, Any], page
     window = {**values, "limit": per_page + 1, "offset": (page - 1) * per_page}
     found = statements.rows(listing.rows, connection, window)
     rows = [
-        TicketRow(public_id, ref, subject, status, last_at, bool(unread), name or email)
+        TicketRow(public_id, ref, subject, status, last_at, bool(unread), name or email or "")
         for public_id, ref, subject, status, last_at, unread, name, email in found[:per_page]
     ]
     if page == 1 and len(found) <= per_page:

@@ -2,7 +2,9 @@
 
 `list_tickets` filters by status, owner (an agent's address or name), unassigned and age
 (`older_than`, against the ticket's creation); both views name the owner, priority and
-tags, and `show_ticket` marks every internal note as one.
+tags, and `show_ticket` marks every internal note as one. A ticket whose mail named no
+usable sender has no requester (None) and shows what its From header said, escaped, as
+`unclear_from` (docs/architecture.md, "Mail with no usable sender").
 A shown ticket's messages list their files: name, type, size and sha256.
 """
 
@@ -52,7 +54,7 @@ async def list_tickets(db: Database, wanted: TicketFilter | None = None) -> list
             counts.c.messages,
         )
         .join(Mailbox, Mailbox.id == Ticket.mailbox_id)
-        .join(Contact, Contact.id == Ticket.requester_id)
+        .outerjoin(Contact, Contact.id == Ticket.requester_id)  # none while the sender is unclear
         .outerjoin(counts, counts.c.ticket_id == Ticket.id)
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
         .limit(wanted.limit)
@@ -80,7 +82,8 @@ async def list_tickets(db: Database, wanted: TicketFilter | None = None) -> list
                 "priority": ticket.priority,
                 "tags": list(ticket.tags or []),
                 "flag": ticket.flag,
-                "requester": ticket.requester_email,
+                "requester": ticket.requester_email,  # None: the sender was unclear (see "unclear_from")
+                "unclear_from": ticket.unclear_from,
                 "subject": ticket.subject,
                 "messages": ticket.messages or 0,
                 "created_at": ticket.created_at.isoformat(timespec="seconds"),
@@ -97,18 +100,24 @@ async def show_ticket(db: Database, ref: int, mailbox_address: str | None = None
     return await db.read(orm(lambda session: _show(session, ref, mailbox_address)), large=True)
 
 
-def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:
-    # Imported here: `wicket tickets list`, which loads this module, needs no ratings (nor links).
-    from gateway.tickets.satisfaction import ratings_of
-
+def ticket_by_ref(session: Session, ref: int, mailbox_address: str | None = None) -> tuple[Mailbox, Ticket]:
+    """Ticket `ref` of the mailbox with that address (default: the first); TicketNotFound if none."""
     mailbox_query = select(Mailbox).order_by(Mailbox.id)
     if mailbox_address:
-        mailbox_query = mailbox_query.where(Mailbox.address == mailbox_address.lower())
+        mailbox_query = mailbox_query.where(Mailbox.address == mailbox_address.strip().lower())
     mailbox = session.scalars(mailbox_query.limit(1)).first()
     ticket = mailbox and session.scalar(select(Ticket).where(Ticket.mailbox_id == mailbox.id, Ticket.ref == ref))
     if mailbox is None or ticket is None:
         raise TicketNotFound(f"no ticket #{ref}" + (f" in {mailbox_address}" if mailbox_address else ""))
-    requester = session.get_one(Contact, ticket.requester_id)
+    return mailbox, ticket
+
+
+def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, Any]:
+    # Imported here: `wicket tickets list`, which loads this module, needs no ratings (nor links).
+    from gateway.tickets.satisfaction import ratings_of
+
+    mailbox, ticket = ticket_by_ref(session, ref, mailbox_address)
+    requester = session.get(Contact, ticket.requester_id) if ticket.requester_id is not None else None
     owner = session.get(Agent, ticket.owner_agent_id) if ticket.owner_agent_id else None
     previous = session.get(Ticket, ticket.previous_ticket_id) if ticket.previous_ticket_id else None
     messages = list(session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id)))
@@ -128,7 +137,8 @@ def _show(session: Session, ref: int, mailbox_address: str | None) -> dict[str, 
         "tags": list(ticket.tags or []),
         "previous_ticket": previous.ref if previous else None,
         "flag": ticket.flag,
-        "requester": requester.email,
+        "requester": requester.email if requester else None,
+        "unclear_from": ticket.unclear_from,
         "messages": [
             _message(m, raw_by_inbound.get(m.inbound_email_id or 0), files.get(m.id, [])) for m in messages
         ],

@@ -8,12 +8,14 @@ copy with its own fresh magic link. Files the agent attached are stored on the r
 doors check them first with `gateway.tickets.files.check_files`) and go out with it.
 Commands (`#status`, `#assign`, `#cc`, …) are read and carried out by
 gateway/tickets/commands.py; `#cc addr` adds participants before the reply is published,
-so they receive it too; each change leaves a note saying who changed what.
+so they receive it too, and `#requester addr` names the requester of a ticket that has
+none; each change leaves a note saying who changed what. A reply to the customers of a
+ticket without a requester is refused (gateway/tickets/requester.py).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -23,6 +25,7 @@ from gateway.tickets.commands import AssignError, Commands, apply_commands, find
 from gateway.tickets.events import AgentReplied, EventBus
 from gateway.tickets.files import TeamFile, store_files
 from gateway.tickets.notes import add_note
+from gateway.tickets.requester import RequesterError, check_requester_address, needs_requester, set_requester
 from gateway.tickets.service import add_cc_participants
 from gateway.tickets.status import set_status
 
@@ -68,8 +71,17 @@ def _check(session: Session, ticket: Ticket, agent: Agent, reply: AgentReply) ->
             find_assignee(session, ticket, agent, commands.assign)
         except AssignError as error:
             raise ReplyError(str(error)) from None
+    if commands.requester is not None:
+        try:
+            check_requester_address(session, ticket, commands.requester)
+        except RequesterError as error:
+            raise ReplyError(f"'#requester': {error}") from None
     if not reply.text.strip() and not commands.changes_ticket:
         raise ReplyError("nothing to do: the reply has no text and changes nothing")
+    # Nobody could receive it: the ticket's mail named no usable sender (gateway/tickets/requester.py).
+    unanswerable = needs_requester(ticket)
+    if reply.text.strip() and not commands.internal and commands.requester is None and unanswerable:
+        raise ReplyError(unanswerable)
 
 
 def apply_reply(
@@ -95,6 +107,12 @@ def apply_reply(
     commands, text = reply.commands, reply.text.strip()
     stored: Message | None = None
     resolves = commands.status is TicketStatus.RESOLVED and ticket.status is not TicketStatus.RESOLVED
+    named: Message | None = None
+    if commands.requester is not None:  # first: the reply below goes to the requester
+        # The email's origin goes on the first message stored: this note when nothing else is.
+        alone = not text and not replace(commands, requester=None).changes_ticket
+        named = set_requester(session, events, ticket, commands.requester, agent=agent, thread_rule=thread_rule,
+                              **(origin if alone else {}))  # fmt: skip
     if commands.cc:
         add_cc_participants(session, ticket, commands.cc)
     if text and commands.internal:
@@ -112,6 +130,7 @@ def apply_reply(
         added = f"{agent.name or agent.email} added {', '.join(commands.cc)} to the ticket."
         note = add_note(session, ticket, added, agent=agent, thread_rule=thread_rule, **({} if stored else origin))
         stored = stored or note
+    stored = stored or named
     if stored is None:
         raise ReplyError("nothing to do: the ticket already is as the commands ask")
     return stored

@@ -18,6 +18,7 @@ from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from gateway.directory.contacts import contact_for
+from gateway.mail.addresses import is_valid_address
 from gateway.models import (
     Agent,
     Contact,
@@ -37,7 +38,6 @@ from gateway.tickets.reply_address import split_plus
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
-_PLAIN_ADDRESS = re.compile(r"[^@\s<>\"]{1,64}@[^@\s<>\"]{1,255}")
 MAX_CC_PARTICIPANTS = 20
 
 # Statements built once: building and cache-keying an expression costs more than running it.
@@ -70,10 +70,11 @@ def add_participant(
 def add_cc_participants(session: Session, ticket: Ticket, addresses: Iterable[str]) -> None:
     """Addresses put in Cc by the requester or an agent join the ticket as participants.
 
-    Callers decide who may add people (see gateway/inbound/delivery.py); this keeps our own
-    mailbox addresses (plain or plus-tagged) and the team out of the participants.
+    Callers decide who may add people (see gateway/inbound/on_ticket.py); this keeps our own
+    mailbox addresses (plain or plus-tagged), the team and invalid addresses (no contact is
+    made for an address mail cannot be answered at) out of the participants.
     """
-    wanted = [a for a in dict.fromkeys(a.strip().lower() for a in addresses) if _PLAIN_ADDRESS.fullmatch(a)]
+    wanted = [a for a in dict.fromkeys(a.strip().lower() for a in addresses) if is_valid_address(a)]
     if not wanted:
         return
     wanted = wanted[:MAX_CC_PARTICIPANTS]
@@ -95,9 +96,19 @@ def is_participant(session: Session, ticket_id: int, contact_id: int) -> bool:
 
 
 def open_ticket(
-    session: Session, mailbox: Mailbox, requester: Contact, subject: str, flag: str | None = None
+    session: Session,
+    mailbox: Mailbox,
+    requester: Contact | None,
+    subject: str,
+    flag: str | None = None,
+    *,
+    unclear_from: str | None = None,
 ) -> Ticket:
-    """A new ticket with the mailbox's next reference number."""
+    """A new ticket with the mailbox's next reference number.
+
+    `requester` None: the mail named no usable sender (gateway/tickets/requester.py), and
+    `unclear_from` keeps what its From header said.
+    """
     rows = session.connection()
     ref = statements.scalar(_TAKE_NEXT_REF, rows, {"mailbox_id": mailbox.id})
     assert ref is not None
@@ -107,7 +118,8 @@ def open_ticket(
         "mailbox_id": mailbox.id,
         "ref": ref,
         "subject": clean_subject(subject),
-        "requester_id": requester.id,
+        "requester_id": requester.id if requester is not None else None,
+        "unclear_from": unclear_from,
         "flag": flag,
         "status": TicketStatus.OPEN,
         "created_at": now,
@@ -122,11 +134,12 @@ def open_ticket(
     # flush cost several times the INSERT itself on the processing path.
     ticket = loaded(Ticket, {"id": statements.scalar(_INSERT_TICKET, rows, values), **values})
     session.add(ticket)
-    statements.rows(
-        _INSERT_PARTICIPANT,
-        rows,
-        {"ticket_id": ticket.id, "contact_id": requester.id, "role": ParticipantRole.REQUESTER, "created_at": now},
-    )
+    if requester is not None:
+        statements.rows(
+            _INSERT_PARTICIPANT,
+            rows,
+            {"ticket_id": ticket.id, "contact_id": requester.id, "role": ParticipantRole.REQUESTER, "created_at": now},
+        )
     return ticket
 
 

@@ -9,11 +9,13 @@ in `api_schema`, which also make the OpenAPI document (`api_document`) served at
 /api/v1/openapi.json. Each message lists its files, which agents of the mailbox download
 here; a reply may carry files as a multipart form (`api_files`). Contacts, the agent's
 notification settings and routes are areas of their own (`api_contacts`,
-`api_notifications`, `api_routes`).
+`api_notifications`, `api_routes`). A ticket whose mail named no usable sender has no
+requester (null) until an agent names one (`POST …/requester`, gateway/tickets/requester.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import replace
 
 from aiohttp import web
@@ -25,6 +27,7 @@ from gateway.storage.database import orm
 from gateway.tickets.access import file_for_agent
 from gateway.tickets.commands import Commands
 from gateway.tickets.replies import AgentReply, ReplyError, apply_reply, change_status
+from gateway.tickets.requester import RequesterError, set_requester
 from gateway.tickets.satisfaction import ratings_of
 from gateway.tickets.replies import read_reply as reply_from_text  # api_files.read_reply reads the request
 from portal import keys
@@ -49,6 +52,7 @@ from portal.views.api_schema import (
     NoteRequest,
     Person,
     Rating,
+    RequesterRequest,
     SenderVerdicts,
     StatusRequest,
     TicketDetail,
@@ -60,10 +64,11 @@ from portal.views.api_schema import (
 from portal.views.attachments import file_download
 
 
-def _summary(ticket: Ticket, mailbox: str, requester: Contact, owner: str | None) -> TicketSummary:
+def _summary(ticket: Ticket, mailbox: str, requester: Contact | None, owner: str | None) -> TicketSummary:
     return TicketSummary(
         id=ticket.public_id, ref=ticket.ref, mailbox=mailbox, subject=ticket.subject, status=ticket.status,
-        flag=ticket.flag, requester=Person(email=requester.email, name=requester.name),
+        flag=ticket.flag, requester=Person(email=requester.email, name=requester.name) if requester else None,
+        unclear_from=ticket.unclear_from,
         owner=owner, priority=ticket.priority, tags=list(ticket.tags or []),
         created_at=ticket.created_at, last_activity_at=ticket.last_activity_at,
     )
@@ -82,12 +87,12 @@ def _message(m: Message, files: dict[int, list[AttachmentOut]]) -> TicketMessage
 _TICKETS = (
     select(Ticket, Mailbox.address, Contact, Agent.email)
     .join(Mailbox, Mailbox.id == Ticket.mailbox_id)
-    .join(Contact, Contact.id == Ticket.requester_id)
+    .outerjoin(Contact, Contact.id == Ticket.requester_id)  # none while the sender is unclear
     .outerjoin(Agent, Agent.id == Ticket.owner_agent_id)
 )
 
 
-def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Ticket, str, Contact, str | None]:
+def _ticket(session: Session, request: web.Request, access: Access) -> tuple[Ticket, str, Contact | None, str | None]:
     wanted = _TICKETS.where(
         Ticket.public_id == request.match_info["ticket_id"], Ticket.mailbox_id.in_(access.mailbox_ids)
     )
@@ -198,19 +203,43 @@ async def post_note(request: web.Request) -> web.StreamResponse:
     return await _act(request, access, AgentReply(clean(body.text), Commands(internal=True)))
 
 
+async def _change(
+    request: web.Request, access: Access, change: Callable[[Session, Ticket, Agent], object]
+) -> web.StreamResponse:
+    """`change(session, ticket, agent)` in one unit of work; answers with the ticket after it."""
+    def run(session: Session) -> TicketSummary:
+        ticket, mailbox, _, owner = _ticket(session, request, access)
+        change(session, ticket, session.get_one(Agent, access.agent_id))
+        requester = session.get_one(Contact, ticket.requester_id) if ticket.requester_id is not None else None
+        return _summary(ticket, mailbox, requester, owner)
+
+    return ok(await request.app[keys.DB].write(run))
+
+
 @api_view
 async def post_status(request: web.Request) -> web.StreamResponse:
     access = await authenticate(request)
     body = await read_body(StatusRequest, request)
     events = request.app[keys.PROCESSOR].events
+    return await _change(request, access, lambda session, ticket, agent: change_status(
+        session, events, ticket, agent, body.status, thread_rule="api"
+    ))  # fmt: skip
 
-    def change(session: Session) -> TicketSummary:
-        ticket, mailbox, requester, owner = _ticket(session, request, access)
-        agent = session.get_one(Agent, access.agent_id)
-        change_status(session, events, ticket, agent, body.status, thread_rule="api")
-        return _summary(ticket, mailbox, requester, owner)
 
-    return ok(await request.app[keys.DB].write(change))
+@api_view
+async def post_requester(request: web.Request) -> web.StreamResponse:
+    """Name the requester of a ticket whose mail named no usable sender (gateway/tickets/requester.py)."""
+    access = await authenticate(request)
+    body = await read_body(RequesterRequest, request)
+    events = request.app[keys.PROCESSOR].events
+
+    def name(session: Session, ticket: Ticket, agent: Agent) -> None:
+        try:
+            set_requester(session, events, ticket, body.email, agent=agent, name=clean(body.name))
+        except RequesterError as error:
+            raise ApiFailure(409, str(error)) from None
+
+    return await _change(request, access, name)
 
 
 async def openapi(request: web.Request) -> web.StreamResponse:
@@ -226,6 +255,7 @@ def add_api_routes(router: web.UrlDispatcher) -> None:
     router.add_get("/api/v1/tickets/{ticket_id}/attachments/{attachment_id}", download_file, name="api_attachment")
     router.add_post("/api/v1/tickets/{ticket_id}/notes", post_note, name="api_notes")
     router.add_post("/api/v1/tickets/{ticket_id}/status", post_status, name="api_status")
+    router.add_post("/api/v1/tickets/{ticket_id}/requester", post_requester, name="api_requester")
     router.add_get("/api/v1/contacts", list_contacts, name="api_contacts")
     router.add_get("/api/v1/me/notifications", read_notifications, name="api_notifications")
     router.add_put("/api/v1/me/notifications", change_notifications, name="api_change_notifications")

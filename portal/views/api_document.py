@@ -29,6 +29,7 @@ from portal.views.api_schema import (
     NotificationRequest,
     NotificationSettings,
     ReplyRequest,
+    RequesterRequest,
     StatusRequest,
     TicketDetail,
     TicketMessage,
@@ -40,7 +41,7 @@ from portal.views.webhook_schema import PAYLOADS, webhook_operations
 
 RESPONSES = (TicketPage, TicketDetail, TicketMessage, AttachmentOut, ContactPage, RoutePage, RouteOut, NotificationSettings,
              ApiError)
-REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RouteRequest, HeaderCondition, NotificationRequest)
+REQUESTS = (ReplyRequest, NoteRequest, StatusRequest, RequesterRequest, RouteRequest, HeaderCondition, NotificationRequest)
 
 
 def _query_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -143,6 +144,12 @@ OPERATIONS: dict[tuple[str, str], Operation] = {
     ),
     ("/api/v1/tickets/{ticket_id}/status", "post"): Operation(
         "Change the status", "200", TicketSummary, "The ticket after the change.", body=StatusRequest, on_ticket=True
+    ),
+    ("/api/v1/tickets/{ticket_id}/requester", "post"): Operation(
+        "Name the requester of a ticket whose mail named no usable sender", "200", TicketSummary,
+        "The ticket with its requester.", body=RequesterRequest, on_ticket=True,
+        refusals=(("409", "The ticket has a requester already, or the address is not a customer's "
+                          "(invalid, the mailbox's own, a team member's)."),),
     ),
     ("/api/v1/routes", "get"): Operation(
         "List the routes making tickets in the agent's mailboxes", "200", RoutePage, "Routes, in the order they run."

@@ -43,10 +43,18 @@ class TicketSummary(BaseModel):
     subject: str
     status: TicketStatus
     flag: str | None = Field(
-        description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list), or dmarc_fail "
-        "when its first mail failed DMARC for its From domain."
+        description="Why the ticket was opened by non-normal mail (auto_reply, bounce, list), dmarc_fail "
+        "when its first mail failed DMARC for its From domain, or sender_unclear when it named no usable "
+        "sender address (no requester until one is named)."
     )
-    requester: Person
+    requester: Person | None = Field(
+        description="null while the sender is unclear: nobody is mailed, and replies are refused until "
+        "POST /api/v1/tickets/{ticket_id}/requester names one."
+    )
+    unclear_from: str | None = Field(
+        description="What the From header of a sender-unclear ticket's mail said, escaped (control characters "
+        "as \\x.. escapes); null otherwise or when there was no From header."
+    )
     owner: str | None = Field(description="The owning agent's address; the first agent to answer, unless assigned.")
     priority: TicketPriority
     tags: list[str]
@@ -146,6 +154,12 @@ class NoteRequest(_Body):
 
 class StatusRequest(_Body):
     status: TicketStatus
+
+
+class RequesterRequest(_Body):
+    email: str = Field(min_length=3, max_length=320, description="The requester's address (a valid address: "
+                       "email-validator's syntax check, no DNS).")
+    name: str = Field(default="", max_length=200, description="Their name, if the contact is new.")
 
 
 class MailboxNotifications(BaseModel):

@@ -31,8 +31,10 @@ class WebhookTicket(_Strict):
     mailbox: str
     subject: str
     status: str
-    flag: str | None
-    requester: WebhookPerson | None
+    flag: str | None = Field(description="auto_reply, bounce, list, dmarc_fail, or sender_unclear when the "
+                             "ticket's mail named no usable sender address.")
+    requester: WebhookPerson | None = Field(description="null while the sender is unclear: no contact is made "
+                                            "up for mail without a valid sender address.")
     created_at: datetime
 
 

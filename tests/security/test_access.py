@@ -57,6 +57,7 @@ API_BODIES: dict[str, dict[str, str]] = {
     "api_replies": {"text": "Not my ticket"},
     "api_notes": {"text": "Not my ticket"},
     "api_status": {"status": "closed"},
+    "api_requester": {"email": "mallory@evil.test"},
 }
 COLLEAGUE = "colin@example.test"  # same company domain as Alice
 FORM = {"message": "I am not who you think", "subject": "Hello", "email": OWNER, "action": "remove"}

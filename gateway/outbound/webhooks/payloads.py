@@ -66,7 +66,7 @@ def message_received(
     mail = received.parsed
     data = {
         "message_id": mail.message_id,
-        "from": _address(mail.sender) if mail.sender else None,
+        "from": _address(mail.sender) if mail.sender and mail.sender.email else None,  # null: no usable sender
         "reply_to": [_address(a) for a in mail.reply_to],
         "to": [_address(a) for a in mail.to],
         "cc": [_address(a) for a in mail.cc],

@@ -78,7 +78,12 @@ def record_event(session: Session, event_type: str, data: dict[str, Any], ticket
 
 def about_ticket(session: Session, ticket: Ticket) -> dict[str, Any]:
     mailbox = held(session, "mailbox", ticket.mailbox_id, lambda: session.get_one(Mailbox, ticket.mailbox_id))
-    return ticket_data(ticket, mailbox, session.get(Contact, ticket.requester_id))
+    return ticket_data(ticket, mailbox, requester_of(session, ticket))
+
+
+def requester_of(session: Session, ticket: Ticket) -> Contact | None:
+    """The requester; None (null in payloads) while the ticket's mail named no usable sender."""
+    return session.get(Contact, ticket.requester_id) if ticket.requester_id is not None else None
 
 
 def record_ticket_assigned(session: Session, ticket: Ticket, owner: Agent | None, previous: Agent | None) -> None:
@@ -140,7 +145,7 @@ class WebhookRecorder:
         self._ready(session)
         now = utcnow()
         tickets = [
-            ticket_data(landed.ticket, landed.mailbox, session.get(Contact, landed.ticket.requester_id))
+            ticket_data(landed.ticket, landed.mailbox, requester_of(session, landed.ticket))
             for landed in received.landed
         ]
         key = _ordering(received.landed[0].ticket) if received.landed else None
