@@ -113,7 +113,7 @@ def _reason(error: Exception) -> str:
 
 
 def _bodies(item: Any, notes: list[str]) -> tuple[str, str | None]:
-    text = item.getStringStream("__substg1.0_1000") or ""
+    text = _string(item, "__substg1.0_1000")
     raw_html = item.getStream("__substg1.0_10130102")
     if not text.strip() and not raw_html and item.exists("__substg1.0_10090102"):
         if len(item.getStream("__substg1.0_10090102") or b"") > _MAX_RTF:
@@ -183,7 +183,7 @@ def _header_fields(item: Any) -> tuple[tuple[str, str], ...]:
 
 
 def _transport_headers(item: Any) -> Any:
-    text = item.getStringStream("__substg1.0_007D")
+    text = _string(item, "__substg1.0_007D")
     if not text or not text.strip():
         return None
     if text.startswith(_HEADERS_PREFIX):
@@ -193,10 +193,10 @@ def _transport_headers(item: Any) -> Any:
 
 def _property_fields(item: Any) -> dict[str, str]:
     def stream(name: str) -> str:
-        return _FOLD.sub(" ", item.getStringStream(name) or "").strip()
+        return _FOLD.sub(" ", _string(item, name)).strip()
 
     fields = {
-        "From": _address(stream("__substg1.0_0C1A"), stream("__substg1.0_5D01") or stream("__substg1.0_0C1F")),
+        "From": _address(stream("__substg1.0_0C1A") or stream("__substg1.0_0042"), _sender_address(item)),
         "Subject": stream("__substg1.0_0037"),
         "Message-ID": stream("__substg1.0_1035"),
         "In-Reply-To": stream("__substg1.0_1042"),
@@ -211,8 +211,22 @@ def _property_fields(item: Any) -> dict[str, str]:
     return fields
 
 
+def _string(item: Any, name: str) -> str:
+    """A string property without the NULs some writers leave at its end."""
+    return (item.getStringStream(name) or "").rstrip("\x00")
+
+
+def _sender_address(item: Any) -> str:
+    """The sender's SMTP address; an Exchange sender (address type EX) may have none."""
+    for address, kind in (("5D01", ""), ("0C1F", "0C1E"), ("5D02", ""), ("0065", "0064")):
+        value = _string(item, f"__substg1.0_{address}").strip()
+        if value and (not kind or _string(item, f"__substg1.0_{kind}").strip().upper() == "SMTP"):
+            return value
+    return ""
+
+
 def _address(name: str, address: str) -> str:
     """`Name <address>` with the name RFC 2047-encoded where needed; "" without an address."""
-    if "@" not in address:  # an Exchange directory name, not a mail address
+    if "@" not in address or address.startswith("/"):  # an Exchange directory name, not a mail address
         return ""
     return formataddr((_FOLD.sub(" ", name).strip(), address.strip()), charset="utf-8")
