@@ -5,10 +5,11 @@ properties. `read_item` opens one with extract-msg and returns an `OutlookItem`:
 fields of the mail it holds (from the transport headers Outlook kept when it received the
 mail, else rebuilt from the properties, as for a mail saved from Drafts or Sent Items), its
 plain and HTML text, and its files, an embedded item written out as a .msg file of its own.
-Everything in it is hostile: one `Allowance` caps the number and total size of the files
-taken out of a container and everything nested in it, a body kept only as compressed RTF is
-read only when the RTF is small, and whatever extract-msg cannot open raises
-`UnreadableItem`. extract-msg is imported on first use: few messages carry an item, and
+Everything in it is hostile: an `Allowance` caps the number and total size of the files
+taken out of a container and everything nested in it, and the OLE directory entries opened
+(counted from the file's header before olefile opens it, `gateway.mail.ole`); recipients
+and attachments beyond the caps are never built (nor an item of more than `MAX_STORAGES`), a body kept only as compressed RTF is read
+only when the RTF is small, and whatever extract-msg cannot open raises `UnreadableItem`. extract-msg is imported on first use: few messages carry an item, and
 the package and what it brings (RTF and HTML parsers) are slow to import.
 """
 
@@ -24,12 +25,20 @@ from email.utils import format_datetime, formataddr
 from typing import Any
 
 from gateway.mail.charsets import decode_bytes, storable
+from gateway.mail.ole import directory_size
 
 OLE_SIGNATURE = bytes.fromhex("d0cf11e0a1b11ae1")
 OUTLOOK_TYPE = "application/vnd.ms-outlook"
 HEADER_FIELDS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
                  "In-Reply-To", "References")
-_MAX_RTF = 1024 * 1024  # compressed RTF read for a body; RTF de-encapsulation is slow on large input
+MAX_FILES = 500  # files taken out of one container, whatever it nests (TNEF's limit too)
+# OLE directory entries opened for one message, all its items together: olefile's time grows
+# with their square (gateway/mail/ole.py); Apache POI's "lots of recipients" item has 9,280.
+MAX_ENTRIES = 20_000
+MAX_STORAGES = 500  # recipients, attachments and embedded items of one item, all nested ones included
+_MAX_RECIPIENTS = 100  # read from the properties when the item kept no transport headers
+_MAX_RTF = 16 * 1024  # compressed RTF read for a body: de-encapsulating 8 KB of it takes seconds
+_NAMES = ("longFilename", "shortFilename", "displayName", "name")  # an attachment's names, best first
 _HEADERS_PREFIX = "Microsoft Mail Internet Headers Version 2.0"
 _FOLD = re.compile(r"\r?\n[ \t]*|\r")
 
@@ -41,9 +50,18 @@ class UnreadableItem(ValueError):
 class Allowance:
     """What may still be taken out of one container and the items nested in it."""
 
-    def __init__(self, files: int, size: int) -> None:
+    def __init__(self, files: int, size: int, entries: int = MAX_ENTRIES) -> None:
         self.files = files
         self.size = size
+        self.entries = entries
+
+    @classmethod
+    def of(cls, container: bytes, entries: int = MAX_ENTRIES) -> Allowance:
+        """The allowance of one container: `MAX_FILES` files, and twice its size, since an
+        item keeps its files uncompressed (nothing honest comes out larger than the item)
+        and an embedded item comes out both as its .msg file and as its files; `entries`
+        is what the message has left of `MAX_ENTRIES`."""
+        return cls(MAX_FILES, 2 * len(container), entries)
 
     def take(self, size: int) -> bool:
         if self.files < 1 or size > self.size:
@@ -85,6 +103,15 @@ def read_item(data: bytes, allowance: Allowance) -> OutlookItem:
     """The item in `data`; raises `UnreadableItem` when extract-msg cannot open it."""
     if not data.startswith(OLE_SIGNATURE):
         raise UnreadableItem("not an OLE compound file")
+    directory = directory_size(data)
+    if directory is None:
+        raise UnreadableItem("its OLE directory cannot be followed")
+    if directory.entries > allowance.entries:
+        raise UnreadableItem(f"not opened: {directory.entries} OLE directory entries, "
+                             f"over the {allowance.entries} left to open")
+    if directory.storages > MAX_STORAGES:
+        raise UnreadableItem(f"not opened: {directory.storages} recipients and attachments, over {MAX_STORAGES}")
+    allowance.entries -= directory.entries
     import extract_msg
     from extract_msg.enums import ErrorBehavior
 
@@ -139,20 +166,22 @@ def _html_charset(item: Any) -> str | None:
 def _files(item: Any, allowance: Allowance, notes: list[str]) -> tuple[ItemFile, ...]:
     files: list[ItemFile] = []
     left, unreadable = 0, 0
-    for index, attachment in enumerate(item.attachments, 1):
-        if allowance.files < 1:  # nothing more may come out: read no further
-            left += 1
-            continue
-        data = attachment.data
+    names = _storages(item, "__attach")
+    for index, storage in enumerate(names, 1):
+        if allowance.files < 1:  # nothing more may come out: build no more attachments
+            left += len(names) - index + 1
+            break
+        attachment = item.initAttachmentFunc(item, storage)
+        data = getattr(attachment, "data", None)
         if hasattr(data, "exportBytes"):
             data = data.exportBytes()  # the embedded item, as the .msg file it was
-            name = str(attachment.displayName or attachment.name or f"item-{index}")
+            name = str(getattr(attachment, "displayName", None) or attachment.name or f"item-{index}")
             name = name if name.lower().endswith(".msg") else f"{name}.msg"
             file = ItemFile(name, data, is_item=True)
         elif isinstance(data, bytes):
-            name = str(attachment.longFilename or attachment.shortFilename or attachment.displayName or "")
-            content_id = attachment.contentId or None
-            file = ItemFile(name, data, content_id, bool(content_id) and bool(attachment.hidden))
+            name = str(next(filter(None, (getattr(attachment, key, None) for key in _NAMES)), ""))
+            content_id = getattr(attachment, "contentId", None) or None
+            file = ItemFile(name, data, content_id, bool(content_id) and bool(getattr(attachment, "hidden", False)))
         else:  # a link, or an attachment extract-msg could not read
             unreadable += 1
             continue
@@ -171,7 +200,7 @@ def _header_fields(item: Any) -> tuple[tuple[str, str], ...]:
     """The header fields of the mail: as transmitted where Outlook kept the headers, else
     as the properties give them."""
     kept = _transport_headers(item)
-    fallback = _property_fields(item)
+    fallback = _property_fields(item, with_recipients=kept is None)
     fields = []
     for name in HEADER_FIELDS:
         value = kept.get(name) if kept is not None else None
@@ -191,7 +220,7 @@ def _transport_headers(item: Any) -> Any:
     return HeaderParser(policy=compat32).parsestr(text, headersonly=True)
 
 
-def _property_fields(item: Any) -> dict[str, str]:
+def _property_fields(item: Any, *, with_recipients: bool) -> dict[str, str]:
     def stream(name: str) -> str:
         return _FOLD.sub(" ", _string(item, name)).strip()
 
@@ -202,13 +231,29 @@ def _property_fields(item: Any) -> dict[str, str]:
         "In-Reply-To": stream("__substg1.0_1042"),
         "References": stream("__substg1.0_1039"),
     }
+    recipients = _recipients(item) if with_recipients else []  # kept headers name them as sent
     for kind, name in ((1, "To"), (2, "Cc")):  # MAPI recipient types
-        recipients = [r for r in getattr(item, "recipients", None) or () if int(r.type) == kind]
-        fields[name] = ", ".join(filter(None, (_address(r.name or "", r.email or "") for r in recipients)))
+        chosen = [r for r in recipients if int(r.type) == kind]
+        fields[name] = ", ".join(filter(None, (_address(r.name or "", r.email or "") for r in chosen)))
     sent = getattr(item, "date", None)
     if isinstance(sent, datetime):
         fields["Date"] = format_datetime(sent if sent.tzinfo else sent.replace(tzinfo=UTC))
     return fields
+
+
+def _storages(item: Any, prefix: str) -> list[str]:
+    """The item's own storages (attachments, recipients) whose names start with `prefix`."""
+    return list(dict.fromkeys(path[0] for path in item.listDir(False, True, False) if path[0].startswith(prefix)))
+
+
+def _recipients(item: Any) -> list[Any]:
+    """The first `_MAX_RECIPIENTS` recipients (extract-msg's own list builds every one, each
+    lookup a scan of the whole directory)."""
+    from extract_msg import Recipient
+    from extract_msg.enums import RecipientType
+
+    kinds = getattr(item, "recipientTypeClass", RecipientType)
+    return [Recipient(storage, item, kinds) for storage in _storages(item, "__recip")[:_MAX_RECIPIENTS]]
 
 
 def _string(item: Any, name: str) -> str:

@@ -24,7 +24,6 @@ from gateway.mail.outlook import OLE_SIGNATURE, OUTLOOK_TYPE, Allowance, ItemFil
 
 CONVERTED_HEADER = "X-Wicket-Converted"
 _MIME_TYPES = mimetypes.MimeTypes()  # the stdlib's built-in table only, same on every host
-_MAX_FILES = 500  # the parser's limit on the files of one container
 
 
 def as_message(raw: bytes) -> bytes:
@@ -33,12 +32,12 @@ def as_message(raw: bytes) -> bytes:
     if not raw.startswith(OLE_SIGNATURE):
         return raw
     digest = hashlib.sha256(raw).hexdigest()
-    item = read_item(raw, Allowance(_MAX_FILES, 2 * len(raw)))
+    item = read_item(raw, Allowance.of(raw))
     message = EmailMessage(policy=SMTP)
     for name, value in item.headers:
         try:
             message[name] = value
-        except (ValueError, TypeError):  # a value the header registry refuses is left out
+        except Exception:  # the header registry raises assorted errors on hostile values: left out
             continue
     message[CONVERTED_HEADER] = f"from an Outlook item, sha256={digest}"
     for note in item.notes:

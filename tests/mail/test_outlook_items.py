@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from gateway.mail import outlook
+from gateway.mail.ole import directory_size
 from gateway.mail.outlook import Allowance, UnreadableItem, read_item
 from gateway.mail.outlook_mail import CONVERTED_HEADER, as_message
 from gateway.mail.parse import containers, parse_email
@@ -147,3 +149,38 @@ def test_bytes_that_are_no_outlook_item_are_left_as_they_are() -> None:
 def test_a_damaged_saved_item_is_refused_with_the_reason() -> None:
     with pytest.raises(UnreadableItem):
         as_message(_item("simple_test_msg.msg")[:3000])
+
+
+def test_the_directory_size_read_from_the_header_is_the_one_olefile_finds() -> None:
+    import io
+
+    import olefile
+
+    for path in sorted(POI.glob("*.msg")):
+        data = path.read_bytes()
+        size = directory_size(data)
+        assert size is not None and size.entries == len(olefile.OleFileIO(io.BytesIO(data)).direntries), path.name
+    assert directory_size(_item("attachment_test_msg.msg")).storages == 4  # a recipient, two attachments, named props
+    assert directory_size(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600)) is None  # no sector size: not followed
+
+
+def test_an_item_of_too_many_recipients_and_attachments_is_left_closed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(outlook, "MAX_STORAGES", 3)
+    mail = parse_email(_with_item(_item("attachment_test_msg.msg"), "hi"))
+    assert [attachment.filename for attachment in mail.attachments] == ["forwarded.msg"]
+    assert any("not opened: 4 recipients and attachments, over 3" in defect for defect in mail.defects)
+
+
+def test_the_items_of_one_message_share_one_cap_on_directory_entries(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(containers, "MAX_ENTRIES", 100)  # the first item has 80 entries
+    message = EmailMessage()
+    message["From"] = "alice@customer.test"
+    message["Message-ID"] = "<two-items@customer.test>"
+    message.set_content("two mails")
+    for name in ("first.msg", "second.msg"):
+        message.add_attachment(_item("attachment_test_msg.msg"), maintype="application", subtype="vnd.ms-outlook",
+                               filename=name)
+    mail = parse_email(message.as_bytes())
+    assert [a.filename for a in mail.attachments] == ["first.msg", "test-unicode.doc", "pj1.txt", "second.msg"]
+    assert any("second.msg could not be read (not opened: 80 OLE directory entries, over the 20 left" in defect
+               for defect in mail.defects)

@@ -7,9 +7,10 @@ folders as an Outlook item. tnefparse opens the first, extract-msg the second
 (`gateway.mail.outlook`); each file inside becomes an attachment of its own after the
 original, which is kept as sent, and the text inside (plain, else HTML rendered as text) is
 returned for the caller to use when the mail has no body of its own. An item inside an
-item is opened too, up to `_MAX_DEPTH` deep, and one allowance of files and bytes covers a
+item is opened too, up to `_MAX_DEPTH` deep; one allowance of files and bytes covers a
 container and all it nests, so a hostile file cannot make the parse hold more than about
-twice its size. A container that cannot be read stays a plain attachment with a defect.
+twice its size, and the OLE directory entries opened are capped for the whole message,
+since olefile's time grows with their square. A container that cannot be read stays a plain attachment with a defect.
 """
 
 from __future__ import annotations
@@ -21,16 +22,12 @@ from tnefparse import TNEF
 
 from gateway.mail.charsets import decode_bytes, storable
 from gateway.mail.html_text import html_to_text
-from gateway.mail.outlook import OUTLOOK_TYPE, Allowance, UnreadableItem, is_outlook_item, read_item
+from gateway.mail.outlook import MAX_ENTRIES, MAX_FILES, OUTLOOK_TYPE, Allowance, UnreadableItem, is_outlook_item, read_item
 from gateway.mail.parse.bodies import ParsedAttachment
 
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _MIME_TYPES = mimetypes.MimeTypes()  # the stdlib's built-in table only, same on every host
-_MAX_INNER = 500  # files taken out of one container, whatever it nests
 _MAX_DEPTH = 3  # Outlook items opened inside one another
-# An item keeps its files uncompressed, so what honestly comes out of one is no larger than
-# the item; twice lets an embedded item come out both as its .msg file and as its files.
-_SIZE_FACTOR = 2
 
 
 def unpack_containers(
@@ -40,13 +37,15 @@ def unpack_containers(
     container's text ("" when none)."""
     out: list[ParsedAttachment] = []
     text = ""
+    entries = MAX_ENTRIES  # OLE directory entries left to open, for all the message's items
     for attachment in attachments:
         out.append(attachment)
         if _is_tnef(attachment):
             files, inner_text = _unpack_tnef(attachment, notes)
         elif is_outlook_item(attachment.data, attachment.filename, attachment.content_type):
-            allowance = Allowance(_MAX_INNER, _SIZE_FACTOR * len(attachment.data))
+            allowance = Allowance.of(attachment.data, entries)
             files, inner_text = _unpack_item(attachment, notes, allowance, 1)
+            entries = allowance.entries
         else:
             continue
         out.extend(files)
@@ -66,7 +65,7 @@ def _unpack_tnef(attachment: ParsedAttachment, notes: list[str]) -> tuple[list[P
         return [], ""
     files = [
         _inner_file(str(inner.long_filename() or inner.name or ""), bytes(inner.data or b""), attachment.filename, index)
-        for index, inner in enumerate(tnef.attachments[:_MAX_INNER], 1)
+        for index, inner in enumerate(tnef.attachments[:MAX_FILES], 1)
     ]
     return files, _tnef_text(tnef)
 
