@@ -33,8 +33,9 @@ HEADER_FIELDS = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "M
                  "In-Reply-To", "References")
 MAX_FILES = 500  # files taken out of one container, whatever it nests (TNEF's limit too)
 # OLE directory entries opened for one message, all its items together: olefile's time grows
-# with their square (gateway/mail/ole.py); Apache POI's "lots of recipients" item has 9,280.
-MAX_ENTRIES = 20_000
+# with their square (gateway/mail/ole.py), a second for about 8,000; 500 attachments of an
+# item (MAX_STORAGES) take about 4,000.
+MAX_ENTRIES = 5_000
 MAX_STORAGES = 500  # recipients, attachments and embedded items of one item, all nested ones included
 _MAX_RECIPIENTS = 100  # read from the properties when the item kept no transport headers
 _MAX_RTF = 16 * 1024  # compressed RTF read for a body: de-encapsulating 8 KB of it takes seconds
