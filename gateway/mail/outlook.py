@@ -172,21 +172,13 @@ def _files(item: Any, allowance: Allowance, notes: list[str]) -> tuple[ItemFile,
         if allowance.files < 1:  # nothing more may come out: build no more attachments
             left += len(names) - index + 1
             break
-        attachment = item.initAttachmentFunc(item, storage)
-        data = getattr(attachment, "data", None)
-        if hasattr(data, "exportBytes"):
-            data = data.exportBytes()  # the embedded item, as the .msg file it was
-            name = str(getattr(attachment, "displayName", None) or attachment.name or f"item-{index}")
-            name = name if name.lower().endswith(".msg") else f"{name}.msg"
-            file = ItemFile(name, data, is_item=True)
-        elif isinstance(data, bytes):
-            name = str(next(filter(None, (getattr(attachment, key, None) for key in _NAMES)), ""))
-            content_id = getattr(attachment, "contentId", None) or None
-            file = ItemFile(name, data, content_id, bool(content_id) and bool(getattr(attachment, "hidden", False)))
-        else:  # a link, or an attachment extract-msg could not read
+        try:
+            file = _file(item.initAttachmentFunc(item, storage), index)
+        except Exception:  # one damaged attachment costs only itself
+            file = None
+        if file is None:  # a link, or an attachment extract-msg could not read
             unreadable += 1
-            continue
-        if allowance.take(len(data)):
+        elif allowance.take(len(file.data)):
             files.append(file)
         else:
             left += 1
@@ -195,6 +187,18 @@ def _files(item: Any, allowance: Allowance, notes: list[str]) -> tuple[ItemFile,
     if unreadable:
         notes.append(f"{unreadable} attachments of an Outlook item could not be read")
     return tuple(files)
+
+
+def _file(attachment: Any, index: int) -> ItemFile | None:
+    data = getattr(attachment, "data", None)
+    if hasattr(data, "exportBytes"):  # an embedded item: written out as the .msg file it was
+        name = str(getattr(attachment, "displayName", None) or getattr(attachment, "name", None) or f"item-{index}")
+        return ItemFile(name if name.lower().endswith(".msg") else f"{name}.msg", data.exportBytes(), is_item=True)
+    if not isinstance(data, bytes):
+        return None
+    name = str(next(filter(None, (getattr(attachment, key, None) for key in _NAMES)), ""))
+    content_id = getattr(attachment, "contentId", None) or None
+    return ItemFile(name, data, content_id, bool(content_id) and bool(getattr(attachment, "hidden", False)))
 
 
 def _header_fields(item: Any) -> tuple[tuple[str, str], ...]:
