@@ -19,6 +19,7 @@ from gateway.cli.replay import header_envelope
 from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
 from gateway.inbound.dns import FixedResolver
+from gateway.mail.outlook_mail import as_message
 from gateway.models import InboundEmail, Mailbox
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database, orm
@@ -103,7 +104,8 @@ async def gateway(settings: Settings, db: Database, mailbox: Mailbox, resolver: 
 
 @pytest.fixture
 def receive_email(gateway: Gateway) -> ReceiveEmail:
-    """`await receive_email("reply-gmail.eml", to=...)`: store and process, as production does."""
+    """`await receive_email("reply-gmail.eml", to=...)`: store and process, as production does
+    (an Outlook .msg file as the message it holds, as `wicket replay` stores it)."""
 
     async def receive(
         name_or_bytes: str | bytes,
@@ -113,7 +115,7 @@ def receive_email(gateway: Gateway) -> ReceiveEmail:
         peer: str = "local",
         helo: str | None = None,
     ) -> InboundEmail:
-        raw = fixture_bytes(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes
+        raw = as_message(fixture_bytes(name_or_bytes) if isinstance(name_or_bytes, str) else name_or_bytes)
         envelope_sender = header_envelope(raw)[0] if mail_from is None else mail_from
         recipients = (to,) if isinstance(to, str) else to
         inbound_id = await gateway.receive(raw, mail_from=envelope_sender, rcpt_tos=recipients, peer=peer, helo=helo)

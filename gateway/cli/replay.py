@@ -1,4 +1,5 @@
-"""`wicket replay`: feeding saved mail (.eml files, directories of them, mbox files) through the real path.
+"""`wicket replay`: feeding saved mail (.eml and Outlook .msg files, directories of them, mbox
+files) through the real path.
 
 Each message is stored through the same group-committing store the SMTP listener uses and
 then processed by the same processor, so a replay behaves exactly like delivery, with one
@@ -6,9 +7,10 @@ difference unless `--send-mail` is given: nobody is mailed (no acknowledgement, 
 notification), since saved mail names senders who never wrote to this installation.
 Without an explicit recipient, the envelope recipients are the To/Cc/Delivered-To
 addresses that are routable mailboxes; a message naming none is refused, as SMTP would
-refuse it, with the command that fixes it. What became of each message is a `Replayed`
-record: printed as a summary, or one JSON line each with `--json`. `replay_paths` is the
-whole replay, which the demo uses too.
+refuse it, with the command that fixes it. An Outlook .msg file is first turned into the
+message it holds (`gateway.mail.outlook_mail`); one extract-msg cannot read is refused with
+the reason. What became of each message is a `Replayed` record: printed as a summary, or
+one JSON line each with `--json`. `replay_paths` is the whole replay, which the demo uses too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.cli.support import node_settings, run_async
+from gateway.mail.outlook import UnreadableItem
+from gateway.mail.outlook_mail import as_message
 from gateway.models import InboundEmail, InboundStatus, Message, Ticket
 from gateway.settings import Settings
 
@@ -36,7 +40,7 @@ def collect_messages(paths: list[Path]) -> Iterator[tuple[str, bytes]]:
     """(name, raw bytes) for every message under the given paths, in a stable order."""
     for path in paths:
         if path.is_dir():
-            for child in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in (".eml", ".mbox")):
+            for child in sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in (".eml", ".mbox", ".msg")):
                 yield from collect_messages([child])
         elif path.suffix == ".mbox" or _looks_like_mbox(path):
             box = mailbox.mbox(path, create=False)
@@ -93,7 +97,12 @@ def refusal(candidates: list[str]) -> str:
 async def store_message(
     gateway: Gateway, raw: bytes, recipients: tuple[str, ...] | None, *, send_mail: bool
 ) -> int | str:
-    """Store one message: its InboundEmail id, or why it was refused."""
+    """Store one message (an Outlook item as the message it holds): its InboundEmail id, or
+    why it was refused."""
+    try:
+        raw = as_message(raw)
+    except UnreadableItem as error:
+        return f"not a readable Outlook .msg file ({error})"
     mail_from, from_headers = header_envelope(raw)
     candidates = list(recipients or from_headers)
     router, read = gateway.router, gateway.db.read

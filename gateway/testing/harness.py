@@ -36,6 +36,7 @@ from gateway.cli.runtime import Gateway
 from gateway.directory.mailboxes import add_mailbox
 from gateway.inbound.dns import FixedResolver
 from gateway.inbound.route_admin import RouteSpec, add_route
+from gateway.mail.outlook_mail import as_message
 from gateway.models import RouteMatch
 from gateway.outbound.webhooks.endpoints import add_endpoint
 from gateway.outbound.senders import MemorySender
@@ -107,9 +108,11 @@ class Harness:
     ) -> Received:
         """Store `source` as the SMTP listener would, process it, and say what became of it.
 
-        `peer` ("203.0.113.5:41234") and `helo` are the SMTP client's, for the SPF check.
+        `peer` ("203.0.113.5:41234") and `helo` are the SMTP client's, for the SPF check. An
+        Outlook .msg file becomes the message it holds, as `wicket replay` makes it
+        (`gateway.mail.outlook.UnreadableItem` when extract-msg cannot read it).
         """
-        raw = _raw(source, fixtures)
+        raw = as_message(_raw(source, fixtures))
         envelope_sender = header_envelope(raw)[0] if mail_from is None else mail_from
         recipients = (to,) if isinstance(to, str) else (to or (self.mailbox,))
         inbound_id = await self.gateway.receive(

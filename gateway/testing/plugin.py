@@ -76,7 +76,8 @@ else:
 
     @pytest.fixture
     def receive_email(wicket: Harness, pytestconfig: pytest.Config) -> Callable[..., Awaitable[Received]]:
-        """`await receive_email(path | bytes | EmailMessage, to=..., mail_from=...)` -> `Received`."""
+        """`await receive_email(path | bytes | EmailMessage, to=..., mail_from=...)` -> `Received`;
+        an Outlook .msg file is received as the message it holds."""
         folder = str(pytestconfig.getini("wicket_fixtures"))
         fixtures = Path(pytestconfig.rootpath, folder) if folder else None
 

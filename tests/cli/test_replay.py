@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from gateway.cli.main import main
 from tests.support import FIXTURES
 
+CORPUS = FIXTURES.parent / "corpus"
+
 
 class FreshInstall:
     """`wicket` run in-process against a new SQLite file, with no secret key configured."""
@@ -106,3 +108,33 @@ def test_tickets_show_json_carries_what_a_test_asserts_on(tmp_path: Path) -> Non
     headers = {header["name"].lower(): header["value"] for header in reply["headers"]}
     assert headers["in-reply-to"] == first["message_id"] or first["message_id"] in headers["references"]
     assert headers["subject"] == reply["subject"]
+
+
+def test_replay_turns_an_outlook_msg_file_into_the_ticket_it_holds(tmp_path: Path) -> None:
+    wicket = FreshInstall(tmp_path)
+    wicket("db", "upgrade")
+    wicket("mailbox", "add", "support@example.test")
+    item = CORPUS / "poi" / "example_received_unicode.msg"
+    code, output, errors = wicket("replay", "--json", "--to", "support@example.test", str(item))
+    assert code == 0, output + errors
+    (line,) = [json.loads(line) for line in output.splitlines()]
+    assert (line["file"], line["outcome"], line["ticket"]) == ("example_received_unicode.msg", "delivered", 1001)
+    shown = json.loads(wicket("tickets", "show", "1001", "--json")[1])
+    assert (shown["subject"], shown["requester"]) == ("This is a test message please ignore", "mike.farman@alfresco.com")
+    (message,) = shown["messages"]
+    assert "The quick brown fox jumps over the lazy dog" in message["body_text"]
+    assert [file["filename"] for file in message["attachments"]] == ["alfresco.gif"]
+    headers = {header["name"].lower(): header["value"] for header in message["headers"]}
+    assert headers["date"].startswith("Mon, 11 Jan 2010 16:25:07")
+
+
+def test_replay_refuses_a_msg_file_it_cannot_read_and_says_why(tmp_path: Path) -> None:
+    wicket = FreshInstall(tmp_path)
+    wicket("db", "upgrade")
+    wicket("mailbox", "add", "support@example.test")
+    damaged = tmp_path / "damaged.msg"
+    damaged.write_bytes((CORPUS / "poi" / "simple_test_msg.msg").read_bytes()[:3000])
+    code, output, _ = wicket("replay", "--json", "--to", "support@example.test", str(damaged))
+    assert code != 0
+    (line,) = [json.loads(line) for line in output.splitlines()]
+    assert line["outcome"] == "refused" and line["error"].startswith("not a readable Outlook .msg file (")

@@ -4,9 +4,11 @@ Each message file has a `<file>.expected.json` written by hand (subject, sender 
 display name, attachment names, the reply text's first 300 characters, Message-ID and
 In-Reply-To); talon's labelled reply cases are scored the same way. The floors in
 `fixtures/corpus/scores.json` only ever go up: when a change scores better, raise them in
-the same commit (the test says so). Besides the scores, a few things must hold for every
-file: no U+FFFD the source does not carry without a defect saying why, no empty subject
-where the source has one, no invalid sender address, no empty reply where there is text.
+the same commit (the test says so). An Outlook .msg file is read as `wicket replay` reads
+it, as the message it holds (`gateway.mail.outlook_mail`). Besides the scores, a few
+things must hold for every file: no U+FFFD the source does not carry without a defect
+saying why, no empty subject where the source has one, no invalid sender address, no empty
+reply where there is text.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 import pytest
 from email_validator import EmailNotValidError, validate_email
 
+from gateway.mail.outlook_mail import as_message
 from gateway.mail.parse import ParsedEmail, parse_email
 from gateway.mail.quotes import split_reply
 
@@ -97,7 +100,7 @@ def _score() -> tuple[dict[str, list[int]], dict[str, list[str]]]:
             misses.setdefault(field, []).append(case)
 
     for path, expected in _messages():
-        source = path.read_bytes()
+        source = as_message(path.read_bytes())  # a .msg file as the message it holds
         mail = parse_email(source)
         seen = _observed(mail)
         name = str(path.relative_to(CORPUS))

@@ -120,3 +120,21 @@ async def test_spf_and_dmarc(wicket, receive_email):
 ''')
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
     result.assert_outcomes(passed=1)
+
+
+def test_receive_email_takes_an_outlook_msg_file_as_the_message_it_holds(pytester: pytest.Pytester) -> None:
+    item = FIXTURES.parent / "corpus" / "poi" / "simple_test_msg.msg"
+    _project(pytester, f'''
+from pathlib import Path
+
+async def test_saved_outlook_mail(receive_email):
+    by_path = await receive_email({str(item)!r}, to="support@example.test")
+    assert by_path.outcome == "delivered", by_path
+    assert by_path.ticket["subject"] == "test message"
+    assert by_path.ticket["requester"] == "travis@overwrittenstack.com"
+    assert by_path.message["body_text"].strip() == "This is a test message."
+    by_bytes = await receive_email(Path({str(item)!r}).read_bytes(), to="support@example.test")
+    assert by_bytes.outcome == "duplicate" and by_bytes.ticket_ref == by_path.ticket_ref
+''')
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)

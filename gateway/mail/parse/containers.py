@@ -1,11 +1,16 @@
-"""Attachments that are containers of other files: Outlook's TNEF `winmail.dat`.
+"""Attachments that are containers of other files: Outlook's TNEF `winmail.dat` and
+attached Outlook items (.msg files).
 
 Outlook sends rich-text mail to some servers as one `application/ms-tnef` part that holds
-the real attachments and often the body itself. tnefparse opens it; each file inside
-becomes an attachment of its own after the original, which is kept as sent, and the text
-inside (plain, else HTML rendered as text) is returned for the caller to use when the mail
-has no body of its own. A container tnefparse cannot read stays a plain attachment with a
-defect.
+the real attachments and often the body itself, and attaches a mail dragged from its
+folders as an Outlook item. tnefparse opens the first, extract-msg the second
+(`gateway.mail.outlook`); each file inside becomes an attachment of its own after the
+original, which is kept as sent, and the text inside (plain, else HTML rendered as text) is
+returned for the caller to use when the mail has no body of its own. An item inside an
+item is opened too, up to `_MAX_DEPTH` deep; one allowance of files and bytes covers a
+container and all it nests, so a hostile file cannot make the parse hold more than about
+twice its size, and the OLE directory entries opened are capped for the whole message,
+since olefile's time grows with their square. A container that cannot be read stays a plain attachment with a defect.
 """
 
 from __future__ import annotations
@@ -17,11 +22,12 @@ from tnefparse import TNEF
 
 from gateway.mail.charsets import decode_bytes, storable
 from gateway.mail.html_text import html_to_text
+from gateway.mail.outlook import MAX_ENTRIES, MAX_FILES, OUTLOOK_TYPE, Allowance, UnreadableItem, is_outlook_item, read_item
 from gateway.mail.parse.bodies import ParsedAttachment
 
 _TNEF_TYPES = frozenset({"application/ms-tnef", "application/vnd.ms-tnef"})
 _MIME_TYPES = mimetypes.MimeTypes()  # the stdlib's built-in table only, same on every host
-_MAX_INNER = 500  # files taken out of one container
+_MAX_DEPTH = 3  # Outlook items opened inside one another
 
 
 def unpack_containers(
@@ -31,17 +37,19 @@ def unpack_containers(
     container's text ("" when none)."""
     out: list[ParsedAttachment] = []
     text = ""
+    entries = MAX_ENTRIES  # OLE directory entries left to open, for all the message's items
     for attachment in attachments:
         out.append(attachment)
-        if not _is_tnef(attachment):
+        if _is_tnef(attachment):
+            files, inner_text = _unpack_tnef(attachment, notes)
+        elif is_outlook_item(attachment.data, attachment.filename, attachment.content_type):
+            allowance = Allowance.of(attachment.data, entries)
+            files, inner_text = _unpack_item(attachment, notes, allowance, 1)
+            entries = allowance.entries
+        else:
             continue
-        try:
-            tnef = TNEF(attachment.data)
-        except Exception:  # tnefparse raises assorted errors on damaged containers
-            notes.append(f"TNEF attachment {attachment.filename} could not be read")
-            continue
-        out.extend(_inner_files(tnef, attachment.filename))
-        text = text or _tnef_text(tnef)
+        out.extend(files)
+        text = text or inner_text
     return tuple(out), text
 
 
@@ -49,25 +57,57 @@ def _is_tnef(attachment: ParsedAttachment) -> bool:
     return attachment.content_type in _TNEF_TYPES or attachment.filename.lower() == "winmail.dat"
 
 
-def _inner_files(tnef: TNEF, container: str) -> list[ParsedAttachment]:
-    files = []
-    for index, inner in enumerate(tnef.attachments[:_MAX_INNER], 1):
-        name = storable(str(inner.long_filename() or inner.name or f"{container}-{index}.bin"))
-        name = name.replace("\\", "/").rpartition("/")[2].strip(" .") or f"{container}-{index}.bin"
-        data = bytes(inner.data or b"")
-        content_type = _MIME_TYPES.guess_type(name)[0] or "application/octet-stream"
-        files.append(
-            ParsedAttachment(
-                filename=name[:200],
-                content_type=content_type,
-                data=data,
-                size=len(data),
-                sha256=hashlib.sha256(data).hexdigest(),
-                content_id=None,
-                inline=False,
-            )
-        )
-    return files
+def _unpack_tnef(attachment: ParsedAttachment, notes: list[str]) -> tuple[list[ParsedAttachment], str]:
+    try:
+        tnef = TNEF(attachment.data)
+    except Exception:  # tnefparse raises assorted errors on damaged containers
+        notes.append(f"TNEF attachment {attachment.filename} could not be read")
+        return [], ""
+    files = [
+        _inner_file(str(inner.long_filename() or inner.name or ""), bytes(inner.data or b""), attachment.filename, index)
+        for index, inner in enumerate(tnef.attachments[:MAX_FILES], 1)
+    ]
+    return files, _tnef_text(tnef)
+
+
+def _unpack_item(
+    attachment: ParsedAttachment, notes: list[str], allowance: Allowance, depth: int
+) -> tuple[list[ParsedAttachment], str]:
+    """The files of an attached Outlook item (and of the items inside it), and its text."""
+    try:
+        item = read_item(attachment.data, allowance)
+    except UnreadableItem as error:
+        notes.append(f"Outlook item {attachment.filename} could not be read ({error})")
+        return [], ""
+    notes.extend(item.notes)
+    files: list[ParsedAttachment] = []
+    for index, inner in enumerate(item.files, 1):
+        content_type = OUTLOOK_TYPE if inner.is_item else None
+        file = _inner_file(inner.filename, inner.data, attachment.filename, index, content_type)
+        files.append(file)
+        if inner.is_item and depth < _MAX_DEPTH:
+            files.extend(_unpack_item(file, notes, allowance, depth + 1)[0])
+        elif inner.is_item:
+            notes.append(f"Outlook item {file.filename} left closed: items nest over {_MAX_DEPTH} deep")
+    text = item.text.strip() or (html_to_text(item.html) if item.html and item.html.strip() else "")
+    return files, text
+
+
+def _inner_file(
+    name: str, data: bytes, container: str, index: int, content_type: str | None = None
+) -> ParsedAttachment:
+    """A file taken out of a container, named without a path; typed by its name."""
+    fallback = f"{container}-{index}.bin"
+    name = storable(name or fallback).replace("\\", "/").rpartition("/")[2].strip(" .") or fallback
+    return ParsedAttachment(
+        filename=name[:200],
+        content_type=content_type or _MIME_TYPES.guess_type(name)[0] or "application/octet-stream",
+        data=data,
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        content_id=None,
+        inline=False,
+    )
 
 
 def _tnef_text(tnef: TNEF) -> str:
