@@ -44,6 +44,9 @@ _HEADERS_PREFIX = "Microsoft Mail Internet Headers Version 2.0"
 _FOLD = re.compile(r"\r?\n[ \t]*|\r")
 
 
+NOT_INSTALLED = "not opened: Outlook items need the optional extract-msg package (pip install 'wicket[outlook]')"
+
+
 class UnreadableItem(ValueError):
     """extract-msg could not read the item; the message says what went wrong."""
 
@@ -112,9 +115,12 @@ def read_item(data: bytes, allowance: Allowance) -> OutlookItem:
                              f"over the {allowance.entries} left to open")
     if directory.storages > MAX_STORAGES:
         raise UnreadableItem(f"not opened: {directory.storages} recipients and attachments, over {MAX_STORAGES}")
+    try:  # an optional extra: extract-msg is GPL-3.0, Wicket Apache-2.0 (README, "Dependencies")
+        import extract_msg
+        from extract_msg.enums import ErrorBehavior
+    except ImportError:
+        raise UnreadableItem(NOT_INSTALLED) from None
     allowance.entries -= directory.entries
-    import extract_msg
-    from extract_msg.enums import ErrorBehavior
 
     try:  # a file object, never bytes: olefile takes short bytes for a file name
         item = extract_msg.openMsg(

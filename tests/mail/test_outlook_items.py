@@ -184,3 +184,18 @@ def test_the_items_of_one_message_share_one_cap_on_directory_entries(monkeypatch
     assert [a.filename for a in mail.attachments] == ["first.msg", "test-unicode.doc", "pj1.txt", "second.msg"]
     assert any("second.msg could not be read (not opened: 80 OLE directory entries, over the 20 left" in defect
                for defect in mail.defects)
+
+
+def test_without_the_optional_extract_msg_an_attached_item_stays_whole_and_says_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # extract-msg is GPL-3.0 and Wicket Apache-2.0: it is an extra (`wicket[outlook]`), so an
+    # installation without it must keep the item whole and say how to open it.
+    monkeypatch.setitem(__import__("sys").modules, "extract_msg", None)  # `import extract_msg` fails
+    item = _item("attachment_test_msg.msg")
+    mail = parse_email(_with_item(item, "see the mail below"))
+    (kept,) = mail.attachments
+    assert (kept.filename, kept.data) == ("forwarded.msg", item)
+    assert any("wicket[outlook]" in defect for defect in mail.defects), mail.defects
+    with pytest.raises(UnreadableItem, match=r"wicket\[outlook\]"):
+        as_message(item)
