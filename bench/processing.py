@@ -80,6 +80,7 @@ async def measure(count: int, db_kind: str, workdir: Path, profile: Path | None)
         gateway = Gateway(settings, db)
         await gateway.start()
         await _store(gateway, mails)
+        gateway.processor.warm_up()  # as a node's processor does when it starts
         workers = _children_cpu()
         with _profiled(profile):
             started, cpu = time.perf_counter(), time.process_time()

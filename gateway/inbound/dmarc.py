@@ -15,8 +15,8 @@ cannot hide a failing first one (section 6.6.1).
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
-from functools import cache
 
 from publicsuffixlist import PublicSuffixList
 
@@ -28,9 +28,22 @@ POLICIES = ("none", "quarantine", "reject")
 _WORST_FIRST = ("fail", "temperror", "permerror", "none", "pass")
 
 
-@cache
+_suffixes: PublicSuffixList | None = None
+_reading = threading.Lock()  # the checks' threads: the list is read once, not once per thread
+
+
 def _public_suffixes() -> PublicSuffixList:
-    return PublicSuffixList()  # the list shipped with the package: no download
+    """The list shipped with the package (no download), read once per process.
+
+    Reading it takes about half a second, so a processing node reads it when it starts
+    (`SenderChecks.warm_up`) rather than with the first message's checks.
+    """
+    global _suffixes
+    if _suffixes is None:
+        with _reading:
+            if _suffixes is None:
+                _suffixes = PublicSuffixList()
+    return _suffixes
 
 
 def organizational_domain(domain: str) -> str:

@@ -94,8 +94,14 @@ class Processor:
         """New rows were stored: look now rather than at the next poll."""
         self._wakeup.set()
 
+    def warm_up(self) -> None:
+        """Load now, off the event loop, what the first message's checks would otherwise load."""
+        if self._checks is not None:
+            self._checks.warm_up()
+
     async def run(self) -> None:
         """Process forever; back off while the database is unreachable."""
+        self.warm_up()
         backoff = self._settings.process_poll_seconds
         while True:
             try:

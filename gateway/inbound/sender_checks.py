@@ -22,7 +22,7 @@ import contextvars
 import ipaddress
 import logging
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import dkim
 import spf
@@ -226,11 +226,18 @@ class SenderChecks:
         self._timeout = timeout
         self._pool: ThreadPoolExecutor | None = None
 
-    async def check(self, raw: bytes, *, peer: str, helo: str, mail_from: str) -> SenderVerdicts:
+    def _threads(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(THREADS, thread_name_prefix="sender-checks")
+        return self._pool
+
+    def warm_up(self) -> Future[object]:
+        """Read what the checks load once (the Public Suffix List) on a check thread, now."""
+        return self._threads().submit(dmarc.organizational_domain, "example.com")
+
+    async def check(self, raw: bytes, *, peer: str, helo: str, mail_from: str) -> SenderVerdicts:
         loop = asyncio.get_running_loop()
-        work = loop.run_in_executor(self._pool, evaluate, raw, peer, helo, mail_from, self.resolver)
+        work = loop.run_in_executor(self._threads(), evaluate, raw, peer, helo, mail_from, self.resolver)
         try:
             return await asyncio.wait_for(work, self._timeout)
         except TimeoutError:

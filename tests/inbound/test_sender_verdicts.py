@@ -330,3 +330,29 @@ async def test_dmarc_failing_mail_opening_a_ticket_brings_nobody_in_by_cc(
 
     people = await gateway.db.read(orm(_look))
     assert list(people) == [ALICE]
+
+
+def test_the_public_suffix_list_is_read_once_when_processing_starts_not_by_the_first_mail(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Reading the shipped list takes about half a second: paid by the first message's checks,
+    # it delayed that ticket and could push its checks past their time budget (temperror).
+    from gateway.inbound import dmarc
+
+    reads: list[int] = []
+    real = dmarc.PublicSuffixList
+
+    def counted() -> object:
+        reads.append(1)
+        return real()
+
+    monkeypatch.setattr(dmarc, "PublicSuffixList", counted)
+    monkeypatch.setattr(dmarc, "_suffixes", None)
+    checks = SenderChecks(FixedResolver(), timeout=5)
+    try:
+        checks.warm_up().result(timeout=30)
+        assert reads == [1]
+        assert dmarc.organizational_domain("mail.example.co.uk") == "example.co.uk"
+        assert reads == [1]  # the checks use the list read at start
+    finally:
+        checks.close()
