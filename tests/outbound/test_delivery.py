@@ -70,6 +70,15 @@ async def queued_acknowledgement(receive_email: ReceiveEmail, gateway: Gateway) 
     return await gateway.db.read(orm(lambda session: session.scalars(select(OutboxMessage)).one()))
 
 
+async def new_requests(receive_email: ReceiveEmail, count: int) -> None:
+    """`count` customers (c0@…, c1@…) each open a ticket, so each gets an acknowledgement."""
+    for number in range(count):
+        await receive_email(
+            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
+            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
+        )
+
+
 async def outbox_row(gateway: Gateway, row_id: int) -> OutboxMessage:
     return await gateway.db.read(orm(lambda session: session.get_one(OutboxMessage, row_id)))
 
@@ -210,11 +219,7 @@ async def test_a_crash_between_send_and_mark_resends_once_with_the_same_message_
 async def test_concurrent_workers_send_each_email_exactly_once(
     gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
 ) -> None:
-    for number in range(6):
-        await receive_email(
-            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
-            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
-        )
+    await new_requests(receive_email, 6)
     senders = [MemorySender(), MemorySender()]
     small = Settings(**{**settings.model_dump(), "outbox_batch_size": 1})
     await asyncio.gather(*(OutboxWorker(gateway.db, small, s).drain() for s in senders))
@@ -255,11 +260,7 @@ async def test_emails_sent_one_after_another_are_marked_sent_together_not_one_co
 ) -> None:
     # Marking a row sent is a transaction of its own; while it commits, the worker goes on
     # sending, and the rows sent meanwhile share the next commit (a group commit).
-    for number in range(8):
-        await receive_email(
-            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
-            f"Message-ID: <m{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
-        )
+    await new_requests(receive_email, 8)
     marked_in: list[int] = []  # per commit: how many rows it marked sent
     pending = [0]
 
