@@ -18,10 +18,11 @@ PostgreSQL the drafts of one claim render in one transaction, each in a savepoin
 A 4xx, a timeout or an unreachable relay puts the row back in the queue
 with exponential backoff; a 5xx, or the last attempt, marks it `failed` and writes an
 internal note on the ticket, as does a claim that finds a row's worker lost on its last
-attempt. Delivery is at-least-once: only a crash in the window between the relay's 250 and the
-`sent` commit (one local transaction, shared by the rows sent meanwhile; a stopping worker
-finishes it before exiting) sends a message again once its lease has expired, with the same Message-ID, so receiving
-systems that deduplicate by Message-ID show it once. A lease still running is never
+attempt. Delivery is at-least-once: only a crash in the window between the relay's 250
+and the `sent` commit (one local transaction, shared by the rows sent meanwhile; a
+stopping worker finishes it before exiting) sends a message again once its lease has
+expired, with the same Message-ID, so receiving systems that deduplicate by Message-ID
+show it once. A lease still running is never
 claimed, so two workers never send one row. `record_bounce` marks a row `bounced` when a
 delivery report for it comes back. Mail to customers that is sent or given up on becomes
 a `message.sent` or `delivery.failed` webhook event in the same transaction.
