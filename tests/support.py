@@ -10,13 +10,14 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from aiohttp import web
+from sqlalchemy import select
 
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
-from gateway.models import InboundEmail
+from gateway.models import Contact, InboundEmail, TicketParticipant
 from gateway.models import Base
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, orm
 from portal.app import create_app
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
@@ -93,3 +94,13 @@ def recombines(text: str, reply: str, quoted: str) -> bool:
     while shared < len(reply) and reply[shared] == text[shared]:
         shared += 1
     return any(text == reply[:cut] + quoted + reply[cut:] for cut in range(shared, -1, -1))
+
+
+async def participant_emails(db: Database, ticket_id: int | None) -> set[str]:
+    """The addresses of the contacts taking part in the ticket."""
+    query = (
+        select(Contact.email)
+        .join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
+        .where(TicketParticipant.ticket_id == ticket_id)
+    )
+    return await db.read(orm(lambda session: set(session.scalars(query).all())))

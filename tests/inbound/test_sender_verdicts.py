@@ -23,10 +23,10 @@ from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import DnsTemporaryError, FixedResolver
 from gateway.inbound.sender_checks import SenderChecks
 from gateway.mail.verdicts import SenderVerdicts
-from gateway.models import Contact, InboundEmail, InboundStatus, Message, Ticket, TicketParticipant
+from gateway.models import InboundEmail, InboundStatus, Message, Ticket
 from gateway.storage.database import orm
 from gateway.tickets.markers import format_marker
-from tests.support import SUPPORT, ReceiveEmail
+from tests.support import SUPPORT, ReceiveEmail, participant_emails
 
 ALICE = "alice@customer.test"
 SENDER_IP = "192.0.2.10"
@@ -304,15 +304,7 @@ async def test_dmarc_failing_reply_by_headers_threads_but_brings_nobody_in_by_cc
     inbound = await receive_email(reply, mail_from=ALICE, peer=PEER, helo="attacker.test")
     assert inbound.ticket_id == ticket.id
 
-    def _look(session: Session):
-        people = (session.execute(
-            select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
-            .where(TicketParticipant.ticket_id == ticket.id)
-        )).scalars().all()  # fmt: skip
-        return people
-
-    people = await gateway.db.read(orm(_look))
-    assert list(people) == [ALICE]
+    assert await participant_emails(gateway.db, ticket.id) == {ALICE}
 
 
 async def test_dmarc_failing_mail_opening_a_ticket_brings_nobody_in_by_cc(
@@ -321,15 +313,7 @@ async def test_dmarc_failing_mail_opening_a_ticket_brings_nobody_in_by_cc(
     publish(resolver, spf="v=spf1 ip4:198.51.100.0/24 -all", dmarc="v=DMARC1; p=reject")
     inbound = await receive_email(mail(extra="Cc: mallory@attacker.test\r\n"), mail_from=ALICE, peer=PEER)
 
-    def _look(session: Session):
-        people = (session.execute(
-            select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
-            .where(TicketParticipant.ticket_id == inbound.ticket_id)
-        )).scalars().all()  # fmt: skip
-        return people
-
-    people = await gateway.db.read(orm(_look))
-    assert list(people) == [ALICE]
+    assert await participant_emails(gateway.db, inbound.ticket_id) == {ALICE}
 
 
 def test_the_public_suffix_list_is_read_once_when_processing_starts_not_by_the_first_mail(

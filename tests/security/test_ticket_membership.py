@@ -20,14 +20,14 @@ from sqlalchemy.orm import Session
 from gateway.auth.tokens import issue_link
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent
-from gateway.models import Contact, Message, Ticket, TicketParticipant
+from gateway.models import Contact, Message, Ticket
 from gateway.settings import Settings
 from gateway.storage.database import orm
 from gateway.tickets.replies import AgentReply, apply_reply
 from portal.app import create_app
 from tests.mailflow import TOM, add_tom, build_mail, outbox_sender, settle, smtp_send, text_of
 from tests.portal.helpers import sign_in_with_link
-from tests.support import SUPPORT
+from tests.support import SUPPORT, participant_emails
 
 BOB, MALLORY, CAROL = "bob@customer.test", "mallory@evil.test", "carol@customer.test"
 SIGNED_MARKER = re.compile(r"\[wicket:[^\]\s]+\]")
@@ -44,14 +44,7 @@ async def tickets_and_messages(gateway: Gateway) -> tuple[list[Ticket], list[Mes
 
 
 async def participants(gateway: Gateway, ticket: Ticket) -> set[str]:
-    def look(session: Session):
-        rows = session.scalars(
-            select(Contact.email).join(TicketParticipant, TicketParticipant.contact_id == Contact.id)
-            .where(TicketParticipant.ticket_id == ticket.id)
-        )
-        return set(rows.all())
-
-    return await gateway.db.read(orm(look))
+    return await participant_emails(gateway.db, ticket.id)
 
 
 async def bob_opens_a_ticket(gateway: Gateway, smtp: tuple[str, int]) -> tuple[Ticket, Any]:
