@@ -67,19 +67,26 @@ async def test_the_link_lifetime_in_mail_comes_from_settings(gateway: Gateway, r
     assert "expires soon" not in text_of(ack)
 
 
-async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+async def resolved_by_tom(
+    gateway: Gateway, receive_email: ReceiveEmail, text: str, *, thread_rule: str
+) -> list[SentMail]:
+    """Alice opens ticket #1001, Tom resolves it with `text`; what Alice got after her acknowledgement."""
     tom = await add_tom(gateway)
     await receive_email("new-request.eml")
     await settle(gateway)
     ticket = await only_ticket(gateway)
 
-    def _change(session: Session):
+    def resolve(session: Session) -> None:
         current = session.get_one(Ticket, ticket.id)
-        reply = AgentReply("Tray 2 is fixed.", Commands(status=TicketStatus.RESOLVED))
-        apply_reply(session, gateway.events, current, tom, reply, thread_rule="api")
+        apply_reply(session, gateway.events, current, tom, AgentReply(text, Commands(status=TicketStatus.RESOLVED)),
+                    thread_rule=thread_rule)
 
-    await gateway.db.write(_change)
-    [answer] = (await settle(gateway)).to(ALICE)[1:]
+    await gateway.db.write(resolve)
+    return (await settle(gateway)).to(ALICE)[1:]
+
+
+async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, receive_email: ReceiveEmail) -> None:
+    [answer] = await resolved_by_tom(gateway, receive_email, "Tray 2 is fixed.", thread_rule="api")
     assert "Tray 2 is fixed." in text_of(answer)
     assert "resolved" in text_of(answer).lower() and "resolved" in html_of(answer).lower()
 
@@ -87,17 +94,6 @@ async def test_the_mail_that_resolves_a_ticket_says_resolved(gateway: Gateway, r
 async def test_resolving_without_a_reply_mails_the_customer_that_the_ticket_is_resolved(
     gateway: Gateway, receive_email: ReceiveEmail
 ) -> None:
-    tom = await add_tom(gateway)
-    await receive_email("new-request.eml")
-    await settle(gateway)
-    ticket = await only_ticket(gateway)
-
-    def _change(session: Session):
-        current = session.get_one(Ticket, ticket.id)
-        reply = AgentReply("", Commands(status=TicketStatus.RESOLVED))
-        apply_reply(session, gateway.events, current, tom, reply, thread_rule="cli")
-
-    await gateway.db.write(_change)
-    [resolved] = (await settle(gateway)).to(ALICE)[1:]
+    [resolved] = await resolved_by_tom(gateway, receive_email, "", thread_rule="cli")
     assert "Tom Agent has marked your ticket [#1001] \"Printer on floor 3 is jammed\" as resolved." in text_of(resolved)
     assert resolved.message["Subject"] == "Re: [#1001] Printer on floor 3 is jammed"
