@@ -177,7 +177,8 @@ class Processor:
         and its outcome is recorded in the same transaction. Committing several messages
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
         the transaction (and, on SQLite, the write lock) is held (on PostgreSQL once it has
-        `MIN_UNIT_ROWS` messages). The transaction is one
+        `MIN_UNIT_ROWS` messages), and on SQLite it ends after the message in hand as soon
+        as an SMTP listener waits for the lock. The transaction is one
         synchronous unit of work (`Database.write`): on SQLite it runs on the writer
         thread in one hop.
         """
@@ -190,7 +191,9 @@ class Processor:
         ours = self._still_ours(session, window)
         began = time.monotonic()
         for position, inbound_id in enumerate(window):
-            if position >= self._min_unit and time.monotonic() - began >= self._settings.process_commit_seconds:
+            if position >= self._min_unit and (
+                time.monotonic() - began >= self._settings.process_commit_seconds or self._db.listeners_waiting()
+            ):
                 return ids[position:]
             started = time.perf_counter()
             with bound(inbound_id=inbound_id):

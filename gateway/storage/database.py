@@ -96,6 +96,15 @@ class Database:
         async with self._sessions.begin() as session:
             return await session.run_sync(work)
 
+    def listeners_waiting(self) -> bool:
+        """Whether an SMTP listener waits to commit: a long write should end its transaction now.
+
+        On SQLite the writer's transaction holds the file's one write lock, and every 250 of
+        the node waits for it (`ListenersFirst`); called from inside a unit of work. On
+        PostgreSQL a listener's insert waits for no other transaction: always False.
+        """
+        return self._writer is not None and self._writer.listeners_waiting()
+
     def appender(self, statement: Executable, *, batch: int) -> Appender:
         """A bulk inserter of up to `batch` rows at a time with `statement` (an INSERT … RETURNING)."""
         if self._engine is None:

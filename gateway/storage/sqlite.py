@@ -21,7 +21,6 @@ work on them (docs/architecture.md, "Reaching the database"):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fcntl
 import logging
 import os
@@ -122,15 +121,19 @@ class SqliteWriter:
             self._thread.submit(self._write_batch, loop)
         return await future
 
+    def listeners_waiting(self) -> bool:
+        """A listener of this process queued a commit, or one of another process waits at the gate."""
+        return self._listener_pending or self._listeners_first.listeners_waiting()
+
     def _write_batch(self, loop: asyncio.AbstractEventLoop) -> None:
         with self._lock:
             listener = self._listener_pending
         if not listener:
-            self._listeners_first.give_way()
+            self._listeners_first.give_way()  # units queued meanwhile join this batch
         with self._lock:
             batch, self._pending = self._pending, []
             listener, self._listener_pending = self._listener_pending, False
-        gate = self._listeners_first.listening() if listener else contextlib.nullcontext()
+        gate = self._listeners_first.listening() if listener else self._listeners_first.background()
         outcomes: list[tuple[asyncio.Future[Any], Any, BaseException | None]] = []
         try:
             with gate, Session(self.engine, expire_on_commit=False) as session, session.begin():
@@ -156,46 +159,92 @@ class SqliteWriter:
 
 
 class ListenersFirst:
-    """On SQLite, a background writer gives way to the SMTP listeners' commits before each transaction.
+    """On SQLite, the node's writers take turns at lock files, and the SMTP listeners go first.
 
     SQLite has one write lock, and a connection that finds it taken sleeps in SQLite's busy
-    handler (1, 2, 5 … up to 100 ms) and tries again. A processor committing transaction
-    after transaction in another process therefore holds the lock nearly all the time,
-    and a listener's commit, waiting by sleeping, rarely finds the gap: every 250 waits. So
-    the node's writers also meet at a lock file next to the database: a listener holds it
-    shared while it commits (listeners never wait for one another there), and a background
-    writer takes it exclusively, and lets go at once, before it begins a transaction, so it
-    waits while any listener is committing or waiting to commit. Acknowledging mail goes
-    first; processing, which may lag, takes the gaps (docs/architecture.md, "One node,
-    several processes"). Each user holds its own descriptor, since `flock` on one
+    handler (1, 2, 5 … up to 100 ms) before it tries again: a listener that met a
+    processing transaction waited for it and then for the rest of its sleep, and every such
+    sleep was a 250 late. So every writer of the file also takes turns at a lock file beside
+    it (`-writer`), held exclusively from `BEGIN` to `COMMIT`: a writer that finds another's
+    transaction open waits in the kernel and is woken the moment it ends, and SQLite's busy
+    handler is left for writers outside the node (a second `wicket` command).
+
+    Turns at one `flock` come in no order, and a back process committing transaction after
+    transaction would win most of them. So a second file (`-listeners`) says who is
+    waiting: a listener holds it shared from before it asks for its turn until its commit
+    is done, and any other writer takes it exclusively, and lets go at once, before asking
+    for its turn, so it waits while any listener is committing or waiting to; and if a
+    listener came while it waited for the turn, it hands the turn back and waits again. Acknowledging
+    mail goes first; processing, which may lag, takes the gaps (docs/architecture.md, "One
+    node, several processes"). Each user holds its own descriptors, since `flock` on one
     descriptor converts rather than waits. Used from writer threads only: it blocks.
     """
 
     def __init__(self, url: URL) -> None:
-        # A database in memory has no other process to make way for.
+        # A database in memory has no other process to take turns with.
         shared = bool(url.database) and url.database != ":memory:"
-        self._fd = os.open(f"{url.database}-listeners", os.O_RDWR | os.O_CREAT, 0o600) if shared else None
+        self._waiting = self._open(f"{url.database}-listeners") if shared else None
+        self._turn = self._open(f"{url.database}-writer") if shared else None
+
+    @staticmethod
+    def _open(path: str) -> int:
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
 
     @contextmanager
     def listening(self) -> Iterator[None]:
-        if self._fd is None:
+        """A listener's transaction: ahead of every background writer still waiting."""
+        with self._held(self._waiting, fcntl.LOCK_SH), self._held(self._turn, fcntl.LOCK_EX):
             yield
-            return
-        fcntl.flock(self._fd, fcntl.LOCK_SH)
+
+    @contextmanager
+    def background(self) -> Iterator[None]:
+        """Any other writer's transaction: after the listeners committing or waiting to."""
+        self.give_way()
+        while self._turn is not None:
+            fcntl.flock(self._turn, fcntl.LOCK_EX)
+            if not self.listeners_waiting():
+                break
+            fcntl.flock(self._turn, fcntl.LOCK_UN)  # a listener came while this writer waited
+            self.give_way()
         try:
             yield
         finally:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            if self._turn is not None:
+                fcntl.flock(self._turn, fcntl.LOCK_UN)
+
+    def listeners_waiting(self) -> bool:
+        """Whether a listener is committing or waiting to (two system calls, no waiting)."""
+        if self._waiting is None:
+            return False
+        try:
+            fcntl.flock(self._waiting, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(self._waiting, fcntl.LOCK_UN)
+        return False
 
     def give_way(self) -> None:
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_EX)
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
+        if self._waiting is not None:
+            fcntl.flock(self._waiting, fcntl.LOCK_EX)
+            fcntl.flock(self._waiting, fcntl.LOCK_UN)
+
+    @staticmethod
+    @contextmanager
+    def _held(fd: int | None, mode: int) -> Iterator[None]:
+        if fd is None:
+            yield
+            return
+        fcntl.flock(fd, mode)
+        try:
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
 
     def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
+        for fd in (self._waiting, self._turn):
+            if fd is not None:
+                os.close(fd)
+        self._waiting = self._turn = None
 
 
 class WalCheckpointer:

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
@@ -407,3 +407,33 @@ async def test_mail_stored_after_an_outage_is_processed_at_once_not_after_the_ba
         await asyncio.wait_for(delivered(), timeout=1.0)
     finally:
         await gateway.stop()
+
+
+async def test_processing_commits_after_the_message_in_hand_when_an_smtp_listener_waits(
+    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On SQLite a processing transaction holds the one write lock that every 250 waits for:
+    # however long it may run, it ends as soon as a listener waits for the lock.
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL's row locks never hold up a listener's insert")
+    gateway = Gateway(with_settings(settings, process_commit_seconds=60.0), db, resolver=resolver)
+    await gateway.start()
+    commits: list[int] = []
+    for engine in db.engines:
+        event.listen(engine, "commit", lambda _connection: commits.append(1))
+
+    async def transactions_to_process(waiting: bool) -> int:
+        monkeypatch.setattr(db, "listeners_waiting", lambda: waiting)
+        for n in range(4):
+            raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <{waiting}{n}.".encode())
+            await gateway.receive(raw, mail_from="alice@customer.test", rcpt_tos=(SUPPORT,))
+        before = len(commits)
+        assert await gateway.processor.drain() == 4
+        return len(commits) - before
+
+    try:
+        alone = await transactions_to_process(waiting=False)
+        yielding = await transactions_to_process(waiting=True)
+    finally:
+        await gateway.stop()
+    assert yielding - alone == 3  # one transaction per message instead of one for all four
