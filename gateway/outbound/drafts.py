@@ -14,18 +14,23 @@ and download links replaced (`LINK_SENT`, `CODE_SENT`, `REDACTED`) is kept
 on the row: the live bytes exist in memory until the relay has them, and no column ever
 holds a usable token or code. A retry therefore mints a fresh link and revokes the one the
 earlier attempt carried (a copy of that attempt that did arrive shows the link's friendly
-page, which mails a new one); the Message-ID stays, so threads hold. Composing MIME is the
-costly part of ticket mail; doing it here keeps the processing transaction, and SQLite's
-write lock, short.
+page, which mails a new one); the Message-ID stays, so threads hold.
+
+Composing MIME is the costly part of ticket mail, so it happens outside every transaction:
+a renderer (`prepare_draft`, `prepare_signin_draft`, `prepare_request_confirmation`) does
+the database's part in the outbox worker's transaction (reading the thread, issuing the
+link) and returns a `Prepared` email, which `Prepared.render` builds after the commit. The
+processing transaction, and on SQLite the write lock every 250 waits for, stay short.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
+from functools import partial
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
@@ -86,6 +91,23 @@ class Rendered:
     raw: bytes
     kept: bytes
     link_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """One attempt's email after its transaction: the secrets it issued and how to build it.
+
+    `build` reads only what the transaction loaded (relationships raise rather than load),
+    so it runs after the commit, off the database's write lock.
+    """
+
+    build: Callable[[], EmailMessage]
+    issued: IssuedLink | None
+    downloads: Sequence[str] = ()
+    rating_token: str | None = None
+
+    def render(self) -> Rendered:
+        return rendered(self.build(), self.issued, self.downloads, self.rating_token)
 
 
 _DRAFT_FIELDS = tuple(field.name for field in fields(Draft))
@@ -169,7 +191,7 @@ def retire_earlier_link(session: Session, row: OutboxMessage) -> None:
         revoke_link(session, row.link_id)
 
 
-def render_draft(session: Session, settings: Settings, row: OutboxMessage) -> Rendered:
+def prepare_draft(session: Session, settings: Settings, row: OutboxMessage) -> Prepared:
     """The email for a queued ticket-mail draft, issuing its magic link in `session`."""
     assert row.draft is not None and row.ticket_id is not None, "only ticket drafts are rendered here"
     draft = Draft(**row.draft)
@@ -186,7 +208,8 @@ def render_draft(session: Session, settings: Settings, row: OutboxMessage) -> Re
         minutes = default_ttl(settings, LinkPurpose.REPLY) // timedelta(minutes=1)
         link = LinkBlock(issued.url(portal_url(settings, mailbox)), format_code(issued.code), minutes)
     files = _files(session, settings, draft, row, mailbox)
-    email = compose(
+    build = partial(
+        compose,
         settings,
         mailbox,
         ticket,
@@ -205,7 +228,8 @@ def render_draft(session: Session, settings: Settings, row: OutboxMessage) -> Re
         rating=rating,
         speaking=speaking,
     )
-    return rendered(email, issued, files.secrets, rating.token if rating else None)
+    # `compose` is looked up now, not when the email is built: tests watch it there.
+    return Prepared(build, issued, files.secrets, rating.token if rating else None)
 
 
 def _files(

@@ -40,14 +40,15 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from gateway.auth.exposed import revoke_link
 from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket, loaded, utcnow
 from gateway.outbound.compose import CUSTOMER_KINDS
 from gateway.outbound.dkim import DkimSigner
-from gateway.outbound.drafts import Rendered, render_draft
+from gateway.outbound.drafts import Prepared, Rendered, prepare_draft
 from gateway.outbound.senders import PermanentFailure, Sender
 from gateway.outbound.sent_marks import SentMarks
-from gateway.outbound.request_mail import REQUEST_CONFIRMATION, render_request_confirmation
-from gateway.outbound.signin_mail import SIGNIN, render_signin_draft
+from gateway.outbound.request_mail import REQUEST_CONFIRMATION, prepare_request_confirmation
+from gateway.outbound.signin_mail import SIGNIN, prepare_signin_draft
 from gateway.outbound.webhooks.recorder import about_ticket, record_event
 from gateway.settings import Settings
 from gateway.storage.database import Database
@@ -154,12 +155,19 @@ def _record_webhook(session: Session, row: OutboxMessage, event_type: str, detai
     record_event(session, event_type, data, ticket)
 
 
+def _compose_all(prepared: dict[int, Prepared]) -> dict[int, Rendered | Exception]:
+    """Every prepared email composed, or the error its composing raised."""
+    composed: dict[int, Rendered | Exception] = {}
+    for row_id, email in prepared.items():
+        try:
+            composed[row_id] = email.render()
+        except Exception as error:  # noqa: BLE001 - the row's own failed attempt
+            composed[row_id] = error
+    return composed
+
+
 def _outbox_row(values: Row) -> OutboxMessage:
     return loaded(OutboxMessage, dict(zip(_COLUMNS, values, strict=True)))
-
-
-class _LeaseLost(Exception):
-    """Another worker took the row over while this one was rendering it."""
 
 
 class OutboxWorker:
@@ -230,37 +238,42 @@ class OutboxWorker:
         return [_outbox_row(values) for values in claim.rows]
 
     async def _render_all(self, rows: list[OutboxMessage]) -> dict[int, bytes | Exception | None]:
-        """Each row's email to send: its draft rendered, its link issued and its copy kept.
+        """Each row's email to send: its draft prepared, composed, and its copy kept.
 
-        On PostgreSQL the drafts of a claim render in one transaction, each in a savepoint,
-        so a batch costs one commit rather than one per email; on SQLite each renders in a
-        transaction of its own, as a transaction there holds the database's one write lock,
-        which the SMTP listeners' commits wait for. A row whose lease was lost maps to None
-        (its link rolled back), one whose rendering failed to the error, recorded as a
-        failed attempt. The bytes sent are never stored.
+        Three steps, so no transaction is open while MIME is composed (on SQLite, a
+        transaction holds the database's one write lock, which every 250 waits for):
+
+        1. one transaction prepares the claim's drafts, each in a savepoint: it reads what
+           the email needs and issues its link (on SQLite it ends early, and the next takes
+           the rest, as soon as an SMTP listener waits);
+        2. the emails are composed, outside any transaction, on a thread;
+        3. one transaction stores each row's copy without secrets, if the row is still ours,
+           and burns the links of emails that will not leave: a lease lost meanwhile, a
+           failed composition. A crash between 1 and 3 leaves links nobody ever saw expire.
+
+        A row whose lease was lost maps to None, one whose rendering failed to the error,
+        recorded as a failed attempt. The bytes sent are never stored.
         """
         emails: dict[int, bytes | Exception | None] = {row.id: row.raw for row in rows if row.draft is None}
         drafts = [row for row in rows if row.draft is not None]
         if not drafts:
             return emails
-        rendered: dict[int, Rendered] = {}
-        size = 1 if self._db.is_sqlite else len(drafts)
-        for start in range(0, len(drafts), size):
-            await self._db.write(partial(self._render_together, drafts[start : start + size], rendered, emails))
-        for row in drafts:
-            if row.id in rendered:
-                email = rendered[row.id]
-                row.raw, row.link_id = email.kept, email.link_id
-                emails[row.id] = email.raw
+        prepared: dict[int, Prepared] = {}
+        left = drafts
+        while left:
+            left = await self._db.write(partial(self._prepare_together, left, prepared, emails))
+        composed = await asyncio.to_thread(_compose_all, prepared)
+        await self._db.write(partial(self._keep_copies, drafts, prepared, composed, emails))
         return emails
 
-    def _render_together(
+    def _prepare_together(
         self,
         drafts: list[OutboxMessage],
-        rendered: dict[int, Rendered],
+        prepared: dict[int, Prepared],
         emails: dict[int, bytes | Exception | None],
         session: Session,
-    ) -> None:
+    ) -> list[OutboxMessage]:
+        """Prepare drafts in this transaction until a listener waits; return the rest."""
         # A write before the first savepoint: on SQLite the transaction then holds the write
         # lock (waiting for it if need be), where a savepoint that reads first could not take
         # it later and fail as "database is locked".
@@ -272,27 +285,46 @@ class OutboxWorker:
         if len(drafts) > 1:  # one draft reads each once anyway
             held += session.scalars(select(Mailbox).where(Mailbox.id.in_({row.mailbox_id for row in drafts})))
             held += session.scalars(select(Ticket).where(Ticket.id.in_({row.ticket_id for row in drafts})))
-        for row in drafts:
+        for position, row in enumerate(drafts):
+            if position and self._db.listeners_waiting():
+                return drafts[position:]
+            prepare = {SIGNIN: prepare_signin_draft, REQUEST_CONFIRMATION: prepare_request_confirmation}.get(
+                row.kind, prepare_draft
+            )
             try:
                 with session.begin_nested():
-                    rendered[row.id] = self._render(session, row)
-            except _LeaseLost:
-                emails[row.id] = None
+                    prepared[row.id] = prepare(session, self._settings, row)
             except Exception as error:  # noqa: BLE001 - the row's own failed attempt
                 emails[row.id] = error
         del held  # released with the transaction
+        return []
 
-    def _render(self, session: Session, row: OutboxMessage) -> Rendered:
-        render = {SIGNIN: render_signin_draft, REQUEST_CONFIRMATION: render_request_confirmation}.get(
-            row.kind, render_draft
-        )
-        email: Rendered = render(session, self._settings, row)
-        kept = {"raw": email.kept, "link_id": email.link_id}
-        ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
-        stored = session.execute(update(OutboxMessage).where(ours).values(**kept))
-        if not stored.rowcount:
-            raise _LeaseLost  # roll back the link the draft issued
-        return email
+    def _keep_copies(
+        self,
+        drafts: list[OutboxMessage],
+        prepared: dict[int, Prepared],
+        composed: dict[int, Rendered | Exception],
+        emails: dict[int, bytes | Exception | None],
+        session: Session,
+    ) -> None:
+        for row in drafts:
+            if row.id not in prepared:
+                continue
+            email, issued = composed[row.id], prepared[row.id].issued
+            stored = 0
+            if isinstance(email, Rendered):
+                still_ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
+                kept = {"raw": email.kept, "link_id": email.link_id}
+                stored = session.execute(update(OutboxMessage).where(still_ours).values(**kept)).rowcount
+            if not stored and issued is not None:
+                revoke_link(session, issued.link.id)  # this email will not leave with it
+            if isinstance(email, Exception):
+                emails[row.id] = email
+            elif not stored:
+                emails[row.id] = None  # another worker took the row over meanwhile
+            else:
+                row.raw, row.link_id = email.kept, email.link_id
+                emails[row.id] = email.raw
 
     def _mark_sent(self, session: Session, row: OutboxMessage) -> None:
         sent_at = utcnow()

@@ -3,7 +3,7 @@
 Someone who is not signed in can type a request into the portal (`/requests/start`); it is
 kept as a `PendingRequest` and `queue_request_confirmation` queues this email to the
 address they gave, in the same transaction. The outbox worker calls
-`render_request_confirmation`, which issues a single-use link of purpose `request` for
+`prepare_request_confirmation`, which issues a single-use link of purpose `request` for
 that address when the email leaves (a retry revokes the earlier one, as for every mail
 with a link: see gateway/outbound/drafts.py) and notes the link on the pending request.
 The portal opens the request when that link is used: its Continue page is the
@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from email.message import EmailMessage
 from email.utils import format_datetime
+from functools import partial
 
 from sqlalchemy.orm import Session
 
@@ -22,7 +23,7 @@ from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest, utcnow
 from gateway.outbound.compose import mail_address, mail_translator
-from gateway.outbound.drafts import Draft, Rendered, queue_draft, rendered, retire_earlier_link
+from gateway.outbound.drafts import Draft, Prepared, queue_draft, retire_earlier_link
 from gateway.outbound.signin_mail import _templates
 from gateway.settings import Settings
 
@@ -49,7 +50,7 @@ def queue_request_confirmation(
     )
 
 
-def render_request_confirmation(session: Session, settings: Settings, row: OutboxMessage) -> Rendered:
+def prepare_request_confirmation(session: Session, settings: Settings, row: OutboxMessage) -> Prepared:
     """The confirmation email for a queued draft, issuing its link (valid from now) in `session`."""
     assert row.draft is not None, "only drafts are rendered"
     draft = Draft(**row.draft)
@@ -70,15 +71,23 @@ def render_request_confirmation(session: Session, settings: Settings, row: Outbo
         "code": format_code(issued.code),
         "minutes": settings.signin_link_ttl_minutes,
     }
+    headers = {
+        "From": mail_address(mailbox.display_name, mailbox.address),
+        "To": mail_address(draft.to_name, draft.to_email),
+        "Subject": speaking.gettext("Confirm your request to %(brand)s") % {"brand": mailbox.display_name},
+        "Message-ID": f"<{row.rfc_message_id}>",
+    }
+    return Prepared(partial(_compose, settings, headers, context), issued)
+
+
+def _compose(settings: Settings, headers: dict[str, object], context: dict[str, object]) -> EmailMessage:
     email = EmailMessage()
-    email["From"] = mail_address(mailbox.display_name, mailbox.address)
-    email["To"] = mail_address(draft.to_name, draft.to_email)
-    email["Subject"] = speaking.gettext("Confirm your request to %(brand)s") % {"brand": mailbox.display_name}
+    email["From"], email["To"], email["Subject"] = headers["From"], headers["To"], headers["Subject"]
     email["Date"] = format_datetime(utcnow())
-    email["Message-ID"] = f"<{row.rfc_message_id}>"
+    email["Message-ID"] = headers["Message-ID"]
     email["Auto-Submitted"] = "auto-generated"
     email["X-Auto-Response-Suppress"] = "All"
     email["X-Wicket-Loop"] = settings.loop_token
     email.set_content(_templates().get_template(f"mail/{REQUEST_CONFIRMATION}.txt").render(context))
     email.add_alternative(_templates().get_template(f"mail/{REQUEST_CONFIRMATION}.html").render(context), subtype="html")
-    return rendered(email, issued)
+    return email

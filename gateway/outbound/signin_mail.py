@@ -3,7 +3,7 @@
 `default_mailbox` is the one place that decides which brand (mailbox) a portal request
 belongs to: the mailbox whose custom domain is the Host, else the first one.
 `queue_signin_email` queues a sign-in draft in the caller's transaction (a rolled-back
-request sends nothing) and issues no link: the outbox worker calls `render_signin_draft`,
+request sends nothing) and issues no link: the outbox worker calls `prepare_signin_draft`,
 which issues the sign-in link when the email is sent (a retry issues a fresh one and
 revokes the earlier: see gateway/outbound/drafts.py) and renders the text and HTML parts from
 `gateway/outbound/templates/mail/signin.*` with the link URL and the code; the row keeps only the
@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
-from functools import lru_cache
+from functools import lru_cache, partial
 
 from jinja2 import Environment
 from sqlalchemy.orm import Session
@@ -27,7 +27,7 @@ from gateway.directory.branding import mailbox_for_host, portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.i18n import Translator, translator
 from gateway.outbound.compose import mail_address, mail_templates, mail_translator
-from gateway.outbound.drafts import Draft, Rendered, draft_values, queue_draft, rendered, retire_earlier_link
+from gateway.outbound.drafts import Draft, Prepared, draft_values, queue_draft, retire_earlier_link
 from gateway.settings import Settings
 
 SIGNIN = "signin"  # the outbox row's kind and the draft's template
@@ -108,7 +108,7 @@ def queue_signin_email(
     queue_draft(session, mailbox=mailbox, ticket=ticket, kind=SIGNIN, draft=draft, envelope_from=mailbox.address)
 
 
-def render_signin_draft(session: Session, settings: Settings, row: OutboxMessage) -> Rendered:
+def prepare_signin_draft(session: Session, settings: Settings, row: OutboxMessage) -> Prepared:
     """The sign-in email for a queued draft, issuing its link (valid from now) in `session`."""
     assert row.draft is not None, "only drafts are rendered"
     draft = Draft(**row.draft)
@@ -120,7 +120,8 @@ def render_signin_draft(session: Session, settings: Settings, row: OutboxMessage
     issued = issue_link(
         session, settings, contact, ticket=ticket, purpose=LinkPurpose.SIGNIN, return_path=draft.return_path
     )
-    email = compose_signin_email(
+    build = partial(
+        compose_signin_email,
         settings,
         mailbox,
         to_email=draft.to_email,
@@ -131,7 +132,7 @@ def render_signin_draft(session: Session, settings: Settings, row: OutboxMessage
         message_id=row.rfc_message_id,
         speaking=mail_translator(contact, mailbox),
     )
-    return rendered(email, issued)
+    return Prepared(build, issued)
 
 
 def rehearse_signin_email(email: str, return_path: str | None) -> None:

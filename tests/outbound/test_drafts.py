@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import asyncio
+import sqlite3
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+import gateway.outbound.drafts as drafts
+
 from gateway.cli.runtime import Gateway
-from gateway.models import MagicLink, OutboxMessage, OutboxStatus
+from gateway.models import MagicLink, OutboxMessage, OutboxStatus, utcnow
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import MemorySender, SentMail
 from gateway.settings import Settings
 from gateway.storage.database import orm
-from tests.mailflow import ALICE, LINK, add_tom, build_mail, settle, text_of
+from tests.mailflow import ALICE, LINK, add_tom, build_mail, outbox_sender, settle, text_of
 from tests.support import SUPPORT, ReceiveEmail
 
 
@@ -87,3 +95,58 @@ async def test_a_notification_rendered_later_threads_on_what_came_before_it_only
     assert earlier["Message-ID"] not in earlier["References"]
     assert earlier["Message-ID"] in later["References"]
     assert later["Message-ID"] not in earlier["References"] + later["References"]
+
+
+async def test_ticket_mail_is_composed_while_the_database_is_free_for_other_writers(
+    gateway: Gateway, receive_email: ReceiveEmail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Composing MIME is the costly part of ticket mail. On SQLite the one write lock is what
+    # every 250 of the node waits for, so no transaction may be open while an email is built.
+    if not gateway.db.is_sqlite:
+        pytest.skip("PostgreSQL has no database-wide write lock")
+    await receive_email("new-request.eml")
+    compose, probes = drafts.compose, []
+
+    def compose_and_probe(*args: Any, **kwargs: Any) -> Any:
+        other = sqlite3.connect(gateway.db.url.database, timeout=0, isolation_level=None)
+        try:
+            other.execute("BEGIN IMMEDIATE")  # "database is locked" while a transaction is open
+            other.execute("ROLLBACK")
+            probes.append("free")
+        except sqlite3.OperationalError as error:
+            probes.append(str(error))
+        finally:
+            other.close()
+        return compose(*args, **kwargs)
+
+    monkeypatch.setattr(drafts, "compose", compose_and_probe)
+    [ack] = (await settle(gateway)).to(ALICE)
+    assert probes == ["free"]
+    assert LINK.search(text_of(ack)) is not None
+
+
+async def test_a_draft_whose_lease_is_lost_while_it_is_composed_is_not_sent_and_its_link_is_burned(
+    gateway: Gateway, receive_email: ReceiveEmail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await receive_email("new-request.eml")
+    await gateway.processor.drain()
+    compose, loop = drafts.compose, asyncio.get_running_loop()
+
+    def take_over(session: Session) -> None:  # a second worker claims the row, its lease expired
+        session.execute(update(OutboxMessage).values(
+            attempts=OutboxMessage.attempts + 1, lease_expires_at=utcnow() + timedelta(minutes=5)))
+
+    def compose_while_another_worker_takes_over(*args: Any, **kwargs: Any) -> Any:
+        asyncio.run_coroutine_threadsafe(gateway.db.write(take_over), loop).result(timeout=5)
+        return compose(*args, **kwargs)
+
+    monkeypatch.setattr(drafts, "compose", compose_while_another_worker_takes_over)
+    await gateway.outbox.deliver_batch()
+    assert outbox_sender(gateway).sent == []
+
+    def look(session: Session):
+        return session.scalars(select(OutboxMessage)).one(), session.scalars(select(MagicLink)).all()
+
+    row, links = await gateway.db.read(orm(look))
+    assert [link.burned for link in links] == [True]  # issued for the email that never left
+    assert (row.raw, row.attempts) == (None, 2)  # the other worker's row, untouched
