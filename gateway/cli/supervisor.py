@@ -3,10 +3,11 @@
 Plain `wicket serve` lays a node out over the machine's cores (`node_layout`; the reasons
 are in docs/architecture.md, "One node, several processes"): the roles that answer the
 network, SMTP and the portal, run in one *front* process per core, all bound to the same
-ports with SO_REUSEPORT, so a burst of mail is accepted on every core; the roles that
-drain the queues, the processor and the outbox worker (and any other background role),
-run in *back* processes of their own, so processing never delays a 250 in the same event
-loop. `--workers N` instead runs N processes with the same roles.
+ports with SO_REUSEPORT, so a burst of mail is accepted on every core; the processor (and
+any other background role) runs in *back* processes of its own, so processing never
+delays a 250 in the same event loop; and the outbox worker runs in one process per core,
+at a lower priority, composing mail on whatever the others leave. `--workers N` instead
+runs N processes with the same roles.
 
 The supervisor (this process) only starts, watches and stops children. Each child reports
 when its roles are running. A child that exits before that could not start (a database
@@ -45,26 +46,37 @@ RESTARTS, RESTART_WINDOW = 5, 60.0
 STOP_SECONDS = 30.0
 
 
+# Outbox processes run at this niceness: under load the kernel gives the listeners and the
+# processor the cores first, so a ticket becomes visible before its mail is composed.
+OUTBOX_NICENESS = 10
+
+
 @dataclass(frozen=True, slots=True)
 class Slot:
-    """A process the node keeps running: its name and its roles."""
+    """A process the node keeps running: its name, its roles and its niceness."""
 
     name: str
     roles: tuple[str, ...]
+    niceness: int = 0
 
 
 def node_layout(roles: Iterable[str], cores: int, *, sqlite: bool) -> list[Slot]:
     """Plain `wicket serve`: a front process per core, back processes for the queues.
 
-    On SQLite one back process: the database has one writer, so a second processing
-    process only takes turns with the first. On PostgreSQL one per two cores.
+    Processing: on SQLite one process, as the database has one writer and a second
+    processing process only takes turns with the first; on PostgreSQL one per two cores.
+    The outbox: one process per core, behind the others (`OUTBOX_NICENESS`). Composing
+    mail costs about three times what processing a message does, and it holds no lock.
     """
     chosen = tuple(roles)
     front = tuple(role for role in chosen if role in FRONT_ROLES)
-    back = tuple(role for role in chosen if role not in FRONT_ROLES)
+    back = tuple(role for role in chosen if role not in FRONT_ROLES and role != "outbox")
     slots = [Slot(f"front-{n + 1}", front) for n in range(max(1, cores))] if front else []
     backs = 1 if sqlite else max(1, cores // 2)
-    return slots + ([Slot(f"back-{n + 1}", back) for n in range(backs)] if back else [])
+    slots += [Slot(f"back-{n + 1}", back) for n in range(backs)] if back else []
+    if "outbox" in chosen:
+        slots += [Slot(f"outbox-{n + 1}", ("outbox",), OUTBOX_NICENESS) for n in range(max(1, cores))]
+    return slots
 
 
 def same_roles(roles: Iterable[str], workers: int) -> list[Slot]:
@@ -95,8 +107,10 @@ class RestartBudget:
 ChildTarget = Callable[..., None]
 
 
-def _child_main(parent: int, target: ChildTarget, ready: Connection, args: tuple[Any, ...]) -> None:
+def _child_main(parent: int, target: ChildTarget, ready: Connection, args: tuple[Any, ...], niceness: int = 0) -> None:
     die_with_parent(parent)
+    if niceness:
+        os.nice(niceness)  # inherited by the process's own workers (parse-ahead)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the supervisor decides
     target(*args, ready=lambda: ready.send(True))
 
@@ -145,7 +159,7 @@ class Supervisor:
 
     def _start(self, slot: Slot) -> None:
         reader, writer = self._context.Pipe(duplex=False)
-        args = (os.getpid(), self._target, writer, self._args(slot, self._doorbell))
+        args = (os.getpid(), self._target, writer, self._args(slot, self._doorbell), slot.niceness)
         process = self._context.Process(target=_child_main, args=args, name=f"wicket-{slot.name}")
         process.start()
         writer.close()

@@ -9,10 +9,12 @@ The nodes are real `wicket serve` subprocesses over a database of the test's own
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import signal
 import smtplib
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -20,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
-from gateway.cli.supervisor import RestartBudget, Slot, node_layout
+from gateway.cli.supervisor import OUTBOX_NICENESS, RestartBudget, Slot, _child_main, node_layout
 from gateway.models import Ticket
 from gateway.settings import Settings
 from gateway.storage.database import open_database, orm
@@ -31,11 +33,27 @@ from tests.support import SUPPORT
 def test_the_default_layout_puts_a_front_process_on_every_core_and_processing_apart() -> None:
     roles = ("smtp", "worker", "outbox", "portal")
     assert node_layout(roles, 2, sqlite=True) == [
-        Slot("front-1", ("smtp", "portal")), Slot("front-2", ("smtp", "portal")), Slot("back-1", ("worker", "outbox")),
+        Slot("front-1", ("smtp", "portal")), Slot("front-2", ("smtp", "portal")), Slot("back-1", ("worker",)),
+        Slot("outbox-1", ("outbox",), OUTBOX_NICENESS), Slot("outbox-2", ("outbox",), OUTBOX_NICENESS),
     ]
     assert [slot.name for slot in node_layout(roles, 8, sqlite=False)].count("back-1") == 1
     assert len([s for s in node_layout(roles, 8, sqlite=False) if s.name.startswith("back")]) == 4
     assert len([s for s in node_layout(roles, 8, sqlite=True) if s.name.startswith("back")]) == 1
+    # Composing mail is the costliest step and holds no lock: one outbox process per core.
+    assert len([s for s in node_layout(roles, 8, sqlite=True) if s.roles == ("outbox",)]) == 8
+    assert node_layout(("smtp", "outbox"), 1, sqlite=True) == [
+        Slot("front-1", ("smtp",)), Slot("outbox-1", ("outbox",), OUTBOX_NICENESS),
+    ]
+
+
+def test_outbox_processes_run_behind_the_listeners_and_the_processor() -> None:
+    # Mail follows the ticket: under load the kernel runs acknowledging and processing first.
+    context = multiprocessing.get_context("spawn")
+    _, writer = context.Pipe(duplex=False)
+    child = context.Process(target=_child_main, args=(os.getpid(), _exit_with_niceness, writer, (), OUTBOX_NICENESS))
+    child.start()
+    child.join(60)
+    assert OUTBOX_NICENESS > 0 and child.exitcode == os.nice(0) + OUTBOX_NICENESS
 
 
 def test_a_restart_budget_allows_five_restarts_a_minute_then_refuses() -> None:
@@ -215,3 +233,8 @@ async def test_kill_9_of_the_supervisor_takes_every_child_and_parse_worker_with_
         assert gone(orphans), "a child outlived its supervisor"
     finally:
         node.stop()
+
+
+
+def _exit_with_niceness(*, ready: Callable[[], None]) -> None:
+    raise SystemExit(os.nice(0))
