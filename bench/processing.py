@@ -150,28 +150,30 @@ def _listed(by_status: dict[str, int]) -> str:
 
 
 def _through_node(kind: str, plan: Plan) -> list[Row]:
-    """The backlog processed by `wicket serve --role worker --role outbox`, one process and then two."""
-    rates: dict[int, float] = {}
-    notes: dict[int, str] = {}
+    """The backlog processed by plain `wicket serve`, then by `--role worker --role outbox` in one process and two."""
+    rates: dict[str, float] = {}
+    notes: dict[str, str] = {}
     parser = 0.0
-    for workers in (1, 2):
+    runs = {"serve": (), "one": WORKER_ROLES, "two": WORKER_ROLES + ("--workers", "2")}
+    for label, args in runs.items():
         with fresh_node_database(kind, OUT / f"processing-node-{kind}") as database:
             stored = run_job("bench.processing", "--messages", str(plan.backlog), "--store", database.url,
                              "--workdir", str(OUT / f"processing-node-{kind}"), timeout=3600)
             parser = max(parser, plan.backlog / float(stored["parse_seconds"]))
-            args = WORKER_ROLES + (("--workers", "2") if workers == 2 else ())
-            seconds, seen = _node_drain(database, f"processing-{kind}-{workers}", plan.backlog, *args)
-        rates[workers] = plan.backlog / seconds
+            seconds, seen = _node_drain(database, f"processing-{kind}-{label}", plan.backlog, *args)
+        rates[label] = plan.backlog / seconds
         inbound, outbox = seen["inbound"], seen["outbox"]
         assert isinstance(inbound, dict) and isinstance(outbox, dict)
-        notes[workers] = (f"{plan.backlog} msgs: {_listed(inbound)}; {seen['tickets']} tickets; "
-                          f"outbox {_listed(outbox)}")
+        notes[label] = (f"{plan.backlog} msgs: {_listed(inbound)}; {seen['tickets']} tickets; "
+                        f"outbox {_listed(outbox)}")
     name = NAMES[kind]
     return [
-        Row(f"processing + outbox, `wicket serve --role worker --role outbox`, {name}", rates[1], "msg/s", parser,
-            "mail-parser alone", NODE_TARGET, notes[1]),
-        Row(f"the same with `--workers 2`, {name}", rates[2], "msg/s", rates[1], "one worker process",
-            SECOND_WORKER_TARGET if kind == "postgres" else None, notes[2]),
+        Row(f"processing + outbox, plain `wicket serve`, {name}", rates["serve"], "msg/s", parser,
+            "mail-parser alone", NODE_TARGET, notes["serve"]),
+        Row(f"processing + outbox, `wicket serve --role worker --role outbox`, {name}", rates["one"], "msg/s", parser,
+            "mail-parser alone", NODE_TARGET, notes["one"]),
+        Row(f"the same with `--workers 2`, {name}", rates["two"], "msg/s", rates["one"], "one worker process",
+            SECOND_WORKER_TARGET if kind == "postgres" else None, notes["two"]),
     ]
 
 
