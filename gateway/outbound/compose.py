@@ -39,6 +39,7 @@ from gateway.directory.branding import portal_url
 from gateway.i18n import Translator, choose_language, translator
 from gateway.models import AuthorType, Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
+from gateway.outbound.mime import new_email
 from gateway.settings import Settings
 from gateway.tickets.markers import subject_tag, ticket_marker
 from gateway.tickets.satisfaction import RatingLinks
@@ -261,7 +262,7 @@ def compose(
         "attached": [f.filename for f in files.attached],
         "download_hours": settings.agent_download_ttl_hours,
     }
-    email = EmailMessage()
+    email = new_email()
     email["From"] = mail_address(from_name or brand, mailbox.address)
     email["To"] = list(shown_to) or to
     if cc:

@@ -35,6 +35,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.outbound.compose import OutboundKind, mail_address, new_message_id, render_parts
+from gateway.outbound.mime import new_email
 from gateway.outbound.outbox import queue_email
 from gateway.outbound.team_mail import follows
 from gateway.settings import Settings
@@ -116,7 +117,7 @@ def digest_context(
 def compose_digest(settings: Settings, mailbox: Mailbox, agent: Agent, context: dict[str, object]) -> EmailMessage:
     subject = f"{mailbox.display_name} daily digest: {context['open_count']} open"
     text, html = render_parts("digest", {**context, "subject": subject})
-    email = EmailMessage()
+    email = new_email()
     email["From"] = mail_address(mailbox.display_name, mailbox.address)
     email["To"] = mail_address(agent.name, agent.email)
     email["Subject"] = subject

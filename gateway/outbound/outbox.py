@@ -45,9 +45,9 @@ from gateway.models import Mailbox, Message, OutboxMessage, OutboxStatus, Ticket
 from gateway.outbound.compose import CUSTOMER_KINDS
 from gateway.outbound.dkim import DkimSigner
 from gateway.outbound.drafts import Prepared, Rendered, prepare_draft
+from gateway.outbound.request_mail import REQUEST_CONFIRMATION, prepare_request_confirmation
 from gateway.outbound.senders import PermanentFailure, Sender
 from gateway.outbound.sent_marks import SentMarks
-from gateway.outbound.request_mail import REQUEST_CONFIRMATION, prepare_request_confirmation
 from gateway.outbound.signin_mail import SIGNIN, prepare_signin_draft
 from gateway.outbound.webhooks.recorder import about_ticket, record_event
 from gateway.settings import Settings

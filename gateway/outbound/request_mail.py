@@ -24,6 +24,7 @@ from gateway.directory.branding import portal_url
 from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest, utcnow
 from gateway.outbound.compose import mail_address, mail_translator
 from gateway.outbound.drafts import Draft, Prepared, queue_draft, retire_earlier_link
+from gateway.outbound.mime import new_email
 from gateway.outbound.signin_mail import _templates
 from gateway.settings import Settings
 
@@ -81,7 +82,7 @@ def prepare_request_confirmation(session: Session, settings: Settings, row: Outb
 
 
 def _compose(settings: Settings, headers: dict[str, object], context: dict[str, object]) -> EmailMessage:
-    email = EmailMessage()
+    email = new_email()
     email["From"], email["To"], email["Subject"] = headers["From"], headers["To"], headers["Subject"]
     email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = headers["Message-ID"]

@@ -24,10 +24,11 @@ from sqlalchemy.orm import Session
 from gateway.auth.link_secrets import format_code
 from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import mailbox_for_host, portal_url
-from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.i18n import Translator, translator
+from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import mail_address, mail_templates, mail_translator
 from gateway.outbound.drafts import Draft, Prepared, draft_values, queue_draft, retire_earlier_link
+from gateway.outbound.mime import new_email
 from gateway.settings import Settings
 
 SIGNIN = "signin"  # the outbox row's kind and the draft's template
@@ -67,7 +68,7 @@ def compose_signin_email(
         "code_url": f"{portal_url(settings, mailbox)}/code",
         "minutes": minutes,
     }
-    email = EmailMessage()
+    email = new_email()
     email["From"] = mail_address(mailbox.display_name, mailbox.address)
     email["To"] = mail_address(to_name, to_email)
     email["Subject"] = speaking.gettext("Your sign-in link for %(brand)s") % {"brand": mailbox.display_name}
