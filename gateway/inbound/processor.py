@@ -76,6 +76,7 @@ class Processor:
     ) -> None:
         self._db = db
         self._min_unit = 1 if db.is_sqlite else MIN_UNIT_ROWS
+        self._window = UNIT_ROWS  # rows the next transaction takes on (`_process_unit`)
         self._settings = settings
         self._router = router
         self.events = events
@@ -187,19 +188,24 @@ class Processor:
     def _process_unit(self, ids: list[int], session: Session) -> list[int]:
         # A transaction takes on a window of the claim: renewing (and reading back) every
         # remaining row of a large claim in each transaction would read most rows many times.
-        window = ids[:UNIT_ROWS]
+        # The window follows what the last transaction got through: while SMTP listeners
+        # keep ending transactions after a message or two, a transaction renews two rows,
+        # not the whole window; it doubles again while transactions finish theirs.
+        window = ids[: self._window]
         ours = self._still_ours(session, window)
         began = time.monotonic()
         for position, inbound_id in enumerate(window):
             if position >= self._min_unit and (
                 time.monotonic() - began >= self._settings.process_commit_seconds or self._db.listeners_waiting()
             ):
+                self._window = max(self._min_unit, 2 * position)
                 return ids[position:]
             started = time.perf_counter()
             with bound(inbound_id=inbound_id):
                 outcome = self._process_one(session, ours.get(inbound_id))
             PROCESSED.labels(str(outcome)).inc()
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
+        self._window = min(UNIT_ROWS, 2 * self._window)
         return ids[len(window):]
 
     def _process_one(self, session: Session, inbound: Claimed | None) -> str:

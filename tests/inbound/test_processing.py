@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -25,8 +26,10 @@ from gateway.models import (
     utcnow,
 )
 from gateway.inbound.dns import FixedResolver
+from gateway.inbound.processor import INBOUND_QUEUE
 from gateway.settings import Settings
 from gateway.storage.database import Database, orm
+from gateway.storage.queue import LeasedQueue
 from gateway.tickets.events import MessageAdded, TicketCreated
 from gateway.tickets.markers import format_marker
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
@@ -437,3 +440,33 @@ async def test_processing_commits_after_the_message_in_hand_when_an_smtp_listene
     finally:
         await gateway.stop()
     assert yielding - alone == 3  # one transaction per message instead of one for all four
+
+
+async def test_while_listeners_keep_waiting_each_processing_transaction_renews_only_the_rows_it_can_take_on(
+    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A transaction renews the leases of (and reads back) the window of the claim it takes on.
+    # When listeners make every transaction end after one message, renewing the whole
+    # window each time would read the same stored mail again and again.
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL's row locks never hold up a listener's insert")
+    gateway = Gateway(with_settings(settings, process_commit_seconds=60.0), db, resolver=resolver)
+    await gateway.start()
+    renewed: list[int] = []
+    renew = LeasedQueue.renew
+
+    def counting(queue: LeasedQueue, connection: Any, ids: Any) -> Any:
+        if queue.table is INBOUND_QUEUE:
+            renewed.append(len(ids))
+        return renew(queue, connection, ids)
+
+    monkeypatch.setattr(LeasedQueue, "renew", counting)
+    monkeypatch.setattr(db, "listeners_waiting", lambda: True)
+    for n in range(10):
+        raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <w{n}.".encode())
+        await gateway.receive(raw, mail_from="alice@customer.test", rcpt_tos=(SUPPORT,))
+    try:
+        assert await gateway.processor.drain() == 10
+    finally:
+        await gateway.stop()
+    assert renewed[0] == 10 and max(renewed[1:]) <= 2, renewed
