@@ -82,6 +82,7 @@ class Processor:
         self.events = events
         self._wakeup = asyncio.Event()
         self._unfinished: list[int] = []  # claimed by us, not yet through a committed transaction
+        self._claimed: dict[int, int] = {}  # the current claim's rows: id -> attempt (the lease)
         self._parsing = ParseAhead(settings.process_parse_workers, settings.max_display_html_bytes)
         self._exposed = ExposedSecrets(settings)
         self._checks = checks
@@ -147,8 +148,31 @@ class Processor:
         """Run one claimed row through the pipeline, recording the outcome either way."""
         await self._process_claimed([inbound_id])
 
+    async def release(self) -> None:
+        """Hand back the claimed rows not yet processed, their attempt not spent: the node stops.
+
+        Another worker, or this node started again, takes them at once rather than when
+        their lease runs out. A row that a transaction still in flight finished meanwhile
+        is left alone: it no longer matches the lease it was claimed with.
+        """
+        rows = [(row_id, self._claimed[row_id]) for row_id in self._unfinished if row_id in self._claimed]
+        self._unfinished, self._claimed = [], {}
+        if not rows:
+            return
+
+        def hand_back(session: Session) -> None:
+            for row_id, attempt in rows:
+                self._queue.defer(session.connection(), row_id, attempt, 0)
+
+        try:
+            await self._db.write(hand_back)
+        except (OperationalError, InterfaceError, OSError) as error:
+            log.warning("could not hand back %d claimed message(s) (%s); they are claimed again when their "
+                        "lease runs out", len(rows), error)
+
     async def _claim(self) -> list[int]:
         claim = await self._db.write(lambda session: self._queue.claim(session.connection()))
+        self._claimed = {row[0]: Claimed(*row).attempts for row in claim.rows}
         self._parsing.submit([(row[0], row[1]) for row in claim.rows])
         await self._check_senders([Claimed(*row) for row in claim.rows])
         return [row[0] for row in claim.rows]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import timedelta
 from typing import Any
 
@@ -470,3 +471,40 @@ async def test_while_listeners_keep_waiting_each_processing_transaction_renews_o
     finally:
         await gateway.stop()
     assert renewed[0] == 10 and max(renewed[1:]) <= 2, renewed
+
+
+async def test_a_stopping_processor_hands_back_the_rows_it_claimed_and_did_not_process(
+    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver
+) -> None:
+    # A node stopped for a restart must not leave its claimed mail leased: the restarted
+    # node would wait out the lease (five minutes) before those tickets appear.
+    gateway = Gateway(settings, db, resolver=resolver)
+    await gateway.start()
+    started = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    def slow(session: Session, event: TicketCreated) -> None:
+        loop.call_soon_threadsafe(started.set)
+        time.sleep(0.3)
+
+    gateway.events.subscribe(TicketCreated, slow)
+    for n in range(5):
+        raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <s{n}.".encode())
+        await gateway.receive(raw, mail_from=f"sender{n}@customer.test", rcpt_tos=(SUPPORT,))
+    gateway.run_processor()
+    await asyncio.wait_for(started.wait(), 10)
+    await gateway.stop()
+
+    def look(session: Session):
+        return session.execute(select(InboundEmail.status, InboundEmail.attempts, InboundEmail.lease_expires_at)).all()
+
+    rows = await db.read(orm(look))
+    assert {status for status, _, _ in rows} <= {InboundStatus.DELIVERED, InboundStatus.PENDING}, rows
+    assert any(status == InboundStatus.PENDING for status, _, _ in rows)  # the stop came in the middle
+    assert all(attempts == 0 and lease is None for status, attempts, lease in rows if status == InboundStatus.PENDING)
+    restarted = Gateway(settings, db, resolver=resolver)
+    await restarted.start()
+    try:
+        assert await restarted.processor.drain() == sum(status == InboundStatus.PENDING for status, _, _ in rows)
+    finally:
+        await restarted.stop()
