@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
 
@@ -69,6 +70,26 @@ async def seed_outbound(gateway: Gateway, ticket: Ticket, rfc_message_id: str) -
         )
 
     await gateway.db.write(change)
+
+
+async def store_copies(gateway: Gateway, count: int, tag: str) -> None:
+    """`count` copies of new-request.eml, each under a Message-ID of its own, stored pending."""
+    for n in range(count):
+        raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <{tag}{n}.".encode())
+        await gateway.receive(raw, mail_from="alice@customer.test", rcpt_tos=(SUPPORT,))
+
+
+@pytest.fixture
+async def patient_gateway(
+    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver
+) -> AsyncIterator[Gateway]:
+    """On SQLite, a gateway whose processing transactions could run a minute: only listeners end them early."""
+    if not db.is_sqlite:
+        pytest.skip("PostgreSQL's row locks never hold up a listener's insert")
+    gateway = Gateway(with_settings(settings, process_commit_seconds=60.0), db, resolver=resolver)
+    await gateway.start()
+    yield gateway
+    await gateway.stop()
 
 
 async def test_new_request_opens_ticket_1001_for_its_sender(receive_email: ReceiveEmail, gateway: Gateway) -> None:
@@ -414,45 +435,32 @@ async def test_mail_stored_after_an_outage_is_processed_at_once_not_after_the_ba
 
 
 async def test_processing_commits_after_the_message_in_hand_when_an_smtp_listener_waits(
-    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver, monkeypatch: pytest.MonkeyPatch
+    patient_gateway: Gateway, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # On SQLite a processing transaction holds the one write lock that every 250 waits for:
     # however long it may run, it ends as soon as a listener waits for the lock.
-    if not db.is_sqlite:
-        pytest.skip("PostgreSQL's row locks never hold up a listener's insert")
-    gateway = Gateway(with_settings(settings, process_commit_seconds=60.0), db, resolver=resolver)
-    await gateway.start()
     commits: list[int] = []
     for engine in db.engines:
         event.listen(engine, "commit", lambda _connection: commits.append(1))
 
     async def transactions_to_process(waiting: bool) -> int:
         monkeypatch.setattr(db, "listeners_waiting", lambda: waiting)
-        for n in range(4):
-            raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <{waiting}{n}.".encode())
-            await gateway.receive(raw, mail_from="alice@customer.test", rcpt_tos=(SUPPORT,))
+        await store_copies(patient_gateway, 4, f"{waiting}")
         before = len(commits)
-        assert await gateway.processor.drain() == 4
+        assert await patient_gateway.processor.drain() == 4
         return len(commits) - before
 
-    try:
-        alone = await transactions_to_process(waiting=False)
-        yielding = await transactions_to_process(waiting=True)
-    finally:
-        await gateway.stop()
+    alone = await transactions_to_process(waiting=False)
+    yielding = await transactions_to_process(waiting=True)
     assert yielding - alone == 3  # one transaction per message instead of one for all four
 
 
 async def test_while_listeners_keep_waiting_each_processing_transaction_renews_only_the_rows_it_can_take_on(
-    settings: Settings, db: Database, mailbox: Mailbox, resolver: FixedResolver, monkeypatch: pytest.MonkeyPatch
+    patient_gateway: Gateway, db: Database, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A transaction renews the leases of (and reads back) the window of the claim it takes on.
     # When listeners make every transaction end after one message, renewing the whole
     # window each time would read the same stored mail again and again.
-    if not db.is_sqlite:
-        pytest.skip("PostgreSQL's row locks never hold up a listener's insert")
-    gateway = Gateway(with_settings(settings, process_commit_seconds=60.0), db, resolver=resolver)
-    await gateway.start()
     renewed: list[int] = []
     renew = LeasedQueue.renew
 
@@ -463,13 +471,8 @@ async def test_while_listeners_keep_waiting_each_processing_transaction_renews_o
 
     monkeypatch.setattr(LeasedQueue, "renew", counting)
     monkeypatch.setattr(db, "listeners_waiting", lambda: True)
-    for n in range(10):
-        raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <w{n}.".encode())
-        await gateway.receive(raw, mail_from="alice@customer.test", rcpt_tos=(SUPPORT,))
-    try:
-        assert await gateway.processor.drain() == 10
-    finally:
-        await gateway.stop()
+    await store_copies(patient_gateway, 10, "w")
+    assert await patient_gateway.processor.drain() == 10
     assert renewed[0] == 10 and max(renewed[1:]) <= 2, renewed
 
 
@@ -488,9 +491,7 @@ async def test_a_stopping_processor_hands_back_the_rows_it_claimed_and_did_not_p
         time.sleep(0.3)
 
     gateway.events.subscribe(TicketCreated, slow)
-    for n in range(5):
-        raw = fixture_bytes("new-request.eml").replace(b"Message-ID: <", f"Message-ID: <s{n}.".encode())
-        await gateway.receive(raw, mail_from=f"sender{n}@customer.test", rcpt_tos=(SUPPORT,))
+    await store_copies(gateway, 5, "s")
     gateway.run_processor()
     await asyncio.wait_for(started.wait(), 10)
     await gateway.stop()
