@@ -46,8 +46,10 @@ RESTARTS, RESTART_WINDOW = 5, 60.0
 STOP_SECONDS = 30.0
 
 
-# Outbox processes run at this niceness: under load the kernel gives the listeners and the
-# processor the cores first, so a ticket becomes visible before its mail is composed.
+# Under load the kernel gives the cores to the front processes first, then to processing,
+# then to the outbox: mail is acknowledged, then its ticket becomes visible, then its mail
+# is composed (measured in bench/RESULTS.md, "session 5").
+BACK_NICENESS = 5
 OUTBOX_NICENESS = 10
 
 
@@ -64,16 +66,17 @@ def node_layout(roles: Iterable[str], cores: int, *, sqlite: bool) -> list[Slot]
     """Plain `wicket serve`: a front process per core, back processes for the queues.
 
     Processing: on SQLite one process, as the database has one writer and a second
-    processing process only takes turns with the first; on PostgreSQL one per two cores.
-    The outbox: one process per core, behind the others (`OUTBOX_NICENESS`). Composing
-    mail costs about three times what processing a message does, and it holds no lock.
+    processing process only takes turns with the first; on PostgreSQL one per two cores;
+    behind the front processes (`BACK_NICENESS`). The outbox: one process per core,
+    behind processing (`OUTBOX_NICENESS`). Composing mail costs about three times what
+    processing a message does, and it holds no lock.
     """
     chosen = tuple(roles)
     front = tuple(role for role in chosen if role in FRONT_ROLES)
     back = tuple(role for role in chosen if role not in FRONT_ROLES and role != "outbox")
     slots = [Slot(f"front-{n + 1}", front) for n in range(max(1, cores))] if front else []
     backs = 1 if sqlite else max(1, cores // 2)
-    slots += [Slot(f"back-{n + 1}", back) for n in range(backs)] if back else []
+    slots += [Slot(f"back-{n + 1}", back, BACK_NICENESS) for n in range(backs)] if back else []
     if "outbox" in chosen:
         slots += [Slot(f"outbox-{n + 1}", ("outbox",), OUTBOX_NICENESS) for n in range(max(1, cores))]
     return slots

@@ -22,7 +22,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
-from gateway.cli.supervisor import OUTBOX_NICENESS, RestartBudget, Slot, _child_main, node_layout
+from gateway.cli.supervisor import BACK_NICENESS, OUTBOX_NICENESS, RestartBudget, Slot, _child_main, node_layout
 from gateway.models import Ticket
 from gateway.settings import Settings
 from gateway.storage.database import open_database, orm
@@ -33,7 +33,7 @@ from tests.support import SUPPORT
 def test_the_default_layout_puts_a_front_process_on_every_core_and_processing_apart() -> None:
     roles = ("smtp", "worker", "outbox", "portal")
     assert node_layout(roles, 2, sqlite=True) == [
-        Slot("front-1", ("smtp", "portal")), Slot("front-2", ("smtp", "portal")), Slot("back-1", ("worker",)),
+        Slot("front-1", ("smtp", "portal")), Slot("front-2", ("smtp", "portal")), Slot("back-1", ("worker",), BACK_NICENESS),
         Slot("outbox-1", ("outbox",), OUTBOX_NICENESS), Slot("outbox-2", ("outbox",), OUTBOX_NICENESS),
     ]
     assert [slot.name for slot in node_layout(roles, 8, sqlite=False)].count("back-1") == 1
@@ -47,7 +47,8 @@ def test_the_default_layout_puts_a_front_process_on_every_core_and_processing_ap
 
 
 def test_outbox_processes_run_behind_the_listeners_and_the_processor() -> None:
-    # Mail follows the ticket: under load the kernel runs acknowledging and processing first.
+    # Acknowledging first, then the ticket, then its mail: under load the kernel runs them so.
+    assert 0 < BACK_NICENESS < OUTBOX_NICENESS
     context = multiprocessing.get_context("spawn")
     _, writer = context.Pipe(duplex=False)
     child = context.Process(target=_child_main, args=(os.getpid(), _exit_with_niceness, writer, (), OUTBOX_NICENESS))
