@@ -36,7 +36,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from functools import partial
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select, tuple_, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -276,9 +276,14 @@ class OutboxWorker:
         """Prepare drafts in this transaction until a listener waits; return the rest."""
         # A write before the first savepoint: on SQLite the transaction then holds the write
         # lock (waiting for it if need be), where a savepoint that reads first could not take
-        # it later and fail as "database is locked".
-        ours = OutboxMessage.id.in_([row.id for row in drafts])
-        session.execute(update(OutboxMessage).where(ours).values(status=OutboxMessage.status))
+        # it later and fail as "database is locked". It also finds the rows still ours and
+        # keeps them so until the commit (locked on PostgreSQL): a row another worker took
+        # over is not prepared, so its link, and a request's note of it, stay that worker's.
+        leases = tuple_(OutboxMessage.id, OutboxMessage.attempts).in_([(row.id, row.attempts) for row in drafts])
+        ours = set(session.scalars(
+            update(OutboxMessage).where(leases, OutboxMessage.status == OutboxStatus.SENDING)
+            .values(status=OutboxMessage.status).returning(OutboxMessage.id)
+        ))  # fmt: skip
         # Loaded once and held for the transaction: the session's identity map holds objects
         # weakly, so each draft's `session.get` would otherwise read its mailbox and ticket again.
         held: list[object] = []
@@ -288,6 +293,9 @@ class OutboxWorker:
         for position, row in enumerate(drafts):
             if position and self._db.listeners_waiting():
                 return drafts[position:]
+            if row.id not in ours:
+                emails[row.id] = None  # another worker took the row over
+                continue
             prepare = {SIGNIN: prepare_signin_draft, REQUEST_CONFIRMATION: prepare_request_confirmation}.get(
                 row.kind, prepare_draft
             )

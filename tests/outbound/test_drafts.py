@@ -150,3 +150,27 @@ async def test_a_draft_whose_lease_is_lost_while_it_is_composed_is_not_sent_and_
     row, links = await gateway.db.read(orm(look))
     assert [link.burned for link in links] == [True]  # issued for the email that never left
     assert (row.raw, row.attempts) == (None, 2)  # the other worker's row, untouched
+
+
+async def test_a_draft_whose_lease_was_lost_before_it_was_prepared_issues_nothing(
+    gateway: Gateway, receive_email: ReceiveEmail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another worker has the row now and issues its own link (for a request confirmation
+    # it also notes that link on the request): this worker must not issue one, nor write over it.
+    await receive_email("new-request.eml")
+    await gateway.processor.drain()
+    claim = gateway.outbox._claim  # noqa: SLF001 - the moment between claiming and preparing
+
+    def take_over(session: Session) -> None:
+        session.execute(update(OutboxMessage).values(
+            attempts=OutboxMessage.attempts + 1, lease_expires_at=utcnow() + timedelta(minutes=5)))
+
+    async def claim_then_lose() -> Any:
+        rows = await claim()
+        await gateway.db.write(take_over)
+        return rows
+
+    monkeypatch.setattr(gateway.outbox, "_claim", claim_then_lose)
+    await gateway.outbox.deliver_batch()
+    assert outbox_sender(gateway).sent == []
+    assert await links_issued(gateway) == 0
