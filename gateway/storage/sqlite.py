@@ -174,10 +174,11 @@ class ListenersFirst:
     waiting: a listener holds it shared from before it asks for its turn until its commit
     is done, and any other writer takes it exclusively, and lets go at once, before asking
     for its turn, so it waits while any listener is committing or waiting to; and if a
-    listener came while it waited for the turn, it hands the turn back and waits again. Acknowledging
-    mail goes first; processing, which may lag, takes the gaps (docs/architecture.md, "One
-    node, several processes"). Each user holds its own descriptors, since `flock` on one
-    descriptor converts rather than waits. Used from writer threads only: it blocks.
+    listener came while it waited for the turn, it hands the turn back and waits again.
+    Acknowledging mail goes first; processing, which may lag, takes the gaps
+    (docs/architecture.md, "One node, several processes"). Each user holds its own
+    descriptors, since `flock` on one descriptor converts rather than waits. Used from
+    writer threads only: it blocks.
     """
 
     def __init__(self, url: URL) -> None:
