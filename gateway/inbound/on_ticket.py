@@ -78,27 +78,39 @@ def conversation_of(
     mailbox: Mailbox,
     sender: Sender,
 ) -> Conversation:
-    """The ticket the message continues, or a new conversation once no earlier message is pending."""
-    conversation = find_conversation(
-        session, mailbox, settings.keys, mail, route.reply, sender.contact_id, sender_trusted=sender.trusted
-    )
-    if conversation.ticket is None:
-        _wait_for_earlier(session, inbound_id, mail)
+    """The ticket the message continues, or a new conversation once no earlier message is pending.
+
+    With no ticket found, the messages this one replies to are looked up by their inbound
+    rows: one still pending or processing makes this one wait (`WaitForEarlier`). None
+    left means each was committed, perhaps by another worker since the first look (on
+    PostgreSQL each statement sees the newest commits), so the conversation is looked for
+    once more before a new one is opened.
+    """
+    def find() -> Conversation:
+        return find_conversation(
+            session, mailbox, settings.keys, mail, route.reply, sender.contact_id, sender_trusted=sender.trusted
+        )
+
+    conversation = find()
+    if conversation.ticket is None and _wait_for_earlier(session, inbound_id, mail):
+        conversation = find()
     return conversation
 
 
-def _wait_for_earlier(session: Session, inbound_id: int, mail: ParsedEmail) -> None:
+def _wait_for_earlier(session: Session, inbound_id: int, mail: ParsedEmail) -> bool:
     """Raise WaitForEarlier when a message this one replies to is still being processed.
 
     With several workers a reply can be claimed while its parent is still in another
-    worker's transaction; threading it now would open a second ticket.
+    worker's transaction; threading it now would open a second ticket. Returns whether
+    the message replies to anything at all.
     """
     ids = [i for i in (*mail.in_reply_to, *mail.references) if i][:100]
     if not ids:
-        return
+        return False
     earlier = session.connection().scalar(_EARLIER_UNPROCESSED, {"ids": ids, "inbound_id": inbound_id})
     if earlier is not None:
         raise WaitForEarlier(earlier)
+    return True
 
 
 # ticket
