@@ -12,8 +12,6 @@ confirmation, so a mail scanner fetching the link opens nothing.
 
 from __future__ import annotations
 
-from email.message import EmailMessage
-from email.utils import format_datetime
 from functools import partial
 
 from sqlalchemy.orm import Session
@@ -21,11 +19,10 @@ from sqlalchemy.orm import Session
 from gateway.auth.link_secrets import format_code
 from gateway.auth.tokens import LinkPurpose, issue_link
 from gateway.directory.branding import portal_url
-from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest, utcnow
+from gateway.models import Contact, Mailbox, OutboxMessage, PendingRequest
 from gateway.outbound.compose import mail_address, mail_translator
 from gateway.outbound.drafts import Draft, Prepared, queue_draft, retire_earlier_link
-from gateway.outbound.mime import new_email
-from gateway.outbound.signin_mail import _templates
+from gateway.outbound.signin_mail import link_email
 from gateway.settings import Settings
 
 REQUEST_CONFIRMATION = "request_confirm"  # the outbox row's kind and the template's name
@@ -72,23 +69,14 @@ def prepare_request_confirmation(session: Session, settings: Settings, row: Outb
         "code": format_code(issued.code),
         "minutes": settings.signin_link_ttl_minutes,
     }
-    headers = {
-        "From": mail_address(mailbox.display_name, mailbox.address),
-        "To": mail_address(draft.to_name, draft.to_email),
-        "Subject": speaking.gettext("Confirm your request to %(brand)s") % {"brand": mailbox.display_name},
-        "Message-ID": f"<{row.rfc_message_id}>",
-    }
-    return Prepared(partial(_compose, settings, headers, context), issued)
-
-
-def _compose(settings: Settings, headers: dict[str, object], context: dict[str, object]) -> EmailMessage:
-    email = new_email()
-    email["From"], email["To"], email["Subject"] = headers["From"], headers["To"], headers["Subject"]
-    email["Date"] = format_datetime(utcnow())
-    email["Message-ID"] = headers["Message-ID"]
-    email["Auto-Submitted"] = "auto-generated"
-    email["X-Auto-Response-Suppress"] = "All"
-    email["X-Wicket-Loop"] = settings.loop_token
-    email.set_content(_templates().get_template(f"mail/{REQUEST_CONFIRMATION}.txt").render(context))
-    email.add_alternative(_templates().get_template(f"mail/{REQUEST_CONFIRMATION}.html").render(context), subtype="html")
-    return email
+    build = partial(
+        link_email,
+        settings,
+        sender=mail_address(mailbox.display_name, mailbox.address),
+        to=mail_address(draft.to_name, draft.to_email),
+        subject=speaking.gettext("Confirm your request to %(brand)s") % {"brand": mailbox.display_name},
+        message_id=f"<{row.rfc_message_id}>",
+        template=REQUEST_CONFIRMATION,
+        context=context,
+    )
+    return Prepared(build, issued)

@@ -14,9 +14,11 @@ address nobody has, so `/login` answers alike.
 from __future__ import annotations
 
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from functools import lru_cache, partial
+from typing import Any
 
 from jinja2 import Environment
 from sqlalchemy.orm import Session
@@ -68,17 +70,44 @@ def compose_signin_email(
         "code_url": f"{portal_url(settings, mailbox)}/code",
         "minutes": minutes,
     }
+    return link_email(
+        settings,
+        sender=mail_address(mailbox.display_name, mailbox.address),
+        to=mail_address(to_name, to_email),
+        subject=speaking.gettext("Your sign-in link for %(brand)s") % {"brand": mailbox.display_name},
+        message_id=f"<{message_id}>" if message_id else make_msgid(domain=mailbox.domain),
+        template=SIGNIN,
+        context=context,
+        now=now,
+    )
+
+
+def link_email(
+    settings: Settings,
+    *,
+    sender: Address,
+    to: Address,
+    subject: str,
+    message_id: str,
+    template: str,
+    context: dict[str, Any],
+    now: datetime | None = None,
+) -> EmailMessage:
+    """An automatic email carrying a link, its text and HTML parts from `mail/<template>.*`.
+
+    The sign-in email and the request confirmation share it.
+    """
     email = new_email()
-    email["From"] = mail_address(mailbox.display_name, mailbox.address)
-    email["To"] = mail_address(to_name, to_email)
-    email["Subject"] = speaking.gettext("Your sign-in link for %(brand)s") % {"brand": mailbox.display_name}
+    email["From"] = sender
+    email["To"] = to
+    email["Subject"] = subject
     email["Date"] = format_datetime(now or utcnow())
-    email["Message-ID"] = f"<{message_id}>" if message_id else make_msgid(domain=mailbox.domain)
+    email["Message-ID"] = message_id
     email["Auto-Submitted"] = "auto-generated"
     email["X-Auto-Response-Suppress"] = "All"
     email["X-Wicket-Loop"] = settings.loop_token
-    email.set_content(_templates().get_template("mail/signin.txt").render(context))
-    email.add_alternative(_templates().get_template("mail/signin.html").render(context), subtype="html")
+    email.set_content(_templates().get_template(f"mail/{template}.txt").render(context))
+    email.add_alternative(_templates().get_template(f"mail/{template}.html").render(context), subtype="html")
     return email
 
 
