@@ -32,7 +32,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
-from sqlalchemy import select, union_all
+from sqlalchemy import bindparam, or_, select, union_all
 from sqlalchemy.orm import Session
 
 from gateway.directory.branding import portal_url
@@ -41,6 +41,7 @@ from gateway.models import AuthorType, Contact, Mailbox, Message, OutboxMessage,
 from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
 from gateway.outbound.mime import new_email
 from gateway.settings import Settings
+from gateway.storage import statements
 from gateway.tickets.markers import subject_tag, ticket_marker
 from gateway.tickets.satisfaction import RatingLinks
 
@@ -186,6 +187,34 @@ def thread_index(ticket: Ticket, now: datetime) -> str:
     return base64.b64encode(header + child).decode()
 
 
+def _thread_statement(*, for_customer: bool, before: bool) -> str:
+    """The thread's Message-IDs and times, oldest first; one prepared statement per shape."""
+    received = select(Message.rfc_message_id.label("rfc"), Message.created_at.label("at")).where(
+        Message.ticket_id == bindparam("ticket_id"),
+        Message.rfc_message_id.is_not(None),
+        Message.author_type == AuthorType.CUSTOMER,
+    )
+    sent = select(OutboxMessage.rfc_message_id.label("rfc"), OutboxMessage.created_at.label("at")).where(
+        OutboxMessage.ticket_id == bindparam("ticket_id")
+    )
+    if for_customer:
+        sent = sent.where(or_(*(OutboxMessage.kind == kind for kind in CUSTOMER_KINDS)))
+    if before:
+        received = received.where(Message.created_at <= bindparam("before_at"))
+        sent = sent.where(OutboxMessage.id < bindparam("before_id"))
+    both = union_all(received, sent).subquery()
+    shape = f"{'customer' if for_customer else 'all'}{'_before' if before else ''}"
+    return statements.prepare(f"compose.thread_{shape}", select(both.c.rfc).order_by(both.c.at))
+
+
+# Prepared: the outbox reads a thread for every email it sends (bench/RESULTS.md, "Prepared statements").
+_THREADS = {
+    (for_customer, before): _thread_statement(for_customer=for_customer, before=before)
+    for for_customer in (False, True)
+    for before in (False, True)
+}
+
+
 def conversation_thread(
     session: Session, ticket: Ticket, *, for_customer: bool, before: OutboxMessage | None = None
 ) -> Thread:
@@ -194,22 +223,11 @@ def conversation_thread(
     A customer's thread leaves out the notifications that went to agents. With `before`,
     the thread is the one that outbox row was queued into: nothing newer, not itself.
     """
-    received = select(Message.rfc_message_id.label("rfc"), Message.created_at.label("at")).where(
-        Message.ticket_id == ticket.id,
-        Message.rfc_message_id.is_not(None),
-        Message.author_type == AuthorType.CUSTOMER,
-    )
-    sent = select(OutboxMessage.rfc_message_id.label("rfc"), OutboxMessage.created_at.label("at")).where(
-        OutboxMessage.ticket_id == ticket.id
-    )
-    if for_customer:
-        sent = sent.where(OutboxMessage.kind.in_(CUSTOMER_KINDS))
+    params: dict[str, object] = {"ticket_id": ticket.id}
     if before is not None:
-        received = received.where(Message.created_at <= before.created_at)
-        sent = sent.where(OutboxMessage.id < before.id)
-    both = union_all(received, sent).subquery()
-    rows = session.execute(select(both.c.rfc).order_by(both.c.at))
-    ids = list(dict.fromkeys(rfc for rfc in rows.scalars() if rfc and _MESSAGE_ID.fullmatch(rfc)))
+        params |= {"before_at": before.created_at, "before_id": before.id}
+    rows = statements.rows(_THREADS[for_customer, before is not None], session.connection(), params)
+    ids = list(dict.fromkeys(rfc for (rfc,) in rows if rfc and _MESSAGE_ID.fullmatch(rfc)))
     if len(ids) > MAX_REFERENCES:
         ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
     return Thread(ids[-1] if ids else None, tuple(ids))

@@ -36,7 +36,7 @@ from email.message import EmailMessage
 from email.policy import SMTP
 from functools import partial
 
-from sqlalchemy import insert, select, tuple_, update
+from sqlalchemy import bindparam, insert, select, tuple_, update
 from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -51,6 +51,7 @@ from gateway.outbound.sent_marks import SentMarks
 from gateway.outbound.signin_mail import SIGNIN, prepare_signin_draft
 from gateway.outbound.webhooks.recorder import about_ticket, record_event
 from gateway.settings import Settings
+from gateway.storage import statements
 from gateway.storage.database import Database
 from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Row, Statuses
 from gateway.tickets.notes import add_note
@@ -69,7 +70,14 @@ OUTBOX_QUEUE = QueueTable(
     settle_values=("sent_at",),
     lost_error=LOST,
     name="outbox",
-    prepared=False,  # a row's send waits for a relay: compiling its UPDATE once saves nothing measurable
+)
+# Prepared like the queue's own moves: the outbox keeps a copy of every email it sends.
+_KEEP_COPY = statements.prepare(
+    "outbox.keep_copy",
+    update(OutboxMessage.__table__)
+    .where(OUTBOX_QUEUE.fence(bindparam("row_id"), bindparam("attempt")))
+    .values(raw=bindparam("raw"), link_id=bindparam("link_id"))
+    .returning(OutboxMessage.__table__.c.id),
 )
 
 
@@ -321,9 +329,8 @@ class OutboxWorker:
             email, issued = composed[row.id], prepared[row.id].issued
             stored = 0
             if isinstance(email, Rendered):
-                still_ours = OUTBOX_QUEUE.fence(row.id, row.attempts)
-                kept = {"raw": email.kept, "link_id": email.link_id}
-                stored = session.execute(update(OutboxMessage).where(still_ours).values(**kept)).rowcount
+                kept = {"row_id": row.id, "attempt": row.attempts, "raw": email.kept, "link_id": email.link_id}
+                stored = len(statements.rows(_KEEP_COPY, session.connection(), kept))
             if not stored and issued is not None:
                 revoke_link(session, issued.link.id)  # this email will not leave with it
             if isinstance(email, Exception):

@@ -3,7 +3,7 @@
 A queued row carries a status, an attempt count, when its next attempt is due, when the
 current lease runs out and its last error (docs/architecture.md, "The leased queue").
 `QueueTable` names a table's statuses and columns once and builds its statements once
-(those run per row by name, gateway/storage/statements.py, prepared for the inbound queue;
+(those run per row by name, gateway/storage/statements.py, prepared for the inbound queue and the outbox;
 those run per claim or unit of work through SQLAlchemy's compiled cache); `LeasedQueue` pairs it with a `Policy`
 (batch, lease, attempts, backoff) and offers the moves. `claim` first dead-letters rows
 whose lease ran out on their last attempt (the worker was lost, too many times), then
@@ -88,8 +88,8 @@ class QueueTable:
     columns `finish` also writes (e.g. the outcome); `lost_error` is the error a row
     dead-lettered by `claim` keeps. `name` names the queue's per-row statements
     (`queue.<name>.finish`, gateway/storage/statements.py); `prepared` compiles them once,
-    for a queue whose rows are many and cheap (inbound mail; not the outbox, whose rows
-    each wait for a relay).
+    for a queue whose rows are many and cheap on the CPU (inbound mail, outbound mail; not
+    webhooks, whose rows each wait for a receiver's answer).
     """
 
     def __init__(

@@ -256,35 +256,32 @@ async def test_an_email_whose_worker_dies_on_the_last_attempt_fails_with_a_note(
 
 
 async def test_emails_sent_one_after_another_are_marked_sent_together_not_one_commit_each(
-    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Marking a row sent is a transaction of its own; while it commits, the worker goes on
     # sending, and the rows sent meanwhile share the next commit (a group commit).
     await new_requests(receive_email, 8)
     marked_in: list[int] = []  # per commit: how many rows it marked sent
     pending = [0]
+    mark_sent = OutboxWorker._mark_sent
 
-    def statement(conn, cursor, text, params, context, executemany) -> None:  # noqa: ANN001
-        values = params if isinstance(params, dict) else {}
-        if text.lstrip().upper().startswith("UPDATE OUTBOX_MESSAGE") and "sent" in (
-            list(values.values()) if values else list(params or ())
-        ):
-            pending[0] += 1
+    def counted(worker: OutboxWorker, session: OrmSession, row: OutboxMessage) -> None:
+        mark_sent(worker, session, row)
+        pending[0] += 1
 
     def commit(conn) -> None:  # noqa: ANN001
         if pending[0]:
             marked_in.append(pending[0])
             pending[0] = 0
 
+    monkeypatch.setattr(OutboxWorker, "_mark_sent", counted)
     for engine in gateway.db.engines:
-        event.listen(engine, "before_cursor_execute", statement)
         event.listen(engine, "commit", commit)
     try:
         sender = MemorySender()
         await OutboxWorker(gateway.db, settings, sender).drain()
     finally:
         for engine in gateway.db.engines:
-            event.remove(engine, "before_cursor_execute", statement)
             event.remove(engine, "commit", commit)
     assert len(sender.sent) == 8
     rows = await gateway.db.read(orm(lambda session: list(session.scalars(select(OutboxMessage.status)))))

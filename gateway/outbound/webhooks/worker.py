@@ -51,7 +51,7 @@ WEBHOOK_QUEUE = QueueTable(
         retrying=WebhookStatus.RETRYING, dead=WebhookStatus.DEAD,
     ),
     name="webhooks",
-    prepared=False,  # each row waits for a receiver's answer (as the outbox's for a relay)
+    prepared=False,  # each row waits for a receiver's answer, which costs more than compiling
     returning=("endpoint_id", "ordering_key", "content_type", "payload", "attempts", "public_id"),
     settle_values=("delivered_at", "response_status"),
     lost_error=LOST,
