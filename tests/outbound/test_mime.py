@@ -1,10 +1,10 @@
-"""Outbound emails start from `new_email()`: the standard policy, each header class made once."""
+"""Outbound emails start from `new_email()`: the standard policy's bytes, header work done once."""
 
 from __future__ import annotations
 
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8, default
 
 from gateway.outbound.mime import OUTBOUND, new_email
 
@@ -22,6 +22,33 @@ def _fill(email: EmailMessage) -> EmailMessage:
 
 def test_an_outbound_email_serializes_exactly_as_under_the_default_policy() -> None:
     assert _fill(new_email()).as_bytes(policy=SMTP) == _fill(EmailMessage()).as_bytes(policy=SMTP)
+
+
+def test_the_same_email_serializes_the_same_again_and_under_other_line_settings() -> None:
+    # Each header keeps its folded text per line length, separator and UTF-8 setting.
+    ours, standard = _fill(new_email()), _fill(EmailMessage())
+    for policy in (SMTP, SMTP, SMTPUTF8, SMTP.clone(max_line_length=40), default, SMTP):
+        assert ours.as_bytes(policy=policy) == standard.as_bytes(policy=policy), policy
+
+
+def test_emails_that_share_header_values_serialize_each_as_under_the_default_policy() -> None:
+    values = [
+        "Re: [#1001] Drücker klemmt", "Re: [#1001] Drücker klemmt", "  two  spaces  ", "=?utf-8?q?not_ours?=",
+        "a" * 200, "", "Re: [#7] " + "lang " * 30,
+    ]
+    for value in values:
+        ours, standard = new_email(), EmailMessage()
+        for email in (ours, standard):
+            email["Subject"] = value
+            email["Reply-To"] = "support+t.1.abc@example.test"
+            email.set_content("Hallo\n")
+        assert ours.as_bytes(policy=SMTP) == standard.as_bytes(policy=SMTP), value
+
+
+def test_a_repeated_header_value_is_parsed_once() -> None:
+    first, second = new_email(), new_email()
+    first["MIME-Version"], second["MIME-Version"] = "1.0", "1.0"
+    assert first["MIME-Version"] is second["MIME-Version"]
 
 
 def test_each_header_class_is_made_once_not_per_header() -> None:
