@@ -39,7 +39,7 @@ from gateway.directory.branding import portal_url
 from gateway.i18n import Translator, choose_language, translator
 from gateway.models import AuthorType, Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
 from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
-from gateway.outbound.mime import new_email
+from gateway.outbound.mime import new_email, text_and_html
 from gateway.settings import Settings
 from gateway.storage import statements
 from gateway.tickets.markers import subject_tag, ticket_marker
@@ -298,7 +298,7 @@ def compose(
     if automatic:
         email["Auto-Submitted"] = "auto-replied"
         email["X-Auto-Response-Suppress"] = "All"
-    email.set_content(_templates().get_template(f"{template}.txt").render(values))
-    email.add_alternative(_templates().get_template(f"{template}.html").render(values), subtype="html")
+    text = _templates().get_template(f"{template}.txt").render(values)
+    text_and_html(email, text, _templates().get_template(f"{template}.html").render(values))
     attach(email, files)
     return email

@@ -35,7 +35,7 @@ from gateway.models import (
     utcnow,
 )
 from gateway.outbound.compose import OutboundKind, mail_address, new_message_id, render_parts
-from gateway.outbound.mime import new_email
+from gateway.outbound.mime import new_email, text_and_html
 from gateway.outbound.outbox import queue_email
 from gateway.outbound.team_mail import follows
 from gateway.settings import Settings
@@ -126,8 +126,7 @@ def compose_digest(settings: Settings, mailbox: Mailbox, agent: Agent, context: 
     email["Auto-Submitted"] = "auto-generated"
     email["X-Auto-Response-Suppress"] = "All"
     email["X-Wicket-Loop"] = settings.loop_token
-    email.set_content(text)
-    email.add_alternative(html, subtype="html")
+    text_and_html(email, text, html)
     return email
 
 

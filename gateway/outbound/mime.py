@@ -9,21 +9,27 @@ standard library's, and the bytes are the same (tests/outbound/test_mime.py):
 - Most of an email's header values repeat from one email to the next (From, MIME-Version,
   the parts' Content-Type and Content-Transfer-Encoding, the loop header), and the same
   value parses to the same immutable header object: the last few hundred values are kept,
-  so a repeated one is not parsed again.
+  so a repeated one is not parsed again. An address header is parsed from its text even
+  when it is given as `Address` objects, so those are kept by their text.
 - A header object folds to the same text under the same line length, line separator and
   UTF-8 setting, and the outbox serializes each email twice (the bytes sent, then the copy
   kept without secrets): each object keeps the text it folded to.
 
 Together they take about a third off composing an email (bench/RESULTS.md). Emails are
 serialized with `email.policy.SMTP`, as before.
+
+`text_and_html` gives the text-and-HTML body its multipart boundary up front: 128 random
+bits, which no text can contain except by chance, where the generator would draw one
+and compile a regular expression to search the parts for it, email after email.
 """
 
 from __future__ import annotations
 
-from email.headerregistry import BaseHeader, HeaderRegistry
+from email.headerregistry import Address, BaseHeader, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import Policy, default
 from functools import lru_cache
+from secrets import token_hex
 
 REMEMBERED_VALUES = 256  # a few emails' worth of unique values beside the repeating ones
 
@@ -54,8 +60,12 @@ class _HeaderClasses(HeaderRegistry):
         return made
 
     def __call__(self, name: str, value: object) -> BaseHeader:
-        if type(value) is str:  # an address object or a list of them is parsed every time
+        if type(value) is str:
             return self._parsed(name, value)
+        if isinstance(value, Address):  # the header is parsed from its text either way
+            return self._parsed(name, str(value))
+        if isinstance(value, list | tuple) and all(isinstance(item, Address) for item in value):
+            return self._parsed(name, ", ".join(str(item) for item in value))
         return self._parse(name, value)
 
     def _parse(self, name: str, value: object) -> BaseHeader:
@@ -68,3 +78,10 @@ OUTBOUND = default.clone(header_factory=_HeaderClasses())
 def new_email() -> EmailMessage:
     """An empty email under the outbound policy."""
     return EmailMessage(policy=OUTBOUND)
+
+
+def text_and_html(email: EmailMessage, text: str, html: str) -> None:
+    """Give `email` its body: `text` and `html` as the two parts of a multipart/alternative."""
+    email.set_content(text)
+    email.make_alternative(boundary=f"=_{token_hex(16)}")
+    email.add_alternative(html, subtype="html")

@@ -30,7 +30,7 @@ from gateway.i18n import Translator, translator
 from gateway.models import Contact, Mailbox, OutboxMessage, Ticket, utcnow
 from gateway.outbound.compose import mail_address, mail_templates, mail_translator
 from gateway.outbound.drafts import Draft, Prepared, draft_values, queue_draft, retire_earlier_link
-from gateway.outbound.mime import new_email
+from gateway.outbound.mime import new_email, text_and_html
 from gateway.settings import Settings
 
 SIGNIN = "signin"  # the outbox row's kind and the draft's template
@@ -106,8 +106,8 @@ def link_email(
     email["Auto-Submitted"] = "auto-generated"
     email["X-Auto-Response-Suppress"] = "All"
     email["X-Wicket-Loop"] = settings.loop_token
-    email.set_content(_templates().get_template(f"mail/{template}.txt").render(context))
-    email.add_alternative(_templates().get_template(f"mail/{template}.html").render(context), subtype="html")
+    text = _templates().get_template(f"mail/{template}.txt").render(context)
+    text_and_html(email, text, _templates().get_template(f"mail/{template}.html").render(context))
     return email
 
 

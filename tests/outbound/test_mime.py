@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from email import message_from_bytes
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.policy import SMTP, SMTPUTF8, default
 
-from gateway.outbound.mime import OUTBOUND, new_email
+from gateway.outbound.mime import OUTBOUND, new_email, text_and_html
 
 
 def _fill(email: EmailMessage) -> EmailMessage:
@@ -55,3 +56,15 @@ def test_each_header_class_is_made_once_not_per_header() -> None:
     first, again = OUTBOUND.header_factory["Subject"], OUTBOUND.header_factory["subject"]
     assert first is again
     assert OUTBOUND.header_factory["To"] is not first
+
+
+def test_text_and_html_is_a_multipart_alternative_under_a_random_boundary() -> None:
+    first, second = new_email(), new_email()
+    for email in (first, second):
+        text_and_html(email, "Hallo\n", "<p>Hallo</p>")
+    assert first.get_content_type() == "multipart/alternative"
+    assert [part.get_content_type() for part in first.iter_parts()] == ["text/plain", "text/html"]
+    assert first.get_body(("plain",)).get_content() == "Hallo\n"
+    assert len(first.get_boundary()) == 34 and first.get_boundary() != second.get_boundary()
+    parsed = message_from_bytes(first.as_bytes(policy=SMTP), policy=default)
+    assert parsed.get_body(("html",)).get_content() == "<p>Hallo</p>\r\n"  # as sent, CRLF
