@@ -89,8 +89,9 @@ class Ticket(Base):
     __tablename__ = "ticket"
     __table_args__ = (
         UniqueConstraint("mailbox_id", "ref"),
-        # A requester's tickets: the acknowledgement cap and tickets shared through an account.
-        Index("ix_ticket_requester", "requester_id"),
+        # A requester's tickets: the acknowledgement cap (their recent ones) and tickets shared
+        # through an account.
+        Index("ix_ticket_requester", "requester_id", "created_at"),
         # The periodic jobs and the digest ask for tickets by status and age.
         Index("ix_ticket_status_changed", "status", "status_changed_at"),
     )

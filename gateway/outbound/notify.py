@@ -63,16 +63,22 @@ from gateway.tickets.markers import subject_tag
 from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 
 # Statements built once (per event, building and cache-keying them cost more than running them).
+# An acknowledgement is queued in the transaction that opens its ticket, so only the
+# requester's tickets opened since shortly before the window are read, however many
+# older ones they have (the index on requester and opening time).
 _ACKNOWLEDGEMENTS_SINCE = statements.prepare(
     "notify.acknowledgements_since",
     select(func.count(OutboxMessage.id))
     .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
     .where(
         Ticket.requester_id == bindparam("requester_id"),
+        Ticket.created_at > bindparam("opened_after"),
         OutboxMessage.kind == OutboundKind.ACKNOWLEDGEMENT,
         OutboxMessage.created_at >= bindparam("since"),
     )
 )
+# Longer than any transaction that opens a ticket and queues its acknowledgement.
+_OPENING_MARGIN = timedelta(minutes=10)
 
 
 def _agents_wanting(wanted: ColumnElement[bool]) -> Select[tuple[Agent, str]]:
@@ -191,7 +197,7 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        values = {"requester_id": ticket.requester_id, "since": since}
+        values = {"requester_id": ticket.requester_id, "since": since, "opened_after": since - _OPENING_MARGIN}
         sent = statements.scalar(_ACKNOWLEDGEMENTS_SINCE, session.connection(), values)
         return (sent or 0) < self._settings.ack_limit_per_sender
 

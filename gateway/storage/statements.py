@@ -110,6 +110,12 @@ def scalar(name: str, connection: Connection, params: Mapping[str, Any]) -> Any:
     return found[0][0] if found else None
 
 
+def registered(name: str) -> Executable:
+    """The statement registered as `name`, as it was built (to read its query plan, say)."""
+    statement = _NAMED[name]
+    return statement.statement if isinstance(statement, Prepared) else statement
+
+
 def prepared_names() -> tuple[str, ...]:
     """Every statement that runs prepared, by name, in the order they were registered."""
     return tuple(name for name, statement in _NAMED.items() if isinstance(statement, Prepared))
@@ -123,6 +129,10 @@ class Prepared:
     def __init__(self, statement: Executable) -> None:
         self._statement = statement
         self._plans: dict[tuple[Dialect, tuple[str, ...]], _Plan] = {}
+
+    @property
+    def statement(self) -> Executable:
+        return self._statement
 
     def rows(self, connection: Connection, params: Mapping[str, Any]) -> list[Row]:
         """Run with `params` (by bind name; an INSERT's column defaults are filled in)."""

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import base64
+import re
+
+import pytest
 
 from sqlalchemy import select, update
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent
 from gateway.models import Mailbox, OutboxMessage, OutboxStatus, Ticket
 from gateway.settings import Settings
+from gateway.storage import statements
 from gateway.storage.database import orm
 from gateway.tickets.markers import format_marker
 from tests.mailflow import ALICE, LINK, TOM, add_tom, build_mail, html_of, settle, text_of
@@ -78,6 +83,21 @@ async def test_acknowledgements_are_capped_per_sender_within_the_window(
         await receive_email(build_mail(sender=ALICE, to=SUPPORT, subject=f"Question {number}", body="Hello?\n"))
     sender = await settle(gateway)
     assert len(sender.to(ALICE)) == settings.ack_limit_per_sender
+
+
+async def test_the_acknowledgement_cap_reads_only_the_requesters_tickets_of_its_window(gateway: Gateway) -> None:
+    # Each new ticket counts its requester's recent acknowledgements. A requester with
+    # thousands of tickets (an alerting system, a large customer) must not make that count
+    # read every ticket they ever opened: the plan searches their tickets by time.
+    if not gateway.db.is_sqlite:
+        pytest.skip("reads SQLite's query plan")
+    compiled = statements.registered("notify.acknowledgements_since").compile(dialect=sqlite.dialect())
+    params = [None] * len(compiled.positiontup or ())
+    plan = await gateway.db.read(
+        lambda connection: [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params))]
+    )
+    ticket_search = [step for step in plan if re.match(r"(SEARCH|SCAN) ticket\b", step)]
+    assert ticket_search and re.search(r"\(requester_id=\? AND created_at>\?\)", ticket_search[0]), plan
 
 
 async def test_a_mailbox_can_turn_acknowledgements_off(gateway: Gateway, receive_email: ReceiveEmail) -> None:
