@@ -229,6 +229,9 @@ def _async_engine(settings: Settings, url: URL, **options: Any) -> AsyncEngine:
     server_settings = dict(connect_args.pop("server_settings", {}))
     if settings.database_statement_timeout_ms:
         server_settings.setdefault("statement_timeout", str(settings.database_statement_timeout_ms))
+    # Plan every statement for its parameters: a generic plan cached while the tables were
+    # small stays in use as they grow (docs/architecture.md, "Reaching the database").
+    server_settings.setdefault("plan_cache_mode", "force_custom_plan")
     connect_args["server_settings"] = server_settings
     options.setdefault("pool_size", settings.database_pool_size)
     options.setdefault("pool_pre_ping", True)
