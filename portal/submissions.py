@@ -25,8 +25,9 @@ from sqlalchemy.orm import Session
 
 from gateway.inbound.store import header_message_id
 from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, Ticket, utcnow
-from gateway.outbound.compose import HEADER_NAME_LIMIT, conversation_thread, display_name, one_line
+from gateway.outbound.compose import HEADER_NAME_LIMIT, display_name, one_line
 from gateway.outbound.customer_mail import customer_reply_address
+from gateway.outbound.threads import conversation_thread
 from gateway.settings import Settings
 from gateway.tickets.markers import subject_tag
 

@@ -33,8 +33,8 @@ class OutboxMessage(Base):
     __table_args__ = (
         Index("ix_outbox_message_claim", "status", "next_attempt_at"),
         Index("ix_outbox_message_rfc_message_id", "rfc_message_id"),
-        # A ticket's sent mail (threading headers) and a requester's recent acknowledgements.
-        Index("ix_outbox_message_ticket", "ticket_id", "kind", "created_at"),
+        # A ticket's sent mail from either end (threading headers; gateway/outbound/threads.py).
+        Index("ix_outbox_message_ticket", "ticket_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

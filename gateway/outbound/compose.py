@@ -4,7 +4,7 @@
 recipient: From is the mailbox under its brand name (the mailbox's brand columns, falling
 back to its name and the colour settings), Reply-To the signed reply address the
 caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
-come from `conversation_thread`, Thread-Topic/Thread-Index keep Outlook threading, and the
+come from the thread (gateway/outbound/threads.py), Thread-Topic/Thread-Index keep Outlook threading, and the
 subject carries the `[#ref]` tag. Files go in as real attachments, inline pictures beside
 the HTML (gateway/outbound/files.py). Every display name Wicket writes goes through
 `display_name`, so a stranger's name can never read as (part of) an address. Every email carries the loop header; automatic ones also
@@ -28,29 +28,27 @@ from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from enum import StrEnum
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
-from sqlalchemy import bindparam, or_, select, union_all
-from sqlalchemy.orm import Session
 
 from gateway.directory.branding import portal_url
 from gateway.i18n import Translator, choose_language, translator
-from gateway.models import AuthorType, Contact, Mailbox, Message, OutboxMessage, Ticket, utcnow
+from gateway.models import Contact, Mailbox, Ticket, utcnow
 from gateway.outbound.files import NO_FILES, OutgoingFiles, attach
 from gateway.outbound.mime import new_email, text_and_html
 from gateway.settings import Settings
-from gateway.storage import statements
 from gateway.tickets.markers import subject_tag, ticket_marker
 from gateway.tickets.satisfaction import RatingLinks
 
-MAX_REFERENCES = 20
+if TYPE_CHECKING:  # threads.py reads CUSTOMER_KINDS from here
+    from gateway.outbound.threads import Thread
+
 DISPLAY_NAME_LIMIT = 64  # one person's name, as Wicket writes it into a header
 HEADER_NAME_LIMIT = 128  # a whole display name, e.g. "<customer> via <brand>"
 # RFC 5322 specials but the dot (names like "J. Doe"): unquoted, each can end or split an address.
 _NAME_SPECIALS = re.compile(r'[()<>\[\]:;@\\,"]')
-_MESSAGE_ID = re.compile(r"[^\s<>]+")  # ids we can write back into a header as <id>
 _FILETIME_EPOCH = datetime(1601, 1, 1, tzinfo=UTC)
 
 
@@ -68,14 +66,6 @@ class OutboundKind(StrEnum):
 CUSTOMER_KINDS = (
     OutboundKind.ACKNOWLEDGEMENT, OutboundKind.AGENT_REPLY, OutboundKind.RESOLVED, OutboundKind.AUTO_RESOLVED
 )
-
-
-@dataclass(frozen=True, slots=True)
-class Thread:
-    """The conversation an email continues: the id it answers and the ids before it."""
-
-    in_reply_to: str | None
-    references: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,52 +175,6 @@ def thread_index(ticket: Ticket, now: datetime) -> str:
     code = (delta >> 18) & 0x7FFFFFFF if delta < 1 << 49 else 0x80000000 | ((delta >> 23) & 0x7FFFFFFF)
     child = code.to_bytes(4, "big") + bytes([secrets.randbits(8)])
     return base64.b64encode(header + child).decode()
-
-
-def _thread_statement(*, for_customer: bool, before: bool) -> str:
-    """The thread's Message-IDs and times, oldest first; one prepared statement per shape."""
-    received = select(Message.rfc_message_id.label("rfc"), Message.created_at.label("at")).where(
-        Message.ticket_id == bindparam("ticket_id"),
-        Message.rfc_message_id.is_not(None),
-        Message.author_type == AuthorType.CUSTOMER,
-    )
-    sent = select(OutboxMessage.rfc_message_id.label("rfc"), OutboxMessage.created_at.label("at")).where(
-        OutboxMessage.ticket_id == bindparam("ticket_id")
-    )
-    if for_customer:
-        sent = sent.where(or_(*(OutboxMessage.kind == kind for kind in CUSTOMER_KINDS)))
-    if before:
-        received = received.where(Message.created_at <= bindparam("before_at"))
-        sent = sent.where(OutboxMessage.id < bindparam("before_id"))
-    both = union_all(received, sent).subquery()
-    shape = f"{'customer' if for_customer else 'all'}{'_before' if before else ''}"
-    return statements.prepare(f"compose.thread_{shape}", select(both.c.rfc).order_by(both.c.at))
-
-
-# Prepared: the outbox reads a thread for every email it sends (bench/RESULTS.md, "Prepared statements").
-_THREADS = {
-    (for_customer, before): _thread_statement(for_customer=for_customer, before=before)
-    for for_customer in (False, True)
-    for before in (False, True)
-}
-
-
-def conversation_thread(
-    session: Session, ticket: Ticket, *, for_customer: bool, before: OutboxMessage | None = None
-) -> Thread:
-    """Message-IDs of the customers' mail and of what Wicket sent, oldest first.
-
-    A customer's thread leaves out the notifications that went to agents. With `before`,
-    the thread is the one that outbox row was queued into: nothing newer, not itself.
-    """
-    params: dict[str, object] = {"ticket_id": ticket.id}
-    if before is not None:
-        params |= {"before_at": before.created_at, "before_id": before.id}
-    rows = statements.rows(_THREADS[for_customer, before is not None], session.connection(), params)
-    ids = list(dict.fromkeys(rfc for (rfc,) in rows if rfc and _MESSAGE_ID.fullmatch(rfc)))
-    if len(ids) > MAX_REFERENCES:
-        ids = ids[:1] + ids[-(MAX_REFERENCES - 1) :]
-    return Thread(ids[-1] if ids else None, tuple(ids))
 
 
 def compose(

@@ -44,16 +44,16 @@ from gateway.models import Contact, Mailbox, Message, OutboxMessage, Ticket, utc
 from gateway.outbound.compose import (
     LinkBlock,
     compose,
-    conversation_thread,
     mail_address,
     mail_translator,
     new_message_id,
 )
 from gateway.outbound.files import NO_FILES, OutgoingFiles, files_for_agent, message_files
+from gateway.outbound.threads import conversation_thread
 from gateway.settings import Settings
 from gateway.storage import statements
-from gateway.tickets.satisfaction import issue_rating_link
 from gateway.tickets.events import is_mail_muted
+from gateway.tickets.satisfaction import issue_rating_link
 
 # No unit of work for a row nobody reads back here.
 _QUEUE = statements.prepare("outbox.queue_draft", insert(OutboxMessage.__table__))

@@ -100,6 +100,52 @@ async def test_the_acknowledgement_cap_reads_only_the_requesters_tickets_of_its_
     assert ticket_search and re.search(r"\(requester_id=\? AND created_at>\?\)", ticket_search[0]), plan
 
 
+async def test_a_long_conversation_references_its_first_email_and_the_newest_ones(
+    gateway: Gateway, receive_email: ReceiveEmail
+) -> None:
+    # Mail clients need the root and the recent ancestors; a thread of hundreds of emails
+    # is cut to the first plus the newest nineteen, oldest first (RFC 5322 section 3.6.4).
+    await add_tom(gateway)
+    customer_ids: list[str] = []
+    for number in range(70):  # more than the thread reads from each end of a ticket
+        raw = build_mail(sender=ALICE, to=SUPPORT, subject="Invoice", body=f"Message {number}",
+                         in_reply_to=customer_ids[-1] if customer_ids else None)  # fmt: skip
+        customer_ids.append(re.search(rb"Message-ID: (<[^>]+>)", raw)[1].decode())
+        await receive_email(raw)
+    sender = await settle(gateway)
+    acknowledgement, *notifications = sender.sent
+    assert [m.rcpt_tos for m in notifications] == [[TOM]] * 70
+    # Oldest first: each customer email, then what processing it queued.
+    timeline = [customer_ids[0], acknowledgement.message["Message-ID"]]
+    for customer_id, notification in zip(customer_ids, notifications, strict=True):
+        timeline += [customer_id] if customer_id != customer_ids[0] else []
+        timeline.append(notification.message["Message-ID"])
+    last = notifications[-1].message
+    expected = timeline[:-1]  # the thread the last notification was queued into: not itself
+    assert last["References"].split() == [expected[0], *expected[-19:]]
+    assert last["In-Reply-To"] == customer_ids[-1]
+
+
+@pytest.mark.parametrize("shape", ["all", "customer", "all_before", "customer_before"])
+async def test_the_thread_of_an_email_reads_the_ends_of_its_ticket_never_the_whole_ticket(
+    gateway: Gateway, shape: str
+) -> None:
+    # Every email composed reads its thread. A ticket with thousands of emails (an alert
+    # that keeps firing, a mailing loop) must not make that read, and the sort after it,
+    # grow with the ticket: each part walks an index on the ticket from one end and stops.
+    if not gateway.db.is_sqlite:
+        pytest.skip("reads SQLite's query plan")
+    compiled = statements.registered(f"compose.thread_{shape}").compile(dialect=sqlite.dialect())
+    params = [None] * len(compiled.positiontup or ())
+    plan = await gateway.db.read(
+        lambda connection: [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params))]
+    )
+    reads = [step for step in plan if re.match(r"(SEARCH|SCAN) (message|outbox_message)\b", step)]
+    assert reads and all(re.search(r"USING INDEX ix_\w+_ticket \(ticket_id=\?( AND id<\?)?\)", step) for step in reads), plan
+    assert not any("TEMP B-TREE" in step for step in plan), plan
+    assert re.search(r"\bLIMIT\b", str(compiled)), compiled
+
+
 async def test_a_mailbox_can_turn_acknowledgements_off(gateway: Gateway, receive_email: ReceiveEmail) -> None:
     await gateway.db.write(lambda session: session.execute(update(Mailbox).values(auto_acknowledge=False)))
     await receive_email("new-request.eml")
