@@ -72,7 +72,7 @@ class InboundEmail(Base):
 
     __tablename__ = "inbound_email"
     __table_args__ = (
-        Index("ix_inbound_email_claim", "status", "next_attempt_at"),
+        Index("ix_inbound_email_claim", "status", "id", "next_attempt_at"),  # a claim walks each status by id
         Index("ix_inbound_email_message_id", "message_id"),
     )
 

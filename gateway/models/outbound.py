@@ -31,10 +31,12 @@ class OutboxStatus(StrEnum):
 class OutboxMessage(Base):
     __tablename__ = "outbox_message"
     __table_args__ = (
-        Index("ix_outbox_message_claim", "status", "next_attempt_at"),
+        Index("ix_outbox_message_claim", "status", "id", "next_attempt_at"),  # a claim walks each status by id
         Index("ix_outbox_message_rfc_message_id", "rfc_message_id"),
+        # A requester's recent acknowledgements, ticket by ticket (gateway/outbound/notify.py).
+        Index("ix_outbox_message_ticket", "ticket_id", "kind", "created_at"),
         # A ticket's sent mail from either end (threading headers; gateway/outbound/threads.py).
-        Index("ix_outbox_message_ticket", "ticket_id", "id"),
+        Index("ix_outbox_message_ticket_order", "ticket_id", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)

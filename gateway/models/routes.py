@@ -79,7 +79,7 @@ class WebhookStatus(StrEnum):
 class WebhookEvent(Base):
     __tablename__ = "webhook_event"
     __table_args__ = (
-        Index("ix_webhook_event_claim", "status", "next_attempt_at"),
+        Index("ix_webhook_event_claim", "status", "id", "next_attempt_at"),  # a claim walks each status by id
         Index("ix_webhook_event_order", "endpoint_id", "ordering_key", "id"),
     )
 

@@ -7,10 +7,10 @@ current lease runs out and its last error (docs/architecture.md, "The leased que
 those run per claim or unit of work through SQLAlchemy's compiled cache); `LeasedQueue` pairs it with a `Policy`
 (batch, lease, attempts, backoff) and offers the moves. `claim` first dead-letters rows
 whose lease ran out on their last attempt (the worker was lost, too many times), then
-leases a batch: rows whose attempt is due and rows whose lease ran out with attempts
-left, each with one more attempt. On PostgreSQL the candidates are locked `FOR UPDATE
-SKIP LOCKED`, so concurrent claimers take disjoint rows without waiting; SQLite has no
-row locks (the clause compiles to nothing) and the claim, one UPDATE, holds the
+leases a batch: rows whose lease ran out with attempts left, then the oldest rows whose
+attempt is due, each with one more attempt. On PostgreSQL the candidates are locked `FOR
+UPDATE SKIP LOCKED`, so concurrent claimers take disjoint rows without waiting; SQLite
+has no row locks (the clause compiles to nothing) and the claim's UPDATEs hold the
 database's write lock, so claimers take turns. `renew` extends the leases of rows still
 leased and reads them back. `finish`, `defer` and `fail` settle one row, and only while
 its lease is still the caller's: the same row, still leased, at the same attempt, so a
@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Table, Update, and_, bindparam, or_, select, update
+from sqlalchemy import ColumnElement, Connection, Select, Table, Update, and_, bindparam, select, union_all, update
 
 from gateway.storage import statements
 
@@ -119,7 +119,10 @@ class QueueTable:
             .values({self._status: statuses.dead, self._due: None, self._lease: None, c[names.error]: lost_error})
             .returning(*self.returned)
         )
-        self.claiming = self._claim_statement(now, leased)
+        self.claiming = self._claim_statement(now)
+        self.reclaiming = self._lease_statement(  # rows whose lease ran out, with attempts left
+            self._oldest(leased, self._lease < now, self._attempts < bindparam("max_attempts"))
+        )
         self.renewing = (
             update(table)
             .where(self._id.in_(bindparam("ids", expanding=True)), leased)
@@ -149,28 +152,41 @@ class QueueTable:
         """The row, only while it is leased at `attempt`: the claim's attempt number is its lease."""
         return and_(self._id == row_id, self._status == self.statuses.leased, self._attempts == attempt)
 
-    def _claim_statement(self, now: Any, leased: ColumnElement[bool]) -> Update:
-        waiting = sorted({self.statuses.ready, self.statuses.retrying})
-        claimable = or_(
-            and_(self._status.in_(waiting), self._due <= now),
-            and_(leased, self._lease < now, self._attempts < bindparam("max_attempts")),
-        )
-        candidates = (
-            select(self._id)
-            .where(claimable)
-            .order_by(self._id)
-            .limit(bindparam("batch"))
-            .with_for_update(skip_locked=True)  # PostgreSQL only; SQLite's claim holds the write lock
-        )
+    def _lease_statement(self, candidates: Select[Any]) -> Update:
+        """Lease `candidates` (ids) for one more attempt, returning the rows."""
         return (
             update(self.table)
             .where(self._id.in_(candidates.scalar_subquery()))
-            .values({
-                self._status: self.statuses.leased, self._attempts: self._attempts + 1,
-                self._lease: bindparam("lease_until", type_=self._lease.type),
-            })  # fmt: skip
+            .values(
+                {
+                    self._status: self.statuses.leased,
+                    self._attempts: self._attempts + 1,
+                    self._lease: bindparam("lease_until", type_=self._lease.type),
+                }
+            )  # fmt: skip
             .returning(*self.returned)
         )
+
+    def _oldest(self, *where: ColumnElement[bool]) -> Select[Any]:
+        """The oldest `batch` ids matching `where`, locked `FOR UPDATE SKIP LOCKED` (PostgreSQL only)."""
+        return (
+            select(self._id)
+            .where(*where)
+            .order_by(self._id)
+            .limit(bindparam("batch"))
+            .with_for_update(skip_locked=True)
+        )
+
+    def _claim_statement(self, now: Any) -> Update:
+        # One ordered walk of the claim index per waiting status, each stopping after a batch:
+        # a backlog of any size, or the dead index entries of rows settled since the last
+        # vacuum, costs a claim no more than the rows it takes (docs/architecture.md, "The leased queue").
+        waiting = [self._oldest(self._status == status, self._due <= now)
+                   for status in sorted({self.statuses.ready, self.statuses.retrying})]  # fmt: skip
+        if len(waiting) == 1:
+            return self._lease_statement(waiting[0])
+        either = union_all(*(select(part.subquery().c[0]) for part in waiting)).subquery()
+        return self._lease_statement(select(either.c[0]).order_by(either.c[0]).limit(bindparam("batch")))
 
 
 class LeasedQueue:
@@ -188,7 +204,11 @@ class LeasedQueue:
         lost = connection.execute(self.table.reaping, {"now": now, "max_attempts": self.policy.max_attempts})
         params = {"now": now, "max_attempts": self.policy.max_attempts, "batch": self.policy.batch,
                   "lease_until": now + timedelta(seconds=self.policy.lease_seconds)}  # fmt: skip
-        claimed = connection.execute(self.table.claiming, params).all()
+        claimed = connection.execute(self.table.reclaiming, params).all()
+        if len(claimed) < self.policy.batch:
+            claimed += connection.execute(
+                self.table.claiming, {**params, "batch": self.policy.batch - len(claimed)}
+            ).all()
         return Claim(sorted(claimed, key=itemgetter(0)), lost.all())
 
     def renew(self, connection: Connection, ids: Sequence[int]) -> Sequence[Row]:

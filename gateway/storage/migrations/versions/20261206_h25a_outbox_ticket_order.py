@@ -2,8 +2,8 @@
 
 The thread of every outbound email reads the oldest and newest mail sent for its ticket;
 with the row id after the ticket in the index, each end is a short walk from one side,
-however much was sent for the ticket. The acknowledgement cap, which read this index by
-kind and time, reads the few rows of the tickets opened in its window.
+however much was sent for the ticket. The index by ticket, kind and time stays for the
+acknowledgement cap, which counts one kind of mail per ticket.
 
 Revision ID: h25a_outbox_ticket_order
 Revises: h24a_requester_opened
@@ -21,10 +21,8 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    op.drop_index("ix_outbox_message_ticket", table_name="outbox_message")
-    op.create_index("ix_outbox_message_ticket", "outbox_message", ["ticket_id", "id"])
+    op.create_index("ix_outbox_message_ticket_order", "outbox_message", ["ticket_id", "id"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_outbox_message_ticket", table_name="outbox_message")
-    op.create_index("ix_outbox_message_ticket", "outbox_message", ["ticket_id", "kind", "created_at"])
+    op.drop_index("ix_outbox_message_ticket_order", table_name="outbox_message")
