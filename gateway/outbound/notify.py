@@ -66,9 +66,10 @@ from gateway.tickets.reply_address import ReplyAddress, format_reply_address
 # An acknowledgement is queued in the transaction that opens its ticket, so only the
 # requester's tickets opened since shortly before the window are read, however many
 # older ones they have (the index on requester and opening time).
-_ACKNOWLEDGEMENTS_SINCE = statements.prepare(
-    "notify.acknowledgements_since",
-    select(func.count(OutboxMessage.id))
+# The count stops at the cap, so a sender who opens ticket after ticket costs each new one
+# no more than the cap's worth of acknowledgements.
+_ACKNOWLEDGED = (
+    select(OutboxMessage.id)
     .join(Ticket, Ticket.id == OutboxMessage.ticket_id)
     .where(
         Ticket.requester_id == bindparam("requester_id"),
@@ -76,6 +77,11 @@ _ACKNOWLEDGEMENTS_SINCE = statements.prepare(
         OutboxMessage.kind == OutboundKind.ACKNOWLEDGEMENT,
         OutboxMessage.created_at >= bindparam("since"),
     )
+    .limit(bindparam("cap"))
+    .subquery()
+)
+_ACKNOWLEDGEMENTS_SINCE = statements.prepare(
+    "notify.acknowledgements_since", select(func.count()).select_from(_ACKNOWLEDGED)
 )
 # Longer than any transaction that opens a ticket and queues its acknowledgement.
 _OPENING_MARGIN = timedelta(minutes=10)
@@ -197,7 +203,8 @@ class Notifier:
         ):
             return False
         since = utcnow() - timedelta(seconds=self._settings.ack_window_seconds)
-        values = {"requester_id": ticket.requester_id, "since": since, "opened_after": since - _OPENING_MARGIN}
+        values = {"requester_id": ticket.requester_id, "since": since, "opened_after": since - _OPENING_MARGIN,
+                  "cap": self._settings.ack_limit_per_sender}  # fmt: skip
         sent = statements.scalar(_ACKNOWLEDGEMENTS_SINCE, session.connection(), values)
         return (sent or 0) < self._settings.ack_limit_per_sender
 

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import base64
 import re
+from datetime import timedelta
 
 import pytest
 
-from sqlalchemy import select, update
+from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
 from gateway.directory.agents import add_agent
-from gateway.models import Mailbox, OutboxMessage, OutboxStatus, Ticket
+from gateway.models import Mailbox, OutboxMessage, OutboxStatus, Ticket, utcnow
 from gateway.settings import Settings
 from gateway.storage import statements
 from gateway.storage.database import orm
@@ -98,6 +99,35 @@ async def test_the_acknowledgement_cap_reads_only_the_requesters_tickets_of_its_
     )
     ticket_search = [step for step in plan if re.match(r"(SEARCH|SCAN) ticket\b", step)]
     assert ticket_search and re.search(r"\(requester_id=\? AND created_at>\?\)", ticket_search[0]), plan
+
+
+async def test_the_acknowledgement_cap_stops_counting_at_the_cap(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail
+) -> None:
+    # A sender opening ticket after ticket (a monitoring system, a form that mails) must
+    # not make each new ticket count every acknowledgement of the window: the count stops
+    # once it reaches the cap, whatever the sender opened since.
+    if gateway.db.is_sqlite:
+        pytest.skip("reads PostgreSQL's executed plan")
+    for number in range(4 * settings.ack_limit_per_sender):
+        await receive_email(build_mail(sender=ALICE, to=SUPPORT, subject=f"Alert {number}", body="Disk full\n"))
+    await gateway.processor.drain()
+    statement = statements.registered("notify.acknowledgements_since")
+
+    def explain(connection: Connection) -> list[str]:
+        alice = connection.scalar(select(Ticket.requester_id).limit(1))
+        compiled = statement.compile(dialect=connection.dialect)
+        since = utcnow().replace(tzinfo=None) - timedelta(hours=1)  # as the column's type hands it to the driver
+        values = {"requester_id": alice, "since": since, "opened_after": since, "cap": settings.ack_limit_per_sender}
+        params = compiled.construct_params(values)
+        plan = connection.exec_driver_sql(
+            f"EXPLAIN ANALYZE {compiled}", tuple(params[name] for name in compiled.positiontup or ())
+        )
+        return [line for (line,) in plan]
+
+    plan = await gateway.db.read(explain)
+    read = [int(rows) for rows in re.findall(r"actual time=\S+ rows=(\d+)", "\n".join(plan))]
+    assert read and max(read) <= settings.ack_limit_per_sender, plan
 
 
 async def test_a_long_conversation_references_its_first_email_and_the_newest_ones(
