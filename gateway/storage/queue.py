@@ -157,13 +157,10 @@ class QueueTable:
         return (
             update(self.table)
             .where(self._id.in_(candidates.scalar_subquery()))
-            .values(
-                {
-                    self._status: self.statuses.leased,
-                    self._attempts: self._attempts + 1,
-                    self._lease: bindparam("lease_until", type_=self._lease.type),
-                }
-            )  # fmt: skip
+            .values({
+                self._status: self.statuses.leased, self._attempts: self._attempts + 1,
+                self._lease: bindparam("lease_until", type_=self._lease.type),
+            })  # fmt: skip
             .returning(*self.returned)
         )
 
