@@ -7,7 +7,6 @@ import re
 from datetime import timedelta
 
 import pytest
-
 from sqlalchemy import Connection, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
@@ -20,6 +19,7 @@ from gateway.storage import statements
 from gateway.storage.database import orm
 from gateway.tickets.markers import format_marker
 from tests.mailflow import ALICE, LINK, TOM, add_tom, build_mail, html_of, settle, text_of
+from tests.plans import postgres_plan, rows_read, sqlite_plan
 from tests.support import SUPPORT, ReceiveEmail, fixture_bytes
 
 
@@ -92,11 +92,7 @@ async def test_the_acknowledgement_cap_reads_only_the_requesters_tickets_of_its_
     # read every ticket they ever opened: the plan searches their tickets by time.
     if not gateway.db.is_sqlite:
         pytest.skip("reads SQLite's query plan")
-    compiled = statements.registered("notify.acknowledgements_since").compile(dialect=sqlite.dialect())
-    params = [None] * len(compiled.positiontup or ())
-    plan = await gateway.db.read(
-        lambda connection: [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params))]
-    )
+    plan = await sqlite_plan(gateway.db, statements.registered("notify.acknowledgements_since"))
     ticket_search = [step for step in plan if re.match(r"(SEARCH|SCAN) ticket\b", step)]
     assert ticket_search and re.search(r"\(requester_id=\? AND created_at>\?\)", ticket_search[0]), plan
 
@@ -116,18 +112,12 @@ async def test_the_acknowledgement_cap_stops_counting_at_the_cap(
 
     def explain(connection: Connection) -> list[str]:
         alice = connection.scalar(select(Ticket.requester_id).limit(1))
-        compiled = statement.compile(dialect=connection.dialect)
-        since = utcnow().replace(tzinfo=None) - timedelta(hours=1)  # as the column's type hands it to the driver
+        since = utcnow().replace(tzinfo=None) - timedelta(hours=1)
         values = {"requester_id": alice, "since": since, "opened_after": since, "cap": settings.ack_limit_per_sender}
-        params = compiled.construct_params(values)
-        plan = connection.exec_driver_sql(
-            f"EXPLAIN ANALYZE {compiled}", tuple(params[name] for name in compiled.positiontup or ())
-        )
-        return [line for (line,) in plan]
+        return postgres_plan(connection, statement, values, analyze=True)
 
     plan = await gateway.db.read(explain)
-    read = [int(rows) for rows in re.findall(r"actual time=\S+ rows=(\d+)", "\n".join(plan))]
-    assert read and max(read) <= settings.ack_limit_per_sender, plan
+    assert rows_read(plan) and max(rows_read(plan)) <= settings.ack_limit_per_sender, plan
 
 
 async def test_a_long_conversation_references_its_first_email_and_the_newest_ones(
@@ -165,15 +155,13 @@ async def test_the_thread_of_an_email_reads_the_ends_of_its_ticket_never_the_who
     # grow with the ticket: each part walks an index on the ticket from one end and stops.
     if not gateway.db.is_sqlite:
         pytest.skip("reads SQLite's query plan")
-    compiled = statements.registered(f"compose.thread_{shape}").compile(dialect=sqlite.dialect())
-    params = [None] * len(compiled.positiontup or ())
-    plan = await gateway.db.read(
-        lambda connection: [row[-1] for row in connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", tuple(params))]
-    )
+    statement = statements.registered(f"compose.thread_{shape}")
+    plan = await sqlite_plan(gateway.db, statement)
     reads = [step for step in plan if re.match(r"(SEARCH|SCAN) (message|outbox_message)\b", step)]
-    assert reads and all(re.search(r"USING INDEX ix_(message_ticket|outbox_message_ticket_order) \(ticket_id=\?( AND id<\?)?\)", step) for step in reads), plan
+    by_ticket = re.compile(r"USING INDEX ix_(message_ticket|outbox_message_ticket_order) \(ticket_id=\?( AND id<\?)?\)")
+    assert reads and all(by_ticket.search(step) for step in reads), plan
     assert not any("TEMP B-TREE" in step for step in plan), plan
-    assert re.search(r"\bLIMIT\b", str(compiled)), compiled
+    assert re.search(r"\bLIMIT\b", str(statement.compile(dialect=sqlite.dialect()))), statement
 
 
 async def test_a_mailbox_can_turn_acknowledgements_off(gateway: Gateway, receive_email: ReceiveEmail) -> None:
