@@ -38,7 +38,7 @@ from gateway.mail.verdicts import SenderVerdicts
 from gateway.metrics import PROCESSED, PROCESSING_SECONDS
 from gateway.models import InboundEmail, InboundStatus
 from gateway.settings import Settings
-from gateway.storage.database import Database
+from gateway.storage.database import Database, lost_race
 from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Statuses
 from gateway.tickets.events import EventBus, mail_muted
 
@@ -54,6 +54,8 @@ UNIT_ROWS = 32  # claimed rows one processing transaction takes on at most
 MIN_UNIT_ROWS = 8
 DEFER_SECONDS = 0.2  # a message waiting for an earlier one from its sender looks again this soon
 PORTAL_SOURCE = "portal"  # InboundEmail.source of the portal's own submissions
+DEFERRED = "deferred"  # outcomes of a message put back in the queue with its attempt kept
+LOST_RACE = "lost_race"
 
 # The inbound queue (docs/architecture.md, "The leased queue"): its statements are built once,
 # as building and cache-keying an UPDATE per message cost a tenth of processing.
@@ -203,7 +205,11 @@ class Processor:
         at once spares a disk flush per message; `process_commit_seconds` bounds how long
         the transaction (and, on SQLite, the write lock) is held (on PostgreSQL once it has
         `MIN_UNIT_ROWS` messages), and on SQLite it ends after the message in hand as soon
-        as an SMTP listener waits for the lock. The transaction is one
+        as an SMTP listener waits for the lock. On PostgreSQL it also ends after a message
+        that lost a race with another worker's transaction (a deadlock PostgreSQL broke by
+        failing our statement): the other transaction waits for this one's locks, and the
+        message, due again at once with its attempt kept, runs in a later transaction
+        (docs/architecture.md, "The leased queue"). The transaction is one
         synchronous unit of work (`Database.write`): on SQLite it runs on the writer
         thread in one hop.
         """
@@ -229,6 +235,8 @@ class Processor:
                 outcome = self._process_one(session, ours.get(inbound_id))
             PROCESSED.labels(str(outcome)).inc()
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
+            if outcome == LOST_RACE:  # commit now: the other transaction of the cycle waits for our locks
+                return ids[position + 1 :]
         self._window = min(UNIT_ROWS, 2 * self._window)
         return ids[len(window):]
 
@@ -244,8 +252,12 @@ class Processor:
             return status
         except WaitForEarlier:  # back in the queue without spending an attempt
             self._queue.defer(session.connection(), inbound.id, inbound.attempts, DEFER_SECONDS)
-            return "deferred"
+            return DEFERRED
         except Exception as error:
+            if lost_race(error):  # due again at once, its attempt kept; the unit ends (`_process_unit`)
+                log.info("processing inbound email %d lost a race with another worker: %s", inbound.id, error)
+                self._queue.defer(session.connection(), inbound.id, inbound.attempts, 0)
+                return LOST_RACE
             self._record_failure(session, inbound, error)
             return InboundStatus.FAILED
 

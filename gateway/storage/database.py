@@ -122,6 +122,19 @@ class Database:
             await self._engine.dispose()
 
 
+# PostgreSQL's SQLSTATEs for a statement failed to break a lock cycle between transactions
+# (deadlock_detected) and for a serialization conflict: the work was not at fault.
+_LOST_RACES = frozenset({"40P01", "40001"})
+
+
+def lost_race(error: BaseException) -> bool:
+    """Whether `error` is the database failing one of two racing transactions, not the work.
+
+    Run again in a fresh transaction, the same work succeeds; it deserves no backoff.
+    """
+    return isinstance(error, sa_exc.DBAPIError) and getattr(error.orig, "sqlstate", None) in _LOST_RACES
+
+
 def orm(work: Callable[[Session], T]) -> Callable[[Connection], T]:
     """For `Database.read`: `work(session)` with an ORM Session over the read's connection.
 

@@ -1,5 +1,6 @@
 """Two processing workers on PostgreSQL: a reply processed while its parent is being
-processed elsewhere still joins the parent's ticket.
+processed elsewhere still joins the parent's ticket, and a message caught in a deadlock
+between their transactions is retried at once.
 
 On SQLite one writer runs every transaction in turn, so the race cannot happen there.
 """
@@ -11,13 +12,14 @@ import threading
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 import gateway.inbound.on_ticket as on_ticket
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
-from gateway.models import InboundEmail, InboundStatus, Ticket, utcnow
+from gateway.models import InboundEmail, InboundStatus, Mailbox, Ticket, utcnow
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database, orm
 from tests.mailflow import ALICE, build_mail
@@ -94,3 +96,52 @@ async def test_a_reply_whose_parent_commits_while_it_is_threaded_joins_the_paren
 
     assert raced == [None]
     assert await db.read(orm(tickets_and_statuses)) == (1, [InboundStatus.DELIVERED, InboundStatus.DELIVERED])
+
+
+async def test_a_message_that_deadlocks_with_another_worker_is_retried_at_once_with_its_attempt_kept(
+    gateway: Gateway, db: Database, database_url: tuple[str, dict[str, Any]], mailbox: Mailbox
+) -> None:
+    # Two workers commit several messages per transaction, so they lock rows in whatever
+    # order their messages come: one opened a ticket (the mailbox's ticket counter) and then
+    # wants a ticket the other touched, while the other wants the counter. PostgreSQL
+    # breaks the cycle by failing one statement. That message did nothing wrong: it goes
+    # back to the queue at once without spending an attempt, and its worker commits what it
+    # has, so the other worker's wait ends too.
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time")
+    first = build_mail(sender=ALICE, to=SUPPORT, subject="Printer jammed", body="Floor 3 again.")
+    first_id = first.split(b"Message-ID: ")[1].split(b"\n")[0].strip().decode()
+    await gateway.receive(first, mail_from=ALICE, rcpt_tos=(SUPPORT,))
+    await gateway.processor.drain()
+    printer = await db.read(lambda connection: connection.scalar(select(Ticket.id)))
+    await gateway.receive(build_mail(sender=BOB, to=SUPPORT, subject="New badge", body="Lost mine."),
+                          mail_from=BOB, rcpt_tos=(SUPPORT,))  # fmt: skip
+    reply = build_mail(sender=ALICE, to=SUPPORT, subject="Re: Printer jammed", body="Still.", in_reply_to=first_id)
+    reply_row = await gateway.receive(reply, mail_from=ALICE, rcpt_tos=(SUPPORT,))
+
+    other = create_async_engine(database_url[0], **database_url[1])
+    try:
+        async with other.connect() as worker, other.connect() as watcher:
+            await worker.execute(text("SET deadlock_timeout = '30s'"))  # the processor is the one to notice
+            await worker.execute(update(Ticket).where(Ticket.id == printer).values(last_activity_at=utcnow()))
+            processing = asyncio.ensure_future(gateway.processor.process_batch())
+            waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
+            for _ in range(100):  # until the processor, holding the counter, waits for the ticket
+                if await watcher.scalar(waiting):
+                    break
+                await asyncio.sleep(0.05)
+            await worker.execute(update(Mailbox).where(Mailbox.id == mailbox.id).values(next_ref=Mailbox.next_ref))
+            await worker.commit()
+            await processing
+    finally:
+        await other.dispose()
+    for _ in range(40):  # the reply is due again at once, or nearly
+        if not await gateway.processor.drain():
+            await asyncio.sleep(0.1)
+
+    def outcome(session: Session) -> tuple[str, int | None, int]:
+        row = session.get(InboundEmail, reply_row)
+        assert row is not None
+        return row.status, row.ticket_id, row.attempts
+
+    assert await db.read(orm(outcome)) == (InboundStatus.DELIVERED, printer, 1)
