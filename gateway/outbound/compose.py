@@ -2,14 +2,15 @@
 
 `compose` turns a template name and its context into a finished `EmailMessage` for one
 recipient: From is the mailbox under its brand name (the mailbox's brand columns, falling
-back to its name and the colour settings), Reply-To the signed reply address the
-caller chose, the Message-ID lives under the mailbox domain, In-Reply-To and References
-come from the thread (gateway/outbound/threads.py), Thread-Topic/Thread-Index keep Outlook threading, and the
-subject carries the `[#ref]` tag. Files go in as real attachments, inline pictures beside
-the HTML (gateway/outbound/files.py). Every display name Wicket writes goes through
-`display_name`, so a stranger's name can never read as (part of) an address. Every email carries the loop header; automatic ones also
-say `Auto-Submitted: auto-replied`. Both parts are rendered from `templates/mail/<name>`
-and end with the ticket marker, and with the "View this ticket" link and code when given.
+back to its name and the colour settings), Reply-To the signed reply address the caller
+chose, the Message-ID lives under the mailbox domain, In-Reply-To and References come
+from the thread (gateway/outbound/threads.py), Thread-Topic/Thread-Index keep Outlook
+threading, and the subject carries the `[#ref]` tag. Files go in as real attachments,
+inline pictures beside the HTML (gateway/outbound/files.py). Every display name Wicket
+writes goes through `display_name`, so a stranger's name can never read as (part of) an
+address. Every email carries the loop header; automatic ones also say `Auto-Submitted:
+auto-replied`. Both parts are rendered from `templates/mail/<name>` and end with the
+ticket marker, and with the "View this ticket" link and code when given.
 """
 
 from __future__ import annotations
