@@ -29,7 +29,7 @@ from pathlib import Path
 import aiohttp
 
 from bench.databases import postgres_available
-from bench.node import Node, NodeDatabase, counts, fresh_node_database, wait_processed
+from bench.node import Node, NodeDatabase, counts, finished, fresh_node_database, wait_processed
 from bench.plan import Plan
 from bench.procs import OUT, Child, ChildFailed
 from bench.report import Row, Target, load_average
@@ -94,11 +94,11 @@ def _acceptance(kind: str, plan: Plan) -> list[Row]:
         stored = asyncio.run(counts(database))
     inbound = seen["inbound"]
     assert isinstance(inbound, dict)
-    finished = sum(n for status, n in inbound.items() if status not in ("pending", "processing"))
+    done = finished(seen)
     total_stored = sum(stored["inbound"].values())  # type: ignore[union-attr]
     if total_stored != sent + more:
         raise ChildFailed(f"{kind}: sent {sent + more} messages but the database holds {total_stored}")
-    processed = f"{finished} of {sent} processed ({', '.join(f'{n} {s}' for s, n in sorted(inbound.items()))})"
+    processed = f"{done} of {sent} processed ({', '.join(f'{n} {s}' for s, n in sorted(inbound.items()))})"
     for mode in MODES:
         name = f"plain `wicket serve` accepts, {NAMES[kind]}, {mode} msg/conn"
         rows.append(Row(name, _best(serve[mode]), "msg/s", _best(null[mode]), "null aiosmtpd", SERVE_TARGET,

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, func, select
 
 from bench.corpus import Mail, backlog
 from bench.databases import SUPPORT, bench_settings, fresh_database, postgres_available
-from bench.node import Node, NodeDatabase, counts, fresh_node_database
+from bench.node import Node, NodeDatabase, counts, finished, fresh_node_database
 from bench.plan import Plan
 from bench.procs import OUT, ChildFailed, announce, run_job
 from bench.smtp_bench import NAMES
@@ -136,8 +136,7 @@ def _node_drain(database: NodeDatabase, name: str, count: int, *args: str) -> tu
             assert isinstance(inbound, dict) and isinstance(outbox, dict)
             if first is None and inbound.get("pending", 0) < count:
                 first = now
-            finished = sum(n for status, n in inbound.items() if status not in ("pending", "processing"))
-            if finished >= count and not outbox.get("queued", 0) and not outbox.get("sending", 0):
+            if finished(seen) >= count and not outbox.get("queued", 0) and not outbox.get("sending", 0):
                 done = now
             time.sleep(0.1)
         if first is None or done is None:

@@ -25,7 +25,7 @@ import time
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.node import Node, NodeDatabase, counts, fresh_node_database
+from bench.node import Node, NodeDatabase, counts, finished, fresh_node_database
 from bench.procs import OUT, run_job
 
 SAMPLE_SECONDS = 0.2
@@ -72,10 +72,6 @@ class Sampler:
             print(f"{seen / max(self.samples, 1):5.2f}  {waiting:8s} {query}")
 
 
-def _finished(seen: dict[str, object]) -> tuple[int, dict[str, int]]:
-    inbound, outbox = seen["inbound"], seen["outbox"]
-    assert isinstance(inbound, dict) and isinstance(outbox, dict)
-    return sum(n for status, n in inbound.items() if status not in ("pending", "processing")), outbox
 
 
 def drain(database: NodeDatabase, count: int, serve_args: list[str], kind: str) -> None:
@@ -84,7 +80,9 @@ def drain(database: NodeDatabase, count: int, serve_args: list[str], kind: str) 
         last = 0
         while True:
             time.sleep(10)
-            done, outbox = _finished(asyncio.run(counts(database)))
+            seen = asyncio.run(counts(database))
+            done, outbox = finished(seen), seen["outbox"]
+            assert isinstance(outbox, dict)
             now = time.perf_counter()
             rate = (done - last) / (now - last_at)
             print(f"{now - start:6.0f} s  finished {done:7d}  {rate:7.1f} msg/s  outbox {outbox}", flush=True)
