@@ -117,6 +117,13 @@ def finished(seen: dict[str, object]) -> int:
     return sum(n for status, n in inbound.items() if status not in UNFINISHED)
 
 
+def drained(seen: dict[str, object], count: int) -> bool:
+    """Whether `count` inbound rows are finished and the outbox has nothing left to send."""
+    outbox = seen["outbox"]
+    assert isinstance(outbox, dict)
+    return finished(seen) >= count and not outbox.get("queued", 0) and not outbox.get("sending", 0)
+
+
 async def counts(database: NodeDatabase) -> dict[str, object]:
     """What the database holds: inbound rows by status, tickets, outbox rows by status.
 

@@ -27,7 +27,7 @@ from sqlalchemy import Connection, func, select
 
 from bench.corpus import Mail, backlog
 from bench.databases import SUPPORT, bench_settings, fresh_database, postgres_available
-from bench.node import Node, NodeDatabase, counts, finished, fresh_node_database
+from bench.node import Node, NodeDatabase, counts, drained, fresh_node_database
 from bench.plan import Plan
 from bench.procs import OUT, ChildFailed, announce, run_job
 from bench.smtp_bench import NAMES
@@ -132,11 +132,11 @@ def _node_drain(database: NodeDatabase, name: str, count: int, *args: str) -> tu
         while done is None and time.monotonic() < deadline:
             seen = asyncio.run(counts(database))
             now = time.perf_counter()
-            inbound, outbox = seen["inbound"], seen["outbox"]
-            assert isinstance(inbound, dict) and isinstance(outbox, dict)
+            inbound = seen["inbound"]
+            assert isinstance(inbound, dict)
             if first is None and inbound.get("pending", 0) < count:
                 first = now
-            if finished(seen) >= count and not outbox.get("queued", 0) and not outbox.get("sending", 0):
+            if drained(seen, count):
                 done = now
             time.sleep(0.1)
         if first is None or done is None:

@@ -25,7 +25,7 @@ import time
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.node import Node, NodeDatabase, counts, finished, fresh_node_database
+from bench.node import Node, NodeDatabase, counts, drained, finished, fresh_node_database
 from bench.procs import OUT, run_job
 
 SAMPLE_SECONDS = 0.2
@@ -72,8 +72,6 @@ class Sampler:
             print(f"{seen / max(self.samples, 1):5.2f}  {waiting:8s} {query}")
 
 
-
-
 def drain(database: NodeDatabase, count: int, serve_args: list[str], kind: str) -> None:
     with Node(database, f"scale-{kind}", *serve_args) as node:
         start = last_at = time.perf_counter()
@@ -87,7 +85,7 @@ def drain(database: NodeDatabase, count: int, serve_args: list[str], kind: str) 
             rate = (done - last) / (now - last_at)
             print(f"{now - start:6.0f} s  finished {done:7d}  {rate:7.1f} msg/s  outbox {outbox}", flush=True)
             last, last_at = done, now
-            if done >= count and not outbox.get("queued") and not outbox.get("sending"):
+            if drained(seen, count):
                 break
         print(f"{count / (now - start):.1f} msg/s over the drain; the node's CPU time {node.cpu_seconds():.0f} s")
 
