@@ -41,6 +41,7 @@ from gateway.settings import Settings
 from gateway.storage.database import Database, lost_race
 from gateway.storage.queue import LeasedQueue, Policy, QueueTable, Statuses
 from gateway.tickets.events import EventBus, mail_muted
+from gateway.tickets.numbers import NumbersNeeded, TicketNumbers
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +57,7 @@ DEFER_SECONDS = 0.2  # a message waiting for an earlier one from its sender look
 PORTAL_SOURCE = "portal"  # InboundEmail.source of the portal's own submissions
 DEFERRED = "deferred"  # outcomes of a message put back in the queue with its attempt kept
 LOST_RACE = "lost_race"
+NEEDS_NUMBERS = "needs_numbers"  # rolled back, run again once ticket numbers are reserved
 
 # The inbound queue (docs/architecture.md, "The leased queue"): its statements are built once,
 # as building and cache-keying an UPDATE per message cost a tenth of processing.
@@ -89,6 +91,8 @@ class Processor:
         self._exposed = ExposedSecrets(settings)
         self._checks = checks
         self._verdicts: dict[int, SenderVerdicts] = {}  # the current claim's, by row id
+        self._numbers = TicketNumbers(UNIT_ROWS)  # reserved outside processing transactions
+        self._wanted: int | None = None  # the mailbox the last transaction stopped for numbers in
         self._queue = LeasedQueue(INBOUND_QUEUE, Policy(
             batch=settings.process_batch_size, lease_seconds=settings.process_lease_seconds,
             max_attempts=settings.process_max_attempts, retry_base_seconds=settings.process_retry_base_seconds,
@@ -148,10 +152,13 @@ class Processor:
 
     async def process(self, inbound_id: int) -> None:
         """Run one claimed row through the pipeline, recording the outcome either way."""
-        await self._process_claimed([inbound_id])
+        rest = [inbound_id]
+        while rest:  # twice when it opens a ticket and no numbers are reserved
+            rest = await self._process_claimed(rest)
 
     async def release(self) -> None:
-        """Hand back the claimed rows not yet processed, their attempt not spent: the node stops.
+        """Hand back the claimed rows not yet processed, their attempt not spent, and the
+        unused ticket numbers: the node stops.
 
         Another worker, or this node started again, takes them at once rather than when
         their lease runs out. A row that a transaction still in flight finished meanwhile
@@ -159,18 +166,19 @@ class Processor:
         """
         rows = [(row_id, self._claimed[row_id]) for row_id in self._unfinished if row_id in self._claimed]
         self._unfinished, self._claimed = [], {}
-        if not rows:
+        if not rows and not self._numbers.holding():
             return
 
         def hand_back(session: Session) -> None:
             for row_id, attempt in rows:
                 self._queue.defer(session.connection(), row_id, attempt, 0)
+            self._numbers.give_back(session)
 
         try:
             await self._db.write(hand_back)
         except (OperationalError, InterfaceError, OSError) as error:
-            log.warning("could not hand back %d claimed message(s) (%s); they are claimed again when their "
-                        "lease runs out", len(rows), error)
+            log.warning("could not hand back %d claimed message(s) and the reserved ticket numbers (%s); the "
+                        "messages are claimed again when their lease runs out", len(rows), error)
 
     async def _claim(self) -> list[int]:
         claim = await self._db.write(lambda session: self._queue.claim(session.connection()))
@@ -211,9 +219,15 @@ class Processor:
         message, due again at once with its attempt kept, runs in a later transaction
         (docs/architecture.md, "The leased queue"). The transaction is one
         synchronous unit of work (`Database.write`): on SQLite it runs on the writer
-        thread in one hop.
+        thread in one hop. A message that opens a ticket in a mailbox with no ticket numbers
+        reserved ends the transaction before it; a block is then reserved in a transaction
+        of its own, and the message runs in the next (gateway/tickets/numbers.py).
         """
-        return await self._db.write(partial(self._process_unit, ids))
+        rest = await self._db.write(partial(self._process_unit, ids))
+        if self._wanted is not None:
+            mailbox_id, self._wanted = self._wanted, None
+            await self._db.write(lambda session: self._numbers.reserve(session, mailbox_id))
+        return rest
 
     def _process_unit(self, ids: list[int], session: Session) -> list[int]:
         # A transaction takes on a window of the claim: renewing (and reading back) every
@@ -223,6 +237,7 @@ class Processor:
         # not the whole window; it doubles again while transactions finish theirs.
         window = ids[: self._window]
         ours = self._still_ours(session, window)
+        self._numbers.attach(session)
         began = time.monotonic()
         for position, inbound_id in enumerate(window):
             if position >= self._min_unit and (
@@ -233,6 +248,8 @@ class Processor:
             started = time.perf_counter()
             with bound(inbound_id=inbound_id):
                 outcome = self._process_one(session, ours.get(inbound_id))
+            if outcome == NEEDS_NUMBERS:
+                return ids[position:]
             PROCESSED.labels(str(outcome)).inc()
             PROCESSING_SECONDS.observe(time.perf_counter() - started)
             if outcome == LOST_RACE:  # commit now: the other transaction of the cycle waits for our locks
@@ -250,6 +267,9 @@ class Processor:
                 connection, note = session.connection(), outcome[:4000]
                 self._queue.finish(connection, inbound.id, inbound.attempts, status, outcome=note, ticket_id=ticket_id)
             return status
+        except NumbersNeeded as needed:  # nothing of it is left: the savepoint rolled back
+            self._wanted = needed.mailbox_id
+            return NEEDS_NUMBERS
         except WaitForEarlier:  # back in the queue without spending an attempt
             self._queue.defer(session.connection(), inbound.id, inbound.attempts, DEFER_SECONDS)
             return DEFERRED

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from gateway.directory.contacts import contact_for
@@ -34,6 +34,7 @@ from gateway.models import (
 )
 from gateway.storage import statements
 from gateway.storage.upsert import insert_ignore
+from gateway.tickets.numbers import next_number
 from gateway.tickets.reply_address import split_plus
 
 _REPLY_PREFIX = re.compile(r"^\s*((re|aw|sv|fw|fwd|wg|tr|rif|antw)\s*(\[\d+\])?\s*:\s*)+", re.IGNORECASE)
@@ -41,14 +42,6 @@ _SUBJECT_TAG = re.compile(r"\s*\[#\d+\]\s*")
 MAX_CC_PARTICIPANTS = 20
 
 # Statements built once: building and cache-keying an expression costs more than running it.
-_MAILBOXES = Mailbox.__table__
-_TAKE_NEXT_REF = statements.prepare(  # Core: a loaded Mailbox keeps its old next_ref, which nothing reads
-    "tickets.take_next_ref",
-    update(_MAILBOXES)
-    .where(_MAILBOXES.c.id == bindparam("mailbox_id"))
-    .values(next_ref=_MAILBOXES.c.next_ref + 1)
-    .returning(_MAILBOXES.c.next_ref - 1)
-)
 _INSERT_TICKET = statements.prepare("tickets.insert", insert(Ticket.__table__).returning(Ticket.__table__.c.id))
 _INSERT_PARTICIPANT = statements.prepare("tickets.insert_participant", insert(TicketParticipant.__table__))
 
@@ -104,14 +97,13 @@ def open_ticket(
     *,
     unclear_from: str | None = None,
 ) -> Ticket:
-    """A new ticket with the mailbox's next reference number.
+    """A new ticket with the mailbox's next reference number (gateway/tickets/numbers.py).
 
     `requester` None: the mail named no usable sender (gateway/tickets/requester.py), and
     `unclear_from` keeps what its From header said.
     """
+    ref = next_number(session, mailbox.id)  # first: `NumbersNeeded` leaves nothing half done
     rows = session.connection()
-    ref = statements.scalar(_TAKE_NEXT_REF, rows, {"mailbox_id": mailbox.id})
-    assert ref is not None
     now = utcnow()
     values = {
         "public_id": new_public_id(),

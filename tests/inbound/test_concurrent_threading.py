@@ -1,5 +1,6 @@
 """Two processing workers on PostgreSQL: a reply processed while its parent is being
-processed elsewhere still joins the parent's ticket, and a message caught in a deadlock
+processed elsewhere still joins the parent's ticket, opening tickets in one mailbox does
+not make one worker wait for the other's transaction, and a message caught in a deadlock
 between their transactions is retried at once.
 
 On SQLite one writer runs every transaction in turn, so the race cannot happen there.
@@ -13,13 +14,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.orm import Session
 
 import gateway.inbound.on_ticket as on_ticket
 from gateway.cli.runtime import Gateway
 from gateway.inbound.dns import FixedResolver
-from gateway.models import InboundEmail, InboundStatus, Mailbox, Ticket, utcnow
+from gateway.models import Contact, InboundEmail, InboundStatus, Mailbox, Ticket, new_public_id, utcnow
 from gateway.settings import Settings
 from gateway.storage.database import Database, open_database, orm
 from tests.mailflow import ALICE, build_mail
@@ -30,6 +32,15 @@ BOB = "bob@customer.test"
 
 def _other_worker_processes_everything(settings: Settings, options: dict[str, Any], resolver: FixedResolver) -> None:
     """A second node's processor, with its own connections, drains what is pending and commits."""
+    worker, errors = _other_worker_starts(settings, options, resolver)
+    worker.join(30)
+    assert not errors, errors
+
+
+def _other_worker_starts(
+    settings: Settings, options: dict[str, Any], resolver: FixedResolver
+) -> tuple[threading.Thread, list[BaseException]]:
+    """The same, on a thread the caller joins; the errors it raised are in the list."""
 
     async def drain() -> None:
         db = open_database(settings, **options)
@@ -51,8 +62,7 @@ def _other_worker_processes_everything(settings: Settings, options: dict[str, An
 
     worker = threading.Thread(target=run)
     worker.start()
-    worker.join(30)
-    assert not errors, errors
+    return worker, errors
 
 
 async def test_a_reply_whose_parent_commits_while_it_is_threaded_joins_the_parents_ticket(
@@ -98,13 +108,60 @@ async def test_a_reply_whose_parent_commits_while_it_is_threaded_joins_the_paren
     assert await db.read(orm(tickets_and_statuses)) == (1, [InboundStatus.DELIVERED, InboundStatus.DELIVERED])
 
 
+async def test_a_worker_opening_a_ticket_does_not_wait_for_another_workers_transaction_that_opened_one(
+    gateway: Gateway,
+    db: Database,
+    settings: Settings,
+    database_url: tuple[str, dict[str, Any]],
+    resolver: FixedResolver,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A processing transaction commits up to 32 messages. If opening a ticket locked the
+    # mailbox's ticket counter until that commit, a second worker opening a ticket in the
+    # same mailbox would wait for the whole transaction, and two workers would take turns.
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time")
+    first = await gateway.receive(build_mail(sender=ALICE, to=SUPPORT, subject="Printer jammed", body="Floor 3."),
+                                  mail_from=ALICE, rcpt_tos=(SUPPORT,))  # fmt: skip
+
+    def claimed_by_this_worker(session: Session) -> None:
+        session.execute(update(InboundEmail).where(InboundEmail.id == first).values(
+            status=InboundStatus.PROCESSING, attempts=1, lease_expires_at=utcnow().replace(year=2100)))
+
+    await gateway.db.write(claimed_by_this_worker)
+    await gateway.receive(build_mail(sender=BOB, to=SUPPORT, subject="New badge", body="Lost mine."),
+                          mail_from=BOB, rcpt_tos=(SUPPORT,))  # fmt: skip
+    opened, ours, finished = on_ticket.open_ticket, threading.get_ident(), []
+
+    def open_then_other_worker_opens_one(*args: Any, **kwargs: Any) -> Any:
+        ticket = opened(*args, **kwargs)
+        if threading.get_ident() == ours and not finished:  # our transaction is open: the other worker opens Bob's
+            worker, errors = _other_worker_starts(settings, database_url[1], resolver)
+            worker.join(5)
+            finished.append((not worker.is_alive(), worker, errors))
+        return ticket
+
+    monkeypatch.setattr(on_ticket, "open_ticket", open_then_other_worker_opens_one)
+    await gateway.processor.process(first)
+    [(in_time, worker, errors)] = finished
+    worker.join(30)
+    assert not errors, errors
+    assert in_time, "the other worker waited for this worker's transaction to open its ticket"
+
+    def refs(session: Session) -> list[int]:
+        return list(session.scalars(select(Ticket.ref)))
+
+    opened_refs = await db.read(orm(refs))
+    assert len(set(opened_refs)) == 2
+
+
 async def test_a_message_that_deadlocks_with_another_worker_is_retried_at_once_with_its_attempt_kept(
     gateway: Gateway, db: Database, database_url: tuple[str, dict[str, Any]], mailbox: Mailbox
 ) -> None:
     # Two workers commit several messages per transaction, so they lock rows in whatever
-    # order their messages come: one opened a ticket (the mailbox's ticket counter) and then
-    # wants a ticket the other touched, while the other wants the counter. PostgreSQL
-    # breaks the cycle by failing one statement. That message did nothing wrong: it goes
+    # order their messages come: one added a contact (Bob, new) and then wants a ticket the
+    # other touched, while the other wants to add the same contact. PostgreSQL breaks the
+    # cycle by failing one statement. That message did nothing wrong: it goes
     # back to the queue at once without spending an attempt, and its worker commits what it
     # has, so the other worker's wait ends too.
     if db.is_sqlite:
@@ -126,11 +183,12 @@ async def test_a_message_that_deadlocks_with_another_worker_is_retried_at_once_w
             await worker.execute(update(Ticket).where(Ticket.id == printer).values(last_activity_at=utcnow()))
             processing = asyncio.ensure_future(gateway.processor.process_batch())
             waiting = text("SELECT count(*) FROM pg_locks WHERE NOT granted")
-            for _ in range(100):  # until the processor, holding the counter, waits for the ticket
+            for _ in range(100):  # until the processor, having added Bob, waits for the ticket
                 if await watcher.scalar(waiting):
                     break
                 await asyncio.sleep(0.05)
-            await worker.execute(update(Mailbox).where(Mailbox.id == mailbox.id).values(next_ref=Mailbox.next_ref))
+            bob = {"email": BOB, "name": "", "public_id": new_public_id(), "created_at": utcnow()}
+            await worker.execute(pg_insert(Contact).values(bob).on_conflict_do_nothing(index_elements=["email"]))
             await worker.commit()
             await processing
     finally:
