@@ -207,6 +207,24 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time so far of the PostgreSQL server's processes on this machine (0 where there are none)."""
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                if (entry / "comm").read_text().strip() == "postgres":
+                    total += _cpu(int(entry.name))
+    return total
+
+
+def machine_busy() -> float:
+    """Seconds of CPU the whole machine has spent busy (all cores, not idle or waiting on IO) since boot."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    idle = ticks[3] + ticks[4]  # idle, iowait
+    return (sum(ticks[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def _cpu(pid: int) -> float:
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()

@@ -5,10 +5,11 @@ A backlog of corpus messages is stored pending in a fresh database made the way 
 node benchmarks make one (`wicket db upgrade`, a mailbox, an agent), then plain `wicket
 serve` is started over it, as the README says. Every 10 s it prints how many inbound
 messages are finished, the rate since the last line and the outbox by status; at the end,
-the whole drain's rate and the node's CPU time. On PostgreSQL it also samples
-`pg_stat_activity` five times a second and prints the statements found running most
-often, with what they waited on: a statement whose share grows with the stored rows is
-one whose cost does.
+the whole drain's rate, the node's CPU time, PostgreSQL's (every server process, read
+before the node stops) and how many of the machine's cores were busy on average. On
+PostgreSQL it also samples `pg_stat_activity` five times a second and prints the
+statements found running most often, with what they waited on: a statement whose share
+grows with the stored rows is one whose cost does.
 
     python -m bench.scale postgres 20000
     python -m bench.scale sqlite 20000 -- --workers 2
@@ -19,13 +20,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import collections
+import os
 import threading
 import time
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from bench.node import Node, NodeDatabase, counts, drained, finished, fresh_node_database
+from bench.node import (
+    Node,
+    NodeDatabase,
+    counts,
+    drained,
+    finished,
+    fresh_node_database,
+    machine_busy,
+    postgres_cpu_seconds,
+)
 from bench.procs import OUT, run_job
 
 SAMPLE_SECONDS = 0.2
@@ -74,6 +85,7 @@ class Sampler:
 
 def drain(database: NodeDatabase, count: int, serve_args: list[str], kind: str) -> None:
     with Node(database, f"scale-{kind}", *serve_args) as node:
+        server_before, busy_before = postgres_cpu_seconds(), machine_busy()
         start = last_at = time.perf_counter()
         last = 0
         while True:
@@ -87,7 +99,10 @@ def drain(database: NodeDatabase, count: int, serve_args: list[str], kind: str) 
             last, last_at = done, now
             if drained(seen, count):
                 break
-        print(f"{count / (now - start):.1f} msg/s over the drain; the node's CPU time {node.cpu_seconds():.0f} s")
+        server, busy = postgres_cpu_seconds() - server_before, machine_busy() - busy_before
+        print(f"{count / (now - start):.1f} msg/s over the drain; the node's CPU time {node.cpu_seconds():.0f} s"
+              + (f", PostgreSQL's {server:.0f} s" if kind == "postgres" else "")
+              + f"; the machine's {os.cpu_count()} cores {busy / (now - start):.2f} busy")  # fmt: skip
 
 
 def main() -> None:

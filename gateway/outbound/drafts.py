@@ -151,21 +151,22 @@ def queue_draft(
     )
 
 
-def without_secrets(
-    email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = (), rating_token: str | None = None
-) -> bytes:
-    """`email` as bytes with the link's token, its code, download and rating tokens replaced in the text.
-
-    Changes `email`: call it after the bytes to send were taken.
-    """
-    if issued is None and not downloads and not rating_token:
-        return email.as_bytes(policy=SMTP)
+def _placeholders(issued: IssuedLink | None, downloads: Sequence[str], rating_token: str | None) -> dict[str, str]:
+    """Each secret the email carries, with the text that replaces it in the kept copy."""
     replaced = {token: REDACTED for token in downloads}
     if rating_token:
         replaced[rating_token] = RATING_SENT
     if issued is not None:
         code = format_code(issued.code)
         replaced |= {issued.token: LINK_SENT, code: CODE_SENT, issued.code: CODE_SENT}
+    return replaced
+
+
+def without_secrets(email: EmailMessage, replaced: dict[str, str]) -> bytes:
+    """`email` as bytes with each secret of `replaced` replaced in the text parts.
+
+    Changes `email`: call it after the bytes to send were taken.
+    """
     for part in email.walk():
         if part.get_content_maintype() != "text" or part.is_multipart() or part.get_filename():
             continue
@@ -180,8 +181,10 @@ def without_secrets(
 def rendered(
     email: EmailMessage, issued: IssuedLink | None, downloads: Sequence[str] = (), rating_token: str | None = None
 ) -> Rendered:
+    """The bytes to send and the copy to keep: the same bytes when the email carries no secret."""
     raw = email.as_bytes(policy=SMTP)
-    kept = without_secrets(email, issued, downloads, rating_token)
+    replaced = _placeholders(issued, downloads, rating_token)
+    kept = without_secrets(email, replaced) if replaced else raw
     return Rendered(raw, kept, issued.link.id if issued is not None else None)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from datetime import timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -12,7 +13,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 import gateway.outbound.drafts as drafts
-
 from gateway.cli.runtime import Gateway
 from gateway.models import MagicLink, OutboxMessage, OutboxStatus, utcnow
 from gateway.outbound.outbox import OutboxWorker
@@ -174,3 +174,21 @@ async def test_a_draft_whose_lease_was_lost_before_it_was_prepared_issues_nothin
     await gateway.outbox.deliver_batch()
     assert outbox_sender(gateway).sent == []
     assert await links_issued(gateway) == 0
+
+
+def test_an_email_carrying_no_secret_is_serialized_once_and_kept_as_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A notification of a message without files has no link, code or download to replace:
+    # serializing it again for the copy would only repeat the bytes sent.
+    email = EmailMessage()
+    email["Subject"] = "New message on #1001"
+    email.set_content("Alice wrote: where is my invoice?")
+    serialized, as_bytes = [], EmailMessage.as_bytes
+
+    def counting(message: EmailMessage, *args: Any, **kwargs: Any) -> bytes:
+        serialized.append(message)
+        return as_bytes(message, *args, **kwargs)
+
+    monkeypatch.setattr(EmailMessage, "as_bytes", counting)
+    copy = drafts.rendered(email, None)
+    assert copy.kept == copy.raw and b"where is my invoice?" in copy.raw
+    assert len(serialized) == 1
