@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -30,20 +31,32 @@ from tests.support import SUPPORT
 BOB = "bob@customer.test"
 
 
-def _other_worker_processes_everything(settings: Settings, options: dict[str, Any], resolver: FixedResolver) -> None:
-    """A second node's processor, with its own connections, drains what is pending and commits."""
-    worker, errors = _other_worker_starts(settings, options, resolver)
-    worker.join(30)
-    assert not errors, errors
+@pytest.fixture(autouse=True)
+def _postgres_only(db: Database) -> None:
+    if db.is_sqlite:
+        pytest.skip("SQLite runs one transaction at a time")
 
 
-def _other_worker_starts(
-    settings: Settings, options: dict[str, Any], resolver: FixedResolver
-) -> tuple[threading.Thread, list[BaseException]]:
-    """The same, on a thread the caller joins; the errors it raised are in the list."""
+async def _claimed_by_this_worker(gateway: Gateway, row_id: int) -> None:
+    """The row is leased to `gateway`'s processor, as its claim would leave it."""
+
+    def claimed(session: Session) -> None:
+        session.execute(update(InboundEmail).where(InboundEmail.id == row_id).values(
+            status=InboundStatus.PROCESSING, attempts=1, lease_expires_at=utcnow().replace(year=2100)))
+
+    await gateway.db.write(claimed)
+
+
+OtherWorker = Callable[[], tuple[threading.Thread, list[BaseException]]]
+
+
+@pytest.fixture
+def other_worker(settings: Settings, database_url: tuple[str, dict[str, Any]], resolver: FixedResolver) -> OtherWorker:
+    """Starts a second node's processor, with its own connections, on a thread: it drains what
+    is pending and commits. The caller joins the thread; the errors it raised are in the list."""
 
     async def drain() -> None:
-        db = open_database(settings, **options)
+        db = open_database(settings, **database_url[1])
         other = Gateway(settings, db, resolver=resolver)
         await other.start()
         try:
@@ -52,29 +65,25 @@ def _other_worker_starts(
             await other.stop()
             await db.dispose()
 
-    errors: list[BaseException] = []
+    def start() -> tuple[threading.Thread, list[BaseException]]:
+        errors: list[BaseException] = []
 
-    def run() -> None:
-        try:
-            asyncio.run(drain())
-        except BaseException as error:  # noqa: BLE001 - reported by the caller
-            errors.append(error)
+        def run() -> None:
+            try:
+                asyncio.run(drain())
+            except BaseException as error:  # noqa: BLE001 - reported by the caller
+                errors.append(error)
 
-    worker = threading.Thread(target=run)
-    worker.start()
-    return worker, errors
+        worker = threading.Thread(target=run)
+        worker.start()
+        return worker, errors
+
+    return start
 
 
 async def test_a_reply_whose_parent_commits_while_it_is_threaded_joins_the_parents_ticket(
-    gateway: Gateway,
-    db: Database,
-    settings: Settings,
-    database_url: tuple[str, dict[str, Any]],
-    resolver: FixedResolver,
-    monkeypatch: pytest.MonkeyPatch,
+    gateway: Gateway, db: Database, other_worker: OtherWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    if db.is_sqlite:
-        pytest.skip("SQLite runs one transaction at a time")
     # Bob writes in and Alice, a colleague he forwarded it to, replies to his mail.
     parent = build_mail(sender=BOB, to=SUPPORT, subject="Printer jammed", body="Floor 3 again.")
     parent_id = parent.split(b"Message-ID: ")[1].split(b"\n")[0].strip().decode()
@@ -83,18 +92,16 @@ async def test_a_reply_whose_parent_commits_while_it_is_threaded_joins_the_paren
     await gateway.receive(parent, mail_from=BOB, rcpt_tos=(SUPPORT,))
     reply_row = await gateway.receive(reply, mail_from=ALICE, rcpt_tos=(SUPPORT,))
 
-    def claimed_by_this_worker(session: Session) -> None:
-        session.execute(update(InboundEmail).where(InboundEmail.id == reply_row).values(
-            status=InboundStatus.PROCESSING, attempts=1, lease_expires_at=utcnow().replace(year=2100)))
-
-    await gateway.db.write(claimed_by_this_worker)
+    await _claimed_by_this_worker(gateway, reply_row)
     find, raced = on_ticket.find_conversation, []
 
     def find_then_parent_commits(*args: Any, **kwargs: Any) -> Any:
         found = find(*args, **kwargs)  # the parent is not stored yet: no ticket
         if not raced:
             raced.append(found.ticket)
-            _other_worker_processes_everything(settings, database_url[1], resolver)  # meanwhile the parent's worker commits
+            worker, errors = other_worker()  # meanwhile the parent's worker commits
+            worker.join(30)
+            assert not errors, errors
         return found
 
     monkeypatch.setattr(on_ticket, "find_conversation", find_then_parent_commits)
@@ -109,26 +116,15 @@ async def test_a_reply_whose_parent_commits_while_it_is_threaded_joins_the_paren
 
 
 async def test_a_worker_opening_a_ticket_does_not_wait_for_another_workers_transaction_that_opened_one(
-    gateway: Gateway,
-    db: Database,
-    settings: Settings,
-    database_url: tuple[str, dict[str, Any]],
-    resolver: FixedResolver,
-    monkeypatch: pytest.MonkeyPatch,
+    gateway: Gateway, db: Database, other_worker: OtherWorker, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A processing transaction commits up to 32 messages. If opening a ticket locked the
     # mailbox's ticket counter until that commit, a second worker opening a ticket in the
     # same mailbox would wait for the whole transaction, and two workers would take turns.
-    if db.is_sqlite:
-        pytest.skip("SQLite runs one transaction at a time")
     first = await gateway.receive(build_mail(sender=ALICE, to=SUPPORT, subject="Printer jammed", body="Floor 3."),
                                   mail_from=ALICE, rcpt_tos=(SUPPORT,))  # fmt: skip
 
-    def claimed_by_this_worker(session: Session) -> None:
-        session.execute(update(InboundEmail).where(InboundEmail.id == first).values(
-            status=InboundStatus.PROCESSING, attempts=1, lease_expires_at=utcnow().replace(year=2100)))
-
-    await gateway.db.write(claimed_by_this_worker)
+    await _claimed_by_this_worker(gateway, first)
     await gateway.receive(build_mail(sender=BOB, to=SUPPORT, subject="New badge", body="Lost mine."),
                           mail_from=BOB, rcpt_tos=(SUPPORT,))  # fmt: skip
     opened, ours, finished = on_ticket.open_ticket, threading.get_ident(), []
@@ -136,7 +132,7 @@ async def test_a_worker_opening_a_ticket_does_not_wait_for_another_workers_trans
     def open_then_other_worker_opens_one(*args: Any, **kwargs: Any) -> Any:
         ticket = opened(*args, **kwargs)
         if threading.get_ident() == ours and not finished:  # our transaction is open: the other worker opens Bob's
-            worker, errors = _other_worker_starts(settings, database_url[1], resolver)
+            worker, errors = other_worker()
             worker.join(5)
             finished.append((not worker.is_alive(), worker, errors))
         return ticket
@@ -164,8 +160,6 @@ async def test_a_message_that_deadlocks_with_another_worker_is_retried_at_once_w
     # cycle by failing one statement. That message did nothing wrong: it goes
     # back to the queue at once without spending an attempt, and its worker commits what it
     # has, so the other worker's wait ends too.
-    if db.is_sqlite:
-        pytest.skip("SQLite runs one transaction at a time")
     first = build_mail(sender=ALICE, to=SUPPORT, subject="Printer jammed", body="Floor 3 again.")
     first_id = first.split(b"Message-ID: ")[1].split(b"\n")[0].strip().decode()
     await gateway.receive(first, mail_from=ALICE, rcpt_tos=(SUPPORT,))
