@@ -226,7 +226,7 @@ class Processor:
         rest = await self._db.write(partial(self._process_unit, ids))
         if self._wanted is not None:
             mailbox_id, self._wanted = self._wanted, None
-            await self._db.write(lambda session: self._numbers.reserve(session, mailbox_id))
+            await self._numbers.reserve(self._db, mailbox_id)
         return rest
 
     def _process_unit(self, ids: list[int], session: Session) -> list[int]:

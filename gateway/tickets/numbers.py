@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from gateway.models import Mailbox
 from gateway.storage import statements
+from gateway.storage.database import Database
 
 _MAILBOXES = Mailbox.__table__
 # Core: a loaded Mailbox keeps its old next_ref, which nothing reads.
@@ -84,10 +85,15 @@ class TicketNumbers:
         found.next += 1
         return found.next - 1
 
-    def reserve(self, session: Session, mailbox_id: int) -> None:
-        """A new block for `mailbox_id`, in `session`'s transaction, which should commit at once."""
-        first = take_numbers(session.connection(), mailbox_id, self._block)
-        self._blocks[mailbox_id] = _Block(first, first + self._block)
+    async def reserve(self, db: Database, mailbox_id: int) -> None:
+        """A new block for `mailbox_id`, taken in a transaction of its own.
+
+        The block is handed out only once that transaction has committed: numbers from a
+        transaction that rolled back were never taken, and another worker may take them.
+        """
+        count = self._block
+        first = await db.write(lambda session: take_numbers(session.connection(), mailbox_id, count))
+        self._blocks[mailbox_id] = _Block(first, first + count)
 
     def holding(self) -> bool:
         """Whether any reserved number is still unused."""

@@ -3,7 +3,9 @@ the unused rest given back at a clean stop (gateway/tickets/numbers.py)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import event, select
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from gateway.cli.runtime import Gateway
@@ -11,7 +13,7 @@ from gateway.inbound.dns import FixedResolver
 from gateway.models import Mailbox, Ticket
 from gateway.settings import Settings
 from gateway.storage.database import Database, orm
-from gateway.tickets.numbers import TicketNumbers
+from gateway.tickets.numbers import NumbersNeeded, TicketNumbers
 from gateway.tickets.service import open_ticket
 from tests.mailflow import ALICE, build_mail
 from tests.support import SUPPORT
@@ -54,8 +56,8 @@ async def test_numbers_another_worker_reserved_after_ours_are_never_given_back_t
     db: Database, mailbox: Mailbox
 ) -> None:
     ours, theirs = TicketNumbers(block=10), TicketNumbers(block=10)
-    await db.write(lambda session: ours.reserve(session, mailbox.id))
-    await db.write(lambda session: theirs.reserve(session, mailbox.id))
+    await ours.reserve(db, mailbox.id)
+    await theirs.reserve(db, mailbox.id)
     assert (ours.take(mailbox.id), theirs.take(mailbox.id)) == (1001, 1011)
     await db.write(ours.give_back)  # the counter has moved past our block: ours stay spent
     assert await _counter(db, mailbox) == 1021
@@ -71,3 +73,24 @@ async def test_a_ticket_opened_outside_processing_takes_the_next_number_in_its_o
         return open_ticket(session, session.get_one(Mailbox, mailbox.id), None, "By hand").ref
 
     assert [await db.write(opened), await db.write(opened)] == [1001, 1002]
+
+
+async def test_a_block_whose_transaction_did_not_commit_is_never_handed_out(db: Database, mailbox: Mailbox) -> None:
+    # The counter never moved, so another worker may take the same numbers: handing them
+    # out here as well would give two tickets one number.
+    def commit_fails(_connection: object) -> None:
+        raise OperationalError("COMMIT", {}, Exception("disk I/O error"))
+
+    ours = TicketNumbers(block=10)
+    for engine in db.engines:
+        event.listen(engine, "commit", commit_fails)
+    try:
+        with pytest.raises(OperationalError):
+            await ours.reserve(db, mailbox.id)
+    finally:
+        for engine in db.engines:
+            event.remove(engine, "commit", commit_fails)
+    assert await _counter(db, mailbox) == 1001
+    assert not ours.holding()
+    with pytest.raises(NumbersNeeded):
+        ours.take(mailbox.id)
