@@ -6,7 +6,8 @@ locks that row until the transaction commits, and a processing transaction commi
 them, so two workers would take turns (docs/architecture.md, "Ticket numbers").
 
 A worker therefore keeps `TicketNumbers`: blocks of numbers it reserved, each in a
-transaction of its own committed at once, handed out one by one as it opens tickets.
+transaction of its own and handed out, once that has committed, one by one as it opens
+tickets.
 Opening a ticket in a mailbox with no reserved numbers left raises `NumbersNeeded`; the
 processor rolls that message back, reserves a block and runs it again. At a clean stop
 the worker gives the unused rest of each block back, when nobody reserved after it, so a
