@@ -7,13 +7,13 @@ them, so two workers would take turns (docs/architecture.md, "Ticket numbers").
 
 A worker therefore keeps `TicketNumbers`: blocks of numbers it reserved, each in a
 transaction of its own and handed out, once that has committed, one by one as it opens
-tickets.
-Opening a ticket in a mailbox with no reserved numbers left raises `NumbersNeeded`; the
-processor rolls that message back, reserves a block and runs it again. At a clean stop
-the worker gives the unused rest of each block back, when nobody reserved after it, so a
-single node numbers its tickets without gaps across restarts. Numbers stay unique in a
-mailbox; they can skip (a crash, a message rolled back after taking one) and two
-workers' tickets interleave in their numbering: a reference is an identifier, not a count.
+tickets. Opening a ticket in a mailbox with no reserved numbers left raises
+`NumbersNeeded`; the processor rolls that message back, reserves a block and runs it
+again. At a clean stop the worker gives the unused rest of each block back, when nobody
+reserved after it, so a single node numbers its tickets without gaps across restarts.
+Numbers stay unique in a mailbox; they can skip (a crash, a message rolled back after
+taking one) and two workers' tickets interleave in their numbering: a reference is an
+identifier, not a count.
 
 A session with no `TicketNumbers` attached (`next_number`) takes one number from the
 counter in its own transaction, by the same statement: a short transaction holds the
