@@ -3,21 +3,26 @@
 After the relay's 250 a row must be marked sent in a committed transaction, or it is sent
 again once its lease runs out (delivery is at-least-once: docs/architecture.md, "The
 leased queue"). One transaction per email made the commit, not the relay, the outbox's
-pace: a commit and its disk flush per message. `SentMarks` commits marks while the worker
-sends the next email; the rows sent meanwhile share the next transaction. The window in
-which a crash resends an email grows from one row to the rows of one commit, and the
-resent copy keeps its Message-ID, so receivers that deduplicate show it once.
+pace. `SentMarks` collects the rows sent while it lingers (`SENT_MARK_LINGER_SECONDS`,
+or until the worker's claim is all sent) and marks them in one transaction, while the
+worker goes on sending. A relay that answers within the linger has a claim marked in one
+commit; a slow one has each email marked while the next are sent. A crash therefore
+resends at most the emails of the linger and one commit, and the resent copy keeps its
+Message-ID, so receivers that deduplicate show it once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session
 
 from gateway.models import OutboxMessage
 from gateway.storage.database import Database
+
+SENT_MARK_LINGER_SECONDS = 0.05  # far below a lease, about a relay's answer on a LAN
 
 
 class SentMarks:
@@ -28,18 +33,21 @@ class SentMarks:
         self._mark = mark
         self._waiting: list[OutboxMessage] = []
         self._committing: asyncio.Task[None] | None = None
+        self._at_once = asyncio.Event()
 
     def add(self, row: OutboxMessage) -> None:
-        """Mark `row` sent in the next commit; starts one if none is running."""
+        """Mark `row` sent in a commit within the linger; starts one if none is running."""
         self._waiting.append(row)
         if self._committing is None or self._committing.done():
             self._committing = asyncio.ensure_future(self._commit_all())
 
     async def flush(self) -> None:
-        """Wait until every row added is committed; re-raises a failed commit.
+        """Commit what waits without lingering, and wait until every row added is committed;
+        re-raises a failed commit.
 
         Shielded: a worker that is stopping still records what the relay already has.
         """
+        self._at_once.set()
         while self._committing is not None:
             committing = self._committing
             try:
@@ -53,6 +61,8 @@ class SentMarks:
 
     async def _commit_all(self) -> None:
         while self._waiting:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._at_once.wait(), SENT_MARK_LINGER_SECONDS)
             rows, self._waiting = self._waiting, []
 
             def mark(session: Session, rows: list[OutboxMessage] = rows) -> None:
