@@ -87,6 +87,7 @@ class Gateway:
                 await task
         self._servers.clear()
         self._tasks.clear()
+        await self.sender.close()  # after the outbox task: nothing sends meanwhile
         await self.processor.release()  # after the processing task: nothing claims meanwhile
         await asyncio.to_thread(self.processor.close)
         await self.store.stop()

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import mailbox
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session as OrmSession
 
@@ -22,48 +20,8 @@ from gateway.outbound.sent_marks import SENT_MARK_LINGER_SECONDS
 from gateway.settings import Settings
 from gateway.storage.database import orm
 from tests.mailflow import ALICE
+from tests.outbound.relays import Relay, relay_settings
 from tests.support import ReceiveEmail
-
-
-@dataclass
-class Relay:
-    """A tiny SMTP relay: answers DATA from a script of replies, then 250; keeps what it took."""
-
-    data_replies: list[str] = field(default_factory=list)
-    received: list[Envelope] = field(default_factory=list)
-    logins: list[tuple[bytes, bytes]] = field(default_factory=list)
-    port: int = 0
-
-    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
-        reply = self.data_replies.pop(0) if self.data_replies else "250 2.0.0 OK"
-        if reply.startswith("250"):
-            self.received.append(envelope)
-        return reply
-
-    def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:
-        assert isinstance(data, LoginPassword)
-        self.logins.append((data.login, data.password))
-        return AuthResult(success=data.password == b"relay-secret", handled=False)
-
-
-@pytest.fixture
-async def relay() -> AsyncIterator[Relay]:
-    script = Relay()
-
-    def protocol() -> SMTP:
-        return SMTP(script, authenticator=script.authenticate, auth_require_tls=False)
-
-    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
-    script.port = server.sockets[0].getsockname()[1]
-    yield script
-    server.close()
-    await server.wait_closed()
-
-
-def relay_settings(settings: Settings, relay: Relay, **overrides: Any) -> Settings:
-    values = {"relay_host": "127.0.0.1", "relay_port": relay.port, "relay_security": "none",
-              "relay_username": "wicket", "relay_password": "relay-secret", "outbox_retry_base_seconds": 0}
-    return Settings(**{**settings.model_dump(), **values, **overrides})
 
 
 async def queued_acknowledgement(receive_email: ReceiveEmail, gateway: Gateway) -> OutboxMessage:

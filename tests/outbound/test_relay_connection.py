@@ -1,0 +1,90 @@
+"""One relay connection for many emails: kept while it is fresh, replaced when the relay hung up."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from gateway.cli.runtime import Gateway
+from gateway.outbound import senders
+from gateway.outbound.outbox import OutboxWorker
+from gateway.outbound.senders import PermanentFailure, SmtpSender
+from gateway.settings import Settings
+from tests.outbound.relays import Relay, relay_settings
+from tests.support import ReceiveEmail, simple_mail
+
+
+async def send_to_customers(sender: SmtpSender, count: int) -> None:
+    for number in range(count):
+        await sender.send("support@example.test", [f"c{number}@customer.test"], simple_mail(f"Email {number}"))
+
+
+async def test_emails_sent_one_after_another_share_one_relay_connection(settings: Settings, relay: Relay) -> None:
+    sender = SmtpSender(relay_settings(settings, relay))
+    await send_to_customers(sender, 5)
+    await sender.close()
+    assert [envelope.rcpt_tos for envelope in relay.received] == [[f"c{n}@customer.test"] for n in range(5)]
+    assert len(set(relay.peers)) == 1
+    assert relay.logins == [(b"wicket", b"relay-secret")]  # one login for the five
+    assert relay.quits == 1
+
+
+async def test_an_email_the_relay_refuses_leaves_the_connection_to_the_next(settings: Settings, relay: Relay) -> None:
+    relay.data_replies = ["554 5.7.1 Message rejected as spam"]
+    sender = SmtpSender(relay_settings(settings, relay))
+    with pytest.raises(PermanentFailure, match="554"):
+        await send_to_customers(sender, 1)
+    await send_to_customers(sender, 1)
+    assert len(relay.received) == 1
+    assert len(relay.peers) == 2 and len(set(relay.peers)) == 1
+
+
+async def test_a_relay_that_hung_up_gets_the_next_email_on_a_new_connection(settings: Settings, relay: Relay) -> None:
+    relay.hang_up = True  # as a relay does with a client idle past its timeout
+    sender = SmtpSender(relay_settings(settings, relay))
+    for number in range(3):
+        await send_to_customers(sender, 1)
+        await asyncio.sleep(0.05)  # the relay's close arrives while the connection waits
+    assert len(relay.received) == 3
+    assert len(set(relay.peers)) == 3
+
+
+async def test_a_connection_idle_past_the_limit_is_closed_with_a_quit(
+    settings: Settings, relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(senders, "RELAY_IDLE_SECONDS", 0.05)
+    sender = SmtpSender(relay_settings(settings, relay))
+    await send_to_customers(sender, 1)
+    await asyncio.sleep(0.3)
+    assert relay.quits == 1  # said goodbye on its own, not left open
+    await send_to_customers(sender, 1)
+    assert len(set(relay.peers)) == 2
+    await sender.close()
+
+
+async def test_a_connection_carries_a_bounded_number_of_emails(
+    settings: Settings, relay: Relay, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(senders, "RELAY_EMAILS_PER_CONNECTION", 2)
+    sender = SmtpSender(relay_settings(settings, relay))
+    await send_to_customers(sender, 5)
+    await sender.close()
+    assert len(relay.received) == 5
+    assert len(set(relay.peers)) == 3
+
+
+async def test_the_outbox_sends_a_claim_over_one_relay_connection(
+    gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
+) -> None:
+    for number in range(6):
+        await receive_email(
+            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
+            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
+        )
+    smtp = relay_settings(settings, relay)
+    sender = SmtpSender(smtp)
+    assert await OutboxWorker(gateway.db, smtp, sender).drain() == 6
+    await sender.close()
+    assert len(relay.received) == 6
+    assert len(set(relay.peers)) == 1
