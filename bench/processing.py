@@ -29,15 +29,16 @@ from bench.corpus import Mail, backlog
 from bench.databases import SUPPORT, bench_settings, fresh_database, postgres_available
 from bench.node import Node, NodeDatabase, counts, drained, fresh_node_database
 from bench.plan import Plan
-from bench.procs import OUT, ChildFailed, announce, run_job
-from bench.smtp_bench import NAMES
+from bench.procs import OUT, Child, ChildFailed, announce, run_job
 from bench.report import Row, Target
+from bench.smtp_bench import NAMES
 from gateway.cli.runtime import Gateway
 from gateway.models import InboundEmail, Ticket
 
 TARGET = Target(">=", 0.3)
 NODE_TARGET = Target(">=", 0.5)
 SECOND_WORKER_TARGET = Target(">=", 1.6)
+RELAY_TARGET = Target(">=", 0.8)  # the relay's own CPU included: it runs on the same two cores
 WORKER_ROLES = ("--role", "worker", "--role", "outbox")
 
 
@@ -124,9 +125,11 @@ async def store_backlog(count: int, url: str, workdir: Path) -> dict[str, object
     return {"messages": count, "parse_seconds": parse[0], "parse_cpu_seconds": parse[1]}
 
 
-def _node_drain(database: NodeDatabase, name: str, count: int, *args: str) -> tuple[float, dict[str, object]]:
+def _node_drain(
+    database: NodeDatabase, name: str, count: int, *args: str, env: dict[str, str] | None = None
+) -> tuple[float, dict[str, object]]:
     """Seconds from `wicket serve ARGS` claiming the first row to inbound and outbox both finished."""
-    with Node(database, name, *args) as node:
+    with Node(database, name, *args, env=env) as node:
         first = done = None
         deadline = time.monotonic() + 3600
         while done is None and time.monotonic() < deadline:
@@ -148,27 +151,44 @@ def _listed(by_status: dict[str, int]) -> str:
     return ", ".join(f"{n} {status}" for status, n in sorted(by_status.items()))
 
 
+def _relay_env(relay: Child, workdir: Path) -> dict[str, str]:
+    """Settings that send the node's mail to `relay` as a deployment sends to its submission port."""
+    return {"WICKET_OUTBOUND_SENDER": "smtp", "WICKET_RELAY_HOST": "localhost", "WICKET_RELAY_PORT": str(relay.port),
+            "WICKET_RELAY_SECURITY": "starttls", "WICKET_RELAY_CA_FILE": str(workdir / "relay-ca.pem"),
+            "WICKET_RELAY_USERNAME": "wicket", "WICKET_RELAY_PASSWORD": "bench"}  # fmt: skip
+
+
 def _through_node(kind: str, plan: Plan) -> list[Row]:
-    """The backlog processed by plain `wicket serve`, then by `--role worker --role outbox` in one process and two."""
+    """The backlog processed by plain `wicket serve` (to the maildir, then to an SMTP relay), then by
+    `--role worker --role outbox` in one process and two."""
     rates: dict[str, float] = {}
     notes: dict[str, str] = {}
     parser = 0.0
-    runs = {"serve": (), "one": WORKER_ROLES, "two": WORKER_ROLES + ("--workers", "2")}
+    workdir = OUT / f"processing-node-{kind}"
+    runs = {"serve": (), "relay": (), "one": WORKER_ROLES, "two": WORKER_ROLES + ("--workers", "2")}
     for label, args in runs.items():
-        with fresh_node_database(kind, OUT / f"processing-node-{kind}") as database:
+        with contextlib.ExitStack() as stack:
+            database = stack.enter_context(fresh_node_database(kind, workdir))
             stored = run_job("bench.processing", "--messages", str(plan.backlog), "--store", database.url,
-                             "--workdir", str(OUT / f"processing-node-{kind}"), timeout=3600)
+                             "--workdir", str(workdir), timeout=3600)
             parser = max(parser, plan.backlog / float(stored["parse_seconds"]))
-            seconds, seen = _node_drain(database, f"processing-{kind}-{label}", plan.backlog, *args)
+            relay = env = None
+            if label == "relay":
+                relay = stack.enter_context(Child(f"relay-{kind}", "relay", "--ca", str(workdir / "relay-ca.pem")))
+                env = _relay_env(relay, workdir)
+            seconds, seen = _node_drain(database, f"processing-{kind}-{label}", plan.backlog, *args, env=env)
+            taken = f"; {relay.stop()['accepted']} taken by the relay" if relay is not None else ""
         rates[label] = plan.backlog / seconds
         inbound, outbox = seen["inbound"], seen["outbox"]
         assert isinstance(inbound, dict) and isinstance(outbox, dict)
         notes[label] = (f"{plan.backlog} msgs: {_listed(inbound)}; {seen['tickets']} tickets; "
-                        f"outbox {_listed(outbox)}")
+                        f"outbox {_listed(outbox)}{taken}")
     name = NAMES[kind]
     return [
         Row(f"processing + outbox, plain `wicket serve`, {name}", rates["serve"], "msg/s", parser,
             "mail-parser alone", NODE_TARGET, notes["serve"]),
+        Row(f"the same sending to an SMTP relay (STARTTLS, AUTH), {name}", rates["relay"], "msg/s", rates["serve"],
+            "sending to the maildir", RELAY_TARGET, notes["relay"]),
         Row(f"processing + outbox, `wicket serve --role worker --role outbox`, {name}", rates["one"], "msg/s", parser,
             "mail-parser alone", NODE_TARGET, notes["one"]),
         Row(f"the same with `--workers 2`, {name}", rates["two"], "msg/s", rates["one"], "one worker process",

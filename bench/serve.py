@@ -1,7 +1,9 @@
 """Benchmark servers, one per process: `python -m bench.serve KIND [options]`.
 
 `null-smtp` is the SMTP baseline: aiosmtpd's own protocol with a handler that answers
-250 and stores nothing. `wicket-smtp` is Wicket's listener exactly as `wicket serve`
+250 and stores nothing. `relay` is an outbound relay for the node to send to: the same
+handler behind STARTTLS and AUTH, as a submission port asks, with a certificate for
+`localhost` from trustme (its CA written to `--ca`). `wicket-smtp` is Wicket's listener exactly as `wicket serve`
 builds it (`Gateway(settings).start()` then `serve_smtp`) over a fresh SQLite file or
 PostgreSQL schema, optionally with the processor and outbox worker running too (the
 whole serving process, for the memory benchmark) or under pyinstrument. `hello-http` is aiohttp's hello world,
@@ -14,11 +16,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import ssl
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from aiohttp import web
-from aiosmtpd.smtp import SMTP, Envelope, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from sqlalchemy import func, select
 
 from bench.databases import fresh_database
@@ -55,6 +58,29 @@ async def null_smtp(options: argparse.Namespace, stop: asyncio.Event) -> None:
         nonlocal connections
         connections += 1
         return SMTP(handler, hostname="mx.example.test")
+
+    server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
+    announce("READY", port=server.sockets[0].getsockname()[1])
+    await stop.wait()
+    server.close()
+    announce("DONE", accepted=handler.accepted, connections=connections)
+
+
+async def relay(options: argparse.Namespace, stop: asyncio.Event) -> None:
+    import trustme
+
+    authority = trustme.CA()
+    authority.cert_pem.write_to_path(options.ca)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    authority.issue_cert("localhost").configure_cert(context)
+    handler = NullHandler()
+    connections = 0
+
+    def protocol() -> SMTP:
+        nonlocal connections
+        connections += 1
+        return SMTP(handler, hostname="relay.example.test", tls_context=context, require_starttls=True,
+                    authenticator=lambda *_: AuthResult(success=True), auth_required=True)
 
     server = await asyncio.get_running_loop().create_server(protocol, "127.0.0.1", 0)
     announce("READY", port=server.sockets[0].getsockname()[1])
@@ -110,6 +136,7 @@ async def portal(options: argparse.Namespace, stop: asyncio.Event) -> None:
 
 SERVERS: dict[str, Callable[[argparse.Namespace, asyncio.Event], Awaitable[None]]] = {
     "null-smtp": null_smtp,
+    "relay": relay,
     "wicket-smtp": wicket_smtp,
     "hello-http": hello_http,
     "portal": portal,
@@ -123,6 +150,7 @@ def main() -> None:
     parser.add_argument("--workdir", default="bench/out/work")
     parser.add_argument("--process", action="store_true", help="also run the processor and outbox worker")
     parser.add_argument("--profile", help="wicket-smtp: write a pyinstrument profile of the serving time here")
+    parser.add_argument("--ca", help="relay: write the certificate authority's PEM here")
     parser.add_argument("--links", type=int, default=0, help="portal: magic links to issue for the exchange test")
     options = parser.parse_args()
 
