@@ -126,4 +126,7 @@ async def _answer_and_send(db: Database, settings: Settings) -> None:
 
     gateway = Gateway(settings, db)
     await seed_demo_agent_answers(db, gateway.events)
-    await gateway.outbox.drain()
+    try:
+        await gateway.outbox.drain()
+    finally:
+        await gateway.sender.close()

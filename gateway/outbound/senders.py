@@ -50,6 +50,7 @@ def _failure(code: int, text: str) -> DeliveryError:
 
 RELAY_IDLE_SECONDS = 5.0  # a kept connection unused this long says QUIT; relays wait a minute or more
 RELAY_EMAILS_PER_CONNECTION = 100  # then a fresh one, as some relays cap what one connection carries
+RELAY_QUIT_SECONDS = 5.0  # how long a goodbye may hold up the next email or a stopping node
 
 
 class SmtpSender:
@@ -61,10 +62,11 @@ class SmtpSender:
 
     One connection carries email after email, as an MTA's SMTP client keeps its
     connections: connecting, EHLO, STARTTLS and AUTH cost more than sending a notification
-    (docs/architecture.md, "One email, from the socket to the page", step 5). It is closed with QUIT after `RELAY_IDLE_SECONDS`
-    unused or `RELAY_EMAILS_PER_CONNECTION` emails, and dropped after any failure but a
-    refusal of the one email (which aiosmtplib answers with RSET). A kept connection the
-    relay has hung up on meanwhile is replaced and the email sent over the new one.
+    (docs/architecture.md, "One email, from the socket to the page", step 5). It is closed
+    with QUIT after `RELAY_IDLE_SECONDS` unused or `RELAY_EMAILS_PER_CONNECTION` emails, and
+    dropped after any failure but a well-formed refusal of the one email (which aiosmtplib
+    follows with RSET). A kept connection the relay hung up on meanwhile is replaced, and
+    one it closes with 421 at MAIL, before any of the email, is tried again on a new one.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -93,32 +95,50 @@ class SmtpSender:
 
     async def _send(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
         s = self._settings
-        kept = False
         try:
+            client, kept = await self._connection()
             try:
-                client, kept = await self._connection()
                 await client.sendmail(mail_from, rcpt_tos, raw, timeout=s.relay_timeout_seconds)
-            except aiosmtplib.SMTPServerDisconnected:
-                self._drop()
-                if not kept:
+            except aiosmtplib.SMTPSenderRefused as error:
+                if not (kept and error.code == 421):
                     raise
-                client, _ = await self._connection()  # the relay hung up on the kept one meanwhile
+                # A relay closing a kept connection (its cap on one connection, its idle
+                # timeout) answers MAIL with 421, before any of the email: it goes on a new one.
+                self._drop()
+                client, _ = await self._connection()
                 await client.sendmail(mail_from, rcpt_tos, raw, timeout=s.relay_timeout_seconds)
             self._carried += 1
         except aiosmtplib.SMTPRecipientsRefused as error:
+            self._keep_if_refused_alone(error)
             worst = min(error.recipients, key=lambda r: r.code)  # any 4xx means: try again
             raise _failure(worst.code, f"{worst.recipient}: {worst.message}") from error
         except aiosmtplib.SMTPAuthenticationError as error:
             self._drop()
             raise TemporaryFailure(f"the relay refused our credentials: {error.code} {error.message}") from error
         except aiosmtplib.SMTPResponseException as error:
+            self._keep_if_refused_alone(error)
             raise _failure(error.code, error.message) from error
         except (aiosmtplib.SMTPException, OSError, TimeoutError) as error:
+            # Cut mid-conversation (after the dot, the relay may have the email): the outbox
+            # tries again after its backoff, never at once, as for any unreachable relay.
             self._drop()
             raise TemporaryFailure(f"relay {s.relay_host}:{s.relay_port} unreachable: {error}") from error
         except BaseException:
             self._drop()  # cancelled mid-conversation: the connection's state is unknown
             raise
+
+    def _keep_if_refused_alone(self, error: aiosmtplib.SMTPException) -> None:
+        """Keep the connection after the relay refused this email in well-formed words (aiosmtplib
+        has sent RSET); drop it after anything else: a garbled reply, a 421, a lost connection."""
+        if isinstance(error, aiosmtplib.SMTPRecipientsRefused):
+            codes = [recipient.code for recipient in error.recipients]
+        elif isinstance(error, aiosmtplib.SMTPSenderRefused | aiosmtplib.SMTPDataError):
+            codes = [error.code]
+        else:
+            codes = [0]
+        usable = self._client is not None and self._client.is_connected
+        if not (usable and all(400 <= code < 600 and code != 421 for code in codes)):
+            self._drop()
 
     async def _connection(self) -> tuple[aiosmtplib.SMTP, bool]:
         """The kept connection when it is still open and not spent, else a new one; whether it was kept."""
@@ -147,11 +167,15 @@ class SmtpSender:
 
     async def _quit(self) -> None:
         client, self._client = self._client, None
-        if client is not None and client.is_connected:
-            try:
-                await client.quit()
-            except (aiosmtplib.SMTPException, OSError, TimeoutError):
-                client.close()
+        if client is None:
+            return
+        try:
+            if client.is_connected:
+                await client.quit(timeout=RELAY_QUIT_SECONDS)
+        except (aiosmtplib.SMTPException, OSError, TimeoutError):
+            pass  # a goodbye the relay did not answer: closed all the same
+        finally:
+            client.close()  # also when cancelled while saying QUIT
 
     def _drop(self) -> None:
         client, self._client = self._client, None

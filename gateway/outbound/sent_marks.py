@@ -34,9 +34,12 @@ class SentMarks:
         self._waiting: list[OutboxMessage] = []
         self._committing: asyncio.Task[None] | None = None
         self._at_once = asyncio.Event()
+        self._since = 0.0  # when the oldest waiting row was added (the event loop's clock)
 
     def add(self, row: OutboxMessage) -> None:
         """Mark `row` sent in a commit within the linger; starts one if none is running."""
+        if not self._waiting:
+            self._since = asyncio.get_running_loop().time()
         self._waiting.append(row)
         if self._committing is None or self._committing.done():
             self._committing = asyncio.ensure_future(self._commit_all())
@@ -60,9 +63,12 @@ class SentMarks:
                     self._committing = None
 
     async def _commit_all(self) -> None:
+        loop = asyncio.get_running_loop()
         while self._waiting:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._at_once.wait(), SENT_MARK_LINGER_SECONDS)
+            left = self._since + SENT_MARK_LINGER_SECONDS - loop.time()  # rows added during a commit lingered then
+            if left > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._at_once.wait(), left)
             rows, self._waiting = self._waiting, []
 
             def mark(session: Session, rows: list[OutboxMessage] = rows) -> None:

@@ -17,29 +17,48 @@ class Relay:
 
     `peers` has the client's address for every DATA it answered, so tests see which emails
     came over one connection; with `hang_up`, it drops each connection after its first DATA,
-    as a relay that timed out an idle client would have; `quits` counts the clients that
-    said goodbye.
+    as a relay that timed out an idle client would have; `mail_replies` script MAIL (a 421
+    also hangs up, as relays do); with `vanish_after_data`, the next DATA is stored and the
+    connection cut before its 250 leaves; `quits` counts the clients that said goodbye
+    (answered after `quit_delay`).
     """
 
     data_replies: list[str] = field(default_factory=list)
+    mail_replies: list[str] = field(default_factory=list)
+    vanish_after_data: bool = False
     received: list[Envelope] = field(default_factory=list)
     logins: list[tuple[bytes, bytes]] = field(default_factory=list)
     peers: list[object] = field(default_factory=list)
     hang_up: bool = False
+    quit_delay: float = 0.0
     quits: int = 0
     port: int = 0
+
+    async def handle_MAIL(
+        self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
+    ) -> str:
+        reply = self.mail_replies.pop(0) if self.mail_replies else "250 OK"
+        if reply.startswith("250"):
+            envelope.mail_from = address
+        elif reply.startswith("421") and server.transport is not None:
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return reply
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.peers.append(session.peer)
         reply = self.data_replies.pop(0) if self.data_replies else "250 2.0.0 OK"
         if reply.startswith("250"):
             self.received.append(envelope)
-        if self.hang_up and server.transport is not None:
+        if self.vanish_after_data and server.transport is not None:
+            self.vanish_after_data = False
+            server.transport.abort()  # stored, and the 250 never leaves
+        elif self.hang_up and server.transport is not None:
             asyncio.get_running_loop().call_soon(server.transport.close)  # after the reply is written
         return reply
 
     async def handle_QUIT(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         self.quits += 1
+        await asyncio.sleep(self.quit_delay)
         return "221 Bye"
 
     def authenticate(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any) -> AuthResult:

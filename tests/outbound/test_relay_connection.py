@@ -9,7 +9,7 @@ import pytest
 from gateway.cli.runtime import Gateway
 from gateway.outbound import senders
 from gateway.outbound.outbox import OutboxWorker
-from gateway.outbound.senders import PermanentFailure, SmtpSender
+from gateway.outbound.senders import PermanentFailure, SmtpSender, TemporaryFailure
 from gateway.settings import Settings
 from tests.outbound.relays import Relay, relay_settings
 from tests.support import ReceiveEmail, simple_mail
@@ -48,6 +48,52 @@ async def test_a_relay_that_hung_up_gets_the_next_email_on_a_new_connection(sett
         await asyncio.sleep(0.05)  # the relay's close arrives while the connection waits
     assert len(relay.received) == 3
     assert len(set(relay.peers)) == 3
+
+
+async def test_a_garbled_reply_costs_the_connection_not_the_emails_after_it(settings: Settings, relay: Relay) -> None:
+    relay.data_replies = ["Queued!"]  # no reply code: what else the connection holds is unknown
+    sender = SmtpSender(relay_settings(settings, relay))
+    with pytest.raises(TemporaryFailure):
+        await send_to_customers(sender, 1)
+    await send_to_customers(sender, 3)
+    await sender.close()
+    assert len(relay.received) == 3
+    assert len(relay.peers) == 4 and len(set(relay.peers)) == 2  # a new connection after the garbled reply
+
+
+async def test_a_relay_closing_a_kept_connection_with_421_gets_the_email_on_a_new_one(
+    settings: Settings, relay: Relay
+) -> None:
+    relay.mail_replies = ["250 OK", "421 4.7.0 Too many messages on this connection, closing"]
+    sender = SmtpSender(relay_settings(settings, relay))
+    await send_to_customers(sender, 2)  # the second is refused at MAIL on the kept connection
+    await sender.close()
+    assert [envelope.rcpt_tos for envelope in relay.received] == [["c0@customer.test"], ["c1@customer.test"]]
+    assert len(set(relay.peers)) == 2
+
+
+async def test_a_connection_cut_after_the_email_went_is_a_temporary_failure_not_a_second_copy(
+    settings: Settings, relay: Relay
+) -> None:
+    sender = SmtpSender(relay_settings(settings, relay))
+    await send_to_customers(sender, 1)
+    relay.vanish_after_data = True
+    with pytest.raises(TemporaryFailure):
+        await send_to_customers(sender, 1)  # the outbox tries again after its backoff, as for a new connection
+    assert len(relay.received) == 2
+
+
+async def test_a_close_cancelled_while_it_says_quit_still_closes_the_socket(settings: Settings, relay: Relay) -> None:
+    relay.quit_delay = 1.0
+    sender = SmtpSender(relay_settings(settings, relay))
+    await send_to_customers(sender, 1)
+    client = sender._client
+    assert client is not None and client.is_connected
+    closing = asyncio.ensure_future(sender.close())
+    await asyncio.sleep(0.1)
+    closing.cancel()
+    await asyncio.gather(closing, return_exceptions=True)
+    assert not client.is_connected
 
 
 async def test_a_connection_idle_past_the_limit_is_closed_with_a_quit(
