@@ -198,6 +198,11 @@ class OutboxWorker:
                 delivered = await self.deliver_batch()
                 backoff = self._settings.outbox_poll_seconds
             except (OperationalError, InterfaceError, OSError) as error:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # Stopping, and the last marks' commit failed: its error took the stop's
+                    # place, and swallowing it would leave the worker running.
+                    raise asyncio.CancelledError from error
                 log.warning("outbox cannot reach the database (%s); retrying in %.0fs", error, backoff)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 60.0)

@@ -10,13 +10,14 @@ from datetime import timedelta
 
 import pytest
 from sqlalchemy import event, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session as OrmSession
 
 from gateway.cli.runtime import Gateway
 from gateway.models import Message, OutboxMessage, OutboxStatus, utcnow
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import MaildirSender, MemorySender, SmtpSender
-from gateway.outbound.sent_marks import SENT_MARK_LINGER_SECONDS
+from gateway.outbound.sent_marks import SENT_MARK_LINGER_SECONDS, SentMarks
 from gateway.settings import Settings
 from gateway.storage.database import orm
 from tests.mailflow import ALICE
@@ -278,3 +279,30 @@ async def test_a_slow_relay_has_each_email_marked_sent_while_the_next_are_sent(
     await OutboxWorker(gateway.db, settings, slow).drain()
     assert slow.marked_before[0] == 0
     assert slow.marked_before[-1] >= 2, slow.marked_before
+
+
+async def test_a_worker_stopped_while_the_database_fails_its_last_marks_still_stops(
+    gateway: Gateway, settings: Settings, receive_email: ReceiveEmail, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stopping, the worker still records what the relay took (SentMarks.flush); when that
+    # commit fails, its error must not swallow the stop and leave the worker running.
+    await new_requests(receive_email, 1)
+    sending = asyncio.Event()
+
+    class Stalled:
+        async def send(self, mail_from: str, rcpt_tos: list[str], raw: bytes) -> None:
+            sending.set()
+            await asyncio.Event().wait()
+
+        async def close(self) -> None:
+            return None
+
+    async def unreachable(self: object) -> None:
+        raise OperationalError("COMMIT", {}, Exception("the database went away"))
+
+    monkeypatch.setattr(SentMarks, "flush", unreachable)
+    worker = asyncio.create_task(OutboxWorker(gateway.db, settings, Stalled()).run())
+    await asyncio.wait_for(sending.wait(), 5)
+    worker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.wait_for(worker, 5)
