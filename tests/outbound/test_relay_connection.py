@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import pytest
 
@@ -15,13 +16,20 @@ from tests.outbound.relays import Relay, relay_settings
 from tests.support import ReceiveEmail, simple_mail
 
 
+@pytest.fixture
+async def sender(settings: Settings, relay: Relay) -> AsyncIterator[SmtpSender]:
+    """A relay sender to the scripted relay; its connection closed at the end."""
+    relay_sender = SmtpSender(relay_settings(settings, relay))
+    yield relay_sender
+    await relay_sender.close()
+
+
 async def send_to_customers(sender: SmtpSender, count: int) -> None:
     for number in range(count):
         await sender.send("support@example.test", [f"c{number}@customer.test"], simple_mail(f"Email {number}"))
 
 
-async def test_emails_sent_one_after_another_share_one_relay_connection(settings: Settings, relay: Relay) -> None:
-    sender = SmtpSender(relay_settings(settings, relay))
+async def test_emails_sent_one_after_another_share_one_relay_connection(relay: Relay, sender: SmtpSender) -> None:
     await send_to_customers(sender, 5)
     await sender.close()
     assert [envelope.rcpt_tos for envelope in relay.received] == [[f"c{n}@customer.test"] for n in range(5)]
@@ -30,9 +38,8 @@ async def test_emails_sent_one_after_another_share_one_relay_connection(settings
     assert relay.quits == 1
 
 
-async def test_an_email_the_relay_refuses_leaves_the_connection_to_the_next(settings: Settings, relay: Relay) -> None:
+async def test_an_email_the_relay_refuses_leaves_the_connection_to_the_next(relay: Relay, sender: SmtpSender) -> None:
     relay.data_replies = ["554 5.7.1 Message rejected as spam"]
-    sender = SmtpSender(relay_settings(settings, relay))
     with pytest.raises(PermanentFailure, match="554"):
         await send_to_customers(sender, 1)
     await send_to_customers(sender, 1)
@@ -40,9 +47,8 @@ async def test_an_email_the_relay_refuses_leaves_the_connection_to_the_next(sett
     assert len(relay.peers) == 2 and len(set(relay.peers)) == 1
 
 
-async def test_a_relay_that_hung_up_gets_the_next_email_on_a_new_connection(settings: Settings, relay: Relay) -> None:
+async def test_a_relay_that_hung_up_gets_the_next_email_on_a_new_connection(relay: Relay, sender: SmtpSender) -> None:
     relay.hang_up = True  # as a relay does with a client idle past its timeout
-    sender = SmtpSender(relay_settings(settings, relay))
     for number in range(3):
         await send_to_customers(sender, 1)
         await asyncio.sleep(0.05)  # the relay's close arrives while the connection waits
@@ -50,9 +56,8 @@ async def test_a_relay_that_hung_up_gets_the_next_email_on_a_new_connection(sett
     assert len(set(relay.peers)) == 3
 
 
-async def test_a_garbled_reply_costs_the_connection_not_the_emails_after_it(settings: Settings, relay: Relay) -> None:
+async def test_a_garbled_reply_costs_the_connection_not_the_emails_after_it(relay: Relay, sender: SmtpSender) -> None:
     relay.data_replies = ["Queued!"]  # no reply code: what else the connection holds is unknown
-    sender = SmtpSender(relay_settings(settings, relay))
     with pytest.raises(TemporaryFailure):
         await send_to_customers(sender, 1)
     await send_to_customers(sender, 3)
@@ -62,10 +67,9 @@ async def test_a_garbled_reply_costs_the_connection_not_the_emails_after_it(sett
 
 
 async def test_a_relay_closing_a_kept_connection_with_421_gets_the_email_on_a_new_one(
-    settings: Settings, relay: Relay
+    relay: Relay, sender: SmtpSender
 ) -> None:
     relay.mail_replies = ["250 OK", "421 4.7.0 Too many messages on this connection, closing"]
-    sender = SmtpSender(relay_settings(settings, relay))
     await send_to_customers(sender, 2)  # the second is refused at MAIL on the kept connection
     await sender.close()
     assert [envelope.rcpt_tos for envelope in relay.received] == [["c0@customer.test"], ["c1@customer.test"]]
@@ -73,9 +77,8 @@ async def test_a_relay_closing_a_kept_connection_with_421_gets_the_email_on_a_ne
 
 
 async def test_a_connection_cut_after_the_email_went_is_a_temporary_failure_not_a_second_copy(
-    settings: Settings, relay: Relay
+    relay: Relay, sender: SmtpSender
 ) -> None:
-    sender = SmtpSender(relay_settings(settings, relay))
     await send_to_customers(sender, 1)
     relay.vanish_after_data = True
     with pytest.raises(TemporaryFailure):
@@ -83,9 +86,8 @@ async def test_a_connection_cut_after_the_email_went_is_a_temporary_failure_not_
     assert len(relay.received) == 2
 
 
-async def test_a_close_cancelled_while_it_says_quit_still_closes_the_socket(settings: Settings, relay: Relay) -> None:
+async def test_a_close_cancelled_while_it_says_quit_still_closes_the_socket(relay: Relay, sender: SmtpSender) -> None:
     relay.quit_delay = 1.0
-    sender = SmtpSender(relay_settings(settings, relay))
     await send_to_customers(sender, 1)
     client = sender._client
     assert client is not None and client.is_connected
@@ -97,10 +99,9 @@ async def test_a_close_cancelled_while_it_says_quit_still_closes_the_socket(sett
 
 
 async def test_a_connection_idle_past_the_limit_is_closed_with_a_quit(
-    settings: Settings, relay: Relay, monkeypatch: pytest.MonkeyPatch
+    relay: Relay, sender: SmtpSender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(senders, "RELAY_IDLE_SECONDS", 0.05)
-    sender = SmtpSender(relay_settings(settings, relay))
     await send_to_customers(sender, 1)
     await asyncio.sleep(0.3)
     assert relay.quits == 1  # said goodbye on its own, not left open
@@ -110,10 +111,9 @@ async def test_a_connection_idle_past_the_limit_is_closed_with_a_quit(
 
 
 async def test_a_connection_carries_a_bounded_number_of_emails(
-    settings: Settings, relay: Relay, monkeypatch: pytest.MonkeyPatch
+    relay: Relay, sender: SmtpSender, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(senders, "RELAY_EMAILS_PER_CONNECTION", 2)
-    sender = SmtpSender(relay_settings(settings, relay))
     await send_to_customers(sender, 5)
     await sender.close()
     assert len(relay.received) == 5
