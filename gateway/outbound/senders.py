@@ -157,11 +157,7 @@ class SmtpSender:
             timeout=s.relay_timeout_seconds,
             local_hostname=s.smtp_hostname,
         )
-        try:
-            await client.connect()
-        except BaseException:
-            client.close()
-            raise
+        await client.connect()  # closes its own socket when it fails
         self._client, self._carried = client, 0
         return client, False
 
