@@ -3,8 +3,8 @@
 `null-smtp` is the SMTP baseline: aiosmtpd's own protocol with a handler that answers
 250 and stores nothing. `relay` is an outbound relay for the node to send to: the same
 handler behind STARTTLS and AUTH, as a submission port asks, with a certificate for
-`localhost` from trustme (its CA written to `--ca`). `wicket-smtp` is Wicket's listener exactly as `wicket serve`
-builds it (`Gateway(settings).start()` then `serve_smtp`) over a fresh SQLite file or
+`localhost` from trustme (its CA written to `--ca`). `wicket-smtp` is Wicket's listener
+exactly as `wicket serve` builds it (`Gateway(settings).start()` then `serve_smtp`) over a fresh SQLite file or
 PostgreSQL schema, optionally with the processor and outbox worker running too (the
 whole serving process, for the memory benchmark) or under pyinstrument. `hello-http` is aiohttp's hello world,
 the portal baseline; `portal` is the real portal over a seeded database. Each prints
