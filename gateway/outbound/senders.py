@@ -157,7 +157,14 @@ class SmtpSender:
             timeout=s.relay_timeout_seconds,
             local_hostname=s.smtp_hostname,
         )
-        await client.connect()  # closes its own socket when it fails
+        try:
+            await client.connect()  # closes its own socket when it fails
+        except aiosmtplib.SMTPAuthenticationError:
+            raise
+        except aiosmtplib.SMTPResponseException as error:
+            # Refused before any email (greeting, EHLO, STARTTLS): an answer to this client
+            # that every email would get alike, so each waits for the operator, as an MTA defers.
+            raise TemporaryFailure(f"the relay refused the connection: {error.code} {error.message}") from error
         self._client, self._carried = client, 0
         return client, False
 

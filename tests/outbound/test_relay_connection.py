@@ -134,3 +134,23 @@ async def test_the_outbox_sends_a_claim_over_one_relay_connection(
     await sender.close()
     assert len(relay.received) == 6
     assert len(set(relay.peers)) == 1
+
+
+async def test_a_relay_refusing_the_connection_with_5xx_is_a_temporary_failure(settings: Settings) -> None:
+    # "554 no relaying for you" in the greeting is about this client and the relay's
+    # configuration, not this email: every email would fail alike, so each waits for the
+    # operator to fix it, as with wrong credentials (an MTA defers such mail too).
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"554 5.7.1 This relay does not serve your address\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(refuse, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    sender = SmtpSender(relay_settings(settings, Relay(port=port)))
+    try:
+        with pytest.raises(TemporaryFailure, match="554 5.7.1 This relay does not serve your address"):
+            await send_to_customers(sender, 1)
+    finally:
+        server.close()
+        await server.wait_closed()
