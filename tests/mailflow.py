@@ -17,6 +17,7 @@ from gateway.models import Agent
 from gateway.outbound.dkim import keygen
 from gateway.outbound.senders import MemorySender, SentMail
 from gateway.settings import Settings
+from tests.support import ReceiveEmail
 
 TOM = "tom@example.test"
 ALICE = "alice@customer.test"
@@ -29,6 +30,15 @@ async def add_tom(gateway: Gateway) -> Agent:
 
 def outbox_sender(gateway: Gateway) -> MemorySender:
     return cast(MemorySender, gateway.sender)
+
+
+async def new_requests(receive_email: ReceiveEmail, count: int) -> None:
+    """`count` customers (c0@…, c1@…) each open a ticket, so each gets an acknowledgement."""
+    for number in range(count):
+        await receive_email(
+            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
+            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
+        )
 
 
 async def settle(gateway: Gateway) -> MemorySender:

@@ -20,7 +20,7 @@ from gateway.outbound.senders import MaildirSender, MemorySender, SmtpSender
 from gateway.outbound.sent_marks import SENT_MARK_LINGER_SECONDS, SentMarks
 from gateway.settings import Settings
 from gateway.storage.database import orm
-from tests.mailflow import ALICE
+from tests.mailflow import ALICE, new_requests
 from tests.outbound.relays import Relay, relay_settings
 from tests.support import ReceiveEmail
 
@@ -28,15 +28,6 @@ from tests.support import ReceiveEmail
 async def queued_acknowledgement(receive_email: ReceiveEmail, gateway: Gateway) -> OutboxMessage:
     await receive_email("new-request.eml")
     return await gateway.db.read(orm(lambda session: session.scalars(select(OutboxMessage)).one()))
-
-
-async def new_requests(receive_email: ReceiveEmail, count: int) -> None:
-    """`count` customers (c0@…, c1@…) each open a ticket, so each gets an acknowledgement."""
-    for number in range(count):
-        await receive_email(
-            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
-            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
-        )
 
 
 async def outbox_row(gateway: Gateway, row_id: int) -> OutboxMessage:

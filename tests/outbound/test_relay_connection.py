@@ -12,6 +12,7 @@ from gateway.outbound import senders
 from gateway.outbound.outbox import OutboxWorker
 from gateway.outbound.senders import PermanentFailure, SmtpSender, TemporaryFailure
 from gateway.settings import Settings
+from tests.mailflow import new_requests
 from tests.outbound.relays import Relay, relay_settings
 from tests.support import ReceiveEmail, simple_mail
 
@@ -123,11 +124,7 @@ async def test_a_connection_carries_a_bounded_number_of_emails(
 async def test_the_outbox_sends_a_claim_over_one_relay_connection(
     gateway: Gateway, settings: Settings, relay: Relay, receive_email: ReceiveEmail
 ) -> None:
-    for number in range(6):
-        await receive_email(
-            f"From: c{number}@customer.test\r\nTo: support@example.test\r\nSubject: Help {number}\r\n"
-            f"Message-ID: <c{number}@customer.test>\r\n\r\nPlease help.\r\n".encode()
-        )
+    await new_requests(receive_email, 6)
     smtp = relay_settings(settings, relay)
     sender = SmtpSender(smtp)
     assert await OutboxWorker(gateway.db, smtp, sender).drain() == 6
