@@ -4,6 +4,11 @@
 `cli_runs` times through the installed `wicket` script (interpreter start, imports,
 settings, the query, the table); the median counts. Which modules each command loads is
 held by tests/cli/test_cli_imports.py; this row times it.
+
+Beside each, as its baseline, the same interpreter importing only the libraries the
+command cannot do without (`FLOORS`), timed the same way in the same run: what is left
+above it is Wicket's own (its models, settings and query). The targets are absolute, so
+a slower machine misses them while the ratio to the floor stays put.
 """
 
 from __future__ import annotations
@@ -18,15 +23,31 @@ from bench.procs import OUT
 from bench.report import Row, Target
 
 TARGETS = {"--help": Target("<=", 0.3, "s"), "tickets list": Target("<=", 0.6, "s")}
+# What each command imports of others' code at the least: click to parse the command line;
+# to list tickets, also asyncio, settings (pydantic-settings), the ORM with the SQLite
+# driver and rich's table.
+FLOORS = {
+    "--help": ("click", "click"),
+    "tickets list": (
+        "asyncio, click, pydantic-settings, SQLAlchemy ORM, aiosqlite, rich",
+        "asyncio, click, pydantic_settings, sqlalchemy.orm, sqlalchemy.dialects.sqlite.aiosqlite, rich.table",
+    ),
+}
 
 
-def _median_seconds(env: dict[str, str], args: list[str], runs: int) -> tuple[float, float]:
-    times = []
-    for _ in range(runs):
-        started = time.perf_counter()
-        subprocess.run([str(WICKET), *args], env=env, check=True, capture_output=True, timeout=60)
-        times.append(time.perf_counter() - started)
-    return statistics.median(times), min(times)
+def _timed(env: dict[str, str], command: list[str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)
+    return time.perf_counter() - started
+
+
+def _medians(env: dict[str, str], floor: list[str], command: list[str], runs: int) -> tuple[float, float, float]:
+    """Median seconds of the floor and of the command, run alternately; and the command's fastest."""
+    floors, times = [], []
+    for _ in range(runs):  # alternating, so both see the same moments of a shared machine
+        floors.append(_timed(env, floor))
+        times.append(_timed(env, command))
+    return statistics.median(floors), statistics.median(times), min(times)
 
 
 def run(plan: Plan, profile: bool = False) -> list[Row]:
@@ -37,9 +58,13 @@ def run(plan: Plan, profile: bool = False) -> list[Row]:
     env = node_env(f"sqlite+aiosqlite:///{workdir / 'wicket.db'}", workdir)
     wicket(env, "db", "upgrade")
     rows = []
+    python = str(WICKET.parent / "python")
     for command, target in TARGETS.items():
-        median, fastest = _median_seconds(env, command.split(), plan.cli_runs)
+        floor_name, modules = FLOORS[command]
+        floor, median, fastest = _medians(
+            env, [python, "-c", f"import {modules}"], [str(WICKET), *command.split()], plan.cli_runs
+        )
         note = f"median of {plan.cli_runs} runs, fastest {fastest:.2f} s"
         rows.append(Row(f"`wicket {command}`" + (" (empty database)" if "list" in command else ""), median, "s",
-                        target=target, note=note))
+                        floor, f"importing {floor_name} alone", target, note))
     return rows
