@@ -9,6 +9,12 @@ Beside each, as its baseline, the same interpreter importing only the libraries 
 command cannot do without (`FLOORS`), timed the same way in the same run: what is left
 above it is Wicket's own (its models, settings and query). The targets are absolute, so
 a slower machine misses them while the ratio to the floor stays put.
+
+A third row times plain `wicket serve` from its start until the supervisor says every
+process of the node is running (SQLite, the node's own layout), with the node's CPU time
+by then, against one process importing what a role process runs: the node starts its
+processes from a fork server that imports that once (docs/architecture.md, "One node,
+several processes"). It has no target.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ import statistics
 import subprocess
 import time
 
-from bench.node import WICKET, node_env, wicket
+from bench.node import WICKET, Node, fresh_node_database, node_env, wicket
 from bench.plan import Plan
 from bench.procs import OUT
 from bench.report import Row, Target
@@ -50,6 +56,28 @@ def _medians(env: dict[str, str], floor: list[str], command: list[str], runs: in
     return statistics.median(floors), statistics.median(times), min(times)
 
 
+SERVING_MODULES = "gateway.cli.serve, gateway.cli.node, portal.app"
+NODE_STARTS = 5
+
+
+def _node_start(plan: Plan) -> Row:
+    """Median seconds from `wicket serve` to "node running", beside one process's imports."""
+    python = str(WICKET.parent / "python")
+    starts, cpu, floors = [], [], []
+    with fresh_node_database("sqlite", OUT / "cli-serve") as database:
+        for _ in range(min(plan.cli_runs, NODE_STARTS)):
+            floors.append(_timed(database.env, [python, "-c", f"import {SERVING_MODULES}"]))
+            started = time.perf_counter()
+            with Node(database, "cli-serve") as node:
+                node.wait_ready()
+                starts.append(time.perf_counter() - started)
+                cpu.append(node.cpu_seconds())
+    note = (f"median of {len(starts)} starts, the node's CPU by then {statistics.median(cpu):.1f} s; "
+            f"no target")
+    return Row("plain `wicket serve` until every process runs (SQLite)", statistics.median(starts), "s",
+               statistics.median(floors), "one process importing what a role process runs", note=note)
+
+
 def run(plan: Plan, profile: bool = False) -> list[Row]:
     workdir = OUT / "cli"
     workdir.mkdir(parents=True, exist_ok=True)
@@ -67,4 +95,5 @@ def run(plan: Plan, profile: bool = False) -> list[Row]:
         note = f"median of {plan.cli_runs} runs, fastest {fastest:.2f} s"
         rows.append(Row(f"`wicket {command}`" + (" (empty database)" if "list" in command else ""), median, "s",
                         floor, f"importing {floor_name} alone", target, note))
+    rows.append(_node_start(plan))
     return rows

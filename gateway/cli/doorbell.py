@@ -18,15 +18,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from multiprocessing.context import SpawnContext
+    from multiprocessing.context import BaseContext
 
 LISTEN_TIMEOUT = 0.5  # how soon a listening thread notices that its process is stopping
 
 
 class Doorbell:
-    """One event for a node's processes; made by the supervisor, handed to each child it spawns."""
+    """One event for a node's processes; made by the supervisor, handed to each child it starts."""
 
-    def __init__(self, context: SpawnContext) -> None:
+    def __init__(self, context: BaseContext) -> None:
         self._event = context.Event()
 
     def ring(self) -> None:

@@ -30,6 +30,12 @@ DEMO_MAIL = ("new-request.eml", "reply-gmail.eml", "reply-outlook.eml", "same-su
              "html-only.eml", "inline-image.eml", "attachments-encoded-names.eml")
 
 
+# Imported once by the node's fork server beside the serving code, so a role process forked
+# from it starts with them loaded: this module (a child calls `_start_portal`) and the
+# portal, named here since the composition root is the only gateway code that knows it.
+CHILD_MODULES = (__name__, "portal.app")
+
+
 def _start_portal(*args: Any, **kwargs: Any) -> Awaitable[Any]:
     from portal.app import start_portal  # the composition root is the only gateway code that knows the portal
 
@@ -63,7 +69,7 @@ def serve(logging_setup: tuple[str, int], roles: tuple[str, ...], workers: int |
         return
     log_format, log_level = logging_setup
     raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
-                                log_level=log_level))
+                                log_level=log_level, preload=CHILD_MODULES))
 
 
 @click.command()
@@ -94,8 +100,8 @@ def demo(logging_setup: tuple[str, int]) -> None:
     slots = node_layout(ROLES, os.cpu_count() or 1, sqlite=settings.database_url.startswith("sqlite"))
     log_format, log_level = logging_setup
     raise SystemExit(serve_node(settings, slots, start_portal=_start_portal, log_format=log_format,
-                                log_level=log_level, ready=lambda: console().print(welcome, highlight=False,
-                                                                                 soft_wrap=True)))
+                                log_level=log_level, preload=CHILD_MODULES,
+                                ready=lambda: console().print(welcome, highlight=False, soft_wrap=True)))
 
 
 async def _seed_demo(settings: Settings) -> None:

@@ -14,6 +14,10 @@ The portal is handed in as a starter function by the command line, so this modul
 the whole gateway package) does not import the portal. Each process builds one `Gateway`
 whatever its roles, and the portal is started on that Gateway's database and its one
 `Processor`, so `--role portal` alone still processes portal replies and requests at once.
+
+The gateway itself (`RUNTIME`) is imported when roles are served, not with this module:
+the supervisor of a node only starts processes, and its children's fork server imports
+it once for all of them.
 """
 
 from __future__ import annotations
@@ -25,13 +29,13 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from gateway.cli.doorbell import Doorbell
-from gateway.cli.runtime import Gateway
 from gateway.cli.supervisor import ROLES, Slot, Supervisor
 from gateway.logs import configure_logging
 from gateway.settings import Settings
 
 log = logging.getLogger(__name__)
 
+RUNTIME = "gateway.cli.runtime"  # every role's code, through `Gateway`
 PortalStarter = Callable[..., Awaitable[Any]]
 
 
@@ -54,6 +58,8 @@ async def serve(
     loop = asyncio.get_running_loop()
     for signum in stop_signals:
         loop.add_signal_handler(signum, stop.set)
+    from gateway.cli.runtime import Gateway
+
     gateway = Gateway(settings, doorbell=doorbell)
     portal_runner = None
     try:
@@ -111,10 +117,14 @@ def serve_node(
     log_format: str,
     log_level: int,
     ready: Callable[[], None] | None = None,
+    preload: Iterable[str] = (),
 ) -> int:
-    """Run `slots` as child processes under a supervisor; returns the exit status."""
+    """Run `slots` as child processes under a supervisor; returns the exit status.
+
+    `preload`: modules the children's fork server imports once, beside this one and the gateway.
+    """
 
     def child_args(slot: Slot, doorbell: Doorbell) -> tuple[Any, ...]:
         return settings, slot.roles, start_portal, log_format, log_level, doorbell
 
-    return Supervisor(slots, run_child, child_args, on_ready=ready).run()
+    return Supervisor(slots, run_child, child_args, on_ready=ready, preload=(__name__, RUNTIME, *preload)).run()

@@ -18,6 +18,14 @@ the node with exit status 1, loudly, rather than crash-looping. SIGINT (Ctrl-C) 
 stop every child with SIGTERM, wait for them and exit 0. Children die with the supervisor
 (`PR_SET_PDEATHSIG` on Linux): a `kill -9` of the supervisor takes the node down whole, as
 a power cut would, instead of leaving listeners behind.
+
+Children are forked from a fork server (multiprocessing's `forkserver`), a process the
+supervisor starts first that imports the modules a role process needs (`preload`) once
+and forks a child for each start: a new child, at start or after a crash, is running in
+a fraction of a second, where a spawned one imported everything again (all of them at
+once when a node starts; the figures are in docs/architecture.md). The fork server runs no thread, no
+event loop and no connection, so a child inherits nothing held. It dies with the
+supervisor (gateway/cli/fork_server.py), and its children die with it.
 """
 
 from __future__ import annotations
@@ -44,6 +52,7 @@ ROLES = ("smtp", "worker", "outbox", "portal")
 FRONT_ROLES = ("smtp", "portal")  # answer the network; every other role drains a queue
 RESTARTS, RESTART_WINDOW = 5, 60.0
 STOP_SECONDS = 30.0
+FORK_SERVER_GUARD = "gateway.cli.fork_server"
 
 
 # Under load the kernel gives the cores to the front processes first, then to processing,
@@ -110,8 +119,9 @@ class RestartBudget:
 ChildTarget = Callable[..., None]
 
 
-def _child_main(parent: int, target: ChildTarget, ready: Connection, args: tuple[Any, ...], niceness: int = 0) -> None:
-    die_with_parent(parent)
+def _child_main(owner: int, target: ChildTarget, ready: Connection, args: tuple[Any, ...], niceness: int = 0) -> None:
+    # The parent is the fork server, which dies with `owner`, the supervisor.
+    die_with_parent(os.getppid(), owner=owner)
     if niceness:
         os.nice(niceness)  # inherited by the process's own workers (parse-ahead)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the supervisor decides
@@ -136,12 +146,15 @@ class Supervisor:
         args: Callable[[Slot, Doorbell], tuple[Any, ...]],
         *,
         on_ready: Callable[[], None] | None = None,
+        preload: Iterable[str] = (),
     ) -> None:
         self._slots = slots
         self._target = target
         self._args = args
         self._on_ready = on_ready
-        self._context = multiprocessing.get_context("spawn")
+        self._context = multiprocessing.get_context("forkserver")
+        # Read when the fork server starts; the first makes it die with this process.
+        self._context.set_forkserver_preload([FORK_SERVER_GUARD, *preload])
         self._doorbell = Doorbell(self._context)
         self._children: dict[str, _Child] = {}
         self._budgets = {slot.name: RestartBudget() for slot in slots}

@@ -72,16 +72,21 @@ def children(pid: int) -> list[int]:
     return [int(child) for child in found]
 
 
-def spawned(pid: int) -> list[int]:
-    """The node's role processes (multiprocessing's resource tracker is not one)."""
-    return [child for child in children(pid) if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+def fork_servers(pid: int) -> list[int]:
+    """The supervisor's fork server (multiprocessing's resource tracker is another child)."""
+    return [child for child in children(pid) if b"forkserver" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+def role_processes(pid: int) -> list[int]:
+    """The node's role processes: the children of the supervisor's fork server."""
+    return [child for server in fork_servers(pid) for child in children(server)]
 
 
 def descendants(pid: int) -> list[int]:
-    """Every role process and every process they started (parse workers), recursively."""
+    """The fork server, every role process and every process they started (parse workers)."""
     found = []
-    for child in spawned(pid) if pid else []:
-        found += [child, *_below(child)]
+    for server in fork_servers(pid) if pid else []:
+        found += [server, *_below(server)]
     return found
 
 
@@ -167,9 +172,9 @@ async def test_plain_serve_runs_a_front_per_core_restarts_a_dead_child_and_stops
         await node.wait_listening(port)
         await node.wait_listening(int(node_env["WICKET_HTTP_PORT"]))
         deadline = time.monotonic() + 60
-        while len(spawned(node.process.pid)) < expected_children(shared_url) and time.monotonic() < deadline:
+        while len(role_processes(node.process.pid)) < expected_children(shared_url) and time.monotonic() < deadline:
             time.sleep(0.1)
-        first = spawned(node.process.pid)
+        first = role_processes(node.process.pid)
         assert len(first) == expected_children(shared_url)
 
         send(port, 1)
@@ -183,7 +188,7 @@ async def test_plain_serve_runs_a_front_per_core_restarts_a_dead_child_and_stops
 
         os.kill(first[0], signal.SIGKILL)
         deadline = time.monotonic() + 60
-        while first[0] in spawned(node.process.pid) or len(spawned(node.process.pid)) < len(first):
+        while first[0] in role_processes(node.process.pid) or len(role_processes(node.process.pid)) < len(first):
             assert time.monotonic() < deadline, node.log.read_text()[-3000:]
             time.sleep(0.1)
         for n in range(2, 8):  # whichever front answers, mail is stored and processed
@@ -191,7 +196,7 @@ async def test_plain_serve_runs_a_front_per_core_restarts_a_dead_child_and_stops
         await wait_for_tickets(shared_url, 7, seconds=30)
         assert "exited with status -9; starting it again" in node.log.read_text()
 
-        last = spawned(node.process.pid)
+        last = role_processes(node.process.pid)
         node.process.send_signal(signal.SIGTERM)
         assert node.process.wait(timeout=40) == 0
         assert gone(last)
@@ -226,7 +231,8 @@ async def test_kill_9_of_the_supervisor_takes_every_child_and_parse_worker_with_
     try:
         await node.wait_listening(int(node_env["WICKET_SMTP_PORT"]))
         deadline = time.monotonic() + 60
-        while len(descendants(node.process.pid)) < expected_children(shared_url) + 1:
+        # The fork server, the role processes and a parse worker.
+        while len(descendants(node.process.pid)) < 1 + expected_children(shared_url) + 1:
             assert time.monotonic() < deadline, "no parse worker was started"
             time.sleep(0.1)
         orphans = descendants(node.process.pid)
