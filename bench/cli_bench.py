@@ -56,7 +56,7 @@ def _medians(env: dict[str, str], floor: list[str], command: list[str], runs: in
     return statistics.median(floors), statistics.median(times), min(times)
 
 
-SERVING_MODULES = "gateway.cli.serve, gateway.cli.node, portal.app"
+SERVING_MODULES = "gateway.cli.serve, gateway.cli.runtime, gateway.cli.node, portal.app"
 NODE_STARTS = 5
 
 
