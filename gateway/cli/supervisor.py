@@ -23,9 +23,9 @@ Children are forked from a fork server (multiprocessing's `forkserver`), a proce
 supervisor starts first that imports the modules a role process needs (`preload`) once
 and forks a child for each start: a new child, at start or after a crash, is running in
 a fraction of a second, where a spawned one imported everything again (all of them at
-once when a node starts; the figures are in docs/architecture.md). The fork server runs no thread, no
-event loop and no connection, so a child inherits nothing held. It dies with the
-supervisor (gateway/cli/fork_server.py), and its children die with it.
+once when a node starts; the figures are in docs/architecture.md). The fork server runs
+no thread, no event loop and no connection, so a child inherits nothing held. It dies
+with the supervisor (gateway/cli/fork_server.py), and its children die with it.
 """
 
 from __future__ import annotations
