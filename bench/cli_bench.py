@@ -56,17 +56,17 @@ def _medians(env: dict[str, str], floor: list[str], command: list[str], runs: in
     return statistics.median(floors), statistics.median(times), min(times)
 
 
+PYTHON = str(WICKET.parent / "python")  # the interpreter the `wicket` script runs on
 SERVING_MODULES = "gateway.cli.serve, gateway.cli.runtime, gateway.cli.node, portal.app"
 NODE_STARTS = 5
 
 
 def _node_start(plan: Plan) -> Row:
     """Median seconds from `wicket serve` to "node running", beside one process's imports."""
-    python = str(WICKET.parent / "python")
     starts, cpu, floors = [], [], []
     with fresh_node_database("sqlite", OUT / "cli-serve") as database:
         for _ in range(min(plan.cli_runs, NODE_STARTS)):
-            floors.append(_timed(database.env, [python, "-c", f"import {SERVING_MODULES}"]))
+            floors.append(_timed(database.env, [PYTHON, "-c", f"import {SERVING_MODULES}"]))
             started = time.perf_counter()
             with Node(database, "cli-serve") as node:
                 node.wait_ready()
@@ -86,11 +86,10 @@ def run(plan: Plan, profile: bool = False) -> list[Row]:
     env = node_env(f"sqlite+aiosqlite:///{workdir / 'wicket.db'}", workdir)
     wicket(env, "db", "upgrade")
     rows = []
-    python = str(WICKET.parent / "python")
     for command, target in TARGETS.items():
         floor_name, modules = FLOORS[command]
         floor, median, fastest = _medians(
-            env, [python, "-c", f"import {modules}"], [str(WICKET), *command.split()], plan.cli_runs
+            env, [PYTHON, "-c", f"import {modules}"], [str(WICKET), *command.split()], plan.cli_runs
         )
         note = f"median of {plan.cli_runs} runs, fastest {fastest:.2f} s"
         rows.append(Row(f"`wicket {command}`" + (" (empty database)" if "list" in command else ""), median, "s",

@@ -40,9 +40,7 @@ def is_running(pid: int) -> bool:
     """Whether process `pid` exists and has not exited (a zombie has)."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process has the number now
+    except (ProcessLookupError, PermissionError):  # gone, or another user's process has the number now
         return False
     with contextlib.suppress(OSError):  # Linux says whether it has exited and waits to be reaped
         state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
