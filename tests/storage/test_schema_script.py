@@ -1,8 +1,8 @@
 """The test suite's one-script schema on PostgreSQL is the schema `create_all` makes.
 
 `tests.support.create_schema` sends the models' DDL as one script on PostgreSQL, for speed;
-this compares what it makes, table by table, with `Base.metadata.create_all` in a second
-schema: columns, keys, indexes and constraints.
+this compares what it made for the `db` fixture, table by table, with what
+`Base.metadata.create_all` makes in a second schema: columns, keys, indexes and constraints.
 """
 
 from __future__ import annotations
@@ -17,30 +17,27 @@ from sqlalchemy import Connection, inspect, text
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from gateway.models import Base
-from tests.support import postgres_schema_script
+from gateway.storage.database import Database
 
 PG_URL = os.environ.get("WICKET_TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not PG_URL, reason="the script is PostgreSQL's")
 
 
 @pytest.fixture
-async def schemas() -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two empty schemas, each behind an engine whose search path is that schema."""
+async def other_schema() -> AsyncIterator[AsyncEngine]:
+    """A second empty schema, behind an engine whose search path is that schema."""
     assert PG_URL is not None
-    names = [f"wicket_test_{uuid.uuid4().hex[:12]}" for _ in range(2)]
+    name = f"wicket_test_{uuid.uuid4().hex[:12]}"
     admin = create_async_engine(PG_URL, isolation_level="AUTOCOMMIT")
     async with admin.connect() as conn:
-        for name in names:
-            await conn.execute(text(f'CREATE SCHEMA "{name}"'))
-    engines = [create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": n}}) for n in names]
+        await conn.execute(text(f'CREATE SCHEMA "{name}"'))
+    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": name}})
     try:
-        yield engines[0], engines[1]
+        yield engine
     finally:
-        for engine in engines:
-            await engine.dispose()
+        await engine.dispose()
         async with admin.connect() as conn:
-            for name in names:
-                await conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
+            await conn.execute(text(f'DROP SCHEMA "{name}" CASCADE'))
         await admin.dispose()
 
 
@@ -67,16 +64,11 @@ def _described(connection: Connection) -> dict[str, Any]:
     return tables
 
 
-async def test_the_one_script_makes_the_tables_create_all_makes(schemas: tuple[AsyncEngine, AsyncEngine]) -> None:
-    scripted, created = schemas
-    async with scripted.begin() as conn:
-        raw = await conn.get_raw_connection()
-        await raw.driver_connection.execute(postgres_schema_script())
-    async with created.begin() as conn:
+async def test_the_one_script_makes_the_tables_create_all_makes(db: Database, other_schema: AsyncEngine) -> None:
+    by_script = await db.read(_described)  # `db` was made by create_schema, with the script
+    async with other_schema.begin() as conn:
         await conn.run_sync(lambda sync: Base.metadata.create_all(sync))
-    async with scripted.connect() as conn:
-        by_script = await conn.run_sync(_described)
-    async with created.connect() as conn:
+    async with other_schema.connect() as conn:
         by_create_all = await conn.run_sync(_described)
     assert set(by_script) == {table.name for table in Base.metadata.sorted_tables}
     assert by_script == by_create_all
